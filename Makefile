@@ -1,0 +1,31 @@
+# Prism: `make run` and `make test` work on a fresh Debian 12 machine with the Swift toolchain.
+.PHONY: install build run test unit-test integration-test check-header bench clean
+
+CONFIG ?= config/prism.yaml
+
+install:
+	scripts/install.sh
+
+build: install
+	scripts/build.sh
+
+run: build
+	./dist/prism-gateway --config $(CONFIG)
+
+# Every test: the ABI header, Swift unit tests, then the real binary and plugins over real sockets.
+test: build check-header unit-test integration-test
+
+check-header:
+	scripts/check-header.sh
+
+unit-test:
+	swift test
+
+integration-test:
+	python3 -m pytest -q Tests/integration
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf .build dist

@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layout (the request's path): Sources/PrismCore/{Server → Pipeline → Routing → Transport} with
+// Plugins/ (provider adapters, middleware, routers) loaded through the C ABI in PrismPluginABI.
+// Plugins depend only on PluginKit (+ PrismWire and the ABI header), never on PrismCore.
+
+let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+/// A first-party plugin: a dynamic library built from Plugins/<folder> on PluginKit.
+func pluginTarget(_ name: String, folder: String) -> Target {
+    .target(name: name, dependencies: ["PluginKit", "PrismWire", "PrismPluginABI"],
+            path: "Plugins/\(folder)", swiftSettings: swiftSettings)
+}
+
+let package = Package(
+    name: "prism",
+    products: [
+        .executable(name: "prism-gateway", targets: ["prism-gateway"]),
+        .library(name: "PrismProviderOpenAI", type: .dynamic, targets: ["PrismProviderOpenAI"]),
+        .library(name: "PrismProviderMock", type: .dynamic, targets: ["PrismProviderMock"]),
+        .library(name: "PrismMiddlewareAuth", type: .dynamic, targets: ["PrismMiddlewareAuth"]),
+        .library(name: "PrismRouterRoundRobin", type: .dynamic, targets: ["PrismRouterRoundRobin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The plugin contract: one C header, nothing else.
+        .target(name: "PrismPluginABI", path: "Sources/PrismPluginABI"),
+        // System libraries, each with a tiny shim header for what Swift cannot import directly.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
+                       providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi",
+                       providers: [.apt(["libffi-dev"])]),
+        // Fast JSON and SSE, shared by the host and PluginKit. Knows nothing of either.
+        .target(name: "PrismWire", swiftSettings: swiftSettings),
+        // What Swift plugins share: ABI glue and OpenAI shapes.
+        .target(name: "PluginKit", dependencies: ["PrismWire", "PrismPluginABI"],
+                swiftSettings: swiftSettings),
+        .target(name: "PrismCore", dependencies: [
+            "PrismPluginABI", "PrismWire", "CCurl", "CYAML", "CFFI",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "prism-gateway", dependencies: ["PrismCore"],
+                          swiftSettings: swiftSettings),
+        pluginTarget("PrismProviderOpenAI", folder: "openai"),
+        pluginTarget("PrismProviderMock", folder: "mock"),
+        pluginTarget("PrismMiddlewareAuth", folder: "auth"),
+        pluginTarget("PrismRouterRoundRobin", folder: "round-robin"),
+        .testTarget(name: "PrismWireTests", dependencies: ["PrismWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "PrismCoreTests", dependencies: ["PrismCore", "PrismWire"],
+                    swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,114 @@
+import PluginKit
+import PrismPluginABI
+import PrismWire
+
+/// Client authentication with `Authorization: Bearer <key>` against the keys in `auth.keys`.
+///
+/// Every presented key is compared with every configured key in constant time (no early exit on
+/// the first differing byte, no early exit on the first match), so response timing does not reveal
+/// how much of a key was right or which entry matched.
+final class AuthMiddleware: Middleware {
+    struct ClientKey: Sendable {
+        let name: String
+        let owner: String
+        let secret: [UInt8]
+        /// Empty means every model.
+        let models: Set<String>
+    }
+
+    private let enabled: Bool
+    private let keys: [ClientKey]
+
+    init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
+        enabled = configuration["enabled"]?.boolValue ?? false
+        var keys: [ClientKey] = []
+        for (index, entry) in (configuration["keys"]?.arrayValue ?? []).enumerated() {
+            guard let secret = entry["key"]?.stringValue, !secret.isEmpty else {
+                throw PluginError.configuration("auth.keys[\(index)]: `key` is required")
+            }
+            let name = entry["name"]?.stringValue ?? "key-\(index)"
+            let models = Set((entry["models"]?.arrayValue ?? []).compactMap(\.stringValue))
+            keys.append(ClientKey(name: name, owner: entry["owner"]?.stringValue ?? "", secret: Array(secret.utf8),
+                                  models: models))
+        }
+        if enabled && keys.isEmpty {
+            throw PluginError.configuration("auth.enabled is true but auth.keys is empty: no client could get in")
+        }
+        self.keys = keys
+        host.log(.info, "auth \(enabled ? "enabled" : "disabled") with \(keys.count) key(s)")
+    }
+
+    func onRequest(_ request: PluginRequest, context: RequestContext, localResponse: HTTPBuilder) -> MiddlewareAction {
+        guard enabled else { return .proceed }
+        guard let presented = bearerToken(request.header("authorization")) else {
+            return reject(localResponse, status: 401, type: "authentication_error", code: "invalid_api_key",
+                          message: "Missing API key. Send it as `Authorization: Bearer <key>`.")
+        }
+        guard let key = match(presented) else {
+            return reject(localResponse, status: 401, type: "authentication_error", code: "invalid_api_key",
+                          message: "Invalid API key.")
+        }
+        context.setAttribute("key.name", key.name)
+        if !key.owner.isEmpty { context.setAttribute("key.owner", key.owner) }
+        let model = request.model
+        if !key.models.isEmpty, !model.isEmpty, !key.models.contains(model) {
+            return reject(localResponse, status: 403, type: "permission_error", code: "model_not_allowed",
+                          message: "The API key '\(key.name)' is not allowed to use model '\(model)'.")
+        }
+        return .proceed
+    }
+
+    private func bearerToken(_ header: String?) -> [UInt8]? {
+        guard let header else { return nil }
+        let trimmed = header.drop(while: { $0 == " " })
+        guard trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " else { return nil }
+        let token = trimmed.dropFirst(7).trimmingPrefixSpaces()
+        return token.isEmpty ? nil : Array(token.utf8)
+    }
+
+    private func match(_ presented: [UInt8]) -> ClientKey? {
+        var found: ClientKey?
+        for key in keys where constantTimeEqual(presented, key.secret) && found == nil {
+            found = key
+        }
+        return found
+    }
+
+    private func reject(_ response: HTTPBuilder, status: UInt32, type: String, code: String,
+                        message: String) -> MiddlewareAction
+    {
+        response.setStatus(status)
+        response.setHeader("content-type", "application/json")
+        response.writeBody(OpenAIErrorBody.make(message: message, type: type, code: code))
+        return .respond
+    }
+}
+
+/// Compares in time that depends only on the lengths, never on where the bytes differ.
+func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
+    var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
+    let count = max(left.count, right.count)
+    for index in 0..<count {
+        let a = index < left.count ? left[index] : 0
+        let b = index < right.count ? right[index] : 0
+        difference |= a ^ b
+    }
+    return difference == 0
+}
+
+extension Substring {
+    fileprivate func trimmingPrefixSpaces() -> Substring {
+        var result = self
+        while result.first == " " { result = result.dropFirst() }
+        while result.last == " " { result = result.dropLast() }
+        return result
+    }
+}
+
+@c(prism_plugin_entry_v1)
+public func prismPluginEntry(_ host: UnsafePointer<prism_host_api>?,
+                             _ out: UnsafeMutablePointer<UnsafePointer<prism_plugin_descriptor>?>?) -> prism_status
+{
+    PluginExport.entry(host, out, id: "dev.prism.middleware.auth", version: "1.0.0",
+                       components: [.middleware("auth", AuthMiddleware.self)])
+}

@@ -1,0 +1,115 @@
+import PluginKit
+import PrismPluginABI
+import PrismWire
+
+/// OpenAI and every OpenAI-compatible server (hosted or self-hosted). The client's body is
+/// forwarded without re-encoding; only `model` and `stream_options` are rewritten when needed.
+final class OpenAIProvider: ProviderAdapter {
+    /// Base URLs for the OpenAI-compatible `type`s, used when `base_url` is omitted.
+    static let defaultBaseURLs: [String: String] = [
+        "openai": "https://api.openai.com/v1",
+        "groq": "https://api.groq.com/openai/v1",
+        "mistral": "https://api.mistral.ai/v1",
+        "together": "https://api.together.xyz/v1",
+        "fireworks": "https://api.fireworks.ai/inference/v1",
+        "deepinfra": "https://api.deepinfra.com/v1/openai",
+        "perplexity": "https://api.perplexity.ai",
+        "cerebras": "https://api.cerebras.ai/v1",
+        "xai": "https://api.x.ai/v1",
+        "openrouter": "https://openrouter.ai/api/v1",
+        "huggingface": "https://router.huggingface.co/v1",
+        "anyscale": "https://api.endpoints.anyscale.com/v1",
+        "replicate": "https://openai-proxy.replicate.com/v1",
+        "ollama": "http://localhost:11434/v1",
+        "vllm": "http://localhost:8000/v1",
+        "lmstudio": "http://localhost:1234/v1",
+        "lm_studio": "http://localhost:1234/v1",
+        "tgi": "http://localhost:8080/v1",
+        "localai": "http://localhost:8080/v1",
+    ]
+
+    let baseURL: String
+    let authorization: String?
+    let extraHeaders: [(String, String)]
+
+    init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
+        let type = configuration["type"]?.stringValue ?? "openai"
+        if let configured = configuration["base_url"]?.stringValue, !configured.isEmpty {
+            baseURL = OpenAIProvider.normalize(configured)
+        } else if let known = OpenAIProvider.defaultBaseURLs[type] {
+            baseURL = known
+        } else {
+            throw PluginError.configuration(
+                "provider '\(instanceName)': `base_url` is required for type '\(type)' (no default is known)")
+        }
+        let key = configuration["api_key"]?.stringValue ?? ""
+        authorization = key.isEmpty ? nil : "Bearer \(key)"
+        extraHeaders = (configuration["headers"]?.objectValue ?? []).compactMap { name, value in
+            value.stringValue.map { (name.lowercased(), $0) }
+        }
+        host.log(.info, "provider '\(instanceName)' (\(type)) -> \(baseURL)")
+    }
+
+    /// `base_url` may be given with or without `/v1`: a URL with no path gets `/v1`.
+    static func normalize(_ url: String) -> String {
+        var url = url
+        while url.hasSuffix("/") { url.removeLast() }
+        let parts = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        // "scheme:" "" "host[:port]" ["path"]: a URL whose path is empty gets /v1.
+        return parts.count > 3 ? url : url + "/v1"
+    }
+
+    func makeExchange() -> any ProviderExchange { OpenAIExchange(provider: self) }
+}
+
+final class OpenAIExchange: ProviderExchange {
+    let provider: OpenAIProvider
+    var clientWantsUsage = false
+
+    init(provider: OpenAIProvider) { self.provider = provider }
+
+    func buildRequest(_ request: PluginRequest, upstream: HTTPBuilder) throws(PluginError) -> UpstreamPlan {
+        let path: String
+        switch request.api {
+        case "chat.completions": path = "/chat/completions"
+        case "embeddings": path = "/embeddings"
+        case "models.list":
+            upstream.setMethod("GET")
+            upstream.setURL(provider.baseURL + "/models")
+            setCommonHeaders(upstream)
+            return .notStreaming
+        default: throw PluginError.unsupported("the openai provider does not serve \(request.api)")
+        }
+        let streaming = request.isStreaming && request.api == "chat.completions"
+        let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: request.model, streaming: streaming)
+        clientWantsUsage = rewrite.clientWantsUsage
+        upstream.setMethod("POST")
+        upstream.setURL(provider.baseURL + path)
+        setCommonHeaders(upstream)
+        upstream.setHeader("content-type", "application/json")
+        if streaming { upstream.setHeader("accept", "text/event-stream") }
+        upstream.writeBody(rewrite.body)
+        return streaming ? .serverSentEvents : .notStreaming
+    }
+
+    private func setCommonHeaders(_ upstream: HTTPBuilder) {
+        if let authorization = provider.authorization { upstream.setHeader("authorization", authorization) }
+        for (name, value) in provider.extraHeaders { upstream.setHeader(name, value) }
+    }
+
+    func translateResponse(_ response: PluginResponse, client: HTTPBuilder) throws(PluginError) -> Usage {
+        OpenAIRelay.relayResponse(response, client: client)
+    }
+
+    func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {
+        try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage)
+    }
+}
+
+@c(prism_plugin_entry_v1)
+public func prismPluginEntry(_ host: UnsafePointer<prism_host_api>?,
+                             _ out: UnsafeMutablePointer<UnsafePointer<prism_plugin_descriptor>?>?) -> prism_status
+{
+    PluginExport.entry(host, out, id: "dev.prism.provider.openai", version: "1.0.0",
+                       components: [.provider("openai", OpenAIProvider.self)])
+}

@@ -1,0 +1,23 @@
+// curl_easy_setopt, curl_easy_getinfo and curl_multi_setopt are variadic, which Swift cannot call:
+// these typed wrappers are the only way in.
+#ifndef PRISM_CCURL_SHIM_H
+#define PRISM_CCURL_SHIM_H
+#include <curl/curl.h>
+
+static inline CURLcode prism_curl_set_long(CURL *h, CURLoption o, long v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode prism_curl_set_string(CURL *h, CURLoption o, const char *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode prism_curl_set_pointer(CURL *h, CURLoption o, void *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode prism_curl_set_slist(CURL *h, CURLoption o, struct curl_slist *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode prism_curl_set_offset(CURL *h, CURLoption o, curl_off_t v) { return curl_easy_setopt(h, o, v); }
+
+typedef size_t (*prism_curl_data_callback)(char *data, size_t size, size_t count, void *context);
+static inline CURLcode prism_curl_set_write_function(CURL *h, prism_curl_data_callback f) { return curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, f); }
+static inline CURLcode prism_curl_set_header_function(CURL *h, prism_curl_data_callback f) { return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, f); }
+
+static inline CURLcode prism_curl_get_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode prism_curl_get_pointer(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLMcode prism_curl_multi_set_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+
+/* CURL_WRITEFUNC_PAUSE is a macro expression Swift cannot import. */
+static inline size_t prism_curl_write_pause(void) { return CURL_WRITEFUNC_PAUSE; }
+#endif

@@ -1,0 +1,119 @@
+import PrismPluginABI
+import PrismWire
+
+/// Forwarding for upstreams that already speak OpenAI's format: the bytes go through unchanged,
+/// and only what the host must learn (usage, the model that answered) is read on the way.
+public enum OpenAIRelay {
+    /// A 2xx non-streaming answer: forwarded as is; usage read from it.
+    public static func relayResponse(_ response: PluginResponse, client: HTTPBuilder) -> Usage {
+        client.setStatus(200)
+        client.setHeader("content-type", response.header("content-type") ?? "application/json")
+        client.writeBody(response.body)
+        guard let members = try? JSONScanner.members(response.body) else { return Usage() }
+        return OpenAIShapes.usage(in: response.body, members: members) ?? Usage()
+    }
+
+    /// One upstream SSE event. `[DONE]` is dropped (the host writes its own). A usage-only chunk
+    /// (empty `choices`), which the gateway asks for so that usage is always known, is forwarded
+    /// only when the client asked for it too.
+    public static func relayEvent(_ event: PluginEvent, client: StreamSink, clientWantsUsage: Bool) throws(PluginError) {
+        let data = event.data
+        if data.count == 6, String(decoding: data, as: UTF8.self) == "[DONE]" { return }
+        let members: [JSONMember]
+        do {
+            members = try JSONScanner.members(data)
+        } catch {
+            throw PluginError.upstream(status: 502, message: "upstream sent an invalid stream event: \(error.reason)")
+        }
+        if let failure = JSONScanner.member(named: "error", in: members, of: data) {
+            let message = OpenAIErrorBody.message(in: Array(data)) ?? String(decoding: data[failure.valueRange], as: UTF8.self)
+            throw PluginError.upstream(status: 502, message: "upstream stream failed: \(message)")
+        }
+        var usageOnly = false
+        if let usage = OpenAIShapes.usage(in: data, members: members) {
+            client.reportUsage(usage)
+            if let choices = JSONScanner.member(named: "choices", in: members, of: data),
+               let elements = try? JSONScanner.elements(data, in: choices.valueRange), elements.isEmpty
+            {
+                usageOnly = true
+            }
+        }
+        if let model = JSONScanner.member(named: "model", in: members, of: data),
+           let name = JSONScanner.string(data, in: model.valueRange)
+        {
+            client.setResponseModel(name)
+        }
+        if usageOnly && !clientWantsUsage { return }
+        client.emit(data)
+    }
+}
+
+/// Rewrites an OpenAI-format request body in place of a full re-encode: replaces `model`, and for
+/// streams makes sure `stream_options.include_usage` is true.
+public struct OpenAIRequestRewrite {
+    /// Whether the client itself asked for the usage chunk.
+    public private(set) var clientWantsUsage = false
+    public private(set) var body: [UInt8] = []
+
+    public init(body: UnsafeRawBufferPointer, upstreamModel: String, streaming: Bool) throws(PluginError) {
+        let members: [JSONMember]
+        do {
+            members = try JSONScanner.members(body)
+        } catch {
+            throw PluginError.invalidRequest("request body is not a valid JSON object: \(error.reason)",
+                                             code: "invalid_json")
+        }
+        var edits: [(Range<Int>, [UInt8])] = []
+        if let model = JSONScanner.member(named: "model", in: members, of: body),
+           JSONScanner.string(body, in: model.valueRange) != upstreamModel
+        {
+            var writer = JSONWriter()
+            writer.string(upstreamModel)
+            edits.append((model.valueRange, writer.bytes))
+        }
+        if streaming {
+            if let options = JSONScanner.member(named: "stream_options", in: members, of: body),
+               body[options.valueRange.lowerBound] == UInt8(ascii: "{"),
+               let fields = try? JSONScanner.members(body, in: options.valueRange)
+            {
+                let existing = JSONScanner.member(named: "include_usage", in: fields, of: body)
+                clientWantsUsage = existing.map { JSONScanner.isTrue(body, in: $0.valueRange) } ?? false
+                if !clientWantsUsage {
+                    var writer = JSONWriter()
+                    writer.beginObject()
+                    for field in fields where field.keyRange != existing?.keyRange {
+                        writer.key(JSONScanner.unescape(body, field.keyRange))
+                        writer.raw(bytes: body[field.valueRange])
+                    }
+                    writer.bool("include_usage", true)
+                    writer.endObject()
+                    edits.append((options.valueRange, writer.bytes))
+                }
+            } else if let options = JSONScanner.member(named: "stream_options", in: members, of: body) {
+                edits.append((options.valueRange, Array(#"{"include_usage":true}"#.utf8)))
+            } else {
+                // Insert right after the opening brace.
+                var open = 0
+                while body[open] != UInt8(ascii: "{") { open += 1 }
+                let insertion = members.isEmpty ? #""stream_options":{"include_usage":true}"#
+                    : #""stream_options":{"include_usage":true},"#
+                edits.append(((open + 1)..<(open + 1), Array(insertion.utf8)))
+            }
+        }
+        if edits.isEmpty {
+            self.body = Array(body)
+            return
+        }
+        edits.sort { $0.0.lowerBound < $1.0.lowerBound }
+        var output: [UInt8] = []
+        output.reserveCapacity(body.count + 64)
+        var position = 0
+        for (range, replacement) in edits {
+            output.append(contentsOf: body[position..<range.lowerBound])
+            output.append(contentsOf: replacement)
+            position = range.upperBound
+        }
+        output.append(contentsOf: body[position..<body.count])
+        self.body = output
+    }
+}

@@ -1,0 +1,165 @@
+import PrismPluginABI
+import PrismWire
+
+/// OpenAI's response shapes, written with the shared JSON writer, and the mappings every adapter
+/// needs (usage, upstream errors).
+public enum OpenAIShapes {
+    /// `usage` of an OpenAI-format response or chunk object (value range of the top-level object).
+    public static func usage(in bytes: UnsafeRawBufferPointer, members: [JSONMember]) -> Usage? {
+        guard let member = JSONScanner.member(named: "usage", in: members, of: bytes),
+              bytes[member.valueRange.lowerBound] == UInt8(ascii: "{"),
+              let fields = try? JSONScanner.members(bytes, in: member.valueRange)
+        else { return nil }
+        var usage = Usage()
+        if let value = JSONScanner.member(named: "prompt_tokens", in: fields, of: bytes) {
+            usage.inputTokens = UInt64(clamping: JSONScanner.integer(bytes, in: value.valueRange) ?? 0)
+        }
+        if let value = JSONScanner.member(named: "completion_tokens", in: fields, of: bytes) {
+            usage.outputTokens = UInt64(clamping: JSONScanner.integer(bytes, in: value.valueRange) ?? 0)
+        }
+        if let details = JSONScanner.member(named: "prompt_tokens_details", in: fields, of: bytes),
+           bytes[details.valueRange.lowerBound] == UInt8(ascii: "{"),
+           let detailFields = try? JSONScanner.members(bytes, in: details.valueRange),
+           let cached = JSONScanner.member(named: "cached_tokens", in: detailFields, of: bytes)
+        {
+            usage.cachedInputTokens = UInt64(clamping: JSONScanner.integer(bytes, in: cached.valueRange) ?? 0)
+        }
+        if let details = JSONScanner.member(named: "completion_tokens_details", in: fields, of: bytes),
+           bytes[details.valueRange.lowerBound] == UInt8(ascii: "{"),
+           let detailFields = try? JSONScanner.members(bytes, in: details.valueRange),
+           let reasoning = JSONScanner.member(named: "reasoning_tokens", in: detailFields, of: bytes)
+        {
+            usage.reasoningTokens = UInt64(clamping: JSONScanner.integer(bytes, in: reasoning.valueRange) ?? 0)
+        }
+        return usage
+    }
+
+    /// Maps an upstream HTTP error to the OpenAI error the client gets: the status class decides
+    /// the type, the upstream's own message is kept.
+    public static func upstreamError(status: UInt32, body: [UInt8]) -> PluginError {
+        let upstreamMessage = OpenAIErrorBody.message(in: body)
+            ?? String(decoding: body.prefix(512), as: UTF8.self)
+        let message = "upstream returned HTTP \(status): \(upstreamMessage)"
+        switch status {
+        case 400, 404, 409, 413, 422:
+            return PluginError(status: PRISM_ERROR_UPSTREAM, httpStatus: status, type: "invalid_request_error",
+                               code: "provider_error", message: message)
+        case 401, 403:
+            // The gateway's own provider credentials were refused: a gateway-side fault, not the client's.
+            return PluginError(status: PRISM_ERROR_UPSTREAM, httpStatus: 502, type: "provider_error",
+                               code: "provider_auth_error", message: message)
+        case 429:
+            return PluginError(status: PRISM_ERROR_UPSTREAM, httpStatus: 429, type: "rate_limit_error",
+                               code: "rate_limit_exceeded", message: message)
+        case 529, 503:
+            return PluginError(status: PRISM_ERROR_UPSTREAM, httpStatus: 503, type: "overloaded_error",
+                               code: "provider_overloaded", message: message)
+        default:
+            return PluginError(status: PRISM_ERROR_UPSTREAM, httpStatus: 502, type: "provider_error",
+                               code: "provider_error", message: message)
+        }
+    }
+
+    /// A `chat.completion` object with one assistant message.
+    public static func chatCompletion(id: String, created: Int64, model: String, content: String,
+                                      finishReason: String, usage: Usage) -> [UInt8]
+    {
+        var writer = JSONWriter(capacity: 256 + content.utf8.count)
+        writer.beginObject()
+        writer.string("id", id)
+        writer.string("object", "chat.completion")
+        writer.integer("created", created)
+        writer.string("model", model)
+        writer.key("choices")
+        writer.beginArray()
+        writer.beginObject()
+        writer.integer("index", 0)
+        writer.key("message")
+        writer.beginObject()
+        writer.string("role", "assistant")
+        writer.string("content", content)
+        writer.key("refusal")
+        writer.null()
+        writer.endObject()
+        writer.key("logprobs")
+        writer.null()
+        writer.string("finish_reason", finishReason)
+        writer.endObject()
+        writer.endArray()
+        writer.key("usage")
+        writeUsage(usage, to: &writer)
+        writer.endObject()
+        return writer.bytes
+    }
+
+    /// One `chat.completion.chunk` with a content delta (and optionally role / finish reason).
+    public static func chunk(id: String, created: Int64, model: String, role: String? = nil, content: String?,
+                             finishReason: String? = nil) -> [UInt8]
+    {
+        var writer = JSONWriter(capacity: 192 + (content?.utf8.count ?? 0))
+        writer.beginObject()
+        writer.string("id", id)
+        writer.string("object", "chat.completion.chunk")
+        writer.integer("created", created)
+        writer.string("model", model)
+        writer.key("choices")
+        writer.beginArray()
+        writer.beginObject()
+        writer.integer("index", 0)
+        writer.key("delta")
+        writer.beginObject()
+        if let role { writer.string("role", role) }
+        if let content { writer.string("content", content) }
+        writer.endObject()
+        writer.key("logprobs")
+        writer.null()
+        writer.optionalString("finish_reason", finishReason)
+        writer.endObject()
+        writer.endArray()
+        writer.endObject()
+        return writer.bytes
+    }
+
+    /// The usage-only final chunk OpenAI sends when `stream_options.include_usage` is set.
+    public static func usageChunk(id: String, created: Int64, model: String, usage: Usage) -> [UInt8] {
+        var writer = JSONWriter(capacity: 256)
+        writer.beginObject()
+        writer.string("id", id)
+        writer.string("object", "chat.completion.chunk")
+        writer.integer("created", created)
+        writer.string("model", model)
+        writer.key("choices")
+        writer.beginArray()
+        writer.endArray()
+        writer.key("usage")
+        writeUsage(usage, to: &writer)
+        writer.endObject()
+        return writer.bytes
+    }
+
+    public static func writeUsage(_ usage: Usage, to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.integer("prompt_tokens", Int64(clamping: usage.inputTokens))
+        writer.integer("completion_tokens", Int64(clamping: usage.outputTokens))
+        writer.integer("total_tokens", Int64(clamping: usage.inputTokens + usage.outputTokens))
+        writer.key("prompt_tokens_details")
+        writer.beginObject()
+        writer.integer("cached_tokens", Int64(clamping: usage.cachedInputTokens))
+        writer.endObject()
+        writer.key("completion_tokens_details")
+        writer.beginObject()
+        writer.integer("reasoning_tokens", Int64(clamping: usage.reasoningTokens))
+        writer.endObject()
+        writer.endObject()
+    }
+
+    /// The text of a message's `content` (a string, or an array of parts whose text parts are joined).
+    public static func text(ofContent content: JSONValue?) -> String {
+        guard let content else { return "" }
+        if let text = content.stringValue { return text }
+        guard let parts = content.arrayValue else { return "" }
+        return parts.compactMap { part in
+            part["type"]?.stringValue == "text" ? part["text"]?.stringValue : nil
+        }.joined(separator: "\n")
+    }
+}

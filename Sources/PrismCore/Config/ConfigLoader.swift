@@ -1,0 +1,352 @@
+import PrismWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads Prism's `config.yaml`: libyaml tree → `${VAR}` expansion → typed settings with defaults.
+/// Every error names `file:line:col` and the key path; unknown keys are warnings.
+public struct ConfigLoader {
+    public var environment: (String) -> String?
+    var diagnostics: [ConfigDiagnostic] = []
+
+    public init(environment: @escaping (String) -> String? = ConfigLoader.processEnvironment) {
+        self.environment = environment
+    }
+
+    public static func processEnvironment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// Sections that parse today but whose behaviour lands with later work.
+    static let inactiveSections: Set<String> = ["routing", "cache", "rate_limiting", "redis", "model_map"]
+    static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
+                                            "routing", "cache", "rate_limiting", "redis", "model_map"]
+    static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
+                                          "shutdown_timeout", "max_request_body_size", "default_request_timeout"]
+    /// Keys of any first-party provider; others are passed to the plugin but warned about.
+    static let providerKeys: Set<String> = [
+        "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
+        "conn_pool_size", "headers", "weight", "priority", "reply", "project", "location", "api_version",
+        "auth_type", "deployments", "aws_region", "aws_access_key_id", "aws_secret_access_key",
+        "aws_session_token", "regions", "credentials_file", "auto_discover", "skip_tls", "local",
+    ]
+    static let authKeys: Set<String> = ["enabled", "keys"]
+    static let authKeyEntryKeys: Set<String> = ["name", "key", "owner", "models", "rate_limit_rpm",
+                                                "rate_limit_tpm", "metadata"]
+
+    /// Loads a configuration, or throws every error found (warnings are in `warnings`).
+    public mutating func load(text: String, file: String) throws(ConfigError) -> (GatewayConfiguration, [ConfigDiagnostic]) {
+        diagnostics = []
+        let tree: YAMLNode
+        do {
+            tree = try YAMLDocument.parse(text, file: file)
+        } catch {
+            throw ConfigError(diagnostics: [ConfigDiagnostic(severity: .error, location: error.location, keyPath: "",
+                                                             message: error.message)])
+        }
+        let root = expand(tree, path: "")
+        var configuration = GatewayConfiguration()
+        configuration.source = file
+        if case .mapping = root {} else if !root.isNull {
+            error(root.location, "", "the config must be a mapping of sections (server, providers, ...)")
+        }
+        for (key, location, value) in entries(root) {
+            if !ConfigLoader.topLevelKeys.contains(key) {
+                warning(location, key, "unknown key (ignored)")
+            } else if ConfigLoader.inactiveSections.contains(key) {
+                warning(location, key, "parsed, but this section is not active yet in this version of Prism")
+                _ = value
+            }
+        }
+        readServer(root["server"], into: &configuration.server)
+        configuration.providers = readProviders(root["providers"])
+        configuration.logging = readLogging(root["logging"])
+        if let plugins = root["plugins"] {
+            for (key, location, _) in entries(plugins) where key != "dir" {
+                warning(location, "plugins.\(key)", "unknown key (ignored)")
+            }
+            configuration.pluginsDirectory = string(plugins["dir"], "plugins.dir")
+        }
+        configuration.middleware = readMiddleware(root)
+        if let routing = root["routing"], let strategy = string(routing["default_strategy"], "routing.default_strategy") {
+            configuration.routing.defaultStrategy = strategy
+        }
+        let errors = diagnostics.filter { $0.severity == .error }
+        if !errors.isEmpty { throw ConfigError(diagnostics: diagnostics) }
+        return (configuration, diagnostics)
+    }
+
+    // MARK: Sections
+
+    mutating func readServer(_ node: YAMLNode?, into server: inout ServerSettings) {
+        guard let node else { return }
+        for (key, location, _) in entries(node) where !ConfigLoader.serverKeys.contains(key) {
+            warning(location, "server.\(key)", "unknown key (ignored)")
+        }
+        if let port = integer(node["port"], "server.port", range: 0...65535) { server.port = port }
+        if let host = string(node["host"], "server.host") { server.host = host }
+        if let value = duration(node["read_timeout"], "server.read_timeout") { server.readTimeout = value }
+        if let value = duration(node["write_timeout"], "server.write_timeout") { server.writeTimeout = value }
+        if let value = duration(node["idle_timeout"], "server.idle_timeout") { server.idleTimeout = value }
+        if let value = duration(node["shutdown_timeout"], "server.shutdown_timeout") { server.shutdownTimeout = value }
+        if let value = duration(node["default_request_timeout"], "server.default_request_timeout") {
+            server.defaultRequestTimeout = value
+        }
+        if let size = integer(node["max_request_body_size"], "server.max_request_body_size", range: 1...Int(Int32.max)) {
+            server.maxRequestBodySize = size
+        }
+    }
+
+    mutating func readProviders(_ node: YAMLNode?) -> [ProviderSettings] {
+        guard let node else { return [] }
+        guard case .mapping = node else {
+            error(node.location, "providers", "expected a mapping of provider name to settings")
+            return []
+        }
+        var providers: [ProviderSettings] = []
+        for (name, location, section) in entries(node) {
+            let path = "providers.\(name)"
+            guard case .mapping = section else {
+                error(section.location, path, "expected a mapping (api_key, api_format, models, ...)")
+                continue
+            }
+            if name.contains("/") { error(location, path, "a provider name cannot contain '/'") }
+            for (key, keyLocation, _) in entries(section) where !ConfigLoader.providerKeys.contains(key) {
+                warning(keyLocation, "\(path).\(key)", "unknown key (passed to the provider plugin as is)")
+            }
+            let type = string(section["type"], "\(path).type")
+            var apiFormat = string(section["api_format"], "\(path).api_format")
+            if apiFormat == nil {
+                if type != nil {
+                    apiFormat = "openai"
+                } else {
+                    error(section.location, "\(path).api_format",
+                          "api_format is required (openai, anthropic, gemini, bedrock, cohere, azure, or a plugin's)")
+                }
+            }
+            var models: [String] = []
+            if let list = section["models"] {
+                if case let .sequence(items, _) = list {
+                    for (index, item) in items.enumerated() {
+                        if let model = string(item, "\(path).models[\(index)]") { models.append(model) }
+                    }
+                } else if !list.isNull {
+                    error(list.location, "\(path).models", "expected a list of model names")
+                }
+            }
+            var json = toJSON(section)
+            if case var .object(members) = json {
+                members.removeAll { $0.0 == "name" }
+                members.append(("name", .string(name)))
+                json = .object(members)
+            }
+            providers.append(ProviderSettings(
+                name: name, apiFormat: apiFormat ?? "openai", type: type, models: models,
+                defaultTimeout: duration(section["default_timeout"], "\(path).default_timeout"),
+                maxConcurrent: integer(section["max_concurrent"], "\(path).max_concurrent", range: 1...100_000),
+                connectionPoolSize: integer(section["conn_pool_size"], "\(path).conn_pool_size", range: 1...10_000),
+                section: json, location: location))
+        }
+        return providers
+    }
+
+    mutating func readLogging(_ node: YAMLNode?) -> LoggingSettings {
+        var settings = LoggingSettings()
+        guard let node else { return settings }
+        for (key, location, _) in entries(node) where !["level", "format", "include_bodies"].contains(key) {
+            warning(location, "logging.\(key)", "unknown key (ignored)")
+        }
+        if let levelNode = node["level"], let text = string(levelNode, "logging.level") {
+            let normalized = text.lowercased() == "warning" ? "warn" : text.lowercased()
+            if let level = LogLevelSetting(rawValue: normalized) {
+                settings.level = level
+            } else {
+                error(levelNode.location, "logging.level", "unknown level '\(text)' (use debug, info, warn or error)")
+            }
+        }
+        return settings
+    }
+
+    /// `middleware:` (names, or `{name, config}`), else the default order: auth when configured.
+    mutating func readMiddleware(_ root: YAMLNode) -> [MiddlewareSettings] {
+        let authSection = root["auth"]
+        if let auth = authSection {
+            for (key, location, _) in entries(auth) where !ConfigLoader.authKeys.contains(key) {
+                warning(location, "auth.\(key)", "unknown key (ignored)")
+            }
+            if case let .sequence(keys, _)? = auth["keys"] {
+                for (index, entry) in keys.enumerated() {
+                    for (key, location, _) in entries(entry) where !ConfigLoader.authKeyEntryKeys.contains(key) {
+                        warning(location, "auth.keys[\(index)].\(key)", "unknown key (ignored)")
+                    }
+                    if entry["key"] == nil {
+                        error(entry.location, "auth.keys[\(index)].key", "every client key needs `key`")
+                    }
+                }
+            }
+        }
+        /// Config section a first-party middleware reads.
+        func section(for name: String) -> YAMLNode? {
+            switch name {
+            case "auth": return authSection
+            case "rate_limit", "rate_limiting": return root["rate_limiting"]
+            case "cache": return root["cache"]
+            default: return root[name]
+            }
+        }
+        guard let list = root["middleware"] else {
+            return [MiddlewareSettings(name: "auth", configuration: authSection.map(toJSON) ?? .object([]),
+                                       location: authSection?.location)]
+        }
+        guard case let .sequence(items, _) = list else {
+            error(list.location, "middleware", "expected a list of middleware names, in the order they run")
+            return []
+        }
+        var result: [MiddlewareSettings] = []
+        for (index, item) in items.enumerated() {
+            if case let .scalar(name, _, location) = item {
+                result.append(MiddlewareSettings(name: name, configuration: section(for: name).map(toJSON) ?? .object([]),
+                                                 location: location))
+            } else if let name = string(item["name"], "middleware[\(index)].name") {
+                let configuration = item["config"].map(toJSON) ?? section(for: name).map(toJSON) ?? .object([])
+                result.append(MiddlewareSettings(name: name, configuration: configuration, location: item.location))
+            } else {
+                error(item.location, "middleware[\(index)]", "expected a middleware name or {name, config}")
+            }
+        }
+        return result
+    }
+
+    // MARK: Environment expansion
+
+    /// Replaces `${VAR}` and `${VAR:-default}` in every scalar. A missing variable is an error.
+    mutating func expand(_ node: YAMLNode, path: String) -> YAMLNode {
+        switch node {
+        case let .scalar(text, plain, location):
+            guard text.contains("${") else { return node }
+            return .scalar(expandText(text, location: location, path: path), plain: plain, location)
+        case let .sequence(items, location):
+            return .sequence(items.enumerated().map { expand($1, path: "\(path)[\($0)]") }, location)
+        case let .mapping(entries, location):
+            return .mapping(entries.map { entry in
+                (key: entry.key, keyLocation: entry.keyLocation,
+                 value: expand(entry.value, path: path.isEmpty ? entry.key : "\(path).\(entry.key)"))
+            }, location)
+        }
+    }
+
+    mutating func expandText(_ text: String, location: SourceLocation, path: String) -> String {
+        var output = ""
+        var rest = Substring(text)
+        while let start = rest.firstRange(of: "${") {
+            output += rest[..<start.lowerBound]
+            let afterOpen = rest[start.upperBound...]
+            guard let close = afterOpen.firstIndex(of: "}") else {
+                error(location, path, "unterminated ${ in value")
+                return text
+            }
+            let expression = afterOpen[..<close]
+            var name = String(expression)
+            var fallback: String?
+            if let separator = expression.firstRange(of: ":-") {
+                name = String(expression[..<separator.lowerBound])
+                fallback = String(expression[separator.upperBound...])
+            }
+            if let value = environment(name), !(fallback != nil && value.isEmpty) {
+                output += value
+            } else if let fallback {
+                output += fallback
+            } else {
+                error(location, path, "environment variable \(name) is not set (write ${\(name):-default} to give a default)")
+            }
+            rest = afterOpen[afterOpen.index(after: close)...]
+        }
+        output += rest
+        return output
+    }
+
+    // MARK: Scalars
+
+    func entries(_ node: YAMLNode?) -> [(String, SourceLocation, YAMLNode)] {
+        guard case let .mapping(entries, _)? = node else { return [] }
+        return entries.map { ($0.key, $0.keyLocation, $0.value) }
+    }
+
+    mutating func string(_ node: YAMLNode?, _ path: String) -> String? {
+        guard let node, !node.isNull else { return nil }
+        guard case let .scalar(text, _, _) = node else {
+            error(node.location, path, "expected a single value")
+            return nil
+        }
+        return text
+    }
+
+    mutating func integer(_ node: YAMLNode?, _ path: String, range: ClosedRange<Int>) -> Int? {
+        guard let text = string(node, path), let node else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            error(node.location, path, "expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            return nil
+        }
+        return value
+    }
+
+    mutating func duration(_ node: YAMLNode?, _ path: String) -> Duration? {
+        guard let text = string(node, path), let node else { return nil }
+        guard let value = ConfigLoader.parseDuration(text) else {
+            error(node.location, path, "invalid duration '\(text)' (use a number with ms, s, m or h, e.g. 500ms, 30s, 5m)")
+            return nil
+        }
+        return value
+    }
+
+    /// `500ms`, `30s`, `5m`, `1h`, `1.5s`; a bare number means seconds.
+    public static func parseDuration(_ text: String) -> Duration? {
+        let trimmed = text.trimmingSpaces
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, seconds) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+            return .milliseconds(Int64((value * seconds * 1000).rounded()))
+        }
+        guard let value = Double(trimmed), value >= 0, value.isFinite else { return nil }
+        return .milliseconds(Int64((value * 1000).rounded()))
+    }
+
+    mutating func error(_ location: SourceLocation, _ path: String, _ message: String) {
+        diagnostics.append(ConfigDiagnostic(severity: .error, location: location, keyPath: path, message: message))
+    }
+
+    mutating func warning(_ location: SourceLocation, _ path: String, _ message: String) {
+        diagnostics.append(ConfigDiagnostic(severity: .warning, location: location, keyPath: path, message: message))
+    }
+}
+
+/// YAML → JSON for plugin configuration: plain scalars that read as numbers, booleans or null
+/// become those; quoted scalars stay strings.
+func toJSON(_ node: YAMLNode) -> JSONValue {
+    switch node {
+    case let .scalar(text, plain, _):
+        guard plain else { return .string(text) }
+        switch text {
+        case "true", "True", "TRUE", "yes", "on": return .bool(true)
+        case "false", "False", "FALSE", "no", "off": return .bool(false)
+        case "", "null", "~": return .null
+        default:
+            if Int64(text) != nil { return .number(text) }
+            if let value = Double(text), value.isFinite, text.first != "." { return .number(text) }
+            return .string(text)
+        }
+    case let .sequence(items, _): return .array(items.map(toJSON))
+    case let .mapping(entries, _): return .object(entries.map { ($0.key, toJSON($0.value)) })
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var text = Substring(self)
+        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
+        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
+        return String(text)
+    }
+}

@@ -1,0 +1,99 @@
+import Logging
+import PrismWire
+import Synchronization
+
+/// Everything a running gateway needs, built once from a configuration: loaded plugins, their
+/// configured instances, the model catalog and the transport. Read-only while serving.
+public final class Gateway: Sendable {
+    public let configuration: GatewayConfiguration
+    public let registry: PluginRegistry
+    let providers: [ProviderInstance]
+    let middleware: [MiddlewareInstance]
+    let router: RouterInstance?
+    let catalog: ModelCatalog
+    let transport: CurlTransport
+    let gates: [String: AdmissionGate]
+    let logger: Logger
+    let modelsBody: [UInt8]
+
+    let inFlight = Atomic<Int>(0)
+    let draining = Atomic<Bool>(false)
+
+    public struct StartupError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Loads plugins from `pluginsDirectory` and creates every configured instance. A provider or
+    /// plugin that fails is logged and left out; a configured middleware that cannot run (auth!)
+    /// stops startup, since serving without it would be unsafe.
+    public init(configuration: GatewayConfiguration, pluginsDirectory: String, logger: Logger) throws(StartupError) {
+        self.configuration = configuration
+        self.logger = logger
+        let registry = PluginRegistry(logger: logger)
+        registry.loadDirectory(pluginsDirectory)
+        self.registry = registry
+
+        var providers: [ProviderInstance] = []
+        var gates: [String: AdmissionGate] = [:]
+        for settings in configuration.providers {
+            let componentName = settings.type.flatMap { registry.providers[$0] != nil ? $0 : nil } ?? settings.apiFormat
+            guard let component = registry.providers[componentName] else {
+                logger.error("provider '\(settings.name)' (\(settings.location)): no loaded plugin provides api_format '\(settings.apiFormat)'; its models are unavailable")
+                continue
+            }
+            let timeout = settings.defaultTimeout ?? configuration.server.defaultRequestTimeout
+            do {
+                let instance = try ProviderInstance(settings: settings, component: component, registry: registry,
+                                                    timeoutMilliseconds: timeout.milliseconds)
+                providers.append(instance)
+                if let limit = settings.maxConcurrent { gates[settings.name] = AdmissionGate(limit: limit) }
+            } catch {
+                logger.error("provider '\(settings.name)' (\(settings.location)): \(error.message); its models are unavailable")
+            }
+        }
+        self.providers = providers
+        self.gates = gates
+
+        var middleware: [MiddlewareInstance] = []
+        for settings in configuration.middleware {
+            guard let component = registry.middleware[settings.name] else {
+                let enabled = settings.configuration["enabled"]?.boolValue ?? false
+                if settings.name == "auth" && !enabled && configuration.middleware.count == 1 { continue }
+                throw StartupError(description: "middleware '\(settings.name)' is configured but no loaded plugin provides it")
+            }
+            do {
+                middleware.append(try MiddlewareInstance(settings: settings, component: component, registry: registry))
+            } catch {
+                throw StartupError(description: "middleware '\(settings.name)': \(error.message)")
+            }
+        }
+        self.middleware = middleware
+
+        let strategy = configuration.routing.defaultStrategy
+        if let component = registry.routers[strategy] {
+            do {
+                router = try RouterInstance(name: strategy, component: component, registry: registry)
+            } catch {
+                logger.error("routing strategy '\(strategy)': \(error.message); using configuration order")
+                router = nil
+            }
+        } else {
+            logger.warning("no loaded plugin provides routing strategy '\(strategy)'; using configuration order")
+            router = nil
+        }
+
+        let poolSize = configuration.providers.reduce(0) { $0 + ($1.connectionPoolSize ?? 32) }
+        transport = CurlTransport(maximumIdleConnections: poolSize)
+        catalog = ModelCatalog(providers: providers)
+        ModelDiscovery.discover(providers: providers.filter { $0.settings.discoversModels }, catalog: catalog,
+                                transport: transport, logger: logger)
+        modelsBody = catalog.modelsResponse(created: Int64(wallClockMilliseconds() / 1000))
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let parts = components
+        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
+    }
+}

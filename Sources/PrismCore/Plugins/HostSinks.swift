@@ -1,0 +1,235 @@
+import PrismPluginABI
+import PrismWire
+
+// The host side of the sinks plugins write into. Each is a Swift object behind the sink's
+// `context`; the C functions are non-capturing thunks that copy what they are given.
+
+/// Collects what a plugin reports through prism_error_sink.
+final class ErrorCapture {
+    var httpStatus: UInt32 = 0
+    var type = ""
+    var code = ""
+    var message = ""
+    var isSet = false
+
+    func withSink<Result>(_ body: (UnsafePointer<prism_error_sink>) -> Result) -> Result {
+        var sink = prism_error_sink(
+            struct_size: UInt32(MemoryLayout<prism_error_sink>.size),
+            context: Unmanaged.passUnretained(self).toOpaque(),
+            set: { context, status, type, code, message in
+                let capture = Unmanaged<ErrorCapture>.fromOpaque(context!).takeUnretainedValue()
+                capture.httpStatus = status
+                capture.type = type.hostString
+                capture.code = code.hostString
+                capture.message = message.hostString
+                capture.isSet = true
+            })
+        return withUnsafePointer(to: &sink) { body($0) }
+    }
+}
+
+/// An HTTP message a plugin builds: the upstream request, or a response for the client.
+final class MessageBuilder {
+    var status: UInt32 = 0
+    var method = "POST"
+    var url = ""
+    var headers: [(name: String, value: String)] = []
+    var body: [UInt8] = []
+
+    func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+
+    func withBuilder<Result>(_ body: (UnsafePointer<prism_http_builder>) -> Result) -> Result {
+        var builder = prism_http_builder(
+            struct_size: UInt32(MemoryLayout<prism_http_builder>.size),
+            context: Unmanaged.passUnretained(self).toOpaque(),
+            set_status: { context, status in
+                MessageBuilder.from(context).status = status
+                return PRISM_OK
+            },
+            set_method: { context, method in
+                MessageBuilder.from(context).method = method.hostString
+                return PRISM_OK
+            },
+            set_url: { context, url in
+                MessageBuilder.from(context).url = url.hostString
+                return PRISM_OK
+            },
+            set_header: { context, name, value in
+                let message = MessageBuilder.from(context)
+                let lowered = name.hostString.lowercased()
+                guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
+                message.headers.removeAll { $0.name == lowered }
+                message.headers.append((lowered, value.hostString))
+                return PRISM_OK
+            },
+            add_header: { context, name, value in
+                let lowered = name.hostString.lowercased()
+                guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
+                MessageBuilder.from(context).headers.append((lowered, value.hostString))
+                return PRISM_OK
+            },
+            write_body: { context, data in
+                MessageBuilder.from(context).body.append(contentsOf: data.hostBuffer)
+                return PRISM_OK
+            },
+            clear_body: { context in
+                MessageBuilder.from(context).body.removeAll()
+                return PRISM_OK
+            })
+        return withUnsafePointer(to: &builder) { body($0) }
+    }
+
+    @inline(__always)
+    static func from(_ context: UnsafeMutableRawPointer?) -> MessageBuilder {
+        Unmanaged<MessageBuilder>.fromOpaque(context!).takeUnretainedValue()
+    }
+}
+
+/// Header names and values a plugin sets must not smuggle line breaks into the HTTP message.
+private func isValidHeader(_ name: String, _ value: prism_string) -> Bool {
+    guard !name.isEmpty, !name.utf8.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: ":") }) else { return false }
+    return !value.hostBuffer.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0 })
+}
+
+extension prism_string {
+    var hostBuffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length) }
+}
+
+/// Receives client events while a provider translates a stream: frames each as SSE into
+/// `pending`, which the caller writes to the client after the plugin call returns.
+final class StreamCollector {
+    var pending: [UInt8] = []
+    var eventCount = 0
+    var usage = prism_usage()
+    var responseModel: String?
+
+    func withSink<Result>(_ body: (UnsafePointer<prism_stream_sink>) -> Result) -> Result {
+        var sink = prism_stream_sink(
+            struct_size: UInt32(MemoryLayout<prism_stream_sink>.size),
+            context: Unmanaged.passUnretained(self).toOpaque(),
+            emit_event: { context, data in
+                let collector = Unmanaged<StreamCollector>.fromOpaque(context!).takeUnretainedValue()
+                let payload = data.hostBuffer
+                // A payload with a line break would end the SSE event early: refuse it.
+                if payload.contains(where: { $0 == 0x0A || $0 == 0x0D }) { return PRISM_ERROR_INVALID_REQUEST }
+                ServerSentEventWriter.frame(payload, into: &collector.pending)
+                collector.eventCount += 1
+                return PRISM_OK
+            },
+            report_usage: { context, usage in
+                guard let usage else { return }
+                let collector = Unmanaged<StreamCollector>.fromOpaque(context!).takeUnretainedValue()
+                collector.usage = usage.pointee
+            },
+            set_response_model: { context, model in
+                Unmanaged<StreamCollector>.fromOpaque(context!).takeUnretainedValue().responseModel = model.hostString
+            })
+        return withUnsafePointer(to: &sink) { body($0) }
+    }
+}
+
+/// Per-request attributes (key name, owner, ...) and headers middleware add to the response.
+final class RequestAttributes {
+    var values: [String: String] = [:]
+    var responseHeaders: [(String, String)] = []
+
+    func withContext<Result>(_ body: (UnsafePointer<prism_request_context>) -> Result) -> Result {
+        var context = prism_request_context(
+            struct_size: UInt32(MemoryLayout<prism_request_context>.size),
+            context: Unmanaged.passUnretained(self).toOpaque(),
+            set_attribute: { context, name, value in
+                Unmanaged<RequestAttributes>.fromOpaque(context!).takeUnretainedValue()
+                    .values[name.hostString] = value.hostString
+                return PRISM_OK
+            },
+            get_attribute: { context, name, out in
+                let attributes = Unmanaged<RequestAttributes>.fromOpaque(context!).takeUnretainedValue()
+                guard let value = attributes.values[name.hostString], let out else { return PRISM_KEY_NOT_FOUND }
+                var copy = value
+                copy.withUTF8 { utf8 in
+                    out.pointee.write?(out.pointee.context, prism_bytes(data: utf8.baseAddress, length: utf8.count))
+                }
+                return PRISM_OK
+            },
+            add_response_header: { context, name, value in
+                let lowered = name.hostString.lowercased()
+                guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
+                Unmanaged<RequestAttributes>.fromOpaque(context!).takeUnretainedValue()
+                    .responseHeaders.append((lowered, value.hostString))
+                return PRISM_OK
+            })
+        return withUnsafePointer(to: &context) { body($0) }
+    }
+}
+
+/// A `prism_request` and everything it points at, in memory that stays put while plugins read it.
+final class RequestView {
+    private let arena: UnsafeMutableRawPointer
+    private let headerArray: UnsafeMutablePointer<prism_header>
+    private let headerCount: Int
+    private var modelStorage: UnsafeMutableRawPointer?
+    let pointer: UnsafeMutablePointer<prism_request>
+
+    init(api: String, method: String, path: String, headers: [(String, String)], body: [UInt8],
+         model: String, requestID: String)
+    {
+        let strings = [api, method, path, requestID] + headers.flatMap { [$0.0.lowercased(), $0.1] }
+        let total = strings.reduce(0) { $0 + $1.utf8.count } + body.count
+        let arena = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
+        self.arena = arena
+        var offset = 0
+        func place(_ text: String) -> prism_string {
+            let start = arena + offset
+            var text = text
+            text.withUTF8 { utf8 in
+                if let base = utf8.baseAddress { start.copyMemory(from: base, byteCount: utf8.count) }
+            }
+            offset += text.utf8.count
+            return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: text.utf8.count)
+        }
+        let apiView = place(api), methodView = place(method), pathView = place(path), idView = place(requestID)
+        headerCount = headers.count
+        let headerArray = UnsafeMutablePointer<prism_header>.allocate(capacity: max(headers.count, 1))
+        self.headerArray = headerArray
+        for (index, header) in headers.enumerated() {
+            let name = place(header.0.lowercased())
+            let value = place(header.1)
+            (headerArray + index).initialize(to: prism_header(name: name, value: value))
+        }
+        let bodyStart = arena + offset
+        body.withUnsafeBytes { raw in
+            if let base = raw.baseAddress { bodyStart.copyMemory(from: base, byteCount: raw.count) }
+        }
+        let pointer = UnsafeMutablePointer<prism_request>.allocate(capacity: 1)
+        self.pointer = pointer
+        pointer.initialize(to: prism_request(
+            struct_size: UInt32(MemoryLayout<prism_request>.size), flags: 0, attempt: 0, reserved: 0,
+            api: apiView, method: methodView, path: pathView, headers: UnsafePointer(headerArray),
+            header_count: headers.count,
+            body: prism_bytes(data: bodyStart.assumingMemoryBound(to: UInt8.self), length: body.count),
+            model: prism_string(data: nil, length: 0), request_id: idView))
+        setModel(model)
+    }
+
+    /// The model plugins see: the client's for middleware and routers, the upstream's for providers.
+    func setModel(_ model: String) {
+        modelStorage?.deallocate()
+        let count = model.utf8.count
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 1)
+        var model = model
+        model.withUTF8 { utf8 in
+            if let base = utf8.baseAddress { storage.copyMemory(from: base, byteCount: count) }
+        }
+        modelStorage = storage
+        pointer.pointee.model = prism_string(data: storage.assumingMemoryBound(to: CChar.self), length: count)
+    }
+
+    deinit {
+        modelStorage?.deallocate()
+        headerArray.deinitialize(count: headerCount)
+        headerArray.deallocate()
+        pointer.deinitialize(count: 1)
+        pointer.deallocate()
+        arena.deallocate()
+    }
+}

@@ -1,0 +1,204 @@
+import Logging
+import PrismPluginABI
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A provider adapter, middleware or router found in a loaded plugin.
+public struct LoadedComponent<Table>: @unchecked Sendable {
+    public let name: String
+    public let pluginID: String
+    public let file: String
+    /// The plugin's static vtable (valid until exit: plugins are never unloaded).
+    let table: UnsafePointer<Table>
+}
+
+/// What `prism-gateway plugins` shows for one file.
+public struct LoadedPlugin: Sendable {
+    public let id: String
+    public let version: String
+    public let file: String
+    public let abiMajor: Int
+    public let abiMinor: Int
+    public let components: [(kind: String, name: String)]
+}
+
+public struct PluginRefusal: Error, Sendable {
+    public let file: String
+    public let reason: String
+}
+
+/// Every component available to configure, by kind and name.
+public final class PluginRegistry: @unchecked Sendable {
+    public private(set) var providers: [String: LoadedComponent<prism_provider_v1>] = [:]
+    public private(set) var middleware: [String: LoadedComponent<prism_middleware_v1>] = [:]
+    public private(set) var routers: [String: LoadedComponent<prism_router_v1>] = [:]
+    public private(set) var plugins: [LoadedPlugin] = []
+    public private(set) var refusals: [PluginRefusal] = []
+    /// Builds the per-identity host function tables (libffi closures).
+    let functionTables = HostFunctionTables()
+    let store = KeyValueStore()
+    let logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+
+    /// The host table for one component instance: its log lines say `plugin-component/instance`,
+    /// its key-value keys live in the plugin's namespace.
+    func hostTable(pluginID: String, component: String, instance: String) -> UnsafePointer<prism_host_api> {
+        let label = component == instance ? component : "\(component)/\(instance)"
+        return functionTables.makeTable(for: PluginIdentity(label: label, keyNamespace: pluginID, logger: logger,
+                                                            store: store))
+    }
+
+    /// Loads every `*.so` in `directory` (sorted by name, not recursive). Refusals are logged and
+    /// recorded; loading goes on with the rest.
+    public func loadDirectory(_ directory: String) {
+        guard let handle = opendir(directory) else {
+            logger.warning("plugins directory \(directory) cannot be read: \(String(cString: strerror(errno)))")
+            return
+        }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name.hasSuffix(".so") { names.append(name) }
+        }
+        closedir(handle)
+        for name in names.sorted() {
+            let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            do {
+                try load(path)
+            } catch {
+                refusals.append(error)
+                logger.error("plugin refused: \(error.file): \(error.reason)")
+            }
+        }
+    }
+
+    /// Loads one plugin file, or throws why it was refused. Nothing is registered unless the whole
+    /// plugin is valid.
+    public func load(_ path: String) throws(PluginRefusal) {
+        func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: path, reason: reason) }
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw refuse("cannot stat: \(String(cString: strerror(errno)))") }
+        guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 else { throw refuse("file is group- or world-writable") }
+        // RTLD_NODELETE: a Swift plugin unmapped by dlclose leaves dangling runtime metadata, so
+        // plugins stay mapped for the life of the process (and the host never calls dlclose).
+        guard let library = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+            throw refuse("dlopen failed: \(dlerror().map { String(cString: $0) } ?? "unknown error")")
+        }
+        guard let symbol = dlsym(library, PRISM_PLUGIN_ENTRY_SYMBOL) else {
+            throw refuse("missing entry symbol \(PRISM_PLUGIN_ENTRY_SYMBOL)")
+        }
+        let entry = unsafeBitCast(symbol, to: prism_plugin_entry_function.self)
+        let fileName = String(path.split(separator: "/").last ?? Substring(path))
+        let entryTable = functionTables.makeTable(for: PluginIdentity(
+            label: fileName, keyNamespace: "file:" + fileName, logger: logger, store: store))
+        var descriptorPointer: UnsafePointer<prism_plugin_descriptor>?
+        let result = entry(entryTable, &descriptorPointer)
+        guard result == PRISM_OK else { throw refuse("entry function returned status \(result)") }
+        guard let descriptorPointer else { throw refuse("entry function returned no descriptor") }
+
+        let minimumDescriptor = MemoryLayout<prism_plugin_descriptor>.size
+        let size = Int(descriptorPointer.pointee.struct_size)
+        guard size >= minimumDescriptor else {
+            throw refuse("descriptor struct_size \(size) is smaller than \(minimumDescriptor)")
+        }
+        let descriptor = descriptorPointer.pointee
+        guard Int32(descriptor.abi_major) == PRISM_ABI_MAJOR else {
+            throw refuse("ABI major \(descriptor.abi_major) is not supported (host supports \(PRISM_ABI_MAJOR))")
+        }
+        guard Int32(descriptor.min_host_abi_minor) <= PRISM_ABI_MINOR else {
+            throw refuse("needs host ABI minor \(descriptor.min_host_abi_minor) (host is \(PRISM_ABI_MAJOR).\(PRISM_ABI_MINOR))")
+        }
+        guard let idPointer = descriptor.id else { throw refuse("descriptor has no id") }
+        let id = String(cString: idPointer)
+        let version = descriptor.version.map { String(cString: $0) } ?? "unknown"
+        guard descriptor.component_count == 0 || descriptor.components != nil else {
+            throw refuse("descriptor lists \(descriptor.component_count) components but no component array")
+        }
+
+        var newProviders: [LoadedComponent<prism_provider_v1>] = []
+        var newMiddleware: [LoadedComponent<prism_middleware_v1>] = []
+        var newRouters: [LoadedComponent<prism_router_v1>] = []
+        var listed: [(kind: String, name: String)] = []
+        for index in 0..<Int(descriptor.component_count) {
+            let component = descriptor.components[index]
+            let componentSize = Int(component.struct_size)
+            guard componentSize >= MemoryLayout<prism_component>.size else {
+                throw refuse("component \(index): struct_size \(componentSize) is smaller than \(MemoryLayout<prism_component>.size)")
+            }
+            guard let namePointer = component.name else { throw refuse("component \(index) has no name") }
+            let name = String(cString: namePointer)
+            guard let vtable = component.vtable else { throw refuse("\(kindName(component.kind)) \"\(name)\": vtable is NULL") }
+            let vtableSize = Int(vtable.load(as: UInt32.self))
+            func checkSize(_ minimum: Int) throws(PluginRefusal) {
+                if vtableSize < minimum {
+                    throw refuse("\(kindName(component.kind)) \"\(name)\": vtable struct_size \(vtableSize) is smaller than \(minimum)")
+                }
+            }
+            func required(_ present: Bool, _ function: String) throws(PluginRefusal) {
+                if !present { throw refuse("\(kindName(component.kind)) \"\(name)\": required function \(function) is NULL") }
+            }
+            func duplicate(_ existing: String?) throws(PluginRefusal) {
+                if let existing {
+                    throw refuse("duplicate \(kindName(component.kind)) component \"\(name)\" (already loaded from \(existing))")
+                }
+            }
+            switch component.kind {
+            case PRISM_COMPONENT_PROVIDER:
+                try checkSize(MemoryLayout<prism_provider_v1>.size)
+                let table = vtable.assumingMemoryBound(to: prism_provider_v1.self)
+                let functions = table.pointee
+                try required(functions.instance_new != nil, "instance_new")
+                try required(functions.instance_destroy != nil, "instance_destroy")
+                try required(functions.exchange_new != nil, "exchange_new")
+                try required(functions.exchange_destroy != nil, "exchange_destroy")
+                try required(functions.build_request != nil, "build_request")
+                try required(functions.translate_response != nil, "translate_response")
+                try required(functions.translate_event != nil, "translate_event")
+                try required(functions.finish_stream != nil, "finish_stream")
+                try duplicate(providers[name]?.file ?? (newProviders.contains { $0.name == name } ? path : nil))
+                newProviders.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
+            case PRISM_COMPONENT_MIDDLEWARE:
+                try checkSize(MemoryLayout<prism_middleware_v1>.size)
+                let table = vtable.assumingMemoryBound(to: prism_middleware_v1.self)
+                try required(table.pointee.instance_new != nil, "instance_new")
+                try required(table.pointee.instance_destroy != nil, "instance_destroy")
+                try required(table.pointee.on_request != nil, "on_request")
+                try duplicate(middleware[name]?.file ?? (newMiddleware.contains { $0.name == name } ? path : nil))
+                newMiddleware.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
+            case PRISM_COMPONENT_ROUTER:
+                try checkSize(MemoryLayout<prism_router_v1>.size)
+                let table = vtable.assumingMemoryBound(to: prism_router_v1.self)
+                try required(table.pointee.instance_new != nil, "instance_new")
+                try required(table.pointee.instance_destroy != nil, "instance_destroy")
+                try required(table.pointee.select != nil, "select")
+                try duplicate(routers[name]?.file ?? (newRouters.contains { $0.name == name } ? path : nil))
+                newRouters.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
+            default:
+                // A kind from a newer ABI minor: skip it, keep the rest of the plugin.
+                logger.warning("plugin \(path): component \"\(name)\" has unknown kind \(component.kind); skipped")
+                continue
+            }
+            listed.append((kind: kindName(component.kind), name: name))
+        }
+        for component in newProviders { providers[component.name] = component }
+        for component in newMiddleware { middleware[component.name] = component }
+        for component in newRouters { routers[component.name] = component }
+        plugins.append(LoadedPlugin(id: id, version: version, file: path, abiMajor: Int(descriptor.abi_major),
+                                    abiMinor: Int(descriptor.abi_minor), components: listed))
+        logger.debug("plugin loaded: \(id) \(version) from \(path)")
+    }
+}
+
+func kindName(_ kind: prism_component_kind) -> String {
+    switch kind {
+    case PRISM_COMPONENT_PROVIDER: return "provider"
+    case PRISM_COMPONENT_MIDDLEWARE: return "middleware"
+    case PRISM_COMPONENT_ROUTER: return "router"
+    default: return "kind-\(kind)"
+    }
+}

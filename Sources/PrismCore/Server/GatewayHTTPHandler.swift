@@ -1,0 +1,225 @@
+import NIOCore
+import NIOHTTP1
+import PrismWire
+
+/// One client connection: reads a request (with size and time limits), routes it, and writes
+/// the answer. All state is confined to the connection's event loop.
+final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let gateway: Gateway
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+    /// The request was refused while reading (413): swallow the rest of its body.
+    private var discarding = false
+    private var readDeadline: Scheduled<Void>?
+    private(set) var context: ChannelHandlerContext?
+    /// The request being proxied on this connection, if any.
+    private var active: ProxyRequest?
+    private var responding = false
+
+    init(gateway: Gateway) { self.gateway = gateway }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .head(requestHead):
+            head = requestHead
+            body = nil
+            discarding = false
+            let limit = gateway.configuration.server.maxRequestBodySize
+            if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+                discarding = true
+                respondTooLarge(context: context, limit: limit)
+                return
+            }
+            // The whole request must arrive within read_timeout.
+            let timeout = gateway.configuration.server.readTimeout
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            readDeadline = context.eventLoop.scheduleTask(in: .milliseconds(timeout.milliseconds)) {
+                bound.value.readTimedOut()
+            }
+        case var .body(chunk):
+            guard !discarding else { return }
+            let limit = gateway.configuration.server.maxRequestBodySize
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
+                discarding = true
+                respondTooLarge(context: context, limit: limit)
+                return
+            }
+            if body == nil {
+                body = chunk
+            } else {
+                body!.writeBuffer(&chunk)
+            }
+        case .end:
+            readDeadline?.cancel()
+            readDeadline = nil
+            guard !discarding, let requestHead = head else { return }
+            head = nil
+            dispatch(context: context, head: requestHead, body: body)
+            body = nil
+        }
+    }
+
+    private func readTimedOut() {
+        guard let context, head != nil, !responding else { return }
+        head = nil
+        discarding = true
+        writeError(status: .requestTimeout, type: "invalid_request_error", code: "request_timeout",
+                   message: "The request was not received completely within server.read_timeout.", close: true)
+        _ = context
+    }
+
+    private func respondTooLarge(context: ChannelHandlerContext, limit: Int) {
+        readDeadline?.cancel()
+        writeError(status: .payloadTooLarge, type: "invalid_request_error", code: "request_too_large",
+                   message: "The request body is larger than server.max_request_body_size (\(limit) bytes).",
+                   close: true)
+    }
+
+    // MARK: Routing
+
+    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer?) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch (head.method, path) {
+        case (.GET, "/healthz"), (.GET, "/livez"), (.HEAD, "/healthz"):
+            writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))
+        case (.GET, "/readyz"):
+            if gateway.draining.load(ordering: .relaxed) {
+                writeJSON(status: .serviceUnavailable, body: Array(#"{"status":"draining"}"#.utf8))
+            } else {
+                writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))
+            }
+        case (.GET, "/v1/models"):
+            writeJSON(status: .ok, body: gateway.modelsBody)
+        case (.POST, "/v1/chat/completions"):
+            proxy(head: head, path: path, api: "chat.completions", body: body)
+        case (.POST, "/v1/embeddings"):
+            proxy(head: head, path: path, api: "embeddings", body: body)
+        case (_, "/healthz"), (_, "/livez"), (_, "/readyz"), (_, "/v1/models"), (_, "/v1/chat/completions"),
+             (_, "/v1/embeddings"):
+            writeError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
+                       message: "Method \(head.method.rawValue) is not allowed on \(path).")
+        default:
+            writeError(status: .notFound, type: "invalid_request_error", code: "not_found",
+                       message: "Unknown route \(head.method.rawValue) \(path).")
+        }
+    }
+
+    private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?) {
+        if gateway.draining.load(ordering: .relaxed) {
+            writeError(status: .serviceUnavailable, type: "service_unavailable", code: "service_unavailable",
+                       message: "The gateway is shutting down.", close: true)
+            return
+        }
+        let bytes = body.map { Array($0.readableBytesView) } ?? []
+        let request = ProxyRequest(gateway: gateway, handler: self, head: head, path: path, api: api, body: bytes)
+        active = request
+        request.run()
+    }
+
+    /// Called by the request when its answer is complete.
+    func requestFinished(_ request: ProxyRequest) {
+        if active === request { active = nil }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        readDeadline?.cancel()
+        active?.clientDisconnected()
+        active = nil
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { active?.clientWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Idle connections (no request in progress) are closed after server.idle_timeout.
+        if event is IdleStateHandler.IdleStateEvent, active == nil, head == nil {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: Writing
+
+    func writeJSON(status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)] = [],
+                   close: Bool = false)
+    {
+        guard let context else { return }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(4 + extra.count)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.count))
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        if close { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: body.count)
+        buffer.writeBytes(body)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
+        if close {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func writeError(status: HTTPResponseStatus, type: String, code: String, message: String,
+                    param: String? = nil, headers: [(String, String)] = [], close: Bool = false)
+    {
+        writeJSON(status: status, body: OpenAIErrorBody.make(message: message, type: type, code: code, param: param),
+                  headers: headers, close: close)
+    }
+
+    /// A complete response with a body whose content type the caller chose.
+    func writeResponse(status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8]) {
+        guard let context else { return }
+        var headers = headers
+        headers.replaceOrAdd(name: "content-length", value: String(body.count))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                      promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: body.count)
+        buffer.writeBytes(body)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func writeStreamHead(headers: HTTPHeaders) {
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                              promise: nil)
+    }
+
+    func writeStreamBytes(_ bytes: [UInt8]) {
+        guard let context, !bytes.isEmpty else { return }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    func endStream() {
+        context?.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+}
+
+extension ChannelHandlerContext {
+    func writeAndFlushWithPromise(_ data: NIOAny) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        writeAndFlush(data, promise: promise)
+        return promise.futureResult
+    }
+}

@@ -1,0 +1,65 @@
+import Dispatch
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Binds the listening socket and runs until SIGTERM/SIGINT, then drains: stops accepting, lets
+/// requests in flight finish (up to server.shutdown_timeout), and returns.
+public final class HTTPServer: Sendable {
+    let gateway: Gateway
+    let group: MultiThreadedEventLoopGroup
+
+    public init(gateway: Gateway) {
+        self.gateway = gateway
+        group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+    }
+
+    public func run(host: String, port: Int) throws {
+        let gateway = self.gateway
+        let idle = gateway.configuration.server.idleTimeout
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        IdleStateHandler(allTimeout: .milliseconds(idle.milliseconds)))
+                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(gateway: gateway))
+                }
+            }
+        let channel = try bootstrap.bind(host: host, port: port).wait()
+        gateway.logger.info("prism gateway listening on \(host):\(channel.localAddress?.port ?? port) with \(gateway.providers.count) provider(s), \(gateway.registry.plugins.count) plugin(s)")
+
+        let stop = DispatchSemaphore(value: 0)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        let signalQueue = DispatchQueue(label: "prism.signals")
+        let sources = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            return source
+        }
+        stop.wait()
+        _ = sources
+        gateway.logger.info("shutting down: no new connections, draining \(gateway.inFlight.load(ordering: .relaxed)) request(s)")
+        gateway.draining.store(true, ordering: .relaxed)
+        try? channel.close().wait()
+        let deadline = monotonicNanoseconds() + UInt64(gateway.configuration.server.shutdownTimeout.milliseconds) * 1_000_000
+        while gateway.inFlight.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline {
+            usleep(20_000)
+        }
+        let left = gateway.inFlight.load(ordering: .relaxed)
+        if left > 0 { gateway.logger.warning("shutdown_timeout reached with \(left) request(s) still in flight") }
+        gateway.logger.info("stopped")
+    }
+}

@@ -1,0 +1,428 @@
+/*
+ * prism_plugin.h -- the Prism gateway plugin ABI, major version 1.
+ *
+ * This header is the whole contract between the Prism host and a plugin. A plugin is a shared
+ * object (.so) that exports one symbol, `prism_plugin_entry_v1`, and describes one or more
+ * components: provider adapters, middleware and routing strategies. PLUGIN_API.md explains every
+ * rule in prose; the comments here are the short form.
+ *
+ * Rules that hold for everything below:
+ *  - Only fixed-width integers, pointers and the structs declared here cross the boundary. No C
+ *    enums (their size is implementation defined), no language runtime objects, no exceptions or
+ *    panics: nothing may unwind across a call in either direction.
+ *  - Every struct begins with `uint32_t struct_size`. Structs and function tables only ever grow by
+ *    appending fields (a minor version bump). A reader checks PRISM_HAS_FIELD before it touches a
+ *    field that a later minor version added. A NULL optional function pointer means "not provided".
+ *  - Inputs are borrowed: a prism_string, prism_bytes, header array or input struct passed to a
+ *    call is valid only until that call returns. Copy what you keep.
+ *  - Outputs go through host-provided sinks (prism_http_builder, prism_stream_sink,
+ *    prism_error_sink, prism_request_context). The host copies every argument before the sink
+ *    returns, so stack buffers are fine. Sinks themselves are valid only inside the call that
+ *    received them.
+ *  - Neither side frees memory the other side allocated. Plugin state (`void *instance`,
+ *    `void *exchange`) is created and destroyed by the plugin's own functions.
+ *  - Strings are UTF-8 and not NUL-terminated unless a comment says otherwise.
+ *  - Structs that appear as array elements (prism_header, prism_candidate, prism_component) are
+ *    frozen for major version 1: arrays are stepped by their 1.0 size, so they never grow.
+ */
+#ifndef PRISM_PLUGIN_H
+#define PRISM_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Versions and the entry symbol ---------------------------------------------------------- */
+
+#define PRISM_ABI_MAJOR 1
+#define PRISM_ABI_MINOR 0
+/* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
+ * may export both. */
+#define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry_v1"
+
+/* True when struct `pointer` (of type `type`) is large enough to contain `field`. */
+#define PRISM_HAS_FIELD(pointer, type, field)                                                     \
+    ((pointer) != NULL &&                                                                         \
+     (size_t)(pointer)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* ---- Scalars --------------------------------------------------------------------------------- */
+
+/* Result of most calls. Any value not listed is treated by the host as PRISM_ERROR_INTERNAL. */
+typedef int32_t prism_status;
+#define PRISM_OK 0
+/* Only from a provider's build_request: the plugin answered without the network. The upstream
+ * builder holds the answer (status, headers, body) exactly as the upstream would have sent it,
+ * and the host continues as if the transport had received it (translate_response, or framing
+ * and translate_event for a stream). Used by the `mock` provider and by test doubles. */
+#define PRISM_ANSWERED_LOCALLY 1
+#define PRISM_ERROR_INVALID_REQUEST (-1) /* client's fault: 400 unless the error sink says otherwise */
+#define PRISM_ERROR_UNSUPPORTED (-2)     /* this component cannot do that: 501 */
+#define PRISM_ERROR_UPSTREAM (-3)        /* the provider failed: 502 */
+#define PRISM_ERROR_DENIED (-4)          /* 403 */
+#define PRISM_ERROR_LIMIT (-5)           /* 429 */
+#define PRISM_ERROR_INTERNAL (-6)        /* 500 */
+#define PRISM_ERROR_ABI (-7)             /* version or struct size mismatch; refuses to load */
+
+/* What a middleware's on_request tells the host to do next. */
+typedef int32_t prism_action;
+#define PRISM_CONTINUE 0 /* go on with the next middleware, then routing */
+#define PRISM_RESPOND 1  /* answer the client with `local_response` now (401, 429, a cache hit) */
+
+/* Component kinds. */
+typedef int32_t prism_component_kind;
+#define PRISM_COMPONENT_PROVIDER 1
+#define PRISM_COMPONENT_MIDDLEWARE 2
+#define PRISM_COMPONENT_ROUTER 3
+
+/* How the upstream response body is framed when the request streams (set by build_request). */
+typedef int32_t prism_framing;
+#define PRISM_FRAMING_NONE 0   /* not a stream: the host buffers the body, calls translate_response */
+#define PRISM_FRAMING_SSE 1    /* server-sent events: the host parses, calls translate_event */
+#define PRISM_FRAMING_NDJSON 2 /* one JSON document per line: translate_event, `event` empty */
+#define PRISM_FRAMING_RAW 3    /* raw bytes as they arrive (binary framings): translate_chunk */
+
+/* Log levels for prism_host_api.log. */
+typedef int32_t prism_log_level;
+#define PRISM_LOG_DEBUG 0
+#define PRISM_LOG_INFO 1
+#define PRISM_LOG_WARN 2
+#define PRISM_LOG_ERROR 3
+
+/* prism_request.flags bits. Unknown bits must be ignored. */
+#define PRISM_REQUEST_STREAM 0x1u /* the client asked for a stream */
+#define PRISM_REQUEST_RETRY 0x2u  /* this is not the first attempt for this client request */
+
+/* ---- Borrowed views -------------------------------------------------------------------------- */
+
+typedef struct prism_string {
+    const char *data;
+    size_t length;
+} prism_string;
+
+typedef struct prism_bytes {
+    const uint8_t *data;
+    size_t length;
+} prism_bytes;
+
+typedef struct prism_header {
+    prism_string name; /* lower-case on input from the host */
+    prism_string value;
+} prism_header;
+
+/* ---- Host services --------------------------------------------------------------------------- */
+
+/*
+ * The host's function table. The plugin receives one at entry (bound to the plugin) and one more
+ * for every component instance (bound to that instance), and may keep either until the process
+ * exits. Its functions carry no context argument: each table's functions are libffi closures that
+ * the host bound to one identity, so a log line is attributed, and a key-value key namespaced, by
+ * construction; a plugin cannot act under another plugin's name. All functions are thread-safe.
+ */
+typedef struct prism_host_api {
+    uint32_t struct_size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    /* Writes one log line, attributed to the plugin (and instance). */
+    void (*log)(prism_log_level level, prism_string message);
+    /* Non-zero when `level` is enabled; check it before formatting an expensive message. */
+    int32_t (*log_enabled)(prism_log_level level);
+    /* Monotonic clock in nanoseconds (for durations). */
+    uint64_t (*monotonic_nanoseconds)(void);
+    /* Wall clock, milliseconds since the Unix epoch. */
+    uint64_t (*wall_clock_milliseconds)(void);
+    /* Optional services by versioned id, NUL-terminated (e.g. PRISM_KEY_VALUE_SERVICE_V1). Returns
+     * a pointer to a service table, valid until exit, or NULL when the host has no such service. */
+    const void *(*get_service)(const char *service_id);
+} prism_host_api;
+
+/* A sink that receives one byte string (used by services that return a value). */
+typedef struct prism_bytes_sink {
+    uint32_t struct_size;
+    void *context;
+    void (*write)(void *context, prism_bytes value);
+} prism_bytes_sink;
+
+/*
+ * "prism.key_value.v1": shared state with expiry, kept by the host (in memory today; a shared
+ * store across replicas where configured). Keys are namespaced per plugin by the host: two plugins
+ * using the same key never see each other's values. Functions return at once (no network I/O).
+ * A ttl of 0 means "never expires".
+ */
+#define PRISM_KEY_VALUE_SERVICE_V1 "prism.key_value.v1"
+#define PRISM_KEY_NOT_FOUND 2 /* returned by get when the key is absent or expired */
+typedef struct prism_key_value_service_v1 {
+    uint32_t struct_size;
+    /* Writes the value to `out` and returns PRISM_OK, or returns PRISM_KEY_NOT_FOUND. */
+    prism_status (*get)(prism_string key, const prism_bytes_sink *out);
+    prism_status (*set)(prism_string key, prism_bytes value, uint64_t ttl_milliseconds);
+    prism_status (*remove)(prism_string key);
+    /* Adds `delta` to the integer counter at `key` (absent = 0) and stores the result in
+     * `*out_value`. The ttl is applied when the counter is created. Atomic. */
+    prism_status (*increment)(prism_string key, int64_t delta, uint64_t ttl_milliseconds,
+                              int64_t *out_value);
+} prism_key_value_service_v1;
+
+/* ---- Sinks the host gives to plugins --------------------------------------------------------- */
+
+/* Builds an HTTP message: the upstream request in build_request (method, url, headers, body), or
+ * the client response in translate_response and middleware (status, headers, body). set_header
+ * replaces an existing header of that name; add_header appends another one. */
+typedef struct prism_http_builder {
+    uint32_t struct_size;
+    void *context;
+    prism_status (*set_status)(void *context, uint32_t status);
+    prism_status (*set_method)(void *context, prism_string method);
+    prism_status (*set_url)(void *context, prism_string absolute_url);
+    prism_status (*set_header)(void *context, prism_string name, prism_string value);
+    prism_status (*add_header)(void *context, prism_string name, prism_string value);
+    prism_status (*write_body)(void *context, prism_bytes data); /* appends */
+    prism_status (*clear_body)(void *context);
+} prism_http_builder;
+
+/* Token counts. Zero means "not reported". */
+typedef struct prism_usage {
+    uint32_t struct_size;
+    uint32_t reserved; /* zero */
+    uint64_t input_tokens;
+    uint64_t output_tokens;
+    uint64_t cached_input_tokens;
+    uint64_t cache_write_tokens;
+    uint64_t reasoning_tokens;
+} prism_usage;
+
+/* Where a provider writes client events while translating a stream. */
+typedef struct prism_stream_sink {
+    uint32_t struct_size;
+    void *context;
+    /* One client event: the JSON of one OpenAI chat.completion.chunk (no "data: " prefix, no
+     * newlines). The host frames it as SSE and writes it to the client at once. */
+    prism_status (*emit_event)(void *context, prism_bytes data);
+    /* Cumulative usage so far; the last report wins. */
+    void (*report_usage)(void *context, const prism_usage *usage);
+    /* The model name the upstream says answered. */
+    void (*set_response_model)(void *context, prism_string model);
+} prism_stream_sink;
+
+/* Describes a failure. Call it before returning an error status. `type` and `code` become the
+ * OpenAI error's "type" and "code"; http_status 0 lets the host choose from the status. */
+typedef struct prism_error_sink {
+    uint32_t struct_size;
+    void *context;
+    void (*set)(void *context, uint32_t http_status, prism_string type, prism_string code,
+                prism_string message);
+} prism_error_sink;
+
+/* Per-request attributes and response headers a middleware may read and add. Attribute names in
+ * use by first-party components: "key.name", "key.owner" (set by auth, written to the request
+ * log). */
+typedef struct prism_request_context {
+    uint32_t struct_size;
+    void *context;
+    prism_status (*set_attribute)(void *context, prism_string name, prism_string value);
+    /* Writes the value to `out` and returns PRISM_OK, or returns PRISM_KEY_NOT_FOUND. */
+    prism_status (*get_attribute)(void *context, prism_string name, const prism_bytes_sink *out);
+    /* Adds a header to the response the client will receive, whoever produces it. */
+    prism_status (*add_response_header)(void *context, prism_string name, prism_string value);
+} prism_request_context;
+
+/* ---- Inputs the host gives to plugins -------------------------------------------------------- */
+
+typedef struct prism_request {
+    uint32_t struct_size;
+    uint32_t flags;   /* PRISM_REQUEST_* bits */
+    uint32_t attempt; /* 0 for the first attempt */
+    uint32_t reserved;
+    /* Which API: "chat.completions", "embeddings", "models.list". A provider returns
+     * PRISM_ERROR_UNSUPPORTED for one it does not serve. */
+    prism_string api;
+    prism_string method;
+    prism_string path;
+    const prism_header *headers; /* the client's headers, names lower-case */
+    size_t header_count;
+    prism_bytes body;    /* the client's body, OpenAI format (empty for models.list) */
+    prism_string model;  /* for providers: the upstream model routing chose; for middleware and
+                            routers: the model the client asked for */
+    prism_string request_id;
+} prism_request;
+
+typedef struct prism_response {
+    uint32_t struct_size;
+    uint32_t status;
+    const prism_header *headers; /* names lower-case */
+    size_t header_count;
+    prism_bytes body; /* complete (non-streaming responses and errors) */
+} prism_response;
+
+/* One upstream event (SSE event, or one NDJSON line). Multi-line `data:` fields are joined with
+ * "\n"; comments and keep-alives never reach the plugin. */
+typedef struct prism_event {
+    uint32_t struct_size;
+    uint32_t reserved;
+    prism_string event; /* the SSE `event:` field, empty when absent */
+    prism_bytes data;
+    prism_string id;
+} prism_event;
+
+/* End-of-request summary given to middleware and routers. */
+typedef struct prism_completion {
+    uint32_t struct_size;
+    uint32_t status;       /* HTTP status the client received */
+    prism_string provider; /* provider instance name; empty when none was called */
+    prism_string model;    /* upstream model the request was sent with */
+    const prism_usage *usage; /* never NULL; check its struct_size before reading newer fields */
+    uint64_t latency_nanoseconds;
+    uint64_t first_byte_nanoseconds; /* time to the first byte from upstream; 0 if none */
+} prism_completion;
+
+/* ---- Component function tables --------------------------------------------------------------- */
+
+/* Creates a component instance from its configuration (the instance's config section as JSON).
+ * Called on the control thread. On failure, describe it through `error`. */
+typedef prism_status (*prism_instance_new_function)(const prism_host_api *host,
+                                                    prism_string instance_name,
+                                                    prism_bytes config_json, void **out_instance,
+                                                    const prism_error_sink *error);
+typedef void (*prism_instance_destroy_function)(void *instance);
+
+/*
+ * Provider adapter: translation only. The host owns the network. One instance serves many
+ * requests at once: instance state must be read-only or synchronized; per-request state belongs
+ * in the exchange. The host never rewrites the client's body: build_request must put
+ * `request->model` (the upstream model routing chose) into what it sends. For one client request the host
+ * calls exchange_new, then build_request, then either translate_response (2xx, not streaming),
+ * translate_error (non-2xx), or translate_event / translate_chunk per piece of the stream followed
+ * by finish_stream; then exchange_destroy exactly once (also when the client went away).
+ * Calls for one exchange never overlap; they may come from different threads.
+ */
+typedef struct prism_provider_v1 {
+    uint32_t struct_size;
+    prism_instance_new_function instance_new;         /* required */
+    prism_instance_destroy_function instance_destroy; /* required */
+    prism_status (*exchange_new)(void *instance, void **out_exchange);  /* required */
+    void (*exchange_destroy)(void *exchange);                           /* required */
+    /* Writes the upstream request; signing, if any, happens last, here. Sets `*out_framing`
+     * (PRISM_FRAMING_NONE for non-streaming requests). */
+    prism_status (*build_request)(void *exchange, const prism_request *request,
+                                  const prism_http_builder *upstream, prism_framing *out_framing,
+                                  const prism_error_sink *error); /* required */
+    /* A 2xx upstream answer to a non-streaming request: write the client's answer (status,
+     * headers, OpenAI-format body) and fill `*out_usage`. */
+    prism_status (*translate_response)(void *exchange, const prism_response *response,
+                                       const prism_http_builder *client, prism_usage *out_usage,
+                                       const prism_error_sink *error); /* required */
+    /* One upstream stream event (SSE/NDJSON framing). Emit zero or more client events. */
+    prism_status (*translate_event)(void *exchange, const prism_event *event,
+                                    const prism_stream_sink *client,
+                                    const prism_error_sink *error); /* required */
+    /* Raw stream bytes (PRISM_FRAMING_RAW); chunks split anywhere. Optional. */
+    prism_status (*translate_chunk)(void *exchange, prism_bytes chunk,
+                                    const prism_stream_sink *client, const prism_error_sink *error);
+    /* The upstream stream ended. Emit any final event; the host then writes `data: [DONE]`. */
+    prism_status (*finish_stream)(void *exchange, const prism_stream_sink *client,
+                                  const prism_error_sink *error); /* required */
+    /* A non-2xx upstream answer: describe it through `error` (status, type, code, message) and
+     * return PRISM_ERROR_UPSTREAM (or another error status). Optional: without it the host reports
+     * the upstream status and body's message as a provider_error. */
+    prism_status (*translate_error)(void *exchange, const prism_response *response,
+                                    const prism_error_sink *error);
+} prism_provider_v1;
+
+/*
+ * Middleware: runs before routing, in the order the `middleware:` config list gives. on_request
+ * decides CONTINUE or RESPOND; on_complete (optional) sees the summary when the request ends.
+ * Calls may come concurrently from several threads for different requests: the instance must be
+ * thread-safe (read-only, or synchronized).
+ */
+typedef struct prism_middleware_v1 {
+    uint32_t struct_size;
+    prism_instance_new_function instance_new;         /* required */
+    prism_instance_destroy_function instance_destroy; /* required */
+    /* Return PRISM_CONTINUE, or PRISM_RESPOND after writing `local_response`. Any other value is
+     * an internal error (the client gets 500). */
+    prism_action (*on_request)(void *instance, const prism_request *request,
+                               const prism_request_context *context,
+                               const prism_http_builder *local_response); /* required */
+    void (*on_complete)(void *instance, const prism_request *request,
+                        const prism_request_context *context,
+                        const prism_completion *completion); /* optional */
+} prism_middleware_v1;
+
+/* What the host knows about one deployment (a provider serving the requested model). */
+typedef struct prism_candidate {
+    uint32_t struct_size;
+    uint32_t weight;       /* from config; 1 when not set */
+    prism_string provider; /* provider instance name */
+    prism_string model;    /* upstream model name */
+    uint32_t healthy;      /* non-zero when the host considers it usable */
+    uint32_t reserved;
+    uint64_t in_flight;
+    double latency_milliseconds; /* recent average; 0 when unknown */
+    double error_rate;           /* recent fraction of failed attempts, 0..1 */
+} prism_candidate;
+
+/*
+ * Routing strategy: ranks the candidates for one request. `select` writes indices into
+ * `out_order` (room for `*inout_count` entries, which is at least `candidate_count`), best first,
+ * and sets `*inout_count` to how many it wrote; the host tries them in that order. Called
+ * concurrently from many threads. `feedback` (optional) reports each attempt's outcome.
+ */
+typedef struct prism_router_v1 {
+    uint32_t struct_size;
+    prism_instance_new_function instance_new;         /* required */
+    prism_instance_destroy_function instance_destroy; /* required */
+    prism_status (*select)(void *instance, const prism_request *request,
+                           const prism_candidate *candidates, size_t candidate_count,
+                           uint32_t *out_order, size_t *inout_count,
+                           const prism_error_sink *error); /* required */
+    void (*feedback)(void *instance, const prism_completion *outcome); /* optional */
+} prism_router_v1;
+
+/* ---- The plugin descriptor ------------------------------------------------------------------- */
+
+typedef struct prism_component {
+    uint32_t struct_size;
+    prism_component_kind kind;
+    const char *name;   /* NUL-terminated; unique per kind across all loaded plugins */
+    const void *vtable; /* prism_provider_v1, prism_middleware_v1 or prism_router_v1 */
+} prism_component;
+
+typedef struct prism_plugin_descriptor {
+    uint32_t struct_size;
+    uint16_t abi_major;          /* PRISM_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor;          /* PRISM_ABI_MINOR the plugin was built against */
+    uint16_t min_host_abi_minor; /* oldest host minor the plugin works with */
+    uint16_t flags;              /* zero; unknown bits are ignored */
+    const char *id;              /* NUL-terminated, e.g. "dev.prism.provider.openai" */
+    const char *version;         /* NUL-terminated, e.g. "1.0.0" */
+    const prism_component *components;
+    uint32_t component_count;
+    uint32_t reserved;
+} prism_plugin_descriptor;
+
+/* The exported entry point: `prism_plugin_entry_v1`. Called once, on the control thread, before
+ * any other call. Returns PRISM_OK and points `*out_descriptor` at plugin-static memory that stays
+ * valid and unchanged until the process exits, or PRISM_ERROR_ABI to refuse this host. */
+typedef prism_status (*prism_plugin_entry_function)(
+    const prism_host_api *host, const prism_plugin_descriptor **out_descriptor);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PRISM_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define PRISM_PLUGIN_EXPORT
+#endif
+
+/* The prototype C and C++ plugins implement (so the compiler checks the signature). Not declared
+ * for Swift, which exports it with @c(prism_plugin_entry_v1) instead. */
+#ifndef __swift__
+PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *host,
+                                                       const prism_plugin_descriptor **out_descriptor);
+#endif
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* PRISM_PLUGIN_H */

@@ -1,0 +1,179 @@
+/// Writes compact JSON into a byte array. Commas are inserted automatically between members and
+/// elements; callers state structure (begin/end, key, value) and never write separators.
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+    /// One flag per open container: whether it already holds a member or element.
+    private var needsComma: [Bool] = []
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    public mutating func beginObject() {
+        separate()
+        bytes.append(UInt8(ascii: "{"))
+        needsComma.append(false)
+    }
+
+    public mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        needsComma.removeLast()
+    }
+
+    public mutating func beginArray() {
+        separate()
+        bytes.append(UInt8(ascii: "["))
+        needsComma.append(false)
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needsComma.removeLast()
+    }
+
+    /// Writes a member name; the next value call writes its value.
+    public mutating func key(_ name: String) {
+        separate()
+        appendQuoted(name)
+        bytes.append(UInt8(ascii: ":"))
+        valueFollows = true
+    }
+
+    /// Kept for symmetry with array building; commas are automatic, so this does nothing.
+    public mutating func comma() {}
+
+    public mutating func string(_ value: String) {
+        separate()
+        appendQuoted(value)
+    }
+
+    public mutating func string(_ key: String, _ value: String) {
+        self.key(key)
+        string(value)
+    }
+
+    public mutating func optionalString(_ key: String, _ value: String?) {
+        self.key(key)
+        if let value { string(value) } else { raw("null") }
+    }
+
+    public mutating func integer(_ value: Int64) {
+        separate()
+        appendDecimal(value)
+    }
+
+    public mutating func integer(_ key: String, _ value: Int64) {
+        self.key(key)
+        integer(value)
+    }
+
+    public mutating func number(_ value: Double) {
+        separate()
+        if value.isFinite, value == value.rounded(), abs(value) < 1e15 {
+            appendDecimal(Int64(value))
+        } else if value.isFinite {
+            bytes.append(contentsOf: Array("\(value)".utf8))
+        } else {
+            bytes.append(contentsOf: Array("null".utf8))
+        }
+    }
+
+    public mutating func bool(_ value: Bool) {
+        raw(value ? "true" : "false")
+    }
+
+    public mutating func bool(_ key: String, _ value: Bool) {
+        self.key(key)
+        bool(value)
+    }
+
+    public mutating func null() { raw("null") }
+
+    /// Writes already-encoded JSON (a value) as is.
+    public mutating func raw(_ json: String) {
+        separate()
+        bytes.append(contentsOf: json.utf8)
+    }
+
+    /// Writes already-encoded JSON bytes (a value) as is.
+    public mutating func raw<Bytes: Collection>(bytes json: Bytes) where Bytes.Element == UInt8 {
+        separate()
+        bytes.append(contentsOf: json)
+    }
+
+    // MARK: Internals
+
+    private var valueFollows = false
+
+    private mutating func separate() {
+        if valueFollows {
+            valueFollows = false
+            return
+        }
+        guard !needsComma.isEmpty else { return }
+        if needsComma[needsComma.count - 1] {
+            bytes.append(UInt8(ascii: ","))
+        } else {
+            needsComma[needsComma.count - 1] = true
+        }
+    }
+
+    private mutating func appendDecimal(_ value: Int64) {
+        if value == 0 {
+            bytes.append(UInt8(ascii: "0"))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var magnitude = value.magnitude
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while magnitude > 0 {
+                buffer[count] = UInt8(truncatingIfNeeded: magnitude % 10) + 0x30
+                magnitude /= 10
+                count += 1
+            }
+        }
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        withUnsafeBytes(of: &digits) { buffer in
+            for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(buffer[index]) }
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private mutating func appendQuoted(_ value: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var value = value
+        value.withUTF8 { utf8 in
+            var runStart = 0
+            for index in 0..<utf8.count {
+                let byte = utf8[index]
+                if byte >= 0x20, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") { continue }
+                if runStart < index {
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+                }
+                runStart = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+                case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+                case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+                case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+                default:
+                    bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30,
+                                              JSONWriter.hexDigits[Int(byte >> 4)],
+                                              JSONWriter.hexDigits[Int(byte & 0xF)]])
+                }
+            }
+            if runStart < utf8.count {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,146 @@
+/// One server-sent event: the fields the WHATWG event-stream format defines.
+public struct ServerSentEvent: Sendable, Equatable {
+    public var event: String
+    public var data: [UInt8]
+    public var id: String
+
+    public init(event: String = "", data: [UInt8], id: String = "") {
+        self.event = event
+        self.data = data
+        self.id = id
+    }
+}
+
+/// Incremental parser for `text/event-stream` bytes that arrive in chunks split anywhere.
+///
+/// Handles `\n`, `\r\n` and `\r` line endings, multi-line `data:` (joined with `\n`), comments and
+/// keep-alive lines (ignored), and a final event without a trailing blank line (`finish()`).
+public struct ServerSentEventParser: Sendable {
+    private var line: [UInt8] = []
+    private var data: [UInt8] = []
+    private var hasData = false
+    private var event = ""
+    private var id = ""
+    private var lastWasCarriageReturn = false
+    /// A line longer than this is an upstream fault, not something to buffer without bound.
+    public let maximumLineLength: Int
+
+    public init(maximumLineLength: Int = 8 << 20) {
+        self.maximumLineLength = maximumLineLength
+    }
+
+    public enum ParseError: Error, Sendable { case lineTooLong }
+
+    /// Feeds bytes and calls `onEvent` for each complete event.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer,
+                              onEvent: (ServerSentEvent) throws -> Void) throws
+    {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            let byte = bytes[index]
+            if lastWasCarriageReturn {
+                lastWasCarriageReturn = false
+                if byte == 0x0A {
+                    index += 1
+                    continue
+                }
+            }
+            if byte == 0x0A || byte == 0x0D {
+                lastWasCarriageReturn = byte == 0x0D
+                try endLine(onEvent)
+                index += 1
+                continue
+            }
+            // Copy the run up to the next line break at once.
+            var end = index + 1
+            while end < count, bytes[end] != 0x0A, bytes[end] != 0x0D { end += 1 }
+            line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+            if line.count > maximumLineLength { throw ParseError.lineTooLong }
+            index = end
+        }
+    }
+
+    public mutating func feed(_ bytes: [UInt8], onEvent: (ServerSentEvent) throws -> Void) throws {
+        try bytes.withUnsafeBytes { buffer in try feed(buffer, onEvent: onEvent) }
+    }
+
+    /// The stream ended: dispatches a pending event that lacked its closing blank line.
+    public mutating func finish(onEvent: (ServerSentEvent) throws -> Void) throws {
+        if !line.isEmpty { try endLine(onEvent) }
+        if hasData { try dispatch(onEvent) }
+    }
+
+    private mutating func endLine(_ onEvent: (ServerSentEvent) throws -> Void) throws {
+        defer { line.removeAll(keepingCapacity: true) }
+        if line.isEmpty {
+            if hasData { try dispatch(onEvent) } else {
+                event = ""
+            }
+            return
+        }
+        if line[0] == UInt8(ascii: ":") { return } // comment / keep-alive
+        var colon = line.count
+        for index in 0..<line.count where line[index] == UInt8(ascii: ":") {
+            colon = index
+            break
+        }
+        var valueStart = colon < line.count ? colon + 1 : line.count
+        if valueStart < line.count, line[valueStart] == 0x20 { valueStart += 1 }
+        let name = line[0..<colon]
+        let value = line[valueStart..<line.count]
+        if name.elementsEqual("data".utf8) {
+            if hasData { data.append(0x0A) }
+            data.append(contentsOf: value)
+            hasData = true
+        } else if name.elementsEqual("event".utf8) {
+            event = String(decoding: value, as: UTF8.self)
+        } else if name.elementsEqual("id".utf8) {
+            id = String(decoding: value, as: UTF8.self)
+        }
+        // "retry" and unknown fields are ignored, as the format requires.
+    }
+
+    private mutating func dispatch(_ onEvent: (ServerSentEvent) throws -> Void) throws {
+        let completed = ServerSentEvent(event: event, data: data, id: id)
+        data.removeAll(keepingCapacity: true)
+        hasData = false
+        event = ""
+        try onEvent(completed)
+    }
+}
+
+/// Writes SSE frames for the client side.
+public enum ServerSentEventWriter {
+    /// `data: <payload>\n\n`. The payload must not contain line breaks (compact JSON does not).
+    public static func frame(_ payload: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        output.append(contentsOf: "data: ".utf8)
+        output.append(contentsOf: payload)
+        output.append(contentsOf: [0x0A, 0x0A])
+    }
+
+    public static let done: [UInt8] = Array("data: [DONE]\n\n".utf8)
+}
+
+/// Splits a byte stream into lines (for NDJSON framing), across chunk boundaries.
+public struct LineSplitter: Sendable {
+    private var pending: [UInt8] = []
+    public init() {}
+
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, onLine: ([UInt8]) throws -> Void) rethrows {
+        var start = 0
+        for index in 0..<bytes.count where bytes[index] == 0x0A {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+            if pending.last == 0x0D { pending.removeLast() }
+            if !pending.isEmpty { try onLine(pending) }
+            pending.removeAll(keepingCapacity: true)
+            start = index + 1
+        }
+        pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<bytes.count]))
+    }
+
+    public mutating func finish(onLine: ([UInt8]) throws -> Void) rethrows {
+        if !pending.isEmpty { try onLine(pending) }
+        pending.removeAll()
+    }
+}

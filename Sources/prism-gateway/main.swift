@@ -1,0 +1,148 @@
+import Logging
+import PrismCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// prism-gateway [serve] [--config FILE] [--plugins-dir DIR] [--port N] [--host H]
+// prism-gateway validate --config FILE
+// prism-gateway plugins [--plugins-dir DIR] [--config FILE]
+
+/// Writes to standard error (one write call, so concurrent lines never interleave).
+func printError(_ text: String) {
+    var text = text
+    text.withUTF8 { utf8 in _ = write(2, utf8.baseAddress, utf8.count) }
+}
+
+struct Options {
+    var command = "serve"
+    var configPath: String?
+    var pluginsDirectory: String?
+    var port: Int?
+    var host: String?
+}
+
+func usage() -> Never {
+    printError("""
+    usage: prism-gateway [serve] [--config FILE] [--plugins-dir DIR] [--port N] [--host H]
+           prism-gateway validate --config FILE
+           prism-gateway plugins [--plugins-dir DIR] [--config FILE]
+
+    """)
+    exit(2)
+}
+
+func parseOptions() -> Options {
+    var options = Options()
+    var arguments = CommandLine.arguments.dropFirst()
+    if let first = arguments.first, !first.hasPrefix("-") {
+        guard ["serve", "validate", "plugins"].contains(first) else { usage() }
+        options.command = first
+        arguments = arguments.dropFirst()
+    }
+    while let argument = arguments.popFirst() {
+        var name = argument
+        var value: String?
+        if let equals = argument.firstIndex(of: "=") {
+            name = String(argument[..<equals])
+            value = String(argument[argument.index(after: equals)...])
+        }
+        func next() -> String {
+            if let value { return value }
+            guard let following = arguments.popFirst() else { usage() }
+            return following
+        }
+        switch name {
+        case "--config", "-c": options.configPath = next()
+        case "--plugins-dir": options.pluginsDirectory = next()
+        case "--port": options.port = Int(next()) ?? { usage() }()
+        case "--host": options.host = next()
+        case "--help", "-h": usage()
+        default:
+            printError("unknown option \(argument)\n")
+            usage()
+        }
+    }
+    return options
+}
+
+/// `plugins/` beside the executable.
+func defaultPluginsDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard count > 0 else { return "plugins" }
+    let path = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+    return directory + "/plugins"
+}
+
+/// Loads the configuration named by the options (or the defaults), printing diagnostics.
+func loadConfiguration(_ options: Options) -> GatewayConfiguration? {
+    var path = options.configPath
+    if path == nil, let fromEnvironment = getenv("PRISM_CONFIG") { path = String(cString: fromEnvironment) }
+    if path == nil, ConfigFile.exists("config.yaml") { path = "config.yaml" }
+    let text: String
+    let name: String
+    if let path {
+        switch ConfigFile.read(path) {
+        case let .success(contents): text = contents
+        case let .failure(error):
+            printError("\(error)\n")
+            return nil
+        }
+        name = path
+    } else {
+        text = DefaultConfiguration.text
+        name = "<embedded default>"
+    }
+    var loader = ConfigLoader()
+    do {
+        let (configuration, warnings) = try loader.load(text: text, file: name)
+        for warning in warnings { printError("\(warning)\n") }
+        return configuration
+    } catch {
+        printError("\(error)\n")
+        return nil
+    }
+}
+
+let options = parseOptions()
+LoggingSystem.bootstrap { label in LineLogHandler(label: "prism", level: .info) }
+
+switch options.command {
+case "validate":
+    guard let configuration = loadConfiguration(options) else { exit(1) }
+    print("config OK: \(configuration.source)")
+    exit(0)
+case "plugins":
+    let configuration = options.configPath == nil ? nil : loadConfiguration(options)
+    let directory = options.pluginsDirectory ?? configuration?.pluginsDirectory ?? defaultPluginsDirectory()
+    let registry = PluginRegistry(logger: Logger(label: "prism"))
+    registry.loadDirectory(directory)
+    for plugin in registry.plugins {
+        let kinds = Set(plugin.components.map(\.kind)).sorted().joined(separator: ",")
+        let names = plugin.components.map(\.name).joined(separator: ",")
+        let file = plugin.file.split(separator: "/").last.map(String.init) ?? plugin.file
+        print("\(plugin.id) \(plugin.version) kinds=\(kinds) components=\(names) abi=\(plugin.abiMajor).\(plugin.abiMinor) file=\(file)")
+    }
+    for refusal in registry.refusals {
+        let file = refusal.file.split(separator: "/").last.map(String.init) ?? refusal.file
+        print("refused \(file): \(refusal.reason)")
+    }
+    exit(0)
+default:
+    guard let configuration = loadConfiguration(options) else { exit(1) }
+    var logger = Logger(label: "prism")
+    logger.logLevel = configuration.logging.level.loggerLevel
+    let directory = options.pluginsDirectory ?? configuration.pluginsDirectory ?? defaultPluginsDirectory()
+    do {
+        let gateway = try Gateway(configuration: configuration, pluginsDirectory: directory, logger: logger)
+        let server = HTTPServer(gateway: gateway)
+        try server.run(host: options.host ?? configuration.server.host, port: options.port ?? configuration.server.port)
+        exit(0)
+    } catch {
+        logger.critical("cannot start: \(error)")
+        exit(1)
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds Prism in release mode and lays out dist/:
+#   dist/prism-gateway            the gateway
+#   dist/plugins/*.so             first-party plugins (provider-openai, provider-mock, middleware-auth, router-round-robin)
+#   dist/lib/*.so                 with --bundle-runtime: the Swift runtime libraries they load (for images without a toolchain)
+# Used by the Makefile, .ci/run and the Dockerfile alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bundle_runtime=0
+configuration=release
+for argument in "$@"; do
+    case $argument in
+        --bundle-runtime) bundle_runtime=1 ;;
+        --debug) configuration=debug ;;
+        *) echo "usage: $0 [--bundle-runtime] [--debug]" >&2; exit 2 ;;
+    esac
+done
+
+swift build -c "$configuration"
+bin=$(swift build -c "$configuration" --show-bin-path)
+
+rm -rf dist
+mkdir -p dist/plugins
+install -m 755 "$bin/prism-gateway" dist/prism-gateway
+# SwiftPM names a dynamic product lib<Product>.so; dist/ uses the plugin's kind and name.
+install -m 755 "$bin/libPrismProviderOpenAI.so" dist/plugins/provider-openai.so
+install -m 755 "$bin/libPrismProviderMock.so" dist/plugins/provider-mock.so
+install -m 755 "$bin/libPrismMiddlewareAuth.so" dist/plugins/middleware-auth.so
+install -m 755 "$bin/libPrismRouterRoundRobin.so" dist/plugins/router-round-robin.so
+
+if [[ $bundle_runtime == 1 ]]; then
+    # Swift runtime libraries come from the toolchain; copy the ones the binaries load.
+    mkdir -p dist/lib
+    swift_lib_dir=$(dirname "$(command -v swift)")/../lib/swift/linux
+    for object in dist/prism-gateway dist/plugins/*.so; do
+        ldd "$object" | awk '/=>/ {print $3}' | while read -r library; do
+            [[ -n $library && $library == "$(realpath "$swift_lib_dir")"/* || $library == "$swift_lib_dir"/* ]] || continue
+            cp -n "$library" dist/lib/
+        done
+    done
+    ls dist/lib
+fi
+echo "built: dist/prism-gateway and $(ls dist/plugins | wc -l) plugins"
