@@ -29,6 +29,7 @@ public final class Gateway: Sendable {
     public init(configuration: GatewayConfiguration, pluginsDirectory: String, logger: Logger) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
+        SecretRedactor.shared.register(configuration)
         let registry = PluginRegistry(logger: logger)
         registry.loadDirectory(pluginsDirectory)
         self.registry = registry

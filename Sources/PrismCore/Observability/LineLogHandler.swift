@@ -28,7 +28,7 @@ public struct LineLogHandler: LogHandler {
         line += " "
         line += label
         line += ": "
-        line += event.message.description
+        line += SecretRedactor.shared.redact(event.message.description)
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         line += "\n"

@@ -233,3 +233,36 @@ final class RequestView {
         arena.deallocate()
     }
 }
+
+/// Header views for a plugin call, in memory owned by this object (names and values copied).
+final class HeaderArray {
+    private let storage: UnsafeMutableRawPointer
+    let headers: UnsafeMutablePointer<prism_header>
+    let count: Int
+
+    init(_ pairs: [(String, String)]) {
+        count = pairs.count
+        let total = pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 1)
+        self.storage = storage
+        headers = .allocate(capacity: max(pairs.count, 1))
+        var offset = 0
+        func place(_ text: String) -> prism_string {
+            let start = storage + offset
+            var text = text
+            let length = text.utf8.count
+            text.withUTF8 { utf8 in if let base = utf8.baseAddress { start.copyMemory(from: base, byteCount: length) } }
+            offset += length
+            return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: length)
+        }
+        for (index, pair) in pairs.enumerated() {
+            (headers + index).initialize(to: prism_header(name: place(pair.0), value: place(pair.1)))
+        }
+    }
+
+    deinit {
+        headers.deinitialize(count: count)
+        headers.deallocate()
+        storage.deallocate()
+    }
+}

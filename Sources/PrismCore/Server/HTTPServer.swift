@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -38,19 +37,7 @@ public final class HTTPServer: Sendable {
         let channel = try bootstrap.bind(host: host, port: port).wait()
         gateway.logger.info("prism gateway listening on \(host):\(channel.localAddress?.port ?? port) with \(gateway.providers.count) provider(s), \(gateway.registry.plugins.count) plugin(s)")
 
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        signal(SIGPIPE, SIG_IGN)
-        let signalQueue = DispatchQueue(label: "prism.signals")
-        let sources = [SIGTERM, SIGINT].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            return source
-        }
-        stop.wait()
-        _ = sources
+        TerminationSignals.wait()
         gateway.logger.info("shutting down: no new connections, draining \(gateway.inFlight.load(ordering: .relaxed)) request(s)")
         gateway.draining.store(true, ordering: .relaxed)
         try? channel.close().wait()
@@ -61,5 +48,31 @@ public final class HTTPServer: Sendable {
         let left = gateway.inFlight.load(ordering: .relaxed)
         if left > 0 { gateway.logger.warning("shutdown_timeout reached with \(left) request(s) still in flight") }
         gateway.logger.info("stopped")
+    }
+}
+
+/// SIGTERM and SIGINT are blocked in every thread (call `block()` first thing in main, before any
+/// thread starts, so all threads inherit the mask) and taken synchronously with sigwait. A
+/// process-wide handler would race with the event loop and libcurl threads.
+public enum TerminationSignals {
+    public static func block() {
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Returns when SIGTERM or SIGINT arrives.
+    static func wait() {
+        var set = signalSet()
+        var received: Int32 = 0
+        while sigwait(&set, &received) != 0 {}
+    }
+
+    private static func signalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        return set
     }
 }

@@ -304,29 +304,12 @@ final class ProxyRequest {
     private func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
                                       _ work: (UnsafePointer<prism_response>) -> Result) -> Result
     {
-        let names: [[UInt8]] = headers.map { Array($0.0.utf8) }
-        let values: [[UInt8]] = headers.map { Array($0.1.utf8) }
-        var views: [prism_header] = []
-        views.reserveCapacity(headers.count)
-        for index in headers.indices {
-            names[index].withUnsafeBufferPointer { name in
-                values[index].withUnsafeBufferPointer { value in
-                    views.append(prism_header(
-                        name: prism_string(data: UnsafeRawPointer(name.baseAddress)?.assumingMemoryBound(to: CChar.self), length: name.count),
-                        value: prism_string(data: UnsafeRawPointer(value.baseAddress)?.assumingMemoryBound(to: CChar.self), length: value.count)))
-                }
-            }
-        }
-        // The arrays above are not mutated again, so their storage stays where the views point.
-        return withExtendedLifetime((names, values)) {
-            views.withUnsafeBufferPointer { headerArray in
-                body.withUnsafeBufferPointer { bodyBuffer in
-                    var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
-                                                  headers: headerArray.baseAddress, header_count: headerArray.count,
-                                                  body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
-                    return work(&response)
-                }
-            }
+        let headerViews = HeaderArray(headers)
+        return body.withUnsafeBufferPointer { bodyBuffer in
+            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                          headers: headerViews.headers, header_count: headerViews.count,
+                                          body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
+            return withExtendedLifetime(headerViews) { work(&response) }
         }
     }
 
@@ -370,7 +353,7 @@ final class ProxyRequest {
     private func fail(_ status: HTTPResponseStatus, _ type: String, _ code: String, _ message: String, param: String? = nil) {
         var headers = HTTPHeaders()
         addCommonHeaders(&headers)
-        handler?.writeError(status: status, type: type, code: code, message: message, param: param,
+        handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
                             headers: headers.map { ($0.name, $0.value) })
         complete(status: Int(status.code))
     }
@@ -398,7 +381,7 @@ final class ProxyRequest {
         if let transfer { gateway.transport.cancel(transfer) }
         transfer = nil
         flushCollector()
-        let body = OpenAIErrorBody.make(message: "Provider '\(providerName)' failed mid-stream: \(message)",
+        let body = OpenAIErrorBody.make(message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
                                         type: type.isEmpty ? "provider_error" : type, code: "provider_error")
         var frame: [UInt8] = []
         body.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &frame) }

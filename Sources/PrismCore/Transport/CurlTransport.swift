@@ -238,8 +238,10 @@ final class CurlTransport: @unchecked Sendable {
     }
 
     private static func parseHeaderLine(_ transfer: Transfer, _ line: UnsafeRawBufferPointer) {
-        var text = String(decoding: line, as: UTF8.self)
-        while let last = text.last, last == "\r" || last == "\n" { text.removeLast() }
+        // Trim the line ending as bytes: in Swift "\r\n" is one Character, not two.
+        var length = line.count
+        while length > 0, line[length - 1] == 0x0A || line[length - 1] == 0x0D { length -= 1 }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<length]), as: UTF8.self)
         if text.hasPrefix("HTTP/") {
             // A new status line (after 1xx or a redirect) starts a fresh header set.
             transfer.responseHeaders.removeAll()

@@ -1,0 +1,124 @@
+import XCTest
+@testable import PrismCore
+
+final class ConfigLoaderTests: XCTestCase {
+    func load(_ text: String, environment: [String: String] = [:]) throws -> (GatewayConfiguration, [ConfigDiagnostic]) {
+        var loader = ConfigLoader(environment: { environment[$0] })
+        return try loader.load(text: text, file: "test.yaml")
+    }
+
+    func testDefaultsApplyWhenKeysAreAbsent() throws {
+        let (configuration, _) = try load("providers: {}\n")
+        XCTAssertEqual(configuration.server.port, 8080)
+        XCTAssertEqual(configuration.server.host, "0.0.0.0")
+        XCTAssertEqual(configuration.server.readTimeout, .seconds(5))
+        XCTAssertEqual(configuration.server.writeTimeout, .seconds(300))
+        XCTAssertEqual(configuration.server.idleTimeout, .seconds(120))
+        XCTAssertEqual(configuration.server.shutdownTimeout, .seconds(30))
+        XCTAssertEqual(configuration.server.maxRequestBodySize, 10_485_760)
+        XCTAssertEqual(configuration.server.defaultRequestTimeout, .seconds(60))
+        XCTAssertEqual(configuration.logging.level, .info)
+    }
+
+    func testSeedConfigurationLoadsWithEnvironmentExpanded() throws {
+        let seed = """
+        server:
+          port: 8080
+          host: "0.0.0.0"
+        providers:
+          openai:
+            api_key: "${OPENAI_API_KEY}"
+            api_format: "openai"
+            models:
+              - gpt-4o
+              - gpt-4o-mini
+          ollama:
+            base_url: "http://localhost:11434"
+            api_format: "openai"
+            type: "ollama"
+        auth:
+          enabled: true
+          keys:
+            - name: "my-key"
+              key: "sk-prism-my-key-here"
+              owner: "dev-team"
+              models: [gpt-4o-mini]
+        logging:
+          level: info
+        """
+        let (configuration, warnings) = try load(seed, environment: ["OPENAI_API_KEY": "sk-test"])
+        XCTAssertTrue(warnings.isEmpty, "\(warnings)")
+        XCTAssertEqual(configuration.providers.map(\.name), ["openai", "ollama"])
+        XCTAssertEqual(configuration.providers[0].models, ["gpt-4o", "gpt-4o-mini"])
+        XCTAssertEqual(configuration.providers[0].section["api_key"]?.stringValue, "sk-test")
+        XCTAssertTrue(configuration.providers[1].discoversModels)
+        XCTAssertEqual(configuration.middleware.map(\.name), ["auth"])
+        XCTAssertEqual(configuration.middleware[0].configuration["keys"]?.arrayValue?.count, 1)
+    }
+
+    func testMissingVariableIsAnErrorNamingItsLocation() {
+        let text = "providers:\n  openai:\n    api_format: openai\n    api_key: \"${MISSING_KEY}\"\n"
+        XCTAssertThrowsError(try load(text)) { error in
+            let description = "\(error)"
+            XCTAssertTrue(description.contains("test.yaml:4:14"), description)
+            XCTAssertTrue(description.contains("providers.openai.api_key"), description)
+            XCTAssertTrue(description.contains("MISSING_KEY"), description)
+        }
+    }
+
+    func testDefaultValueSyntax() throws {
+        let text = "providers:\n  openai:\n    api_format: openai\n    api_key: \"${MISSING_KEY:-fallback}\"\n"
+        let (configuration, _) = try load(text)
+        XCTAssertEqual(configuration.providers[0].section["api_key"]?.stringValue, "fallback")
+    }
+
+    func testDurations() {
+        XCTAssertEqual(ConfigLoader.parseDuration("500ms"), .milliseconds(500))
+        XCTAssertEqual(ConfigLoader.parseDuration("30s"), .seconds(30))
+        XCTAssertEqual(ConfigLoader.parseDuration("5m"), .seconds(300))
+        XCTAssertEqual(ConfigLoader.parseDuration("1h"), .seconds(3600))
+        XCTAssertEqual(ConfigLoader.parseDuration("1.5s"), .milliseconds(1500))
+        XCTAssertEqual(ConfigLoader.parseDuration("10"), .seconds(10))
+        XCTAssertNil(ConfigLoader.parseDuration("5 parsecs"))
+        XCTAssertNil(ConfigLoader.parseDuration("-1s"))
+    }
+
+    func testBadValueNamesFileLineColumnAndKeyPath() {
+        XCTAssertThrowsError(try load("server:\n  read_timeout: 5 parsecs\n")) { error in
+            XCTAssertTrue("\(error)".contains("test.yaml:2:17: error: server.read_timeout: invalid duration"), "\(error)")
+        }
+        XCTAssertThrowsError(try load("server:\n  port: 70000\n")) { error in
+            XCTAssertTrue("\(error)".contains("test.yaml:2:9: error: server.port"), "\(error)")
+        }
+    }
+
+    func testUnknownKeysAndInactiveSectionsAreWarnings() throws {
+        let (_, warnings) = try load("server:\n  prot: 1\nrouting:\n  default_strategy: weighted\nfoo: 1\n")
+        let text = warnings.map(\.description)
+        XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:2:3: warning: server.prot") }, "\(text)")
+        XCTAssertTrue(text.contains { $0.contains("routing") && $0.contains("not active yet") }, "\(text)")
+        XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:5:1: warning: foo") }, "\(text)")
+    }
+
+    func testYAMLSyntaxErrorHasPosition() {
+        XCTAssertThrowsError(try load("server:\n  port: [1, 2\n")) { error in
+            XCTAssertTrue("\(error)".contains("test.yaml:3:"), "\(error)")
+            XCTAssertTrue("\(error)".contains("YAML syntax error"), "\(error)")
+        }
+    }
+
+    func testPlainScalarsBecomeTypedJSONForPlugins() throws {
+        let (configuration, _) = try load("providers:\n  p:\n    api_format: x\n    weight: 3\n    flag: true\n    quoted: \"7\"\n")
+        let section = configuration.providers[0].section
+        XCTAssertEqual(section["weight"], .number("3"))
+        XCTAssertEqual(section["flag"], .bool(true))
+        XCTAssertEqual(section["quoted"], .string("7"))
+        XCTAssertEqual(section["name"], .string("p"))
+    }
+
+    func testExplicitMiddlewareListTakesSections() throws {
+        let (configuration, _) = try load("auth:\n  enabled: false\nmiddleware: [auth, {name: custom, config: {x: 1}}]\n")
+        XCTAssertEqual(configuration.middleware.map(\.name), ["auth", "custom"])
+        XCTAssertEqual(configuration.middleware[1].configuration["x"], .number("1"))
+    }
+}

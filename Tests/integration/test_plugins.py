@@ -1,0 +1,188 @@
+"""Plugin loading: the `plugins` subcommand, the plain-C example provider serving real requests,
+and refusal of broken, writable and duplicate plugins (the gateway keeps running with the rest)."""
+
+import os
+import re
+
+import pytest
+
+from prism_helpers import (BROKEN_FIXTURES, FIRST_PARTY_PLUGINS, SSEStream, chat_body, make_config,
+                           openai_provider, parse_chunks, post, stream_text)
+
+C_EXAMPLE = "c-example-provider.so"
+C_EXAMPLE_COPY = "c-example-provider-copy.so"
+LISTING = re.compile(r"^(?P<id>\S+) (?P<version>\S+) kinds=(?P<kinds>\S+) components=(?P<components>\S+) "
+                     r"abi=(?P<abi>\S+) file=(?P<file>\S+)\s*$")
+
+REASONS = {
+    "missing-entry.so": r"missing entry symbol prism_plugin_entry_v1",
+    "wrong-major.so": r"ABI major (?!1 )\d+ is not supported \(host supports 1\)",
+    "short-descriptor.so": r"descriptor struct_size \d+ is smaller than \d+",
+    "null-required-function.so": r'(provider|middleware|router) "[^"]+": required function \w+ is NULL',
+    "short-vtable.so": r'(provider|middleware|router) "[^"]+": vtable struct_size \d+ is smaller than \d+',
+    "world-writable.so": r"file is group- or world-writable",
+    "group-writable.so": r"file is group- or world-writable",
+}
+assert set(REASONS) >= {f"{n}.so" for n in BROKEN_FIXTURES}
+
+
+def listing(output):
+    rows = {}
+    for line in output.splitlines():
+        m = LISTING.match(line)
+        if m:
+            row = m.groupdict()
+            row["kinds"] = set(row["kinds"].split(","))
+            row["components"] = set(row["components"].split(","))
+            assert row["file"] not in rows, f"{row['file']} listed twice:\n{output}"
+            rows[row["file"]] = row
+    return rows
+
+
+def refused(output):
+    """file basename -> reason, from `refused <file>: <reason>` lines."""
+    out = {}
+    for line in output.splitlines():
+        m = re.match(r"^refused (\S+?): (.*)$", line)
+        if m:
+            out[os.path.basename(m.group(1))] = m.group(2)
+    return out
+
+
+@pytest.fixture
+def bad_plugins_dir(make_plugins_dir, c_plugins):
+    """dist plugins + the C example + every broken fixture + writable copies + a duplicate."""
+    example = c_plugins / C_EXAMPLE
+    extra = [example, (example, C_EXAMPLE_COPY),
+             (example, "world-writable.so", 0o777), (example, "group-writable.so", 0o775)]
+    extra += [c_plugins / "broken" / f"{n}.so" for n in BROKEN_FIXTURES]
+    d = make_plugins_dir(extra)
+    # chmod after copy: umask must not hide the bits under test.
+    os.chmod(d / "world-writable.so", 0o777)
+    os.chmod(d / "group-writable.so", 0o775)
+    return d
+
+
+# ---- `prism-gateway plugins` ---------------------------------------------------------------------
+
+def test_plugins_subcommand_lists_first_party(run_prism, dist_plugins_dir):
+    proc = run_prism("plugins", "--plugins-dir", str(dist_plugins_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    rows = listing(out)
+    for file, (kind, component) in FIRST_PARTY_PLUGINS.items():
+        assert file in rows, f"{file} not listed:\n{out}"
+        row = rows[file]
+        assert kind in row["kinds"], row
+        assert component in row["components"], row
+        assert row["abi"] == "1.0", row
+        assert re.match(r"^\d+\.\d+\.\d+", row["version"]), row
+        assert re.match(r"^[A-Za-z0-9._-]+$", row["id"]), row
+    assert len({r["id"] for r in rows.values()}) == len(rows), "plugin ids are not unique"
+    assert not refused(out), out
+
+
+def test_plugins_subcommand_lists_c_example(run_prism, make_plugins_dir, c_plugins):
+    d = make_plugins_dir([c_plugins / C_EXAMPLE])
+    proc = run_prism("plugins", "--plugins-dir", str(d))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = listing(proc.stdout + proc.stderr).get(C_EXAMPLE)
+    assert row, proc.stdout + proc.stderr
+    assert row["kinds"] == {"provider"}
+    assert "c-example" in row["components"]
+    assert row["abi"].startswith("1.")
+
+
+def test_plugins_subcommand_reports_refusals(run_prism, bad_plugins_dir):
+    proc = run_prism("plugins", "--plugins-dir", str(bad_plugins_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    rows = listing(out)
+    bad = refused(out)
+    for file in FIRST_PARTY_PLUGINS:
+        assert file in rows, out
+    for file, reason in REASONS.items():
+        assert file in bad, f"{file} not reported as refused:\n{out}"
+        assert re.search(reason, bad[file]), f"{file}: {bad[file]!r} does not match {reason!r}"
+        assert file not in rows
+    dup = {C_EXAMPLE, C_EXAMPLE_COPY} & set(bad)
+    assert len(dup) == 1, f"exactly one of the two identical plugins must be refused:\n{out}"
+    assert 'duplicate provider component "c-example"' in bad[dup.pop()]
+    assert ({C_EXAMPLE, C_EXAMPLE_COPY} & set(rows)), "neither copy of the C example is loaded"
+
+
+# ---- the C example serving requests --------------------------------------------------------------
+
+@pytest.fixture(params=["base_url-without-v1", "base_url-with-v1"])
+def c_gateway(request, gateway, make_plugins_dir, c_plugins, mock_upstream):
+    base = mock_upstream.base_url if request.param == "base_url-without-v1" else mock_upstream.v1_url
+    cfg = make_config({"cprov": {"api_format": "c-example", "base_url": base, "api_key": "sk-c-example",
+                                 "models": ["c-model"]}})
+    return gateway(cfg, plugins_dir=make_plugins_dir([c_plugins / C_EXAMPLE]))
+
+
+def test_c_example_chat(c_gateway, mock_upstream):
+    resp = post(c_gateway.url("/v1/chat/completions"), chat_body("c-model"))
+    assert resp.status == 200, resp.text
+    body = resp.json()
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] == mock_upstream.content
+    upstream = mock_upstream.last_chat()
+    assert upstream.path == "/v1/chat/completions"
+    assert upstream.body["model"] == "c-model"
+    assert upstream.body["messages"] == chat_body("c-model")["messages"]
+    assert resp.headers.get("x-prism-provider") == "cprov"
+
+
+def test_c_example_stream(c_gateway, mock_upstream):
+    with SSEStream(c_gateway.url("/v1/chat/completions"), chat_body("c-model", stream=True)) as s:
+        assert s.status == 200
+        assert s.headers["content-type"].startswith("text/event-stream")
+        chunks, done = parse_chunks(s.read_all())
+    assert done
+    assert stream_text(chunks) == mock_upstream.content
+    assert mock_upstream.last_chat().body["stream"] is True
+
+
+# ---- refusals at startup -------------------------------------------------------------------------
+
+def test_broken_plugins_are_refused_and_the_rest_serve(gateway, bad_plugins_dir, make_mock):
+    openai_mock, c_mock = make_mock(), make_mock()
+    cfg = make_config({
+        "mockai": openai_provider(openai_mock.v1_url),
+        "cprov": {"api_format": "c-example", "base_url": c_mock.base_url, "models": ["c-model"]},
+    })
+    gw = gateway(cfg, plugins_dir=bad_plugins_dir)
+    log = gw.log()
+    refusal_lines = [line for line in log.splitlines() if "plugin refused: " in line]
+
+    for file, reason in REASONS.items():
+        lines = [line for line in refusal_lines if f"/{file}: " in line]
+        assert len(lines) == 1, f"expected one refusal line for {file}, got {lines}\nlog:\n{log}"
+        m = re.search(rf"plugin refused: (?P<path>/\S*/{re.escape(file)}): (?P<reason>.*)$", lines[0])
+        assert m, lines[0]
+        assert os.path.realpath(m.group("path")) == os.path.realpath(bad_plugins_dir / file), lines[0]
+        assert re.search(reason, m.group("reason")), f"{file}: {m.group('reason')!r} !~ {reason!r}"
+        assert re.search(r"\berror\b", lines[0].split("plugin refused:")[0], re.I), \
+            f"refusal not logged at error level: {lines[0]}"
+
+    dup_lines = [line for line in refusal_lines if "duplicate" in line]
+    assert len(dup_lines) == 1, dup_lines
+    m = re.search(r"plugin refused: (/\S+): duplicate provider component \"c-example\" "
+                  r"\(already loaded from (\S+)\)", dup_lines[0])
+    assert m, dup_lines[0]
+    names = {os.path.basename(m.group(1)), os.path.basename(m.group(2))}
+    assert names == {C_EXAMPLE, C_EXAMPLE_COPY}, dup_lines[0]
+
+    for file in FIRST_PARTY_PLUGINS:
+        assert not [line for line in refusal_lines if f"/{file}: " in line], f"{file} was refused"
+    assert len(refusal_lines) == len(REASONS) + 1, "\n".join(refusal_lines)
+
+    # The gateway is up and serves through the plugins that loaded.
+    resp = post(gw.url("/v1/chat/completions"), chat_body("gpt-4o-mini"))
+    assert resp.status == 200, resp.text
+    assert resp.json()["choices"][0]["message"]["content"] == openai_mock.content
+    resp = post(gw.url("/v1/chat/completions"), chat_body("c-model"))
+    assert resp.status == 200, resp.text
+    assert resp.json()["choices"][0]["message"]["content"] == c_mock.content
+    assert c_mock.last_chat().body["model"] == "c-model"
