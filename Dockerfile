@@ -10,18 +10,14 @@ ARG SWIFT_IMAGE=swift:6.3-bookworm
 
 # ---- build ------------------------------------------------------------------------------
 FROM ${SWIFT_IMAGE} AS build
-# scripts/install.sh (build mode) also installs the test tools, among them the OpenAI SDK for
-# Python via pip, which Debian 12's system Python refuses (PEP 668) unless told otherwise.
-# This stage is thrown away, so letting pip write there is harmless.
-ENV PIP_BREAK_SYSTEM_PACKAGES=1
 WORKDIR /src
 # install.sh alone first, so that the package layer survives source changes.
 COPY scripts/install.sh scripts/install.sh
-RUN scripts/install.sh
+RUN scripts/install.sh --build-only
 COPY . /src
 # (install.sh again is a no-op check.) build.sh leaves dist/prism-gateway and dist/plugins/*.so;
 # --bundle-runtime copies the Swift runtime libraries they load into dist/lib.
-RUN scripts/install.sh && scripts/build.sh --bundle-runtime
+RUN scripts/install.sh --build-only && scripts/build.sh --bundle-runtime
 
 # ---- runtime -----------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -33,6 +29,8 @@ RUN /tmp/install.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/install.sh
 COPY --from=build /src/dist/prism-gateway /app/prism-gateway
 COPY --from=build /src/dist/plugins/ /app/plugins/
 COPY --from=build /src/dist/lib/ /app/lib/
+# A working default (the offline mock provider); mount your own over it.
+COPY config/prism.yaml /app/config.yaml
 ENV LD_LIBRARY_PATH=/app/lib
 
 # Fail the build here rather than at start-up if a library is missing or a plugin is refused.

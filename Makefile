@@ -19,7 +19,7 @@ check-header:
 	scripts/check-header.sh
 
 unit-test:
-	swift test
+	swift test --disable-swift-testing
 
 integration-test:
 	python3 -m pytest -q Tests/integration

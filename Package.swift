@@ -55,6 +55,8 @@ let package = Package(
         pluginTarget("PrismMiddlewareAuth", folder: "auth"),
         pluginTarget("PrismRouterRoundRobin", folder: "round-robin"),
         .testTarget(name: "PrismWireTests", dependencies: ["PrismWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PrismWire"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "PrismCoreTests", dependencies: ["PrismCore", "PrismWire"],
                     swiftSettings: swiftSettings),
     ]

@@ -2,16 +2,16 @@
 # Builds Prism in release mode and lays out dist/:
 #   dist/prism-gateway            the gateway
 #   dist/plugins/*.so             first-party plugins (provider-openai, provider-mock, middleware-auth, router-round-robin)
-#   dist/lib/*.so                 with --bundle-runtime: the Swift runtime libraries they load (for images without a toolchain)
+#   dist/lib/*.so                 the Swift runtime libraries they load, so dist/ runs on a machine without
+#                                 the toolchain (LD_LIBRARY_PATH=dist/lib; the Docker image does this)
 # Used by the Makefile, .ci/run and the Dockerfile alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bundle_runtime=0
 configuration=release
 for argument in "$@"; do
     case $argument in
-        --bundle-runtime) bundle_runtime=1 ;;
+        --bundle-runtime) ;; # always done; accepted for the Dockerfile's clarity
         --debug) configuration=debug ;;
         *) echo "usage: $0 [--bundle-runtime] [--debug]" >&2; exit 2 ;;
     esac
@@ -29,16 +29,13 @@ install -m 755 "$bin/libPrismProviderMock.so" dist/plugins/provider-mock.so
 install -m 755 "$bin/libPrismMiddlewareAuth.so" dist/plugins/middleware-auth.so
 install -m 755 "$bin/libPrismRouterRoundRobin.so" dist/plugins/router-round-robin.so
 
-if [[ $bundle_runtime == 1 ]]; then
-    # Swift runtime libraries come from the toolchain; copy the ones the binaries load.
-    mkdir -p dist/lib
-    swift_lib_dir=$(dirname "$(command -v swift)")/../lib/swift/linux
-    for object in dist/prism-gateway dist/plugins/*.so; do
-        ldd "$object" | awk '/=>/ {print $3}' | while read -r library; do
-            [[ -n $library && $library == "$(realpath "$swift_lib_dir")"/* || $library == "$swift_lib_dir"/* ]] || continue
-            cp -n "$library" dist/lib/
-        done
+# Swift runtime libraries come from the toolchain; copy the ones the binaries load.
+mkdir -p dist/lib
+swift_lib_dir=$(realpath "$(dirname "$(realpath "$(command -v swift)")")/../lib/swift/linux")
+for object in dist/prism-gateway dist/plugins/*.so; do
+    ldd "$object" | awk '/=>/ {print $3}' | while read -r library; do
+        [[ -n $library && $(realpath "$library") == "$swift_lib_dir"/* ]] || continue
+        cp -n "$library" dist/lib/
     done
-    ls dist/lib
-fi
-echo "built: dist/prism-gateway and $(ls dist/plugins | wc -l) plugins"
+done
+echo "built: dist/prism-gateway, $(ls dist/plugins | wc -l) plugins, $(ls dist/lib | wc -l) runtime libraries in dist/lib"

@@ -1,29 +1,48 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Prism needs. One script for `make`, `.ci/run` and the Dockerfile.
-#   scripts/install.sh            build + test dependencies (compilers come with the Swift toolchain)
-#   scripts/install.sh --runtime  only the shared libraries the shipped binary loads (Docker runtime stage)
-# Idempotent: it skips apt-get when every package is already installed.
+#   scripts/install.sh               build + test + benchmark tools (what `make test` needs)
+#   scripts/install.sh --build-only  only what building needs (the Docker builder stage)
+#   scripts/install.sh --runtime     only the shared libraries the shipped binary loads (Docker runtime stage)
+#   add --dry-run to any mode: show what apt would do, change nothing (used by the tests)
+# Idempotent: apt-get runs only when a package is missing. The Swift toolchain itself is expected
+# on PATH (it is on this project's machines and in the official swift images).
 set -euo pipefail
 
 runtime_packages=(libcurl4 libyaml-0-2 libffi8 ca-certificates curl)
-build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev pkg-config ca-certificates curl
-                python3 python3-pip python3-venv procps iproute2)
-bench_packages=(nginx-light libnginx-mod-http-echo wrk)
+build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev pkg-config ca-certificates curl)
+test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk)
 
-mode=${1:-build}
+mode=test
+dry_run=0
+for argument in "$@"; do
+    case $argument in
+        --runtime) mode=runtime ;;
+        --build-only) mode=build ;;
+        --dry-run) dry_run=1 ;;
+        *) echo "usage: $0 [--build-only | --runtime] [--dry-run]" >&2; exit 2 ;;
+    esac
+done
 case $mode in
-    --runtime) packages=("${runtime_packages[@]}") ;;
-    build|--build) packages=("${build_packages[@]}" "${bench_packages[@]}") ;;
-    *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+    runtime) packages=("${runtime_packages[@]}") ;;
+    build) packages=("${build_packages[@]}") ;;
+    test) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
 esac
 
+sudo=""
+[[ $(id -u) == 0 ]] || sudo=sudo
+if [[ $dry_run == 1 ]]; then
+    # Resolves every package against the archive without installing anything.
+    apt-get install -s -qq --no-install-recommends "${packages[@]}" >/dev/null
+    echo "install.sh --$mode: all ${#packages[@]} packages resolve"
+    exit 0
+fi
+
 missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done
 if ((${#missing[@]})); then
-    sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
-    # Debian's nginx package would start a system service on port 80; we run our own instances.
+    # Debian's nginx package would start a system service on port 80; the benchmark runs its own.
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
         $sudo chmod +x /usr/sbin/policy-rc.d
@@ -33,7 +52,7 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [[ $mode != --runtime ]]; then
+if [[ $mode == test ]]; then
     # The integration tests drive Prism with the official OpenAI Python SDK.
     python3 -c 'import openai, pytest' 2>/dev/null || python3 -m pip install -q 'openai>=1.40' pytest
 fi
