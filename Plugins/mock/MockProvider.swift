@@ -28,6 +28,7 @@ final class MockProvider: ProviderAdapter {
 final class MockExchange: ProviderExchange {
     let provider: MockProvider
     var clientWantsUsage = false
+    var modelReported = false
 
     init(provider: MockProvider) { self.provider = provider }
 
@@ -82,7 +83,8 @@ final class MockExchange: ProviderExchange {
     }
 
     func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {
-        try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage)
+        try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage,
+                                     modelReported: &modelReported)
     }
 
     static func echo(_ messages: [JSONValue]) -> String {

@@ -65,6 +65,7 @@ final class OpenAIProvider: ProviderAdapter {
 final class OpenAIExchange: ProviderExchange {
     let provider: OpenAIProvider
     var clientWantsUsage = false
+    var modelReported = false
 
     init(provider: OpenAIProvider) { self.provider = provider }
 
@@ -102,7 +103,8 @@ final class OpenAIExchange: ProviderExchange {
     }
 
     func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {
-        try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage)
+        try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage,
+                                     modelReported: &modelReported)
     }
 }
 

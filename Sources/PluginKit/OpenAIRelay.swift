@@ -16,7 +16,9 @@ public enum OpenAIRelay {
     /// One upstream SSE event. `[DONE]` is dropped (the host writes its own). A usage-only chunk
     /// (empty `choices`), which the gateway asks for so that usage is always known, is forwarded
     /// only when the client asked for it too.
-    public static func relayEvent(_ event: PluginEvent, client: StreamSink, clientWantsUsage: Bool) throws(PluginError) {
+    /// `modelReported` remembers that the answering model was already passed on (once per stream).
+    public static func relayEvent(_ event: PluginEvent, client: StreamSink, clientWantsUsage: Bool,
+                                  modelReported: inout Bool) throws(PluginError) {
         let data = event.data
         if data.count == 6, String(decoding: data, as: UTF8.self) == "[DONE]" { return }
         let members: [JSONMember]
@@ -38,10 +40,11 @@ public enum OpenAIRelay {
                 usageOnly = true
             }
         }
-        if let model = JSONScanner.member(named: "model", in: members, of: data),
+        if !modelReported, let model = JSONScanner.member(named: "model", in: members, of: data),
            let name = JSONScanner.string(data, in: model.valueRange)
         {
             client.setResponseModel(name)
+            modelReported = true
         }
         if usageOnly && !clientWantsUsage { return }
         client.emit(data)

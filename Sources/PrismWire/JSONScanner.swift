@@ -242,12 +242,17 @@ func memcmpRange(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ other: 
 /// The scanning state: a position in a byte buffer.
 struct Cursor {
     let bytes: UnsafeRawBufferPointer
+    /// The same bytes without bounds checks: every read below is guarded by `position < end`.
+    let base: UnsafePointer<UInt8>
     var position = 0
     var end: Int
 
     init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
         self.end = bytes.count
+        // An empty buffer may have no address; any non-null pointer works, as nothing is read.
+        base = bytes.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) }
+            ?? UnsafePointer(bitPattern: 1)!
     }
 
     /// Deeper nesting than this is refused: a recursive scanner must not overflow the stack.
@@ -256,11 +261,11 @@ struct Cursor {
     func error(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: position, reason: reason) }
 
     @inline(__always)
-    func peek() -> UInt8? { position < end ? bytes[position] : nil }
+    func peek() -> UInt8? { position < end ? base[position] : nil }
 
     @inline(__always)
     mutating func skipWhitespace() {
-        while position < end, isWhitespace(bytes[position]) { position += 1 }
+        while position < end, isWhitespace(base[position]) { position += 1 }
     }
 
     /// Skips one value and returns its range.
@@ -331,7 +336,7 @@ struct Cursor {
         position += 1
         let start = position
         while position < end {
-            let byte = bytes[position]
+            let byte = base[position]
             if byte == UInt8(ascii: "\"") {
                 let range = start..<position
                 position += 1
@@ -339,7 +344,7 @@ struct Cursor {
             }
             if byte == UInt8(ascii: "\\") {
                 guard position + 1 < end else { break }
-                let escape = bytes[position + 1]
+                let escape = base[position + 1]
                 switch escape {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
                      UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
@@ -363,7 +368,7 @@ struct Cursor {
         let count = literal.utf8CodeUnitCount
         guard position + count <= end else { throw error("invalid literal") }
         let pointer = literal.utf8Start
-        for offset in 0..<count where bytes[position + offset] != pointer[offset] {
+        for offset in 0..<count where base[position + offset] != pointer[offset] {
             throw error("invalid literal")
         }
         position += count

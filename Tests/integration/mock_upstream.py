@@ -57,6 +57,7 @@ class RecordedRequest:
     body_bytes: bytes
     body: Any  # parsed JSON, or None when absent / not JSON
     time: float = field(default_factory=time.monotonic)
+    client_port: int = 0  # the gateway's side of the connection (shows keep-alive reuse)
 
 
 def _random_id(prefix: str, n: int = 29) -> str:
@@ -227,7 +228,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         req = RecordedRequest(
             method=self.command, path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()},
-            raw_headers=list(self.headers.items()), body_bytes=raw, body=body)
+            raw_headers=list(self.headers.items()), body_bytes=raw, body=body,
+            client_port=self.client_address[1])
         self.mock._record(req)
         return req
 

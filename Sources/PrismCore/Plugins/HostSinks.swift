@@ -56,14 +56,14 @@ final class MessageBuilder {
             },
             set_header: { context, name, value in
                 let message = MessageBuilder.from(context)
-                let lowered = name.hostString.lowercased()
+                let lowered = asciiLowercased(name.hostBuffer)
                 guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
                 message.headers.removeAll { $0.name == lowered }
                 message.headers.append((lowered, value.hostString))
                 return PRISM_OK
             },
             add_header: { context, name, value in
-                let lowered = name.hostString.lowercased()
+                let lowered = asciiLowercased(name.hostBuffer)
                 guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
                 MessageBuilder.from(context).headers.append((lowered, value.hostString))
                 return PRISM_OK
@@ -152,7 +152,7 @@ final class RequestAttributes {
                 return PRISM_OK
             },
             add_response_header: { context, name, value in
-                let lowered = name.hostString.lowercased()
+                let lowered = asciiLowercased(name.hostBuffer)
                 guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
                 Unmanaged<RequestAttributes>.fromOpaque(context!).takeUnretainedValue()
                     .responseHeaders.append((lowered, value.hostString))
@@ -173,7 +173,7 @@ final class RequestView {
     init(api: String, method: String, path: String, headers: [(String, String)], body: [UInt8],
          model: String, requestID: String)
     {
-        let strings = [api, method, path, requestID] + headers.flatMap { [$0.0.lowercased(), $0.1] }
+        let strings = [api, method, path, requestID] + headers.flatMap { [$0.0.asciiLowercased, $0.1] }
         let total = strings.reduce(0) { $0 + $1.utf8.count } + body.count
         let arena = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
         self.arena = arena
@@ -192,7 +192,7 @@ final class RequestView {
         let headerArray = UnsafeMutablePointer<prism_header>.allocate(capacity: max(headers.count, 1))
         self.headerArray = headerArray
         for (index, header) in headers.enumerated() {
-            let name = place(header.0.lowercased())
+            let name = place(header.0.asciiLowercased)
             let value = place(header.1)
             (headerArray + index).initialize(to: prism_header(name: name, value: value))
         }

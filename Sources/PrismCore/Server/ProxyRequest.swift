@@ -421,6 +421,9 @@ final class ProxyRequest {
         }
         gateway.logger.info("request id=\(requestID) key=\(attributes.values["key.name"] ?? "-") owner=\(attributes.values["key.owner"] ?? "-") model=\(clientModel.isEmpty ? "-" : clientModel) provider=\(providerName) status=\(status) latency_ms=\(formatMilliseconds(Double(latency) / 1_000_000)) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens)")
         exchange = nil // exchange_destroy runs here, exactly once
+        // The receiver points back at this request: drop it to break the cycle.
+        receiver = nil
+        transfer = nil
         handler?.requestFinished(self)
     }
 
@@ -430,12 +433,29 @@ final class ProxyRequest {
         !id.isEmpty && id.utf8.count <= 128 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
+    /// A random per-process prefix and a counter: unique, unguessable across processes, and one
+    /// atomic add instead of a random-number syscall per request.
     static func newRequestID() -> String {
+        let sequence = requestCounter.add(1, ordering: .relaxed).newValue
+        return requestIDPrefix + hex(sequence, digits: 12)
+    }
+
+    private static let requestCounter = Atomic<UInt64>(0)
+    private static let requestIDPrefix: String = {
         var generator = SystemRandomNumberGenerator()
-        let hex: [Character] = Array("0123456789abcdef")
-        var id = "req-"
-        for _ in 0..<24 { id.append(hex[Int(generator.next() % 16)]) }
-        return id
+        return "req-" + hex(generator.next() & 0xFFFF_FFFF_FFFF, digits: 12)
+    }()
+
+    private static func hex(_ value: UInt64, digits: Int) -> String {
+        let alphabet: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: digits) { buffer in
+            var remaining = value
+            for index in stride(from: digits - 1, through: 0, by: -1) {
+                buffer[index] = alphabet[Int(remaining & 0xF)]
+                remaining >>= 4
+            }
+            return digits
+        }
     }
 }
 

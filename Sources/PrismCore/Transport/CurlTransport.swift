@@ -76,7 +76,9 @@ final class Transfer: @unchecked Sendable {
 }
 
 /// libcurl's multi interface driven by one dedicated thread, so no event loop ever blocks on
-/// the network. Other threads hand it commands through a locked queue plus `curl_multi_wakeup`.
+/// the network. The thread runs its own epoll loop and tells libcurl exactly which socket is
+/// ready (`curl_multi_socket_action`), so the work per wakeup does not grow with the number of
+/// transfers. Other threads hand it commands through a locked queue plus an eventfd.
 final class CurlTransport: @unchecked Sendable {
     private enum Command {
         case start(Transfer)
@@ -89,14 +91,39 @@ final class CurlTransport: @unchecked Sendable {
     private let commandLock = NSLockLike()
     private var running: [Transfer] = []
     private var gates: [ObjectIdentifier: AdmissionGate] = [:]
+    /// Easy handles kept for reuse (creating one per request costs allocations).
+    private var idleHandles: [UnsafeMutableRawPointer] = []
+    private static let maximumIdleHandles = 256
     private var thread = pthread_t()
+    private let epollDescriptor: Int32
+    private let wakeDescriptor: Int32
+    /// libcurl's requested timer, as a monotonic deadline in nanoseconds (nil: none).
+    private var timerDeadline: UInt64?
+    /// Sockets libcurl asked us to watch (so we know ADD from MOD).
+    private var watched: Set<Int32> = []
 
     /// `maximumIdleConnections`: keep-alive connections kept open across all providers (the sum
     /// of their `conn_pool_size`).
     init(maximumIdleConnections: Int) {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         multi = curl_multi_init()
+        epollDescriptor = prism_epoll_create()
+        wakeDescriptor = prism_eventfd_create()
+        _ = prism_epoll_control(epollDescriptor, EPOLL_CTL_ADD, wakeDescriptor, 1)
         _ = prism_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, max(maximumIdleConnections, 8))
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        _ = prism_curl_multi_set_pointer(multi, CURLMOPT_SOCKETDATA, context)
+        _ = prism_curl_multi_set_pointer(multi, CURLMOPT_TIMERDATA, context)
+        _ = prism_curl_multi_set_socket_function(multi) { _, socket, what, context, _ in
+            let transport = Unmanaged<CurlTransport>.fromOpaque(context!).takeUnretainedValue()
+            transport.watch(socket, what: what)
+            return 0
+        }
+        _ = prism_curl_multi_set_timer_function(multi) { _, timeout, context in
+            let transport = Unmanaged<CurlTransport>.fromOpaque(context!).takeUnretainedValue()
+            transport.timerDeadline = timeout < 0 ? nil : monotonicNanoseconds() + UInt64(timeout) * 1_000_000
+            return 0
+        }
         let box = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&thread, nil, { context in
             let transport = Unmanaged<CurlTransport>.fromOpaque(context!).takeRetainedValue()
@@ -111,13 +138,29 @@ final class CurlTransport: @unchecked Sendable {
 
     private func submit(_ command: Command) {
         commandLock.withLock { commands.append(command) }
-        curl_multi_wakeup(multi)
+        prism_eventfd_signal(wakeDescriptor)
+    }
+
+    /// libcurl's socket callback: start, change or stop watching one socket.
+    private func watch(_ socket: Int32, what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            if watched.remove(socket) != nil { _ = prism_epoll_control(epollDescriptor, EPOLL_CTL_DEL, socket, 0) }
+            return
+        }
+        let want = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? 1 : 0) | (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? 2 : 0)
+        if watched.insert(socket).inserted {
+            _ = prism_epoll_control(epollDescriptor, EPOLL_CTL_ADD, socket, Int32(want))
+        } else {
+            _ = prism_epoll_control(epollDescriptor, EPOLL_CTL_MOD, socket, Int32(want))
+        }
     }
 
     // MARK: The transport thread
 
     private func run() {
         var stillRunning: Int32 = 0
+        var readyDescriptors = [Int32](repeating: 0, count: 64)
+        var readyFlags = [Int32](repeating: 0, count: 64)
         while true {
             let pending = commandLock.withLock { () -> [Command] in
                 let taken = commands
@@ -132,17 +175,32 @@ final class CurlTransport: @unchecked Sendable {
                     if let easy = transfer.easy, !transfer.finished { curl_easy_pause(easy, CURLPAUSE_CONT) }
                 }
             }
-            curl_multi_perform(multi, &stillRunning)
+            // Sleep until a socket is ready, a command arrives (eventfd), or libcurl's timer is due.
+            let now = monotonicNanoseconds()
+            var wait: Int32 = gates.values.contains { !$0.waiting.isEmpty } ? 100 : 1000
+            if let deadline = timerDeadline {
+                wait = deadline <= now ? 0 : min(wait, Int32(clamping: (deadline - now + 999_999) / 1_000_000))
+            }
+            if !pending.isEmpty { wait = 0 }
+            let count = prism_epoll_wait(epollDescriptor, &readyDescriptors, &readyFlags, 64, wait)
+            for index in 0..<Int(max(count, 0)) {
+                let descriptor = readyDescriptors[index]
+                if descriptor == wakeDescriptor {
+                    prism_eventfd_drain(wakeDescriptor)
+                } else {
+                    curl_multi_socket_action(multi, descriptor, readyFlags[index], &stillRunning)
+                }
+            }
+            if let deadline = timerDeadline, deadline <= monotonicNanoseconds() {
+                timerDeadline = nil
+                curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &stillRunning)
+            }
             var remaining: Int32 = 0
             while let message = curl_multi_info_read(multi, &remaining) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
-                let code = message.pointee.data.result
-                finish(easy: easy, code: code)
+                finish(easy: easy, code: message.pointee.data.result)
             }
             expireWaiting()
-            // Sleep until a socket is ready, a command arrives (wakeup), or a timer is due.
-            let waitMilliseconds: Int32 = gates.values.contains { !$0.waiting.isEmpty } ? 100 : 1000
-            curl_multi_poll(multi, nil, 0, waitMilliseconds, nil)
         }
     }
 
@@ -175,7 +233,7 @@ final class CurlTransport: @unchecked Sendable {
     }
 
     private func begin(_ transfer: Transfer) {
-        guard let easy = curl_easy_init() else {
+        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
             release(transfer)
             transfer.delegate.transferCompleted(.other("curl_easy_init failed"))
             return
@@ -238,20 +296,35 @@ final class CurlTransport: @unchecked Sendable {
     }
 
     private static func parseHeaderLine(_ transfer: Transfer, _ line: UnsafeRawBufferPointer) {
-        // Trim the line ending as bytes: in Swift "\r\n" is one Character, not two.
-        var length = line.count
-        while length > 0, line[length - 1] == 0x0A || line[length - 1] == 0x0D { length -= 1 }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: line[0..<length]), as: UTF8.self)
-        if text.hasPrefix("HTTP/") {
+        // Bytes, not Swift String scanning: this runs for every header line of every answer.
+        var end = line.count
+        while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
+        guard end > 0 else { return }
+        if end > 5, line[0] == UInt8(ascii: "H"), line[1] == UInt8(ascii: "T"), line[2] == UInt8(ascii: "T"),
+           line[3] == UInt8(ascii: "P"), line[4] == UInt8(ascii: "/")
+        {
             // A new status line (after 1xx or a redirect) starts a fresh header set.
-            transfer.responseHeaders.removeAll()
-            let parts = text.split(separator: " ", maxSplits: 2)
-            transfer.status = parts.count > 1 ? Int(String(parts[1])) ?? 0 : 0
+            transfer.responseHeaders.removeAll(keepingCapacity: true)
+            var index = 5
+            while index < end, line[index] != 0x20 { index += 1 }
+            while index < end, line[index] == 0x20 { index += 1 }
+            var status = 0
+            while index < end, line[index] >= 0x30, line[index] <= 0x39 {
+                status = status * 10 + Int(line[index] - 0x30)
+                index += 1
+            }
+            transfer.status = status
             return
         }
-        guard let colon = text.firstIndex(of: ":") else { return }
-        let name = text[..<colon].lowercased()
-        let value = String(text[text.index(after: colon)...]).trimmingSpaces
+        var colon = 0
+        while colon < end, line[colon] != UInt8(ascii: ":") { colon += 1 }
+        guard colon < end else { return }
+        var valueStart = colon + 1
+        while valueStart < end, line[valueStart] == 0x20 || line[valueStart] == 0x09 { valueStart += 1 }
+        var valueEnd = end
+        while valueEnd > valueStart, line[valueEnd - 1] == 0x20 || line[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+        let name = asciiLowercased(UnsafeRawBufferPointer(rebasing: line[0..<colon]))
+        let value = String(decoding: UnsafeRawBufferPointer(rebasing: line[valueStart..<valueEnd]), as: UTF8.self)
         transfer.responseHeaders.append((name, value))
     }
 
@@ -300,7 +373,13 @@ final class CurlTransport: @unchecked Sendable {
     private func cleanUp(_ transfer: Transfer) {
         if let easy = transfer.easy {
             curl_multi_remove_handle(multi, easy)
-            curl_easy_cleanup(easy)
+            // Reuse the handle: reset clears its options, not the multi handle's connection cache.
+            if idleHandles.count < CurlTransport.maximumIdleHandles {
+                curl_easy_reset(easy)
+                idleHandles.append(easy)
+            } else {
+                curl_easy_cleanup(easy)
+            }
             transfer.easy = nil
         }
         if let list = transfer.headerList { curl_slist_free_all(list) }
@@ -319,5 +398,24 @@ final class CurlTransport: @unchecked Sendable {
             gate.active += 1
             begin(next)
         }
+    }
+}
+
+/// ASCII-lowercases header-name bytes into a String (header names are ASCII tokens).
+func asciiLowercased(_ bytes: UnsafeRawBufferPointer) -> String {
+    String(unsafeUninitializedCapacity: bytes.count) { buffer in
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+        }
+        return bytes.count
+    }
+}
+
+extension String {
+    /// Lower-case for ASCII header names without Unicode case mapping.
+    var asciiLowercased: String {
+        var copy = self
+        return copy.withUTF8 { PrismCore.asciiLowercased(UnsafeRawBufferPointer($0)) }
     }
 }
