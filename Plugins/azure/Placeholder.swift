@@ -1,0 +1,1 @@
+// Placeholder until this provider lands (issue 3).

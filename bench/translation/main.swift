@@ -1,0 +1,1 @@
+print("prism-translation-bench: not written yet")
