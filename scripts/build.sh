@@ -28,6 +28,7 @@ install -m 755 "$bin/libPrismProviderOpenAI.so" dist/plugins/provider-openai.so
 install -m 755 "$bin/libPrismProviderMock.so" dist/plugins/provider-mock.so
 install -m 755 "$bin/libPrismMiddlewareAuth.so" dist/plugins/middleware-auth.so
 install -m 755 "$bin/libPrismRouterRoundRobin.so" dist/plugins/router-round-robin.so
+install -m 755 "$bin/libPrismRouterStrategies.so" dist/plugins/router-strategies.so
 
 # Swift runtime libraries come from the toolchain; copy the ones the binaries load.
 mkdir -p dist/lib

@@ -70,10 +70,13 @@ public protocol RoutingStrategy: AnyObject, Sendable {
     /// Candidate indices, best first.
     func select(_ request: PluginRequest, candidates: [Candidate]) throws(PluginError) -> [Int]
     func feedback(_ outcome: Completion)
+    /// How many top candidates the host should race (first answer wins); 1 = one at a time.
+    var parallelAttempts: UInt32 { get }
 }
 
 extension RoutingStrategy {
     public func feedback(_ outcome: Completion) {}
+    public var parallelAttempts: UInt32 { 1 }
 }
 
 /// One component a plugin exports.

@@ -13,7 +13,7 @@ import Glibc
 /// Every thunk catches every Swift error; nothing unwinds into the host.
 public enum PluginExport {
     /// Components per kind a single plugin may declare.
-    public static let maximumComponentsPerKind = 4
+    public static let maximumComponentsPerKind = 8
 
     /// Call from the plugin's `prism_plugin_entry_v1`.
     public static func entry(_ host: UnsafePointer<prism_host_api>?,
@@ -75,9 +75,9 @@ public enum PluginExport {
 /// other call into the plugin; read-only afterwards.
 enum Registry {
     nonisolated(unsafe) static var descriptor: UnsafeMutablePointer<prism_plugin_descriptor>?
-    nonisolated(unsafe) static var providerTypes: [(any ProviderAdapter.Type)?] = Array(repeating: nil, count: 4)
-    nonisolated(unsafe) static var middlewareTypes: [(any Middleware.Type)?] = Array(repeating: nil, count: 4)
-    nonisolated(unsafe) static var routerTypes: [(any RoutingStrategy.Type)?] = Array(repeating: nil, count: 4)
+    nonisolated(unsafe) static var providerTypes: [(any ProviderAdapter.Type)?] = Array(repeating: nil, count: 8)
+    nonisolated(unsafe) static var middlewareTypes: [(any Middleware.Type)?] = Array(repeating: nil, count: 8)
+    nonisolated(unsafe) static var routerTypes: [(any RoutingStrategy.Type)?] = Array(repeating: nil, count: 8)
 }
 
 final class ProviderBox {
@@ -134,6 +134,10 @@ private func providerInstanceNew(slot: Int) -> prism_instance_new_function {
         { host, name, config, out, error in makeProvider(1, host, name, config, out, error) },
         { host, name, config, out, error in makeProvider(2, host, name, config, out, error) },
         { host, name, config, out, error in makeProvider(3, host, name, config, out, error) },
+        { host, name, config, out, error in makeProvider(4, host, name, config, out, error) },
+        { host, name, config, out, error in makeProvider(5, host, name, config, out, error) },
+        { host, name, config, out, error in makeProvider(6, host, name, config, out, error) },
+        { host, name, config, out, error in makeProvider(7, host, name, config, out, error) },
     ]
     return thunks[slot]
 }
@@ -154,6 +158,10 @@ private func middlewareInstanceNew(slot: Int) -> prism_instance_new_function {
         { host, name, config, out, error in makeMiddleware(1, host, name, config, out, error) },
         { host, name, config, out, error in makeMiddleware(2, host, name, config, out, error) },
         { host, name, config, out, error in makeMiddleware(3, host, name, config, out, error) },
+        { host, name, config, out, error in makeMiddleware(4, host, name, config, out, error) },
+        { host, name, config, out, error in makeMiddleware(5, host, name, config, out, error) },
+        { host, name, config, out, error in makeMiddleware(6, host, name, config, out, error) },
+        { host, name, config, out, error in makeMiddleware(7, host, name, config, out, error) },
     ]
     return thunks[slot]
 }
@@ -174,6 +182,10 @@ private func routerInstanceNew(slot: Int) -> prism_instance_new_function {
         { host, name, config, out, error in makeRouter(1, host, name, config, out, error) },
         { host, name, config, out, error in makeRouter(2, host, name, config, out, error) },
         { host, name, config, out, error in makeRouter(3, host, name, config, out, error) },
+        { host, name, config, out, error in makeRouter(4, host, name, config, out, error) },
+        { host, name, config, out, error in makeRouter(5, host, name, config, out, error) },
+        { host, name, config, out, error in makeRouter(6, host, name, config, out, error) },
+        { host, name, config, out, error in makeRouter(7, host, name, config, out, error) },
     ]
     return thunks[slot]
 }
@@ -328,6 +340,10 @@ private func makeRouterTable(slot: Int) -> UnsafeMutablePointer<prism_router_v1>
             guard let instance, let outcome else { return }
             let router = Unmanaged<RouterBox>.fromOpaque(instance).takeUnretainedValue().router
             router.feedback(Completion(outcome.pointee))
+        },
+        parallel_attempts: { instance in
+            guard let instance else { return 1 }
+            return Unmanaged<RouterBox>.fromOpaque(instance).takeUnretainedValue().router.parallelAttempts
         }))
     return table
 }

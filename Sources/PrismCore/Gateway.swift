@@ -9,8 +9,9 @@ public final class Gateway: Sendable {
     public let registry: PluginRegistry
     let providers: [ProviderInstance]
     let middleware: [MiddlewareInstance]
-    let router: RouterInstance?
     let catalog: ModelCatalog
+    let health: HealthRegistry
+    let planner: RoutePlanner
     let transport: CurlTransport
     let gates: [String: AdmissionGate]
     let logger: Logger
@@ -71,23 +72,26 @@ public final class Gateway: Sendable {
         self.middleware = middleware
 
         let strategy = configuration.routing.defaultStrategy
+        var router: RouterInstance?
         if let component = registry.routers[strategy] {
             do {
-                router = try RouterInstance(name: strategy, component: component, registry: registry)
+                router = try RouterInstance(name: strategy, component: component, registry: registry,
+                                            configuration: configuration.routing.section)
             } catch {
                 logger.error("routing strategy '\(strategy)': \(error.message); using configuration order")
-                router = nil
             }
         } else {
             logger.warning("no loaded plugin provides routing strategy '\(strategy)'; using configuration order")
-            router = nil
         }
 
         let poolSize = configuration.providers.reduce(0) { $0 + ($1.connectionPoolSize ?? 32) }
         transport = CurlTransport(maximumIdleConnections: poolSize)
-        catalog = ModelCatalog(providers: providers)
+        let catalog = ModelCatalog(providers: providers)
         ModelDiscovery.discover(providers: providers.filter { $0.settings.discoversModels }, catalog: catalog,
                                 transport: transport, logger: logger)
+        self.catalog = catalog
+        health = HealthRegistry(providers: providers, settings: configuration.routing.circuitBreaker)
+        planner = RoutePlanner(settings: configuration.routing, catalog: catalog, health: health, router: router)
         modelsBody = catalog.modelsResponse(created: Int64(wallClockMilliseconds() / 1000))
     }
 }

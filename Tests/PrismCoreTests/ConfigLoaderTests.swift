@@ -93,10 +93,10 @@ final class ConfigLoaderTests: XCTestCase {
     }
 
     func testUnknownKeysAndInactiveSectionsAreWarnings() throws {
-        let (_, warnings) = try load("server:\n  prot: 1\nrouting:\n  default_strategy: weighted\nfoo: 1\n")
+        let (_, warnings) = try load("server:\n  prot: 1\ncache:\n  enabled: true\nfoo: 1\n")
         let text = warnings.map(\.description)
         XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:2:3: warning: server.prot") }, "\(text)")
-        XCTAssertTrue(text.contains { $0.contains("routing") && $0.contains("not active yet") }, "\(text)")
+        XCTAssertTrue(text.contains { $0.contains("cache") && $0.contains("not active yet") }, "\(text)")
         XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:5:1: warning: foo") }, "\(text)")
     }
 

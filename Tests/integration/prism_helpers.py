@@ -17,6 +17,7 @@ FIRST_PARTY_PLUGINS = {
     "provider-mock.so": ("provider", "mock"),
     "middleware-auth.so": ("middleware", "auth"),
     "router-round-robin.so": ("router", "round-robin"),
+    "router-strategies.so": ("router", "weighted"),
 }
 # Broken fixtures built by scripts/build-c-plugins.sh into <dir>/broken/<name>.so.
 BROKEN_FIXTURES = ["missing-entry", "wrong-major", "short-descriptor", "null-required-function",

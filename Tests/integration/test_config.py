@@ -244,7 +244,8 @@ def test_inactive_sections_parse_with_a_warning(run_prism, tmp_path):
     path = write(tmp_path, config_text() + INACTIVE_SECTIONS.lstrip("\n"))
     proc = run_prism("validate", "--config", str(path))
     assert proc.returncode == 0, output(proc)
-    for section in ["routing", "cache", "rate_limiting"]:
+    # routing became active with the routing issue; cache and rate_limiting are still inert.
+    for section in ["cache", "rate_limiting"]:
         warnings = diag(path, line_of(path, f"{section}:"), "warning").findall(proc.stderr)
         assert warnings, f"no warning for {section} at line {line_of(path, section + ':')}:\n{proc.stderr}"
         assert "not active yet" in warnings[0][1], warnings

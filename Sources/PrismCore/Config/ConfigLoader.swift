@@ -19,7 +19,7 @@ public struct ConfigLoader {
     }
 
     /// Sections that parse today but whose behaviour lands with later work.
-    static let inactiveSections: Set<String> = ["routing", "cache", "rate_limiting", "redis", "model_map"]
+    static let inactiveSections: Set<String> = ["cache", "rate_limiting", "redis"]
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
@@ -69,9 +69,7 @@ public struct ConfigLoader {
             configuration.pluginsDirectory = string(plugins["dir"], "plugins.dir")
         }
         configuration.middleware = readMiddleware(root)
-        if let routing = root["routing"], let strategy = string(routing["default_strategy"], "routing.default_strategy") {
-            configuration.routing.defaultStrategy = strategy
-        }
+        configuration.routing = readRouting(root["routing"], modelMap: root["model_map"])
         let errors = diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty { throw ConfigError(diagnostics: diagnostics) }
         return (configuration, diagnostics)

@@ -50,6 +50,49 @@ public struct MiddlewareSettings: Sendable {
 
 public struct RoutingSettings: Sendable {
     public var defaultStrategy = "round-robin"
+    /// `routing.weights`: provider name → weight (default 1).
+    public var weights: [String: UInt32] = [:]
+    /// `routing.targets.<model>`: explicit deployments for a model (pools across providers).
+    public var targets: [String: [RouteTarget]] = [:]
+    /// `routing.model_fallbacks.<model>`: models to continue with when a model's candidates fail.
+    public var modelFallbacks: [String: [String]] = [:]
+    /// `model_map` (top level): alias → model, resolved before anything else.
+    public var modelMap: [String: String] = [:]
+    public var failover = FailoverSettings()
+    public var circuitBreaker = CircuitBreakerSettings()
+    public var retry = RetrySettings()
+    /// The whole `routing` section, given to the strategy plugin (prices, race width, ...).
+    public var section: JSONValue = .object([])
+}
+
+public struct RouteTarget: Sendable {
+    public var provider: String
+    public var weight: UInt32?
+    /// Lower is preferred; the strategy orders candidates within one priority.
+    public var priority: Int
+    public var modelOverride: String?
+}
+
+public struct FailoverSettings: Sendable {
+    public var enabled = true
+    public var maxAttempts = 3
+    public var onStatusCodes: Set<Int> = [429, 500, 502, 503, 504]
+    public var onTimeout = true
+}
+
+public struct CircuitBreakerSettings: Sendable {
+    public var enabled = true
+    public var failureThreshold = 5
+    public var successThreshold = 2
+    public var cooldown: Duration = .seconds(30)
+}
+
+public struct RetrySettings: Sendable {
+    public var enabled = false
+    public var maxRetries = 2
+    public var initialDelay: Duration = .milliseconds(500)
+    public var maxDelay: Duration = .seconds(10)
+    public var multiplier = 2.0
 }
 
 public enum LogLevelSetting: String, Sendable {

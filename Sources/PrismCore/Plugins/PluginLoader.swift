@@ -171,7 +171,8 @@ public final class PluginRegistry: @unchecked Sendable {
                 try duplicate(middleware[name]?.file ?? (newMiddleware.contains { $0.name == name } ? path : nil))
                 newMiddleware.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
             case PRISM_COMPONENT_ROUTER:
-                try checkSize(MemoryLayout<prism_router_v1>.size)
+                // The 1.0 table ends before parallel_attempts (added in 1.1).
+                try checkSize(MemoryLayout<prism_router_v1>.offset(of: \prism_router_v1.parallel_attempts)!)
                 let table = vtable.assumingMemoryBound(to: prism_router_v1.self)
                 try required(table.pointee.instance_new != nil, "instance_new")
                 try required(table.pointee.instance_destroy != nil, "instance_destroy")

@@ -4,7 +4,9 @@ import PrismWire
 struct RouteCandidate {
     let provider: ProviderInstance
     let upstreamModel: String
-    let weight: UInt32
+    var weight: UInt32
+    /// Lower is tried first; the strategy orders candidates within one priority.
+    var priority: Int = 0
 }
 
 /// Which providers serve which model. Built at startup (configured `models` lists plus models

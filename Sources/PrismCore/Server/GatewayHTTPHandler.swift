@@ -96,6 +96,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         case (.GET, "/v1/models"):
             writeJSON(status: .ok, body: gateway.modelsBody)
+        case (.GET, "/-/health/providers"):
+            writeJSON(status: .ok, body: gateway.health.report(providers: gateway.providers))
         case (.POST, "/v1/chat/completions"):
             proxy(head: head, path: path, api: "chat.completions", body: body)
         case (.POST, "/v1/embeddings"):

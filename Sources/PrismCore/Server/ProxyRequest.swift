@@ -5,37 +5,64 @@ import PrismWire
 import Synchronization
 
 /// One proxied request, from the parsed body to the last byte written, on the connection's event
-/// loop: validate → middleware pipeline → router → provider plugin → transport → translate back.
+/// loop: validate → middleware pipeline → route plan → attempts (retry, failover, fallback models,
+/// races) through provider plugins and the transport → translate back.
 final class ProxyRequest {
-    private let gateway: Gateway
-    private weak var handler: GatewayHTTPHandler?
-    private let eventLoop: EventLoop
+    let gateway: Gateway
+    weak var handler: GatewayHTTPHandler?
+    let eventLoop: EventLoop
     let api: String
     let requestID: String
-    private let body: [UInt8]
-    private let head: HTTPRequestHead
-    private let path: String
-    private var clientModel = ""
-    private var streaming = false
-    private let startedAt = monotonicNanoseconds()
-    private var firstByteAt: UInt64 = 0
+    let body: [UInt8]
+    let head: HTTPRequestHead
+    let path: String
+    var clientModel = ""
+    var streaming = false
+    let startedAt = monotonicNanoseconds()
+    var firstByteAt: UInt64 = 0
 
-    private var view: RequestView?
-    private let attributes = RequestAttributes()
-    private var candidate: RouteCandidate?
-    private var exchange: ProviderExchange?
-    private var transfer: Transfer?
-    private var receiver: UpstreamReceiver?
-    /// The provider whose in-flight count this request holds.
-    private var sentTo: ProviderInstance?
-    private var framing: prism_framing = PRISM_FRAMING_NONE
+    var view: RequestView?
+    let attributes = RequestAttributes()
+
+    // Routing state.
+    /// Candidates not yet tried for the current model, best first.
+    private var queue: [RouteCandidate] = []
+    /// Models to continue with when the current model's candidates are exhausted.
+    private var fallbackModels: [String] = []
+    private var currentModel = ""
+    private var attemptsForModel = 0
+    private var attemptCount = 0
+    private var retriesByProvider: [ObjectIdentifier: Int] = [:]
+    private var pendingRetry: Scheduled<Void>?
+    /// All retries and failover share this deadline (monotonic nanoseconds).
+    private var deadline: UInt64 = 0
+    /// Attempts in flight (several while racing).
+    private var active: [UpstreamAttempt] = []
+    /// The attempt whose answer the client gets.
+    var winner: UpstreamAttempt?
+    /// The last failed attempt's answer, reported when nothing else succeeds.
+    private var lastFailure: FailedAnswer?
+    /// A fallback model was used, or the answer came from a provider other than the first choice(s).
+    var fallbackUsed = false
+    /// The providers of the first launch (one, or several when racing).
+    private var firstChoices = Set<ObjectIdentifier>()
+
+    // Streaming state (the winner's).
     private var sseParser = ServerSentEventParser()
     private var lineSplitter = LineSplitter()
-    private let collector = StreamCollector()
-    private var usage = prism_usage()
-    private var streamStarted = false
-    private var finished = false
-    private var countedInFlight = false
+    let collector = StreamCollector()
+    var usage = prism_usage()
+    var streamStarted = false
+    var finished = false
+    var countedInFlight = false
+
+    struct FailedAnswer {
+        let attempt: UpstreamAttempt
+        let status: Int
+        let headers: [(String, String)]
+        let body: [UInt8]
+        let failure: TransportFailure?
+    }
 
     init(gateway: Gateway, handler: GatewayHTTPHandler, head: HTTPRequestHead, path: String, api: String, body: [UInt8]) {
         self.gateway = gateway
@@ -109,69 +136,168 @@ final class ProxyRequest {
                         "Middleware '\(middleware.name)' failed (status \(action)).")
         }
 
-        // 3. Routing: which deployments serve this model, in which order.
-        let candidates = gateway.catalog.candidates(for: model)
-        guard !candidates.isEmpty else {
+        // 3. The route plan: aliases, candidates, fallbacks.
+        let planner = gateway.planner
+        let resolved = planner.resolve(model)
+        let lock = head.headers.first(name: "x-prism-provider-lock")
+        guard loadCandidates(for: resolved, lock: lock) || !planner.fallbacks(for: resolved).isEmpty else {
+            if let lock, gateway.catalog.providersByName[lock] == nil {
+                return fail(.notFound, "invalid_request_error", "provider_not_found",
+                            "x-prism-provider-lock names provider '\(lock)', which is not configured.")
+            }
             return fail(.notFound, "invalid_request_error", "model_not_found",
                         "The model '\(model)' is not configured. Add it to a provider's `models` list in config.yaml, or address a provider directly with the `provider/model` form (e.g. openai/\(model)).",
                         param: "model")
         }
-        var order = Array(candidates.indices)
-        if candidates.count > 1, let router = gateway.router, let ranked = router.select(view, candidates: candidates),
-           !ranked.isEmpty
-        {
-            order = ranked
-        }
-        let chosen = candidates[order[0]]
-        candidate = chosen
+        fallbackModels = planner.fallbacks(for: resolved)
+        let firstTimeout = queue.first?.provider.settings.defaultTimeout ?? gateway.configuration.server.defaultRequestTimeout
+        deadline = startedAt + UInt64(firstTimeout.milliseconds) * 1_000_000
+        launchAttempts(count: max(1, planner.raceWidth))
+    }
 
-        // 4. The provider plugin builds the upstream request.
-        guard let exchange = chosen.provider.newExchange() else {
-            return fail(.internalServerError, "internal_error", "provider_error",
-                        "Provider '\(chosen.provider.settings.name)' could not start a request.")
+    /// Loads the ranked candidates of `model`; false when there are none.
+    @discardableResult
+    private func loadCandidates(for model: String, lock: String?) -> Bool {
+        guard let view else { return false }
+        currentModel = model
+        attemptsForModel = 0
+        view.setModel(clientModel)
+        let candidates = gateway.planner.candidates(for: model, lockedTo: lock)
+        queue = gateway.planner.rank(candidates, request: view)
+        return !queue.isEmpty
+    }
+
+    // MARK: Attempts
+
+    /// Starts up to `count` attempts on the next admissible candidates. When none can start and
+    /// none is running, answers with the last failure, or 503 when every circuit is open.
+    private func launchAttempts(count: Int) {
+        var launched = 0
+        let failover = gateway.configuration.routing.failover
+        while launched < count && !finished {
+            if queue.isEmpty || (attemptsForModel >= failover.maxAttempts && attemptCount > 0) {
+                // This model is exhausted: continue with its fallback models, if any.
+                guard failover.enabled || attemptCount == 0, let next = nextFallbackModel() else { break }
+                _ = next
+                continue
+            }
+            let candidate = queue.removeFirst()
+            guard let health = gateway.health.byProvider[candidate.provider.settings.name], health.admit() else {
+                continue // circuit open: skip this provider
+            }
+            let probe = health.snapshot.circuit != .closed
+            if start(candidate, probe: probe) {
+                launched += 1
+                if firstChoices.count < count && attemptCount == launched { firstChoices.insert(ObjectIdentifier(candidate.provider)) }
+            }
         }
-        self.exchange = exchange
-        view.setModel(chosen.upstreamModel)
+        guard launched == 0, active.isEmpty, pendingRetry == nil, winner == nil, !finished else { return }
+        if let lastFailure {
+            return reportFailure(lastFailure)
+        }
+        fail(.serviceUnavailable, "service_unavailable", "service_unavailable",
+             "Every provider that serves '\(clientModel)' is unavailable right now (circuit breaker open); try again shortly.")
+    }
+
+    /// Switches to the next fallback model that has candidates.
+    private func nextFallbackModel() -> String? {
+        while !fallbackModels.isEmpty {
+            let model = gateway.planner.resolve(fallbackModels.removeFirst())
+            if loadCandidates(for: model, lock: nil) {
+                fallbackUsed = true
+                return model
+            }
+        }
+        return nil
+    }
+
+    /// Builds and sends one attempt. False when the plugin could not build it (the next
+    /// candidate is tried for "unsupported"; anything else answers the client).
+    private func start(_ candidate: RouteCandidate, probe: Bool) -> Bool {
+        guard let view, let exchange = candidate.provider.newExchange() else { return false }
+        attemptCount += 1
+        attemptsForModel += 1
+        view.setModel(candidate.upstreamModel)
+        view.pointer.pointee.attempt = UInt32(attemptCount - 1)
+        if attemptCount > 1 { view.pointer.pointee.flags |= PRISM_REQUEST_RETRY }
         let upstream = MessageBuilder()
         let error = ErrorCapture()
         let (status, framing) = exchange.buildRequest(view, into: upstream, error: error)
-        self.framing = streaming ? framing : PRISM_FRAMING_NONE
+        let attempt = UpstreamAttempt(candidate: candidate, exchange: exchange, number: attemptCount,
+                                      framing: streaming ? framing : PRISM_FRAMING_NONE)
+        attempt.isProbe = probe
         switch status {
         case PRISM_OK:
-            send(upstream, provider: chosen.provider)
+            send(upstream, attempt: attempt)
+            return true
         case PRISM_ANSWERED_LOCALLY:
-            // The plugin answered itself: treat its answer exactly like one from the network.
+            // The plugin answered itself: deliver its answer like one from the network, after
+            // this call returns (never re-entering the routing loop).
+            active.append(attempt)
+            attempt.markInFlight()
             let answerStatus = Int(upstream.status == 0 ? 200 : upstream.status)
-            upstreamHead(status: answerStatus, headers: upstream.headers.map { ($0.name, $0.value) })
-            if streamStarted { upstreamData(upstream.body) }
-            upstreamComplete(status: answerStatus, headers: upstream.headers.map { ($0.name, $0.value) },
-                             body: streamStarted ? [] : upstream.body, failure: nil)
+            let headers = upstream.headers.map { ($0.name, $0.value) }
+            let answerBody = upstream.body
+            let streamed = streaming && (200..<300).contains(answerStatus)
+            let bound = NIOLoopBound((self, attempt), eventLoop: eventLoop)
+            eventLoop.execute {
+                let (request, attempt) = bound.value
+                if streamed {
+                    request.upstreamHead(attempt, status: answerStatus, headers: headers)
+                    request.upstreamData(attempt, answerBody)
+                }
+                request.upstreamComplete(attempt, status: answerStatus, headers: headers,
+                                         body: streamed ? [] : answerBody, failure: nil)
+            }
+            return true
         default:
-            failFromPlugin(status, error)
+            gateway.health.byProvider[candidate.provider.settings.name]?.releaseProbe()
+            if status == PRISM_ERROR_UNSUPPORTED, !queue.isEmpty { return false }
+            failFromPlugin(status, error, provider: candidate.provider.settings.name)
+            return false
         }
     }
 
-    private func send(_ upstream: MessageBuilder, provider: ProviderInstance) {
-        let timeout = (provider.settings.defaultTimeout ?? gateway.configuration.server.defaultRequestTimeout).milliseconds
+    private func send(_ upstream: MessageBuilder, attempt: UpstreamAttempt) {
+        let provider = attempt.provider
+        let providerTimeout = UInt64((provider.settings.defaultTimeout ?? gateway.configuration.server.defaultRequestTimeout).milliseconds)
+        let now = monotonicNanoseconds()
+        let remaining = deadline > now ? (deadline - now) / 1_000_000 : 1
         let channel = handler?.context?.channel
-        let receiver = UpstreamReceiver(request: NIOLoopBound(self, eventLoop: eventLoop), eventLoop: eventLoop,
-                                        streaming: streaming, writable: { channel?.isWritable ?? true })
-        provider.inFlight.add(1, ordering: .relaxed)
-        sentTo = provider
+        let receiver = UpstreamReceiver(request: self, attempt: attempt, eventLoop: eventLoop, streaming: streaming,
+                                        writable: { channel?.isWritable ?? true })
         let transfer = Transfer(method: upstream.method, url: upstream.url, headers: upstream.headers, body: upstream.body,
-                                timeoutMilliseconds: Int(timeout), streaming: streaming,
+                                timeoutMilliseconds: Int(max(1, min(providerTimeout, remaining))), streaming: streaming,
                                 gate: gateway.gates[provider.settings.name], delegate: receiver)
-        self.transfer = transfer
-        self.receiver = receiver
+        attempt.transfer = transfer
+        attempt.receiver = receiver
+        attempt.markInFlight()
+        active.append(attempt)
         gateway.transport.start(transfer)
+    }
+
+    private func cancel(_ attempt: UpstreamAttempt) {
+        if let transfer = attempt.transfer { gateway.transport.cancel(transfer) }
+        if attempt.isProbe { gateway.health.byProvider[attempt.provider.settings.name]?.releaseProbe() }
+        attempt.release()
+        active.removeAll { $0 === attempt }
+    }
+
+    /// The race is decided: every other attempt is cancelled (their upstream connections close).
+    private func choose(_ attempt: UpstreamAttempt) {
+        winner = attempt
+        for other in active where other !== attempt { cancel(other) }
+        pendingRetry?.cancel()
+        pendingRetry = nil
+        if !firstChoices.contains(ObjectIdentifier(attempt.provider)) { fallbackUsed = true }
     }
 
     // MARK: Upstream events (on the event loop)
 
-    /// A streaming answer's head. 2xx starts the client stream; anything else is collected as an
-    /// error body (the client then gets a JSON error, not a broken stream).
-    func upstreamHead(status: Int, headers: [(String, String)]) {
-        guard !finished, streaming, (200..<300).contains(status) else { return }
+    /// A successful streaming answer's head: the first one wins and starts the client stream.
+    func upstreamHead(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)]) {
+        guard !finished, winner == nil, active.contains(where: { $0 === attempt }) else { return }
+        choose(attempt)
         firstByteAt = monotonicNanoseconds()
         var responseHeaders = HTTPHeaders()
         responseHeaders.add(name: "content-type", value: "text/event-stream")
@@ -182,11 +308,12 @@ final class ProxyRequest {
         streamStarted = true
     }
 
-    func upstreamData(_ bytes: [UInt8]) {
-        guard !finished, streamStarted, let exchange else { return }
+    func upstreamData(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
+        guard !finished, streamStarted, attempt === winner else { return }
+        let exchange = attempt.exchange
         let error = ErrorCapture()
         var status = PRISM_OK
-        switch framing {
+        switch attempt.framing {
         case PRISM_FRAMING_RAW:
             status = bytes.withUnsafeBytes { exchange.translateChunk($0, into: collector, error: error) }
         case PRISM_FRAMING_NDJSON:
@@ -207,7 +334,7 @@ final class ProxyRequest {
             }
         }
         flushCollector()
-        if let receiver, let transfer, receiver.isPaused, handler?.isWritable ?? false {
+        if let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused, handler?.isWritable ?? false {
             receiver.markResumed()
             gateway.transport.resume(transfer)
         }
@@ -216,313 +343,179 @@ final class ProxyRequest {
         }
     }
 
-    func upstreamComplete(status: Int, headers: [(String, String)], body: [UInt8], failure: TransportFailure?) {
-        guard !finished, let exchange else { return }
-        transfer = nil
-        if let failure {
-            if streamStarted { return failStream(message: failure.message, type: "provider_error") }
+    func upstreamComplete(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
+                          failure: TransportFailure?)
+    {
+        guard !finished, active.contains(where: { $0 === attempt }) else { return }
+        active.removeAll { $0 === attempt }
+        let health = gateway.health.byProvider[attempt.provider.settings.name]
+        if attempt === winner, streamStarted {
+            health?.record(failed: failure != nil, latencyMilliseconds: Double(firstByteAt - attempt.startedAt) / 1_000_000)
+            feedback(attempt, status: failure == nil ? 200 : 502)
+            attempt.release()
+            return finishStream(attempt, failure: failure)
+        }
+        let succeeded = failure == nil && (200..<300).contains(status)
+        // 429 and 5xx, timeouts and connection errors count against the provider's health;
+        // other 4xx are about the request, not the provider.
+        let providerFault = failure != nil || status >= 500 || status == 429
+        health?.record(failed: providerFault, latencyMilliseconds: attempt.elapsedMilliseconds)
+        feedback(attempt, status: succeeded ? status : (failure == nil ? status : 504))
+        attempt.release()
+        if succeeded {
+            guard winner == nil else { return }
+            choose(attempt)
+            return answerBuffered(attempt, status: status, headers: headers, body: body)
+        }
+        let answer = FailedAnswer(attempt: attempt, status: status, headers: headers, body: body, failure: failure)
+        lastFailure = answer
+        guard winner == nil else { return }
+        if isWorthAnotherTry(answer) {
+            if scheduleRetry(answer) { return }
+            if !active.isEmpty { return } // a racing attempt may still win
+            if gateway.configuration.routing.failover.enabled { return launchAttempts(count: 1) }
+        }
+        if !active.isEmpty { return }
+        reportFailure(answer)
+    }
+
+    /// Whether a failure may be retried or failed over: the configured status codes, timeouts
+    /// (when `on_timeout`), and connection errors.
+    private func isWorthAnotherTry(_ answer: FailedAnswer) -> Bool {
+        let settings = gateway.configuration.routing.failover
+        switch answer.failure {
+        case .timeout?: return settings.onTimeout
+        case .connection?, .other?: return true
+        case nil: return settings.onStatusCodes.contains(answer.status)
+        }
+    }
+
+    /// Retries the same deployment after an exponential backoff with jitter (or the upstream's
+    /// `Retry-After`, capped by max_delay), when retries are on and the deadline allows.
+    private func scheduleRetry(_ answer: FailedAnswer) -> Bool {
+        let settings = gateway.configuration.routing.retry
+        let key = ObjectIdentifier(answer.attempt.provider)
+        let done = retriesByProvider[key, default: 0]
+        guard settings.enabled, done < settings.maxRetries else { return false }
+        let maximum = Double(settings.maxDelay.milliseconds)
+        var delay = min(Double(settings.initialDelay.milliseconds) * pow(settings.multiplier, Double(done)), maximum)
+        delay *= Double.random(in: 0.5...1.0) // jitter: spread retries from many clients
+        if let retryAfter = answer.headers.first(where: { $0.0 == "retry-after" })?.1,
+           let seconds = Double(retryAfter.trimmingSpaces), seconds >= 0
+        {
+            delay = min(seconds * 1000, maximum)
+        }
+        let now = monotonicNanoseconds()
+        guard now + UInt64(delay * 1_000_000) < deadline else { return false }
+        retriesByProvider[key] = done + 1
+        let candidate = answer.attempt.candidate
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        pendingRetry = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
+            let request = bound.value
+            request.pendingRetry = nil
+            guard !request.finished, request.winner == nil else { return }
+            request.queue.insert(candidate, at: 0)
+            request.attemptsForModel -= 1 // a retry is not a failover attempt
+            request.launchAttempts(count: 1)
+        }
+        return true
+    }
+
+    private func pow(_ base: Double, _ exponent: Double) -> Double {
+        var result = 1.0
+        for _ in 0..<Int(exponent) { result *= base }
+        return result
+    }
+
+    /// The winning stream's upstream ended (or broke): finish the client stream.
+    private func finishStream(_ attempt: UpstreamAttempt, failure: TransportFailure?) {
+        if let failure { return failStream(message: failure.message, type: "provider_error") }
+        let exchange = attempt.exchange
+        let error = ErrorCapture()
+        var translateStatus = PRISM_OK
+        if attempt.framing == PRISM_FRAMING_NDJSON {
+            lineSplitter.finish { line in
+                if translateStatus == PRISM_OK {
+                    translateStatus = exchange.translateEvent(ServerSentEvent(data: line), into: collector, error: error)
+                }
+            }
+        } else if attempt.framing != PRISM_FRAMING_RAW {
+            try? sseParser.finish { event in
+                if translateStatus == PRISM_OK {
+                    translateStatus = exchange.translateEvent(event, into: collector, error: error)
+                }
+            }
+        }
+        if translateStatus == PRISM_OK { translateStatus = exchange.finishStream(into: collector, error: error) }
+        flushCollector()
+        if translateStatus != PRISM_OK {
+            return failStream(message: error.isSet ? error.message : "the upstream stream ended badly", type: error.type)
+        }
+        usage = collector.usage
+        handler?.writeStreamBytes(ServerSentEventWriter.done)
+        handler?.endStream()
+        complete(status: 200)
+    }
+
+    private func reportFailure(_ answer: FailedAnswer) {
+        if let failure = answer.failure {
+            let name = answer.attempt.provider.settings.name
             if case .timeout = failure {
                 return fail(.gatewayTimeout, "timeout_error", "timeout",
-                            "Provider '\(providerName)' did not answer within its timeout: \(failure.message).")
+                            "Provider '\(name)' did not answer within its timeout: \(failure.message).")
             }
-            return fail(.badGateway, "provider_error", "provider_error",
-                        "Provider '\(providerName)' failed: \(failure.message).")
+            return fail(.badGateway, "provider_error", "provider_error", "Provider '\(name)' failed: \(failure.message).")
         }
-        if streamStarted {
-            // The upstream ended its stream: flush what the parser holds, then let the plugin finish.
-            let error = ErrorCapture()
-            var translateStatus = PRISM_OK
-            if framing == PRISM_FRAMING_NDJSON {
-                lineSplitter.finish { line in
-                    if translateStatus == PRISM_OK {
-                        translateStatus = exchange.translateEvent(ServerSentEvent(data: line), into: collector, error: error)
-                    }
+        winner = answer.attempt
+        answerBuffered(answer.attempt, status: answer.status, headers: answer.headers, body: answer.body)
+    }
+
+    private func feedback(_ attempt: UpstreamAttempt, status: Int) {
+        guard let router = gateway.planner.router else { return }
+        var attemptUsage = prism_usage()
+        attemptUsage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
+        let latency = monotonicNanoseconds() - attempt.startedAt
+        withUnsafePointer(to: &attemptUsage) { usagePointer in
+            attempt.provider.settings.name.withPrismString { provider in
+                attempt.candidate.upstreamModel.withPrismString { model in
+                    var outcome = prism_completion(
+                        struct_size: UInt32(MemoryLayout<prism_completion>.size), status: UInt32(status),
+                        provider: provider, model: model, usage: usagePointer, latency_nanoseconds: latency,
+                        first_byte_nanoseconds: 0)
+                    router.feedback(&outcome)
                 }
-            } else if framing != PRISM_FRAMING_RAW {
-                try? sseParser.finish { event in
-                    if translateStatus == PRISM_OK {
-                        translateStatus = exchange.translateEvent(event, into: collector, error: error)
-                    }
-                }
             }
-            if translateStatus == PRISM_OK { translateStatus = exchange.finishStream(into: collector, error: error) }
-            flushCollector()
-            if translateStatus != PRISM_OK {
-                return failStream(message: error.isSet ? error.message : "the upstream stream ended badly", type: error.type)
-            }
-            usage = collector.usage
-            handler?.writeStreamBytes(ServerSentEventWriter.done)
-            handler?.endStream()
-            return complete(status: 200)
         }
-        answerBuffered(status: status, headers: headers, body: body)
-    }
-
-    /// A complete (non-streaming, or failed-before-streaming) upstream answer.
-    private func answerBuffered(status: Int, headers: [(String, String)], body: [UInt8]) {
-        guard let exchange else { return }
-        let error = ErrorCapture()
-        let translated: prism_status
-        let client = MessageBuilder()
-        var translatedUsage = prism_usage()
-        let headerViews = headers
-        translated = withResponse(status: status, headers: headerViews, body: body) { response in
-            if (200..<300).contains(status) {
-                let result = exchange.translateResponse(response, into: client, error: error)
-                translatedUsage = result.usage
-                return result.status
-            }
-            if !exchange.translateError(response, error: error) {
-                let message = OpenAIErrorBody.message(in: body) ?? String(decoding: body.prefix(512), as: UTF8.self)
-                error.httpStatus = 502
-                error.type = "provider_error"
-                error.code = "provider_error"
-                error.message = "upstream returned HTTP \(status): \(message)"
-                error.isSet = true
-            }
-            return PRISM_ERROR_UPSTREAM
-        }
-        guard translated == PRISM_OK else {
-            if !error.message.contains("HTTP \(status)") && !(200..<300).contains(status) {
-                error.message = "Provider '\(providerName)' returned HTTP \(status): \(error.message)"
-            } else if !(200..<300).contains(status) {
-                error.message = "Provider '\(providerName)': \(error.message)"
-            }
-            return failFromPlugin(translated, error)
-        }
-        usage = translatedUsage
-        var responseHeaders = HTTPHeaders(client.headers.map { ($0.name, $0.value) })
-        if responseHeaders.first(name: "content-type") == nil {
-            responseHeaders.add(name: "content-type", value: "application/json")
-        }
-        addCommonHeaders(&responseHeaders)
-        let clientStatus = HTTPResponseStatus(statusCode: Int(client.status == 0 ? 200 : client.status))
-        handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: client.body)
-        complete(status: Int(clientStatus.code))
-    }
-
-    private func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
-                                      _ work: (UnsafePointer<prism_response>) -> Result) -> Result
-    {
-        let headerViews = HeaderArray(headers)
-        return body.withUnsafeBufferPointer { bodyBuffer in
-            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
-                                          headers: headerViews.headers, header_count: headerViews.count,
-                                          body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
-            return withExtendedLifetime(headerViews) { work(&response) }
-        }
-    }
-
-    private func flushCollector() {
-        guard !collector.pending.isEmpty else { return }
-        handler?.writeStreamBytes(collector.pending)
-        collector.pending.removeAll(keepingCapacity: true)
     }
 
     // MARK: Client side
 
     func clientDisconnected() {
         guard !finished else { return }
-        if let transfer { gateway.transport.cancel(transfer) }
-        transfer = nil
+        pendingRetry?.cancel()
+        pendingRetry = nil
+        for attempt in active { cancel(attempt) }
         complete(status: 499)
     }
 
     func clientWritable() {
-        if let transfer, let receiver, receiver.isPaused {
+        if let winner, let transfer = winner.transfer, let receiver = winner.receiver, receiver.isPaused {
             receiver.markResumed()
             gateway.transport.resume(transfer)
         }
     }
 
-    // MARK: Endings
-
-    private var providerName: String { candidate?.provider.settings.name ?? "-" }
-
-    private func addCommonHeaders(_ headers: inout HTTPHeaders) {
-        headers.add(name: "x-prism-request-id", value: requestID)
-        if let candidate {
-            headers.add(name: "x-prism-provider", value: candidate.provider.settings.name)
-            headers.add(name: "x-prism-model-used", value: candidate.upstreamModel)
-        }
-        let elapsed = Double(monotonicNanoseconds() - startedAt) / 1_000_000
-        headers.add(name: "x-prism-latency-ms", value: formatMilliseconds(elapsed))
-        for (name, value) in attributes.responseHeaders { headers.add(name: name, value: value) }
+    func flushCollector() {
+        guard !collector.pending.isEmpty else { return }
+        handler?.writeStreamBytes(collector.pending)
+        collector.pending.removeAll(keepingCapacity: true)
     }
 
-    private func fail(_ status: HTTPResponseStatus, _ type: String, _ code: String, _ message: String, param: String? = nil) {
-        var headers = HTTPHeaders()
-        addCommonHeaders(&headers)
-        handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
-                            headers: headers.map { ($0.name, $0.value) })
-        complete(status: Int(status.code))
-    }
-
-    /// A plugin reported an error status: map it (and its error sink) to the client's answer.
-    private func failFromPlugin(_ status: prism_status, _ error: ErrorCapture) {
-        let fallback: (HTTPResponseStatus, String, String)
-        switch status {
-        case PRISM_ERROR_INVALID_REQUEST: fallback = (.badRequest, "invalid_request_error", "invalid_request")
-        case PRISM_ERROR_UNSUPPORTED: fallback = (.notImplemented, "invalid_request_error", "not_supported")
-        case PRISM_ERROR_UPSTREAM: fallback = (.badGateway, "provider_error", "provider_error")
-        case PRISM_ERROR_DENIED: fallback = (.forbidden, "permission_error", "permission_denied")
-        case PRISM_ERROR_LIMIT: fallback = (.tooManyRequests, "rate_limit_error", "rate_limit_exceeded")
-        default: fallback = (.internalServerError, "internal_error", "internal_error")
-        }
-        let httpStatus = error.httpStatus >= 400 && error.httpStatus < 600
-            ? HTTPResponseStatus(statusCode: Int(error.httpStatus)) : fallback.0
-        fail(httpStatus, error.type.isEmpty ? fallback.1 : error.type, error.code.isEmpty ? fallback.2 : error.code,
-             error.isSet ? error.message : "Provider '\(providerName)' failed (status \(status)).")
-    }
-
-    /// After the first byte a failure can only be told inside the stream: an error event, then
-    /// `[DONE]`, so that clients neither hang nor mistake the truncation for a finished answer.
-    private func failStream(message: String, type: String) {
-        if let transfer { gateway.transport.cancel(transfer) }
-        transfer = nil
-        flushCollector()
-        let body = OpenAIErrorBody.make(message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
-                                        type: type.isEmpty ? "provider_error" : type, code: "provider_error")
-        var frame: [UInt8] = []
-        body.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &frame) }
-        frame.append(contentsOf: ServerSentEventWriter.done)
-        handler?.writeStreamBytes(frame)
-        handler?.endStream()
-        complete(status: 502)
-    }
-
-    private func complete(status: Int) {
-        guard !finished else { return }
-        finished = true
-        let latency = monotonicNanoseconds() - startedAt
-        if countedInFlight { gateway.inFlight.add(-1, ordering: .relaxed) }
-        sentTo?.inFlight.subtract(1, ordering: .relaxed)
-        sentTo = nil
-        var completionUsage = usage
-        completionUsage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
-        let providerName = self.providerName
-        let upstreamModel = candidate?.upstreamModel ?? ""
-        if let view {
-            withUnsafePointer(to: &completionUsage) { usagePointer in
-                providerName.withPrismString { provider in
-                    upstreamModel.withPrismString { model in
-                        var completion = prism_completion(
-                            struct_size: UInt32(MemoryLayout<prism_completion>.size), status: UInt32(status),
-                            provider: candidate == nil ? prism_string(data: nil, length: 0) : provider, model: model,
-                            usage: usagePointer, latency_nanoseconds: latency,
-                            first_byte_nanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt)
-                        for middleware in gateway.middleware {
-                            middleware.onComplete(view, attributes: attributes, completion: &completion)
-                        }
-                        if candidate != nil { gateway.router?.feedback(&completion) }
-                    }
-                }
-            }
-        }
-        gateway.logger.info("request id=\(requestID) key=\(attributes.values["key.name"] ?? "-") owner=\(attributes.values["key.owner"] ?? "-") model=\(clientModel.isEmpty ? "-" : clientModel) provider=\(providerName) status=\(status) latency_ms=\(formatMilliseconds(Double(latency) / 1_000_000)) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens)")
-        exchange = nil // exchange_destroy runs here, exactly once
-        // The receiver points back at this request: drop it to break the cycle.
-        receiver = nil
-        transfer = nil
-        handler?.requestFinished(self)
-    }
-
-    // MARK: Helpers
-
-    static func isUsableRequestID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 128 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
-    }
-
-    /// A random per-process prefix and a counter: unique, unguessable across processes, and one
-    /// atomic add instead of a random-number syscall per request.
-    static func newRequestID() -> String {
-        let sequence = requestCounter.add(1, ordering: .relaxed).newValue
-        return requestIDPrefix + hex(sequence, digits: 12)
-    }
-
-    private static let requestCounter = Atomic<UInt64>(0)
-    private static let requestIDPrefix: String = {
-        var generator = SystemRandomNumberGenerator()
-        return "req-" + hex(generator.next() & 0xFFFF_FFFF_FFFF, digits: 12)
-    }()
-
-    private static func hex(_ value: UInt64, digits: Int) -> String {
-        let alphabet: [UInt8] = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: digits) { buffer in
-            var remaining = value
-            for index in stride(from: digits - 1, through: 0, by: -1) {
-                buffer[index] = alphabet[Int(remaining & 0xF)]
-                remaining >>= 4
-            }
-            return digits
-        }
-    }
-}
-
-func formatMilliseconds(_ value: Double) -> String {
-    let scaled = Int((value * 100).rounded())
-    let fraction = scaled % 100
-    return "\(scaled / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-}
-
-/// Receives a transfer's events on the transport thread and hands them to the request's event
-/// loop. A non-streaming answer is collected here and crosses threads once, when complete.
-final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
-    private let request: NIOLoopBound<ProxyRequest>
-    private let eventLoop: EventLoop
-    private let streaming: Bool
-    private let writable: @Sendable () -> Bool
-    // Transport-thread state.
-    private var status = 0
-    private var headers: [(String, String)] = []
-    private var body: [UInt8] = []
-    private var forwarding = false
-    /// Cap on a buffered (non-streaming or error) answer.
-    private static let maximumBufferedBytes = 64 << 20
-
-    init(request: NIOLoopBound<ProxyRequest>, eventLoop: EventLoop, streaming: Bool,
-         writable: @escaping @Sendable () -> Bool)
-    {
-        self.request = request
-        self.eventLoop = eventLoop
-        self.streaming = streaming
-        self.writable = writable
-    }
-
-    func transferReceivedHead(status: Int, headers: [(String, String)]) {
-        self.status = status
-        self.headers = headers
-        guard streaming, (200..<300).contains(status) else { return }
-        forwarding = true
-        let request = self.request
-        let sendableHeaders = headers
-        eventLoop.execute { request.value.upstreamHead(status: status, headers: sendableHeaders) }
-    }
-
-    func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard forwarding else {
-            if body.count < UpstreamReceiver.maximumBufferedBytes { body.append(contentsOf: bytes) }
-            return true
-        }
-        let chunk = Array(bytes)
-        let request = self.request
-        eventLoop.execute { request.value.upstreamData(chunk) }
-        // Backpressure: pause the transfer while the client cannot take more; the request
-        // resumes it when the channel drains.
-        if writable() { return true }
-        paused.store(true, ordering: .relaxed)
-        return false
-    }
-
-    private let paused = Atomic<Bool>(false)
-    var isPaused: Bool { paused.load(ordering: .relaxed) }
-    func markResumed() { paused.store(false, ordering: .relaxed) }
-
-    func transferCompleted(_ failure: TransportFailure?) {
-        let request = self.request
-        let (status, headers, body) = (self.status, self.headers, self.body)
-        eventLoop.execute {
-            request.value.upstreamComplete(status: status, headers: headers, body: body, failure: failure)
-        }
+    /// Ends every attempt still running (a failure ends the request).
+    func cancelAll() {
+        pendingRetry?.cancel()
+        pendingRetry = nil
+        for attempt in active { cancel(attempt) }
+        winner?.release()
     }
 }

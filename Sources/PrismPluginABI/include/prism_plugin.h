@@ -38,7 +38,7 @@ extern "C" {
 /* ---- Versions and the entry symbol ---------------------------------------------------------- */
 
 #define PRISM_ABI_MAJOR 1
-#define PRISM_ABI_MINOR 0
+#define PRISM_ABI_MINOR 1 /* 1.1: prism_router_v1.parallel_attempts */
 /* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
  * may export both. */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry_v1"
@@ -378,6 +378,10 @@ typedef struct prism_router_v1 {
                            uint32_t *out_order, size_t *inout_count,
                            const prism_error_sink *error); /* required */
     void (*feedback)(void *instance, const prism_completion *outcome); /* optional */
+    /* Added in 1.1 (optional). How many of the ranked candidates the host tries at once: a race in
+     * which the first answer wins and the others are cancelled. NULL or a result below 2 means
+     * one at a time. Called concurrently. */
+    uint32_t (*parallel_attempts)(void *instance);
 } prism_router_v1;
 
 /* ---- The plugin descriptor ------------------------------------------------------------------- */

@@ -1,0 +1,158 @@
+import PrismWire
+import Synchronization
+
+/// What the host knows about one provider: its circuit breaker, and the recent latency and error
+/// rate routing strategies read. Updated from any event loop; every operation is one short lock.
+final class ProviderHealth: Sendable {
+    enum CircuitState: String, Sendable {
+        case closed, open
+        case halfOpen = "half_open"
+    }
+
+    struct State {
+        var circuit = CircuitState.closed
+        var consecutiveFailures = 0
+        /// Successes in a row while half open.
+        var probeSuccesses = 0
+        var openedAt: UInt64 = 0
+        /// A half-open circuit lets one probe through at a time.
+        var probeInFlight = false
+        /// Exponentially weighted averages (α = 0.2): recent behaviour dominates.
+        var latencyMilliseconds = 0.0
+        var errorRate = 0.0
+        var requests: UInt64 = 0
+        var failures: UInt64 = 0
+    }
+
+    let name: String
+    private let settings: CircuitBreakerSettings
+    private let state = Mutex(State())
+    static let smoothing = 0.2
+
+    init(name: String, settings: CircuitBreakerSettings) {
+        self.name = name
+        self.settings = settings
+    }
+
+    /// Whether an attempt may go to this provider now. An open circuit past its cooldown turns
+    /// half open and admits exactly one probe.
+    func admit(now: UInt64 = monotonicNanoseconds()) -> Bool {
+        guard settings.enabled else { return true }
+        return state.withLock { state in
+            switch state.circuit {
+            case .closed:
+                return true
+            case .open:
+                let cooldown = UInt64(settings.cooldown.milliseconds) * 1_000_000
+                guard now >= state.openedAt + cooldown else { return false }
+                state.circuit = .halfOpen
+                state.probeSuccesses = 0
+                state.probeInFlight = true
+                return true
+            case .halfOpen:
+                if state.probeInFlight { return false }
+                state.probeInFlight = true
+                return true
+            }
+        }
+    }
+
+    /// Whether routing should consider this provider usable (without admitting anything).
+    var isAvailable: Bool {
+        guard settings.enabled else { return true }
+        let now = monotonicNanoseconds()
+        return state.withLock { state in
+            switch state.circuit {
+            case .closed: return true
+            case .halfOpen: return !state.probeInFlight
+            case .open: return now >= state.openedAt + UInt64(settings.cooldown.milliseconds) * 1_000_000
+            }
+        }
+    }
+
+    /// Records one attempt's outcome. `failed` means the provider misbehaved (5xx, 429, timeout,
+    /// connection error), not that the client's request was bad.
+    func record(failed: Bool, latencyMilliseconds: Double, now: UInt64 = monotonicNanoseconds()) {
+        state.withLock { state in
+            state.requests += 1
+            let alpha = ProviderHealth.smoothing
+            state.errorRate = state.errorRate * (1 - alpha) + (failed ? alpha : 0)
+            if !failed {
+                state.latencyMilliseconds = state.latencyMilliseconds == 0
+                    ? latencyMilliseconds : state.latencyMilliseconds * (1 - alpha) + latencyMilliseconds * alpha
+            }
+            guard settings.enabled else { return }
+            if failed {
+                state.failures += 1
+                state.consecutiveFailures += 1
+                switch state.circuit {
+                case .halfOpen:
+                    // The probe failed: open again for a full cooldown.
+                    state.circuit = .open
+                    state.openedAt = now
+                    state.probeInFlight = false
+                case .closed where state.consecutiveFailures >= settings.failureThreshold:
+                    state.circuit = .open
+                    state.openedAt = now
+                default: break
+                }
+            } else {
+                state.consecutiveFailures = 0
+                if state.circuit == .halfOpen {
+                    state.probeInFlight = false
+                    state.probeSuccesses += 1
+                    if state.probeSuccesses >= settings.successThreshold { state.circuit = .closed }
+                }
+            }
+        }
+    }
+
+    /// The attempt was abandoned (client gone, lost a race): frees a half-open probe slot.
+    func releaseProbe() {
+        state.withLock { state in
+            if state.circuit == .halfOpen { state.probeInFlight = false }
+        }
+    }
+
+    var snapshot: State { state.withLock { $0 } }
+}
+
+/// The health of every provider, and the `GET /-/health/providers` answer.
+final class HealthRegistry: Sendable {
+    let byProvider: [String: ProviderHealth]
+
+    init(providers: [ProviderInstance], settings: CircuitBreakerSettings) {
+        var table: [String: ProviderHealth] = [:]
+        for provider in providers {
+            table[provider.settings.name] = ProviderHealth(name: provider.settings.name, settings: settings)
+        }
+        byProvider = table
+    }
+
+    func report(providers: [ProviderInstance]) -> [UInt8] {
+        var writer = JSONWriter(capacity: 256 * max(providers.count, 1))
+        writer.beginObject()
+        writer.key("providers")
+        writer.beginArray()
+        for provider in providers {
+            guard let health = byProvider[provider.settings.name] else { continue }
+            let state = health.snapshot
+            writer.beginObject()
+            writer.string("name", provider.settings.name)
+            writer.string("state", state.circuit.rawValue)
+            writer.bool("healthy", state.circuit == .closed)
+            writer.key("latency_ms")
+            writer.number((state.latencyMilliseconds * 100).rounded() / 100)
+            writer.key("error_rate")
+            writer.number((state.errorRate * 1000).rounded() / 1000)
+            writer.integer("in_flight", Int64(provider.inFlightCount))
+            writer.integer("requests", Int64(state.requests))
+            writer.integer("failures", Int64(state.failures))
+            writer.integer("consecutive_failures", Int64(state.consecutiveFailures))
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.endObject()
+        return writer.bytes
+    }
+}

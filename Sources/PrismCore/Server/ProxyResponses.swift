@@ -1,0 +1,195 @@
+import NIOCore
+import NIOHTTP1
+import PrismPluginABI
+import PrismWire
+import Synchronization
+
+// How a proxied request ends: the client's answer (translated, or an error), the request log
+// line, middleware and router notifications.
+extension ProxyRequest {
+    /// A complete upstream answer (non-streaming, or an error before streaming), translated by the
+    /// attempt's plugin.
+    func answerBuffered(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8]) {
+        let exchange = attempt.exchange
+        let providerName = attempt.provider.settings.name
+        let error = ErrorCapture()
+        let translated: prism_status
+        let client = MessageBuilder()
+        var translatedUsage = prism_usage()
+        let headerViews = headers
+        translated = withResponse(status: status, headers: headerViews, body: body) { response in
+            if (200..<300).contains(status) {
+                let result = exchange.translateResponse(response, into: client, error: error)
+                translatedUsage = result.usage
+                return result.status
+            }
+            if !exchange.translateError(response, error: error) {
+                let message = OpenAIErrorBody.message(in: body) ?? String(decoding: body.prefix(512), as: UTF8.self)
+                error.httpStatus = 502
+                error.type = "provider_error"
+                error.code = "provider_error"
+                error.message = "upstream returned HTTP \(status): \(message)"
+                error.isSet = true
+            }
+            return PRISM_ERROR_UPSTREAM
+        }
+        guard translated == PRISM_OK else {
+            if !error.message.contains("HTTP \(status)") && !(200..<300).contains(status) {
+                error.message = "Provider '\(providerName)' returned HTTP \(status): \(error.message)"
+            } else if !(200..<300).contains(status) {
+                error.message = "Provider '\(providerName)': \(error.message)"
+            }
+            return failFromPlugin(translated, error)
+        }
+        usage = translatedUsage
+        var responseHeaders = HTTPHeaders(client.headers.map { ($0.name, $0.value) })
+        if responseHeaders.first(name: "content-type") == nil {
+            responseHeaders.add(name: "content-type", value: "application/json")
+        }
+        addCommonHeaders(&responseHeaders)
+        let clientStatus = HTTPResponseStatus(statusCode: Int(client.status == 0 ? 200 : client.status))
+        handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: client.body)
+        complete(status: Int(clientStatus.code))
+    }
+
+    func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
+                                      _ work: (UnsafePointer<prism_response>) -> Result) -> Result
+    {
+        let headerViews = HeaderArray(headers)
+        return body.withUnsafeBufferPointer { bodyBuffer in
+            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                          headers: headerViews.headers, header_count: headerViews.count,
+                                          body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
+            return withExtendedLifetime(headerViews) { work(&response) }
+        }
+    }
+
+    // MARK: Endings
+
+    var providerName: String { winner?.provider.settings.name ?? "-" }
+
+    func addCommonHeaders(_ headers: inout HTTPHeaders) {
+        headers.add(name: "x-prism-request-id", value: requestID)
+        if let winner {
+            headers.add(name: "x-prism-provider", value: winner.provider.settings.name)
+            headers.add(name: "x-prism-model-used", value: winner.candidate.upstreamModel)
+            headers.add(name: "x-prism-routing-strategy", value: gateway.planner.strategyName)
+            if fallbackUsed { headers.add(name: "x-prism-fallback-used", value: "true") }
+        }
+        let elapsed = Double(monotonicNanoseconds() - startedAt) / 1_000_000
+        headers.add(name: "x-prism-latency-ms", value: formatMilliseconds(elapsed))
+        for (name, value) in attributes.responseHeaders { headers.add(name: name, value: value) }
+    }
+
+    func fail(_ status: HTTPResponseStatus, _ type: String, _ code: String, _ message: String, param: String? = nil) {
+        var headers = HTTPHeaders()
+        addCommonHeaders(&headers)
+        handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
+                            headers: headers.map { ($0.name, $0.value) })
+        complete(status: Int(status.code))
+    }
+
+    /// A plugin reported an error status: map it (and its error sink) to the client's answer.
+    func failFromPlugin(_ status: prism_status, _ error: ErrorCapture, provider: String? = nil) {
+        let providerName = provider ?? self.providerName
+        let fallback: (HTTPResponseStatus, String, String)
+        switch status {
+        case PRISM_ERROR_INVALID_REQUEST: fallback = (.badRequest, "invalid_request_error", "invalid_request")
+        case PRISM_ERROR_UNSUPPORTED: fallback = (.notImplemented, "invalid_request_error", "not_supported")
+        case PRISM_ERROR_UPSTREAM: fallback = (.badGateway, "provider_error", "provider_error")
+        case PRISM_ERROR_DENIED: fallback = (.forbidden, "permission_error", "permission_denied")
+        case PRISM_ERROR_LIMIT: fallback = (.tooManyRequests, "rate_limit_error", "rate_limit_exceeded")
+        default: fallback = (.internalServerError, "internal_error", "internal_error")
+        }
+        let httpStatus = error.httpStatus >= 400 && error.httpStatus < 600
+            ? HTTPResponseStatus(statusCode: Int(error.httpStatus)) : fallback.0
+        fail(httpStatus, error.type.isEmpty ? fallback.1 : error.type, error.code.isEmpty ? fallback.2 : error.code,
+             error.isSet ? error.message : "Provider '\(providerName)' failed (status \(status)).")
+    }
+
+    /// After the first byte a failure can only be told inside the stream: an error event, then
+    /// `[DONE]`, so that clients neither hang nor mistake the truncation for a finished answer.
+    func failStream(message: String, type: String) {
+        cancelAll()
+        flushCollector()
+        let body = OpenAIErrorBody.make(message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
+                                        type: type.isEmpty ? "provider_error" : type, code: "provider_error")
+        var frame: [UInt8] = []
+        body.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &frame) }
+        frame.append(contentsOf: ServerSentEventWriter.done)
+        handler?.writeStreamBytes(frame)
+        handler?.endStream()
+        complete(status: 502)
+    }
+
+    func complete(status: Int) {
+        guard !finished else { return }
+        finished = true
+        let latency = monotonicNanoseconds() - startedAt
+        if countedInFlight { gateway.inFlight.add(-1, ordering: .relaxed) }
+        var completionUsage = usage
+        completionUsage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
+        let providerName = self.providerName
+        let upstreamModel = winner?.candidate.upstreamModel ?? ""
+        if let view {
+            withUnsafePointer(to: &completionUsage) { usagePointer in
+                providerName.withPrismString { provider in
+                    upstreamModel.withPrismString { model in
+                        var completion = prism_completion(
+                            struct_size: UInt32(MemoryLayout<prism_completion>.size), status: UInt32(status),
+                            provider: winner == nil ? prism_string(data: nil, length: 0) : provider, model: model,
+                            usage: usagePointer, latency_nanoseconds: latency,
+                            first_byte_nanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt)
+                        for middleware in gateway.middleware {
+                            middleware.onComplete(view, attributes: attributes, completion: &completion)
+                        }
+                    }
+                }
+            }
+        }
+        gateway.logger.info("request id=\(requestID) key=\(attributes.values["key.name"] ?? "-") owner=\(attributes.values["key.owner"] ?? "-") model=\(clientModel.isEmpty ? "-" : clientModel) provider=\(providerName) status=\(status) latency_ms=\(formatMilliseconds(Double(latency) / 1_000_000)) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens)")
+        // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
+        // and their receivers, which point back at this request, are dropped.
+        cancelAll()
+        winner?.release()
+        handler?.requestFinished(self)
+    }
+
+    // MARK: Helpers
+
+    static func isUsableRequestID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 128 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// A random per-process prefix and a counter: unique, unguessable across processes, and one
+    /// atomic add instead of a random-number syscall per request.
+    static func newRequestID() -> String {
+        let sequence = requestCounter.add(1, ordering: .relaxed).newValue
+        return requestIDPrefix + hex(sequence, digits: 12)
+    }
+
+    private static let requestCounter = Atomic<UInt64>(0)
+    private static let requestIDPrefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        return "req-" + hex(generator.next() & 0xFFFF_FFFF_FFFF, digits: 12)
+    }()
+
+    private static func hex(_ value: UInt64, digits: Int) -> String {
+        let alphabet: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: digits) { buffer in
+            var remaining = value
+            for index in stride(from: digits - 1, through: 0, by: -1) {
+                buffer[index] = alphabet[Int(remaining & 0xF)]
+                remaining >>= 4
+            }
+            return digits
+        }
+    }
+}
+
+func formatMilliseconds(_ value: Double) -> String {
+    let scaled = Int((value * 100).rounded())
+    let fraction = scaled % 100
+    return "\(scaled / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+}
+

@@ -1,0 +1,113 @@
+import NIOCore
+import PrismPluginABI
+import Synchronization
+
+/// One try of one deployment: its provider exchange (translation state) and transfer. A request
+/// may make several (retries, failover, fallback models) and, when racing, run several at once.
+final class UpstreamAttempt {
+    let candidate: RouteCandidate
+    let exchange: ProviderExchange
+    let number: Int
+    let framing: prism_framing
+    let startedAt = monotonicNanoseconds()
+    var transfer: Transfer?
+    var receiver: UpstreamReceiver?
+    /// True once counted in the provider's in-flight figure (undone exactly once).
+    private var holdsInFlight = false
+    /// A half-open circuit admitted this attempt as its probe.
+    var isProbe = false
+
+    init(candidate: RouteCandidate, exchange: ProviderExchange, number: Int, framing: prism_framing) {
+        self.candidate = candidate
+        self.exchange = exchange
+        self.number = number
+        self.framing = framing
+    }
+
+    var provider: ProviderInstance { candidate.provider }
+
+    func markInFlight() {
+        guard !holdsInFlight else { return }
+        holdsInFlight = true
+        provider.inFlight.add(1, ordering: .relaxed)
+    }
+
+    /// Ends the attempt's bookkeeping; breaks the receiver → request reference cycle.
+    func release() {
+        if holdsInFlight {
+            holdsInFlight = false
+            provider.inFlight.subtract(1, ordering: .relaxed)
+        }
+        receiver = nil
+        transfer = nil
+    }
+
+    var elapsedMilliseconds: Double { Double(monotonicNanoseconds() - startedAt) / 1_000_000 }
+}
+
+/// Receives a transfer's events on the transport thread and hands them to the request's event
+/// loop, tagged with the attempt. A non-streaming answer is collected here and crosses threads
+/// once, when complete.
+final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
+    private let request: NIOLoopBound<ProxyRequest>
+    private let attempt: NIOLoopBound<UpstreamAttempt>
+    private let eventLoop: EventLoop
+    private let streaming: Bool
+    private let writable: @Sendable () -> Bool
+    // Transport-thread state.
+    private var status = 0
+    private var headers: [(String, String)] = []
+    private var body: [UInt8] = []
+    private var forwarding = false
+    private let paused = Atomic<Bool>(false)
+    /// Cap on a buffered (non-streaming or error) answer.
+    private static let maximumBufferedBytes = 64 << 20
+
+    init(request: ProxyRequest, attempt: UpstreamAttempt, eventLoop: EventLoop, streaming: Bool,
+         writable: @escaping @Sendable () -> Bool)
+    {
+        self.request = NIOLoopBound(request, eventLoop: eventLoop)
+        self.attempt = NIOLoopBound(attempt, eventLoop: eventLoop)
+        self.eventLoop = eventLoop
+        self.streaming = streaming
+        self.writable = writable
+    }
+
+    var isPaused: Bool { paused.load(ordering: .relaxed) }
+    func markResumed() { paused.store(false, ordering: .relaxed) }
+
+    func transferReceivedHead(status: Int, headers: [(String, String)]) {
+        self.status = status
+        self.headers = headers
+        // Only a successful stream is forwarded as it arrives; an error answer is collected whole
+        // (the client then gets a JSON error, and failover is still possible).
+        guard streaming, (200..<300).contains(status) else { return }
+        forwarding = true
+        let (request, attempt) = (self.request, self.attempt)
+        let sendableHeaders = headers
+        eventLoop.execute { request.value.upstreamHead(attempt.value, status: status, headers: sendableHeaders) }
+    }
+
+    func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard forwarding else {
+            if body.count < UpstreamReceiver.maximumBufferedBytes { body.append(contentsOf: bytes) }
+            return true
+        }
+        let chunk = Array(bytes)
+        let (request, attempt) = (self.request, self.attempt)
+        eventLoop.execute { request.value.upstreamData(attempt.value, chunk) }
+        // Backpressure: pause while the client cannot take more; the request resumes the
+        // transfer when the channel drains.
+        if writable() { return true }
+        paused.store(true, ordering: .relaxed)
+        return false
+    }
+
+    func transferCompleted(_ failure: TransportFailure?) {
+        let (request, attempt) = (self.request, self.attempt)
+        let (status, headers, body) = (self.status, self.headers, self.body)
+        eventLoop.execute {
+            request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: failure)
+        }
+    }
+}
