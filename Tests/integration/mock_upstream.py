@@ -82,6 +82,9 @@ class MockUpstream:
         self.completion_tokens = 7
         self.error: Optional[tuple[int, dict]] = None
         self.delay = 0.0
+        # Scripted answers, one per chat/embeddings request, consumed in order (then normal):
+        # {"status": 503, "headers": {...}}, {"delay": seconds}, {"reset": True}, or "ok".
+        self.script: list = []
         self.hold_response = False
         self.hold_after_chunks: Optional[int] = None
         self.die_after_chunks: Optional[int] = None
@@ -340,6 +343,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_error_body(400, "We could not parse the JSON body of your request.",
                                   "invalid_request_error")
             return False
+        with mock.lock:
+            step = mock.script.pop(0) if mock.script else "ok"
+        if isinstance(step, dict):
+            if step.get("reset"):
+                # An abrupt reset: the peer sees ECONNRESET, not a clean close.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+                return False
+            if "delay" in step:
+                self._wait(None, step["delay"])
+            if "status" in step:
+                self._send_json(step["status"], {"error": {"message": step.get("message", "scripted failure"),
+                                                           "type": "server_error", "param": None, "code": None}},
+                                step.get("headers"))
+                return False
         if mock.delay:
             self._wait(None, mock.delay)
         if mock.error is not None:

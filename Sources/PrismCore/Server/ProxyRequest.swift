@@ -150,8 +150,12 @@ final class ProxyRequest {
                         param: "model")
         }
         fallbackModels = planner.fallbacks(for: resolved)
-        let firstTimeout = queue.first?.provider.settings.defaultTimeout ?? gateway.configuration.server.defaultRequestTimeout
-        deadline = startedAt + UInt64(firstTimeout.milliseconds) * 1_000_000
+        // One deadline for every retry and failover: server.default_request_timeout, or a longer
+        // timeout of the first-choice provider. Each attempt is also bounded by its own
+        // provider's default_timeout, so a hung provider leaves time to fail over.
+        let serverTimeout = gateway.configuration.server.defaultRequestTimeout
+        let overall = max(serverTimeout, queue.first?.provider.settings.defaultTimeout ?? serverTimeout)
+        deadline = startedAt + UInt64(overall.milliseconds) * 1_000_000
         launchAttempts(count: max(1, planner.raceWidth))
     }
 
