@@ -41,8 +41,8 @@ struct GeminiEndpoint: Sendable {
                 : "https://\(location)-aiplatform.googleapis.com"
             let version = configuration["api_version"]?.stringValue ?? "v1"
             let root = GeminiEndpoint.versioned(configuredBase.isEmpty ? defaultHost : configuredBase, version: version)
-            modelsBase = root + "/projects/\(GeminiEndpoint.escapePath(project))/locations/"
-                + "\(GeminiEndpoint.escapePath(location))/publishers/google"
+            modelsBase = root + "/projects/\(PercentEncoding.encode(project))/locations/"
+                + "\(PercentEncoding.encode(location))/publishers/google"
             authHeader = key.isEmpty ? nil : ("authorization", "Bearer \(key)")
         }
         extraHeaders = (configuration["headers"]?.objectValue ?? []).compactMap { name, value in
@@ -65,33 +65,13 @@ struct GeminiEndpoint: Sendable {
     func url(model: String, method: String) -> String {
         var name = Substring(model)
         if name.hasPrefix("models/") { name = name.dropFirst(7) }
-        return modelsBase + "/models/" + GeminiEndpoint.escapePath(String(name)) + ":" + method
+        return modelsBase + "/models/" + PercentEncoding.encode(String(name), alsoAllowed: "@") + ":" + method
     }
 
     func setHeaders(_ upstream: HTTPBuilder) {
         if let authHeader { upstream.setHeader(authHeader.name, authHeader.value) }
         upstream.setHeader("content-type", "application/json")
         for (name, value) in extraHeaders { upstream.setHeader(name, value) }
-    }
-
-    /// Percent-encodes everything but RFC 3986 unreserved characters and `@` (Vertex model versions).
-    static func escapePath(_ text: String) -> String {
-        var output: [UInt8] = []
-        output.reserveCapacity(text.utf8.count)
-        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                 UInt8(ascii: "~"), UInt8(ascii: "@"):
-                output.append(byte)
-            default:
-                output.append(UInt8(ascii: "%"))
-                output.append(hex[Int(byte >> 4)])
-                output.append(hex[Int(byte & 0xF)])
-            }
-        }
-        return String(decoding: output, as: UTF8.self)
     }
 }
 

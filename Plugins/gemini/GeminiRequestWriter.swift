@@ -164,8 +164,8 @@ enum GeminiRequestWriter {
                                       body: JSONValue) throws(PluginError) -> ([UInt8], String?)
     {
         var signature: String?
-        if let range = call.id.range(of: GeminiResponse.signatureSeparator) {
-            signature = String(call.id[range.upperBound...])
+        if let folded = GeminiResponse.signature(inCallID: call.id) {
+            signature = folded
         } else if let calls = body["messages"]?.arrayValue?[message]["tool_calls"]?.arrayValue,
                   let raw = calls.first(where: { $0["id"]?.stringValue == call.id })
         {
