@@ -1,1 +1,0 @@
-// Placeholder until this provider lands (issue 3).
