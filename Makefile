@@ -26,6 +26,7 @@ integration-test:
 
 bench: build
 	bench/run.sh
+	swift build -c release --product prism-routing-bench && .build/release/prism-routing-bench dist/plugins
 
 clean:
 	rm -rf .build dist

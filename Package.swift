@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "PrismProviderCohere", type: .dynamic, targets: ["PrismProviderCohere"]),
         .library(name: "PrismProviderAzure", type: .dynamic, targets: ["PrismProviderAzure"]),
         .executable(name: "prism-translation-bench", targets: ["prism-translation-bench"]),
+        .executable(name: "prism-routing-bench", targets: ["prism-routing-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -65,6 +66,9 @@ let package = Package(
         pluginTarget("PrismProviderGemini", folder: "gemini"),
         pluginTarget("PrismProviderCohere", folder: "cohere"),
         pluginTarget("PrismProviderAzure", folder: "azure"),
+        // Measures what a routing decision costs per strategy (release build).
+        .executableTarget(name: "prism-routing-bench", dependencies: ["PrismCore"], path: "bench/routing",
+                          swiftSettings: swiftSettings),
         // Measures translation cost per provider through the C ABI (release build).
         .executableTarget(name: "prism-translation-bench", dependencies: ["PrismCore", "PrismWire"],
                           path: "bench/translation", swiftSettings: swiftSettings),
