@@ -1,0 +1,99 @@
+import PluginKit
+import PrismPluginABI
+import PrismWire
+
+/// Anthropic's Messages API (`POST /v1/messages`), translated to and from OpenAI chat completions.
+///
+/// Configuration: `api_key` (sent as `x-api-key`), `base_url` (default https://api.anthropic.com,
+/// with or without `/v1`), `headers` (extra headers, e.g. `anthropic-beta`).
+final class AnthropicProvider: ProviderAdapter {
+    static let apiVersion = "2023-06-01"
+
+    let messagesURL: String
+    let apiKey: String
+    let extraHeaders: [(String, String)]
+    let host: PluginHost
+
+    init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
+        self.host = host
+        var base = configuration["base_url"]?.stringValue ?? ""
+        if base.isEmpty { base = "https://api.anthropic.com" }
+        while base.hasSuffix("/") { base.removeLast() }
+        if base.hasSuffix("/v1") { base.removeLast(3) }
+        messagesURL = base + "/v1/messages"
+        apiKey = configuration["api_key"]?.stringValue ?? ""
+        extraHeaders = (configuration["headers"]?.objectValue ?? []).compactMap { name, value in
+            value.stringValue.map { (name.lowercased(), $0) }
+        }
+        host.log(.info, "provider '\(instanceName)' (anthropic) -> \(messagesURL)")
+    }
+
+    func makeExchange() -> any ProviderExchange { AnthropicExchange(provider: self) }
+}
+
+final class AnthropicExchange: ProviderExchange {
+    let provider: AnthropicProvider
+    var model = ""
+    var answerTool = false
+    var stream: AnthropicStream?
+
+    init(provider: AnthropicProvider) { self.provider = provider }
+
+    var created: Int64 { Int64(provider.host.wallClockMilliseconds / 1000) }
+
+    func buildRequest(_ request: PluginRequest, upstream: HTTPBuilder) throws(PluginError) -> UpstreamPlan {
+        guard request.api == "chat.completions" else {
+            throw PluginError.unsupported(request.api == "embeddings"
+                ? "The anthropic provider has no embeddings API; configure an embeddings model on another provider."
+                : "The anthropic provider does not serve \(request.api).")
+        }
+        let chat = try ChatRequest.parse(request.body)
+        model = request.model
+        let streaming = request.isStreaming
+        let translated = try AnthropicRequest(chat, model: model, stream: streaming)
+        answerTool = translated.usesAnswerTool
+        if streaming {
+            stream = AnthropicStream(includeUsage: chat.includeUsage, answerTool: answerTool, fallbackModel: model,
+                                     created: created)
+        }
+        upstream.setMethod("POST")
+        upstream.setURL(provider.messagesURL)
+        upstream.setHeader("content-type", "application/json")
+        if !provider.apiKey.isEmpty { upstream.setHeader("x-api-key", provider.apiKey) }
+        upstream.setHeader("anthropic-version", AnthropicProvider.apiVersion)
+        for (name, value) in provider.extraHeaders { upstream.setHeader(name, value) }
+        upstream.writeBody(translated.bytes)
+        return streaming ? .serverSentEvents : .notStreaming
+    }
+
+    func translateResponse(_ response: PluginResponse, client: HTTPBuilder) throws(PluginError) -> Usage {
+        let completion = try AnthropicResponse.completion(response.body, fallbackModel: model, created: created,
+                                                          answerTool: answerTool)
+        completion.write(to: client)
+        return completion.usage
+    }
+
+    func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {
+        guard stream != nil else { throw PluginError.internalError("a stream event arrived for a non-streaming request") }
+        try stream!.translate(event, client: client)
+    }
+
+    func finishStream(client: StreamSink) throws(PluginError) {
+        // Anthropic ends every complete stream with message_stop; without it the answer was cut.
+        guard stream?.stopped == true else {
+            throw PluginError.upstream(status: 502, message: "the upstream stream ended before message_stop")
+        }
+    }
+
+    func translateError(_ response: PluginResponse) -> PluginError {
+        AnthropicResponse.error(status: response.status, body: response.body)
+    }
+}
+
+@c(prism_plugin_entry_v1)
+public func prismPluginEntry(_ host: UnsafePointer<prism_host_api>?,
+                             _ out: UnsafeMutablePointer<UnsafePointer<prism_plugin_descriptor>?>?) -> prism_status
+{
+    PluginExport.entry(host, out, id: "dev.prism.provider.anthropic", version: "1.0.0",
+                       components: [.provider("anthropic", AnthropicProvider.self)])
+}
