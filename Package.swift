@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "PrismProviderGemini", type: .dynamic, targets: ["PrismProviderGemini"]),
         .library(name: "PrismProviderCohere", type: .dynamic, targets: ["PrismProviderCohere"]),
         .library(name: "PrismProviderAzure", type: .dynamic, targets: ["PrismProviderAzure"]),
+        .library(name: "PrismProviderBedrock", type: .dynamic, targets: ["PrismProviderBedrock"]),
         .executable(name: "prism-translation-bench", targets: ["prism-translation-bench"]),
         .executable(name: "prism-routing-bench", targets: ["prism-routing-bench"]),
     ],
@@ -66,6 +67,9 @@ let package = Package(
         pluginTarget("PrismProviderGemini", folder: "gemini"),
         pluginTarget("PrismProviderCohere", folder: "cohere"),
         pluginTarget("PrismProviderAzure", folder: "azure"),
+        pluginTarget("PrismProviderBedrock", folder: "bedrock"),
+        .testTarget(name: "BedrockTests", dependencies: ["PrismProviderBedrock", "PluginKit", "PrismWire"],
+                    swiftSettings: swiftSettings),
         // Measures what a routing decision costs per strategy (release build).
         .executableTarget(name: "prism-routing-bench", dependencies: ["PrismCore"], path: "bench/routing",
                           swiftSettings: swiftSettings),

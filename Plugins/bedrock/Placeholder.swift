@@ -1,0 +1,1 @@
+// Placeholder until the Bedrock provider lands (issue 4).

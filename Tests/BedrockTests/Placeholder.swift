@@ -1,0 +1,4 @@
+import XCTest
+
+// Bedrock tests land with issue 4.
+final class BedrockPlaceholderTests: XCTestCase {}
