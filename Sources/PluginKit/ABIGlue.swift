@@ -39,6 +39,21 @@ public func withPrismBytes<Result>(_ bytes: [UInt8], _ body: (prism_bytes) -> Re
     }
 }
 
+/// Calls a host function that answers through a `prism_bytes_sink`; returns the bytes it wrote,
+/// or nil unless it returned PRISM_OK.
+func collectBytes(_ call: (UnsafePointer<prism_bytes_sink>) -> prism_status) -> [UInt8]? {
+    final class Collector { var value: [UInt8] = [] }
+    let collector = Collector()
+    var sink = prism_bytes_sink(
+        struct_size: UInt32(MemoryLayout<prism_bytes_sink>.size),
+        context: Unmanaged.passUnretained(collector).toOpaque(),
+        write: { context, value in
+            Unmanaged<Collector>.fromOpaque(context!).takeUnretainedValue().value.append(contentsOf: value.buffer)
+        })
+    let status = withUnsafePointer(to: &sink) { call($0) }
+    return status == PRISM_OK ? collector.value : nil
+}
+
 /// The failure a plugin reports: it becomes the status returned over the ABI and the details
 /// written to the host's error sink.
 public struct PluginError: Error, Sendable {
@@ -139,16 +154,7 @@ public struct KeyValueStore: @unchecked Sendable {
 
     public func get(_ key: String) -> [UInt8]? {
         guard let get = table.pointee.get else { return nil }
-        final class Collector { var value: [UInt8] = [] }
-        let collector = Collector()
-        var sink = prism_bytes_sink(
-            struct_size: UInt32(MemoryLayout<prism_bytes_sink>.size),
-            context: Unmanaged.passUnretained(collector).toOpaque(),
-            write: { context, value in
-                Unmanaged<Collector>.fromOpaque(context!).takeUnretainedValue().value.append(contentsOf: value.buffer)
-            })
-        let status = withPrismString(key) { key in withUnsafePointer(to: &sink) { get(key, $0) } }
-        return status == PRISM_OK ? collector.value : nil
+        return collectBytes { sink in withPrismString(key) { get($0, sink) } }
     }
 
     @discardableResult
@@ -300,18 +306,8 @@ public struct RequestContext {
 
     public func attribute(_ name: String) -> String? {
         guard let get = raw.pointee.get_attribute else { return nil }
-        final class Collector { var value: [UInt8] = [] }
-        let collector = Collector()
-        var sink = prism_bytes_sink(
-            struct_size: UInt32(MemoryLayout<prism_bytes_sink>.size),
-            context: Unmanaged.passUnretained(collector).toOpaque(),
-            write: { context, value in
-                Unmanaged<Collector>.fromOpaque(context!).takeUnretainedValue().value.append(contentsOf: value.buffer)
-            })
-        let status = withPrismString(name) { name in
-            withUnsafePointer(to: &sink) { get(raw.pointee.context, name, $0) }
-        }
-        return status == PRISM_OK ? String(decoding: collector.value, as: UTF8.self) : nil
+        return collectBytes { sink in withPrismString(name) { get(raw.pointee.context, $0, sink) } }
+            .map { String(decoding: $0, as: UTF8.self) }
     }
 
     public func addResponseHeader(_ name: String, _ value: String) {

@@ -104,27 +104,7 @@ public struct ChatStreamWriter: Sendable {
     }
 
     private func chunk(finishReason: String?, delta: (inout JSONWriter) -> Void) -> [UInt8] {
-        var writer = JSONWriter(capacity: 224)
-        writer.beginObject()
-        writer.string("id", id)
-        writer.string("object", "chat.completion.chunk")
-        writer.integer("created", created)
-        writer.string("model", model)
-        writer.key("choices")
-        writer.beginArray()
-        writer.beginObject()
-        writer.integer("index", 0)
-        writer.key("delta")
-        writer.beginObject()
-        delta(&writer)
-        writer.endObject()
-        writer.key("logprobs")
-        writer.null()
-        writer.optionalString("finish_reason", finishReason)
-        writer.endObject()
-        writer.endArray()
-        writer.endObject()
-        return writer.bytes
+        OpenAIShapes.chunkBytes(id: id, created: created, model: model, finishReason: finishReason, delta: delta)
     }
 }
 

@@ -64,39 +64,25 @@ public enum OpenAIShapes {
     public static func chatCompletion(id: String, created: Int64, model: String, content: String,
                                       finishReason: String, usage: Usage) -> [UInt8]
     {
-        var writer = JSONWriter(capacity: 256 + content.utf8.count)
-        writer.beginObject()
-        writer.string("id", id)
-        writer.string("object", "chat.completion")
-        writer.integer("created", created)
-        writer.string("model", model)
-        writer.key("choices")
-        writer.beginArray()
-        writer.beginObject()
-        writer.integer("index", 0)
-        writer.key("message")
-        writer.beginObject()
-        writer.string("role", "assistant")
-        writer.string("content", content)
-        writer.key("refusal")
-        writer.null()
-        writer.endObject()
-        writer.key("logprobs")
-        writer.null()
-        writer.string("finish_reason", finishReason)
-        writer.endObject()
-        writer.endArray()
-        writer.key("usage")
-        writeUsage(usage, to: &writer)
-        writer.endObject()
-        return writer.bytes
+        ChatCompletion(id: id, model: model, created: created, text: content, finishReason: finishReason,
+                       usage: usage).jsonBytes
     }
 
     /// One `chat.completion.chunk` with a content delta (and optionally role / finish reason).
     public static func chunk(id: String, created: Int64, model: String, role: String? = nil, content: String?,
                              finishReason: String? = nil) -> [UInt8]
     {
-        var writer = JSONWriter(capacity: 192 + (content?.utf8.count ?? 0))
+        chunkBytes(id: id, created: created, model: model, finishReason: finishReason) { writer in
+            if let role { writer.string("role", role) }
+            if let content { writer.string("content", content) }
+        }
+    }
+
+    /// The one writer of `chat.completion.chunk` objects: `delta` writes the delta's members.
+    static func chunkBytes(id: String, created: Int64, model: String, finishReason: String?,
+                           delta: (inout JSONWriter) -> Void) -> [UInt8]
+    {
+        var writer = JSONWriter(capacity: 224)
         writer.beginObject()
         writer.string("id", id)
         writer.string("object", "chat.completion.chunk")
@@ -108,8 +94,7 @@ public enum OpenAIShapes {
         writer.integer("index", 0)
         writer.key("delta")
         writer.beginObject()
-        if let role { writer.string("role", role) }
-        if let content { writer.string("content", content) }
+        delta(&writer)
         writer.endObject()
         writer.key("logprobs")
         writer.null()
