@@ -140,3 +140,25 @@ def test_concurrent_streams(gw, mock_upstream):
         chunks, done = res
         assert done and stream_text(chunks) == mock_upstream.content, i
     assert len(mock_upstream.chat_requests()) == 8
+
+
+def test_a_client_that_stops_reading_is_cut_off_after_write_timeout(gateway, mock_upstream):
+    """server.write_timeout: a stalled reader does not hold a stream (and its upstream) forever."""
+    import socket as socket_module
+    import time as time_module
+    from prism_helpers import make_config, openai_provider
+    # A long stream (8 MB) the client never reads: the socket buffers fill, then the gateway's queue.
+    mock_upstream.content_pieces = ["x" * 4000] * 2000
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}, server={"write_timeout": "1s"}))
+    body = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    client = socket_module.create_connection(("127.0.0.1", gw.port), timeout=10)
+    client.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+    started = time_module.monotonic()
+    client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    try:
+        # The request ends as "client gone" (499) once the connection was unwritable for 1 s.
+        gw.wait_for_log(r"status=499", timeout=8)
+        assert time_module.monotonic() - started < 6
+    finally:
+        client.close()

@@ -131,13 +131,28 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         readDeadline?.cancel()
+        writeDeadline?.cancel()
         active?.clientDisconnected()
         active = nil
         context.fireChannelInactive()
     }
 
+    /// A client that stops reading is given server.write_timeout to drain what is queued; then
+    /// the connection is closed (which also cancels the upstream transfer).
+    private var writeDeadline: Scheduled<Void>?
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { active?.clientWritable() }
+        if context.channel.isWritable {
+            writeDeadline?.cancel()
+            writeDeadline = nil
+            active?.clientWritable()
+        } else if writeDeadline == nil {
+            let channel = context.channel
+            let timeout = gateway.configuration.server.writeTimeout
+            writeDeadline = context.eventLoop.scheduleTask(in: .milliseconds(timeout.milliseconds)) {
+                if !channel.isWritable { channel.close(promise: nil) }
+            }
+        }
         context.fireChannelWritabilityChanged()
     }
 
