@@ -260,9 +260,9 @@ enum GeminiRequestWriter {
             writer.string("name", tool.name)
             if let description = tool.description { writer.string("description", description) }
             // A function without parameters must omit them: Gemini rejects an OBJECT with no properties.
-            if let parameters = GeminiSchema.parameters(tool.parameters) {
+            if !GeminiSchema.omitsParameters(tool.parameters) {
                 writer.key("parameters")
-                parameters.write(to: &writer)
+                GeminiSchema.write(tool.parameters, to: &writer)
             }
             writer.endObject()
         }
@@ -335,7 +335,7 @@ enum GeminiRequestWriter {
             open(&writer)
             writer.string("responseMimeType", "application/json")
             writer.key("responseSchema")
-            GeminiSchema.sanitize(schema).write(to: &writer)
+            GeminiSchema.write(schema, to: &writer)
         case .text, nil:
             break
         }

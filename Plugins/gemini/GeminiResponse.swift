@@ -11,9 +11,9 @@ enum GeminiResponse {
     /// given answer, unique across turns), or the call's own `id` when Gemini sends one. A thought
     /// signature travels inside the id, because OpenAI's tool call has no field for it and Gemini 3
     /// refuses a replayed call without it; the request writer takes it back out.
-    static func callID(part: JSONValue, call: JSONValue, responseID: String, ordinal: Int) -> String {
+    static func callID(own: String?, signature: String?, responseID: String, ordinal: Int) -> String {
         var id: String
-        if let own = call["id"]?.stringValue, !own.isEmpty {
+        if let own, !own.isEmpty {
             id = own
         } else {
             // Ids must suit every provider a conversation may move to: [A-Za-z0-9_-], short.
@@ -23,9 +23,7 @@ enum GeminiResponse {
             let cleaned = String(decoding: Array(kept), as: UTF8.self)
             id = cleaned.isEmpty ? "call_\(ordinal)" : "call_\(cleaned)_\(ordinal)"
         }
-        if let signature = part["thoughtSignature"]?.stringValue, !signature.isEmpty {
-            id += signatureSeparator + signature
-        }
+        if let signature, !signature.isEmpty { id += signatureSeparator + signature }
         return id
     }
 
@@ -57,8 +55,9 @@ enum GeminiResponse {
             if let piece = part["text"]?.stringValue {
                 text = (text ?? "") + piece
             } else if let call = part["functionCall"] {
-                calls.append(ToolCall(id: callID(part: part, call: call, responseID: responseID,
-                                                 ordinal: ordinalBase + calls.count),
+                calls.append(ToolCall(id: callID(own: call["id"]?.stringValue,
+                                                 signature: part["thoughtSignature"]?.stringValue,
+                                                 responseID: responseID, ordinal: ordinalBase + calls.count),
                                       name: call["name"]?.stringValue ?? "",
                                       arguments: call["args"].map { $0.jsonText } ?? "{}"))
             }
@@ -85,7 +84,22 @@ enum GeminiResponse {
     /// the cached part and tool-use prompt tokens.
     static func usage(_ metadata: JSONValue?) -> Usage {
         guard let metadata else { return Usage() }
-        func count(_ name: String) -> UInt64 { UInt64(clamping: metadata[name]?.integerValue ?? 0) }
+        return usage { UInt64(clamping: metadata[$0]?.integerValue ?? 0) }
+    }
+
+    static func usage(_ metadata: JSONFields) -> Usage {
+        usage { name in
+            switch name {
+            case "promptTokenCount": UInt64(clamping: metadata.integer("promptTokenCount") ?? 0)
+            case "toolUsePromptTokenCount": UInt64(clamping: metadata.integer("toolUsePromptTokenCount") ?? 0)
+            case "candidatesTokenCount": UInt64(clamping: metadata.integer("candidatesTokenCount") ?? 0)
+            case "thoughtsTokenCount": UInt64(clamping: metadata.integer("thoughtsTokenCount") ?? 0)
+            default: UInt64(clamping: metadata.integer("cachedContentTokenCount") ?? 0)
+            }
+        }
+    }
+
+    private static func usage(_ count: (String) -> UInt64) -> Usage {
         let thoughts = count("thoughtsTokenCount")
         return Usage(inputTokens: count("promptTokenCount") + count("toolUsePromptTokenCount"),
                      outputTokens: count("candidatesTokenCount") + thoughts,
@@ -152,7 +166,7 @@ struct GeminiStreamTranslator {
     let includeUsage: Bool
     private var writer: ChatStreamWriter?
     private var finishReason: String?
-    private var usageMetadata: JSONValue?
+    private var usage = Usage()
     private var blocked = false
     private var calls = 0
 
@@ -163,39 +177,43 @@ struct GeminiStreamTranslator {
         self.includeUsage = includeUsage
     }
 
+    /// Reads the event in place (no tree): events come by the hundred per answer.
     mutating func translate(_ data: UnsafeRawBufferPointer, client: StreamSink) throws(PluginError) {
-        let chunk: JSONValue
+        let chunk: JSONFields
         do {
-            chunk = try JSONValue.parse(data)
+            chunk = try JSONFields(data)
         } catch {
             throw PluginError.upstream(status: 502, message: "Gemini sent an invalid stream event: \(error.reason)")
         }
-        if let failure = chunk["error"] { throw GeminiErrors.streamError(failure) }
-        let responseID = chunk["responseId"]?.stringValue ?? ""
+        if let failure = chunk.value("error") { throw GeminiErrors.streamError(failure) }
+        let responseID = chunk.string("responseId") ?? ""
         if writer == nil {
-            let model = chunk["modelVersion"]?.stringValue ?? fallbackModel
-            if chunk["modelVersion"] != nil { client.setResponseModel(model) }
+            let reported = chunk.string("modelVersion")
+            if let reported { client.setResponseModel(reported) }
             writer = ChatStreamWriter(id: GeminiResponse.completionID(responseID: responseID, requestID: requestID),
-                                      model: model, created: created)
+                                      model: reported ?? fallbackModel, created: created)
         }
-        if let metadata = chunk["usageMetadata"] { usageMetadata = metadata }
-        guard let candidate = chunk["candidates"]?.arrayValue?.first else {
-            if chunk["promptFeedback"]?["blockReason"] != nil { blocked = true }
+        if let metadata = chunk.object("usageMetadata") { usage = GeminiResponse.usage(metadata) }
+        guard let candidate = chunk.objects("candidates").first else {
+            if chunk.object("promptFeedback")?.range("blockReason") != nil { blocked = true }
             return
         }
-        for part in candidate["content"]?["parts"]?.arrayValue ?? [] {
-            if part["thought"]?.boolValue == true { continue }
-            if let text = part["text"]?.stringValue {
+        for part in candidate.object("content")?.objects("parts") ?? [] {
+            if let thought = part.range("thought"), JSONScanner.isTrue(part.bytes, in: thought) { continue }
+            if let text = part.string("text") {
                 writer!.text(text, client: client)
-            } else if let call = part["functionCall"] {
+            } else if let call = part.object("functionCall") {
                 let key = String(calls)
-                let id = GeminiResponse.callID(part: part, call: call, responseID: responseID, ordinal: calls)
+                let id = GeminiResponse.callID(own: call.string("id"), signature: part.string("thoughtSignature"),
+                                               responseID: responseID, ordinal: calls)
                 calls += 1
-                writer!.startToolCall(key: key, id: id, name: call["name"]?.stringValue ?? "", client: client)
-                writer!.toolArguments(key: key, fragment: call["args"].map { $0.jsonText } ?? "{}", client: client)
+                writer!.startToolCall(key: key, id: id, name: call.string("name") ?? "", client: client)
+                // Compact and key-ordered like the non-streaming answer's arguments.
+                let arguments = call.value("args")?.jsonText ?? "{}"
+                writer!.toolArguments(key: key, fragment: arguments, client: client)
             }
         }
-        if let reason = candidate["finishReason"]?.stringValue { finishReason = reason }
+        if let reason = candidate.string("finishReason") { finishReason = reason }
     }
 
     /// Gemini has no end-of-stream event: a stream that ends without a finish reason was cut short.
@@ -213,7 +231,7 @@ struct GeminiStreamTranslator {
                                       model: fallbackModel, created: created)
         }
         writer!.finish(reason: reason, client: client)
-        writer!.usage(GeminiResponse.usage(usageMetadata), includeChunk: includeUsage, client: client)
+        writer!.usage(usage, includeChunk: includeUsage, client: client)
     }
 }
 

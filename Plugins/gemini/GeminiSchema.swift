@@ -28,20 +28,129 @@ enum GeminiSchema {
     ]
     static let maximumReferenceDepth = 8
 
-    /// A tool's `parameters`, or nil when the function takes none (Gemini wants them omitted).
-    static func parameters(_ schema: JSONValue) -> JSONValue? {
-        let sanitized = sanitize(schema)
-        guard case let .object(members) = sanitized, !members.isEmpty else { return nil }
-        if sanitized["properties"] == nil, sanitized["type"]?.stringValue?.lowercased() == "object" { return nil }
-        return sanitized
+    /// True when a tool's sanitized `parameters` would be empty or an object without properties:
+    /// Gemini wants them omitted then.
+    static func omitsParameters(_ schema: JSONValue) -> Bool {
+        guard case let .object(source) = schema else { return true }
+        let sanitized = source.contains(where: { folds($0.0) }) ? sanitize(schema) : schema
+        if let properties = sanitized["properties"]?.objectValue, !properties.isEmpty { return false }
+        if sanitized["type"]?.stringValue?.lowercased() == "object" { return true }
+        return !(sanitized.objectValue ?? []).contains { kept.contains($0.0) && $0.0 != "properties" }
+    }
+
+    /// Writes the sanitized schema: the same JSON as `sanitize(schema)`, but nodes that fold in no
+    /// other schema (no allOf, anyOf, oneOf, $ref) are written straight from the source, with no
+    /// intermediate tree (the common case, and the request path's hot spot).
+    static func write(_ schema: JSONValue, to writer: inout JSONWriter) {
+        write(schema, definitions: definitions(in: schema), depth: 0, to: &writer)
     }
 
     static func sanitize(_ schema: JSONValue) -> JSONValue {
+        sanitize(schema, definitions: definitions(in: schema), depth: 0)
+    }
+
+    private static func definitions(in schema: JSONValue) -> [String: JSONValue] {
         var definitions: [String: JSONValue] = [:]
         for container in ["$defs", "definitions"] {
             for (name, value) in schema[container]?.objectValue ?? [] { definitions[name] = value }
         }
-        return sanitize(schema, definitions: definitions, depth: 0)
+        return definitions
+    }
+
+    /// Keys whose schemas are merged into their parent (the tree path handles those nodes).
+    private static func folds(_ key: String) -> Bool {
+        key == "allOf" || key == "anyOf" || key == "oneOf" || key == "$ref"
+    }
+
+    /// The single type a node will have after sanitizing, for the `format` rule.
+    private static func typeName(_ value: JSONValue?) -> String? {
+        if let name = value?.stringValue { return name.lowercased() }
+        let concrete = (value?.arrayValue ?? []).compactMap(\.stringValue).filter { $0 != "null" }
+        return concrete.count == 1 ? concrete[0].lowercased() : nil
+    }
+
+    private static func write(_ schema: JSONValue, definitions: [String: JSONValue], depth: Int,
+                              to writer: inout JSONWriter)
+    {
+        guard case let .object(source) = schema else {
+            writer.beginObject()
+            writer.endObject()
+            return
+        }
+        if source.contains(where: { folds($0.0) }) {
+            sanitize(schema, definitions: definitions, depth: depth).write(to: &writer)
+            return
+        }
+        writer.beginObject()
+        var nullable = false
+        var wroteNullable = false
+        for (key, value) in source {
+            switch key {
+            case "type":
+                if let list = value.arrayValue {
+                    let types = list.compactMap(\.stringValue)
+                    let concrete = types.filter { $0 != "null" }
+                    if concrete.count < types.count { nullable = true }
+                    if concrete.count == 1 {
+                        writer.string("type", concrete[0])
+                    } else if concrete.count > 1 {
+                        writer.key("anyOf")
+                        writer.beginArray()
+                        for type in concrete {
+                            writer.beginObject()
+                            writer.string("type", type)
+                            writer.endObject()
+                        }
+                        writer.endArray()
+                    }
+                } else if value.stringValue == "null" {
+                    nullable = true
+                } else {
+                    writer.key("type")
+                    value.write(to: &writer)
+                }
+            case "properties":
+                guard let properties = value.objectValue, !properties.isEmpty else { continue }
+                writer.key("properties")
+                writer.beginObject()
+                for (name, property) in properties {
+                    writer.key(name)
+                    write(property, definitions: definitions, depth: depth, to: &writer)
+                }
+                writer.endObject()
+            case "items":
+                guard case .object = value else { continue }
+                writer.key("items")
+                write(value, definitions: definitions, depth: depth, to: &writer)
+            case "const":
+                guard case .string = value else { continue }
+                writer.key("enum")
+                writer.beginArray()
+                value.write(to: &writer)
+                writer.endArray()
+            case "format":
+                guard let format = value.stringValue,
+                      allowedFormats[typeName(schema["type"]) ?? ""]?.contains(format) == true
+                else { continue }
+                writer.string("format", format)
+            case "required":
+                let names = schema["properties"]?.objectValue ?? []
+                let kept = (value.arrayValue ?? []).filter { name in names.contains { $0.0 == name.stringValue } }
+                guard !kept.isEmpty else { continue }
+                writer.key("required")
+                JSONValue.array(kept).write(to: &writer)
+            case "nullable":
+                wroteNullable = true
+                writer.key(key)
+                value.write(to: &writer)
+            default:
+                guard kept.contains(key) else { continue }
+                writer.key(key)
+                value.write(to: &writer)
+            }
+        }
+        if nullable, !wroteNullable { writer.bool("nullable", true) }
+        writer.endObject()
     }
 
     private static func sanitize(_ schema: JSONValue, definitions: [String: JSONValue], depth: Int) -> JSONValue {

@@ -1,1 +1,0 @@
-// Placeholder until the Bedrock provider lands (issue 4).
