@@ -12,7 +12,7 @@ import PrismWire
 /// - `allOf` is merged into its parent; `oneOf` becomes `anyOf`;
 /// - `type: [T, "null"]` becomes `type: T, nullable: true` (several types: `anyOf`), and an
 ///   `anyOf` member `{type: null}` becomes `nullable: true`;
-/// - `const: "x"` becomes `enum: ["x"]`;
+/// - `const: "x"` becomes `enum: ["x"]` (with `type: string` when no type is given);
 /// - `format` is kept only where Gemini allows it (string: enum, date-time; integer: int32, int64;
 ///   number: float, double);
 /// - an object with no properties loses `properties` (Gemini rejects an empty map), and
@@ -124,6 +124,7 @@ enum GeminiSchema {
                 write(value, definitions: definitions, depth: depth, to: &writer)
             case "const":
                 guard case .string = value else { continue }
+                if schema["type"] == nil { writer.string("type", "string") } // Gemini allows enum on strings only
                 writer.key("enum")
                 writer.beginArray()
                 value.write(to: &writer)
@@ -230,7 +231,9 @@ enum GeminiSchema {
             case "$ref":
                 folded.append(resolve(value.stringValue ?? "", definitions: definitions, depth: depth))
             case "const":
-                if case .string = value { set("enum", .array([value])) }
+                guard case .string = value else { continue }
+                if schema["type"] == nil { set("type", .string("string")) }
+                set("enum", .array([value]))
             case "format":
                 break // decided below, once the type is known
             default:

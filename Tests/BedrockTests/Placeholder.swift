@@ -1,4 +1,0 @@
-import XCTest
-
-// Bedrock tests land with issue 4.
-final class BedrockPlaceholderTests: XCTestCase {}
