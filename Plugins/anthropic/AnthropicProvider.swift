@@ -50,7 +50,7 @@ final class AnthropicExchange: ProviderExchange {
         let chat = try ChatRequest.parse(request.body)
         model = request.model
         let streaming = request.isStreaming
-        let translated = try AnthropicRequest(chat, model: model, stream: streaming)
+        let translated = try AnthropicRequest(chat, model: model, stream: streaming, sizeHint: request.body.count)
         answerTool = translated.usesAnswerTool
         if streaming {
             stream = AnthropicStream(includeUsage: chat.includeUsage, answerTool: answerTool, fallbackModel: model,

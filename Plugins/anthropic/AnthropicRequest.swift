@@ -14,7 +14,8 @@ struct AnthropicRequest {
     /// True when the answer comes through the `json_response` tool (response_format).
     var usesAnswerTool = false
 
-    init(_ request: ChatRequest, model: String, stream: Bool) throws(PluginError) {
+    /// `sizeHint`: the client body's size, which the translation comes close to.
+    init(_ request: ChatRequest, model: String, stream: Bool, sizeHint: Int) throws(PluginError) {
         if let count = request.candidateCount, count > 1 {
             throw PluginError.invalidRequest("The anthropic provider returns one choice: `n` must be 1.", code: "unsupported_parameter")
         }
@@ -31,7 +32,7 @@ struct AnthropicRequest {
         }
         usesAnswerTool = answerSchema != nil
 
-        var writer = JSONWriter(capacity: 512 + request.messages.count * 128)
+        var writer = JSONWriter(capacity: sizeHint + 256)
         writer.beginObject()
         writer.string("model", model)
         writer.integer("max_tokens", Int64(request.maxTokens ?? AnthropicRequest.defaultMaxTokens))
@@ -45,7 +46,7 @@ struct AnthropicRequest {
         if let temperature = request.temperature { writer.key("temperature"); writer.number(min(max(temperature, 0), 1)) }
         if let topP = request.topP { writer.key("top_p"); writer.number(topP) }
         // Anthropic refuses empty and whitespace-only stop sequences.
-        let stops = request.stop.filter { $0.contains { !$0.isWhitespace } }
+        let stops = request.stop.filter { !AnthropicRequest.isBlank($0) }
         if !stops.isEmpty {
             writer.key("stop_sequences")
             writer.beginArray()
@@ -281,7 +282,7 @@ struct AnthropicRequest {
     /// A tool call's `arguments` (a JSON text) as the object Anthropic's `input` must be.
     static func toolInput(_ arguments: String, index: Int, call: Int) throws(PluginError) -> String {
         var arguments = arguments
-        if !arguments.contains(where: { !$0.isWhitespace }) { return "{}" }
+        if isBlank(arguments) { return "{}" }
         let isObject = arguments.withUTF8 { utf8 in
             (try? JSONScanner.members(UnsafeRawBufferPointer(utf8))) != nil
         }
@@ -290,6 +291,11 @@ struct AnthropicRequest {
                                              code: "invalid_tool_arguments")
         }
         return arguments
+    }
+
+    /// Empty or only (ASCII) whitespace; scans bytes, not characters.
+    static func isBlank(_ text: String) -> Bool {
+        !text.utf8.contains { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
     }
 
     /// Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; others are mapped the same way in

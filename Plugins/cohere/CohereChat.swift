@@ -4,11 +4,12 @@ import PrismWire
 /// OpenAI chat request → Cohere v2 `/v2/chat` body. docs/provider-mapping/cohere.md is the
 /// field-by-field table this code implements.
 enum CohereChatRequest {
-    static func body(_ request: ChatRequest, model: String, stream: Bool) throws(PluginError) -> [UInt8] {
+    /// `sizeHint`: the client body's size, which the translation comes close to.
+    static func body(_ request: ChatRequest, model: String, stream: Bool, sizeHint: Int) throws(PluginError) -> [UInt8] {
         if let count = request.candidateCount, count > 1 {
             throw PluginError.invalidRequest("The cohere provider returns one choice: `n` must be 1.", code: "unsupported_parameter")
         }
-        var writer = JSONWriter(capacity: 512 + request.messages.count * 128)
+        var writer = JSONWriter(capacity: sizeHint + 256)
         writer.beginObject()
         writer.string("model", model)
         writer.key("messages")

@@ -49,7 +49,7 @@ final class CohereExchange: ProviderExchange {
         case "chat.completions":
             let chat = try ChatRequest.parse(request.body)
             streaming = request.isStreaming
-            body = try CohereChatRequest.body(chat, model: model, stream: streaming)
+            body = try CohereChatRequest.body(chat, model: model, stream: streaming, sizeHint: request.body.count)
             if streaming { stream = CohereStream(includeUsage: chat.includeUsage, model: model, created: created) }
             path = "/v2/chat"
         case "embeddings":

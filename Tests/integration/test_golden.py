@@ -175,6 +175,10 @@ def test_golden(path: Path, gateway, replay_upstream):  # noqa: F811 - fixture
     upstream = replay_upstream(reply=case.get("upstream_response"))
     name = case.get("provider_name", path.parent.name)
     gw = gateway(make_config({name: provider_section(case, upstream.base_url)}))
+    missing = gw.log_lines("no loaded plugin provides")
+    if missing:
+        pytest.fail(f"{missing[0]}\n(plugins dir {gw.plugins_dir}: build the provider plugin and copy its .so there)",
+                    pytrace=False)
     url = gw.url(endpoint(case))
     headers = case.get("request_headers") or {}
     if "expected_chunks" in case:
