@@ -1,0 +1,317 @@
+import PluginKit
+import PrismWire
+
+/// OpenAI chat request → Bedrock Converse / ConverseStream body (the model id travels in the path).
+/// docs/provider-mapping/bedrock.md is the field-by-field table this code implements.
+enum BedrockRequest {
+    static func converse(_ request: ChatRequest, defaultMaxTokens: Int?) throws(PluginError) -> [UInt8] {
+        if let count = request.candidateCount, count > 1 {
+            throw PluginError.invalidRequest("The bedrock provider returns one choice: `n` must be 1.", code: "unsupported_parameter")
+        }
+        switch request.responseFormat {
+        case .jsonObject?, .jsonSchema?:
+            throw PluginError.invalidRequest("The bedrock provider does not support `response_format` json_object or json_schema; describe the JSON in the prompt or use a tool.",
+                                             code: "unsupported_parameter")
+        default: break
+        }
+        let turns = try BedrockRequest.turns(request.messages)
+        var writer = JSONWriter(capacity: 512 + request.messages.count * 128)
+        writer.beginObject()
+        writer.key("messages")
+        writer.beginArray()
+        for turn in turns { turn.write(to: &writer) }
+        writer.endArray()
+
+        let system = request.messages.filter { $0.role == "system" || $0.role == "developer" }.map(\.text).filter { !$0.isEmpty }
+        if !system.isEmpty {
+            writer.key("system")
+            writer.beginArray()
+            for text in system {
+                writer.beginObject()
+                writer.string("text", text)
+                writer.endObject()
+            }
+            writer.endArray()
+        }
+
+        let maxTokens = request.maxTokens ?? defaultMaxTokens
+        // Bedrock refuses empty stop sequences.
+        let stops = request.stop.filter { !$0.isEmpty }
+        if maxTokens != nil || request.temperature != nil || request.topP != nil || !stops.isEmpty {
+            writer.key("inferenceConfig")
+            writer.beginObject()
+            if let maxTokens { writer.integer("maxTokens", Int64(maxTokens)) }
+            if let temperature = request.temperature { writer.key("temperature"); writer.number(temperature) }
+            if let topP = request.topP { writer.key("topP"); writer.number(topP) }
+            if !stops.isEmpty {
+                writer.key("stopSequences")
+                writer.beginArray()
+                for stop in stops { writer.string(stop) }
+                writer.endArray()
+            }
+            writer.endObject()
+        }
+        writeToolConfig(request, turns: turns, to: &writer)
+        writer.endObject()
+        return writer.bytes
+    }
+
+    // MARK: Tools
+
+    /// `toolConfig`. Bedrock has no "none" choice, and refuses toolUse/toolResult blocks in the
+    /// history unless tools are declared: with tool_choice "none" the tools are left out when the
+    /// history has no tool blocks, else sent without a choice; history with tool blocks but no
+    /// tools gets a minimal spec per tool name it uses.
+    static func writeToolConfig(_ request: ChatRequest, turns: [Turn], to writer: inout JSONWriter) {
+        let historyHasTools = turns.contains { $0.blocks.contains { $0.isToolBlock } }
+        var tools = request.tools.map { (name: $0.name, description: $0.description, parameters: $0.parameters) }
+        var choice = request.toolChoice
+        if tools.isEmpty {
+            guard historyHasTools else { return }
+            var names: [String] = []
+            for turn in turns {
+                for case let .toolUse(_, name, _) in turn.blocks where !names.contains(name) { names.append(name) }
+            }
+            tools = names.map { (name: $0, description: nil, parameters: .object([("type", .string("object"))])) }
+            choice = nil
+            guard !tools.isEmpty else { return }
+        } else if choice == ToolChoice.none {
+            guard historyHasTools else { return }
+            choice = nil
+        }
+        writer.key("toolConfig")
+        writer.beginObject()
+        writer.key("tools")
+        writer.beginArray()
+        for tool in tools {
+            writer.beginObject()
+            writer.key("toolSpec")
+            writer.beginObject()
+            writer.string("name", tool.name)
+            if let description = tool.description, !description.isEmpty { writer.string("description", description) }
+            writer.key("inputSchema")
+            writer.beginObject()
+            writer.key("json")
+            objectSchema(tool.parameters).write(to: &writer)
+            writer.endObject()
+            writer.endObject()
+            writer.endObject()
+        }
+        writer.endArray()
+        switch choice {
+        case .auto?:
+            writer.key("toolChoice")
+            writer.raw(#"{"auto":{}}"#)
+        case .required?:
+            writer.key("toolChoice")
+            writer.raw(#"{"any":{}}"#)
+        case let .function(name)?:
+            writer.key("toolChoice")
+            writer.beginObject()
+            writer.key("tool")
+            writer.beginObject()
+            writer.string("name", name)
+            writer.endObject()
+            writer.endObject()
+        case ToolChoice.none?, nil:
+            break
+        }
+        writer.endObject()
+    }
+
+    /// Bedrock's models want an object schema: `type: "object"` is added when missing.
+    static func objectSchema(_ schema: JSONValue) -> JSONValue {
+        guard case var .object(members) = schema else { return .object([("type", .string("object"))]) }
+        if !members.contains(where: { $0.0 == "type" }) { members.insert(("type", .string("object")), at: 0) }
+        return .object(members)
+    }
+
+    // MARK: Messages
+
+    enum Block {
+        case text(String)
+        /// format: png, jpeg, gif or webp; the bytes as base64.
+        case image(format: String, base64: String)
+        case toolUse(id: String, name: String, input: String)
+        case toolResult(id: String, content: [Block])
+
+        var isToolResult: Bool {
+            if case .toolResult = self { return true }
+            return false
+        }
+
+        var isToolBlock: Bool {
+            switch self {
+            case .toolUse, .toolResult: return true
+            case .text, .image: return false
+            }
+        }
+
+        func write(to writer: inout JSONWriter) {
+            writer.beginObject()
+            switch self {
+            case let .text(text):
+                writer.string("text", text)
+            case let .image(format, base64):
+                writer.key("image")
+                writer.beginObject()
+                writer.string("format", format)
+                writer.key("source")
+                writer.beginObject()
+                writer.string("bytes", base64)
+                writer.endObject()
+                writer.endObject()
+            case let .toolUse(id, name, input):
+                writer.key("toolUse")
+                writer.beginObject()
+                writer.string("toolUseId", id)
+                writer.string("name", name)
+                writer.key("input")
+                writer.raw(input)
+                writer.endObject()
+            case let .toolResult(id, content):
+                writer.key("toolResult")
+                writer.beginObject()
+                writer.string("toolUseId", id)
+                writer.key("content")
+                writer.beginArray()
+                if content.isEmpty {
+                    writer.raw(#"{"json":{}}"#) // Bedrock refuses blank text; an empty result is an empty object
+                } else {
+                    for block in content { block.write(to: &writer) }
+                }
+                writer.endArray()
+                writer.endObject()
+            }
+            writer.endObject()
+        }
+    }
+
+    struct Turn {
+        var role: String
+        var blocks: [Block]
+
+        func write(to writer: inout JSONWriter) {
+            writer.beginObject()
+            writer.string("role", role)
+            writer.key("content")
+            writer.beginArray()
+            for block in blocks { block.write(to: &writer) }
+            writer.endArray()
+            writer.endObject()
+        }
+    }
+
+    /// OpenAI messages → Bedrock's strictly alternating turns, starting with a user turn. System
+    /// and developer messages go to `system`; tool messages become `toolResult` blocks of a user
+    /// turn, ahead of any other content in it; consecutive turns of one role are merged; empty
+    /// text is dropped (Bedrock refuses blank text blocks).
+    static func turns(_ messages: [ChatMessage]) throws(PluginError) -> [Turn] {
+        var turns: [Turn] = []
+        for (index, message) in messages.enumerated() {
+            let role: String
+            var blocks: [Block]
+            switch message.role {
+            case "system", "developer":
+                continue
+            case "user":
+                role = "user"
+                blocks = try contentBlocks(message.content, index: index)
+            case "assistant":
+                role = "assistant"
+                blocks = try contentBlocks(message.content, index: index)
+                for (callIndex, call) in message.toolCalls.enumerated() {
+                    blocks.append(.toolUse(id: toolUseID(call.id), name: call.name,
+                                           input: try toolInput(call.arguments, index: index, call: callIndex)))
+                }
+            case "tool":
+                role = "user"
+                blocks = [.toolResult(id: toolUseID(message.toolCallID ?? ""),
+                                      content: try contentBlocks(message.content, index: index))]
+            default:
+                throw PluginError.invalidRequest("messages[\(index)]: role `\(message.role)` is not supported (use system, developer, user, assistant or tool).",
+                                                 code: "invalid_messages")
+            }
+            if blocks.isEmpty { continue }
+            if let last = turns.indices.last, turns[last].role == role {
+                for block in blocks {
+                    if block.isToolResult {
+                        let position = turns[last].blocks.firstIndex { !$0.isToolResult } ?? turns[last].blocks.count
+                        turns[last].blocks.insert(block, at: position)
+                    } else {
+                        turns[last].blocks.append(block)
+                    }
+                }
+            } else {
+                turns.append(Turn(role: role, blocks: blocks))
+            }
+        }
+        guard let first = turns.first else {
+            throw PluginError.invalidRequest("The bedrock provider needs at least one user message with content.",
+                                             code: "invalid_messages")
+        }
+        guard first.role == "user" else {
+            throw PluginError.invalidRequest("Bedrock requires the conversation to start with a user message (after any system messages).",
+                                             code: "invalid_messages")
+        }
+        return turns
+    }
+
+    static let imageFormats = ["image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
+                               "image/webp": "webp"]
+
+    static func contentBlocks(_ parts: [ContentPart], index: Int) throws(PluginError) -> [Block] {
+        var blocks: [Block] = []
+        for part in parts {
+            switch part {
+            case let .text(text):
+                if !text.isEmpty { blocks.append(.text(text)) }
+            case let .image(.inline(mediaType, base64), _):
+                guard let format = imageFormats[mediaType.lowercased()] else {
+                    throw PluginError.invalidRequest("messages[\(index)]: Bedrock takes png, jpeg, gif or webp images, not \(mediaType).",
+                                                     code: "unsupported_content")
+                }
+                blocks.append(.image(format: format, base64: base64))
+            case .image(.remote, _):
+                // Plugins do no network I/O, so a URL cannot be fetched here.
+                throw PluginError.invalidRequest("messages[\(index)]: the bedrock provider takes images only as data URLs (data:image/png;base64,...); it does not fetch image URLs.",
+                                                 code: "unsupported_content")
+            case let .other(value):
+                if value["type"]?.stringValue == "refusal" {
+                    if let text = value["refusal"]?.stringValue, !text.isEmpty { blocks.append(.text(text)) }
+                    continue
+                }
+                let type = value["type"]?.stringValue ?? "?"
+                throw PluginError.invalidRequest("messages[\(index)]: content parts of type `\(type)` are not supported by the bedrock provider.",
+                                                 code: "unsupported_content")
+            }
+        }
+        return blocks
+    }
+
+    /// A tool call's `arguments` (a JSON text) as the object Bedrock's `input` must be.
+    static func toolInput(_ arguments: String, index: Int, call: Int) throws(PluginError) -> String {
+        var arguments = arguments
+        if !arguments.contains(where: { !$0.isWhitespace }) { return "{}" }
+        let isObject = arguments.withUTF8 { utf8 in (try? JSONScanner.members(UnsafeRawBufferPointer(utf8))) != nil }
+        guard isObject else {
+            throw PluginError.invalidRequest("messages[\(index)].tool_calls[\(call)].function.arguments must be a JSON object text.",
+                                             code: "invalid_tool_arguments")
+        }
+        return arguments
+    }
+
+    /// Bedrock accepts tool use ids of 1–64 characters from [a-zA-Z0-9_-]; other ids are mapped the
+    /// same way in toolUse and toolResult, so pairs still match.
+    static func toolUseID(_ id: String) -> String {
+        if id.isEmpty { return "call" }
+        let valid = id.utf8.count <= 64 && id.utf8.allSatisfy(isIDByte)
+        if valid { return id }
+        return String(decoding: id.utf8.prefix(64).map { isIDByte($0) ? $0 : UInt8(ascii: "_") }, as: UTF8.self)
+    }
+
+    private static func isIDByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+    }
+}
