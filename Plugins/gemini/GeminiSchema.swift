@@ -59,7 +59,13 @@ enum GeminiSchema {
 
     /// Keys whose schemas are merged into their parent (the tree path handles those nodes).
     private static func folds(_ key: String) -> Bool {
-        key == "allOf" || key == "anyOf" || key == "oneOf" || key == "$ref"
+        // First-byte test first: this runs for every key of every schema on the request path.
+        switch key.utf8.first {
+        case UInt8(ascii: "a"): return key == "allOf" || key == "anyOf"
+        case UInt8(ascii: "o"): return key == "oneOf"
+        case UInt8(ascii: "$"): return key == "$ref"
+        default: return false
+        }
     }
 
     /// The single type a node will have after sanitizing, for the `format` rule.
