@@ -9,6 +9,10 @@ A reply is a dict (the "upstream_response" of a golden fixture, see Tests/golden
   ``{"comment": text}`` or ``{"raw": text}`` (exact bytes); sent chunked, one event per chunk,
   lines ended by ``sse_line_ending`` (default ``"\\n"``);
 - ``ndjson``: a list of JSON values, one per line (chunked);
+- ``eventstream``: a list of AWS event-stream frames (``application/vnd.amazon.eventstream``, as
+  Bedrock's ConverseStream sends), each ``{"headers": {name: string value}, "payload": JSON value
+  or string, "corrupt_crc"?: true}``; the encoded bytes are sent chunked, one frame per chunk, or
+  in chunks of ``eventstream_chunk_size`` bytes that split frames anywhere;
 - ``abort``: true to cut the connection after the events (no terminating chunk).
 
 ``ReplayUpstream(reply=...)`` answers every request with that reply; ``ReplayUpstream(responder=f)``
@@ -20,8 +24,10 @@ from __future__ import annotations
 import http.server
 import json
 import socket
+import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -142,11 +148,37 @@ def _sse_bytes(item: dict, eol: str) -> bytes:
     return (eol.join(lines) + eol + eol).encode()
 
 
+def encode_event_frame(headers: dict, payload: Any, corrupt_crc: bool = False) -> bytes:
+    """One AWS event-stream frame: prelude (total and headers length, CRC-32 of both), string
+    headers (type 7), payload, CRC-32 of everything before it. `corrupt_crc` flips the last CRC."""
+    header_bytes = b"".join(struct.pack(">B", len(name.encode())) + name.encode() + b"\x07"
+                            + struct.pack(">H", len(value.encode())) + value.encode()
+                            for name, value in headers.items())
+    body = payload.encode() if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")).encode()
+    prelude = struct.pack(">II", len(header_bytes) + len(body) + 16, len(header_bytes))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + header_bytes + body
+    crc = zlib.crc32(message) ^ (0xFFFFFFFF if corrupt_crc else 0)
+    return message + struct.pack(">I", crc)
+
+
+def _eventstream_chunks(reply: dict) -> list[bytes]:
+    frames = [encode_event_frame(f.get("headers") or {}, f.get("payload", {}), bool(f.get("corrupt_crc")))
+              for f in reply["eventstream"]]
+    size = reply.get("eventstream_chunk_size")
+    if not size:
+        return frames
+    data = b"".join(frames)
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
 def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> None:
     status = int(reply.get("status", 200))
     headers = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}
     events: Optional[list[bytes]] = None
-    if "sse" in reply:
+    if "eventstream" in reply:
+        events = _eventstream_chunks(reply)
+        headers.setdefault("content-type", "application/vnd.amazon.eventstream")
+    elif "sse" in reply:
         eol = reply.get("sse_line_ending", "\n")
         events = [_sse_bytes(item, eol) for item in reply["sse"]]
         headers.setdefault("content-type", "text/event-stream")
