@@ -129,6 +129,8 @@ final class BedrockExchange: ProviderExchange {
     var operation = Operation.converse
     var model = ""
     var requestID = ""
+    /// The answer comes through the `json_response` tool (response_format).
+    var answerTool = false
     var stream: BedrockStream?
 
     init(provider: BedrockProvider) { self.provider = provider }
@@ -143,11 +145,14 @@ final class BedrockExchange: ProviderExchange {
         switch request.api {
         case "chat.completions":
             let chat = try ChatRequest.parse(request.body)
-            body = try BedrockRequest.converse(chat, defaultMaxTokens: provider.configuration.defaultMaxTokens)
+            let converse = try BedrockRequest.converse(chat, defaultMaxTokens: provider.configuration.defaultMaxTokens)
+            body = converse.body
+            answerTool = converse.answerTool
             if request.isStreaming {
                 operation = .converseStream
                 action = "converse-stream"
-                stream = BedrockStream(id: completionID, model: model, created: created, includeUsage: chat.includeUsage)
+                stream = BedrockStream(id: completionID, model: model, created: created, includeUsage: chat.includeUsage,
+                                       answerTool: answerTool)
             } else {
                 operation = .converse
                 action = "converse"
@@ -184,7 +189,8 @@ final class BedrockExchange: ProviderExchange {
         case let .embeddings(embeddings):
             return try embeddings.translate(response.body, client: client)
         case .converse, .converseStream:
-            let completion = try BedrockResponse.completion(response.body, id: completionID, model: model, created: created)
+            let completion = try BedrockResponse.completion(response.body, id: completionID, model: model, created: created,
+                                                            answerTool: answerTool)
             completion.write(to: client)
             return completion.usage
         }

@@ -4,15 +4,23 @@ import PrismWire
 /// OpenAI chat request → Bedrock Converse / ConverseStream body (the model id travels in the path).
 /// docs/provider-mapping/bedrock.md is the field-by-field table this code implements.
 enum BedrockRequest {
-    static func converse(_ request: ChatRequest, defaultMaxTokens: Int?) throws(PluginError) -> [UInt8] {
+    /// The tool a `response_format` JSON answer is forced through; its input becomes the content.
+    static let answerToolName = "json_response"
+
+    /// The Converse body, and whether the answer comes through the answer tool.
+    static func converse(_ request: ChatRequest, defaultMaxTokens: Int?) throws(PluginError) -> (body: [UInt8], answerTool: Bool) {
         if let count = request.candidateCount, count > 1 {
             throw PluginError.invalidRequest("The bedrock provider returns one choice: `n` must be 1.", code: "unsupported_parameter")
         }
+        var answerSchema: JSONValue?
         switch request.responseFormat {
-        case .jsonObject?, .jsonSchema?:
-            throw PluginError.invalidRequest("The bedrock provider does not support `response_format` json_object or json_schema; describe the JSON in the prompt or use a tool.",
-                                             code: "unsupported_parameter")
+        case let .jsonSchema(_, schema, _)?: answerSchema = objectSchema(schema)
+        case .jsonObject?: answerSchema = .object([("type", .string("object"))])
         default: break
+        }
+        if answerSchema != nil, request.tools.contains(where: { $0.name == answerToolName }) {
+            throw PluginError.invalidRequest("A tool named `\(answerToolName)` cannot be combined with `response_format` on the bedrock provider: that name carries the JSON answer.",
+                                             code: "unsupported_parameter")
         }
         let turns = try BedrockRequest.turns(request.messages)
         var writer = JSONWriter(capacity: 512 + request.messages.count * 128)
@@ -51,9 +59,9 @@ enum BedrockRequest {
             }
             writer.endObject()
         }
-        writeToolConfig(request, turns: turns, to: &writer)
+        writeToolConfig(request, turns: turns, answerSchema: answerSchema, to: &writer)
         writer.endObject()
-        return writer.bytes
+        return (writer.bytes, answerSchema != nil)
     }
 
     // MARK: Tools
@@ -61,24 +69,36 @@ enum BedrockRequest {
     /// `toolConfig`. Bedrock has no "none" choice, and refuses toolUse/toolResult blocks in the
     /// history unless tools are declared: with tool_choice "none" the tools are left out when the
     /// history has no tool blocks, else sent without a choice; history with tool blocks but no
-    /// tools gets a minimal spec per tool name it uses.
-    static func writeToolConfig(_ request: ChatRequest, turns: [Turn], to writer: inout JSONWriter) {
+    /// tools gets a minimal spec per tool name it uses. A JSON answer (`answerSchema`) adds the
+    /// answer tool and forces a tool: the answer tool, or with client tools any of them (a named
+    /// client tool stays forced).
+    static func writeToolConfig(_ request: ChatRequest, turns: [Turn], answerSchema: JSONValue?,
+                                to writer: inout JSONWriter)
+    {
         let historyHasTools = turns.contains { $0.blocks.contains { $0.isToolBlock } }
         var tools = request.tools.map { (name: $0.name, description: $0.description, parameters: $0.parameters) }
         var choice = request.toolChoice
         if tools.isEmpty {
-            guard historyHasTools else { return }
             var names: [String] = []
             for turn in turns {
                 for case let .toolUse(_, name, _) in turn.blocks where !names.contains(name) { names.append(name) }
             }
             tools = names.map { (name: $0, description: nil, parameters: .object([("type", .string("object"))])) }
             choice = nil
-            guard !tools.isEmpty else { return }
         } else if choice == ToolChoice.none {
-            guard historyHasTools else { return }
+            if !historyHasTools && answerSchema == nil { return }
             choice = nil
         }
+        if let answerSchema {
+            tools.append((name: answerToolName, description: "Answer with a JSON value that matches this schema.",
+                          parameters: answerSchema))
+            switch request.toolChoice {
+            case let .function(name)?: choice = .function(name)
+            case ToolChoice.none?: choice = .function(answerToolName)
+            default: choice = request.tools.isEmpty ? .function(answerToolName) : .required
+            }
+        }
+        guard !tools.isEmpty else { return }
         writer.key("toolConfig")
         writer.beginObject()
         writer.key("tools")

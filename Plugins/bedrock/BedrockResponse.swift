@@ -30,8 +30,8 @@ enum BedrockResponse {
     }
 
     /// A Converse response → `chat.completion`.
-    static func completion(_ body: UnsafeRawBufferPointer, id: String, model: String,
-                           created: Int64) throws(PluginError) -> ChatCompletion
+    static func completion(_ body: UnsafeRawBufferPointer, id: String, model: String, created: Int64,
+                           answerTool: Bool) throws(PluginError) -> ChatCompletion
     {
         let response: JSONFields
         do {
@@ -50,8 +50,13 @@ enum BedrockResponse {
                 text += fragment
                 sawText = true
             } else if let use = block.object("toolUse") {
-                calls.append(ToolCall(id: use.string("toolUseId") ?? "", name: use.string("name") ?? "",
-                                      arguments: use.value("input")?.jsonText ?? "{}"))
+                let name = use.string("name") ?? "", input = use.value("input")?.jsonText ?? "{}"
+                if answerTool && name == BedrockRequest.answerToolName {
+                    text += input
+                    sawText = true
+                } else {
+                    calls.append(ToolCall(id: use.string("toolUseId") ?? "", name: name, arguments: input))
+                }
             }
             // reasoningContent, citationsContent, ...: no slot in OpenAI's message.
         }
@@ -130,14 +135,18 @@ enum BedrockResponse {
 /// Translates one ConverseStream (binary event-stream frames, split anywhere) into OpenAI chunks.
 struct BedrockStream {
     let includeUsage: Bool
+    let answerTool: Bool
+    /// contentBlockIndex keys of answer-tool blocks, whose input fragments are the content.
+    private var answerBlocks: Set<String> = []
     private var decoder = AWSEventStreamDecoder()
     private var writer: ChatStreamWriter
     private var usage = Usage()
     private var usageSent = false
     private(set) var stopped = false
 
-    init(id: String, model: String, created: Int64, includeUsage: Bool) {
+    init(id: String, model: String, created: Int64, includeUsage: Bool, answerTool: Bool = false) {
         self.includeUsage = includeUsage
+        self.answerTool = answerTool
         writer = ChatStreamWriter(id: id, model: model, created: created)
     }
 
@@ -182,15 +191,23 @@ struct BedrockStream {
         switch type {
         case "contentBlockStart":
             if let use = event.object("start")?.object("toolUse") {
-                writer.startToolCall(key: key, id: use.string("toolUseId") ?? "", name: use.string("name") ?? "",
-                                     client: client)
+                let name = use.string("name") ?? ""
+                if answerTool && name == BedrockRequest.answerToolName {
+                    answerBlocks.insert(key)
+                } else {
+                    writer.startToolCall(key: key, id: use.string("toolUseId") ?? "", name: name, client: client)
+                }
             }
         case "contentBlockDelta":
             guard let delta = event.object("delta") else { return }
             if let text = delta.string("text") {
                 writer.text(text, client: client)
             } else if let input = delta.object("toolUse")?.string("input") {
-                writer.toolArguments(key: key, fragment: input, client: client)
+                if answerBlocks.contains(key) {
+                    writer.text(input, client: client)
+                } else {
+                    writer.toolArguments(key: key, fragment: input, client: client)
+                }
             }
             // reasoningContent, citation deltas: no slot in OpenAI's chunks.
         case "messageStop":

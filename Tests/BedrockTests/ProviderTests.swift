@@ -131,6 +131,37 @@ final class ProviderTests: XCTestCase {
         })
     }
 
+    func testJSONAnswerThroughTheAnswerTool() throws {
+        let exchange = try provider().makeExchange()
+        _ = try build(exchange, body: #"{"model":"c","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"Capital?"}]}"#)
+        let answer = #"{"output":{"message":{"role":"assistant","content":[{"toolUse":{"toolUseId":"t1","name":"json_response","input":{"city": "Paris"}}}]}},"stopReason":"tool_use","usage":{"inputTokens":5,"outputTokens":3}}"#
+        let client = Host.Message()
+        _ = try Host.withResponse(status: 200, body: answer) { response in
+            try Host.withBuilder(client) { try exchange.translateResponse(response, client: $0) }
+        }
+        let message = client.json["choices"]?.arrayValue?.first
+        XCTAssertEqual(message?["message"]?["content"]?.stringValue, #"{"city":"Paris"}"#)
+        XCTAssertNil(message?["message"]?["tool_calls"])
+        XCTAssertEqual(message?["finish_reason"]?.stringValue, "stop")
+
+        // Streamed: the answer tool's input fragments are the content.
+        let frames = [("messageStart", #"{"role":"assistant"}"#),
+                      ("contentBlockStart", #"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t1","name":"json_response"}}}"#),
+                      ("contentBlockDelta", #"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{\"city\":"}}}"#),
+                      ("contentBlockDelta", #"{"contentBlockIndex":0,"delta":{"toolUse":{"input":" \"Paris\"}"}}}"#),
+                      ("messageStop", #"{"stopReason":"tool_use"}"#)]
+        let bytes = frames.flatMap { AWSEventStream.encode(headers: [(":event-type", $0.0), (":message-type", "event")], payload: Array($0.1.utf8)) }
+        var translator = BedrockStream(id: "x", model: "m", created: 0, includeUsage: false, answerTool: true)
+        let stream = Host.Stream()
+        try Host.withSink(stream) { sink in
+            try bytes.withUnsafeBytes { try translator.feed($0, client: sink) }
+            try translator.finish(client: sink)
+        }
+        let deltas = stream.events.compactMap { $0["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue }
+        XCTAssertEqual(deltas.joined(), #"{"city": "Paris"}"#)
+        XCTAssertEqual(stream.events.last?["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue, "stop")
+    }
+
     func testErrorMapping() throws {
         let exchange = try provider().makeExchange()
         let cases: [(UInt32, String?, String, UInt32, String, String)] = [

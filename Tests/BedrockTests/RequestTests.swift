@@ -73,6 +73,24 @@ final class RequestTests: XCTestCase {
                       #"{"messages":[{"role":"user","content":[{"text":"x"}]}],"toolConfig":{"tools":[{"toolSpec":{"name":"ping","inputSchema":{"json":{"type":"object"}}}}]}}"#)
     }
 
+    func testResponseFormatForcesTheAnswerTool() throws {
+        let schema = #"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#
+        let answer = #"{"toolSpec":{"name":"json_response","description":"Answer with a JSON value that matches this schema.","inputSchema":{"json":\#(schema)}}}"#
+        let messages = #""messages":[{"role":"user","content":[{"text":"Capital?"}]}]"#
+        let format = #""response_format":{"type":"json_schema","json_schema":{"name":"answer","strict":true,"schema":\#(schema)}}"#
+        XCTAssertJSON(try converse(#"{"model":"m",\#(format),"messages":[{"role":"user","content":"Capital?"}]}"#),
+                      #"{\#(messages),"toolConfig":{"tools":[\#(answer)],"toolChoice":{"tool":{"name":"json_response"}}}}"#)
+        // With client tools the model may call one of them or answer: toolChoice any.
+        XCTAssertJSON(try converse(#"{"model":"m",\#(format),"tools":[\#(RequestTests.weatherTool)],"messages":[{"role":"user","content":"Capital?"}]}"#),
+                      #"{\#(messages),"toolConfig":{"tools":[\#(RequestTests.weatherSpec),\#(answer)],"toolChoice":{"any":{}}}}"#)
+        XCTAssertJSON(try converse(#"{"model":"m",\#(format),"tools":[\#(RequestTests.weatherTool)],"tool_choice":"none","messages":[{"role":"user","content":"Capital?"}]}"#),
+                      #"{\#(messages),"toolConfig":{"tools":[\#(RequestTests.weatherSpec),\#(answer)],"toolChoice":{"tool":{"name":"json_response"}}}}"#)
+        XCTAssertJSON(try converse(#"{"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"Capital?"}]}"#),
+                      #"{\#(messages),"toolConfig":{"tools":[{"toolSpec":{"name":"json_response","description":"Answer with a JSON value that matches this schema.","inputSchema":{"json":{"type":"object"}}}}],"toolChoice":{"tool":{"name":"json_response"}}}}"#)
+        XCTAssertJSON(try converse(#"{"model":"m","response_format":{"type":"text"},"messages":[{"role":"user","content":"Capital?"}]}"#),
+                      "{\(messages)}")
+    }
+
     static let toolHistory = """
         "messages":[{"role":"system","content":"Use tools."},{"role":"user","content":"Weather in Paris and Rome?"},
           {"role":"assistant","content":"","tool_calls":[
@@ -129,7 +147,7 @@ final class RequestTests: XCTestCase {
             (#"{"model":"m","messages":[{"role":"assistant","content":"Hello"},{"role":"user","content":"Hi"}]}"#, "start with a user message"),
             (#"{"model":"m","messages":[{"role":"system","content":"Only system"}]}"#, "at least one user message"),
             (#"{"model":"m","n":2,"messages":[{"role":"user","content":"Hi"}]}"#, "`n` must be 1"),
-            (#"{"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"Hi"}]}"#, "response_format"),
+            (#"{"model":"m","response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"json_response"}}],"messages":[{"role":"user","content":"Hi"}]}"#, "cannot be combined with `response_format`"),
             (#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}"#, "JSON object text"),
             (#"{"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#, "input_audio"),
             (#"{"model":"m","messages":[{"role":"function","content":"x"}]}"#, "role `function`"),

@@ -136,7 +136,7 @@ extension JSONValue {
 /// Parses a request body and translates it (or returns the error).
 func converse(_ json: String, defaultMaxTokens: Int? = nil) throws -> JSONValue {
     let chat = try Array(json.utf8).withUnsafeBytes { try ChatRequest.parse($0) }
-    return try JSONValue.parse(try BedrockRequest.converse(chat, defaultMaxTokens: defaultMaxTokens))
+    return try JSONValue.parse(try BedrockRequest.converse(chat, defaultMaxTokens: defaultMaxTokens).body)
 }
 
 func XCTAssertJSON(_ actual: JSONValue, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -16,6 +16,8 @@ Scripting (attributes):
 - ``text``: the answer text (``{region}`` is replaced by the answering region);
 - ``tool_call``: ``(name, input)``: answer with a toolUse block (stopReason tool_use) when the
   request declares tools and its last user turn has no toolResult;
+- a request that forces the ``json_response`` tool (the gateway's response_format) is answered
+  through it with ``{"answer": text}``;
 - ``fail_regions``: ``{region: (status, error type, message)}``, answered before anything else;
 - ``stream_exception``: ``(exception type, message)``: sent as an exception frame after the first
   text delta;
@@ -158,6 +160,10 @@ class BedrockMock:
 
     def answer(self, body: dict, region: str) -> tuple[list, str]:
         last = body["messages"][-1]["content"]
+        forced = body.get("toolConfig", {}).get("toolChoice", {}).get("tool", {}).get("name")
+        if forced == "json_response":
+            return [{"toolUse": {"toolUseId": "tooluse_json", "name": "json_response",
+                                 "input": {"answer": self.text.replace("{region}", region)}}}], "tool_use"
         if self.tool_call and body.get("toolConfig") and not any("toolResult" in block for block in last):
             name, tool_input = self.tool_call
             return [{"text": "Let me look that up."},

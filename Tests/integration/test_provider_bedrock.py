@@ -6,6 +6,7 @@ verifies every request's SigV4 signature with botocore's signer.
 Run with PRISM_PLUGINS_DIR pointing at a directory holding dist/plugins/*.so and provider-bedrock.so."""
 
 import base64
+import json
 import struct
 
 import openai
@@ -152,6 +153,24 @@ def test_tool_calls_streamed(start, mock):
     assert finish == "tool_calls"
     assert mock.recorded()[-1].body["toolConfig"]["toolChoice"] == {"any": {}}
     assert_all_signed(mock)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_response_format_json(start, mock, streaming):
+    client = start()
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    kwargs = dict(model=CLAUDE, messages=[{"role": "user", "content": "Greet me as JSON"}],
+                  response_format={"type": "json_schema", "json_schema": {"name": "greeting", "schema": schema}})
+    if streaming:
+        chunks = list(client.chat.completions.create(stream=True, **kwargs))
+        content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    else:
+        resp = client.chat.completions.create(**kwargs)
+        content = resp.choices[0].message.content
+        assert resp.choices[0].finish_reason == "stop" and not resp.choices[0].message.tool_calls
+    assert json.loads(content) == {"answer": "Hello from Bedrock in us-east-1!"}
+    assert mock.recorded()[-1].body["toolConfig"]["toolChoice"] == {"tool": {"name": "json_response"}}
 
 
 def test_embeddings_float_and_base64(start, mock):
