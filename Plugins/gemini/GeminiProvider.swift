@@ -120,7 +120,7 @@ final class GeminiExchange: ProviderExchange {
                                                  code: "unsupported_parameter")
             }
             candidateCount = max(1, chat.candidateCount ?? 1)
-            let body = try GeminiRequestWriter.write(chat)
+            let body = try GeminiRequestWriter.write(chat, sizeHint: request.body.count)
             upstream.setMethod("POST")
             if streaming {
                 upstream.setURL(endpoint.url(model: model, method: "streamGenerateContent?alt=sse"))

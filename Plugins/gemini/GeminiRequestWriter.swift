@@ -19,7 +19,8 @@ enum GeminiRequestWriter {
         var parts: [Part]
     }
 
-    static func write(_ request: ChatRequest) throws(PluginError) -> [UInt8] {
+    /// `sizeHint`: the client body's size; the Gemini body is about as large (one allocation).
+    static func write(_ request: ChatRequest, sizeHint: Int = 1024) throws(PluginError) -> [UInt8] {
         var system: [String] = []
         var contents: [Content] = []
         // Tool-call id → function name, so tool results can be named (Gemini wants names, not ids).
@@ -65,7 +66,7 @@ enum GeminiRequestWriter {
             }
         }
 
-        var writer = JSONWriter(capacity: 1024)
+        var writer = JSONWriter(capacity: sizeHint + 256)
         writer.beginObject()
         if !system.isEmpty {
             writer.key("systemInstruction")
