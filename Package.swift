@@ -72,10 +72,10 @@ let package = Package(
                     swiftSettings: swiftSettings),
         // Measures what a routing decision costs per strategy (release build).
         .executableTarget(name: "prism-routing-bench", dependencies: ["PrismCore"], path: "bench/routing",
-                          swiftSettings: swiftSettings),
+                          exclude: ["README.md"], swiftSettings: swiftSettings),
         // Measures translation cost per provider through the C ABI (release build).
         .executableTarget(name: "prism-translation-bench", dependencies: ["PrismCore", "PrismWire"],
-                          path: "bench/translation", swiftSettings: swiftSettings),
+                          path: "bench/translation", exclude: ["README.md"], swiftSettings: swiftSettings),
         .testTarget(name: "PrismWireTests", dependencies: ["PrismWire"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),

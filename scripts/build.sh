@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Prism in release mode and lays out dist/:
 #   dist/prism-gateway            the gateway
-#   dist/plugins/*.so             first-party plugins (provider-openai, provider-mock, middleware-auth, router-round-robin)
+#   dist/plugins/*.so             first-party plugins: providers (openai, mock, anthropic, gemini + vertexai,
+#                                 cohere, azure, bedrock), middleware-auth, router-round-robin, router-strategies
 #   dist/lib/*.so                 the Swift runtime libraries they load, so dist/ runs on a machine without
 #                                 the toolchain (LD_LIBRARY_PATH=dist/lib; the Docker image does this)
 # Used by the Makefile, .ci/run and the Dockerfile alike.
@@ -29,6 +30,10 @@ install -m 755 "$bin/libPrismProviderMock.so" dist/plugins/provider-mock.so
 install -m 755 "$bin/libPrismMiddlewareAuth.so" dist/plugins/middleware-auth.so
 install -m 755 "$bin/libPrismRouterRoundRobin.so" dist/plugins/router-round-robin.so
 install -m 755 "$bin/libPrismRouterStrategies.so" dist/plugins/router-strategies.so
+for provider in Anthropic Gemini Cohere Azure Bedrock; do
+    lower=$(tr '[:upper:]' '[:lower:]' <<<"$provider")
+    install -m 755 "$bin/libPrismProvider$provider.so" "dist/plugins/provider-$lower.so"
+done
 
 # Swift runtime libraries come from the toolchain; copy the ones the binaries load.
 mkdir -p dist/lib

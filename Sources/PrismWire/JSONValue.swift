@@ -138,6 +138,7 @@ struct TreeParser {
             guard depth < Cursor.maximumDepth else { throw cursor.error("JSON nested too deeply") }
             cursor.position += 1
             var members: [(String, JSONValue)] = []
+            members.reserveCapacity(8) // one allocation for typical objects instead of 1→2→4→8
             cursor.skipWhitespace()
             if cursor.peek() == UInt8(ascii: "}") {
                 cursor.position += 1
@@ -163,6 +164,7 @@ struct TreeParser {
             guard depth < Cursor.maximumDepth else { throw cursor.error("JSON nested too deeply") }
             cursor.position += 1
             var elements: [JSONValue] = []
+            elements.reserveCapacity(4)
             cursor.skipWhitespace()
             if cursor.peek() == UInt8(ascii: "]") {
                 cursor.position += 1

@@ -2,8 +2,12 @@
 /// elements; callers state structure (begin/end, key, value) and never write separators.
 public struct JSONWriter: Sendable {
     public private(set) var bytes: [UInt8]
-    /// One flag per open container: whether it already holds a member or element.
-    private var needsComma: [Bool] = []
+    /// One bit per open container (innermost = bit 0): whether it already holds a member or
+    /// element. A bit stack, not an array: this is touched for every value written. Containers
+    /// nested deeper than 64 keep their bits in `deeperBits`.
+    private var commaBits: UInt64 = 0
+    private var depth = 0
+    private var deeperBits: [Bool] = []
 
     public init(capacity: Int = 256) {
         bytes = []
@@ -15,23 +19,37 @@ public struct JSONWriter: Sendable {
     public mutating func beginObject() {
         separate()
         bytes.append(UInt8(ascii: "{"))
-        needsComma.append(false)
+        pushContainer()
     }
 
     public mutating func endObject() {
         bytes.append(UInt8(ascii: "}"))
-        needsComma.removeLast()
+        popContainer()
     }
 
     public mutating func beginArray() {
         separate()
         bytes.append(UInt8(ascii: "["))
-        needsComma.append(false)
+        pushContainer()
     }
 
     public mutating func endArray() {
         bytes.append(UInt8(ascii: "]"))
-        needsComma.removeLast()
+        popContainer()
+    }
+
+    @inline(__always)
+    private mutating func pushContainer() {
+        if depth >= 64 { deeperBits.append(commaBits >> 63 != 0) }
+        commaBits <<= 1
+        depth += 1
+    }
+
+    @inline(__always)
+    private mutating func popContainer() {
+        depth -= 1
+        commaBits >>= 1
+        if depth >= 64, let bit = deeperBits.popLast() { commaBits |= bit ? 1 << 63 : 0 }
     }
 
     /// Writes a member name; the next value call writes its value.
@@ -113,11 +131,11 @@ public struct JSONWriter: Sendable {
             valueFollows = false
             return
         }
-        guard !needsComma.isEmpty else { return }
-        if needsComma[needsComma.count - 1] {
+        guard depth > 0 else { return }
+        if commaBits & 1 != 0 {
             bytes.append(UInt8(ascii: ","))
         } else {
-            needsComma[needsComma.count - 1] = true
+            commaBits |= 1
         }
     }
 
@@ -150,8 +168,17 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
+            // Fast path: most strings need no escaping; find that out 8 bytes at a time.
+            var clean = 0
+            if let base = utf8.baseAddress {
+                while clean + 8 <= utf8.count,
+                      !wordNeedsEscapeCheck(UnsafeRawPointer(base + clean).loadUnaligned(as: UInt64.self))
+                {
+                    clean += 8
+                }
+            }
             var runStart = 0
-            for index in 0..<utf8.count {
+            for index in clean..<utf8.count {
                 let byte = utf8[index]
                 if byte >= 0x20, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") { continue }
                 if runStart < index {

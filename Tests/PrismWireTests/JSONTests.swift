@@ -108,3 +108,14 @@ final class ServerSentEventTests: XCTestCase {
         XCTAssertEqual(lines, [#"{"a":1}"#, #"{"b":2}"#, #"{"c":3}"#])
     }
 }
+
+final class JSONWriterNestingTests: XCTestCase {
+    func testCommasStayRightBeyondSixtyFourLevels() throws {
+        var text = ""
+        for _ in 0..<100 { text += "[1," }
+        text += "0"
+        for _ in 0..<100 { text += ",2]" }
+        let value = try JSONValue.parse(text)
+        XCTAssertEqual(value.jsonText, text)
+    }
+}
