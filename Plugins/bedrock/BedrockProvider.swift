@@ -24,6 +24,8 @@ struct BedrockConfiguration: Sendable {
     static let defaultBaseURL = "https://bedrock-runtime.{region}.amazonaws.com"
 
     var credentials: AWSCredentials
+    /// One secret per instance: the derived signing keys are kept for the day.
+    let signingKeys = AWSSigV4.SigningKeyCache()
     /// Attempt n goes to endpoints[n % count]: the cross-region failover order.
     var endpoints: [BedrockEndpoint]
     /// `inferenceConfig.maxTokens` when the client sets no limit; nil leaves it to the model.
@@ -175,7 +177,7 @@ final class BedrockExchange: ProviderExchange {
         let route = "/model/" + PercentEncoding.encode(model) + "/" + action
         let streaming = stream != nil
         BedrockSigning.write(method: "POST", url: endpoint.base + route, path: endpoint.pathPrefix + route, body: body, accept: streaming ? "application/vnd.amazon.eventstream" : "application/json",
-                             endpoint: endpoint, credentials: configuration.credentials,
+                             endpoint: endpoint, credentials: configuration.credentials, keys: configuration.signingKeys,
                              amzDate: AWSSigV4.amzDate(epochMilliseconds: provider.host.wallClockMilliseconds),
                              to: upstream)
         return streaming ? UpstreamPlan(framing: PRISM_FRAMING_RAW) : .notStreaming
@@ -219,10 +221,11 @@ final class BedrockExchange: ProviderExchange {
 /// method, path, headers and body the host sends.
 enum BedrockSigning {
     static func write(method: String, url: String, path: String, body: [UInt8], accept: String,
-                      endpoint: BedrockEndpoint, credentials: AWSCredentials, amzDate: String, to upstream: HTTPBuilder)
+                      endpoint: BedrockEndpoint, credentials: AWSCredentials, keys: AWSSigV4.SigningKeyCache?,
+                      amzDate: String, to upstream: HTTPBuilder)
     {
         let headers = signedHeaders(path: path, body: body, endpoint: endpoint, credentials: credentials,
-                                    amzDate: amzDate, method: method)
+                                    amzDate: amzDate, method: method, keys: keys)
         upstream.setMethod(method)
         upstream.setURL(url)
         for (name, value) in headers { upstream.setHeader(name, value) }
@@ -232,7 +235,8 @@ enum BedrockSigning {
 
     /// The headers that carry and make up the signature, `authorization` last.
     static func signedHeaders(path: String, body: [UInt8], endpoint: BedrockEndpoint, credentials: AWSCredentials,
-                              amzDate: String, method: String = "POST") -> [(String, String)]
+                              amzDate: String, method: String = "POST", keys: AWSSigV4.SigningKeyCache? = nil)
+        -> [(String, String)]
     {
         var headers: [(String, String)] = [
             ("content-type", "application/json"),
@@ -241,10 +245,12 @@ enum BedrockSigning {
             ("x-amz-date", amzDate),
         ]
         if let token = credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
+        let key = keys?.key(secretAccessKey: credentials.secretAccessKey, date: String(amzDate.prefix(8)),
+                            region: endpoint.region, service: BedrockConfiguration.service)
         let signature = AWSSigV4.sign(AWSSigV4.Request(method: method, path: path, headers: headers,
                                                        payloadHash: headers[2].1),
                                       credentials: credentials, region: endpoint.region,
-                                      service: BedrockConfiguration.service, amzDate: amzDate)
+                                      service: BedrockConfiguration.service, amzDate: amzDate, signingKey: key)
         headers.append(("authorization", signature.authorization))
         return headers
     }

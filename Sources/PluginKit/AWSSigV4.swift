@@ -1,3 +1,5 @@
+import Synchronization
+
 /// AWS credentials for Signature Version 4.
 public struct AWSCredentials: Sendable, Equatable {
     public var accessKeyID: String
@@ -52,22 +54,48 @@ public enum AWSSigV4 {
 
     /// Signs `request`. `amzDate` is the request's `x-amz-date` (`YYYYMMDD'T'HHMMSS'Z'`), which
     /// must also be among the signed headers, as must `host`.
+    /// `signingKey`: the key for this date, region and service when the caller keeps one (see
+    /// `SigningKeyCache`); derived here otherwise.
     public static func sign(_ request: Request, credentials: AWSCredentials, region: String, service: String,
-                            amzDate: String) -> Signature
+                            amzDate: String, signingKey: [UInt8]? = nil) -> Signature
     {
         let (canonicalHeaders, signedHeaders) = canonicalHeaders(request.headers)
-        let canonicalRequest = [request.method, canonicalURI(request.path), canonicalQuery(request.query),
-                                canonicalHeaders, signedHeaders, request.payloadHash].joined(separator: "\n")
+        var canonicalRequest = request.method
+        for part in [canonicalURI(request.path), canonicalQuery(request.query), canonicalHeaders, signedHeaders,
+                     request.payloadHash]
+        {
+            canonicalRequest += "\n"
+            canonicalRequest += part
+        }
         let date = String(amzDate.prefix(8))
-        let scope = "\(date)/\(region)/\(service)/aws4_request"
-        let stringToSign = [algorithm, amzDate, scope, Hex.encode(SHA256.hash(canonicalRequest))]
-            .joined(separator: "\n")
-        let key = signingKey(secretAccessKey: credentials.secretAccessKey, date: date, region: region, service: service)
+        let scope = date + "/" + region + "/" + service + "/aws4_request"
+        let stringToSign = algorithm + "\n" + amzDate + "\n" + scope + "\n" + Hex.encode(SHA256.hash(canonicalRequest))
+        let key = signingKey ?? AWSSigV4.signingKey(secretAccessKey: credentials.secretAccessKey, date: date,
+                                                   region: region, service: service)
         let signature = Hex.encode(HMACSHA256.authenticationCode(key: key, message: stringToSign))
         let authorization = "\(algorithm) Credential=\(credentials.accessKeyID)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return Signature(canonicalRequest: canonicalRequest, stringToSign: stringToSign, signedHeaders: signedHeaders,
                          signature: signature, authorization: authorization)
+    }
+
+    /// Signing keys change once a day: each (region, service) key is derived once per date.
+    /// Thread-safe; holds only the current date's keys.
+    public final class SigningKeyCache: Sendable {
+        private let entries = Mutex<(date: String, keys: [String: [UInt8]])>(("", [:]))
+
+        public init() {}
+
+        public func key(secretAccessKey: String, date: String, region: String, service: String) -> [UInt8] {
+            let name = region + "/" + service
+            if let key = entries.withLock({ $0.date == date ? $0.keys[name] : nil }) { return key }
+            let key = AWSSigV4.signingKey(secretAccessKey: secretAccessKey, date: date, region: region, service: service)
+            entries.withLock { entries in
+                if entries.date != date { entries = (date, [:]) }
+                entries.keys[name] = key
+            }
+            return key
+        }
     }
 
     /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
@@ -95,17 +123,28 @@ public enum AWSSigV4 {
     /// `name:value\n` per header (names lower-cased, values trimmed with inner runs of spaces
     /// collapsed, repeated names joined with commas), sorted by name; and the `;`-joined names.
     public static func canonicalHeaders(_ headers: [(String, String)]) -> (canonical: String, signed: String) {
-        var merged: [(String, String)] = []
+        var merged: [(name: String, value: String)] = []
+        merged.reserveCapacity(headers.count)
         for (name, value) in headers {
-            let name = name.lowercased(), value = normalizedValue(value)
-            if let index = merged.firstIndex(where: { $0.0 == name }) {
-                merged[index].1 += "," + value
+            let name = lowercased(name), value = normalizedValue(value)
+            if let index = merged.firstIndex(where: { $0.name == name }) {
+                merged[index].value += "," + value
             } else {
                 merged.append((name, value))
             }
         }
-        merged.sort { $0.0 < $1.0 }
-        return (merged.map { "\($0.0):\($0.1)\n" }.joined(), merged.map(\.0).joined(separator: ";"))
+        merged.sort { $0.name < $1.name }
+        var canonical = "", signed = ""
+        canonical.reserveCapacity(merged.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 })
+        for (index, entry) in merged.enumerated() {
+            canonical += entry.name
+            canonical += ":"
+            canonical += entry.value
+            canonical += "\n"
+            if index > 0 { signed += ";" }
+            signed += entry.name
+        }
+        return (canonical, signed)
     }
 
     /// `YYYYMMDD'T'HHMMSS'Z'` (UTC) for milliseconds since the Unix epoch.
@@ -126,19 +165,39 @@ public enum AWSSigV4 {
         return "\(year)\(two(month))\(two(day))T\(two(secondOfDay / 3600))\(two(secondOfDay / 60 % 60))\(two(secondOfDay % 60))Z"
     }
 
+    /// ASCII lower-case (header names are ASCII); the string itself when it has no upper case.
+    private static func lowercased(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
+        return String(decoding: name.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 },
+                      as: UTF8.self)
+    }
+
+    /// Trimmed, with inner runs of spaces and tabs collapsed to one space; the value itself when
+    /// there is nothing to change.
     private static func normalizedValue(_ value: String) -> String {
-        var output: [UInt8] = []
-        var previousSpace = false
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var clean = true
+        var previousSpace = true // a leading space is not clean either
         for byte in value.utf8 {
-            let isSpace = byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
-            if isSpace {
-                if !previousSpace && !output.isEmpty { output.append(UInt8(ascii: " ")) }
+            let space = isSpace(byte)
+            if space && (previousSpace || byte == UInt8(ascii: "\t")) {
+                clean = false
+                break
+            }
+            previousSpace = space
+        }
+        if clean && !(value.utf8.last.map(isSpace) ?? false) { return value }
+        var output: [UInt8] = []
+        var pendingSpace = false
+        for byte in value.utf8 {
+            if isSpace(byte) {
+                pendingSpace = !output.isEmpty
             } else {
+                if pendingSpace { output.append(UInt8(ascii: " ")) }
+                pendingSpace = false
                 output.append(byte)
             }
-            previousSpace = isSpace
         }
-        if output.last == UInt8(ascii: " ") { output.removeLast() }
         return String(decoding: output, as: UTF8.self)
     }
 

@@ -5,33 +5,39 @@ public struct SHA256: Sendable {
     public static let digestLength = 32
     public static let blockLength = 64
 
-    private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+    typealias State = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
+    private var state: State =
         (0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19)
-    /// Bytes of an incomplete block, waiting for more input.
-    private var pending: [UInt8] = []
+    /// An incomplete block waiting for more input, kept inline (no allocation per hash).
+    private var pending: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    private var pendingCount = 0
     private var length: UInt64 = 0
 
-    public init() { pending.reserveCapacity(SHA256.blockLength) }
+    public init() {}
 
     public mutating func update(_ data: UnsafeRawBufferPointer) {
         guard var base = data.baseAddress, data.count > 0 else { return }
         var remaining = data.count
         length &+= UInt64(remaining)
-        if !pending.isEmpty {
-            let take = min(SHA256.blockLength - pending.count, remaining)
-            pending.append(contentsOf: UnsafeRawBufferPointer(start: base, count: take))
+        if pendingCount > 0 {
+            let take = min(SHA256.blockLength - pendingCount, remaining)
+            let count = pendingCount
+            withUnsafeMutableBytes(of: &pending) { $0.baseAddress!.advanced(by: count).copyMemory(from: base, byteCount: take) }
+            pendingCount += take
             base += take
             remaining -= take
-            guard pending.count == SHA256.blockLength else { return }
-            pending.withUnsafeBytes { SHA256.compress(&state, $0.baseAddress!) }
-            pending.removeAll(keepingCapacity: true)
+            guard pendingCount == SHA256.blockLength else { return }
+            compressPending()
         }
         while remaining >= SHA256.blockLength {
             SHA256.compress(&state, base)
             base += SHA256.blockLength
             remaining -= SHA256.blockLength
         }
-        if remaining > 0 { pending.append(contentsOf: UnsafeRawBufferPointer(start: base, count: remaining)) }
+        if remaining > 0 {
+            withUnsafeMutableBytes(of: &pending) { $0.baseAddress!.copyMemory(from: base, byteCount: remaining) }
+            pendingCount = remaining
+        }
     }
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
@@ -41,24 +47,39 @@ public struct SHA256: Sendable {
         text.withUTF8 { update(UnsafeRawBufferPointer($0)) }
     }
 
+    private mutating func compressPending() {
+        var block = pending
+        withUnsafeBytes(of: &block) { SHA256.compress(&state, $0.baseAddress!) }
+        pendingCount = 0
+    }
+
     /// The digest; the hasher must not be used afterwards.
     public mutating func finalize() -> [UInt8] {
         let bits = length &* 8
         // 0x80, zeros up to 56 mod 64, then the message length in bits (big-endian).
-        var padding: [UInt8] = [0x80]
-        let used = (pending.count + 1) % SHA256.blockLength
-        padding.append(contentsOf: repeatElement(0, count: used <= 56 ? 56 - used : 120 - used))
-        for shift in stride(from: 56, through: 0, by: -8) { padding.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
-        update(padding)
-        var digest: [UInt8] = []
-        digest.reserveCapacity(SHA256.digestLength)
-        for word in [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7] {
-            digest.append(UInt8(truncatingIfNeeded: word >> 24))
-            digest.append(UInt8(truncatingIfNeeded: word >> 16))
-            digest.append(UInt8(truncatingIfNeeded: word >> 8))
-            digest.append(UInt8(truncatingIfNeeded: word))
+        var count = pendingCount
+        withUnsafeMutableBytes(of: &pending) { block in
+            block[count] = 0x80
+            for index in (count + 1)..<SHA256.blockLength { block[index] = 0 }
         }
-        return digest
+        count += 1
+        if count > 56 {
+            compressPending()
+            pending = (0, 0, 0, 0, 0, 0, 0, 0)
+        }
+        pending.7 = bits.bigEndian
+        compressPending()
+        return withUnsafeBytes(of: &state) { words in
+            [UInt8](unsafeUninitializedCapacity: SHA256.digestLength) { digest, initialized in
+                for index in 0..<8 {
+                    let word = words.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self).bigEndian
+                    withUnsafeBytes(of: word) { bytes in
+                        for byte in 0..<4 { digest[index * 4 + byte] = bytes[byte] }
+                    }
+                }
+                initialized = SHA256.digestLength
+            }
+        }
     }
 
     public static func hash(_ data: UnsafeRawBufferPointer) -> [UInt8] {
@@ -89,41 +110,58 @@ public struct SHA256: Sendable {
     @inline(__always)
     private static func rotate(_ value: UInt32, _ count: UInt32) -> UInt32 { (value >> count) | (value << (32 - count)) }
 
-    /// One 64-byte block into the state (FIPS 180-4 §6.2.2).
-    private static func compress(_ state: inout (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32),
-                                 _ block: UnsafeRawPointer)
+    /// One round (FIPS 180-4 §6.2.2 step 3), with the variables' roles rotated by the caller
+    /// instead of moving eight values every round.
+    @inline(__always)
+    private static func round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32, _ e: UInt32, _ f: UInt32,
+                              _ g: UInt32, _ h: inout UInt32, _ constantPlusWord: UInt32)
     {
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { schedule in
-            for index in 0..<16 {
-                schedule[index] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
-            }
-            for index in 16..<64 {
-                let early = schedule[index - 15], late = schedule[index - 2]
-                let sigma0 = rotate(early, 7) ^ rotate(early, 18) ^ (early >> 3)
-                let sigma1 = rotate(late, 17) ^ rotate(late, 19) ^ (late >> 10)
-                schedule[index] = schedule[index - 16] &+ sigma0 &+ schedule[index - 7] &+ sigma1
-            }
-            var (a, b, c, d, e, f, g, h) = state
-            roundConstants.withUnsafeBufferPointer { constants in
-                for index in 0..<64 {
-                    let sum1 = rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)
-                    let choice = (e & f) ^ (~e & g)
-                    let temporary1 = h &+ sum1 &+ choice &+ constants[index] &+ schedule[index]
-                    let sum0 = rotate(a, 2) ^ rotate(a, 13) ^ rotate(a, 22)
-                    let majority = (a & b) ^ (a & c) ^ (b & c)
-                    let temporary2 = sum0 &+ majority
-                    h = g
-                    g = f
-                    f = e
-                    e = d &+ temporary1
-                    d = c
-                    c = b
-                    b = a
-                    a = temporary1 &+ temporary2
+        let temporary1 = h &+ (rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)) &+ (g ^ (e & (f ^ g))) &+ constantPlusWord
+        let temporary2 = (rotate(a, 2) ^ rotate(a, 13) ^ rotate(a, 22)) &+ ((a & b) | (c & (a | b)))
+        d = d &+ temporary1
+        h = temporary1 &+ temporary2
+    }
+
+    /// One 64-byte block into the state; the message schedule lives in a 16-word ring.
+    private static func compress(_ state: inout State, _ block: UnsafeRawPointer) {
+        roundConstants.withUnsafeBufferPointer { constants in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { schedule in
+                for index in 0..<16 {
+                    schedule[index] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
                 }
+                var (a, b, c, d, e, f, g, h) = state
+                var base = 0
+                // W[t] for t = base + slot: the block's words first, then σ1(W[t-2]) + W[t-7] + σ0(W[t-15]) + W[t-16].
+                @inline(__always) func word(_ slot: Int) -> UInt32 {
+                    if base == 0 { return constants[slot] &+ schedule[slot] }
+                    let early = schedule[(slot + 1) & 15], late = schedule[(slot + 14) & 15]
+                    let value = schedule[slot] &+ (rotate(early, 7) ^ rotate(early, 18) ^ (early >> 3))
+                        &+ schedule[(slot + 9) & 15] &+ (rotate(late, 17) ^ rotate(late, 19) ^ (late >> 10))
+                    schedule[slot] = value
+                    return constants[base + slot] &+ value
+                }
+                while base < 64 {
+                    round(a, b, c, &d, e, f, g, &h, word(0))
+                    round(h, a, b, &c, d, e, f, &g, word(1))
+                    round(g, h, a, &b, c, d, e, &f, word(2))
+                    round(f, g, h, &a, b, c, d, &e, word(3))
+                    round(e, f, g, &h, a, b, c, &d, word(4))
+                    round(d, e, f, &g, h, a, b, &c, word(5))
+                    round(c, d, e, &f, g, h, a, &b, word(6))
+                    round(b, c, d, &e, f, g, h, &a, word(7))
+                    round(a, b, c, &d, e, f, g, &h, word(8))
+                    round(h, a, b, &c, d, e, f, &g, word(9))
+                    round(g, h, a, &b, c, d, e, &f, word(10))
+                    round(f, g, h, &a, b, c, d, &e, word(11))
+                    round(e, f, g, &h, a, b, c, &d, word(12))
+                    round(d, e, f, &g, h, a, b, &c, word(13))
+                    round(c, d, e, &f, g, h, a, &b, word(14))
+                    round(b, c, d, &e, f, g, h, &a, word(15))
+                    base += 16
+                }
+                state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d,
+                         state.4 &+ e, state.5 &+ f, state.6 &+ g, state.7 &+ h)
             }
-            state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d,
-                     state.4 &+ e, state.5 &+ f, state.6 &+ g, state.7 &+ h)
         }
     }
 }
@@ -131,15 +169,19 @@ public struct SHA256: Sendable {
 /// HMAC with SHA-256 (RFC 2104).
 public enum HMACSHA256 {
     public static func authenticationCode(key: [UInt8], message: UnsafeRawBufferPointer) -> [UInt8] {
-        var block = key.count > SHA256.blockLength ? SHA256.hash(key) : key
-        block.append(contentsOf: repeatElement(0, count: SHA256.blockLength - block.count))
-        var inner = SHA256()
-        inner.update(block.map { $0 ^ 0x36 })
-        inner.update(message)
-        var outer = SHA256()
-        outer.update(block.map { $0 ^ 0x5c })
-        outer.update(inner.finalize())
-        return outer.finalize()
+        let key = key.count > SHA256.blockLength ? SHA256.hash(key) : key
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SHA256.blockLength) { pad in
+            for index in 0..<SHA256.blockLength { pad[index] = (index < key.count ? key[index] : 0) ^ 0x36 }
+            var inner = SHA256()
+            inner.update(UnsafeRawBufferPointer(pad))
+            inner.update(message)
+            let innerDigest = inner.finalize()
+            for index in 0..<SHA256.blockLength { pad[index] = (index < key.count ? key[index] : 0) ^ 0x5c }
+            var outer = SHA256()
+            outer.update(UnsafeRawBufferPointer(pad))
+            outer.update(innerDigest)
+            return outer.finalize()
+        }
     }
 
     public static func authenticationCode(key: [UInt8], message: [UInt8]) -> [UInt8] {

@@ -150,6 +150,20 @@ final class SigV4Tests: XCTestCase {
             + "Signature=12786f91f4a5f9ab989cc9ac6fec157c2d8795a8e63fdbf68b3f6d6d935babf5")
     }
 
+    func testSigningKeyCacheGivesTheDerivedKeys() {
+        let cache = AWSSigV4.SigningKeyCache()
+        for (date, region) in [("20260821", "us-east-1"), ("20260821", "us-west-2"), ("20260821", "us-east-1"), ("20260822", "us-east-1")] {
+            XCTAssertEqual(cache.key(secretAccessKey: "secret", date: date, region: region, service: "bedrock"),
+                           AWSSigV4.signingKey(secretAccessKey: "secret", date: date, region: region, service: "bedrock"))
+        }
+    }
+
+    func testHeaderValuesAreNormalized() {
+        let (canonical, signed) = AWSSigV4.canonicalHeaders([("X-B", "\t a \t b  "), ("x-a", "plain"), ("X-A", "two")])
+        XCTAssertEqual(canonical, "x-a:plain,two\nx-b:a b\n")
+        XCTAssertEqual(signed, "x-a;x-b")
+    }
+
     func testCanonicalURIDoubleEncodes() {
         XCTAssertEqual(AWSSigV4.canonicalURI("/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"),
                        "/model/anthropic.claude-3-5-sonnet-20240620-v1%253A0/converse")
