@@ -176,7 +176,8 @@ final class BedrockExchange: ProviderExchange {
         // The model id is one path segment: `:` and `/` in ids and ARNs are percent-encoded.
         let route = "/model/" + PercentEncoding.encode(model) + "/" + action
         let streaming = stream != nil
-        BedrockSigning.write(method: "POST", url: endpoint.base + route, path: endpoint.pathPrefix + route, body: body, accept: streaming ? "application/vnd.amazon.eventstream" : "application/json",
+        BedrockSigning.write(method: "POST", url: endpoint.base + route, path: endpoint.pathPrefix + route, body: body,
+                             accept: streaming ? "application/vnd.amazon.eventstream" : "application/json",
                              endpoint: endpoint, credentials: configuration.credentials, keys: configuration.signingKeys,
                              amzDate: AWSSigV4.amzDate(epochMilliseconds: provider.host.wallClockMilliseconds),
                              to: upstream)
