@@ -227,45 +227,17 @@ enum BedrockRequest {
     /// turn, ahead of any other content in it; consecutive turns of one role are merged; empty
     /// text is dropped (Bedrock refuses blank text blocks).
     static func turns(_ messages: [ChatMessage]) throws(PluginError) -> [Turn] {
-        var turns: [Turn] = []
-        for (index, message) in messages.enumerated() {
-            let role: String
-            var blocks: [Block]
-            switch message.role {
-            case "system", "developer":
-                continue
-            case "user":
-                role = "user"
-                blocks = try contentBlocks(message.content, index: index)
-            case "assistant":
-                role = "assistant"
-                blocks = try contentBlocks(message.content, index: index)
-                for (callIndex, call) in message.toolCalls.enumerated() {
-                    blocks.append(.toolUse(id: toolUseID(call.id), name: call.name,
-                                           input: try toolInput(call.arguments, index: index, call: callIndex)))
-                }
-            case "tool":
-                role = "user"
-                blocks = [.toolResult(id: toolUseID(message.toolCallID ?? ""),
-                                      content: try contentBlocks(message.content, index: index))]
-            default:
-                throw PluginError.invalidRequest("messages[\(index)]: role `\(message.role)` is not supported (use system, developer, user, assistant or tool).",
-                                                 code: "invalid_messages")
-            }
-            if blocks.isEmpty { continue }
-            if let last = turns.indices.last, turns[last].role == role {
-                for block in blocks {
-                    if block.isToolResult {
-                        let position = turns[last].blocks.firstIndex { !$0.isToolResult } ?? turns[last].blocks.count
-                        turns[last].blocks.insert(block, at: position)
-                    } else {
-                        turns[last].blocks.append(block)
-                    }
-                }
-            } else {
-                turns.append(Turn(role: role, blocks: blocks))
-            }
-        }
+        let turns = try ConversationTurns.group(
+            messages, isToolResult: { (block: Block) in block.isToolResult },
+            content: { parts, index throws(PluginError) in try contentBlocks(parts, index: index) },
+            toolUse: { call, index, callIndex throws(PluginError) in
+                Block.toolUse(id: toolUseID(call.id), name: call.name,
+                              input: try toolInput(call.arguments, index: index, call: callIndex))
+            },
+            toolResult: { message, index throws(PluginError) in
+                Block.toolResult(id: toolUseID(message.toolCallID ?? ""),
+                                 content: try contentBlocks(message.content, index: index))
+            }).map { Turn(role: $0.role, blocks: $0.blocks) }
         guard let first = turns.first else {
             throw PluginError.invalidRequest("The bedrock provider needs at least one user message with content.",
                                              code: "invalid_messages")
