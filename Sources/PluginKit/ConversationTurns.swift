@@ -4,6 +4,7 @@
 /// message becomes one tool-result block in a user turn; consecutive turns of one role are merged,
 /// tool results placed ahead of any other content of the turn; turns left empty are dropped.
 public enum ConversationTurns {
+    @inlinable
     public static func group<Block>(
         _ messages: [ChatMessage],
         isToolResult: (Block) -> Bool,

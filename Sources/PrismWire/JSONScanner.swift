@@ -135,10 +135,22 @@ public enum JSONScanner {
 
     /// Decodes an escaped JSON string body (without quotes).
     public static func unescape(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        // Skip words with nothing to look at, then look byte by byte for a backslash.
         var hasEscape = false
-        for index in range where bytes[index] == UInt8(ascii: "\\") {
-            hasEscape = true
-            break
+        var scan = range.lowerBound
+        if let base = bytes.baseAddress {
+            while scan + 8 <= range.upperBound,
+                  !wordNeedsEscapeCheck((base + scan).loadUnaligned(as: UInt64.self))
+            {
+                scan += 8
+            }
+        }
+        while scan < range.upperBound {
+            if bytes[scan] == UInt8(ascii: "\\") {
+                hasEscape = true
+                break
+            }
+            scan += 1
         }
         if !hasEscape {
             return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
