@@ -42,7 +42,7 @@ def test_first_chunk_is_forwarded_before_upstream_finishes(gw, mock_upstream):
         assert stream.status == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         event = first_event(stream, mock_upstream)
-        assert mock_upstream.holding.is_set()
+        assert mock_upstream.holding.wait(5)  # the upstream is blocked mid-stream ...
         assert not mock_upstream.stream_finished.is_set(), "upstream finished before the first event"
         first = json.loads(event)
         assert first["object"] == "chat.completion.chunk"
