@@ -213,10 +213,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
+    /// Queued, not flushed: it leaves with the first event (one write instead of two); every
+    /// stream write after it flushes.
     func writeStreamHead(headers: HTTPHeaders) {
         guard let context else { return }
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
-                              promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                      promise: nil)
     }
 
     func writeStreamBytes(_ bytes: [UInt8]) {
@@ -229,6 +231,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func endStream() {
         context?.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
+
+    func flush() { context?.flush() }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 }
