@@ -232,8 +232,6 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context?.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    func flush() { context?.flush() }
-
     var isWritable: Bool { context?.channel.isWritable ?? false }
 }
 
