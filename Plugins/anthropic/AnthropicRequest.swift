@@ -210,11 +210,11 @@ struct AnthropicRequest {
             messages, isToolResult: { (block: Block) in block.isToolResult },
             content: { parts, index throws(PluginError) in try contentBlocks(parts, index: index) },
             toolUse: { call, index, callIndex throws(PluginError) in
-                Block.toolUse(id: toolID(call.id), name: call.name,
-                              input: try toolInput(call.arguments, index: index, call: callIndex))
+                Block.toolUse(id: ToolCall.restrictedID(call.id), name: call.name,
+                              input: try call.objectArguments(messageIndex: index, callIndex: callIndex))
             },
             toolResult: { message, index throws(PluginError) in
-                Block.toolResult(id: toolID(message.toolCallID ?? ""),
+                Block.toolResult(id: ToolCall.restrictedID(message.toolCallID ?? ""),
                                  content: try contentBlocks(message.content, index: index))
             }).map { Turn(role: $0.role, blocks: $0.blocks) }
         return turns
@@ -251,40 +251,8 @@ struct AnthropicRequest {
         return blocks
     }
 
-    /// A tool call's `arguments` (a JSON text) as the object Anthropic's `input` must be.
-    static func toolInput(_ arguments: String, index: Int, call: Int) throws(PluginError) -> String {
-        var arguments = arguments
-        if isBlank(arguments) { return "{}" }
-        let isObject = arguments.withUTF8 { utf8 in
-            (try? JSONScanner.members(UnsafeRawBufferPointer(utf8))) != nil
-        }
-        guard isObject else {
-            throw PluginError.invalidRequest("messages[\(index)].tool_calls[\(call)].function.arguments must be a JSON object text.",
-                                             code: "invalid_tool_arguments")
-        }
-        return arguments
-    }
-
     /// Empty or only (ASCII) whitespace; scans bytes, not characters.
     static func isBlank(_ text: String) -> Bool {
         !text.utf8.contains { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
-    }
-
-    /// Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$; others are mapped the same way in
-    /// tool_use and tool_result, so pairs still match.
-    static func toolID(_ id: String) -> String {
-        if id.isEmpty { return "call" }
-        var valid = true
-        for byte in id.utf8 where !isIDByte(byte) {
-            valid = false
-            break
-        }
-        if valid { return id }
-        return String(decoding: id.utf8.map { isIDByte($0) ? $0 : UInt8(ascii: "_") }, as: UTF8.self)
-    }
-
-    private static func isIDByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
     }
 }

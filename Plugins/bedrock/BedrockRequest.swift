@@ -232,7 +232,7 @@ enum BedrockRequest {
             content: { parts, index throws(PluginError) in try contentBlocks(parts, index: index) },
             toolUse: { call, index, callIndex throws(PluginError) in
                 Block.toolUse(id: toolUseID(call.id), name: call.name,
-                              input: try toolInput(call.arguments, index: index, call: callIndex))
+                              input: try call.objectArguments(messageIndex: index, callIndex: callIndex))
             },
             toolResult: { message, index throws(PluginError) in
                 Block.toolResult(id: toolUseID(message.toolCallID ?? ""),
@@ -281,29 +281,6 @@ enum BedrockRequest {
         return blocks
     }
 
-    /// A tool call's `arguments` (a JSON text) as the object Bedrock's `input` must be.
-    static func toolInput(_ arguments: String, index: Int, call: Int) throws(PluginError) -> String {
-        var arguments = arguments
-        if !arguments.contains(where: { !$0.isWhitespace }) { return "{}" }
-        let isObject = arguments.withUTF8 { utf8 in (try? JSONScanner.members(UnsafeRawBufferPointer(utf8))) != nil }
-        guard isObject else {
-            throw PluginError.invalidRequest("messages[\(index)].tool_calls[\(call)].function.arguments must be a JSON object text.",
-                                             code: "invalid_tool_arguments")
-        }
-        return arguments
-    }
-
-    /// Bedrock accepts tool use ids of 1–64 characters from [a-zA-Z0-9_-]; other ids are mapped the
-    /// same way in toolUse and toolResult, so pairs still match.
-    static func toolUseID(_ id: String) -> String {
-        if id.isEmpty { return "call" }
-        let valid = id.utf8.count <= 64 && id.utf8.allSatisfy(isIDByte)
-        if valid { return id }
-        return String(decoding: id.utf8.prefix(64).map { isIDByte($0) ? $0 : UInt8(ascii: "_") }, as: UTF8.self)
-    }
-
-    private static func isIDByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-    }
+    /// Bedrock accepts tool use ids of 1–64 characters from [a-zA-Z0-9_-].
+    static func toolUseID(_ id: String) -> String { ToolCall.restrictedID(id, maximumLength: 64) }
 }

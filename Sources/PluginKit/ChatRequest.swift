@@ -184,6 +184,35 @@ public struct ToolCall: Sendable, Equatable {
     }
 }
 
+extension ToolCall {
+    /// The arguments as a JSON object text, for APIs that take a tool call's input as an object
+    /// (Anthropic, Bedrock): blank arguments become `{}`, anything but an object is a 400.
+    public func objectArguments(messageIndex: Int, callIndex: Int) throws(PluginError) -> String {
+        if !arguments.utf8.contains(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) { return "{}" }
+        var text = arguments
+        let isObject = text.withUTF8 { utf8 in (try? JSONScanner.members(UnsafeRawBufferPointer(utf8))) != nil }
+        guard isObject else {
+            throw PluginError.invalidRequest(
+                "messages[\(messageIndex)].tool_calls[\(callIndex)].function.arguments must be a JSON object text.",
+                code: "invalid_tool_arguments")
+        }
+        return text
+    }
+
+    /// A tool-call id restricted to `[A-Za-z0-9_-]` and `maximumLength` bytes, as Anthropic and
+    /// Bedrock require: other bytes become `_`, an empty id becomes `call`. The mapping is the same
+    /// wherever the id appears, so a call and its result still pair up.
+    public static func restrictedID(_ id: String, maximumLength: Int = Int.max) -> String {
+        if id.isEmpty { return "call" }
+        func allowed(_ byte: UInt8) -> Bool {
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+        if id.utf8.count <= maximumLength && id.utf8.allSatisfy(allowed) { return id }
+        return String(decoding: id.utf8.prefix(maximumLength).map { allowed($0) ? $0 : UInt8(ascii: "_") }, as: UTF8.self)
+    }
+}
+
 public enum ToolChoice: Sendable, Equatable {
     case auto
     case none

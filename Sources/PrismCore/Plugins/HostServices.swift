@@ -41,7 +41,6 @@ final class HostFunctionTables: @unchecked Sendable {
     private let keySetInterface: UnsafeMutablePointer<ffi_cif>
     private let keyRemoveInterface: UnsafeMutablePointer<ffi_cif>
     private let keyIncrementInterface: UnsafeMutablePointer<ffi_cif>
-    private let lock = NSLockLike()
 
     init() {
         // prism_string and prism_bytes share one layout: { pointer, size_t }, passed by value.
@@ -95,33 +94,32 @@ final class HostFunctionTables: @unchecked Sendable {
         return code
     }
 
-    /// A new host function table acting for `identity`.
+    /// A new host function table acting for `identity`. Safe from any thread: it reads only the
+    /// immutable call interfaces, and libffi's closure allocation is thread-safe.
     func makeTable(for identity: PluginIdentity) -> UnsafePointer<prism_host_api> {
-        lock.withLock {
-            let keyValue = UnsafeMutablePointer<prism_key_value_service_v1>.allocate(capacity: 1)
-            keyValue.initialize(to: prism_key_value_service_v1(
-                struct_size: UInt32(MemoryLayout<prism_key_value_service_v1>.size),
-                get: unsafeBitCast(bind(keyGetInterface, identity, keyGetTrampoline), to: type(of: keyValue.pointee.get)),
-                set: unsafeBitCast(bind(keySetInterface, identity, keySetTrampoline), to: type(of: keyValue.pointee.set)),
-                remove: unsafeBitCast(bind(keyRemoveInterface, identity, keyRemoveTrampoline),
-                                      to: type(of: keyValue.pointee.remove)),
-                increment: unsafeBitCast(bind(keyIncrementInterface, identity, keyIncrementTrampoline),
-                                         to: type(of: keyValue.pointee.increment))))
-            let services = ServiceDirectory(keyValue: UnsafeRawPointer(keyValue))
-            let api = UnsafeMutablePointer<prism_host_api>.allocate(capacity: 1)
-            api.initialize(to: prism_host_api(
-                struct_size: UInt32(MemoryLayout<prism_host_api>.size),
-                abi_major: UInt16(PRISM_ABI_MAJOR), abi_minor: UInt16(PRISM_ABI_MINOR),
-                log: unsafeBitCast(bind(logInterface, identity, logTrampoline), to: type(of: api.pointee.log)),
-                log_enabled: unsafeBitCast(bind(logEnabledInterface, identity, logEnabledTrampoline),
-                                           to: type(of: api.pointee.log_enabled)),
-                monotonic_nanoseconds: { monotonicNanoseconds() },
-                wall_clock_milliseconds: { wallClockMilliseconds() },
-                get_service: unsafeBitCast(bind(getServiceInterface, ServiceIdentity(identity, services),
-                                                getServiceTrampoline),
-                                           to: type(of: api.pointee.get_service))))
-            return UnsafePointer(api)
-        }
+        let keyValue = UnsafeMutablePointer<prism_key_value_service_v1>.allocate(capacity: 1)
+        keyValue.initialize(to: prism_key_value_service_v1(
+            struct_size: UInt32(MemoryLayout<prism_key_value_service_v1>.size),
+            get: unsafeBitCast(bind(keyGetInterface, identity, keyGetTrampoline), to: type(of: keyValue.pointee.get)),
+            set: unsafeBitCast(bind(keySetInterface, identity, keySetTrampoline), to: type(of: keyValue.pointee.set)),
+            remove: unsafeBitCast(bind(keyRemoveInterface, identity, keyRemoveTrampoline),
+                                  to: type(of: keyValue.pointee.remove)),
+            increment: unsafeBitCast(bind(keyIncrementInterface, identity, keyIncrementTrampoline),
+                                     to: type(of: keyValue.pointee.increment))))
+        let services = ServiceDirectory(keyValue: UnsafeRawPointer(keyValue))
+        let api = UnsafeMutablePointer<prism_host_api>.allocate(capacity: 1)
+        api.initialize(to: prism_host_api(
+            struct_size: UInt32(MemoryLayout<prism_host_api>.size),
+            abi_major: UInt16(PRISM_ABI_MAJOR), abi_minor: UInt16(PRISM_ABI_MINOR),
+            log: unsafeBitCast(bind(logInterface, identity, logTrampoline), to: type(of: api.pointee.log)),
+            log_enabled: unsafeBitCast(bind(logEnabledInterface, identity, logEnabledTrampoline),
+                                       to: type(of: api.pointee.log_enabled)),
+            monotonic_nanoseconds: { monotonicNanoseconds() },
+            wall_clock_milliseconds: { wallClockMilliseconds() },
+            get_service: unsafeBitCast(bind(getServiceInterface, ServiceIdentity(identity, services),
+                                            getServiceTrampoline),
+                                       to: type(of: api.pointee.get_service))))
+        return UnsafePointer(api)
     }
 }
 
@@ -137,18 +135,6 @@ final class ServiceIdentity: PluginIdentity, @unchecked Sendable {
         self.services = services
         super.init(label: identity.label, keyNamespace: identity.keyNamespace, logger: identity.logger,
                    store: identity.store)
-    }
-}
-
-/// A minimal mutex for control-thread structures (pthread, no Foundation).
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }
 

@@ -157,6 +157,8 @@ final class ProxyRequest {
         let overall = max(serverTimeout, queue.first?.provider.settings.defaultTimeout ?? serverTimeout)
         deadline = startedAt + UInt64(overall.milliseconds) * 1_000_000
         launchAttempts(count: max(1, planner.raceWidth))
+        // Answers only arrive later, on this event loop: the first launch is known by then.
+        firstChoices = Set(active.map { ObjectIdentifier($0.provider) })
     }
 
     /// Loads the ranked candidates of `model`; false when there are none.
@@ -190,10 +192,7 @@ final class ProxyRequest {
                 continue // circuit open: skip this provider
             }
             let probe = health.snapshot.circuit != .closed
-            if start(candidate, probe: probe) {
-                launched += 1
-                if firstChoices.count < count && attemptCount == launched { firstChoices.insert(ObjectIdentifier(candidate.provider)) }
-            }
+            if start(candidate, probe: probe) { launched += 1 }
         }
         guard launched == 0, active.isEmpty, pendingRetry == nil, winner == nil, !finished else { return }
         if let lastFailure {

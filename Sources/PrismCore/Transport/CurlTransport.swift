@@ -1,4 +1,5 @@
 import CCurl
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -87,8 +88,7 @@ final class CurlTransport: @unchecked Sendable {
     }
 
     private let multi: UnsafeMutableRawPointer
-    private var commands: [Command] = []
-    private let commandLock = NSLockLike()
+    private let commands = Mutex<[Command]>([])
     private var running: [Transfer] = []
     private var gates: [ObjectIdentifier: AdmissionGate] = [:]
     /// Easy handles kept for reuse (creating one per request costs allocations).
@@ -137,7 +137,7 @@ final class CurlTransport: @unchecked Sendable {
     func resume(_ transfer: Transfer) { submit(.resume(transfer)) }
 
     private func submit(_ command: Command) {
-        commandLock.withLock { commands.append(command) }
+        commands.withLock { $0.append(command) }
         prism_eventfd_signal(wakeDescriptor)
     }
 
@@ -162,9 +162,9 @@ final class CurlTransport: @unchecked Sendable {
         var readyDescriptors = [Int32](repeating: 0, count: 64)
         var readyFlags = [Int32](repeating: 0, count: 64)
         while true {
-            let pending = commandLock.withLock { () -> [Command] in
-                let taken = commands
-                commands.removeAll(keepingCapacity: true)
+            let pending = commands.withLock { queue -> [Command] in
+                let taken = queue
+                queue.removeAll(keepingCapacity: true)
                 return taken
             }
             for command in pending {
