@@ -22,7 +22,7 @@ struct AnthropicRequest {
         let turns = try AnthropicRequest.turns(request.messages)
         var answerSchema: JSONValue?
         switch request.responseFormat {
-        case let .jsonSchema(_, schema, _)?: answerSchema = AnthropicRequest.objectSchema(schema)
+        case let .jsonSchema(_, schema, _)?: answerSchema = schema.asObjectSchema
         case .jsonObject?: answerSchema = .object([("type", .string("object"))])
         default: break
         }
@@ -75,7 +75,7 @@ struct AnthropicRequest {
             writer.string("name", tool.name)
             if let description = tool.description, !description.isEmpty { writer.string("description", description) }
             writer.key("input_schema")
-            objectSchema(tool.parameters).write(to: &writer)
+            tool.parameters.asObjectSchema.write(to: &writer)
             writer.endObject()
         }
         if let answerSchema {
@@ -110,13 +110,6 @@ struct AnthropicRequest {
         // Not allowed with type "none" (no tool can be called anyway).
         if disableParallel, choice.type != "none" { writer.bool("disable_parallel_tool_use", true) }
         writer.endObject()
-    }
-
-    /// Anthropic wants an object schema with `type: "object"`.
-    static func objectSchema(_ schema: JSONValue) -> JSONValue {
-        guard case var .object(members) = schema else { return .object([("type", .string("object"))]) }
-        if !members.contains(where: { $0.0 == "type" }) { members.insert(("type", .string("object")), at: 0) }
-        return .object(members)
     }
 
     // MARK: Messages

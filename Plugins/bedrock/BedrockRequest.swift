@@ -14,7 +14,7 @@ enum BedrockRequest {
         }
         var answerSchema: JSONValue?
         switch request.responseFormat {
-        case let .jsonSchema(_, schema, _)?: answerSchema = objectSchema(schema)
+        case let .jsonSchema(_, schema, _)?: answerSchema = schema.asObjectSchema
         case .jsonObject?: answerSchema = .object([("type", .string("object"))])
         default: break
         }
@@ -112,7 +112,7 @@ enum BedrockRequest {
             writer.key("inputSchema")
             writer.beginObject()
             writer.key("json")
-            objectSchema(tool.parameters).write(to: &writer)
+            tool.parameters.asObjectSchema.write(to: &writer)
             writer.endObject()
             writer.endObject()
             writer.endObject()
@@ -137,13 +137,6 @@ enum BedrockRequest {
             break
         }
         writer.endObject()
-    }
-
-    /// Bedrock's models want an object schema: `type: "object"` is added when missing.
-    static func objectSchema(_ schema: JSONValue) -> JSONValue {
-        guard case var .object(members) = schema else { return .object([("type", .string("object"))]) }
-        if !members.contains(where: { $0.0 == "type" }) { members.insert(("type", .string("object")), at: 0) }
-        return .object(members)
     }
 
     // MARK: Messages

@@ -163,6 +163,16 @@ public enum ImageSource: Sendable, Equatable {
     }
 }
 
+extension JSONValue {
+    /// This JSON Schema as an object schema, for APIs that require one for tool input (Anthropic,
+    /// Bedrock): `"type": "object"` added when missing; a non-object becomes `{"type":"object"}`.
+    public var asObjectSchema: JSONValue {
+        guard case var .object(members) = self else { return .object([("type", .string("object"))]) }
+        if !members.contains(where: { $0.0 == "type" }) { members.insert(("type", .string("object")), at: 0) }
+        return .object(members)
+    }
+}
+
 public struct ToolDefinition: Sendable {
     public var name: String
     public var description: String?
