@@ -27,6 +27,8 @@ let package = Package(
         .library(name: "PrismProviderCohere", type: .dynamic, targets: ["PrismProviderCohere"]),
         .library(name: "PrismProviderAzure", type: .dynamic, targets: ["PrismProviderAzure"]),
         .library(name: "PrismProviderBedrock", type: .dynamic, targets: ["PrismProviderBedrock"]),
+        .library(name: "PrismMiddlewareRateLimit", type: .dynamic, targets: ["PrismMiddlewareRateLimit"]),
+        .library(name: "PrismMiddlewareCache", type: .dynamic, targets: ["PrismMiddlewareCache"]),
         .executable(name: "prism-translation-bench", targets: ["prism-translation-bench"]),
         .executable(name: "prism-routing-bench", targets: ["prism-routing-bench"]),
     ],
@@ -44,13 +46,15 @@ let package = Package(
                        providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi",
                        providers: [.apt(["libffi-dev"])]),
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis",
+                       providers: [.apt(["libhiredis-dev"])]),
         // Fast JSON and SSE, shared by the host and PluginKit. Knows nothing of either.
         .target(name: "PrismWire", swiftSettings: swiftSettings),
         // What Swift plugins share: ABI glue and OpenAI shapes.
         .target(name: "PluginKit", dependencies: ["PrismWire", "PrismPluginABI"],
                 swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
-            "PrismPluginABI", "PrismWire", "CCurl", "CYAML", "CFFI",
+            "PrismPluginABI", "PrismWire", "CCurl", "CYAML", "CFFI", "CHiredis",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -68,6 +72,8 @@ let package = Package(
         pluginTarget("PrismProviderCohere", folder: "cohere"),
         pluginTarget("PrismProviderAzure", folder: "azure"),
         pluginTarget("PrismProviderBedrock", folder: "bedrock"),
+        pluginTarget("PrismMiddlewareRateLimit", folder: "rate-limit"),
+        pluginTarget("PrismMiddlewareCache", folder: "cache"),
         .testTarget(name: "BedrockTests", dependencies: ["PrismProviderBedrock", "PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
         // Measures what a routing decision costs per strategy (release build).

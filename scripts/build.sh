@@ -2,7 +2,8 @@
 # Builds Prism in release mode and lays out dist/:
 #   dist/prism-gateway            the gateway
 #   dist/plugins/*.so             first-party plugins: providers (openai, mock, anthropic, gemini + vertexai,
-#                                 cohere, azure, bedrock), middleware-auth, router-round-robin, router-strategies
+#                                 cohere, azure, bedrock), middleware-auth, middleware-rate-limit,
+#                                 middleware-cache, router-round-robin, router-strategies
 #   dist/lib/*.so                 the Swift runtime libraries they load, so dist/ runs on a machine without
 #                                 the toolchain (LD_LIBRARY_PATH=dist/lib; the Docker image does this)
 # Used by the Makefile, .ci/run and the Dockerfile alike.
@@ -28,6 +29,8 @@ install -m 755 "$bin/prism-gateway" dist/prism-gateway
 install -m 755 "$bin/libPrismProviderOpenAI.so" dist/plugins/provider-openai.so
 install -m 755 "$bin/libPrismProviderMock.so" dist/plugins/provider-mock.so
 install -m 755 "$bin/libPrismMiddlewareAuth.so" dist/plugins/middleware-auth.so
+install -m 755 "$bin/libPrismMiddlewareRateLimit.so" dist/plugins/middleware-rate-limit.so
+install -m 755 "$bin/libPrismMiddlewareCache.so" dist/plugins/middleware-cache.so
 install -m 755 "$bin/libPrismRouterRoundRobin.so" dist/plugins/router-round-robin.so
 install -m 755 "$bin/libPrismRouterStrategies.so" dist/plugins/router-strategies.so
 for provider in Anthropic Gemini Cohere Azure Bedrock; do

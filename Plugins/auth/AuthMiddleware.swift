@@ -14,6 +14,9 @@ final class AuthMiddleware: Middleware {
         let secret: [UInt8]
         /// Empty means every model.
         let models: Set<String>
+        /// Published as request attributes for the rate-limit middleware; 0 = none.
+        let requestsPerMinute: Int64
+        let tokensPerMinute: Int64
     }
 
     private let enabled: Bool
@@ -29,7 +32,9 @@ final class AuthMiddleware: Middleware {
             let name = entry["name"]?.stringValue ?? "key-\(index)"
             let models = Set((entry["models"]?.arrayValue ?? []).compactMap(\.stringValue))
             keys.append(ClientKey(name: name, owner: entry["owner"]?.stringValue ?? "", secret: Array(secret.utf8),
-                                  models: models))
+                                  models: models,
+                                  requestsPerMinute: max(0, entry["rate_limit_rpm"]?.integerValue ?? 0),
+                                  tokensPerMinute: max(0, entry["rate_limit_tpm"]?.integerValue ?? 0)))
         }
         if enabled && keys.isEmpty {
             throw PluginError.configuration("auth.enabled is true but auth.keys is empty: no client could get in")
@@ -50,6 +55,8 @@ final class AuthMiddleware: Middleware {
         }
         context.setAttribute("key.name", key.name)
         if !key.owner.isEmpty { context.setAttribute("key.owner", key.owner) }
+        if key.requestsPerMinute > 0 { context.setAttribute("key.rate_limit_rpm", String(key.requestsPerMinute)) }
+        if key.tokensPerMinute > 0 { context.setAttribute("key.rate_limit_tpm", String(key.tokensPerMinute)) }
         let model = request.model
         if !key.models.isEmpty, !model.isEmpty, !key.models.contains(model) {
             return reject(localResponse, status: 403, type: "permission_error", code: "model_not_allowed",

@@ -137,6 +137,15 @@ public struct PluginHost: @unchecked Sendable {
     public var monotonicNanoseconds: UInt64 { api.pointee.monotonic_nanoseconds?() ?? 0 }
     public var wallClockMilliseconds: UInt64 { api.pointee.wall_clock_milliseconds?() ?? 0 }
 
+    /// The host's shared state ("prism.shared_state.v1", across replicas when the operator
+    /// configured Redis); nil if the host is older than ABI 1.2.
+    public var sharedState: SharedState? {
+        guard let get = api.pointee.get_service,
+              let table = get(PRISM_SHARED_STATE_SERVICE_V1)
+        else { return nil }
+        return SharedState(table.assumingMemoryBound(to: prism_shared_state_service_v1.self))
+    }
+
     /// The host's key-value service, namespaced to this plugin; nil if the host has none.
     public var keyValueStore: KeyValueStore? {
         guard let get = api.pointee.get_service,
@@ -314,6 +323,22 @@ public struct RequestContext {
         withPrismString(name) { name in
             withPrismString(value) { value in _ = raw.pointee.add_response_header?(raw.pointee.context, name, value) }
         }
+    }
+
+    /// Whether the host offers the 1.2 functions (resume, watch_response).
+    public var supportsPause: Bool {
+        Int(raw.pointee.struct_size) >= MemoryLayout<prism_request_context>.offset(of: \.watch_response)! + 8
+    }
+
+    /// Asks the host for this request's answer (Middleware.onResponse / onStreamEvent).
+    public func watchResponse() {
+        guard supportsPause else { return }
+        raw.pointee.watch_response?(raw.pointee.context)
+    }
+
+    func resume(_ action: prism_action) {
+        guard supportsPause else { return }
+        raw.pointee.resume?(raw.pointee.context, action)
     }
 }
 

@@ -51,6 +51,8 @@ public enum MiddlewareAction: Sendable {
     case proceed
     /// Answer the client now with what was written to the local response.
     case respond
+    /// Decide later through a `PendingDecision` made in this call (after a service callback).
+    case pause
 }
 
 /// A middleware: runs before routing for every request. Thread-safe.
@@ -58,10 +60,32 @@ public protocol Middleware: AnyObject, Sendable {
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError)
     func onRequest(_ request: PluginRequest, context: RequestContext, localResponse: HTTPBuilder) -> MiddlewareAction
     func onComplete(_ request: PluginRequest, context: RequestContext, completion: Completion)
+    /// The successful non-streaming answer, for requests that called `context.watchResponse()`.
+    func onResponse(_ request: PluginRequest, context: RequestContext, response: PluginResponse)
+    /// One event of a streamed answer (chat.completion.chunk JSON), for watching requests.
+    func onStreamEvent(_ request: PluginRequest, context: RequestContext, event: UnsafeRawBufferPointer)
 }
 
 extension Middleware {
     public func onComplete(_ request: PluginRequest, context: RequestContext, completion: Completion) {}
+    public func onResponse(_ request: PluginRequest, context: RequestContext, response: PluginResponse) {}
+    public func onStreamEvent(_ request: PluginRequest, context: RequestContext, event: UnsafeRawBufferPointer) {}
+}
+
+/// The decision of a middleware that returned `.pause`: its context and local response stay
+/// valid until `proceed()` or `respond()` is called, exactly once, from any thread.
+public struct PendingDecision: @unchecked Sendable {
+    public let context: RequestContext
+    public let localResponse: HTTPBuilder
+
+    public init(context: RequestContext, localResponse: HTTPBuilder) {
+        self.context = context
+        self.localResponse = localResponse
+    }
+
+    public func proceed() { context.resume(PRISM_CONTINUE) }
+    /// Answers the client with what was written to `localResponse`.
+    public func respond() { context.resume(PRISM_RESPOND) }
 }
 
 /// A routing strategy: ranks candidates for a request. Called concurrently.

@@ -293,6 +293,7 @@ private func makeMiddlewareTable(slot: Int) -> UnsafeMutablePointer<prism_middle
                                         localResponse: HTTPBuilder(response)) {
             case .proceed: return PRISM_CONTINUE
             case .respond: return PRISM_RESPOND
+            case .pause: return PRISM_PAUSE
             }
         },
         on_complete: { instance, request, context, completion in
@@ -300,6 +301,16 @@ private func makeMiddlewareTable(slot: Int) -> UnsafeMutablePointer<prism_middle
             let middleware = Unmanaged<MiddlewareBox>.fromOpaque(instance).takeUnretainedValue().middleware
             middleware.onComplete(PluginRequest(request), context: RequestContext(context),
                                   completion: Completion(completion.pointee))
+        },
+        on_response: { instance, request, context, response in
+            guard let instance, let request, let context, let response else { return }
+            let middleware = Unmanaged<MiddlewareBox>.fromOpaque(instance).takeUnretainedValue().middleware
+            middleware.onResponse(PluginRequest(request), context: RequestContext(context), response: PluginResponse(response))
+        },
+        on_stream_event: { instance, request, context, event in
+            guard let instance, let request, let context else { return }
+            let middleware = Unmanaged<MiddlewareBox>.fromOpaque(instance).takeUnretainedValue().middleware
+            middleware.onStreamEvent(PluginRequest(request), context: RequestContext(context), event: event.buffer)
         }))
     return table
 }

@@ -31,7 +31,7 @@ public final class Gateway: Sendable {
         self.configuration = configuration
         self.logger = logger
         SecretRedactor.shared.register(configuration)
-        let registry = PluginRegistry(logger: logger)
+        let registry = PluginRegistry(logger: logger, redis: configuration.redis)
         registry.loadDirectory(pluginsDirectory)
         self.registry = registry
 

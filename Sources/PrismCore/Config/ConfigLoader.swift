@@ -19,7 +19,6 @@ public struct ConfigLoader {
     }
 
     /// Sections that parse today but whose behaviour lands with later work.
-    static let inactiveSections: Set<String> = ["cache", "rate_limiting", "redis"]
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
@@ -54,10 +53,8 @@ public struct ConfigLoader {
         for (key, location, value) in entries(root) {
             if !ConfigLoader.topLevelKeys.contains(key) {
                 warning(location, key, "unknown key (ignored)")
-            } else if ConfigLoader.inactiveSections.contains(key) {
-                warning(location, key, "parsed, but this section is not active yet in this version of Prism")
-                _ = value
             }
+            _ = value
         }
         readServer(root["server"], into: &configuration.server)
         configuration.providers = readProviders(root["providers"])
@@ -68,6 +65,7 @@ public struct ConfigLoader {
             }
             configuration.pluginsDirectory = string(plugins["dir"], "plugins.dir")
         }
+        configuration.redis = readRedis(root["redis"])
         configuration.middleware = readMiddleware(root)
         configuration.routing = readRouting(root["routing"], modelMap: root["model_map"])
         let errors = diagnostics.filter { $0.severity == .error }
@@ -193,17 +191,37 @@ public struct ConfigLoader {
             default: return root[name]
             }
         }
+        let enabled = checkStateSections(root)
         guard let list = root["middleware"] else {
-            return [MiddlewareSettings(name: "auth", configuration: authSection.map(toJSON) ?? .object([]),
-                                       location: authSection?.location)]
+            // The default order: who you are, then whether you may (limits), then a cached answer.
+            var names = ["auth"]
+            if enabled.rateLimiting { names.append("rate_limit") }
+            if enabled.cache { names.append("cache") }
+            return names.map { name in
+                let section = section(for: name)
+                return MiddlewareSettings(name: name, configuration: section.map(toJSON) ?? .object([]),
+                                          location: section?.location)
+            }
         }
         guard case let .sequence(items, _) = list else {
             error(list.location, "middleware", "expected a list of middleware names, in the order they run")
             return []
         }
+        let listed = Set(items.compactMap { item -> String? in
+            if case let .scalar(name, _, _) = item { return name }
+            if case let .scalar(name, _, _)? = item["name"] { return name }
+            return nil
+        })
+        if enabled.rateLimiting && listed.isDisjoint(with: ["rate_limit", "rate_limiting"]) {
+            warning(list.location, "middleware", "rate_limiting.enabled is true but `rate_limit` is not in this list: no limits apply")
+        }
+        if enabled.cache && !listed.contains("cache") {
+            warning(list.location, "middleware", "cache.enabled is true but `cache` is not in this list: nothing is cached")
+        }
         var result: [MiddlewareSettings] = []
         for (index, item) in items.enumerated() {
-            if case let .scalar(name, _, location) = item {
+            if case let .scalar(listedName, _, location) = item {
+                let name = listedName == "rate_limiting" ? "rate_limit" : listedName
                 result.append(MiddlewareSettings(name: name, configuration: section(for: name).map(toJSON) ?? .object([]),
                                                  location: location))
             } else if let name = string(item["name"], "middleware[\(index)].name") {
@@ -300,15 +318,7 @@ public struct ConfigLoader {
 
     /// `500ms`, `30s`, `5m`, `1h`, `1.5s`; a bare number means seconds.
     public static func parseDuration(_ text: String) -> Duration? {
-        let trimmed = text.trimmingSpaces
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, seconds) in units where trimmed.hasSuffix(suffix) {
-            let number = trimmed.dropLast(suffix.count)
-            guard let value = Double(number), value >= 0, value.isFinite else { return nil }
-            return .milliseconds(Int64((value * seconds * 1000).rounded()))
-        }
-        guard let value = Double(trimmed), value >= 0, value.isFinite else { return nil }
-        return .milliseconds(Int64((value * 1000).rounded()))
+        DurationText.milliseconds(text).map { .milliseconds($0) }
     }
 
     mutating func error(_ location: SourceLocation, _ path: String, _ message: String) {

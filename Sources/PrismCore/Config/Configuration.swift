@@ -7,6 +7,8 @@ public struct GatewayConfiguration: Sendable {
     public var middleware: [MiddlewareSettings] = []
     public var routing = RoutingSettings()
     public var logging = LoggingSettings()
+    /// `redis:` when enabled: shared state for rate limits and the cache across replicas.
+    public var redis: RedisSettings?
     /// `plugins.dir`; nil means `plugins/` beside the executable.
     public var pluginsDirectory: String?
     /// Where this configuration came from (a path, or "embedded default").

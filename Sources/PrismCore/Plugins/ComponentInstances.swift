@@ -172,18 +172,31 @@ public final class MiddlewareInstance: @unchecked Sendable {
 
     deinit { table.pointee.instance_destroy?(instance) }
 
-    /// Returns the plugin's action; `response` holds the local answer when it is RESPOND.
-    func onRequest(_ request: RequestView, attributes: RequestAttributes, response: MessageBuilder) -> prism_action {
-        attributes.withContext { context in
-            response.withBuilder { builder in
-                table.pointee.on_request?(instance, request.pointer, context, builder) ?? PRISM_ERROR_INTERNAL
-            }
-        }
+    /// Returns the plugin's action; the step's builder holds the local answer when it is RESPOND.
+    func onRequest(_ request: RequestView, step: MiddlewareStep) -> prism_action {
+        table.pointee.on_request?(instance, request.pointer, step.context, step.localResponse.persistentBuilder)
+            ?? PRISM_ERROR_INTERNAL
     }
 
-    func onComplete(_ request: RequestView, attributes: RequestAttributes, completion: UnsafePointer<prism_completion>) {
-        guard let onComplete = table.pointee.on_complete else { return }
-        attributes.withContext { context in onComplete(instance, request.pointer, context, completion) }
+    func onComplete(_ request: RequestView, step: MiddlewareStep, completion: UnsafePointer<prism_completion>) {
+        table.pointee.on_complete?(instance, request.pointer, step.context, completion)
+    }
+
+    /// The 1.2 response hooks, when the plugin's table is large enough to have them.
+    var observesResponses: Bool {
+        Int(table.pointee.struct_size) >= MemoryLayout<prism_middleware_v1>.offset(of: \prism_middleware_v1.on_stream_event)! + 8
+    }
+
+    func onResponse(_ request: RequestView, step: MiddlewareStep, response: UnsafePointer<prism_response>) {
+        guard observesResponses else { return }
+        table.pointee.on_response?(instance, request.pointer, step.context, response)
+    }
+
+    func onStreamEvent(_ request: RequestView, step: MiddlewareStep, event: [UInt8]) {
+        guard observesResponses, let function = table.pointee.on_stream_event else { return }
+        event.withUnsafeBufferPointer { buffer in
+            function(instance, request.pointer, step.context, prism_bytes(data: buffer.baseAddress, length: buffer.count))
+        }
     }
 }
 

@@ -14,12 +14,14 @@ class PluginIdentity: @unchecked Sendable {
     let keyNamespace: String
     let logger: Logger
     let store: KeyValueStore
+    let sharedState: SharedStateService
 
-    init(label: String, keyNamespace: String, logger: Logger, store: KeyValueStore) {
+    init(label: String, keyNamespace: String, logger: Logger, store: KeyValueStore, sharedState: SharedStateService) {
         self.label = label
         self.keyNamespace = keyNamespace
         self.logger = logger
         self.store = store
+        self.sharedState = sharedState
     }
 
     func namespaced(_ key: prism_string) -> String { keyNamespace + "\u{1F}" + key.hostString }
@@ -41,6 +43,12 @@ final class HostFunctionTables: @unchecked Sendable {
     private let keySetInterface: UnsafeMutablePointer<ffi_cif>
     private let keyRemoveInterface: UnsafeMutablePointer<ffi_cif>
     private let keyIncrementInterface: UnsafeMutablePointer<ffi_cif>
+    // prism.shared_state.v1 (SharedState/SharedStateTables.swift).
+    let stateLookupInterface: UnsafeMutablePointer<ffi_cif>
+    let stateSetInterface: UnsafeMutablePointer<ffi_cif>
+    let stateTakeInterface: UnsafeMutablePointer<ffi_cif>
+    let stateAdjustInterface: UnsafeMutablePointer<ffi_cif>
+    let stateCapacityInterface: UnsafeMutablePointer<ffi_cif>
 
     init() {
         // prism_string and prism_bytes share one layout: { pointer, size_t }, passed by value.
@@ -62,6 +70,16 @@ final class HostFunctionTables: @unchecked Sendable {
         keyIncrementInterface = HostFunctionTables.prepare(
             returns: prism_ffi_type_sint32(),
             [string, prism_ffi_type_sint64(), prism_ffi_type_uint64(), prism_ffi_type_pointer()])
+        let pointer: UnsafeMutablePointer<ffi_type> = prism_ffi_type_pointer()
+        stateLookupInterface = HostFunctionTables.prepare(returns: prism_ffi_type_void(), [string, pointer, pointer])
+        stateSetInterface = HostFunctionTables.prepare(returns: prism_ffi_type_void(),
+                                                       [string, string, prism_ffi_type_uint64(), pointer, pointer])
+        stateTakeInterface = HostFunctionTables.prepare(returns: prism_ffi_type_void(),
+                                                        [pointer, prism_ffi_type_size_t(), pointer, pointer])
+        stateAdjustInterface = HostFunctionTables.prepare(
+            returns: prism_ffi_type_void(),
+            [string, prism_ffi_type_uint64(), prism_ffi_type_uint64(), prism_ffi_type_sint64()])
+        stateCapacityInterface = HostFunctionTables.prepare(returns: prism_ffi_type_void(), [prism_ffi_type_uint64()])
     }
 
     private static func prepare(returns: UnsafeMutablePointer<ffi_type>,
@@ -80,7 +98,7 @@ final class HostFunctionTables: @unchecked Sendable {
                                            UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutableRawPointer?) -> Void
 
     /// One closure: a fresh C function pointer that calls `trampoline` with `identity`.
-    private func bind(_ interface: UnsafeMutablePointer<ffi_cif>, _ identity: PluginIdentity,
+    func bind(_ interface: UnsafeMutablePointer<ffi_cif>, _ identity: PluginIdentity,
                       _ trampoline: Trampoline) -> UnsafeMutableRawPointer
     {
         var code: UnsafeMutableRawPointer?
@@ -106,7 +124,8 @@ final class HostFunctionTables: @unchecked Sendable {
                                   to: type(of: keyValue.pointee.remove)),
             increment: unsafeBitCast(bind(keyIncrementInterface, identity, keyIncrementTrampoline),
                                      to: type(of: keyValue.pointee.increment))))
-        let services = ServiceDirectory(keyValue: UnsafeRawPointer(keyValue))
+        let services = ServiceDirectory(keyValue: UnsafeRawPointer(keyValue),
+                                        sharedState: UnsafeRawPointer(makeSharedStateTable(for: identity)))
         let api = UnsafeMutablePointer<prism_host_api>.allocate(capacity: 1)
         api.initialize(to: prism_host_api(
             struct_size: UInt32(MemoryLayout<prism_host_api>.size),
@@ -126,6 +145,7 @@ final class HostFunctionTables: @unchecked Sendable {
 /// The services one identity can look up.
 struct ServiceDirectory {
     let keyValue: UnsafeRawPointer
+    let sharedState: UnsafeRawPointer
 }
 
 /// An identity that also carries its service directory (for get_service).
@@ -134,7 +154,7 @@ final class ServiceIdentity: PluginIdentity, @unchecked Sendable {
     init(_ identity: PluginIdentity, _ services: ServiceDirectory) {
         self.services = services
         super.init(label: identity.label, keyNamespace: identity.keyNamespace, logger: identity.logger,
-                   store: identity.store)
+                   store: identity.store, sharedState: identity.sharedState)
     }
 }
 
@@ -164,12 +184,12 @@ extension prism_bytes {
 // MARK: Trampolines: decode libffi's argument array, act for the bound identity.
 
 @inline(__always)
-private func identity(_ userData: UnsafeMutableRawPointer?) -> PluginIdentity {
+func identity(_ userData: UnsafeMutableRawPointer?) -> PluginIdentity {
     Unmanaged<PluginIdentity>.fromOpaque(userData!).takeUnretainedValue()
 }
 
 @inline(__always)
-private func argument<T>(_ arguments: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ index: Int, _: T.Type) -> T {
+func argument<T>(_ arguments: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ index: Int, _: T.Type) -> T {
     arguments![index]!.assumingMemoryBound(to: T.self).pointee
 }
 
@@ -204,10 +224,12 @@ private let logEnabledTrampoline: HostFunctionTables.Trampoline = { _, result, a
 private let getServiceTrampoline: HostFunctionTables.Trampoline = { _, result, arguments, userData in
     let owner = Unmanaged<ServiceIdentity>.fromOpaque(userData!).takeUnretainedValue()
     var service: UnsafeRawPointer?
-    if let name = argument(arguments, 0, UnsafePointer<CChar>?.self),
-       String(cString: name) == PRISM_KEY_VALUE_SERVICE_V1
-    {
-        service = owner.services.keyValue
+    if let name = argument(arguments, 0, UnsafePointer<CChar>?.self) {
+        switch String(cString: name) {
+        case PRISM_KEY_VALUE_SERVICE_V1: service = owner.services.keyValue
+        case PRISM_SHARED_STATE_SERVICE_V1: service = owner.services.sharedState
+        default: service = nil
+        }
     }
     result?.assumingMemoryBound(to: UnsafeRawPointer?.self).pointee = service
 }

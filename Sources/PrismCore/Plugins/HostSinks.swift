@@ -1,5 +1,6 @@
 import PrismPluginABI
 import PrismWire
+import Synchronization
 
 // The host side of the sinks plugins write into. Each is a Swift object behind the sink's
 // `context`; the C functions are non-capturing thunks that copy what they are given.
@@ -38,8 +39,25 @@ final class MessageBuilder {
 
     func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
 
+    /// A builder table that stays valid for this object's lifetime (for a paused middleware).
+    private(set) lazy var persistentBuilder: UnsafePointer<prism_http_builder> = {
+        let table = UnsafeMutablePointer<prism_http_builder>.allocate(capacity: 1)
+        table.initialize(to: makeBuilder())
+        persistentTable = table
+        return UnsafePointer(table)
+    }()
+
+    private var persistentTable: UnsafeMutablePointer<prism_http_builder>?
+
+    deinit { persistentTable?.deallocate() }
+
     func withBuilder<Result>(_ body: (UnsafePointer<prism_http_builder>) -> Result) -> Result {
-        var builder = prism_http_builder(
+        var builder = makeBuilder()
+        return withUnsafePointer(to: &builder) { body($0) }
+    }
+
+    private func makeBuilder() -> prism_http_builder {
+        prism_http_builder(
             struct_size: UInt32(MemoryLayout<prism_http_builder>.size),
             context: Unmanaged.passUnretained(self).toOpaque(),
             set_status: { context, status in
@@ -76,7 +94,6 @@ final class MessageBuilder {
                 MessageBuilder.from(context).body.removeAll()
                 return PRISM_OK
             })
-        return withUnsafePointer(to: &builder) { body($0) }
     }
 
     @inline(__always)
@@ -102,6 +119,9 @@ final class StreamCollector {
     var eventCount = 0
     var usage = prism_usage()
     var responseModel: String?
+    /// Set when a middleware watches the response: the raw event payloads since the last flush.
+    var recordsEvents = false
+    var recorded: [[UInt8]] = []
 
     func withSink<Result>(_ body: (UnsafePointer<prism_stream_sink>) -> Result) -> Result {
         var sink = prism_stream_sink(
@@ -114,6 +134,7 @@ final class StreamCollector {
                 if payload.contains(where: { $0 == 0x0A || $0 == 0x0D }) { return PRISM_ERROR_INVALID_REQUEST }
                 ServerSentEventWriter.frame(payload, into: &collector.pending)
                 collector.eventCount += 1
+                if collector.recordsEvents { collector.recorded.append(Array(payload)) }
                 return PRISM_OK
             },
             report_usage: { context, usage in
@@ -129,37 +150,31 @@ final class StreamCollector {
 }
 
 /// Per-request attributes (key name, owner, ...) and headers middleware add to the response.
-final class RequestAttributes {
-    var values: [String: String] = [:]
-    var responseHeaders: [(String, String)] = []
-
-    func withContext<Result>(_ body: (UnsafePointer<prism_request_context>) -> Result) -> Result {
-        var context = prism_request_context(
-            struct_size: UInt32(MemoryLayout<prism_request_context>.size),
-            context: Unmanaged.passUnretained(self).toOpaque(),
-            set_attribute: { context, name, value in
-                Unmanaged<RequestAttributes>.fromOpaque(context!).takeUnretainedValue()
-                    .values[name.hostString] = value.hostString
-                return PRISM_OK
-            },
-            get_attribute: { context, name, out in
-                let attributes = Unmanaged<RequestAttributes>.fromOpaque(context!).takeUnretainedValue()
-                guard let value = attributes.values[name.hostString], let out else { return PRISM_KEY_NOT_FOUND }
-                var copy = value
-                copy.withUTF8 { utf8 in
-                    out.pointee.write?(out.pointee.context, prism_bytes(data: utf8.baseAddress, length: utf8.count))
-                }
-                return PRISM_OK
-            },
-            add_response_header: { context, name, value in
-                let lowered = asciiLowercased(name.hostBuffer)
-                guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
-                Unmanaged<RequestAttributes>.fromOpaque(context!).takeUnretainedValue()
-                    .responseHeaders.append((lowered, value.hostString))
-                return PRISM_OK
-            })
-        return withUnsafePointer(to: &context) { body($0) }
+/// Locked: a paused middleware may write them from a service callback on another thread.
+final class RequestAttributes: Sendable {
+    private struct Storage {
+        var values: [String: String] = [:]
+        var responseHeaders: [(String, String)] = []
     }
+
+    private let storage = Mutex(Storage())
+
+    subscript(name: String) -> String? {
+        get { storage.withLock { $0.values[name] } }
+        set { storage.withLock { $0.values[name] = newValue } }
+    }
+
+    var responseHeaders: [(String, String)] { storage.withLock { $0.responseHeaders } }
+
+    func addResponseHeader(_ name: String, _ value: String) {
+        storage.withLock { $0.responseHeaders.append((name, value)) }
+    }
+}
+
+/// The checks a header name and value from a plugin must pass (no line breaks smuggled in).
+func validatedHeaderName(_ name: prism_string, value: prism_string) -> String? {
+    let lowered = asciiLowercased(name.hostBuffer)
+    return isValidHeader(lowered, value) ? lowered : nil
 }
 
 /// A `prism_request` and everything it points at, in memory that stays put while plugins read it.

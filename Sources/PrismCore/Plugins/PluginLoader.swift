@@ -39,16 +39,21 @@ public final class PluginRegistry: @unchecked Sendable {
     /// Builds the per-identity host function tables (libffi closures).
     let functionTables = HostFunctionTables()
     let store = KeyValueStore()
+    /// "prism.shared_state.v1": memory, or Redis when configured.
+    let sharedState: SharedStateService
     let logger: Logger
 
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger, redis: RedisSettings? = nil) {
+        self.logger = logger
+        sharedState = SharedStateService(settings: redis, logger: logger)
+    }
 
     /// The host table for one component instance: its log lines say `plugin-component/instance`,
     /// its key-value keys live in the plugin's namespace.
     func hostTable(pluginID: String, component: String, instance: String) -> UnsafePointer<prism_host_api> {
         let label = component == instance ? component : "\(component)/\(instance)"
         return functionTables.makeTable(for: PluginIdentity(label: label, keyNamespace: pluginID, logger: logger,
-                                                            store: store))
+                                                            store: store, sharedState: sharedState))
     }
 
     /// Loads every `*.so` in `directory` (sorted by name, not recursive). Refusals are logged and
@@ -95,7 +100,8 @@ public final class PluginRegistry: @unchecked Sendable {
         let entry = unsafeBitCast(symbol, to: prism_plugin_entry_function.self)
         let fileName = String(path.split(separator: "/").last ?? Substring(path))
         let entryTable = functionTables.makeTable(for: PluginIdentity(
-            label: fileName, keyNamespace: "file:" + fileName, logger: logger, store: store))
+            label: fileName, keyNamespace: "file:" + fileName, logger: logger, store: store,
+            sharedState: sharedState))
         var descriptorPointer: UnsafePointer<prism_plugin_descriptor>?
         let result = entry(entryTable, &descriptorPointer)
         guard result == PRISM_OK else { throw refuse("entry function returned status \(result)") }

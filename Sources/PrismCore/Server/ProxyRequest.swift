@@ -24,6 +24,18 @@ final class ProxyRequest {
     var view: RequestView?
     let attributes = RequestAttributes()
 
+    // Middleware state (Pipeline/).
+    /// The steps whose on_request ran, in order.
+    var steps: [MiddlewareStep] = []
+    /// Steps that asked to see the answer (watch_response).
+    var watchers: [MiddlewareStep] = []
+    /// The step waiting for its plugin to resume, if any.
+    var pausedStep: MiddlewareStep?
+    /// Bounds how long a paused middleware may keep the request waiting.
+    var pauseDeadline: Scheduled<Void>?
+    /// The status the client got (for late on_complete calls).
+    var completedStatus = 0
+
     // Routing state.
     /// Candidates not yet tried for the current model, best first.
     private var queue: [RouteCandidate] = []
@@ -119,24 +131,14 @@ final class ProxyRequest {
         if streaming { view.pointer.pointee.flags |= PRISM_REQUEST_STREAM }
         self.view = view
 
-        // 2. Middleware, in configuration order.
-        for middleware in gateway.middleware {
-            let local = MessageBuilder()
-            let action = middleware.onRequest(view, attributes: attributes, response: local)
-            if action == PRISM_CONTINUE { continue }
-            if action == PRISM_RESPOND {
-                let status = HTTPResponseStatus(statusCode: Int(local.status == 0 ? 200 : local.status))
-                var headers = HTTPHeaders(local.headers.map { ($0.name, $0.value) })
-                if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
-                addCommonHeaders(&headers)
-                handler?.writeResponse(status: status, headers: headers, body: local.body)
-                return complete(status: Int(status.code))
-            }
-            return fail(.internalServerError, "internal_error", "middleware_error",
-                        "Middleware '\(middleware.name)' failed (status \(action)).")
-        }
+        // 2. Middleware, in configuration order; then route().
+        runMiddleware(from: 0)
+    }
 
-        // 3. The route plan: aliases, candidates, fallbacks.
+    /// The route plan (aliases, candidates, fallbacks) and the first attempts.
+    func route() {
+        guard view != nil, !finished else { return }
+        let model = clientModel
         let planner = gateway.planner
         let resolved = planner.resolve(model)
         let lock = head.headers.first(name: "x-prism-provider-lock")
@@ -512,6 +514,7 @@ final class ProxyRequest {
         guard !collector.pending.isEmpty else { return }
         handler?.writeStreamBytes(collector.pending)
         collector.pending.removeAll(keepingCapacity: true)
+        notifyRecordedEvents()
     }
 
     /// Ends every attempt still running (a failure ends the request).

@@ -49,6 +49,9 @@ extension ProxyRequest {
         addCommonHeaders(&responseHeaders)
         let clientStatus = HTTPResponseStatus(statusCode: Int(client.status == 0 ? 200 : client.status))
         handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: client.body)
+        if (200..<300).contains(Int(clientStatus.code)) {
+            notifyResponse(status: Int(clientStatus.code), headers: responseHeaders.map { ($0.name, $0.value) }, body: client.body)
+        }
         complete(status: Int(clientStatus.code))
     }
 
@@ -125,13 +128,15 @@ extension ProxyRequest {
     func complete(status: Int) {
         guard !finished else { return }
         finished = true
+        completedStatus = status
+        pauseDeadline?.cancel()
         let latency = monotonicNanoseconds() - startedAt
         if countedInFlight { gateway.inFlight.add(-1, ordering: .relaxed) }
         var completionUsage = usage
         completionUsage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
         let providerName = self.providerName
         let upstreamModel = winner?.candidate.upstreamModel ?? ""
-        if let view {
+        if view != nil {
             withUnsafePointer(to: &completionUsage) { usagePointer in
                 providerName.withPrismString { provider in
                     upstreamModel.withPrismString { model in
@@ -140,14 +145,12 @@ extension ProxyRequest {
                             provider: winner == nil ? prism_string(data: nil, length: 0) : provider, model: model,
                             usage: usagePointer, latency_nanoseconds: latency,
                             first_byte_nanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt)
-                        for middleware in gateway.middleware {
-                            middleware.onComplete(view, attributes: attributes, completion: &completion)
-                        }
+                        notifyComplete(&completion)
                     }
                 }
             }
         }
-        gateway.logger.info("request id=\(requestID) key=\(attributes.values["key.name"] ?? "-") owner=\(attributes.values["key.owner"] ?? "-") model=\(clientModel.isEmpty ? "-" : clientModel) provider=\(providerName) status=\(status) latency_ms=\(formatMilliseconds(Double(latency) / 1_000_000)) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens)")
+        gateway.logger.info("request id=\(requestID) key=\(attributes["key.name"] ?? "-") owner=\(attributes["key.owner"] ?? "-") model=\(clientModel.isEmpty ? "-" : clientModel) provider=\(providerName) status=\(status) latency_ms=\(formatMilliseconds(Double(latency) / 1_000_000)) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens)")
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
         cancelAll()

@@ -38,7 +38,10 @@ extern "C" {
 /* ---- Versions and the entry symbol ---------------------------------------------------------- */
 
 #define PRISM_ABI_MAJOR 1
-#define PRISM_ABI_MINOR 1 /* 1.1: prism_router_v1.parallel_attempts */
+/* 1.1: prism_router_v1.parallel_attempts.
+ * 1.2: PRISM_PAUSE and prism_request_context.resume / watch_response, prism_middleware_v1
+ *      on_response / on_stream_event, PRISM_ERROR_UNAVAILABLE, the "prism.shared_state.v1" service. */
+#define PRISM_ABI_MINOR 2
 /* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
  * may export both. */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry_v1"
@@ -65,11 +68,15 @@ typedef int32_t prism_status;
 #define PRISM_ERROR_LIMIT (-5)           /* 429 */
 #define PRISM_ERROR_INTERNAL (-6)        /* 500 */
 #define PRISM_ERROR_ABI (-7)             /* version or struct size mismatch; refuses to load */
+#define PRISM_ERROR_UNAVAILABLE (-8)     /* 1.2: a service's backend cannot be reached right now: 503 */
 
 /* What a middleware's on_request tells the host to do next. */
 typedef int32_t prism_action;
 #define PRISM_CONTINUE 0 /* go on with the next middleware, then routing */
 #define PRISM_RESPOND 1  /* answer the client with `local_response` now (401, 429, a cache hit) */
+/* 1.2: the middleware decides later (it waits for a service callback): it calls
+ * prism_request_context.resume exactly once, from any thread, with CONTINUE or RESPOND. */
+#define PRISM_PAUSE 2
 
 /* Component kinds. */
 typedef int32_t prism_component_kind;
@@ -165,6 +172,78 @@ typedef struct prism_key_value_service_v1 {
                               int64_t *out_value);
 } prism_key_value_service_v1;
 
+/*
+ * "prism.shared_state.v1" (1.2): state shared by every replica of the gateway when the operator
+ * configured a shared backend (`redis:`), else kept in this process. Keys are namespaced per
+ * plugin as in prism.key_value.v1. Every call is asynchronous: `done` is called exactly once,
+ * either before the call returns (in-memory backend, or a failure detected at once) or later on a
+ * host thread; it must not block. The result is borrowed for the duration of `done`.
+ *
+ * Windows are the host's atomic rate-limit primitive: a sliding window of `window_milliseconds`
+ * kept as 60 slots; a take counts the slots that overlap the last window_milliseconds (the oldest
+ * slot whole, so what a window admits never exceeds its limit in any interval of that length).
+ * window_take grants all claims or none, in one atomic step on the backend (one round trip).
+ * When the shared backend is unreachable, windows are counted in this process and the result
+ * carries PRISM_STATE_LOCAL_FALLBACK; values (get/set/remove) fail with PRISM_ERROR_UNAVAILABLE.
+ */
+#define PRISM_SHARED_STATE_SERVICE_V1 "prism.shared_state.v1"
+#define PRISM_STATE_LOCAL_FALLBACK 0x1u /* prism_state_result.flags: answered from local memory */
+
+/* One window to count `cost` in. Array element: frozen. */
+typedef struct prism_window_claim {
+    uint32_t struct_size;
+    uint32_t reserved; /* zero */
+    prism_string key;
+    uint64_t window_milliseconds; /* 1000 .. 86400000 */
+    int64_t limit;                /* units allowed per window; 0 or less = no limit, only count */
+    int64_t cost;                 /* units this take counts, >= 0 */
+} prism_window_claim;
+
+/* What one claim's window holds after the take. Array element: frozen. */
+typedef struct prism_window_usage {
+    uint32_t struct_size;
+    uint32_t granted; /* non-zero when this claim alone would have fit */
+    int64_t used;     /* units counted in the window, including this take when it was granted */
+    /* Milliseconds until this claim's cost would fit (0 when it fits now). */
+    uint64_t retry_after_milliseconds;
+    /* Milliseconds until everything counted now has left the window. */
+    uint64_t reset_milliseconds;
+    /* Where the take was counted: pass it to window_adjust to correct the cost later. */
+    uint64_t slot;
+} prism_window_usage;
+
+typedef struct prism_state_result {
+    uint32_t struct_size;
+    /* PRISM_OK; PRISM_KEY_NOT_FOUND (get); PRISM_ERROR_LIMIT (window_take: at least one claim did
+     * not fit, nothing was counted); PRISM_ERROR_UNAVAILABLE; PRISM_ERROR_INVALID_REQUEST. */
+    prism_status status;
+    uint32_t flags;                    /* PRISM_STATE_* bits */
+    uint32_t reserved;
+    prism_bytes value;                 /* get: the value */
+    const prism_window_usage *windows; /* window_take: one per claim, in claim order */
+    size_t window_count;
+} prism_state_result;
+
+typedef void (*prism_state_callback)(void *user_data, const prism_state_result *result);
+
+typedef struct prism_shared_state_service_v1 {
+    uint32_t struct_size;
+    void (*get)(prism_string key, prism_state_callback done, void *user_data);
+    /* A ttl of 0 means "never expires". `done` may be NULL (fire and forget). */
+    void (*set)(prism_string key, prism_bytes value, uint64_t ttl_milliseconds,
+                prism_state_callback done, void *user_data);
+    void (*remove)(prism_string key, prism_state_callback done, void *user_data);
+    void (*window_take)(const prism_window_claim *claims, size_t claim_count,
+                        prism_state_callback done, void *user_data);
+    /* Adds `delta` (negative to give back) to what the take at `slot` counted, if that slot is
+     * still in the window (a reservation reconciled with the real cost). Fire and forget. */
+    void (*window_adjust)(prism_string key, uint64_t window_milliseconds, uint64_t slot,
+                          int64_t delta);
+    /* Bounds how many values (set) this plugin keeps in the in-memory backend; the least recently
+     * used go first. 0 = unbounded. A shared backend evicts by its own policy and ignores it. */
+    void (*set_value_capacity)(uint64_t max_values);
+} prism_shared_state_service_v1;
+
 /* ---- Sinks the host gives to plugins --------------------------------------------------------- */
 
 /* Builds an HTTP message: the upstream request in build_request (method, url, headers, body), or
@@ -226,6 +305,17 @@ typedef struct prism_request_context {
     prism_status (*get_attribute)(void *context, prism_string name, const prism_bytes_sink *out);
     /* Adds a header to the response the client will receive, whoever produces it. */
     prism_status (*add_response_header)(void *context, prism_string name, prism_string value);
+    /* Added in 1.2. Ends an on_request that returned PRISM_PAUSE: `action` is PRISM_CONTINUE, or
+     * PRISM_RESPOND after writing the `local_response` builder that on_request received. Call it
+     * exactly once per PAUSE, from any thread, also before on_request has returned (a service
+     * callback may run inline). Until then this context and that builder stay valid, and their
+     * functions may be called from any thread; after it, neither may be used. If the client has
+     * gone away meanwhile, the call is accepted and ignored. */
+    void (*resume)(void *context, prism_action action);
+    /* Added in 1.2. Asks the host to show this middleware the answer of this request: its
+     * on_response (a non-streaming answer from a provider) or on_stream_event (each event of a
+     * streamed one). Call it from on_request (or before resume). */
+    void (*watch_response)(void *context);
 } prism_request_context;
 
 /* ---- Inputs the host gives to plugins -------------------------------------------------------- */
@@ -332,22 +422,33 @@ typedef struct prism_provider_v1 {
 
 /*
  * Middleware: runs before routing, in the order the `middleware:` config list gives. on_request
- * decides CONTINUE or RESPOND; on_complete (optional) sees the summary when the request ends.
- * Calls may come concurrently from several threads for different requests: the instance must be
- * thread-safe (read-only, or synchronized).
+ * decides CONTINUE or RESPOND, or PAUSE to decide later through context->resume (1.2); on_complete
+ * (optional) sees the summary when the request ends, and is called for every request whose
+ * on_request ran, whatever happened after (also when the client went away). Calls may come
+ * concurrently from several threads for different requests: the instance must be thread-safe
+ * (read-only, or synchronized). Calls for one request never overlap.
  */
 typedef struct prism_middleware_v1 {
     uint32_t struct_size;
     prism_instance_new_function instance_new;         /* required */
     prism_instance_destroy_function instance_destroy; /* required */
-    /* Return PRISM_CONTINUE, or PRISM_RESPOND after writing `local_response`. Any other value is
-     * an internal error (the client gets 500). */
+    /* Return PRISM_CONTINUE, PRISM_RESPOND after writing `local_response`, or (1.2) PRISM_PAUSE
+     * and later context->resume. Any other value is an internal error (the client gets 500). */
     prism_action (*on_request)(void *instance, const prism_request *request,
                                const prism_request_context *context,
                                const prism_http_builder *local_response); /* required */
     void (*on_complete)(void *instance, const prism_request *request,
                         const prism_request_context *context,
                         const prism_completion *completion); /* optional */
+    /* Added in 1.2 (optional). Only for requests whose on_request called watch_response: the
+     * provider's successful non-streaming answer as the client receives it (OpenAI format). */
+    void (*on_response)(void *instance, const prism_request *request,
+                        const prism_request_context *context, const prism_response *response);
+    /* Added in 1.2 (optional). Only for requests whose on_request called watch_response: one event
+     * of a streamed answer as the client receives it (the JSON of one chat.completion.chunk,
+     * without "data: "). The end of the stream is on_complete (status 200 when it ended well). */
+    void (*on_stream_event)(void *instance, const prism_request *request,
+                            const prism_request_context *context, prism_bytes event);
 } prism_middleware_v1;
 
 /* What the host knows about one deployment (a provider serving the requested model). */

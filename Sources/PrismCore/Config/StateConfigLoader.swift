@@ -1,0 +1,79 @@
+// The sections behind shared state: `redis`, and the `cache` and `rate_limiting` sections that
+// their middleware plugins read (checked here so that a typo fails at load with file:line:col).
+
+/// `redis:`: where rate-limit counters and cached answers live when several replicas share them.
+public struct RedisSettings: Sendable {
+    public var enabled = true
+    public var host = "127.0.0.1"
+    public var port: Int32 = 6379
+    public var password = ""
+    public var database = 0
+    public var prefix = "prism:"
+    /// A command without a reply after this long counts as Redis being unreachable.
+    public var timeout: Duration = .milliseconds(500)
+}
+
+extension ConfigLoader {
+    static let redisKeys: Set<String> = ["enabled", "address", "password", "db", "prefix", "timeout"]
+    static let cacheKeys: Set<String> = ["enabled", "default_ttl", "max_entries"]
+    static let rateLimitingKeys: Set<String> = ["enabled", "global_rpm"]
+
+    /// nil when the section is absent or disabled: state stays in this process.
+    mutating func readRedis(_ node: YAMLNode?) -> RedisSettings? {
+        guard let node, !node.isNull else { return nil }
+        for (key, location, _) in entries(node) where !ConfigLoader.redisKeys.contains(key) {
+            warning(location, "redis.\(key)", "unknown key (ignored)")
+        }
+        var settings = RedisSettings()
+        if let enabled = boolean(node["enabled"], "redis.enabled") { settings.enabled = enabled }
+        if let addressNode = node["address"], let address = string(addressNode, "redis.address") {
+            var text = Substring(address)
+            if text.hasPrefix("redis://") { text = text.dropFirst(8) }
+            if let colon = text.lastIndex(of: ":"), let port = Int32(text[text.index(after: colon)...]),
+               (1...65535).contains(port), colon != text.startIndex
+            {
+                settings.host = String(text[..<colon])
+                settings.port = port
+            } else if !text.isEmpty, !text.contains(":") {
+                settings.host = String(text)
+            } else {
+                error(addressNode.location, "redis.address", "expected host:port, e.g. 127.0.0.1:6379, got '\(address)'")
+            }
+        }
+        if let password = string(node["password"], "redis.password") { settings.password = password }
+        if let database = integer(node["db"], "redis.db", range: 0...1_000_000) { settings.database = database }
+        if let prefix = string(node["prefix"], "redis.prefix") { settings.prefix = prefix }
+        if let timeout = duration(node["timeout"], "redis.timeout") {
+            settings.timeout = max(timeout, .milliseconds(1))
+        }
+        return settings.enabled ? settings : nil
+    }
+
+    /// Checks `cache` and `rate_limiting`; returns which of them are enabled.
+    mutating func checkStateSections(_ root: YAMLNode) -> (cache: Bool, rateLimiting: Bool) {
+        var cacheEnabled = false
+        var rateLimitingEnabled = false
+        if let cache = root["cache"], !cache.isNull {
+            for (key, location, _) in entries(cache) where !ConfigLoader.cacheKeys.contains(key) {
+                warning(location, "cache.\(key)", "unknown key (ignored)")
+            }
+            cacheEnabled = boolean(cache["enabled"], "cache.enabled") ?? false
+            _ = duration(cache["default_ttl"], "cache.default_ttl")
+            _ = integer(cache["max_entries"], "cache.max_entries", range: 0...100_000_000)
+        }
+        if let limits = root["rate_limiting"], !limits.isNull {
+            for (key, location, _) in entries(limits) where !ConfigLoader.rateLimitingKeys.contains(key) {
+                warning(location, "rate_limiting.\(key)", "unknown key (ignored)")
+            }
+            rateLimitingEnabled = boolean(limits["enabled"], "rate_limiting.enabled") ?? false
+            _ = integer(limits["global_rpm"], "rate_limiting.global_rpm", range: 0...1_000_000_000)
+        }
+        if case let .sequence(keys, _)? = root["auth"]?["keys"] {
+            for (index, entry) in keys.enumerated() {
+                _ = integer(entry["rate_limit_rpm"], "auth.keys[\(index)].rate_limit_rpm", range: 0...1_000_000_000)
+                _ = integer(entry["rate_limit_tpm"], "auth.keys[\(index)].rate_limit_tpm", range: 0...1_000_000_000_000)
+            }
+        }
+        return (cacheEnabled, rateLimitingEnabled)
+    }
+}

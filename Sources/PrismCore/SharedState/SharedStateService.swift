@@ -1,0 +1,144 @@
+import Logging
+import PrismPluginABI
+import Synchronization
+
+/// The host side of "prism.shared_state.v1": values and sliding windows, in this process's
+/// memory or, when `redis:` is enabled, in Redis shared by every replica.
+///
+/// With Redis, a window take is one EVAL of `SlidingWindow.takeScript` (atomic on the server, one
+/// round trip). While Redis is unreachable, windows are counted in memory (the result says
+/// PRISM_STATE_LOCAL_FALLBACK) and value operations answer PRISM_ERROR_UNAVAILABLE; the client
+/// reconnects by itself. Both outcomes are counted for the operator.
+final class SharedStateService: Sendable {
+    let memory = MemoryStateBackend()
+    let redis: RedisClient?
+    private let prefix: String
+
+    /// Window takes answered from local counters because Redis was unreachable.
+    let localFallbacks = Atomic<Int>(0)
+    /// Value operations that failed because Redis was unreachable (a cache skip each).
+    let unavailableAnswers = Atomic<Int>(0)
+
+    /// Marks a slot counted by the local fallback, so window_adjust corrects the same store.
+    private static let localSlotFlag: UInt64 = 1 << 63
+
+    init(settings: RedisSettings?, logger: Logger) {
+        if let settings, settings.enabled {
+            redis = RedisClient(host: settings.host, port: settings.port, password: settings.password,
+                                database: settings.database, commandTimeoutMilliseconds: Int(settings.timeout.milliseconds),
+                                logger: logger)
+            prefix = settings.prefix
+        } else {
+            redis = nil
+            prefix = ""
+        }
+    }
+
+    var backendName: String { redis == nil ? "memory" : "redis" }
+
+    private func redisKey(_ namespace: String, _ key: String) -> [UInt8] {
+        Array((prefix + namespace + ":" + key).utf8)
+    }
+
+    // MARK: Values
+
+    typealias ValueAnswer = @Sendable (prism_status, [UInt8]?) -> Void
+
+    func get(namespace: String, key: String, _ done: @escaping ValueAnswer) {
+        guard let redis else {
+            let value = memory.get(namespace: namespace, key: key, now: wallClockMilliseconds())
+            return done(value == nil ? PRISM_KEY_NOT_FOUND : PRISM_OK, value)
+        }
+        redis.send([Array("GET".utf8), redisKey(namespace, key)]) { [self] reply in
+            switch reply {
+            case let .string(value)?: done(PRISM_OK, value)
+            case .null?: done(PRISM_KEY_NOT_FOUND, nil)
+            default: unavailable(done)
+            }
+        }
+    }
+
+    func set(namespace: String, key: String, value: [UInt8], ttlMilliseconds: UInt64, _ done: ValueAnswer?) {
+        guard let redis else {
+            memory.set(namespace: namespace, key: key, value: value, ttlMilliseconds: ttlMilliseconds,
+                       now: wallClockMilliseconds())
+            done?(PRISM_OK, nil)
+            return
+        }
+        var command = [Array("SET".utf8), redisKey(namespace, key), value]
+        if ttlMilliseconds > 0 { command += [Array("PX".utf8), Array(String(ttlMilliseconds).utf8)] }
+        redis.send(command) { [self] reply in
+            if case .status? = reply { done?(PRISM_OK, nil) } else if let done { unavailable(done) } else { countUnavailable() }
+        }
+    }
+
+    func remove(namespace: String, key: String, _ done: ValueAnswer?) {
+        guard let redis else {
+            memory.remove(namespace: namespace, key: key)
+            done?(PRISM_OK, nil)
+            return
+        }
+        redis.send([Array("DEL".utf8), redisKey(namespace, key)]) { [self] reply in
+            if case .integer? = reply { done?(PRISM_OK, nil) } else if let done { unavailable(done) } else { countUnavailable() }
+        }
+    }
+
+    func setValueCapacity(namespace: String, _ capacity: UInt64) {
+        memory.setCapacity(namespace: namespace, Int(clamping: capacity))
+    }
+
+    private func unavailable(_ done: ValueAnswer) {
+        countUnavailable()
+        done(PRISM_ERROR_UNAVAILABLE, nil)
+    }
+
+    private func countUnavailable() { unavailableAnswers.add(1, ordering: .relaxed) }
+
+    // MARK: Windows
+
+    typealias WindowAnswer = @Sendable (WindowReply, _ localFallback: Bool) -> Void
+
+    func takeWindows(namespace: String, _ claims: [WindowRequest], _ done: @escaping WindowAnswer) {
+        guard let redis, redis.isConnected else { return takeLocally(namespace: namespace, claims, done) }
+        var command: [[UInt8]] = [Array("EVAL".utf8), Array(SlidingWindow.takeScript.utf8), Array(String(claims.count).utf8)]
+        for claim in claims { command.append(redisKey(namespace, claim.key)) }
+        for claim in claims {
+            command += [Array(String(claim.window).utf8), Array(String(claim.limit).utf8), Array(String(claim.cost).utf8)]
+        }
+        redis.send(command) { [self] reply in
+            guard case let .array(items)? = reply, items.count == 1 + 5 * claims.count,
+                  let granted = items[0].integer
+            else { return takeLocally(namespace: namespace, claims, done) }
+            var windows: [WindowCounter.Evaluation] = []
+            for index in 0..<claims.count {
+                let base = 1 + 5 * index
+                windows.append(WindowCounter.Evaluation(
+                    fits: items[base].integer == 1, used: items[base + 1].integer ?? 0,
+                    retryAfterMilliseconds: UInt64(max(0, items[base + 2].integer ?? 0)),
+                    resetMilliseconds: UInt64(max(0, items[base + 3].integer ?? 0)),
+                    slot: UInt64(max(0, items[base + 4].integer ?? 0))))
+            }
+            done(WindowReply(granted: granted == 1, windows: windows), false)
+        }
+    }
+
+    private func takeLocally(namespace: String, _ claims: [WindowRequest], _ done: WindowAnswer) {
+        let fallback = redis != nil
+        if fallback { localFallbacks.add(1, ordering: .relaxed) }
+        let local = claims.map { WindowRequest(key: namespace + ":" + $0.key, window: $0.window, limit: $0.limit, cost: $0.cost) }
+        var reply = memory.take(local, now: wallClockMilliseconds())
+        if fallback {
+            for index in reply.windows.indices { reply.windows[index].slot |= SharedStateService.localSlotFlag }
+        }
+        done(reply, fallback)
+    }
+
+    func adjustWindow(namespace: String, key: String, window: UInt64, slot: UInt64, delta: Int64) {
+        guard delta != 0 else { return }
+        guard let redis, slot & SharedStateService.localSlotFlag == 0 else {
+            return memory.adjust(key: namespace + ":" + key, slot: slot & ~SharedStateService.localSlotFlag, delta: delta)
+        }
+        redis.send([Array("EVAL".utf8), Array(SlidingWindow.adjustScript.utf8), Array("1".utf8), redisKey(namespace, key),
+                    Array(String(slot).utf8), Array(String(delta).utf8)]) { _ in }
+    }
+}
