@@ -8,9 +8,9 @@
 # on PATH (it is on this project's machines and in the official swift images).
 set -euo pipefail
 
-runtime_packages=(libcurl4 libyaml-0-2 libffi8 ca-certificates curl)
-build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev pkg-config ca-certificates curl)
-test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk)
+runtime_packages=(libcurl4 libyaml-0-2 libffi8 libhiredis0.14 ca-certificates curl)
+build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev libhiredis-dev pkg-config ca-certificates curl)
+test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk redis-server)
 
 mode=test
 dry_run=0

@@ -16,6 +16,8 @@ FIRST_PARTY_PLUGINS = {
     "provider-openai.so": ("provider", "openai"),
     "provider-mock.so": ("provider", "mock"),
     "middleware-auth.so": ("middleware", "auth"),
+    "middleware-rate-limit.so": ("middleware", "rate_limit"),
+    "middleware-cache.so": ("middleware", "cache"),
     "router-round-robin.so": ("router", "round-robin"),
     "router-strategies.so": ("router", "weighted"),
 }

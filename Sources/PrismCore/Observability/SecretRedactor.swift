@@ -25,6 +25,7 @@ public final class SecretRedactor: Sendable {
         var values: [String] = []
         for provider in configuration.providers { collect(provider.section, into: &values) }
         for middleware in configuration.middleware { collect(middleware.configuration, into: &values) }
+        if let password = configuration.redis?.password, !password.isEmpty { values.append(password) }
         register(values)
     }
 

@@ -98,6 +98,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             writeJSON(status: .ok, body: gateway.modelsBody)
         case (.GET, "/-/health/providers"):
             writeJSON(status: .ok, body: gateway.health.report(providers: gateway.providers))
+        case (.GET, "/-/health/state"):
+            writeJSON(status: .ok, body: gateway.registry.sharedState.report())
         case (.POST, "/v1/chat/completions"):
             proxy(head: head, path: path, api: "chat.completions", body: body)
         case (.POST, "/v1/embeddings"):

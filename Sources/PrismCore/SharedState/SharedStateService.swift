@@ -1,4 +1,5 @@
 import Logging
+import PrismWire
 import PrismPluginABI
 import Synchronization
 
@@ -35,6 +36,21 @@ final class SharedStateService: Sendable {
     }
 
     var backendName: String { redis == nil ? "memory" : "redis" }
+
+    /// `GET /-/health/state`: the backend, whether Redis is reachable, and the fallback counters.
+    func report() -> [UInt8] {
+        var writer = JSONWriter(capacity: 160)
+        writer.beginObject()
+        writer.string("backend", backendName)
+        if let redis {
+            writer.string("address", redis.address)
+            writer.bool("connected", redis.isConnected)
+        }
+        writer.integer("local_rate_limit_checks", Int64(localFallbacks.load(ordering: .relaxed)))
+        writer.integer("unavailable_answers", Int64(unavailableAnswers.load(ordering: .relaxed)))
+        writer.endObject()
+        return writer.bytes
+    }
 
     private func redisKey(_ namespace: String, _ key: String) -> [UInt8] {
         Array((prefix + namespace + ":" + key).utf8)
