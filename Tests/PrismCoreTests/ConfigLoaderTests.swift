@@ -92,12 +92,33 @@ final class ConfigLoaderTests: XCTestCase {
         }
     }
 
-    func testUnknownKeysAndInactiveSectionsAreWarnings() throws {
-        let (_, warnings) = try load("server:\n  prot: 1\ncache:\n  enabled: true\nfoo: 1\n")
+    func testUnknownKeysAreWarnings() throws {
+        let (_, warnings) = try load("server:\n  prot: 1\ncache:\n  enabled: true\n  ttl: 5m\nfoo: 1\n")
         let text = warnings.map(\.description)
         XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:2:3: warning: server.prot") }, "\(text)")
-        XCTAssertTrue(text.contains { $0.contains("cache") && $0.contains("not active yet") }, "\(text)")
-        XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:5:1: warning: foo") }, "\(text)")
+        XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:5:3: warning: cache.ttl") }, "\(text)")
+        XCTAssertTrue(text.contains { $0.hasPrefix("test.yaml:6:1: warning: foo") }, "\(text)")
+    }
+
+    func testStateSectionsSetTheDefaultMiddlewareOrderAndRedis() throws {
+        let (configuration, _) = try load("""
+        rate_limiting: {enabled: true, global_rpm: 10}
+        cache: {enabled: true, default_ttl: 1m}
+        redis: {address: "redis.internal:6380", password: pw, db: 2, prefix: "p:"}
+        """)
+        XCTAssertEqual(configuration.middleware.map(\.name), ["auth", "rate_limit", "cache"])
+        let redis = try XCTUnwrap(configuration.redis)
+        XCTAssertEqual(redis.host, "redis.internal")
+        XCTAssertEqual(redis.port, 6380)
+        XCTAssertEqual(redis.database, 2)
+        XCTAssertEqual(redis.prefix, "p:")
+        XCTAssertNil(try load("redis: {enabled: false}\n").0.redis)
+        XCTAssertThrowsError(try load("redis:\n  address: \"host:99999\"\n")) { error in
+            XCTAssertTrue("\(error)".contains("test.yaml:2:12: error: redis.address"), "\(error)")
+        }
+        XCTAssertThrowsError(try load("cache:\n  default_ttl: soon\n")) { error in
+            XCTAssertTrue("\(error)".contains("cache.default_ttl"), "\(error)")
+        }
     }
 
     func testYAMLSyntaxErrorHasPosition() {

@@ -240,22 +240,23 @@ rate_limiting:
 """
 
 
-def test_inactive_sections_parse_with_a_warning(run_prism, tmp_path):
-    path = write(tmp_path, config_text() + INACTIVE_SECTIONS.lstrip("\n"))
+def test_cache_and_rate_limiting_sections_are_checked_and_active(run_prism, tmp_path):
+    path = write(tmp_path, config_text() + INACTIVE_SECTIONS.lstrip("\n") + "  burst: 5\n")
     proc = run_prism("validate", "--config", str(path))
     assert proc.returncode == 0, output(proc)
-    # routing became active with the routing issue; cache and rate_limiting are still inert.
-    for section in ["cache", "rate_limiting"]:
-        warnings = diag(path, line_of(path, f"{section}:"), "warning").findall(proc.stderr)
-        assert warnings, f"no warning for {section} at line {line_of(path, section + ':')}:\n{proc.stderr}"
-        assert "not active yet" in warnings[0][1], warnings
+    assert "not active" not in proc.stderr
+    # A key the section does not know is a warning with its location.
+    warnings = diag(path, line_of(path, "burst:"), "warning").findall(proc.stderr)
+    assert warnings and "rate_limiting.burst" in warnings[0][1], proc.stderr
 
 
-def test_inactive_sections_do_not_stop_the_server(gateway, mock_upstream):
+def test_enabled_sections_join_the_default_middleware_order(gateway, mock_upstream):
     cfg = to_yaml(make_config({"up": openai_provider(mock_upstream.v1_url)})) + INACTIVE_SECTIONS.lstrip("\n")
     gw = gateway(cfg)
-    assert post(gw.url("/v1/chat/completions"), chat_body("gpt-4o")).status == 200
-    gw.wait_for_log(r"not active yet")
+    answer = post(gw.url("/v1/chat/completions"), chat_body("gpt-4o"))
+    assert answer.status == 200
+    assert answer.headers["x-prism-cache"] == "miss"
+    assert answer.headers["x-ratelimit-limit-requests"] == "1000"
 
 
 # ---- where the config comes from -----------------------------------------------------------------
