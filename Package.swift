@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "PrismMiddlewareCache", type: .dynamic, targets: ["PrismMiddlewareCache"]),
         .executable(name: "prism-translation-bench", targets: ["prism-translation-bench"]),
         .executable(name: "prism-routing-bench", targets: ["prism-routing-bench"]),
+        .executable(name: "prism-state-bench", targets: ["prism-state-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -79,6 +80,9 @@ let package = Package(
         // Measures what a routing decision costs per strategy (release build).
         .executableTarget(name: "prism-routing-bench", dependencies: ["PrismCore"], path: "bench/routing",
                           exclude: ["README.md"], swiftSettings: swiftSettings),
+        // Measures a rate-limit check through prism.shared_state.v1, in memory and on Redis.
+        .executableTarget(name: "prism-state-bench", dependencies: ["PrismCore"], path: "bench/state",
+                          swiftSettings: swiftSettings),
         // Measures translation cost per provider through the C ABI (release build).
         .executableTarget(name: "prism-translation-bench", dependencies: ["PrismCore", "PrismWire"],
                           path: "bench/translation", exclude: ["README.md"], swiftSettings: swiftSettings),

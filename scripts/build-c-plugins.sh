@@ -3,6 +3,7 @@
 #   scripts/build-c-plugins.sh OUTDIR
 # leaves
 #   OUTDIR/c-example-provider.so          (examples/plugins/c_example_provider.c, provider "c-example")
+#   OUTDIR/c-example-quota.so             (examples/plugins/c_example_quota.c, middleware "c-quota")
 #   OUTDIR/broken/<fixture>.so            (Tests/fixtures/broken_plugins/<fixture>.c, '_' -> '-')
 # Works from any directory. Needs only a C compiler (CC, default cc); the plugins link nothing.
 set -euo pipefail
@@ -27,6 +28,7 @@ build() { # build SOURCE OUTPUT
 }
 
 build "$root/examples/plugins/c_example_provider.c" "$out/c-example-provider.so"
+build "$root/examples/plugins/c_example_quota.c" "$out/c-example-quota.so"
 
 fixtures=(missing_entry wrong_major short_descriptor null_required_function short_vtable)
 for fixture in "${fixtures[@]}"; do

@@ -111,7 +111,8 @@ def c_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"{script} failed with exit {proc.returncode}\nstdout:\n{proc.stdout}\n"
                     f"stderr:\n{proc.stderr}", pytrace=False)
-    expected = [out / "c-example-provider.so"] + [out / "broken" / f"{n}.so" for n in BROKEN_FIXTURES]
+    expected = [out / "c-example-provider.so", out / "c-example-quota.so"] + \
+        [out / "broken" / f"{n}.so" for n in BROKEN_FIXTURES]
     missing = [str(p) for p in expected if not p.is_file()]
     if missing:
         pytest.fail(f"{script} did not produce: {', '.join(missing)}", pytrace=False)

@@ -8,6 +8,7 @@ import pytest
 
 from prism_helpers import (BROKEN_FIXTURES, FIRST_PARTY_PLUGINS, SSEStream, chat_body, make_config,
                            openai_provider, parse_chunks, post, stream_text)
+from redis_server import RedisServer
 
 C_EXAMPLE = "c-example-provider.so"
 C_EXAMPLE_COPY = "c-example-provider-copy.so"
@@ -186,3 +187,38 @@ def test_broken_plugins_are_refused_and_the_rest_serve(gateway, bad_plugins_dir,
     assert resp.status == 200, resp.text
     assert resp.json()["choices"][0]["message"]["content"] == c_mock.content
     assert c_mock.last_chat().body["model"] == "c-model"
+
+
+# ---- a C middleware that pauses (ABI 1.2) --------------------------------------------------------
+
+C_QUOTA = "c-example-quota.so"
+
+
+def quota_config(redis_address=None):
+    cfg = make_config({"mock": {"type": "mock", "models": ["mock-gpt"]}},
+                      middleware=[{"name": "c-quota", "config": {"requests_per_minute": 3}}])
+    if redis_address:
+        cfg["redis"] = {"enabled": True, "address": redis_address}
+    return cfg
+
+
+def test_c_middleware_pauses_and_resumes_through_shared_state(gateway, make_plugins_dir, c_plugins):
+    gw = gateway(quota_config(), plugins_dir=make_plugins_dir([c_plugins / C_QUOTA]))
+    answers = [post(gw.url("/v1/chat/completions"), chat_body("mock-gpt")) for _ in range(4)]
+    assert [a.status for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["x-c-quota-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert answers[3].json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_c_middleware_quota_is_shared_through_redis(gateway, make_plugins_dir, c_plugins, tmp_path):
+    server = RedisServer(tmp_path).start()
+    try:
+        plugins = make_plugins_dir([c_plugins / C_QUOTA])
+        first = gateway(quota_config(server.address), plugins_dir=plugins)
+        second = gateway(quota_config(server.address), plugins_dir=plugins)
+        statuses = [post(gw.url("/v1/chat/completions"), chat_body("mock-gpt")).status
+                    for gw in (first, second, first, second)]
+        # Answered on the Redis thread, resumed onto each gateway's event loop.
+        assert statuses == [200, 200, 200, 429]
+    finally:
+        server.stop()

@@ -11,6 +11,8 @@ public struct RedisSettings: Sendable {
     public var prefix = "prism:"
     /// A command without a reply after this long counts as Redis being unreachable.
     public var timeout: Duration = .milliseconds(500)
+
+    public init() {}
 }
 
 extension ConfigLoader {

@@ -12,6 +12,7 @@ class PluginIdentity: @unchecked Sendable {
     let label: String
     /// Prefix for key-value keys: one namespace per plugin id, shared by its instances.
     let keyNamespace: String
+    private let keyNamespaceBytes: [UInt8]
     let logger: Logger
     let store: KeyValueStore
     let sharedState: SharedStateService
@@ -19,12 +20,25 @@ class PluginIdentity: @unchecked Sendable {
     init(label: String, keyNamespace: String, logger: Logger, store: KeyValueStore, sharedState: SharedStateService) {
         self.label = label
         self.keyNamespace = keyNamespace
+        keyNamespaceBytes = Array(keyNamespace.utf8)
         self.logger = logger
         self.store = store
         self.sharedState = sharedState
     }
 
     func namespaced(_ key: prism_string) -> String { keyNamespace + "\u{1F}" + key.hostString }
+
+    /// "<plugin id>:<key>" for the shared state, built in one allocation (on the request path).
+    func scopedKey(_ key: prism_string) -> String {
+        let namespace = keyNamespaceBytes
+        let keyBytes = key.hostBuffer
+        return String(unsafeUninitializedCapacity: namespace.count + 1 + keyBytes.count) { buffer in
+            _ = buffer.initialize(from: namespace)
+            buffer[namespace.count] = UInt8(ascii: ":")
+            _ = UnsafeMutableBufferPointer(rebasing: buffer[(namespace.count + 1)...]).initialize(from: keyBytes)
+            return namespace.count + 1 + keyBytes.count
+        }
+    }
 }
 
 /// Builds `prism_host_api` tables whose functions are libffi closures bound to one identity.

@@ -114,17 +114,18 @@ final class SharedStateService: Sendable {
 
     typealias WindowAnswer = @Sendable (WindowReply, _ localFallback: Bool) -> Void
 
-    func takeWindows(namespace: String, _ claims: [WindowRequest], _ done: @escaping WindowAnswer) {
-        guard let redis, redis.isConnected else { return takeLocally(namespace: namespace, claims, done) }
-        var command: [[UInt8]] = [Array("EVAL".utf8), Array(SlidingWindow.takeScript.utf8), Array(String(claims.count).utf8)]
-        for claim in claims { command.append(redisKey(namespace, claim.key)) }
+    /// `claims` carry scoped keys ("<plugin id>:<key>").
+    func takeWindows(_ claims: [WindowRequest], _ done: @escaping WindowAnswer) {
+        guard let redis, redis.isConnected else { return takeLocally(claims, done) }
+        var arguments: [[UInt8]] = [Array(String(claims.count).utf8)]
+        for claim in claims { arguments.append(Array((prefix + claim.key).utf8)) }
         for claim in claims {
-            command += [Array(String(claim.window).utf8), Array(String(claim.limit).utf8), Array(String(claim.cost).utf8)]
+            arguments += [Array(String(claim.window).utf8), Array(String(claim.limit).utf8), Array(String(claim.cost).utf8)]
         }
-        redis.send(command) { [self] reply in
+        evaluate(redis, SlidingWindow.takeScript, digest: SlidingWindow.takeScriptDigest, arguments) { [self] reply in
             guard case let .array(items)? = reply, items.count == 1 + 5 * claims.count,
                   let granted = items[0].integer
-            else { return takeLocally(namespace: namespace, claims, done) }
+            else { return takeLocally(claims, done) }
             var windows: [WindowCounter.Evaluation] = []
             for index in 0..<claims.count {
                 let base = 1 + 5 * index
@@ -138,23 +139,35 @@ final class SharedStateService: Sendable {
         }
     }
 
-    private func takeLocally(namespace: String, _ claims: [WindowRequest], _ done: WindowAnswer) {
+    private func takeLocally(_ claims: [WindowRequest], _ done: WindowAnswer) {
         let fallback = redis != nil
         if fallback { localFallbacks.add(1, ordering: .relaxed) }
-        let local = claims.map { WindowRequest(key: namespace + ":" + $0.key, window: $0.window, limit: $0.limit, cost: $0.cost) }
-        var reply = memory.take(local, now: wallClockMilliseconds())
+        var reply = memory.take(claims, now: wallClockMilliseconds())
         if fallback {
             for index in reply.windows.indices { reply.windows[index].slot |= SharedStateService.localSlotFlag }
         }
         done(reply, fallback)
     }
 
-    func adjustWindow(namespace: String, key: String, window: UInt64, slot: UInt64, delta: Int64) {
+    /// `key` is scoped ("<plugin id>:<key>").
+    func adjustWindow(key: String, slot: UInt64, delta: Int64) {
         guard delta != 0 else { return }
         guard let redis, slot & SharedStateService.localSlotFlag == 0 else {
-            return memory.adjust(key: namespace + ":" + key, slot: slot & ~SharedStateService.localSlotFlag, delta: delta)
+            return memory.adjust(key: key, slot: slot & ~SharedStateService.localSlotFlag, delta: delta)
         }
-        redis.send([Array("EVAL".utf8), Array(SlidingWindow.adjustScript.utf8), Array("1".utf8), redisKey(namespace, key),
-                    Array(String(slot).utf8), Array(String(delta).utf8)]) { _ in }
+        evaluate(redis, SlidingWindow.adjustScript, digest: SlidingWindow.adjustScriptDigest,
+                 [Array("1".utf8), Array((prefix + key).utf8), Array(String(slot).utf8), Array(String(delta).utf8)]) { _ in }
+    }
+
+    /// EVALSHA (the script's body is not sent, nor hashed by Redis, each time); when Redis does not
+    /// know the script yet (first use, or after a restart) it answers NOSCRIPT and EVAL follows,
+    /// which also caches it.
+    private func evaluate(_ redis: RedisClient, _ script: String, digest: String, _ arguments: [[UInt8]],
+                          _ done: @escaping RedisClient.Completion)
+    {
+        redis.send([Array("EVALSHA".utf8), Array(digest.utf8)] + arguments) { reply in
+            guard case let .error(message)? = reply, message.hasPrefix("NOSCRIPT") else { return done(reply) }
+            redis.send([Array("EVAL".utf8), Array(script.utf8)] + arguments, done)
+        }
     }
 }

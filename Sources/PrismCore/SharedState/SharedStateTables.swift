@@ -95,10 +95,10 @@ private let stateTakeTrampoline: HostFunctionTables.Trampoline = { _, _, argumen
         guard claim.window_milliseconds >= 1000, claim.window_milliseconds <= 86_400_000, claim.cost >= 0 else {
             return callback.answer(PRISM_ERROR_INVALID_REQUEST)
         }
-        requests.append(WindowRequest(key: claim.key.hostString, window: claim.window_milliseconds,
+        requests.append(WindowRequest(key: owner.scopedKey(claim.key), window: claim.window_milliseconds,
                                       limit: claim.limit, cost: claim.cost))
     }
-    owner.sharedState.takeWindows(namespace: owner.keyNamespace, requests) { reply, localFallback in
+    owner.sharedState.takeWindows(requests) { reply, localFallback in
         let usages = reply.windows.map { window in
             prism_window_usage(struct_size: UInt32(MemoryLayout<prism_window_usage>.size), granted: window.fits ? 1 : 0,
                                used: window.used, retry_after_milliseconds: window.retryAfterMilliseconds,
@@ -111,9 +111,8 @@ private let stateTakeTrampoline: HostFunctionTables.Trampoline = { _, _, argumen
 
 private let stateAdjustTrampoline: HostFunctionTables.Trampoline = { _, _, arguments, userData in
     let owner = identity(userData)
-    owner.sharedState.adjustWindow(namespace: owner.keyNamespace, key: argument(arguments, 0, prism_string.self).hostString,
-                                   window: argument(arguments, 1, UInt64.self), slot: argument(arguments, 2, UInt64.self),
-                                   delta: argument(arguments, 3, Int64.self))
+    owner.sharedState.adjustWindow(key: owner.scopedKey(argument(arguments, 0, prism_string.self)),
+                                   slot: argument(arguments, 2, UInt64.self), delta: argument(arguments, 3, Int64.self))
 }
 
 private let stateCapacityTrampoline: HostFunctionTables.Trampoline = { _, _, arguments, userData in

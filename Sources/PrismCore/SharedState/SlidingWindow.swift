@@ -75,6 +75,9 @@ struct WindowCounter {
 }
 
 enum SlidingWindow {
+    static let takeScriptDigest = ScriptDigest.sha1Hex(takeScript)
+    static let adjustScriptDigest = ScriptDigest.sha1Hex(adjustScript)
+
     /// window_take on Redis, atomically: KEYS are the windows' hashes (field = slot index, value =
     /// units); ARGV holds window_ms, limit, cost per key. Uses the server's clock, so replicas with
     /// skewed clocks still share one window. Returns {all_granted, then per key: fits, used,
@@ -115,8 +118,10 @@ enum SlidingWindow {
       local length, current, slots, used, limit, cost, fits, window = unpack(states[i])
       local retry = 0
       if all == 1 and cost > 0 then
-        redis.call('HINCRBY', KEYS[i], current, cost)
-        redis.call('PEXPIRE', KEYS[i], 61 * length + 1000)
+        -- A new slot extends the key's life to one window past it (older slots only shorten it).
+        if redis.call('HINCRBY', KEYS[i], current, cost) == cost then
+          redis.call('PEXPIRE', KEYS[i], 61 * length + 1000)
+        end
         used = used + cost
         slots[#slots + 1] = {current, cost}
       elseif not fits then
