@@ -32,10 +32,17 @@ let package = Package(
         .executable(name: "prism-translation-bench", targets: ["prism-translation-bench"]),
         .executable(name: "prism-routing-bench", targets: ["prism-routing-bench"]),
         .executable(name: "prism-state-bench", targets: ["prism-state-bench"]),
+        .executable(name: "prism-metrics-bench", targets: ["prism-metrics-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Metrics API and its Prometheus backend (GET /-/metrics).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The admin store (SQLite) and its encryption (AES-GCM).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The plugin contract: one C header, nothing else.
@@ -60,6 +67,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "prism-gateway", dependencies: ["PrismCore"],
                           swiftSettings: swiftSettings),
@@ -82,6 +93,9 @@ let package = Package(
                           exclude: ["README.md"], swiftSettings: swiftSettings),
         // Measures a rate-limit check through prism.shared_state.v1, in memory and on Redis.
         .executableTarget(name: "prism-state-bench", dependencies: ["PrismCore"], path: "bench/state",
+                          swiftSettings: swiftSettings),
+        // Measures recording one request's metrics.
+        .executableTarget(name: "prism-metrics-bench", dependencies: ["PrismCore"], path: "bench/metrics",
                           swiftSettings: swiftSettings),
         // Measures translation cost per provider through the C ABI (release build).
         .executableTarget(name: "prism-translation-bench", dependencies: ["PrismCore", "PrismWire"],

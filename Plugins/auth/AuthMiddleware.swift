@@ -11,7 +11,10 @@ final class AuthMiddleware: Middleware {
     struct ClientKey: Sendable {
         let name: String
         let owner: String
+        /// The key itself, or (`hashed`) the SHA-256 of it: keys made by the admin API are stored
+        /// only as hashes.
         let secret: [UInt8]
+        let hashed: Bool
         /// Empty means every model.
         let models: Set<String>
         /// Published as request attributes for the rate-limit middleware; 0 = none.
@@ -21,17 +24,26 @@ final class AuthMiddleware: Middleware {
 
     private let enabled: Bool
     private let keys: [ClientKey]
+    private let hasHashedKeys: Bool
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         enabled = configuration["enabled"]?.boolValue ?? false
         var keys: [ClientKey] = []
         for (index, entry) in (configuration["keys"]?.arrayValue ?? []).enumerated() {
-            guard let secret = entry["key"]?.stringValue, !secret.isEmpty else {
-                throw PluginError.configuration("auth.keys[\(index)]: `key` is required")
+            let secret: [UInt8]
+            let hashed: Bool
+            if let plain = entry["key"]?.stringValue, !plain.isEmpty {
+                secret = Array(plain.utf8)
+                hashed = false
+            } else if let hex = entry["key_sha256"]?.stringValue, let digest = AuthMiddleware.bytes(hex: hex), digest.count == 32 {
+                secret = digest
+                hashed = true
+            } else {
+                throw PluginError.configuration("auth.keys[\(index)]: `key` (or `key_sha256`) is required")
             }
             let name = entry["name"]?.stringValue ?? "key-\(index)"
             let models = Set((entry["models"]?.arrayValue ?? []).compactMap(\.stringValue))
-            keys.append(ClientKey(name: name, owner: entry["owner"]?.stringValue ?? "", secret: Array(secret.utf8),
+            keys.append(ClientKey(name: name, owner: entry["owner"]?.stringValue ?? "", secret: secret, hashed: hashed,
                                   models: models,
                                   requestsPerMinute: max(0, entry["rate_limit_rpm"]?.integerValue ?? 0),
                                   tokensPerMinute: max(0, entry["rate_limit_tpm"]?.integerValue ?? 0)))
@@ -40,6 +52,7 @@ final class AuthMiddleware: Middleware {
             throw PluginError.configuration("auth.enabled is true but auth.keys is empty: no client could get in")
         }
         self.keys = keys
+        hasHashedKeys = keys.contains { $0.hashed }
         host.log(.info, "auth \(enabled ? "enabled" : "disabled") with \(keys.count) key(s)")
     }
 
@@ -74,11 +87,32 @@ final class AuthMiddleware: Middleware {
     }
 
     private func match(_ presented: [UInt8]) -> ClientKey? {
+        let digest = hasHashedKeys ? SHA256.hash(presented) : []
         var found: ClientKey?
-        for key in keys where constantTimeEqual(presented, key.secret) && found == nil {
+        for key in keys where constantTimeEqual(key.hashed ? digest : presented, key.secret) && found == nil {
             found = key
         }
         return found
+    }
+
+
+    static func bytes(hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func value(_ digit: UInt8) -> UInt8? {
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        var result: [UInt8] = []
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            result.append(high << 4 | low)
+        }
+        return result
     }
 
     private func reject(_ response: HTTPBuilder, status: UInt32, type: String, code: String,

@@ -16,6 +16,7 @@ import Synchronization
 /// Every answer carries `x-prism-cache: hit | miss | skip`.
 final class CacheMiddleware: Middleware {
     private struct Pending {
+        var api: String
         var key: String
         var ttlMilliseconds: UInt64
         var streaming: Bool
@@ -25,6 +26,7 @@ final class CacheMiddleware: Middleware {
     private let enabled: Bool
     private let defaultTTLMilliseconds: UInt64
     private let state: SharedState?
+    private let metrics: Metrics?
     private let host: PluginHost
     /// Misses whose answer is to be stored, by request id.
     private let pending = Mutex<[String: Pending]>([:])
@@ -44,6 +46,7 @@ final class CacheMiddleware: Middleware {
         defaultTTLMilliseconds = UInt64(max(ttl, 0))
         let maximumEntries = configuration["max_entries"]?.integerValue ?? 10_000
         state = host.sharedState
+        metrics = host.metrics
         if enabled && state == nil {
             throw PluginError.configuration("the cache needs the host's prism.shared_state.v1 service (ABI 1.2)")
         }
@@ -69,8 +72,9 @@ final class CacheMiddleware: Middleware {
         guard ttl > 0, isUsableNamespace(namespace), let key = cacheKey(request, namespace: namespace) else {
             return skip(context)
         }
-        let entry = Pending(key: key, ttlMilliseconds: ttl, streaming: request.isStreaming)
+        let entry = Pending(api: request.api, key: key, ttlMilliseconds: ttl, streaming: request.isStreaming)
         let requestID = request.requestID
+        let api = request.api
         if request.header("x-prism-cache-force-refresh")?.lowercased() == "true" {
             miss(entry, requestID: requestID, context: context)
             return .proceed
@@ -82,6 +86,7 @@ final class CacheMiddleware: Middleware {
             case let .found(stored):
                 if answer(stored, streaming: entry.streaming, includeUsage: includeUsage, into: decision.localResponse) {
                     decision.context.addResponseHeader("x-prism-cache", "hit")
+                    metrics?.increment("prism_cache_hits_total", labels: [("api", api)])
                     return decision.respond()
                 }
                 miss(entry, requestID: requestID, context: decision.context) // unreadable entry: replace it
@@ -89,6 +94,7 @@ final class CacheMiddleware: Middleware {
                 miss(entry, requestID: requestID, context: decision.context)
             case .unavailable:
                 decision.context.addResponseHeader("x-prism-cache", "skip")
+                metrics?.increment("prism_cache_skips_total", labels: [("reason", "store_unavailable")])
             }
             decision.proceed()
         }
@@ -116,6 +122,7 @@ final class CacheMiddleware: Middleware {
 
     private func skip(_ context: RequestContext) -> MiddlewareAction {
         context.addResponseHeader("x-prism-cache", "skip")
+        metrics?.increment("prism_cache_skips_total", labels: [("reason", "request")])
         return .proceed
     }
 
@@ -123,6 +130,7 @@ final class CacheMiddleware: Middleware {
         pending.withLock { $0[requestID] = entry }
         context.watchResponse()
         context.addResponseHeader("x-prism-cache", "miss")
+        metrics?.increment("prism_cache_misses_total", labels: [("api", entry.api)])
     }
 
     /// Writes a stored answer for the client; false when it cannot be used.

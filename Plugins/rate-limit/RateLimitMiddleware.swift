@@ -22,11 +22,20 @@ final class RateLimitMiddleware: Middleware {
 
     private enum LimitKind: Sendable {
         case globalRequests, keyRequests, keyTokens
+
+        var metricLabel: String {
+            switch self {
+            case .globalRequests: return "global_requests"
+            case .keyRequests: return "key_requests"
+            case .keyTokens: return "key_tokens"
+            }
+        }
     }
 
     private let enabled: Bool
     private let globalRequestsPerMinute: Int64
     private let state: SharedState?
+    private let metrics: Metrics?
     private let host: PluginHost
     /// Token reservations to reconcile, by request id.
     private let reservations = Mutex<[String: Reservation]>([:])
@@ -36,6 +45,7 @@ final class RateLimitMiddleware: Middleware {
         enabled = configuration["enabled"]?.boolValue ?? false
         globalRequestsPerMinute = max(0, configuration["global_rpm"]?.integerValue ?? 0)
         state = host.sharedState
+        metrics = host.metrics
         if enabled && state == nil {
             throw PluginError.configuration("rate limiting needs the host's prism.shared_state.v1 service (ABI 1.2)")
         }
@@ -137,6 +147,7 @@ final class RateLimitMiddleware: Middleware {
         for index in claims.indices where !windows[index].granted {
             retryAfter = max(retryAfter, windows[index].retryAfterMilliseconds)
             let claim = claims[index]
+            metrics?.increment("prism_rate_limit_exceeded_total", labels: [("limit", kinds[index].metricLabel)])
             switch kinds[index] {
             case .globalRequests:
                 reasons.append("the gateway-wide limit of \(claim.limit) requests per minute")

@@ -146,6 +146,12 @@ public struct PluginHost: @unchecked Sendable {
         return SharedState(table.assumingMemoryBound(to: prism_shared_state_service_v1.self))
     }
 
+    /// The host's metrics ("prism.metrics.v1", exported at GET /-/metrics); nil before ABI 1.3.
+    public var metrics: Metrics? {
+        guard let get = api.pointee.get_service, let table = get(PRISM_METRICS_SERVICE_V1) else { return nil }
+        return Metrics(table.assumingMemoryBound(to: prism_metrics_service_v1.self))
+    }
+
     /// The host's key-value service, namespaced to this plugin; nil if the host has none.
     public var keyValueStore: KeyValueStore? {
         guard let get = api.pointee.get_service,

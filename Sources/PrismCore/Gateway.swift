@@ -2,11 +2,34 @@ import Logging
 import PrismWire
 import Synchronization
 
-/// Everything a running gateway needs, built once from a configuration: loaded plugins, their
-/// configured instances, the model catalog and the transport. Read-only while serving.
+/// What outlives configuration reloads: the loaded plugins (never unloaded), the transport thread
+/// and its connection pools, the request counters the server drains with, and the metrics.
+public final class GatewayServices: Sendable {
+    public let registry: PluginRegistry
+    let transport: CurlTransport
+    let activity = Activity()
+    let metrics = GatewayMetrics.shared
+
+    public init(registry: PluginRegistry, maximumIdleConnections: Int) {
+        self.registry = registry
+        transport = CurlTransport(maximumIdleConnections: maximumIdleConnections)
+    }
+}
+
+/// Requests in flight across every configuration generation, and whether the server is draining.
+final class Activity: Sendable {
+    let inFlight = Atomic<Int>(0)
+    let draining = Atomic<Bool>(false)
+}
+
+/// One configuration generation of the gateway: the configured instances of the loaded plugins,
+/// the model catalog, health and routing. Read-only while serving. A reload builds a new one;
+/// requests in flight keep the one they started with until they finish.
 public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
-    public let registry: PluginRegistry
+    public let services: GatewayServices
+    public var registry: PluginRegistry { services.registry }
+    var activity: Activity { services.activity }
     let providers: [ProviderInstance]
     let middleware: [MiddlewareInstance]
     let catalog: ModelCatalog
@@ -17,23 +40,28 @@ public final class Gateway: Sendable {
     let logger: Logger
     let modelsBody: [UInt8]
 
-    let inFlight = Atomic<Int>(0)
-    let draining = Atomic<Bool>(false)
-
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// Loads plugins from `pluginsDirectory` and creates every configured instance. A provider or
-    /// plugin that fails is logged and left out; a configured middleware that cannot run (auth!)
-    /// stops startup, since serving without it would be unsafe.
-    public init(configuration: GatewayConfiguration, pluginsDirectory: String, logger: Logger) throws(StartupError) {
+    /// Convenience for one generation that loads its plugins itself (tools and benchmarks).
+    public convenience init(configuration: GatewayConfiguration, pluginsDirectory: String, logger: Logger) throws(StartupError) {
+        let registry = PluginRegistry(logger: logger)
+        registry.loadDirectory(pluginsDirectory)
+        let services = GatewayServices(registry: registry, maximumIdleConnections: configuration.idleConnectionBudget)
+        try self.init(configuration: configuration, services: services, logger: logger)
+    }
+
+    /// Creates every configured instance from the plugins `services` has loaded. A provider that
+    /// fails is logged and left out; a configured middleware that cannot run (auth!) stops startup
+    /// (or fails the reload), since serving without it would be unsafe.
+    public init(configuration: GatewayConfiguration, services: GatewayServices, logger: Logger) throws(StartupError) {
         self.configuration = configuration
         self.logger = logger
+        self.services = services
         SecretRedactor.shared.register(configuration)
-        let registry = PluginRegistry(logger: logger, redis: configuration.redis)
-        registry.loadDirectory(pluginsDirectory)
-        self.registry = registry
+        let registry = services.registry
+        registry.useSharedState(configuration.redis)
 
         var providers: [ProviderInstance] = []
         var gates: [String: AdmissionGate] = [:]
@@ -84,8 +112,7 @@ public final class Gateway: Sendable {
             logger.warning("no loaded plugin provides routing strategy '\(strategy)'; using configuration order")
         }
 
-        let poolSize = configuration.providers.reduce(0) { $0 + ($1.connectionPoolSize ?? 32) }
-        transport = CurlTransport(maximumIdleConnections: poolSize)
+        transport = services.transport
         let catalog = ModelCatalog(providers: providers)
         ModelDiscovery.discover(providers: providers.filter { $0.settings.discoversModels }, catalog: catalog,
                                 transport: transport, logger: logger)
@@ -94,6 +121,11 @@ public final class Gateway: Sendable {
         planner = RoutePlanner(settings: configuration.routing, catalog: catalog, health: health, router: router)
         modelsBody = catalog.modelsResponse(created: Int64(wallClockMilliseconds() / 1000))
     }
+}
+
+extension GatewayConfiguration {
+    /// Keep-alive connections libcurl may cache: the providers' `conn_pool_size` summed.
+    public var idleConnectionBudget: Int { max(64, providers.reduce(0) { $0 + ($1.connectionPoolSize ?? 32) }) }
 }
 
 extension Duration {

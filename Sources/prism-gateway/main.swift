@@ -77,11 +77,18 @@ func defaultPluginsDirectory() -> String {
     return directory + "/plugins"
 }
 
-/// Loads the configuration named by the options (or the defaults), printing diagnostics.
-func loadConfiguration(_ options: Options) -> GatewayConfiguration? {
+/// The config file the options name: --config, else $PRISM_CONFIG, else ./config.yaml if present
+/// (nil: the embedded default).
+func configPath(_ options: Options) -> String? {
     var path = options.configPath
     if path == nil, let fromEnvironment = getenv("PRISM_CONFIG") { path = String(cString: fromEnvironment) }
     if path == nil, ConfigFile.exists("config.yaml") { path = "config.yaml" }
+    return path
+}
+
+/// Loads the configuration named by the options (or the defaults), printing diagnostics.
+func loadConfiguration(_ options: Options) -> GatewayConfiguration? {
+    let path = configPath(options)
     let text: String
     let name: String
     if let path {
@@ -136,10 +143,12 @@ default:
     guard let configuration = loadConfiguration(options) else { exit(1) }
     var logger = Logger(label: "prism")
     logger.logLevel = configuration.logging.level.loggerLevel
-    let directory = options.pluginsDirectory ?? configuration.pluginsDirectory ?? defaultPluginsDirectory()
     do {
-        let gateway = try Gateway(configuration: configuration, pluginsDirectory: directory, logger: logger)
-        let server = HTTPServer(gateway: gateway)
+        let runtime = try GatewayRuntime(file: configuration, configPath: configPath(options),
+                                         pluginsDirectoryOverride: options.pluginsDirectory,
+                                         defaultPluginsDirectory: defaultPluginsDirectory(), logger: logger)
+        runtime.watchConfigFile()
+        let server = HTTPServer(runtime: runtime)
         try server.run(host: options.host ?? configuration.server.host, port: options.port ?? configuration.server.port)
         // Drained: skip exit-time handlers (they add ~1 s and have nothing left to do; logs are
         // written straight to fd 2).

@@ -20,7 +20,7 @@ public struct ConfigLoader {
 
     /// Sections that parse today but whose behaviour lands with later work.
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
-                                            "routing", "cache", "rate_limiting", "redis", "model_map"]
+                                            "routing", "cache", "rate_limiting", "redis", "model_map", "admin"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "max_request_body_size", "default_request_timeout"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
@@ -31,7 +31,7 @@ public struct ConfigLoader {
         "aws_session_token", "regions", "credentials_file", "auto_discover", "skip_tls", "local",
     ]
     static let authKeys: Set<String> = ["enabled", "keys"]
-    static let authKeyEntryKeys: Set<String> = ["name", "key", "owner", "models", "rate_limit_rpm",
+    static let authKeyEntryKeys: Set<String> = ["name", "key", "key_sha256", "owner", "models", "rate_limit_rpm",
                                                 "rate_limit_tpm", "metadata"]
 
     /// Loads a configuration, or throws every error found (warnings are in `warnings`).
@@ -66,6 +66,8 @@ public struct ConfigLoader {
             configuration.pluginsDirectory = string(plugins["dir"], "plugins.dir")
         }
         configuration.redis = readRedis(root["redis"])
+        configuration.admin = readAdmin(root["admin"], file: file)
+        configuration.document = toJSON(root)
         configuration.middleware = readMiddleware(root)
         configuration.routing = readRouting(root["routing"], modelMap: root["model_map"])
         let errors = diagnostics.filter { $0.severity == .error }
@@ -161,6 +163,39 @@ public struct ConfigLoader {
                 error(levelNode.location, "logging.level", "unknown level '\(text)' (use debug, info, warn or error)")
             }
         }
+        if let formatNode = node["format"], let text = string(formatNode, "logging.format") {
+            switch text.lowercased() {
+            case "json": settings.json = true
+            case "text": settings.json = false
+            default: error(formatNode.location, "logging.format", "unknown format '\(text)' (use json or text)")
+            }
+        }
+        if let include = boolean(node["include_bodies"], "logging.include_bodies") { settings.includeBodies = include }
+        return settings
+    }
+
+    /// `admin:` (token, store). The token may also come from $PRISM_ADMIN_TOKEN.
+    mutating func readAdmin(_ node: YAMLNode?, file: String) -> AdminSettings {
+        var settings = AdminSettings()
+        if let node, !node.isNull {
+            for (key, location, _) in entries(node) where !["token", "store"].contains(key) {
+                warning(location, "admin.\(key)", "unknown key (ignored)")
+            }
+            if let tokenNode = node["token"], let token = string(tokenNode, "admin.token"), !token.isEmpty {
+                if token.utf8.count < 16 {
+                    error(tokenNode.location, "admin.token", "an admin token needs at least 16 characters")
+                }
+                settings.token = token
+            }
+            if let store = string(node["store"], "admin.store") { settings.storePath = store }
+        }
+        if settings.token == nil, let fromEnvironment = environment("PRISM_ADMIN_TOKEN"), !fromEnvironment.isEmpty {
+            settings.token = fromEnvironment
+        }
+        // A relative store path is relative to the config file's directory.
+        if !settings.storePath.hasPrefix("/"), let slash = file.lastIndex(of: "/"), !file.hasPrefix("<") {
+            settings.storePath = String(file[..<slash]) + "/" + settings.storePath
+        }
         return settings
     }
 
@@ -176,8 +211,8 @@ public struct ConfigLoader {
                     for (key, location, _) in entries(entry) where !ConfigLoader.authKeyEntryKeys.contains(key) {
                         warning(location, "auth.keys[\(index)].\(key)", "unknown key (ignored)")
                     }
-                    if entry["key"] == nil {
-                        error(entry.location, "auth.keys[\(index)].key", "every client key needs `key`")
+                    if entry["key"] == nil && entry["key_sha256"] == nil {
+                        error(entry.location, "auth.keys[\(index)].key", "every client key needs `key` (or `key_sha256`)")
                     }
                 }
             }

@@ -9,6 +9,9 @@ public struct GatewayConfiguration: Sendable {
     public var logging = LoggingSettings()
     /// `redis:` when enabled: shared state for rate limits and the cache across replicas.
     public var redis: RedisSettings?
+    public var admin = AdminSettings()
+    /// The whole configuration as JSON (environment expanded), for GET /-/config (masked there).
+    public var document: JSONValue = .object([])
     /// `plugins.dir`; nil means `plugins/` beside the executable.
     public var pluginsDirectory: String?
     /// Where this configuration came from (a path, or "embedded default").
@@ -103,6 +106,18 @@ public enum LogLevelSetting: String, Sendable {
 
 public struct LoggingSettings: Sendable {
     public var level: LogLevelSetting = .info
+    /// `logging.format`: one JSON object per line, or text lines.
+    public var json = false
+    /// `logging.include_bodies`: at debug level, request and response bodies join the request line.
+    public var includeBodies = false
+}
+
+/// `admin:`: the admin API (off without a token) and its store.
+public struct AdminSettings: Sendable {
+    /// `admin.token`, else `$PRISM_ADMIN_TOKEN`; nil = the admin API is off.
+    public var token: String?
+    /// `admin.store`: the SQLite file for providers and keys added at runtime.
+    public var storePath = "prism-admin.sqlite"
 }
 
 /// One problem found in a config file.

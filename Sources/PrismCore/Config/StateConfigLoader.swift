@@ -2,7 +2,7 @@
 // their middleware plugins read (checked here so that a typo fails at load with file:line:col).
 
 /// `redis:`: where rate-limit counters and cached answers live when several replicas share them.
-public struct RedisSettings: Sendable {
+public struct RedisSettings: Sendable, Equatable {
     public var enabled = true
     public var host = "127.0.0.1"
     public var port: Int32 = 6379

@@ -1,19 +1,40 @@
 import Logging
+import PrismWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One line per record on stderr: `2026-11-24T07:40:00.123Z info prism: message key=value`.
+/// One line per record on stderr: `2026-11-24T07:40:00.123Z info prism: message key=value`, or
+/// with `logging.format: json` one JSON object per line (`time`, `level`, `logger`, `message`,
+/// then the metadata as members, numbers and booleans as JSON values).
 /// No Foundation: timestamps come from clock_gettime/gmtime_r.
+///
+/// The level and the format are process-wide, so that a configuration reload changes them for
+/// every logger at once (each Logger asks its handler for the level).
 public struct LineLogHandler: LogHandler {
-    public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     private let label: String
 
+    private static let level = Atomic<UInt8>(2) // index into Logger.Level.allCases: info
+    private static let json = Atomic<Bool>(false)
+
     public init(label: String, level: Logger.Level) {
         self.label = label
-        logLevel = level
+    }
+
+    /// Applies `logging.level` and `logging.format` to every logger.
+    public static func configure(level: Logger.Level, json: Bool) {
+        LineLogHandler.level.store(UInt8(Logger.Level.allCases.firstIndex(of: level) ?? 2), ordering: .relaxed)
+        LineLogHandler.json.store(json, ordering: .relaxed)
+    }
+
+    public static var writesJSON: Bool { json.load(ordering: .relaxed) }
+
+    public var logLevel: Logger.Level {
+        get { Logger.Level.allCases[Int(LineLogHandler.level.load(ordering: .relaxed))] }
+        set { LineLogHandler.configure(level: newValue, json: LineLogHandler.writesJSON) }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -22,6 +43,7 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        if LineLogHandler.writesJSON { return writeJSON(event) }
         var line = LineLogHandler.timestamp()
         line += " "
         line += event.level == .warning ? "warning" : event.level.rawValue
@@ -35,6 +57,50 @@ public struct LineLogHandler: LogHandler {
         // One write per line: lines from different threads never interleave.
         var bytes = line
         bytes.withUTF8 { utf8 in _ = write(2, utf8.baseAddress, utf8.count) }
+    }
+
+    private func writeJSON(_ event: LogEvent) {
+        var writer = JSONWriter(capacity: 256)
+        writer.beginObject()
+        writer.string("time", LineLogHandler.timestamp())
+        writer.string("level", event.level == .warning ? "warning" : event.level.rawValue)
+        writer.string("logger", label)
+        writer.string("message", SecretRedactor.shared.redact(event.message.description))
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            writer.key(key)
+            LineLogHandler.writeValue(value, to: &writer)
+        }
+        writer.endObject()
+        var bytes = writer.bytes
+        bytes.append(0x0A)
+        bytes.withUnsafeBytes { raw in _ = write(2, raw.baseAddress, raw.count) }
+    }
+
+    private static func writeValue(_ value: Logger.MetadataValue, to writer: inout JSONWriter) {
+        switch value {
+        case let .string(text): writer.string(SecretRedactor.shared.redact(text))
+        case let .stringConvertible(item):
+            switch item {
+            case let number as Int: writer.integer(Int64(number))
+            case let number as Int64: writer.integer(number)
+            case let number as UInt64: writer.integer(Int64(clamping: number))
+            case let number as Double: writer.number(number)
+            case let flag as Bool: writer.bool(flag)
+            default: writer.string(SecretRedactor.shared.redact(item.description))
+            }
+        case let .array(items):
+            writer.beginArray()
+            for item in items { writeValue(item, to: &writer) }
+            writer.endArray()
+        case let .dictionary(members):
+            writer.beginObject()
+            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
+                writer.key(key)
+                writeValue(member, to: &writer)
+            }
+            writer.endObject()
+        }
     }
 
     static func timestamp() -> String {

@@ -20,6 +20,34 @@ public final class SecretRedactor: Sendable {
         }
     }
 
+    /// Whether a config key names a secret: `key`, `*_key`, `*secret*`, `*token*`, `*password*`,
+    /// `key_sha256` aside (a hash), and an `authorization` header.
+    public static func isSecretName(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        if lowered == "key_sha256" || lowered == "max_tokens" { return false }
+        return lowered == "key" || lowered.hasSuffix("_key") || lowered.contains("secret") || lowered.contains("token")
+            || lowered.contains("password") || lowered == "authorization" || lowered == "credentials"
+    }
+
+    /// `sk-…abcd`: enough to recognise a secret, not to use it.
+    public static func mask(_ secret: String) -> String {
+        let characters = Array(secret)
+        guard characters.count >= 12 else { return "****" }
+        return String(characters.prefix(3)) + "…" + String(characters.suffix(4))
+    }
+
+    /// `value` with every secret-named member's strings masked (GET /-/config, listings).
+    public static func masked(_ value: JSONValue, sensitive: Bool = false) -> JSONValue {
+        switch value {
+        case let .string(text): return sensitive ? .string(mask(text)) : value
+        case let .object(members):
+            return .object(members.map { ($0.0, masked($0.1, sensitive: sensitive || isSecretName($0.0))) })
+        case let .array(items): return .array(items.map { masked($0, sensitive: sensitive) })
+        case .number where sensitive: return .string("****")
+        default: return value
+        }
+    }
+
     /// Registers every secret a configuration holds.
     public func register(_ configuration: GatewayConfiguration) {
         var values: [String] = []
@@ -34,10 +62,7 @@ public final class SecretRedactor: Sendable {
         case let .string(text) where sensitive: values.append(text)
         case let .object(members):
             for (name, member) in members {
-                let lowered = name.lowercased()
-                let isSecret = lowered == "key" || lowered.hasSuffix("_key") || lowered.contains("secret")
-                    || lowered.contains("token") || lowered.contains("password")
-                collect(member, into: &values, sensitive: isSecret)
+                collect(member, into: &values, sensitive: SecretRedactor.isSecretName(name))
             }
         case let .array(items):
             for item in items { collect(item, into: &values, sensitive: sensitive) }

@@ -60,6 +60,7 @@ extension ProxyRequest {
             if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
             addCommonHeaders(&headers)
             handler?.writeResponse(status: status, headers: headers, body: local.body)
+            if gateway.configuration.logging.includeBodies { responseBodyForLog = local.body }
             complete(status: Int(status.code))
             return false
         }

@@ -1,6 +1,7 @@
 import CFFI
 import Logging
 import PrismPluginABI
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +25,13 @@ class PluginIdentity: @unchecked Sendable {
         self.logger = logger
         self.store = store
         self.sharedState = sharedState
+    }
+
+    /// Metric names this identity already had refused (each is logged once).
+    private let refusedMetrics = Mutex<Set<String>>([])
+
+    func firstRefusal(of metric: String) -> Bool {
+        refusedMetrics.withLock { $0.insert(metric).inserted }
     }
 
     func namespaced(_ key: prism_string) -> String { keyNamespace + "\u{1F}" + key.hostString }
@@ -63,6 +71,9 @@ final class HostFunctionTables: @unchecked Sendable {
     let stateTakeInterface: UnsafeMutablePointer<ffi_cif>
     let stateAdjustInterface: UnsafeMutablePointer<ffi_cif>
     let stateCapacityInterface: UnsafeMutablePointer<ffi_cif>
+    // prism.metrics.v1 (Observability/PluginMetricsTables.swift).
+    let metricCountInterface: UnsafeMutablePointer<ffi_cif>
+    let metricValueInterface: UnsafeMutablePointer<ffi_cif>
 
     init() {
         // prism_string and prism_bytes share one layout: { pointer, size_t }, passed by value.
@@ -94,6 +105,10 @@ final class HostFunctionTables: @unchecked Sendable {
             returns: prism_ffi_type_void(),
             [string, prism_ffi_type_uint64(), prism_ffi_type_uint64(), prism_ffi_type_sint64()])
         stateCapacityInterface = HostFunctionTables.prepare(returns: prism_ffi_type_void(), [prism_ffi_type_uint64()])
+        metricCountInterface = HostFunctionTables.prepare(
+            returns: prism_ffi_type_sint32(), [string, pointer, prism_ffi_type_size_t(), prism_ffi_type_uint64()])
+        metricValueInterface = HostFunctionTables.prepare(
+            returns: prism_ffi_type_sint32(), [string, pointer, prism_ffi_type_size_t(), prism_ffi_type_double()])
     }
 
     private static func prepare(returns: UnsafeMutablePointer<ffi_type>,
@@ -139,7 +154,8 @@ final class HostFunctionTables: @unchecked Sendable {
             increment: unsafeBitCast(bind(keyIncrementInterface, identity, keyIncrementTrampoline),
                                      to: type(of: keyValue.pointee.increment))))
         let services = ServiceDirectory(keyValue: UnsafeRawPointer(keyValue),
-                                        sharedState: UnsafeRawPointer(makeSharedStateTable(for: identity)))
+                                        sharedState: UnsafeRawPointer(makeSharedStateTable(for: identity)),
+                                        metrics: UnsafeRawPointer(makeMetricsTable(for: identity)))
         let api = UnsafeMutablePointer<prism_host_api>.allocate(capacity: 1)
         api.initialize(to: prism_host_api(
             struct_size: UInt32(MemoryLayout<prism_host_api>.size),
@@ -160,6 +176,7 @@ final class HostFunctionTables: @unchecked Sendable {
 struct ServiceDirectory {
     let keyValue: UnsafeRawPointer
     let sharedState: UnsafeRawPointer
+    let metrics: UnsafeRawPointer
 }
 
 /// An identity that also carries its service directory (for get_service).
@@ -208,7 +225,7 @@ func argument<T>(_ arguments: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _
 }
 
 @inline(__always)
-private func returnStatus(_ result: UnsafeMutableRawPointer?, _ status: prism_status) {
+func returnStatus(_ result: UnsafeMutableRawPointer?, _ status: prism_status) {
     // libffi widens integer results narrower than a register to ffi_arg.
     result?.assumingMemoryBound(to: Int.self).pointee = Int(status)
 }
@@ -242,6 +259,7 @@ private let getServiceTrampoline: HostFunctionTables.Trampoline = { _, result, a
         switch String(cString: name) {
         case PRISM_KEY_VALUE_SERVICE_V1: service = owner.services.keyValue
         case PRISM_SHARED_STATE_SERVICE_V1: service = owner.services.sharedState
+        case PRISM_METRICS_SERVICE_V1: service = owner.services.metrics
         default: service = nil
         }
     }

@@ -1,5 +1,6 @@
 import Logging
 import PrismPluginABI
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -39,13 +40,31 @@ public final class PluginRegistry: @unchecked Sendable {
     /// Builds the per-identity host function tables (libffi closures).
     let functionTables = HostFunctionTables()
     let store = KeyValueStore()
-    /// "prism.shared_state.v1": memory, or Redis when configured.
-    let sharedState: SharedStateService
+    /// "prism.shared_state.v1": memory, or Redis when configured. Instances created after a
+    /// reload that changed `redis:` get the new one.
+    private let currentSharedState: Mutex<SharedStateService>
+    /// Files loaded so far, by path, with the inode they had (plugins are never unloaded, so a
+    /// reload loads only new files).
+    private var loadedFiles: [String: UInt64] = [:]
     let logger: Logger
 
     public init(logger: Logger, redis: RedisSettings? = nil) {
         self.logger = logger
-        sharedState = SharedStateService(settings: redis, logger: logger)
+        currentSharedState = Mutex(SharedStateService(settings: redis, logger: logger))
+    }
+
+    var sharedState: SharedStateService { currentSharedState.withLock { $0 } }
+
+    /// Switches to a backend for `settings` when they differ from the current one. The old Redis
+    /// connection closes after a grace period, once requests that started on it are done.
+    func useSharedState(_ settings: RedisSettings?) {
+        let retired: SharedStateService? = currentSharedState.withLock { current in
+            guard current.settings != settings else { return nil }
+            let old = current
+            current = SharedStateService(settings: settings, logger: logger)
+            return old
+        }
+        retired?.retire(afterSeconds: 30)
     }
 
     /// The host table for one component instance: its log lines say `plugin-component/instance`,
@@ -73,6 +92,14 @@ public final class PluginRegistry: @unchecked Sendable {
         closedir(handle)
         for name in names.sorted() {
             let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            if let inode = loadedFiles[path] {
+                var status = stat()
+                if stat(path, &status) == 0, UInt64(status.st_ino) != inode {
+                    logger.warning("plugin \(path) changed on disk; plugins are never unloaded, so the new version loads at the next restart")
+                    loadedFiles[path] = UInt64(status.st_ino)
+                }
+                continue
+            }
             do {
                 try load(path)
             } catch {
@@ -197,6 +224,7 @@ public final class PluginRegistry: @unchecked Sendable {
         for component in newRouters { routers[component.name] = component }
         plugins.append(LoadedPlugin(id: id, version: version, file: path, abiMajor: Int(descriptor.abi_major),
                                     abiMinor: Int(descriptor.abi_minor), components: listed))
+        loadedFiles[path] = UInt64(status.st_ino)
         logger.debug("plugin loaded: \(id) \(version) from \(path)")
     }
 }

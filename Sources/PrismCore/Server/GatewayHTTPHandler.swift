@@ -8,7 +8,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let gateway: Gateway
+    let runtime: GatewayRuntime
+    /// The current generation; a proxied request keeps the one it started with.
+    var gateway: Gateway { runtime.gateway }
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     /// The request was refused while reading (413): swallow the rest of its body.
@@ -19,7 +21,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var active: ProxyRequest?
     private var responding = false
 
-    init(gateway: Gateway) { self.gateway = gateway }
+    init(runtime: GatewayRuntime) { self.runtime = runtime }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -89,7 +91,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, "/healthz"), (.GET, "/livez"), (.HEAD, "/healthz"):
             writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))
         case (.GET, "/readyz"):
-            if gateway.draining.load(ordering: .relaxed) {
+            if gateway.activity.draining.load(ordering: .relaxed) {
                 writeJSON(status: .serviceUnavailable, body: Array(#"{"status":"draining"}"#.utf8))
             } else {
                 writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))
@@ -109,19 +111,20 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             writeError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
                        message: "Method \(head.method.rawValue) is not allowed on \(path).")
         default:
+            if dispatchControl(head: head, path: path, body: body) { return }
             writeError(status: .notFound, type: "invalid_request_error", code: "not_found",
                        message: "Unknown route \(head.method.rawValue) \(path).")
         }
     }
 
     private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?) {
-        if gateway.draining.load(ordering: .relaxed) {
+        if gateway.activity.draining.load(ordering: .relaxed) {
             writeError(status: .serviceUnavailable, type: "service_unavailable", code: "service_unavailable",
                        message: "The gateway is shutting down.", close: true)
             return
         }
         let bytes = body.map { Array($0.readableBytesView) } ?? []
-        let request = ProxyRequest(gateway: gateway, handler: self, head: head, path: path, api: api, body: bytes)
+        let request = ProxyRequest(gateway: runtime.gateway, handler: self, head: head, path: path, api: api, body: bytes)
         active = request
         request.run()
     }

@@ -8,13 +8,14 @@ import Glibc
 #endif
 
 /// Binds the listening socket and runs until SIGTERM/SIGINT, then drains: stops accepting, lets
-/// requests in flight finish (up to server.shutdown_timeout), and returns.
+/// requests in flight finish (up to server.shutdown_timeout), and returns. SIGHUP reloads the
+/// configuration.
 public final class HTTPServer: Sendable {
-    let gateway: Gateway
+    let runtime: GatewayRuntime
     let group: MultiThreadedEventLoopGroup
 
-    public init(gateway: Gateway) {
-        self.gateway = gateway
+    public init(runtime: GatewayRuntime) {
+        self.runtime = runtime
         group = MultiThreadedEventLoopGroup(numberOfThreads: HTTPServer.eventLoopThreads())
     }
 
@@ -28,7 +29,8 @@ public final class HTTPServer: Sendable {
     }
 
     public func run(host: String, port: Int) throws {
-        let gateway = self.gateway
+        let runtime = self.runtime
+        let gateway = runtime.gateway
         let idle = gateway.configuration.server.idleTimeout
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -40,29 +42,31 @@ public final class HTTPServer: Sendable {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         IdleStateHandler(allTimeout: .milliseconds(idle.milliseconds)))
-                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(gateway: gateway))
+                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(runtime: runtime))
                 }
             }
         let channel = try bootstrap.bind(host: host, port: port).wait()
         gateway.logger.info("prism gateway listening on \(host):\(channel.localAddress?.port ?? port) with \(gateway.providers.count) provider(s), \(gateway.registry.plugins.count) plugin(s)")
 
-        TerminationSignals.wait()
-        gateway.logger.info("shutting down: no new connections, draining \(gateway.inFlight.load(ordering: .relaxed)) request(s)")
-        gateway.draining.store(true, ordering: .relaxed)
+        TerminationSignals.wait(onHangup: { runtime.reload(trigger: "SIGHUP") })
+        let activity = runtime.services.activity
+        gateway.logger.info("shutting down: no new connections, draining \(activity.inFlight.load(ordering: .relaxed)) request(s)")
+        activity.draining.store(true, ordering: .relaxed)
         try? channel.close().wait()
-        let deadline = monotonicNanoseconds() + UInt64(gateway.configuration.server.shutdownTimeout.milliseconds) * 1_000_000
-        while gateway.inFlight.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline {
+        let shutdownTimeout = runtime.gateway.configuration.server.shutdownTimeout
+        let deadline = monotonicNanoseconds() + UInt64(shutdownTimeout.milliseconds) * 1_000_000
+        while activity.inFlight.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline {
             usleep(20_000)
         }
-        let left = gateway.inFlight.load(ordering: .relaxed)
+        let left = activity.inFlight.load(ordering: .relaxed)
         if left > 0 { gateway.logger.warning("shutdown_timeout reached with \(left) request(s) still in flight") }
         gateway.logger.info("stopped")
     }
 }
 
-/// SIGTERM and SIGINT are blocked in every thread (call `block()` first thing in main, before any
-/// thread starts, so all threads inherit the mask) and taken synchronously with sigwait. A
-/// process-wide handler would race with the event loop and libcurl threads.
+/// SIGTERM, SIGINT and SIGHUP are blocked in every thread (call `block()` first thing in main,
+/// before any thread starts, so all threads inherit the mask) and taken synchronously with
+/// sigwait. A process-wide handler would race with the event loop and libcurl threads.
 public enum TerminationSignals {
     public static func block() {
         var set = signalSet()
@@ -70,11 +74,14 @@ public enum TerminationSignals {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Returns when SIGTERM or SIGINT arrives.
-    static func wait() {
+    /// Returns when SIGTERM or SIGINT arrives; calls `onHangup` for each SIGHUP meanwhile.
+    static func wait(onHangup: () -> Void) {
         var set = signalSet()
-        var received: Int32 = 0
-        while sigwait(&set, &received) != 0 {}
+        while true {
+            var received: Int32 = 0
+            guard sigwait(&set, &received) == 0 else { continue }
+            if received == SIGHUP { onHangup() } else { return }
+        }
     }
 
     private static func signalSet() -> sigset_t {
@@ -82,6 +89,7 @@ public enum TerminationSignals {
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGHUP)
         return set
     }
 }

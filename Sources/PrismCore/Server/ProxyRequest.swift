@@ -35,6 +35,8 @@ final class ProxyRequest {
     var pauseDeadline: Scheduled<Void>?
     /// The status the client got (for late on_complete calls).
     var completedStatus = 0
+    /// The answer's body, kept only when logging.include_bodies is on.
+    var responseBodyForLog: [UInt8]?
 
     // Routing state.
     /// Candidates not yet tried for the current model, best first.
@@ -91,7 +93,7 @@ final class ProxyRequest {
     // MARK: Request path
 
     func run() {
-        gateway.inFlight.add(1, ordering: .relaxed)
+        gateway.activity.inFlight.add(1, ordering: .relaxed)
         countedInFlight = true
         // 1. The body must be a JSON object with a model (and messages, for chat).
         let members: [JSONMember]
@@ -356,6 +358,11 @@ final class ProxyRequest {
         let health = gateway.health.byProvider[attempt.provider.settings.name]
         if attempt === winner, streamStarted {
             health?.record(failed: failure != nil, latencyMilliseconds: Double(firstByteAt - attempt.startedAt) / 1_000_000)
+            if let failure {
+                let reason: String
+                if case .timeout = failure { reason = "timeout" } else { reason = "connection" }
+                gateway.services.metrics.recordProviderError(provider: attempt.provider.settings.name, reason: reason)
+            }
             feedback(attempt, status: failure == nil ? 200 : 502)
             attempt.release()
             return finishStream(attempt, failure: failure)
@@ -365,6 +372,15 @@ final class ProxyRequest {
         // other 4xx are about the request, not the provider.
         let providerFault = failure != nil || status >= 500 || status == 429
         health?.record(failed: providerFault, latencyMilliseconds: attempt.elapsedMilliseconds)
+        if providerFault {
+            let reason: String
+            switch failure {
+            case .timeout?: reason = "timeout"
+            case .connection?, .other?: reason = "connection"
+            case nil: reason = String(status)
+            }
+            gateway.services.metrics.recordProviderError(provider: attempt.provider.settings.name, reason: reason)
+        }
         feedback(attempt, status: succeeded ? status : (failure == nil ? status : 504))
         attempt.release()
         if succeeded {

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 import PrismPluginABI
@@ -49,6 +50,7 @@ extension ProxyRequest {
         addCommonHeaders(&responseHeaders)
         let clientStatus = HTTPResponseStatus(statusCode: Int(client.status == 0 ? 200 : client.status))
         handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: client.body)
+        if gateway.configuration.logging.includeBodies { responseBodyForLog = client.body }
         if (200..<300).contains(Int(clientStatus.code)) {
             notifyResponse(status: Int(clientStatus.code), headers: responseHeaders.map { ($0.name, $0.value) }, body: client.body)
         }
@@ -131,7 +133,7 @@ extension ProxyRequest {
         completedStatus = status
         pauseDeadline?.cancel()
         let latency = monotonicNanoseconds() - startedAt
-        if countedInFlight { gateway.inFlight.add(-1, ordering: .relaxed) }
+        if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
         var completionUsage = usage
         completionUsage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
         let providerName = self.providerName
@@ -150,12 +152,57 @@ extension ProxyRequest {
                 }
             }
         }
-        gateway.logger.info("request id=\(requestID) key=\(attributes["key.name"] ?? "-") owner=\(attributes["key.owner"] ?? "-") model=\(clientModel.isEmpty ? "-" : clientModel) provider=\(providerName) status=\(status) latency_ms=\(formatMilliseconds(Double(latency) / 1_000_000)) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens)")
+        gateway.services.metrics.recordRequest(
+            model: clientModel.isEmpty ? "-" : clientModel, provider: providerName, status: status,
+            durationNanoseconds: latency, firstTokenNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt, usage: usage)
+        writeRequestLog(status: status, latency: latency)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
         cancelAll()
         winner?.release()
         handler?.requestFinished(self)
+    }
+
+    /// The one log line per request: text (`request id=... key=...`) or, with logging.format json,
+    /// one object with the same facts as typed members. At debug level with
+    /// logging.include_bodies, the bodies join it (secrets redacted, each cut at 64 KiB).
+    private func writeRequestLog(status: Int, latency: UInt64) {
+        let cache = attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-"
+        let latencyText = formatMilliseconds(Double(latency) / 1_000_000)
+        let model = clientModel.isEmpty ? "-" : clientModel
+        let withBodies = gateway.configuration.logging.includeBodies && gateway.logger.logLevel <= .debug
+        if LineLogHandler.writesJSON {
+            var fields: Logger.Metadata = [
+                "request_id": .string(requestID), "key": .string(attributes["key.name"] ?? "-"),
+                "owner": .string(attributes["key.owner"] ?? "-"), "model": .string(model),
+                "provider": .string(providerName), "model_used": .string(winner?.candidate.upstreamModel ?? "-"),
+                "status": .stringConvertible(status), "latency_ms": .stringConvertible(Double(latencyText) ?? 0),
+                "tokens_in": .stringConvertible(Int(clamping: usage.input_tokens)),
+                "tokens_out": .stringConvertible(Int(clamping: usage.output_tokens)),
+                "cache": .string(cache), "fallback": .stringConvertible(fallbackUsed), "stream": .stringConvertible(streaming),
+            ]
+            if firstByteAt != 0 {
+                fields["first_byte_ms"] = .stringConvertible(Double(formatMilliseconds(Double(firstByteAt - startedAt) / 1_000_000)) ?? 0)
+            }
+            if withBodies {
+                fields["request_body"] = .string(ProxyRequest.loggable(body))
+                fields["response_body"] = .string(responseBodyForLog.map(ProxyRequest.loggable) ?? (streaming ? "[stream]" : ""))
+                return gateway.logger.debug("request", metadata: fields)
+            }
+            return gateway.logger.info("request", metadata: fields)
+        }
+        var line = "request id=\(requestID) key=\(attributes["key.name"] ?? "-") owner=\(attributes["key.owner"] ?? "-") model=\(model) provider=\(providerName) status=\(status) latency_ms=\(latencyText) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens) cache=\(cache) fallback=\(fallbackUsed)"
+        if withBodies {
+            line += " request_body=\(ProxyRequest.loggable(body)) response_body=\(responseBodyForLog.map(ProxyRequest.loggable) ?? (streaming ? "[stream]" : ""))"
+            return gateway.logger.debug("\(line)")
+        }
+        gateway.logger.info("\(line)")
+    }
+
+    static func loggable(_ bytes: [UInt8]) -> String {
+        let limit = 65_536
+        let text = String(decoding: bytes.prefix(limit), as: UTF8.self)
+        return SecretRedactor.shared.redact(bytes.count > limit ? text + "…[cut]" : text)
     }
 
     // MARK: Helpers

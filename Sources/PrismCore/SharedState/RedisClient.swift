@@ -43,6 +43,8 @@ final class RedisClient: @unchecked Sendable {
 
     private let submissions = Mutex<[(arguments: [[UInt8]], done: Completion)]>([])
     private let connectedFlag = Atomic<Bool>(false)
+    /// Monotonic deadline after which the client's thread closes the connection and ends (0 = never).
+    private let stopAt = Atomic<UInt64>(0)
     private let epollDescriptor: Int32
     private let wakeDescriptor: Int32
     private var thread = pthread_t()
@@ -80,6 +82,12 @@ final class RedisClient: @unchecked Sendable {
 
     /// Connected right now (commands sent now will most likely be answered).
     var isConnected: Bool { connectedFlag.load(ordering: .acquiring) }
+
+    /// Closes the connection and ends the thread after `seconds` (commands then fail at once).
+    func stop(afterSeconds seconds: UInt32) {
+        stopAt.store(monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000, ordering: .relaxed)
+        prism_eventfd_signal(wakeDescriptor)
+    }
 
     /// Sends one command; `done` runs on the client's thread with the reply, or nil on failure.
     func send(_ arguments: [[UInt8]], _ done: @escaping Completion) {
@@ -125,6 +133,17 @@ final class RedisClient: @unchecked Sendable {
                 reportOutage("no reply within \(commandTimeoutNanoseconds / 1_000_000) ms")
                 redisAsyncFree(context) // fails every command in flight (their callbacks get NULL)
                 connectionLost()
+            }
+            let stopDeadline = stopAt.load(ordering: .relaxed)
+            if stopDeadline != 0, monotonicNanoseconds() >= stopDeadline {
+                connectedFlag.store(false, ordering: .releasing)
+                if let context { redisAsyncFree(context) }
+                context = nil
+                for command in submissions.withLock({ queue in defer { queue.removeAll() }; return queue }) {
+                    command.done(nil)
+                }
+                logger.info("redis at \(address): connection closed (the configuration no longer uses it)")
+                return
             }
             if context == nil, monotonicNanoseconds() >= reconnectAt { connect() }
         }

@@ -23,7 +23,11 @@ final class SharedStateService: Sendable {
     /// Marks a slot counted by the local fallback, so window_adjust corrects the same store.
     private static let localSlotFlag: UInt64 = 1 << 63
 
+    /// What this backend was made for (nil: memory).
+    let settings: RedisSettings?
+
     init(settings: RedisSettings?, logger: Logger) {
+        self.settings = settings
         if let settings, settings.enabled {
             redis = RedisClient(host: settings.host, port: settings.port, password: settings.password,
                                 database: settings.database, commandTimeoutMilliseconds: Int(settings.timeout.milliseconds),
@@ -36,6 +40,13 @@ final class SharedStateService: Sendable {
     }
 
     var backendName: String { redis == nil ? "memory" : "redis" }
+
+    /// After a reload moved the state elsewhere: closes the Redis connection once the requests
+    /// that started on this backend have had time to finish.
+    func retire(afterSeconds seconds: UInt32) {
+        guard let redis else { return }
+        redis.stop(afterSeconds: seconds)
+    }
 
     /// `GET /-/health/state`: the backend, whether Redis is reachable, and the fallback counters.
     func report() -> [UInt8] {
@@ -108,7 +119,10 @@ final class SharedStateService: Sendable {
         done(PRISM_ERROR_UNAVAILABLE, nil)
     }
 
-    private func countUnavailable() { unavailableAnswers.add(1, ordering: .relaxed) }
+    private func countUnavailable() {
+        unavailableAnswers.add(1, ordering: .relaxed)
+        GatewayMetrics.shared.recordSharedStateFallback("value")
+    }
 
     // MARK: Windows
 
@@ -141,7 +155,10 @@ final class SharedStateService: Sendable {
 
     private func takeLocally(_ claims: [WindowRequest], _ done: WindowAnswer) {
         let fallback = redis != nil
-        if fallback { localFallbacks.add(1, ordering: .relaxed) }
+        if fallback {
+            localFallbacks.add(1, ordering: .relaxed)
+            GatewayMetrics.shared.recordSharedStateFallback("window")
+        }
         var reply = memory.take(claims, now: wallClockMilliseconds())
         if fallback {
             for index in reply.windows.indices { reply.windows[index].slot |= SharedStateService.localSlotFlag }

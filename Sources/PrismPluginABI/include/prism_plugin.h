@@ -40,8 +40,9 @@ extern "C" {
 #define PRISM_ABI_MAJOR 1
 /* 1.1: prism_router_v1.parallel_attempts.
  * 1.2: PRISM_PAUSE and prism_request_context.resume / watch_response, prism_middleware_v1
- *      on_response / on_stream_event, PRISM_ERROR_UNAVAILABLE, the "prism.shared_state.v1" service. */
-#define PRISM_ABI_MINOR 2
+ *      on_response / on_stream_event, PRISM_ERROR_UNAVAILABLE, the "prism.shared_state.v1" service.
+ * 1.3: the "prism.metrics.v1" service. */
+#define PRISM_ABI_MINOR 3
 /* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
  * may export both. */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry_v1"
@@ -243,6 +244,26 @@ typedef struct prism_shared_state_service_v1 {
      * used go first. 0 = unbounded. A shared backend evicts by its own policy and ignores it. */
     void (*set_value_capacity)(uint64_t max_values);
 } prism_shared_state_service_v1;
+
+/*
+ * "prism.metrics.v1" (1.3): the plugin's own metrics, exported with the host's at GET /-/metrics
+ * (Prometheus text format). `name` and label names follow Prometheus rules
+ * ([a-zA-Z_:][a-zA-Z0-9_:]*, labels without ':'); label values are any UTF-8. A name keeps the kind
+ * and the label names of its first use; a later call that differs, a name the host itself records
+ * (prism_requests_total, ...), or an invalid name returns PRISM_ERROR_INVALID_REQUEST and records
+ * nothing. Calls are cheap (no I/O) and thread-safe. Keep label values few (no ids, no user input).
+ */
+#define PRISM_METRICS_SERVICE_V1 "prism.metrics.v1"
+typedef struct prism_metrics_service_v1 {
+    uint32_t struct_size;
+    prism_status (*counter_add)(prism_string name, const prism_header *labels, size_t label_count,
+                                uint64_t amount);
+    prism_status (*gauge_set)(prism_string name, const prism_header *labels, size_t label_count,
+                              double value);
+    /* Buckets: Prometheus's defaults (0.005 .. 10), for durations in seconds. */
+    prism_status (*histogram_observe)(prism_string name, const prism_header *labels,
+                                      size_t label_count, double value);
+} prism_metrics_service_v1;
 
 /* ---- Sinks the host gives to plugins --------------------------------------------------------- */
 

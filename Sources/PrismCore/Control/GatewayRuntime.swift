@@ -1,0 +1,206 @@
+import Dispatch
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The running gateway across configuration reloads. Requests take the current `Gateway` when
+/// they start and keep it to the end (streams included); a reload (POST /-/reload, SIGHUP, the
+/// config file changing, an admin API change) validates and builds a new generation on the
+/// control queue and swaps it in, or keeps the old one and reports why.
+public final class GatewayRuntime: Sendable {
+    public let services: GatewayServices
+    let logger: Logger
+    /// nil: the embedded default configuration (nothing to re-read).
+    let configPath: String?
+    private let pluginsDirectoryOverride: String?
+    private let defaultPluginsDirectory: String
+    let adminStore: AdminStore?
+    /// Reloads and admin changes run here, one at a time, off the event loops (building a
+    /// generation calls plugins' instance_new and may discover models over the network).
+    private let control = DispatchQueue(label: "prism.control")
+
+    private struct Generation {
+        var gateway: Gateway
+        /// The last valid config.yaml, before the admin overlay.
+        var file: GatewayConfiguration
+        var number: Int
+    }
+
+    private let generation: Mutex<Generation>
+    /// (dev, inode, size, mtime) of the config file at the last load, for the file watcher.
+    private let fileSignature = Mutex<[Int64]>([])
+
+    public enum ReloadOutcome: Sendable {
+        case applied(generation: Int, warnings: [String])
+        case rejected(String)
+    }
+
+    public var gateway: Gateway { generation.withLock { $0.gateway } }
+
+    public init(file: GatewayConfiguration, configPath: String?, pluginsDirectoryOverride: String?,
+                defaultPluginsDirectory: String, logger: Logger) throws
+    {
+        self.logger = logger
+        self.configPath = configPath
+        self.pluginsDirectoryOverride = pluginsDirectoryOverride
+        self.defaultPluginsDirectory = defaultPluginsDirectory
+        let registry = PluginRegistry(logger: logger, redis: file.redis)
+        services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget)
+        LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
+        if file.admin.token != nil {
+            let masterKey = getenv("PRISM_MASTER_KEY").map { String(cString: $0) }
+            do {
+                adminStore = try AdminStore(path: file.admin.storePath, masterKey: masterKey)
+            } catch {
+                throw Gateway.StartupError(description: "admin store \(file.admin.storePath): \(error)")
+            }
+            if masterKey?.isEmpty ?? true {
+                logger.warning("PRISM_MASTER_KEY is not set: the admin API can manage client keys but not providers")
+            }
+        } else {
+            adminStore = nil
+        }
+        registry.loadDirectory(pluginsDirectoryOverride ?? file.pluginsDirectory ?? defaultPluginsDirectory)
+        let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
+        for problem in problems { logger.warning("\(problem)") }
+        let gateway = try Gateway(configuration: effective, services: services, logger: logger)
+        generation = Mutex(Generation(gateway: gateway, file: file, number: 1))
+        fileSignature.withLock { $0 = GatewayRuntime.signature(of: configPath) }
+    }
+
+    // MARK: Reloading
+
+    /// Re-reads config.yaml and swaps in a new generation when it is valid; `done` runs on the
+    /// control queue.
+    public func reload(trigger: String, _ done: @escaping @Sendable (ReloadOutcome) -> Void = { _ in }) {
+        control.async { [self] in done(reloadNow(trigger: trigger)) }
+    }
+
+    private func reloadNow(trigger: String) -> ReloadOutcome {
+        guard let configPath else {
+            return reject(trigger, "there is no config file to reload (the gateway runs the embedded default)")
+        }
+        fileSignature.withLock { $0 = GatewayRuntime.signature(of: configPath) }
+        let text: String
+        switch ConfigFile.read(configPath) {
+        case let .success(contents): text = contents
+        case let .failure(error): return reject(trigger, "\(error)")
+        }
+        var loader = ConfigLoader()
+        let file: GatewayConfiguration
+        let warnings: [ConfigDiagnostic]
+        do {
+            (file, warnings) = try loader.load(text: text, file: configPath)
+        } catch {
+            return reject(trigger, error.description)
+        }
+        for warning in warnings { logger.warning("\(warning)") }
+        return rebuild(file: file, trigger: trigger, warnings: warnings.map(\.description))
+    }
+
+    /// Builds and swaps in a generation from `file` (or the last valid file) plus the admin store.
+    private func rebuild(file: GatewayConfiguration?, trigger: String, warnings: [String] = []) -> ReloadOutcome {
+        let current = generation.withLock { $0 }
+        let file = file ?? current.file
+        let running = current.gateway.configuration
+        var notes = warnings
+        if file.server.port != running.server.port || file.server.host != running.server.host {
+            notes.append("server.host and server.port take effect at the next restart")
+        }
+        if file.admin.storePath != running.admin.storePath || (file.admin.token == nil) != (running.admin.token == nil) {
+            notes.append("turning the admin API on or off, or moving its store, takes effect at the next restart")
+        }
+        services.registry.loadDirectory(pluginsDirectoryOverride ?? file.pluginsDirectory ?? defaultPluginsDirectory)
+        let gateway: Gateway
+        do {
+            let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
+            notes += problems
+            gateway = try Gateway(configuration: effective, services: services, logger: logger)
+        } catch {
+            return reject(trigger, "\(error)")
+        }
+        let number = generation.withLock { state -> Int in
+            state = Generation(gateway: gateway, file: file, number: state.number + 1)
+            return state.number
+        }
+        LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
+        GatewayMetrics.shared.recordReload(succeeded: true)
+        for note in notes { logger.warning("reload: \(note)") }
+        logger.info("configuration reloaded (\(trigger)): generation \(number), \(gateway.providers.count) provider(s), \(gateway.middleware.count) middleware")
+        return .applied(generation: number, warnings: notes)
+    }
+
+    private func reject(_ trigger: String, _ reason: String) -> ReloadOutcome {
+        GatewayMetrics.shared.recordReload(succeeded: false)
+        logger.error("configuration reload (\(trigger)) rejected, the running configuration stays: \(reason)")
+        return .rejected(reason)
+    }
+
+    /// Applies an admin API change: the stored state changed, rebuild on the last valid file.
+    func adminChanged(_ what: String, _ done: @escaping @Sendable (ReloadOutcome) -> Void) {
+        control.async { [self] in done(rebuild(file: nil, trigger: "admin: \(what)")) }
+    }
+
+    /// Runs `work` on the control queue (admin store access stays off the event loops).
+    func onControlQueue(_ work: @escaping @Sendable () -> Void) { control.async(execute: work) }
+
+    static func overlay(_ file: GatewayConfiguration, store: AdminStore?) throws -> (GatewayConfiguration, [String]) {
+        guard let store else { return (file, []) }
+        let providers: [AdminStore.StoredProvider]
+        do {
+            providers = try store.providers()
+        } catch {
+            return (AdminOverlay.apply(to: file, providers: [], keys: try store.keys()).0,
+                    ["stored providers left out: \(error)"])
+        }
+        return AdminOverlay.apply(to: file, providers: providers, keys: try store.keys())
+    }
+
+    // MARK: Watching the file
+
+    /// Polls the config file once a second (size, mtime, inode: editors that write a new file
+    /// and rename it are seen too) and reloads when it changed.
+    public func watchConfigFile(intervalMilliseconds: UInt32 = 1000) {
+        guard let configPath else { return }
+        let thread = WatcherThread { [self] in
+            while true {
+                usleep(intervalMilliseconds * 1000)
+                let now = GatewayRuntime.signature(of: configPath)
+                let changed = fileSignature.withLock { $0 != now && !now.isEmpty }
+                guard changed else { continue }
+                usleep(100_000) // let the writer finish
+                let settled = GatewayRuntime.signature(of: configPath)
+                fileSignature.withLock { $0 = settled }
+                reload(trigger: "config file changed")
+            }
+        }
+        thread.start()
+    }
+
+    static func signature(of path: String?) -> [Int64] {
+        guard let path else { return [] }
+        var status = stat()
+        guard stat(path, &status) == 0 else { return [] }
+        return [Int64(status.st_dev), Int64(status.st_ino), Int64(status.st_size), Int64(status.st_mtim.tv_sec),
+                Int64(status.st_mtim.tv_nsec)]
+    }
+}
+
+/// A detached thread running one closure (the file watcher).
+private final class WatcherThread: @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+
+    func start() {
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { context in
+            Unmanaged<WatcherThread>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, box)
+        pthread_detach(thread)
+    }
+}

@@ -1,0 +1,297 @@
+import NIOCore
+import NIOHTTP1
+import PrismWire
+
+// The operator's routes under /-/: metrics (open, for scrapers), and behind the admin token the
+// reload, the running configuration (secrets masked) and the admin API for providers and client
+// keys. Work that touches the store or rebuilds the gateway runs on the runtime's control queue;
+// its answer hops back to this connection's event loop.
+extension GatewayHTTPHandler {
+    /// True when the path was an operator route (answered or being answered).
+    func dispatchControl(head: HTTPRequestHead, path: String, body: ByteBuffer?) -> Bool {
+        guard path.hasPrefix("/-/") else { return false }
+        if path == "/-/metrics" {
+            guard head.method == .GET else { return methodNotAllowed(head, path) }
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            writeResponse(status: .ok, headers: headers, body: GatewayMetrics.shared.render(gateway: gateway))
+            return true
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard segments.count >= 2, ["reload", "config", "providers", "keys"].contains(segments[1]) else { return false }
+        guard authorizeAdmin(head) else { return true }
+        let bytes = body.map { Array($0.readableBytesView) } ?? []
+        switch (head.method, segments[1], segments.count) {
+        case (.POST, "reload", 2): reloadRoute()
+        case (.GET, "config", 2):
+            let document = SecretRedactor.masked(gateway.configuration.document)
+            writeJSON(status: .ok, body: document.jsonBytes)
+        case (.GET, "providers", 2): listProviders()
+        case (.GET, "providers", 3): listProviders(only: segments[2])
+        case (.PUT, "providers", 3): putProvider(segments[2], body: bytes)
+        case (.DELETE, "providers", 3): deleteProvider(segments[2])
+        case (.POST, "keys", 2): createKey(body: bytes)
+        case (.GET, "keys", 2): listKeys()
+        case (.DELETE, "keys", 3): revokeKey(segments[2])
+        default: return methodNotAllowed(head, path)
+        }
+        return true
+    }
+
+    private func methodNotAllowed(_ head: HTTPRequestHead, _ path: String) -> Bool {
+        writeError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
+                   message: "Method \(head.method.rawValue) is not allowed on \(path).")
+        return true
+    }
+
+    /// `Authorization: Bearer <admin token>`: 404 while the admin API is off, 401 without a
+    /// token, 403 with a wrong one (client keys are never admin tokens).
+    private func authorizeAdmin(_ head: HTTPRequestHead) -> Bool {
+        guard let token = gateway.configuration.admin.token, runtime.adminStore != nil else {
+            writeError(status: .notFound, type: "invalid_request_error", code: "admin_api_off",
+                       message: "The admin API is off: set admin.token in config.yaml or PRISM_ADMIN_TOKEN, then restart.")
+            return false
+        }
+        guard let header = head.headers.first(name: "authorization"), header.lowercased().hasPrefix("bearer "),
+              case let presented = String(header.dropFirst(7)).trimmingSpaces, !presented.isEmpty
+        else {
+            writeError(status: .unauthorized, type: "authentication_error", code: "missing_admin_token",
+                       message: "The admin API needs `Authorization: Bearer <admin token>`.")
+            return false
+        }
+        guard constantTimeEquals(Array(presented.utf8), Array(token.utf8)) else {
+            writeError(status: .forbidden, type: "permission_error", code: "invalid_admin_token",
+                       message: "That is not the admin token.")
+            return false
+        }
+        return true
+    }
+
+    /// Runs `work` on the control queue and writes what it returns on this connection's loop.
+    private func answerLater(_ work: @escaping @Sendable () -> ControlAnswer) {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        runtime.onControlQueue {
+            let answer = work()
+            eventLoop.execute { bound.value.write(answer) }
+        }
+    }
+
+    /// Runs `work` (a store change) on the control queue, then rebuilds the gateway and answers.
+    private func changeLater(_ what: String, _ work: @escaping @Sendable () -> ControlAnswer) {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let runtime = self.runtime
+        runtime.onControlQueue {
+            let answer = work()
+            guard answer.status.code < 300 else { return eventLoop.execute { bound.value.write(answer) } }
+            runtime.adminChanged(what) { outcome in
+                let final: ControlAnswer
+                if case let .rejected(reason) = outcome {
+                    final = .error(.internalServerError, "reload_failed",
+                                   "Stored, but the gateway could not apply it: \(reason)")
+                } else {
+                    final = answer
+                }
+                eventLoop.execute { bound.value.write(final) }
+            }
+        }
+    }
+
+    private func write(_ answer: ControlAnswer) {
+        writeJSON(status: answer.status, body: answer.body)
+    }
+
+    // MARK: Routes
+
+    private func reloadRoute() {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        runtime.reload(trigger: "POST /-/reload") { outcome in
+            let answer: ControlAnswer
+            switch outcome {
+            case let .applied(generation, warnings):
+                answer = .ok(.object([("status", .string("reloaded")), ("generation", .number(String(generation))),
+                                      ("warnings", .array(warnings.map { .string($0) }))]))
+            case let .rejected(reason):
+                answer = .error(.badRequest, "invalid_config", "The configuration was not reloaded: \(reason)")
+            }
+            eventLoop.execute { bound.value.write(answer) }
+        }
+    }
+
+    private func listProviders(only name: String? = nil) {
+        let configuration = gateway.configuration
+        let store = runtime.adminStore
+        answerLater {
+            let stored = Set(((try? store?.providers()) ?? []).map(\.name))
+            let sections = configuration.document["providers"]?.objectValue ?? []
+            var items: [JSONValue] = []
+            for (providerName, section) in sections where name == nil || providerName == name {
+                var members: [(String, JSONValue)] = [("name", .string(providerName)),
+                                                      ("source", .string(stored.contains(providerName) ? "admin" : "config"))]
+                members += (SecretRedactor.masked(section).objectValue ?? []).filter { $0.0 != "name" }
+                items.append(.object(members))
+            }
+            if let name {
+                guard let item = items.first else {
+                    return .error(.notFound, "provider_not_found", "No provider is named '\(name)'.")
+                }
+                return .ok(item)
+            }
+            return .ok(.object([("providers", .array(items))]))
+        }
+    }
+
+    private func putProvider(_ name: String, body: [UInt8]) {
+        guard let store = runtime.adminStore else { return }
+        guard case let .object(members)? = try? JSONValue.parse(body) else {
+            return write(.error(.badRequest, "invalid_json",
+                                "The body must be a JSON object with the provider's config.yaml keys (api_format, api_key, models, ...)."))
+        }
+        guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
+            return write(.error(.badRequest, "invalid_provider_name", "A provider name is printable ASCII without '/'."))
+        }
+        let section = JSONValue.object(members.filter { $0.0 != "name" })
+        changeLater("PUT /-/providers/\(name)") {
+            do {
+                _ = try AdminOverlay.providerSettings(name: name, section: section)
+            } catch {
+                return .error(.badRequest, "invalid_provider", "The provider is not valid: \(error)")
+            }
+            guard store.canStoreProviders else {
+                return .error(.serviceUnavailable, "master_key_missing", AdminStore.StoreError.noMasterKey.description)
+            }
+            do {
+                try store.putProvider(name: name, section: section)
+            } catch {
+                return .error(.internalServerError, "store_error", "\(error)")
+            }
+            var masked = SecretRedactor.masked(section).objectValue ?? []
+            masked.insert(("name", .string(name)), at: 0)
+            masked.insert(("source", .string("admin")), at: 1)
+            return .ok(.object(masked))
+        }
+    }
+
+    private func deleteProvider(_ name: String) {
+        guard let store = runtime.adminStore else { return }
+        let inFile = runtime.gateway.configuration.providers.contains { $0.name == name }
+        changeLater("DELETE /-/providers/\(name)") {
+            do {
+                if try store.deleteProvider(name: name) {
+                    return .ok(.object([("deleted", .string(name))]))
+                }
+            } catch {
+                return .error(.internalServerError, "store_error", "\(error)")
+            }
+            if inFile {
+                return .error(.conflict, "provider_in_config_file",
+                              "Provider '\(name)' is defined in config.yaml; remove it there (the file is reloaded when it changes).")
+            }
+            return .error(.notFound, "provider_not_found", "No provider is named '\(name)'.")
+        }
+    }
+
+    private func createKey(body: [UInt8]) {
+        guard let store = runtime.adminStore else { return }
+        guard let request = try? JSONValue.parse(body), let name = request["name"]?.stringValue, !name.isEmpty else {
+            return write(.error(.badRequest, "invalid_key_request",
+                                "The body must be a JSON object with at least `name` (and optionally owner, models, rate_limit_rpm, rate_limit_tpm)."))
+        }
+        let owner = request["owner"]?.stringValue ?? ""
+        let models = request["models"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let requestsPerMinute = max(0, request["rate_limit_rpm"]?.integerValue ?? 0)
+        let tokensPerMinute = max(0, request["rate_limit_tpm"]?.integerValue ?? 0)
+        let authEnabled = gateway.configuration.middleware.first { $0.name == "auth" }?
+            .configuration["enabled"]?.boolValue ?? false
+        changeLater("POST /-/keys") {
+            do {
+                let (record, raw) = try store.createKey(name: name, owner: owner, models: models,
+                                                        requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute)
+                var members = GatewayHTTPHandler.describe(record)
+                members.insert(("key", .string(raw)), at: 2)
+                if !authEnabled {
+                    members.append(("warning", .string("auth.enabled is false: keys are not checked until it is true")))
+                }
+                return ControlAnswer(status: .created, body: JSONValue.object(members).jsonBytes)
+            } catch let error as AdminStore.StoreError {
+                return .error(.conflict, "duplicate_key_name", error.description)
+            } catch {
+                return .error(.internalServerError, "store_error", "\(error)")
+            }
+        }
+    }
+
+    private func listKeys() {
+        guard let store = runtime.adminStore else { return }
+        let fileKeys = gateway.configuration.document["auth"]?["keys"]?.arrayValue ?? []
+        answerLater {
+            var items: [JSONValue] = []
+            for key in fileKeys {
+                items.append(.object([("name", key["name"] ?? .null), ("source", .string("config")),
+                                      ("preview", .string(SecretRedactor.mask(key["key"]?.stringValue ?? ""))),
+                                      ("owner", key["owner"] ?? .string(""))]))
+            }
+            do {
+                for record in try store.keys() { items.append(.object(GatewayHTTPHandler.describe(record))) }
+            } catch {
+                return .error(.internalServerError, "store_error", "\(error)")
+            }
+            return .ok(.object([("keys", .array(items))]))
+        }
+    }
+
+    private func revokeKey(_ id: String) {
+        guard let store = runtime.adminStore else { return }
+        changeLater("DELETE /-/keys/\(id)") {
+            do {
+                guard try store.revokeKey(id: id) else {
+                    return .error(.notFound, "key_not_found", "No live key has the id '\(id)'.")
+                }
+                return .ok(.object([("revoked", .string(id))]))
+            } catch {
+                return .error(.internalServerError, "store_error", "\(error)")
+            }
+        }
+    }
+
+    private static func describe(_ record: AdminStore.StoredKey) -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = [
+            ("id", .string(record.id)), ("name", .string(record.name)), ("source", .string("admin")),
+            ("preview", .string(record.preview)), ("owner", .string(record.owner)),
+            ("models", .array(record.models.map { .string($0) })),
+            ("rate_limit_rpm", .number(String(record.requestsPerMinute))),
+            ("rate_limit_tpm", .number(String(record.tokensPerMinute))),
+            ("created_at", .number(String(record.createdAt))),
+        ]
+        members.append(("revoked_at", record.revokedAt.map { .number(String($0)) } ?? .null))
+        return members
+    }
+}
+
+/// An operator route's answer, made off the event loop.
+struct ControlAnswer: Sendable {
+    let status: HTTPResponseStatus
+    let body: [UInt8]
+
+    static func ok(_ value: JSONValue) -> ControlAnswer { ControlAnswer(status: .ok, body: value.jsonBytes) }
+
+    static func error(_ status: HTTPResponseStatus, _ code: String, _ message: String) -> ControlAnswer {
+        let type = status.code >= 500 ? "server_error" : "invalid_request_error"
+        return ControlAnswer(status: status, body: OpenAIErrorBody.make(message: SecretRedactor.shared.redact(message),
+                                                                        type: type, code: code))
+    }
+}
+
+/// Compares in time that depends only on the lengths.
+func constantTimeEquals(_ left: [UInt8], _ right: [UInt8]) -> Bool {
+    var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
+    for index in 0..<max(left.count, right.count) {
+        difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
+    }
+    return difference == 0
+}
