@@ -22,7 +22,7 @@ RUN scripts/install.sh --build-only && scripts/build.sh --bundle-runtime
 # ---- runtime -----------------------------------------------------------------------------
 FROM debian:bookworm-slim
 COPY scripts/install.sh /tmp/install.sh
-# --runtime: only the shared libraries the binary loads (libcurl4, libyaml-0-2, libffi8, libhiredis0.14),
+# --runtime: only the shared libraries the binary loads (libcurl4, libyaml-0-2, libffi8, libhiredis0.14, libsqlite3-0),
 # ca-certificates for HTTPS upstreams, and curl for the health check.
 RUN /tmp/install.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/install.sh
 
