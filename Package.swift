@@ -40,9 +40,6 @@ let package = Package(
         // Metrics API and its Prometheus backend (GET /-/metrics).
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        // The admin store (SQLite) and its encryption (AES-GCM).
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The plugin contract: one C header, nothing else.
@@ -56,21 +53,24 @@ let package = Package(
                        providers: [.apt(["libffi-dev"])]),
         .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis",
                        providers: [.apt(["libhiredis-dev"])]),
+        // The admin store: SQLite, and OpenSSL's libcrypto (AES-GCM, HKDF, SHA-256) for its secrets.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
         // Fast JSON and SSE, shared by the host and PluginKit. Knows nothing of either.
         .target(name: "PrismWire", swiftSettings: swiftSettings),
         // What Swift plugins share: ABI glue and OpenAI shapes.
         .target(name: "PluginKit", dependencies: ["PrismWire", "PrismPluginABI"],
                 swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
-            "PrismPluginABI", "PrismWire", "CCurl", "CYAML", "CFFI", "CHiredis",
+            "PrismPluginABI", "PrismWire", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "prism-gateway", dependencies: ["PrismCore"],
                           swiftSettings: swiftSettings),

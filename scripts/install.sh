@@ -8,8 +8,8 @@
 # on PATH (it is on this project's machines and in the official swift images).
 set -euo pipefail
 
-runtime_packages=(libcurl4 libyaml-0-2 libffi8 libhiredis0.14 libsqlite3-0 ca-certificates curl)
-build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev libhiredis-dev libsqlite3-dev pkg-config ca-certificates curl)
+runtime_packages=(libcurl4 libyaml-0-2 libffi8 libhiredis0.14 libsqlite3-0 libssl3 ca-certificates curl)
+build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev libhiredis-dev libsqlite3-dev libssl-dev pkg-config ca-certificates curl)
 test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk redis-server)
 
 mode=test

@@ -46,7 +46,7 @@ public final class Gateway: Sendable {
 
     /// Convenience for one generation that loads its plugins itself (tools and benchmarks).
     public convenience init(configuration: GatewayConfiguration, pluginsDirectory: String, logger: Logger) throws(StartupError) {
-        let registry = PluginRegistry(logger: logger)
+        let registry = PluginRegistry(logger: logger, redis: configuration.redis)
         registry.loadDirectory(pluginsDirectory)
         let services = GatewayServices(registry: registry, maximumIdleConnections: configuration.idleConnectionBudget)
         try self.init(configuration: configuration, services: services, logger: logger)
@@ -61,7 +61,6 @@ public final class Gateway: Sendable {
         self.services = services
         SecretRedactor.shared.register(configuration)
         let registry = services.registry
-        registry.useSharedState(configuration.redis)
 
         var providers: [ProviderInstance] = []
         var gates: [String: AdmissionGate] = [:]

@@ -205,6 +205,8 @@ def test_json_logs_carry_the_request_facts(gateway, mock_upstream):
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
     post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", "log me"), headers=headers)
     post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", "log me"), headers=headers)
+    # The request line is written just after the answer: wait for both.
+    assert wait_until(lambda: gw.log().count('"message":"request"') == 2, 5), gw.log_tail()
     lines = [line for line in gw.log().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     requests = [r for r in records if r.get("message") == "request"]
@@ -227,10 +229,12 @@ def test_bodies_are_logged_only_at_debug_with_include_bodies(gateway, mock_upstr
     cfg["logging"] = {"level": "debug", "format": "json", "include_bodies": True}
     gw = gateway(cfg)
     post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", "a body worth logging"))
+    gw.wait_for_log(r'"message":"request"')
     requests = [json.loads(l) for l in gw.log().splitlines() if '"message":"request"' in l]
     assert requests and "a body worth logging" in requests[0]["request_body"]
     assert mock_upstream.content in requests[0]["response_body"]
     cfg["logging"] = {"level": "debug", "format": "json"}
     gw2 = gateway(cfg)
     post(gw2.v1 + "/chat/completions", chat_body("gpt-4o-mini", "not this one"))
+    gw2.wait_for_log(r'"message":"request"')
     assert "not this one" not in gw2.log()

@@ -1,16 +1,17 @@
-import Crypto
-import struct Foundation.Data
-import GRDB
+import CCrypto
+import CSQLite
 import PrismWire
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// What the admin API changes at runtime, persisted across restarts in one SQLite file (GRDB):
-/// providers (their whole config section sealed with AES-GCM under a key derived from
-/// `PRISM_MASTER_KEY`, so no provider secret is ever on disk in the clear) and client keys (only
-/// a SHA-256 of each key; the raw key is shown once, when created).
+/// What the admin API changes at runtime, persisted across restarts in one SQLite file: providers
+/// (their whole config section sealed with AES-256-GCM under a key derived with HKDF-SHA256 from
+/// `PRISM_MASTER_KEY`, so no provider secret is ever on disk in the clear) and client keys (only a
+/// SHA-256 of each key; the raw key is shown once, when created). SQLite through its C API and the
+/// cryptography through OpenSSL's libcrypto (already loaded for libcurl): no Foundation in the
+/// process. Used from the runtime's control queue only (one connection, serialized).
 final class AdminStore: @unchecked Sendable {
     struct StoredProvider: Sendable {
         let name: String
@@ -49,38 +50,35 @@ final class AdminStore: @unchecked Sendable {
         }
     }
 
-    private let database: DatabaseQueue
-    private let sealingKey: SymmetricKey?
+    private let database: SQLiteDatabase
+    private let sealingKey: [UInt8]?
     let path: String
 
     /// Opens (or creates) the store. With a master key, checks that it is the one the store was
     /// written with.
     init(path: String, masterKey: String?) throws {
         self.path = path
-        var configuration = Configuration()
-        configuration.label = "prism-admin"
-        database = try DatabaseQueue(path: path, configuration: configuration)
+        database = try SQLiteDatabase(path: path)
         chmod(path, 0o600)
         if let masterKey, !masterKey.isEmpty {
-            sealingKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Array(masterKey.utf8)),
-                                                salt: Array("prism-admin-store-v1".utf8),
-                                                info: Array("provider sections".utf8), outputByteCount: 32)
+            var key = [UInt8](repeating: 0, count: 32)
+            let secret = Array(masterKey.utf8), salt = Array("prism-admin-store-v1".utf8), info = Array("provider sections".utf8)
+            guard prism_hkdf_sha256(secret, secret.count, salt, salt.count, info, info.count, &key, 32) == 1 else {
+                throw StoreError.unreadable("key derivation failed")
+            }
+            sealingKey = key
         } else {
             sealingKey = nil
         }
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE providers (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, updated_at INTEGER NOT NULL);
-                CREATE TABLE client_keys (
-                    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, key_sha256 TEXT NOT NULL UNIQUE,
-                    preview TEXT NOT NULL, owner TEXT NOT NULL, models TEXT NOT NULL,
-                    rate_limit_rpm INTEGER NOT NULL, rate_limit_tpm INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL, revoked_at INTEGER);
-                CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-                """)
-        }
-        try migrator.migrate(database)
+        try database.execute("""
+            CREATE TABLE IF NOT EXISTS providers (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, updated_at INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS client_keys (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, key_sha256 TEXT NOT NULL UNIQUE,
+                preview TEXT NOT NULL, owner TEXT NOT NULL, models TEXT NOT NULL,
+                rate_limit_rpm INTEGER NOT NULL, rate_limit_tpm INTEGER NOT NULL,
+                created_at INTEGER NOT NULL, revoked_at INTEGER);
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+            """)
         try checkMasterKey()
     }
 
@@ -88,19 +86,13 @@ final class AdminStore: @unchecked Sendable {
     private func checkMasterKey() throws {
         guard let sealingKey else { return }
         let marker = Array("prism-admin-store".utf8)
-        let existing = try database.read { db in
-            try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'master_key_check'")
-        }
-        if let existing {
-            guard let box = try? AES.GCM.SealedBox(combined: existing),
-                  let opened = try? AES.GCM.open(box, using: sealingKey), Array(opened) == marker
-            else { throw StoreError.wrongMasterKey }
+        let rows = try database.query("SELECT value FROM meta WHERE name = 'master_key_check'")
+        if let existing = rows.first?[0].bytes {
+            guard AdminStore.open(existing, key: sealingKey) == marker else { throw StoreError.wrongMasterKey }
             return
         }
-        let sealed = try AES.GCM.seal(marker, using: sealingKey).combined!
-        try database.write { db in
-            try db.execute(sql: "INSERT INTO meta (name, value) VALUES ('master_key_check', ?)", arguments: [sealed])
-        }
+        try database.run("INSERT INTO meta (name, value) VALUES ('master_key_check', ?)",
+                         [.blob(try AdminStore.seal(marker, key: sealingKey))])
     }
 
     var canStoreProviders: Bool { sealingKey != nil }
@@ -108,36 +100,28 @@ final class AdminStore: @unchecked Sendable {
     // MARK: Providers
 
     func providers() throws -> [StoredProvider] {
-        let rows = try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, sealed, updated_at FROM providers ORDER BY name")
-        }
+        let rows = try database.query("SELECT name, sealed, updated_at FROM providers ORDER BY name")
         guard !rows.isEmpty else { return [] }
         guard let sealingKey else { throw StoreError.noMasterKey }
         return try rows.map { row in
-            let sealed: Data = row["sealed"]
-            guard let box = try? AES.GCM.SealedBox(combined: sealed), let opened = try? AES.GCM.open(box, using: sealingKey),
-                  let section = try? JSONValue.parse(Array(opened))
+            guard let opened = AdminStore.open(row[1].bytes, key: sealingKey),
+                  let section = try? JSONValue.parse(opened)
             else { throw StoreError.wrongMasterKey }
-            return StoredProvider(name: row["name"], section: section, updatedAt: row["updated_at"])
+            return StoredProvider(name: row[0].text, section: section, updatedAt: row[2].integer)
         }
     }
 
     func putProvider(name: String, section: JSONValue) throws {
         guard let sealingKey else { throw StoreError.noMasterKey }
-        let sealed = try AES.GCM.seal(section.jsonBytes, using: sealingKey).combined!
-        try database.write { db in
-            try db.execute(sql: """
-                INSERT INTO providers (name, sealed, updated_at) VALUES (?, ?, ?)
-                ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
-                """, arguments: [name, sealed, AdminStore.now()])
-        }
+        let sealed = try AdminStore.seal(section.jsonBytes, key: sealingKey)
+        try database.run("""
+            INSERT INTO providers (name, sealed, updated_at) VALUES (?, ?, ?)
+            ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
+            """, [.text(name), .blob(sealed), .integer(AdminStore.now())])
     }
 
     func deleteProvider(name: String) throws -> Bool {
-        try database.write { db in
-            try db.execute(sql: "DELETE FROM providers WHERE name = ?", arguments: [name])
-            return db.changesCount > 0
-        }
+        try database.run("DELETE FROM providers WHERE name = ?", [.text(name)]) > 0
     }
 
     // MARK: Client keys
@@ -146,55 +130,75 @@ final class AdminStore: @unchecked Sendable {
     func createKey(name: String, owner: String, models: [String], requestsPerMinute: Int64,
                    tokensPerMinute: Int64) throws -> (StoredKey, String)
     {
-        var generator = SystemRandomNumberGenerator()
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-        let raw = "sk-prism-" + String((0..<40).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
-        let id = "key_" + String((0..<16).map { _ in alphabet[Int(generator.next() % 36)] })
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
+        func random(_ count: Int, from letters: Int) throws -> String {
+            var bytes = [UInt8](repeating: 0, count: count)
+            guard prism_random_bytes(&bytes, Int32(count)) == 1 else { throw StoreError.unreadable("no randomness") }
+            // 62 (or 36) letters: the modulo bias of 256 % letters is negligible for an identifier.
+            return String(decoding: bytes.map { alphabet[Int($0) % letters] }, as: UTF8.self)
+        }
+        let raw = "sk-prism-" + (try random(40, from: 62))
+        let id = "key_" + (try random(16, from: 36))
         let record = StoredKey(id: id, name: name, keyHash: AdminStore.sha256Hex(raw),
                                preview: SecretRedactor.mask(raw), owner: owner, models: models,
                                requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
                                createdAt: AdminStore.now(), revokedAt: nil)
+        let modelsText = String(decoding: JSONValue.array(models.map { .string($0) }).jsonBytes, as: UTF8.self)
         do {
-            try database.write { db in
-                try db.execute(sql: """
-                    INSERT INTO client_keys (id, name, key_sha256, preview, owner, models, rate_limit_rpm,
-                                             rate_limit_tpm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [record.id, record.name, record.keyHash, record.preview, record.owner,
-                                     String(decoding: JSONValue.array(models.map { .string($0) }).jsonBytes, as: UTF8.self),
-                                     record.requestsPerMinute, record.tokensPerMinute, record.createdAt])
-            }
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            try database.run("""
+                INSERT INTO client_keys (id, name, key_sha256, preview, owner, models, rate_limit_rpm,
+                                         rate_limit_tpm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(record.id), .text(record.name), .text(record.keyHash), .text(record.preview),
+                      .text(record.owner), .text(modelsText), .integer(record.requestsPerMinute),
+                      .integer(record.tokensPerMinute), .integer(record.createdAt)])
+        } catch let error as SQLiteDatabase.Failure where error.code == SQLITE_CONSTRAINT {
             throw StoreError.duplicateName(name)
         }
         return (record, raw)
     }
 
     func keys() throws -> [StoredKey] {
-        try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM client_keys ORDER BY created_at, name").map { row in
-                let modelsText: String = row["models"]
-                let models = (try? JSONValue.parse(modelsText))?.arrayValue?.compactMap(\.stringValue) ?? []
-                return StoredKey(id: row["id"], name: row["name"], keyHash: row["key_sha256"], preview: row["preview"],
-                                 owner: row["owner"], models: models, requestsPerMinute: row["rate_limit_rpm"],
-                                 tokensPerMinute: row["rate_limit_tpm"], createdAt: row["created_at"],
-                                 revokedAt: row["revoked_at"])
-            }
+        try database.query("""
+            SELECT id, name, key_sha256, preview, owner, models, rate_limit_rpm, rate_limit_tpm, created_at, revoked_at
+            FROM client_keys ORDER BY created_at, name
+            """).map { row in
+            let models = (try? JSONValue.parse(row[5].text))?.arrayValue?.compactMap(\.stringValue) ?? []
+            return StoredKey(id: row[0].text, name: row[1].text, keyHash: row[2].text, preview: row[3].text,
+                             owner: row[4].text, models: models, requestsPerMinute: row[6].integer,
+                             tokensPerMinute: row[7].integer, createdAt: row[8].integer,
+                             revokedAt: row[9].isNull ? nil : row[9].integer)
         }
     }
 
     /// Revokes a key (kept for the record); false when there is no such live key.
     func revokeKey(id: String) throws -> Bool {
-        try database.write { db in
-            try db.execute(sql: "UPDATE client_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                           arguments: [AdminStore.now(), id])
-            return db.changesCount > 0
-        }
+        try database.run("UPDATE client_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                         [.integer(AdminStore.now()), .text(id)]) > 0
     }
 
+    // MARK: Cryptography (libcrypto)
+
     static func sha256Hex(_ text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).map { byte in
-            String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
-        }.joined()
+        let bytes = Array(text.utf8)
+        var digest = [UInt8](repeating: 0, count: 32)
+        _ = prism_sha256(bytes, bytes.count, &digest)
+        return digest.map { String($0 >> 4, radix: 16) + String($0 & 0x0F, radix: 16) }.joined()
+    }
+
+    /// nonce (12) || ciphertext || tag (16), under a fresh random nonce.
+    static func seal(_ plaintext: [UInt8], key: [UInt8]) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: plaintext.count + 28)
+        guard prism_aes_gcm_seal(key, plaintext, Int32(plaintext.count), &out) == 1 else {
+            throw StoreError.unreadable("encryption failed")
+        }
+        return out
+    }
+
+    /// nil when the key is wrong or the data was altered.
+    static func open(_ sealed: [UInt8], key: [UInt8]) -> [UInt8]? {
+        guard sealed.count >= 28 else { return nil }
+        var out = [UInt8](repeating: 0, count: sealed.count - 28)
+        return prism_aes_gcm_open(key, sealed, Int32(sealed.count), &out) == 1 ? out : nil
     }
 
     private static func now() -> Int64 { Int64(wallClockMilliseconds() / 1000) }

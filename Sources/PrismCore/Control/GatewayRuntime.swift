@@ -114,14 +114,19 @@ public final class GatewayRuntime: Sendable {
             notes.append("turning the admin API on or off, or moving its store, takes effect at the next restart")
         }
         services.registry.loadDirectory(pluginsDirectoryOverride ?? file.pluginsDirectory ?? defaultPluginsDirectory)
+        // Instances of the new generation bind to the shared state its `redis:` names.
+        let replaced = services.registry.useSharedState(file.redis)
         let gateway: Gateway
         do {
             let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
             notes += problems
             gateway = try Gateway(configuration: effective, services: services, logger: logger)
         } catch {
+            if let replaced { services.registry.restoreSharedState(replaced) }
             return reject(trigger, "\(error)")
         }
+        // The old generation's requests may still use the replaced backend for a while.
+        replaced?.retire(afterSeconds: 30)
         let number = generation.withLock { state -> Int in
             state = Generation(gateway: gateway, file: file, number: state.number + 1)
             return state.number

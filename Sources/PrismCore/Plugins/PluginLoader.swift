@@ -55,16 +55,25 @@ public final class PluginRegistry: @unchecked Sendable {
 
     var sharedState: SharedStateService { currentSharedState.withLock { $0 } }
 
-    /// Switches to a backend for `settings` when they differ from the current one. The old Redis
-    /// connection closes after a grace period, once requests that started on it are done.
-    func useSharedState(_ settings: RedisSettings?) {
-        let retired: SharedStateService? = currentSharedState.withLock { current in
+    /// Switches to a backend for `settings` when they differ from the current one; returns the
+    /// backend it replaced (to retire once the new generation is in place, or to put back).
+    @discardableResult
+    func useSharedState(_ settings: RedisSettings?) -> SharedStateService? {
+        currentSharedState.withLock { current in
             guard current.settings != settings else { return nil }
             let old = current
             current = SharedStateService(settings: settings, logger: logger)
             return old
         }
-        retired?.retire(afterSeconds: 30)
+    }
+
+    /// Undoes `useSharedState` after a generation failed to build; the unused backend closes.
+    func restoreSharedState(_ previous: SharedStateService) {
+        let unused = currentSharedState.withLock { current in
+            defer { current = previous }
+            return current
+        }
+        unused.retire(afterSeconds: 0)
     }
 
     /// The host table for one component instance: its log lines say `plugin-component/instance`,

@@ -167,6 +167,7 @@ extension ProxyRequest {
     /// one object with the same facts as typed members. At debug level with
     /// logging.include_bodies, the bodies join it (secrets redacted, each cut at 64 KiB).
     private func writeRequestLog(status: Int, latency: UInt64) {
+        guard gateway.logger.logLevel <= .info else { return } // nothing is built for a line not written
         let cache = attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-"
         let latencyText = formatMilliseconds(Double(latency) / 1_000_000)
         let model = clientModel.isEmpty ? "-" : clientModel
