@@ -28,8 +28,8 @@ final class CacheMiddleware: Middleware {
     private let state: SharedState?
     private let metrics: Metrics?
     private let host: PluginHost
-    /// Misses whose answer is to be stored, by request id.
-    private let pending = Mutex<[String: Pending]>([:])
+    /// Misses whose answer is to be stored, by `RequestContext.requestKey`.
+    private let pending = Mutex<[UInt: Pending]>([:])
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
@@ -73,10 +73,10 @@ final class CacheMiddleware: Middleware {
             return skip(context)
         }
         let entry = Pending(api: request.api, key: key, ttlMilliseconds: ttl, streaming: request.isStreaming)
-        let requestID = request.requestID
+        let requestKey = context.requestKey
         let api = request.api
         if request.header("x-prism-cache-force-refresh")?.lowercased() == "true" {
-            miss(entry, requestID: requestID, context: context)
+            miss(entry, requestKey: requestKey, context: context)
             return .proceed
         }
         let decision = PendingDecision(context: context, localResponse: localResponse)
@@ -89,9 +89,9 @@ final class CacheMiddleware: Middleware {
                     metrics?.increment("prism_cache_hits_total", labels: [("api", api)])
                     return decision.respond()
                 }
-                miss(entry, requestID: requestID, context: decision.context) // unreadable entry: replace it
+                miss(entry, requestKey: requestKey, context: decision.context) // unreadable entry: replace it
             case .notFound:
-                miss(entry, requestID: requestID, context: decision.context)
+                miss(entry, requestKey: requestKey, context: decision.context)
             case .unavailable:
                 decision.context.addResponseHeader("x-prism-cache", "skip")
                 metrics?.increment("prism_cache_skips_total", labels: [("reason", "store_unavailable")])
@@ -102,17 +102,17 @@ final class CacheMiddleware: Middleware {
     }
 
     func onResponse(_ request: PluginRequest, context: RequestContext, response: PluginResponse) {
-        guard let entry = pending.withLock({ $0.removeValue(forKey: request.requestID) }) else { return }
+        guard let entry = pending.withLock({ $0.removeValue(forKey: context.requestKey) }) else { return }
         guard (200..<300).contains(response.status), let state else { return }
         state.set(entry.key, Array(response.body), ttlMilliseconds: entry.ttlMilliseconds)
     }
 
     func onStreamEvent(_ request: PluginRequest, context: RequestContext, event: UnsafeRawBufferPointer) {
-        pending.withLock { table in table[request.requestID]?.assembler.add(event) }
+        pending.withLock { table in table[context.requestKey]?.assembler.add(event) }
     }
 
     func onComplete(_ request: PluginRequest, context: RequestContext, completion: Completion) {
-        guard let entry = pending.withLock({ $0.removeValue(forKey: request.requestID) }) else { return }
+        guard let entry = pending.withLock({ $0.removeValue(forKey: context.requestKey) }) else { return }
         // Streams are stored here, once they ended well; a broken stream ends with another status.
         guard entry.streaming, completion.status == 200, let state, let whole = entry.assembler.completion() else { return }
         state.set(entry.key, whole, ttlMilliseconds: entry.ttlMilliseconds)
@@ -126,8 +126,8 @@ final class CacheMiddleware: Middleware {
         return .proceed
     }
 
-    private func miss(_ entry: Pending, requestID: String, context: RequestContext) {
-        pending.withLock { $0[requestID] = entry }
+    private func miss(_ entry: Pending, requestKey: UInt, context: RequestContext) {
+        pending.withLock { $0[requestKey] = entry }
         context.watchResponse()
         context.addResponseHeader("x-prism-cache", "miss")
         metrics?.increment("prism_cache_misses_total", labels: [("api", entry.api)])

@@ -37,8 +37,8 @@ final class RateLimitMiddleware: Middleware {
     private let state: SharedState?
     private let metrics: Metrics?
     private let host: PluginHost
-    /// Token reservations to reconcile, by request id.
-    private let reservations = Mutex<[String: Reservation]>([:])
+    /// Token reservations to reconcile, by `RequestContext.requestKey`.
+    private let reservations = Mutex<[UInt: Reservation]>([:])
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
@@ -77,6 +77,7 @@ final class RateLimitMiddleware: Middleware {
         guard !claims.isEmpty else { return .proceed }
         let decision = PendingDecision(context: context, localResponse: localResponse)
         let requestID = request.requestID
+        let requestKey = context.requestKey
         state.takeWindows(claims) { [self, claims, kinds] outcome in
             guard outcome.windows.count == claims.count else {
                 // Not answerable at all (the host falls back to local counters, so this is a
@@ -89,7 +90,7 @@ final class RateLimitMiddleware: Middleware {
                 if let index = kinds.firstIndex(where: { $0 == .keyTokens }) {
                     let reservation = Reservation(key: claims[index].key, slot: outcome.windows[index].slot,
                                                   estimate: claims[index].cost)
-                    reservations.withLock { $0[requestID] = reservation }
+                    reservations.withLock { $0[requestKey] = reservation }
                 }
                 return decision.proceed()
             }
@@ -100,7 +101,7 @@ final class RateLimitMiddleware: Middleware {
     }
 
     func onComplete(_ request: PluginRequest, context: RequestContext, completion: Completion) {
-        guard let reservation = reservations.withLock({ $0.removeValue(forKey: request.requestID) }), let state else { return }
+        guard let reservation = reservations.withLock({ $0.removeValue(forKey: context.requestKey) }), let state else { return }
         let reported = Int64(clamping: completion.usage.inputTokens + completion.usage.outputTokens)
         let actual: Int64
         if !(200..<300).contains(completion.status) || completion.provider.isEmpty {
@@ -199,8 +200,9 @@ enum TokenEstimate {
         case let .array(items)?: for item in items { characters += item.stringValue?.utf8.count ?? 0 }
         default: break
         }
-        let output = body["max_completion_tokens"]?.integerValue ?? body["max_tokens"]?.integerValue ?? 0
-        return Int64((characters + 3) / 4 + overhead) + max(0, output)
+        // Capped far above any real limit, so that absurd values cannot overflow anything.
+        let output = min(max(0, body["max_completion_tokens"]?.integerValue ?? body["max_tokens"]?.integerValue ?? 0), 1 << 40)
+        return Int64((characters + 3) / 4 + overhead) + output
     }
 }
 

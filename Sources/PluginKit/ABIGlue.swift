@@ -331,6 +331,10 @@ public struct RequestContext {
         }
     }
 
+    /// Identifies this request to this middleware in every call about it, and differs between
+    /// requests in flight: the key for per-request state (the request id may come from the client).
+    public var requestKey: UInt { UInt(bitPattern: raw) }
+
     /// Whether the host offers the 1.2 functions (resume, watch_response).
     public var supportsPause: Bool {
         Int(raw.pointee.struct_size) >= MemoryLayout<prism_request_context>.offset(of: \.watch_response)! + 8

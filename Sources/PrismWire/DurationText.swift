@@ -8,10 +8,16 @@ public enum DurationText {
         while let last = trimmed.last, last == " " || last == "\t" { trimmed = trimmed.dropLast() }
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, seconds) in units where trimmed.hasSuffix(suffix) {
-            guard let value = Double(trimmed.dropLast(suffix.count)), value >= 0, value.isFinite else { return nil }
-            return Int64((value * seconds * 1000).rounded())
+            guard let value = Double(trimmed.dropLast(suffix.count)) else { return nil }
+            return representable(value * seconds * 1000)
         }
-        guard let value = Double(trimmed), value >= 0, value.isFinite else { return nil }
-        return Int64((value * 1000).rounded())
+        guard let value = Double(trimmed) else { return nil }
+        return representable(value * 1000)
+    }
+
+    /// Up to about 285 years: anything longer (1e300s, inf, nan) is not a usable duration.
+    private static func representable(_ milliseconds: Double) -> Int64? {
+        guard milliseconds.isFinite, milliseconds >= 0, milliseconds < 9e12 else { return nil }
+        return Int64(milliseconds.rounded())
     }
 }

@@ -162,3 +162,34 @@ def test_cache_and_rate_limit_together(gateway, mock_upstream):
     assert [a.status for a in answers] == [200, 200, 200, 429]
     assert [a.headers.get("x-prism-cache") for a in answers[:3]] == ["miss", "hit", "hit"]
     assert answers[3].headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_a_reused_request_id_cannot_cross_store_answers(gw, mock_upstream):
+    """Per-request state is keyed by the host's per-request context, not by x-prism-request-id,
+    which clients choose: two requests in flight with one id keep their own answers."""
+    import threading
+    mock_upstream.hold_response = True
+    answers = {}
+
+    def send(text):
+        answers[text] = chat(gw, chat_body("gpt-4o-mini", text), headers={"x-prism-request-id": "same-id"})
+
+    threads = [threading.Thread(target=send, args=(text,)) for text in ("prompt P", "prompt Q")]
+    for thread in threads:
+        thread.start()
+    assert len(mock_upstream.wait_for_requests(2, timeout=5)) == 2
+    mock_upstream.release.set()
+    for thread in threads:
+        thread.join(10)
+    mock_upstream.hold_response = False
+    for text in ("prompt P", "prompt Q"):
+        assert answers[text].headers["x-prism-cache"] == "miss"
+        again = chat(gw, chat_body("gpt-4o-mini", text))
+        assert again.headers["x-prism-cache"] == "hit"
+        assert again.json()["id"] == answers[text].json()["id"], text
+
+
+def test_absurd_ttl_header_is_skipped_not_fatal(gw):
+    for ttl in ("1e300", "inf", "-5", "nan", "99999999999999999999h"):
+        assert chat(gw, headers={"x-prism-cache-ttl": ttl}).headers["x-prism-cache"] == "skip"
+    assert chat(gw).status == 200

@@ -179,19 +179,28 @@ def test_reload_picks_up_new_plugin_files(gateway, make_plugins_dir, c_plugins, 
 
 
 def test_config_route_masks_every_secret(gateway, mock_upstream):
-    cfg = make_config({"up": openai_provider(mock_upstream.v1_url, api_key=UPSTREAM_SECRET)},
+    cfg = make_config({"up": openai_provider(mock_upstream.v1_url, api_key=UPSTREAM_SECRET,
+                                             headers={"x-api-key": "header-secret-value-42"})},
                       auth={"enabled": True, "keys": [{"name": "c", "key": CLIENT_KEY}]},
                       admin={"token": ADMIN},
                       redis={"enabled": False, "password": "redis-password-xyz"})
     gw = gateway(cfg)
     resp = get(gw.url("/-/config"), headers=admin())
     assert resp.status == 200
-    for secret in (UPSTREAM_SECRET, CLIENT_KEY, ADMIN, "redis-password-xyz"):
+    for secret in (UPSTREAM_SECRET, CLIENT_KEY, ADMIN, "redis-password-xyz", "header-secret-value-42"):
         assert secret not in resp.text
     document = resp.json()
     assert document["providers"]["up"]["api_key"] == UPSTREAM_SECRET[:3] + "…" + UPSTREAM_SECRET[-4:]
     assert document["providers"]["up"]["base_url"] == mock_upstream.v1_url
     assert document["auth"]["keys"][0]["key"].endswith(CLIENT_KEY[-4:])
+
+
+def test_redis_address_with_credentials_is_refused(run_prism, tmp_path):
+    config = tmp_path / "redis.yaml"
+    config.write_text('providers:\n  m: {type: mock, models: [x]}\nredis:\n  address: "redis://:hunter22@127.0.0.1:6379"\n')
+    result = run_prism("validate", "--config", str(config))
+    assert result.returncode != 0
+    assert "redis.address" in result.stderr and "redis.password" in result.stderr
 
 
 # ---- logs ------------------------------------------------------------------------------------------

@@ -155,3 +155,10 @@ def test_invalid_limit_in_config_is_rejected_with_location(run_prism, tmp_path):
     assert result.returncode != 0
     assert "bad.yaml:5:" in result.stderr + result.stdout
     assert "rate_limiting.global_rpm" in result.stderr + result.stdout
+
+
+def test_absurd_max_tokens_is_refused_not_fatal(gateway, mock_upstream):
+    gw = gateway(limits_config(mock_upstream, tpm=1000))
+    huge = chat(gw, max_tokens=9223372036854775807)
+    assert_openai_error(huge, 429, code="rate_limit_exceeded")
+    assert chat(gw).status == 200

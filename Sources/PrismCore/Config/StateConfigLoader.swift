@@ -31,6 +31,12 @@ extension ConfigLoader {
         if let addressNode = node["address"], let address = string(addressNode, "redis.address") {
             var text = Substring(address)
             if text.hasPrefix("redis://") { text = text.dropFirst(8) }
+            if text.contains("@") {
+                // Credentials in the address would end up in logs and /-/health/state.
+                error(addressNode.location, "redis.address",
+                      "put the password in redis.password, not in the address (expected host:port)")
+                return nil
+            }
             if let colon = text.lastIndex(of: ":"), let port = Int32(text[text.index(after: colon)...]),
                (1...65535).contains(port), colon != text.startIndex
             {

@@ -25,8 +25,9 @@ public final class SecretRedactor: Sendable {
     public static func isSecretName(_ name: String) -> Bool {
         let lowered = name.lowercased()
         if lowered == "key_sha256" || lowered == "max_tokens" { return false }
-        return lowered == "key" || lowered.hasSuffix("_key") || lowered.contains("secret") || lowered.contains("token")
-            || lowered.contains("password") || lowered == "authorization" || lowered == "credentials"
+        return lowered == "key" || lowered.hasSuffix("_key") || lowered.hasSuffix("-key") || lowered.contains("secret")
+            || lowered.contains("token") || lowered.contains("password") || lowered.contains("authorization")
+            || lowered == "credentials" || lowered == "cookie"
     }
 
     /// `sk-…abcd`: enough to recognise a secret, not to use it.

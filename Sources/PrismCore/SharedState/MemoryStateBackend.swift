@@ -34,7 +34,8 @@ final class MemoryStateBackend: Sendable {
     func set(namespace: String, key: String, value: [UInt8], ttlMilliseconds: UInt64, now: UInt64) {
         values.withLock { tables in
             tables[namespace, default: ValueTable()].set(
-                key, value, expiresAt: ttlMilliseconds == 0 ? 0 : now + ttlMilliseconds, now: now)
+                key, value, expiresAt: ttlMilliseconds == 0 || ttlMilliseconds > UInt64.max - now ? 0 : now + ttlMilliseconds,
+                now: now)
         }
     }
 

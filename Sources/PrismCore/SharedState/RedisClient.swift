@@ -41,7 +41,9 @@ final class RedisClient: @unchecked Sendable {
     private let commandTimeoutNanoseconds: UInt64
     private let logger: Logger
 
-    private let submissions = Mutex<[(arguments: [[UInt8]], done: Completion)]>([])
+    /// Commands handed to the client's thread; `stopped` once that thread has ended (a command
+    /// submitted then fails at once instead of waiting forever).
+    private let submissions = Mutex<(queue: [(arguments: [[UInt8]], done: Completion)], stopped: Bool)>(([], false))
     private let connectedFlag = Atomic<Bool>(false)
     /// Monotonic deadline after which the client's thread closes the connection and ends (0 = never).
     private let stopAt = Atomic<UInt64>(0)
@@ -92,7 +94,12 @@ final class RedisClient: @unchecked Sendable {
     /// Sends one command; `done` runs on the client's thread with the reply, or nil on failure.
     func send(_ arguments: [[UInt8]], _ done: @escaping Completion) {
         guard isConnected else { return done(nil) }
-        submissions.withLock { $0.append((arguments, done)) }
+        let accepted = submissions.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            state.queue.append((arguments, done))
+            return true
+        }
+        guard accepted else { return done(nil) }
         prism_eventfd_signal(wakeDescriptor)
     }
 
@@ -103,9 +110,9 @@ final class RedisClient: @unchecked Sendable {
         var readyFlags = [Int32](repeating: 0, count: 8)
         connect()
         while true {
-            let taken = submissions.withLock { queue -> [(arguments: [[UInt8]], done: Completion)] in
-                let taken = queue
-                queue.removeAll(keepingCapacity: true)
+            let taken = submissions.withLock { state -> [(arguments: [[UInt8]], done: Completion)] in
+                let taken = state.queue
+                state.queue.removeAll(keepingCapacity: true)
                 return taken
             }
             for command in taken { issue(command.arguments, command.done) }
@@ -139,9 +146,14 @@ final class RedisClient: @unchecked Sendable {
                 connectedFlag.store(false, ordering: .releasing)
                 if let context { redisAsyncFree(context) }
                 context = nil
-                for command in submissions.withLock({ queue in defer { queue.removeAll() }; return queue }) {
-                    command.done(nil)
+                let left = submissions.withLock { state -> [(arguments: [[UInt8]], done: Completion)] in
+                    state.stopped = true
+                    defer { state.queue.removeAll() }
+                    return state.queue
                 }
+                for command in left { command.done(nil) }
+                close(epollDescriptor)
+                close(wakeDescriptor)
                 logger.info("redis at \(address): connection closed (the configuration no longer uses it)")
                 return
             }

@@ -92,7 +92,10 @@ private let stateTakeTrampoline: HostFunctionTables.Trampoline = { _, _, argumen
     requests.reserveCapacity(count)
     for index in 0..<count {
         let claim = claims[index]
-        guard claim.window_milliseconds >= 1000, claim.window_milliseconds <= 86_400_000, claim.cost >= 0 else {
+        // Costs and limits stay below 2^53 so that Redis's Lua (doubles) and this host agree exactly.
+        guard claim.window_milliseconds >= 1000, claim.window_milliseconds <= 86_400_000, claim.cost >= 0,
+              claim.cost <= WindowCounter.largestAmount, claim.limit <= WindowCounter.largestAmount
+        else {
             return callback.answer(PRISM_ERROR_INVALID_REQUEST)
         }
         requests.append(WindowRequest(key: owner.scopedKey(claim.key), window: claim.window_milliseconds,
@@ -112,7 +115,9 @@ private let stateTakeTrampoline: HostFunctionTables.Trampoline = { _, _, argumen
 private let stateAdjustTrampoline: HostFunctionTables.Trampoline = { _, _, arguments, userData in
     let owner = identity(userData)
     owner.sharedState.adjustWindow(key: owner.scopedKey(argument(arguments, 0, prism_string.self)),
-                                   slot: argument(arguments, 2, UInt64.self), delta: argument(arguments, 3, Int64.self))
+                                   slot: argument(arguments, 2, UInt64.self),
+                                   delta: min(max(argument(arguments, 3, Int64.self), -WindowCounter.largestAmount),
+                                              WindowCounter.largestAmount))
 }
 
 private let stateCapacityTrampoline: HostFunctionTables.Trampoline = { _, _, arguments, userData in

@@ -5,6 +5,8 @@
 /// arithmetic as a Lua script (`SlidingWindow.takeScript`), so both backends agree.
 struct WindowCounter {
     static let slotCount: UInt64 = 60
+    /// The largest cost, limit or adjustment accepted: 2^53, exact in Lua's doubles too.
+    static let largestAmount: Int64 = 1 << 53
 
     /// Slot index → units counted in it, oldest first.
     private(set) var slots: [(index: UInt64, count: Int64)] = []
@@ -24,16 +26,16 @@ struct WindowCounter {
         let slotLength = WindowCounter.slotMilliseconds(window)
         let current = now / slotLength
         slots.removeAll { $0.index + WindowCounter.slotCount < current }
-        let used = slots.reduce(0) { $0 + $1.count }
-        let fits = limit <= 0 || used + cost <= limit
+        let used = slots.reduce(0) { WindowCounter.sum($0, $1.count) }
+        let fits = limit <= 0 || WindowCounter.sum(used, cost) <= limit
         var retry: UInt64 = 0
         if !fits {
             retry = window // a cost above the limit never fits
             if cost <= limit {
                 var freed: Int64 = 0
                 for slot in slots {
-                    freed += slot.count
-                    if used - freed + cost <= limit {
+                    freed = WindowCounter.sum(freed, slot.count)
+                    if WindowCounter.sum(used - freed, cost) <= limit {
                         retry = (slot.index + WindowCounter.slotCount + 1) * slotLength - now
                         break
                     }
@@ -48,18 +50,25 @@ struct WindowCounter {
     mutating func commit(_ evaluation: inout Evaluation, now: UInt64, window: UInt64, cost: Int64) {
         guard cost > 0 else { return }
         if let last = slots.indices.last, slots[last].index == evaluation.slot {
-            slots[last].count += cost
+            slots[last].count = WindowCounter.sum(slots[last].count, cost)
         } else {
             slots.append((evaluation.slot, cost))
         }
-        evaluation.used += cost
+        evaluation.used = WindowCounter.sum(evaluation.used, cost)
         evaluation.resetMilliseconds = resetMilliseconds(now: now, slotLength: WindowCounter.slotMilliseconds(window))
     }
 
     /// Corrects the count of `slot` by `delta` if the slot is still held (never below zero).
     mutating func adjust(slot: UInt64, delta: Int64) {
         guard let position = slots.firstIndex(where: { $0.index == slot }) else { return }
-        slots[position].count = max(0, slots[position].count + delta)
+        slots[position].count = max(0, WindowCounter.sum(slots[position].count, delta))
+    }
+
+    /// Addition that saturates instead of trapping (counts only grow by bounded amounts, but a
+    /// long-lived slot must never bring the process down).
+    static func sum(_ left: Int64, _ right: Int64) -> Int64 {
+        let (result, overflow) = left.addingReportingOverflow(right)
+        return overflow ? (right > 0 ? Int64.max : Int64.min) : result
     }
 
     /// True when nothing counted is left in the window at `now`.

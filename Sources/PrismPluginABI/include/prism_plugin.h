@@ -317,7 +317,11 @@ typedef struct prism_error_sink {
 
 /* Per-request attributes and response headers a middleware may read and add. Attribute names in
  * use by first-party components: "key.name", "key.owner" (set by auth, written to the request
- * log). */
+ * log), "key.rate_limit_rpm", "key.rate_limit_tpm" (set by auth, read by rate_limit).
+ * The pointer to this struct is the same in every call about one request to one middleware
+ * (on_request, on_response, on_stream_event, on_complete) and differs between requests in flight:
+ * key per-request state by it, and drop that state in on_complete. (prism_request.request_id may
+ * come from the client's x-prism-request-id header, so it is not unique.) */
 typedef struct prism_request_context {
     uint32_t struct_size;
     void *context;
