@@ -27,6 +27,9 @@ integration-test:
 bench: build
 	bench/run.sh
 	swift build -c release --product prism-routing-bench && .build/release/prism-routing-bench dist/plugins
+	swift build -c release --product prism-state-bench && .build/release/prism-state-bench
+	swift build -c release --product prism-metrics-bench && .build/release/prism-metrics-bench
+	bench/middleware.sh
 
 clean:
 	rm -rf .build dist
