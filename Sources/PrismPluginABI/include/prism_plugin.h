@@ -22,8 +22,11 @@
  *  - Neither side frees memory the other side allocated. Plugin state (`void *instance`,
  *    `void *exchange`) is created and destroyed by the plugin's own functions.
  *  - Strings are UTF-8 and not NUL-terminated unless a comment says otherwise.
- *  - Structs that appear as array elements (prism_header, prism_candidate, prism_component) are
- *    frozen for major version 1: arrays are stepped by their 1.0 size, so they never grow.
+ *  - Structs that appear as array elements (prism_header, prism_candidate, prism_component,
+ *    prism_window_claim, prism_window_usage) are frozen for major version 1: arrays are stepped by
+ *    their size in the minor that introduced them, so they never grow.
+ *  - A host function or service function that the struct_size covers is never NULL, except where
+ *    a comment says "optional".
  */
 #ifndef PRISM_PLUGIN_H
 #define PRISM_PLUGIN_H
@@ -233,7 +236,7 @@ typedef struct prism_shared_state_service_v1 {
     /* A ttl of 0 means "never expires". `done` may be NULL (fire and forget). */
     void (*set)(prism_string key, prism_bytes value, uint64_t ttl_milliseconds,
                 prism_state_callback done, void *user_data);
-    void (*remove)(prism_string key, prism_state_callback done, void *user_data);
+    void (*remove)(prism_string key, prism_state_callback done, void *user_data); /* done may be NULL */
     void (*window_take)(const prism_window_claim *claims, size_t claim_count,
                         prism_state_callback done, void *user_data);
     /* Adds `delta` (negative to give back) to what the take at `slot` counted, if that slot is
@@ -250,8 +253,10 @@ typedef struct prism_shared_state_service_v1 {
  * (Prometheus text format). `name` and label names follow Prometheus rules
  * ([a-zA-Z_:][a-zA-Z0-9_:]*, labels without ':'); label values are any UTF-8. A name keeps the kind
  * and the label names of its first use; a later call that differs, a name the host itself records
- * (prism_requests_total, ...), or an invalid name returns PRISM_ERROR_INVALID_REQUEST and records
- * nothing. Calls are cheap (no I/O) and thread-safe. Keep label values few (no ids, no user input).
+ * (prism_requests_total, ...), an invalid name, a label name starting with "__" or given twice, or
+ * a new series past the host's cap returns PRISM_ERROR_INVALID_REQUEST and records nothing. Names
+ * are process-wide (not namespaced per plugin); label names count in order. Calls are cheap (no
+ * I/O) and thread-safe. Keep label values few (no ids, no user input).
  */
 #define PRISM_METRICS_SERVICE_V1 "prism.metrics.v1"
 typedef struct prism_metrics_service_v1 {
@@ -333,9 +338,12 @@ typedef struct prism_request_context {
     /* Added in 1.2. Ends an on_request that returned PRISM_PAUSE: `action` is PRISM_CONTINUE, or
      * PRISM_RESPOND after writing the `local_response` builder that on_request received. Call it
      * exactly once per PAUSE, from any thread, also before on_request has returned (a service
-     * callback may run inline). Until then this context and that builder stay valid, and their
-     * functions may be called from any thread; after it, neither may be used. If the client has
-     * gone away meanwhile, the call is accepted and ignored. */
+     * callback may run inline): on_request must still return PRISM_PAUSE then, and the host makes
+     * no other call about this request before on_request has returned. Until resume, this context
+     * and that builder stay valid and their functions may be called from any thread (the
+     * prism_request does not: copy what you need); after it, neither may be used. If the client
+     * has gone away or the request timed out (504 middleware_timeout) meanwhile, resume is still
+     * required, is accepted and ignored, and on_complete follows it. */
     void (*resume)(void *context, prism_action action);
     /* Added in 1.2. Asks the host to show this middleware the answer of this request: its
      * on_response (a non-streaming answer from a provider) or on_stream_event (each event of a
