@@ -58,7 +58,7 @@ final class AuthMiddleware: Middleware {
 
     func onRequest(_ request: PluginRequest, context: RequestContext, localResponse: HTTPBuilder) -> MiddlewareAction {
         guard enabled else { return .proceed }
-        guard let presented = bearerToken(request.header("authorization")) else {
+        guard let presented = request.withHeaderValue("authorization", AuthMiddleware.bearerToken) else {
             return reject(localResponse, status: 401, type: "authentication_error", code: "invalid_api_key",
                           message: "Missing API key. Send it as `Authorization: Bearer <key>`.")
         }
@@ -78,12 +78,24 @@ final class AuthMiddleware: Middleware {
         return .proceed
     }
 
-    private func bearerToken(_ header: String?) -> [UInt8]? {
+    /// The token of `Bearer <token>` (scheme case-insensitive, spaces around trimmed), from the
+    /// header's bytes: no String work on every request.
+    static func bearerToken(_ header: UnsafeRawBufferPointer?) -> [UInt8]? {
         guard let header else { return nil }
-        let trimmed = header.drop(while: { $0 == " " })
-        guard trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = trimmed.dropFirst(7).trimmingPrefixSpaces()
-        return token.isEmpty ? nil : Array(token.utf8)
+        var start = header.startIndex
+        var end = header.endIndex
+        while start < end && header[start] == 0x20 { start += 1 }
+        let scheme = Array("bearer ".utf8)
+        guard end - start > scheme.count else { return nil }
+        for offset in 0..<scheme.count {
+            let byte = header[start + offset], expected = scheme[offset]
+            // Letters match in either case; the space must be a space.
+            if (expected == 0x20 ? byte : byte | 0x20) != expected { return nil }
+        }
+        start += scheme.count
+        while start < end && header[start] == 0x20 { start += 1 }
+        while end > start && header[end - 1] == 0x20 { end -= 1 }
+        return start < end ? Array(header[start..<end]) : nil
     }
 
     private func match(_ presented: [UInt8]) -> ClientKey? {
@@ -135,15 +147,6 @@ func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
         difference |= a ^ b
     }
     return difference == 0
-}
-
-extension Substring {
-    fileprivate func trimmingPrefixSpaces() -> Substring {
-        var result = self
-        while result.first == " " { result = result.dropFirst() }
-        while result.last == " " { result = result.dropLast() }
-        return result
-    }
 }
 
 @c(prism_plugin_entry_v1)

@@ -10,6 +10,11 @@ extension prism_string {
         guard let data, length > 0 else { return "" }
         return String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
     }
+
+    /// A borrowed view of the bytes; valid only during the call that received them.
+    public var buffer: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length)
+    }
 }
 
 extension prism_bytes {
@@ -211,14 +216,24 @@ public struct PluginRequest {
 
     /// The first value of header `name` (lower-case).
     public func header(_ name: String) -> String? {
-        guard let headers = raw.pointee.headers else { return nil }
-        for index in 0..<raw.pointee.header_count {
-            let header = headers[index]
-            if header.name.length == name.utf8.count, header.name.swiftString == name {
-                return header.value.swiftString
+        withHeaderValue(name) { $0.map { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    /// The first header named `name` (lower-case) as borrowed bytes, nil when absent; no copy, for
+    /// checks on every request.
+    public func withHeaderValue<Result>(_ name: String, _ body: (UnsafeRawBufferPointer?) -> Result) -> Result {
+        guard let headers = raw.pointee.headers else { return body(nil) }
+        var wanted = name
+        return wanted.withUTF8 { wantedBytes in
+            for index in 0..<raw.pointee.header_count {
+                let header = headers[index]
+                guard header.name.length == wantedBytes.count,
+                      header.name.buffer.elementsEqual(UnsafeRawBufferPointer(wantedBytes))
+                else { continue }
+                return body(header.value.buffer)
             }
+            return body(nil)
         }
-        return nil
     }
 }
 
