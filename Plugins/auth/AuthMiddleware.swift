@@ -35,7 +35,7 @@ final class AuthMiddleware: Middleware {
             if let plain = entry["key"]?.stringValue, !plain.isEmpty {
                 secret = Array(plain.utf8)
                 hashed = false
-            } else if let hex = entry["key_sha256"]?.stringValue, let digest = AuthMiddleware.bytes(hex: hex), digest.count == 32 {
+            } else if let hex = entry["key_sha256"]?.stringValue, let digest = Hex.decode(hex), digest.count == 32 {
                 secret = digest
                 hashed = true
             } else {
@@ -101,30 +101,10 @@ final class AuthMiddleware: Middleware {
     private func match(_ presented: [UInt8]) -> ClientKey? {
         let digest = hasHashedKeys ? SHA256.hash(presented) : []
         var found: ClientKey?
-        for key in keys where constantTimeEqual(key.hashed ? digest : presented, key.secret) && found == nil {
+        for key in keys where ConstantTime.equal(key.hashed ? digest : presented, key.secret) && found == nil {
             found = key
         }
         return found
-    }
-
-
-    static func bytes(hex: String) -> [UInt8]? {
-        let digits = Array(hex.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        func value(_ digit: UInt8) -> UInt8? {
-            switch digit {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
-        var result: [UInt8] = []
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
-            result.append(high << 4 | low)
-        }
-        return result
     }
 
     private func reject(_ response: HTTPBuilder, status: UInt32, type: String, code: String,
@@ -135,18 +115,6 @@ final class AuthMiddleware: Middleware {
         response.writeBody(OpenAIErrorBody.make(message: message, type: type, code: code))
         return .respond
     }
-}
-
-/// Compares in time that depends only on the lengths, never on where the bytes differ.
-func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
-    var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
-    let count = max(left.count, right.count)
-    for index in 0..<count {
-        let a = index < left.count ? left[index] : 0
-        let b = index < right.count ? right[index] : 0
-        difference |= a ^ b
-    }
-    return difference == 0
 }
 
 @c(prism_plugin_entry_v1)

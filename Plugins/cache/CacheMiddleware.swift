@@ -69,24 +69,26 @@ final class CacheMiddleware: Middleware {
             ttl = UInt64(value)
         }
         let namespace = request.header("x-prism-cache-namespace") ?? "default"
-        guard ttl > 0, isUsableNamespace(namespace), let key = cacheKey(request, namespace: namespace) else {
+        // The body is parsed once: for the key, and for whether a replayed stream ends with usage.
+        guard ttl > 0, isUsableNamespace(namespace), case let .object(members)? = try? JSONValue.parse(request.body) else {
             return skip(context)
         }
+        let key = cacheKey(members, api: request.api, namespace: namespace)
         let entry = Pending(api: request.api, key: key, ttlMilliseconds: ttl, streaming: request.isStreaming)
         let requestKey = context.requestKey
-        let api = request.api
         if request.header("x-prism-cache-force-refresh")?.lowercased() == "true" {
             miss(entry, requestKey: requestKey, context: context)
             return .proceed
         }
         let decision = PendingDecision(context: context, localResponse: localResponse)
-        let includeUsage = request.isStreaming && wantsUsage(request)
+        let includeUsage = request.isStreaming
+            && (members.last { $0.0 == "stream_options" }?.1["include_usage"]?.boolValue ?? false)
         state.get(key) { [self] lookup in
             switch lookup {
             case let .found(stored):
                 if answer(stored, streaming: entry.streaming, includeUsage: includeUsage, into: decision.localResponse) {
                     decision.context.addResponseHeader("x-prism-cache", "hit")
-                    metrics?.increment("prism_cache_hits_total", labels: [("api", api)])
+                    metrics?.increment("prism_cache_hits_total", labels: [("api", entry.api)])
                     return decision.respond()
                 }
                 miss(entry, requestKey: requestKey, context: decision.context) // unreadable entry: replace it
@@ -150,27 +152,18 @@ final class CacheMiddleware: Middleware {
         return true
     }
 
-    private func wantsUsage(_ request: PluginRequest) -> Bool {
-        guard let body = try? JSONValue.parse(request.body) else { return false }
-        return body["stream_options"]?["include_usage"]?.boolValue ?? false
-    }
-
     private func isUsableNamespace(_ namespace: String) -> Bool {
         !namespace.isEmpty && namespace.utf8.count <= 128 && namespace.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
-    /// namespace:api:sha256(normalized body), or nil when the body is not a JSON object.
-    private func cacheKey(_ request: PluginRequest, namespace: String) -> String? {
-        guard case let .object(members)? = try? JSONValue.parse(request.body) else { return nil }
+    /// namespace:api:sha256(normalized body members).
+    private func cacheKey(_ members: [(String, JSONValue)], api: String, namespace: String) -> String {
         let relevant = members.filter { $0.0 != "stream" && $0.0 != "stream_options" }
         var digest = SHA256()
-        digest.update(request.api)
+        digest.update(api)
         digest.update([0])
         digest.update(CacheMiddleware.normalized(.object(relevant)).jsonBytes)
-        let hex = digest.finalize().map { byte in
-            String(byte >> 4, radix: 16) + String(byte & 0x0F, radix: 16)
-        }.joined()
-        return namespace + ":" + request.api + ":" + hex
+        return namespace + ":" + api + ":" + Hex.encode(digest.finalize())
     }
 
     /// Objects with their members sorted by key (and the last of duplicate keys kept), so that

@@ -1,7 +1,7 @@
 #ifndef PRISM_CCRYPTO_SHIM_H
 #define PRISM_CCRYPTO_SHIM_H
-/* OpenSSL's libcrypto (already in the process through libcurl) for the admin store: AES-256-GCM,
- * HKDF-SHA256, SHA-256 and the CSPRNG. Each helper returns 1 on success, 0 on failure. */
+/* OpenSSL's libcrypto (already in the process through libcurl): AES-256-GCM, HKDF-SHA256, SHA-256
+ * and the CSPRNG for the admin store, SHA-1 for Redis script names. Each helper returns 1 on success, 0 on failure. */
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
@@ -54,9 +54,11 @@ static inline int prism_hkdf_sha256(const uint8_t *secret, size_t secret_length,
     return ok;
 }
 
-static inline int prism_sha256(const uint8_t *data, size_t length, uint8_t out[32]) {
+/* sha1 != 0: SHA-1 (20 bytes; only to name Lua scripts for Redis's EVALSHA), else SHA-256 (32). */
+static inline int prism_digest(int sha1, const uint8_t *data, size_t length, uint8_t out[32]) {
     unsigned int written = 0;
-    return EVP_Digest(data, length, out, &written, EVP_sha256(), NULL) == 1 && written == 32;
+    return EVP_Digest(data, length, out, &written, sha1 ? EVP_sha1() : EVP_sha256(), NULL) == 1 &&
+           written == (sha1 ? 20u : 32u);
 }
 
 static inline int prism_random_bytes(uint8_t *out, int length) { return RAND_bytes(out, length) == 1; }

@@ -1,3 +1,4 @@
+import PrismWire
 import Synchronization
 
 /// AWS credentials for Signature Version 4.

@@ -39,21 +39,26 @@ public struct ChatStreamWriter: Sendable {
         toolIndices[key] = index
         toolCallCount += 1
         emit(client) { writer in
-            writer.key("tool_calls")
-            writer.beginArray()
-            writer.beginObject()
-            writer.integer("index", Int64(index))
-            writer.string("id", callID)
-            writer.string("type", "function")
-            writer.key("function")
-            writer.beginObject()
-            writer.string("name", name)
-            writer.string("arguments", "")
-            writer.endObject()
-            writer.endObject()
-            writer.endArray()
+            ChatStreamWriter.writeToolCallStart(&writer, index: index, id: callID, name: name, arguments: "")
         }
         return index
+    }
+
+    /// The delta members that start tool call `index` (`arguments` may already be whole).
+    static func writeToolCallStart(_ writer: inout JSONWriter, index: Int, id: String, name: String, arguments: String) {
+        writer.key("tool_calls")
+        writer.beginArray()
+        writer.beginObject()
+        writer.integer("index", Int64(index))
+        writer.string("id", id)
+        writer.string("type", "function")
+        writer.key("function")
+        writer.beginObject()
+        writer.string("name", name)
+        writer.string("arguments", arguments)
+        writer.endObject()
+        writer.endObject()
+        writer.endArray()
     }
 
     /// An argument fragment for the tool call started with `key`; ignored for an unknown key.

@@ -91,19 +91,9 @@ public enum ChatCompletionReplay {
         }
         for (index, call) in (message["tool_calls"]?.arrayValue ?? []).enumerated() {
             send(chunk { writer in
-                writer.key("tool_calls")
-                writer.beginArray()
-                writer.beginObject()
-                writer.integer("index", Int64(index))
-                writer.string("id", call["id"]?.stringValue ?? "")
-                writer.string("type", "function")
-                writer.key("function")
-                writer.beginObject()
-                writer.string("name", call["function"]?["name"]?.stringValue ?? "")
-                writer.string("arguments", call["function"]?["arguments"]?.stringValue ?? "")
-                writer.endObject()
-                writer.endObject()
-                writer.endArray()
+                ChatStreamWriter.writeToolCallStart(&writer, index: index, id: call["id"]?.stringValue ?? "",
+                                                    name: call["function"]?["name"]?.stringValue ?? "",
+                                                    arguments: call["function"]?["arguments"]?.stringValue ?? "")
             })
         }
         send(chunk(finishReason: choices[0]["finish_reason"]?.stringValue ?? "stop") { _ in })

@@ -1,3 +1,4 @@
+import PrismWire
 import XCTest
 @testable import PluginKit
 

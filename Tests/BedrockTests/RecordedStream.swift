@@ -1,4 +1,5 @@
 import PluginKit
+import PrismWire
 
 /// A ConverseStream answer as Bedrock sends it: a text block (no contentBlockStart, as Bedrock
 /// does for text), a toolUse block whose input arrives in fragments, messageStop with tool_use,

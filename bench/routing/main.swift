@@ -1,20 +1,10 @@
 import Logging
 import PrismCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 // prism-routing-bench [plugins dir]: what routing adds to a request, per strategy. Three providers
 // serve one model; each iteration makes the full decision (alias, candidates, the strategy plugin's
 // ranking through the C ABI with live statistics, circuit admission, health and feedback).
 // Budget: ≤ 5 µs per request.
-
-func now() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
 
 let pluginsDirectory = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "dist/plugins"
 LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: .error) }
@@ -47,9 +37,9 @@ for strategy in ["round-robin", "weighted", "least-latency", "cost-optimized", "
     let iterations = 200_000
     var best = Double.infinity
     for _ in 0..<5 {
-        let start = now()
+        let start = monotonicNanoseconds()
         for _ in 0..<iterations { probe.decide() }
-        best = min(best, Double(now() - start) / Double(iterations) / 1000)
+        best = min(best, Double(monotonicNanoseconds() - start) / Double(iterations) / 1000)
     }
     let verdict = best <= 5 ? "met" : "not met"
     let hundredths = Int((best * 100).rounded())

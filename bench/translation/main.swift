@@ -24,20 +24,14 @@ let budgetEventMicroseconds = 5.0
 /// Many short runs: on a shared machine the best short run is the one that was not interrupted.
 let runs = 15
 
-func nowNanoseconds() -> UInt64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-}
-
 /// Best-of-`runs` microseconds per call of `body`, each run `iterations` calls long.
 func measure(iterations: Int, _ body: () -> Void) -> Double {
     for _ in 0..<(iterations / 10 + 1) { body() } // warm caches and lazy paths
     var best = Double.infinity
     for _ in 0..<runs {
-        let start = nowNanoseconds()
+        let start = monotonicNanoseconds()
         for _ in 0..<iterations { body() }
-        let elapsed = Double(nowNanoseconds() - start) / 1000 / Double(iterations)
+        let elapsed = Double(monotonicNanoseconds() - start) / 1000 / Double(iterations)
         best = min(best, elapsed)
     }
     return best

@@ -211,6 +211,8 @@ public struct ConfigLoader {
                     for (key, location, _) in entries(entry) where !ConfigLoader.authKeyEntryKeys.contains(key) {
                         warning(location, "auth.keys[\(index)].\(key)", "unknown key (ignored)")
                     }
+                    _ = integer(entry["rate_limit_rpm"], "auth.keys[\(index)].rate_limit_rpm", range: 0...1_000_000_000)
+                    _ = integer(entry["rate_limit_tpm"], "auth.keys[\(index)].rate_limit_tpm", range: 0...1_000_000_000_000)
                     if entry["key"] == nil && entry["key_sha256"] == nil {
                         error(entry.location, "auth.keys[\(index)].key", "every client key needs `key` (or `key_sha256`)")
                     }

@@ -76,12 +76,6 @@ extension ConfigLoader {
             rateLimitingEnabled = boolean(limits["enabled"], "rate_limiting.enabled") ?? false
             _ = integer(limits["global_rpm"], "rate_limiting.global_rpm", range: 0...1_000_000_000)
         }
-        if case let .sequence(keys, _)? = root["auth"]?["keys"] {
-            for (index, entry) in keys.enumerated() {
-                _ = integer(entry["rate_limit_rpm"], "auth.keys[\(index)].rate_limit_rpm", range: 0...1_000_000_000)
-                _ = integer(entry["rate_limit_tpm"], "auth.keys[\(index)].rate_limit_tpm", range: 0...1_000_000_000_000)
-            }
-        }
         return (cacheEnabled, rateLimitingEnabled)
     }
 }

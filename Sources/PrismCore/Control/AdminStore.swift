@@ -178,12 +178,7 @@ final class AdminStore: @unchecked Sendable {
 
     // MARK: Cryptography (libcrypto)
 
-    static func sha256Hex(_ text: String) -> String {
-        let bytes = Array(text.utf8)
-        var digest = [UInt8](repeating: 0, count: 32)
-        _ = prism_sha256(bytes, bytes.count, &digest)
-        return digest.map { String($0 >> 4, radix: 16) + String($0 & 0x0F, radix: 16) }.joined()
-    }
+    static func sha256Hex(_ text: String) -> String { digestHex(text, sha1: false) }
 
     /// nonce (12) || ciphertext || tag (16), under a fresh random nonce.
     static func seal(_ plaintext: [UInt8], key: [UInt8]) throws -> [UInt8] {

@@ -17,8 +17,10 @@ final class MiddlewareStep: @unchecked Sendable {
 
     private enum Phase {
         case running
-        /// on_request returned PAUSE; `continuation` runs when the plugin resumes.
-        case paused(continuation: @Sendable (prism_action) -> Void)
+        /// on_request returned PAUSE; `continuation` runs when the plugin resumes. The step holds
+        /// itself meanwhile, so that a late resume after the request ended (client gone) still
+        /// finds valid memory.
+        case paused(continuation: @Sendable (prism_action) -> Void, keepAlive: MiddlewareStep)
         /// The plugin resumed while on_request was still running.
         case resumedEarly(prism_action)
         case finished
@@ -26,9 +28,6 @@ final class MiddlewareStep: @unchecked Sendable {
 
     private let phase = Mutex<Phase>(.running)
     private let watching = Atomic<Bool>(false)
-    /// Holds this step while paused, so that a late resume after the request ended (client gone)
-    /// still finds valid memory.
-    private let keepAlive = Mutex<MiddlewareStep?>(nil)
 
     init(middleware: MiddlewareInstance, attributes: RequestAttributes) {
         self.middleware = middleware
@@ -52,28 +51,28 @@ final class MiddlewareStep: @unchecked Sendable {
                 phase = .finished
                 return action
             }
-            phase = .paused(continuation: continuation)
-            keepAlive.withLock { $0 = self }
+            phase = .paused(continuation: continuation, keepAlive: self)
             return nil
         }
     }
 
     fileprivate func resume(_ action: prism_action) {
-        let continuation: (@Sendable (prism_action) -> Void)? = phase.withLock { phase in
+        // The step's own reference leaves the phase with the continuation and is dropped only
+        // after the continuation ran.
+        let paused: (continuation: @Sendable (prism_action) -> Void, keepAlive: MiddlewareStep)? = phase.withLock { phase in
             switch phase {
             case .running:
                 phase = .resumedEarly(action)
                 return nil
-            case let .paused(continuation):
+            case let .paused(continuation, keepAlive):
                 phase = .finished
-                return continuation
+                return (continuation, keepAlive)
             case .resumedEarly, .finished:
                 return nil // a second resume: ignored
             }
         }
-        guard let continuation else { return }
-        continuation(action)
-        keepAlive.withLock { $0 = nil }
+        guard let paused else { return }
+        withExtendedLifetime(paused.keepAlive) { paused.continuation(action) }
     }
 
     @inline(__always)

@@ -59,7 +59,7 @@ extension GatewayHTTPHandler {
                        message: "The admin API needs `Authorization: Bearer <admin token>`.")
             return false
         }
-        guard constantTimeEquals(Array(presented.utf8), Array(token.utf8)) else {
+        guard ConstantTime.equal(Array(presented.utf8), Array(token.utf8)) else {
             writeError(status: .forbidden, type: "permission_error", code: "invalid_admin_token",
                        message: "That is not the admin token.")
             return false
@@ -67,35 +67,33 @@ extension GatewayHTTPHandler {
         return true
     }
 
-    /// Runs `work` on the control queue and writes what it returns on this connection's loop.
-    private func answerLater(_ work: @escaping @Sendable () -> ControlAnswer) {
-        guard let context else { return }
+    /// Writes an answer on this connection's event loop, from any thread (the control queue).
+    private func replier() -> (@Sendable (ControlAnswer) -> Void)? {
+        guard let context else { return nil }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        runtime.onControlQueue {
-            let answer = work()
-            eventLoop.execute { bound.value.write(answer) }
-        }
+        return { answer in eventLoop.execute { bound.value.write(answer) } }
+    }
+
+    /// Runs `work` on the control queue and answers with what it returns.
+    private func answerLater(_ work: @escaping @Sendable () -> ControlAnswer) {
+        guard let reply = replier() else { return }
+        runtime.onControlQueue { reply(work()) }
     }
 
     /// Runs `work` (a store change) on the control queue, then rebuilds the gateway and answers.
     private func changeLater(_ what: String, _ work: @escaping @Sendable () -> ControlAnswer) {
-        guard let context else { return }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
+        guard let reply = replier() else { return }
         let runtime = self.runtime
         runtime.onControlQueue {
             let answer = work()
-            guard answer.status.code < 300 else { return eventLoop.execute { bound.value.write(answer) } }
+            guard answer.status.code < 300 else { return reply(answer) }
             runtime.adminChanged(what) { outcome in
-                let final: ControlAnswer
                 if case let .rejected(reason) = outcome {
-                    final = .error(.internalServerError, "reload_failed",
-                                   "Stored, but the gateway could not apply it: \(reason)")
-                } else {
-                    final = answer
+                    return reply(.error(.internalServerError, "reload_failed",
+                                        "Stored, but the gateway could not apply it: \(reason)"))
                 }
-                eventLoop.execute { bound.value.write(final) }
+                reply(answer)
             }
         }
     }
@@ -107,19 +105,15 @@ extension GatewayHTTPHandler {
     // MARK: Routes
 
     private func reloadRoute() {
-        guard let context else { return }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
+        guard let reply = replier() else { return }
         runtime.reload(trigger: "POST /-/reload") { outcome in
-            let answer: ControlAnswer
             switch outcome {
             case let .applied(generation, warnings):
-                answer = .ok(.object([("status", .string("reloaded")), ("generation", .number(String(generation))),
-                                      ("warnings", .array(warnings.map { .string($0) }))]))
+                reply(.ok(.object([("status", .string("reloaded")), ("generation", .number(String(generation))),
+                                   ("warnings", .array(warnings.map { .string($0) }))])))
             case let .rejected(reason):
-                answer = .error(.badRequest, "invalid_config", "The configuration was not reloaded: \(reason)")
+                reply(.error(.badRequest, "invalid_config", "The configuration was not reloaded: \(reason)"))
             }
-            eventLoop.execute { bound.value.write(answer) }
         }
     }
 
@@ -285,13 +279,4 @@ struct ControlAnswer: Sendable {
         return ControlAnswer(status: status, body: OpenAIErrorBody.make(message: SecretRedactor.shared.redact(message),
                                                                         type: type, code: code))
     }
-}
-
-/// Compares in time that depends only on the lengths.
-func constantTimeEquals(_ left: [UInt8], _ right: [UInt8]) -> Bool {
-    var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
-    for index in 0..<max(left.count, right.count) {
-        difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
-    }
-    return difference == 0
 }

@@ -15,6 +15,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var body: ByteBuffer?
     /// The request was refused while reading (413): swallow the rest of its body.
     private var discarding = false
+    /// server.max_request_body_size of the generation current when this request's head arrived.
+    private var bodyLimit = 0
     private var readDeadline: Scheduled<Void>?
     private(set) var context: ChannelHandlerContext?
     /// The request being proxied on this connection, if any.
@@ -32,21 +34,24 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             head = requestHead
             body = nil
             discarding = false
-            let limit = gateway.configuration.server.maxRequestBodySize
+            // One look at the current generation per request (a reload may swap it meanwhile).
+            let server = gateway.configuration.server
+            let limit = server.maxRequestBodySize
+            bodyLimit = limit
             if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 discarding = true
                 respondTooLarge(context: context, limit: limit)
                 return
             }
             // The whole request must arrive within read_timeout.
-            let timeout = gateway.configuration.server.readTimeout
+            let timeout = server.readTimeout
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             readDeadline = context.eventLoop.scheduleTask(in: .milliseconds(timeout.milliseconds)) {
                 bound.value.readTimedOut()
             }
         case var .body(chunk):
             guard !discarding else { return }
-            let limit = gateway.configuration.server.maxRequestBodySize
+            let limit = bodyLimit
             if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 discarding = true
                 respondTooLarge(context: context, limit: limit)
@@ -118,13 +123,14 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?) {
+        let gateway = runtime.gateway // the request keeps this generation to its end
         if gateway.activity.draining.load(ordering: .relaxed) {
             writeError(status: .serviceUnavailable, type: "service_unavailable", code: "service_unavailable",
                        message: "The gateway is shutting down.", close: true)
             return
         }
         let bytes = body.map { Array($0.readableBytesView) } ?? []
-        let request = ProxyRequest(gateway: runtime.gateway, handler: self, head: head, path: path, api: api, body: bytes)
+        let request = ProxyRequest(gateway: gateway, handler: self, head: head, path: path, api: api, body: bytes)
         active = request
         request.run()
     }

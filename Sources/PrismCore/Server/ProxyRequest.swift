@@ -358,11 +358,7 @@ final class ProxyRequest {
         let health = gateway.health.byProvider[attempt.provider.settings.name]
         if attempt === winner, streamStarted {
             health?.record(failed: failure != nil, latencyMilliseconds: Double(firstByteAt - attempt.startedAt) / 1_000_000)
-            if let failure {
-                let reason: String
-                if case .timeout = failure { reason = "timeout" } else { reason = "connection" }
-                gateway.services.metrics.recordProviderError(provider: attempt.provider.settings.name, reason: reason)
-            }
+            if failure != nil { recordProviderError(attempt, status: status, failure: failure) }
             feedback(attempt, status: failure == nil ? 200 : 502)
             attempt.release()
             return finishStream(attempt, failure: failure)
@@ -372,15 +368,7 @@ final class ProxyRequest {
         // other 4xx are about the request, not the provider.
         let providerFault = failure != nil || status >= 500 || status == 429
         health?.record(failed: providerFault, latencyMilliseconds: attempt.elapsedMilliseconds)
-        if providerFault {
-            let reason: String
-            switch failure {
-            case .timeout?: reason = "timeout"
-            case .connection?, .other?: reason = "connection"
-            case nil: reason = String(status)
-            }
-            gateway.services.metrics.recordProviderError(provider: attempt.provider.settings.name, reason: reason)
-        }
+        if providerFault { recordProviderError(attempt, status: status, failure: failure) }
         feedback(attempt, status: succeeded ? status : (failure == nil ? status : 504))
         attempt.release()
         if succeeded {
@@ -398,6 +386,17 @@ final class ProxyRequest {
         }
         if !active.isEmpty { return }
         reportFailure(answer)
+    }
+
+    /// prism_provider_errors_total: the upstream status, or how the transfer failed.
+    private func recordProviderError(_ attempt: UpstreamAttempt, status: Int, failure: TransportFailure?) {
+        let reason: String
+        switch failure {
+        case .timeout?: reason = "timeout"
+        case .connection?, .other?: reason = "connection"
+        case nil: reason = String(status)
+        }
+        gateway.services.metrics.recordProviderError(provider: attempt.provider.settings.name, reason: reason)
     }
 
     /// Whether a failure may be retried or failed over: the configured status codes, timeouts

@@ -84,8 +84,8 @@ struct WindowCounter {
 }
 
 enum SlidingWindow {
-    static let takeScriptDigest = ScriptDigest.sha1Hex(takeScript)
-    static let adjustScriptDigest = ScriptDigest.sha1Hex(adjustScript)
+    static let takeScriptDigest = digestHex(takeScript, sha1: true)
+    static let adjustScriptDigest = digestHex(adjustScript, sha1: true)
 
     /// window_take on Redis, atomically: KEYS are the windows' hashes (field = slot index, value =
     /// units); ARGV holds window_ms, limit, cost per key. Uses the server's clock, so replicas with
