@@ -16,10 +16,13 @@ public final class GatewayServices: Sendable {
     }
 }
 
-/// Requests in flight across every configuration generation, and whether the server is draining.
+/// Requests in flight across every configuration generation, and how far shutdown has gone:
+/// `draining` (SIGTERM seen: /readyz 503, still serving) then `stopping` (listener closed: new
+/// requests on open connections are refused).
 final class Activity: Sendable {
     let inFlight = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
+    let stopping = Atomic<Bool>(false)
 }
 
 /// One configuration generation of the gateway: the configured instances of the loaded plugins,

@@ -5,6 +5,11 @@ Environment:
   PRISM_BIN          the binary (default <repo>/dist/prism-gateway)
   PRISM_PLUGINS_DIR  first-party plugins (default <repo>/dist/plugins)
   PRISM_TEST_TIMEOUT per-test wall-clock limit in seconds (default 60; SIGALRM based, no plugin)
+  PRISM_TEST_AS_ROOT 1: run the gateway as the test runner's user even when that is root
+
+Run as root (as CI does), every gateway the suite starts runs as production does: as an
+unprivileged user (nobody) with no capabilities at all, through setpriv. A socket option or a
+file that needs privilege then fails here, not first in the image.
 """
 
 from __future__ import annotations
@@ -37,6 +42,39 @@ PROXY_VARS = ["http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PRO
 for _var in PROXY_VARS:
     os.environ.pop(_var, None)
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+UNPRIVILEGED_UID = 65534  # nobody
+RUN_UNPRIVILEGED = os.geteuid() == 0 and os.environ.get("PRISM_TEST_AS_ROOT") != "1"
+
+
+def as_production(cmd: list[str]) -> list[str]:
+    """The command run as an unprivileged user with no capabilities (when the suite runs as root)."""
+    if not RUN_UNPRIVILEGED:
+        return cmd
+    return ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *cmd]
+
+
+def open_to_gateway(directory: Path) -> None:
+    """Lets the unprivileged gateway use a test directory: pytest makes them 0700 under root.
+    The directory becomes writable (admin stores, state) and its parents traversable."""
+    if not RUN_UNPRIVILEGED:
+        return
+    os.chmod(directory, 0o777)
+    for parent in directory.resolve().parents:
+        mode = parent.stat().st_mode
+        if mode & 0o001 == 0:
+            os.chmod(parent, (mode & 0o7777) | 0o711)
+
+
+def give_to_gateway(directory: Path) -> Path:
+    """A data directory the gateway writes to, owned by the gateway's user (as the image's volume
+    is owned by its USER)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if RUN_UNPRIVILEGED:
+        os.chown(directory, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    return directory
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,6 +119,13 @@ def prism_bin() -> Path:
                     f"PRISM_BIN to the binary", pytrace=False)
     if not os.access(PRISM_BIN, os.X_OK):
         pytest.fail(f"{PRISM_BIN} is not executable", pytrace=False)
+    if RUN_UNPRIVILEGED:
+        # The unprivileged gateway must reach the binary and plugins (a clone under /root may not).
+        for path in (PRISM_BIN.parent, PRISM_PLUGINS_DIR):
+            for parent in path.resolve().parents:
+                mode = parent.stat().st_mode
+                if mode & 0o001 == 0:
+                    os.chmod(parent, (mode & 0o7777) | 0o711)
     return PRISM_BIN
 
 
@@ -103,6 +148,7 @@ def c_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not script.is_file():
         pytest.fail(f"{script} not found", pytrace=False)
     out = tmp_path_factory.mktemp("c-plugins")
+    open_to_gateway(out)
     try:
         proc = subprocess.run(["bash", str(script), str(out)], cwd=REPO, capture_output=True,
                               text=True, timeout=180)
@@ -132,6 +178,7 @@ def make_plugins_dir(tmp_path: Path, dist_plugins_dir: Path) -> Callable[..., Pa
         counter[0] += 1
         d = tmp_path / f"plugins-{counter[0]}"
         d.mkdir()
+        open_to_gateway(tmp_path)
         os.chmod(d, 0o755)
         items: list[tuple[Path, str, int]] = []
         if include_dist:
@@ -284,6 +331,7 @@ def gateway(prism_bin: Path, dist_plugins_dir: Path, tmp_path: Path, _mocks: lis
     After the test: SIGTERM, SIGKILL after 10 s; a crash (SIGSEGV, SIGABRT, ...) fails the test."""
     started: list[Gateway] = []
     counter = [0]
+    open_to_gateway(tmp_path)
 
     def start(config: Union[dict, str, None] = None, *, plugins_dir: Optional[Path] = None,
               env: Optional[dict] = None, cwd: Optional[Path] = None, args: Iterable[str] = (),
@@ -305,7 +353,7 @@ def gateway(prism_bin: Path, dist_plugins_dir: Path, tmp_path: Path, _mocks: lis
                 cmd += ["--plugins-dir", str(pdir)]
             cmd += ["--port", str(port), *args]
             with open(log_path, "wb") as log_file:
-                proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                proc = subprocess.Popen(as_production(cmd), stdout=log_file, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=str(cwd or tmp_path),
                                         env=clean_env(env))
             gw = Gateway(proc, port, log_path, config_path, pdir if pass_plugins_dir else None)
@@ -360,7 +408,8 @@ def run_prism(prism_bin: Path, tmp_path: Path):
     """run_prism(*args, env=None, cwd=None, timeout=30) -> CompletedProcess (text)."""
     def run(*args: str, env: Optional[dict] = None, cwd: Optional[Path] = None,
             timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run([str(prism_bin), *args], capture_output=True, text=True,
+        open_to_gateway(tmp_path)
+        return subprocess.run(as_production([str(prism_bin), *args]), capture_output=True, text=True,
                               timeout=timeout, cwd=str(cwd or tmp_path), env=clean_env(env),
                               stdin=subprocess.DEVNULL)
     return run

@@ -4,6 +4,8 @@ client keys stored as hashes, and surviving a restart."""
 
 import pytest
 
+from conftest import give_to_gateway
+
 from prism_helpers import assert_openai_error, chat_body, get, make_config, openai_provider, post, request
 
 ADMIN = "admin-token-for-tests-0002"
@@ -29,7 +31,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def gw(gateway, mock_upstream, store):
-    store.parent.mkdir()
+    give_to_gateway(store.parent)
     return gateway(admin_config(mock_upstream, store), env={"PRISM_MASTER_KEY": MASTER})
 
 
@@ -121,7 +123,7 @@ def test_providers_added_changed_and_removed_at_runtime(gw, make_mock, store):
 
 
 def test_changes_persist_across_a_restart(gateway, mock_upstream, make_mock, store):
-    store.parent.mkdir()
+    give_to_gateway(store.parent)
     second = make_mock()
     cfg = admin_config(mock_upstream, store)
     first = gateway(cfg, env={"PRISM_MASTER_KEY": MASTER})
@@ -143,7 +145,7 @@ def test_changes_persist_across_a_restart(gateway, mock_upstream, make_mock, sto
 
 
 def test_providers_need_a_master_key(gateway, mock_upstream, store):
-    store.parent.mkdir()
+    give_to_gateway(store.parent)
     gw = gateway(admin_config(mock_upstream, store), env={"PRISM_MASTER_KEY": None})
     section = {"api_format": "openai", "api_key": UPSTREAM_SECRET, "base_url": mock_upstream.v1_url, "models": ["m"]}
     err = assert_openai_error(request("PUT", gw.url("/-/providers/p"), body=section, headers=admin()), 503,

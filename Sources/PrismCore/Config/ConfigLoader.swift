@@ -22,7 +22,7 @@ public struct ConfigLoader {
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
-                                          "shutdown_timeout", "max_request_body_size", "default_request_timeout"]
+                                          "shutdown_timeout", "drain_delay", "max_request_body_size", "default_request_timeout"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
     static let providerKeys: Set<String> = [
         "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
@@ -88,6 +88,7 @@ public struct ConfigLoader {
         if let value = duration(node["write_timeout"], "server.write_timeout") { server.writeTimeout = value }
         if let value = duration(node["idle_timeout"], "server.idle_timeout") { server.idleTimeout = value }
         if let value = duration(node["shutdown_timeout"], "server.shutdown_timeout") { server.shutdownTimeout = value }
+        if let value = duration(node["drain_delay"], "server.drain_delay") { server.drainDelay = value }
         if let value = duration(node["default_request_timeout"], "server.default_request_timeout") {
             server.defaultRequestTimeout = value
         }
@@ -192,8 +193,11 @@ public struct ConfigLoader {
         if settings.token == nil, let fromEnvironment = environment("PRISM_ADMIN_TOKEN"), !fromEnvironment.isEmpty {
             settings.token = fromEnvironment
         }
-        // A relative store path is relative to the config file's directory.
-        if !settings.storePath.hasPrefix("/"), let slash = file.lastIndex(of: "/"), !file.hasPrefix("<") {
+        // A relative store path is relative to $PRISM_DATA_DIR when set (the image's writable
+        // volume, /var/lib/prism), else to the config file's directory.
+        if !settings.storePath.hasPrefix("/"), let dataDirectory = environment("PRISM_DATA_DIR"), !dataDirectory.isEmpty {
+            settings.storePath = (dataDirectory.hasSuffix("/") ? dataDirectory : dataDirectory + "/") + settings.storePath
+        } else if !settings.storePath.hasPrefix("/"), let slash = file.lastIndex(of: "/"), !file.hasPrefix("<") {
             settings.storePath = String(file[..<slash]) + "/" + settings.storePath
         }
         return settings

@@ -27,6 +27,10 @@ public struct ServerSettings: Sendable {
     public var writeTimeout: Duration = .seconds(300)
     public var idleTimeout: Duration = .seconds(120)
     public var shutdownTimeout: Duration = .seconds(30)
+    /// After SIGTERM: how long /readyz answers 503 while the listener still accepts and serves, so
+    /// a load balancer takes the replica out before connections are refused. 0 by default (a plain
+    /// binary stops at once); the deployment examples set it.
+    public var drainDelay: Duration = .zero
     public var maxRequestBodySize = 10_485_760
     public var defaultRequestTimeout: Duration = .seconds(60)
 }

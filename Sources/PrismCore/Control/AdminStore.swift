@@ -198,3 +198,14 @@ final class AdminStore: @unchecked Sendable {
 
     private static func now() -> Int64 { Int64(wallClockMilliseconds() / 1000) }
 }
+
+extension AdminStore {
+    /// Why a store could not be opened, when the reason is the directory's permissions (the usual
+    /// one: an image run as a non-root user with the store on the read-only root filesystem).
+    static func writabilityHint(path: String) -> String {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        guard access(directory.isEmpty ? "/" : directory, W_OK) != 0 else { return "" }
+        return " (the directory \(directory) is not writable by uid \(getuid()); give it to that user, or set "
+            + "PRISM_DATA_DIR or admin.store to a writable place, such as the image's /var/lib/prism volume)"
+    }
+}

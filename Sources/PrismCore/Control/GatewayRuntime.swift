@@ -55,7 +55,8 @@ public final class GatewayRuntime: Sendable {
             do {
                 adminStore = try AdminStore(path: file.admin.storePath, masterKey: masterKey)
             } catch {
-                throw Gateway.StartupError(description: "admin store \(file.admin.storePath): \(error)")
+                throw Gateway.StartupError(description: "admin store \(file.admin.storePath): \(error)"
+                                           + AdminStore.writabilityHint(path: file.admin.storePath))
             }
             if masterKey?.isEmpty ?? true {
                 logger.warning("PRISM_MASTER_KEY is not set: the admin API can manage client keys but not providers")

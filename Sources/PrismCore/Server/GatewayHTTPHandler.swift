@@ -124,7 +124,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?) {
         let gateway = runtime.gateway // the request keeps this generation to its end
-        if gateway.activity.draining.load(ordering: .relaxed) {
+        if gateway.activity.stopping.load(ordering: .relaxed) {
             writeError(status: .serviceUnavailable, type: "service_unavailable", code: "service_unavailable",
                        message: "The gateway is shutting down.", close: true)
             return

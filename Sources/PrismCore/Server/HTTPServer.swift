@@ -7,9 +7,9 @@ import NIOPosix
 import Glibc
 #endif
 
-/// Binds the listening socket and runs until SIGTERM/SIGINT, then drains: stops accepting, lets
-/// requests in flight finish (up to server.shutdown_timeout), and returns. SIGHUP reloads the
-/// configuration.
+/// Binds the listening socket and runs until SIGTERM/SIGINT, then drains: /readyz turns 503 while
+/// the listener keeps serving for server.drain_delay, then it stops accepting and lets requests in
+/// flight finish (up to server.shutdown_timeout), and returns. SIGHUP reloads the configuration.
 public final class HTTPServer: Sendable {
     let runtime: GatewayRuntime
     let group: MultiThreadedEventLoopGroup
@@ -35,7 +35,9 @@ public final class HTTPServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            // TCP_NODELAY is a TCP-level option: `socketOption(.tcp_nodelay)` would set SOL_SOCKET
+            // option 1, SO_DEBUG, which needs CAP_NET_ADMIN and made every accept fail unprivileged.
+            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -48,18 +50,32 @@ public final class HTTPServer: Sendable {
         let channel = try bootstrap.bind(host: host, port: port).wait()
         gateway.logger.info("prism gateway listening on \(host):\(channel.localAddress?.port ?? port) with \(gateway.providers.count) provider(s), \(gateway.registry.plugins.count) plugin(s)")
 
-        TerminationSignals.wait(onHangup: { runtime.reload(trigger: "SIGHUP") })
+        let signal = TerminationSignals.wait(onHangup: { runtime.reload(trigger: "SIGHUP") })
         let activity = runtime.services.activity
-        gateway.logger.info("shutting down: no new connections, draining \(activity.inFlight.load(ordering: .relaxed)) request(s)")
+        let server = runtime.gateway.configuration.server // the generation running now
+        // 1. Draining: /readyz is 503 at once while the listener still accepts and serves, so a
+        //    load balancer takes this replica out before any connection is refused. SIGINT (an
+        //    operator's Ctrl-C) skips it; a second signal ends it.
         activity.draining.store(true, ordering: .relaxed)
+        var hurry = false
+        if signal == SIGTERM && server.drainDelay > .zero {
+            gateway.logger.info("SIGTERM: /readyz answers 503, still serving for drain_delay \(server.drainDelay)")
+            hurry = TerminationSignals.anotherArrives(within: server.drainDelay)
+        }
+        // 2. Stopping: no new connections; requests and streams in flight finish up to
+        //    shutdown_timeout (a further signal stops waiting).
+        gateway.logger.info("shutting down: no new connections, draining \(activity.inFlight.load(ordering: .relaxed)) request(s)")
+        activity.stopping.store(true, ordering: .relaxed)
         try? channel.close().wait()
-        let shutdownTimeout = runtime.gateway.configuration.server.shutdownTimeout
-        let deadline = monotonicNanoseconds() + UInt64(shutdownTimeout.milliseconds) * 1_000_000
-        while activity.inFlight.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline {
-            usleep(20_000)
+        let deadline = monotonicNanoseconds() + UInt64(server.shutdownTimeout.milliseconds) * 1_000_000
+        while !hurry && activity.inFlight.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline {
+            hurry = TerminationSignals.anotherArrives(within: .milliseconds(20))
         }
         let left = activity.inFlight.load(ordering: .relaxed)
-        if left > 0 { gateway.logger.warning("shutdown_timeout reached with \(left) request(s) still in flight") }
+        if left > 0 {
+            gateway.logger.warning(hurry ? "second signal: stopping with \(left) request(s) still in flight"
+                                         : "shutdown_timeout reached with \(left) request(s) still in flight")
+        }
         gateway.logger.info("stopped")
     }
 }
@@ -74,13 +90,27 @@ public enum TerminationSignals {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Returns when SIGTERM or SIGINT arrives; calls `onHangup` for each SIGHUP meanwhile.
-    static func wait(onHangup: () -> Void) {
+    /// Returns SIGTERM or SIGINT when one arrives; calls `onHangup` for each SIGHUP meanwhile.
+    static func wait(onHangup: () -> Void) -> Int32 {
         var set = signalSet()
         while true {
             var received: Int32 = 0
             guard sigwait(&set, &received) == 0 else { continue }
-            if received == SIGHUP { onHangup() } else { return }
+            if received == SIGHUP { onHangup() } else { return received }
+        }
+    }
+
+    /// Waits up to `duration` for another SIGTERM or SIGINT (SIGHUP is ignored once stopping).
+    static func anotherArrives(within duration: Duration) -> Bool {
+        var set = signalSet()
+        let end = monotonicNanoseconds() + UInt64(max(duration.milliseconds, 0)) * 1_000_000
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < end else { return false }
+            let left = end - now
+            var timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+            let received = sigtimedwait(&set, nil, &timeout)
+            if received == SIGTERM || received == SIGINT { return true }
         }
     }
 
