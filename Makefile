@@ -1,5 +1,5 @@
 # Prism: `make run` and `make test` work on a fresh Debian 12 machine with the Swift toolchain.
-.PHONY: install build run test unit-test integration-test check-header bench clean
+.PHONY: install build run test unit-test integration-test image-test check-header bench clean
 
 CONFIG ?= config/prism.yaml
 
@@ -14,6 +14,11 @@ run: build
 
 # Every test: the ABI header, Swift unit tests, then the real binary and plugins over real sockets.
 test: build check-header unit-test integration-test
+
+# The real image: the Dockerfile's runtime stage built from dist/ with buildah and run with podman
+# as its own unprivileged USER (no Docker engine needed; root for rootful podman).
+image-test: build
+	scripts/image-test.sh
 
 check-header:
 	scripts/check-header.sh

@@ -47,4 +47,9 @@ for object in dist/prism-gateway dist/plugins/*.so; do
         cp -n "$library" dist/lib/
     done
 done
+# dist/ ships stripped: symbol tables and debug info are ~60% of its size (the unstripped binaries
+# stay in .build/ for debugging). --strip-all keeps .dynsym, which dlopen and the plugin entry need.
+if command -v strip >/dev/null; then
+    strip --strip-all dist/prism-gateway dist/plugins/*.so dist/lib/*.so
+fi
 echo "built: dist/prism-gateway, $(ls dist/plugins | wc -l) plugins, $(ls dist/lib | wc -l) runtime libraries in dist/lib"
