@@ -3,6 +3,8 @@
 #   scripts/install.sh               build + test + benchmark tools (what `make test` needs)
 #   scripts/install.sh --build-only  only what building needs (the Docker builder stage)
 #   scripts/install.sh --runtime     only the shared libraries the shipped binary loads (Docker runtime stage)
+#   scripts/install.sh --image-tools what `make image-test` needs to build and run the image without a
+#                                    Docker engine (podman, buildah, runc, debootstrap)
 #   add --dry-run to any mode: show what apt would do, change nothing (used by the tests)
 # Idempotent: apt-get runs only when a package is missing. The Swift toolchain itself is expected
 # on PATH (it is on this project's machines and in the official swift images).
@@ -10,7 +12,8 @@ set -euo pipefail
 
 runtime_packages=(libcurl4 libyaml-0-2 libffi8 libhiredis0.14 libsqlite3-0 libssl3 ca-certificates curl)
 build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev libhiredis-dev libsqlite3-dev libssl-dev pkg-config ca-certificates curl)
-test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk redis-server)
+image_packages=(podman buildah runc debootstrap containernetworking-plugins iptables)
+test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk redis-server docker-compose)
 
 mode=test
 dry_run=0
@@ -18,13 +21,15 @@ for argument in "$@"; do
     case $argument in
         --runtime) mode=runtime ;;
         --build-only) mode=build ;;
+        --image-tools) mode=image ;;
         --dry-run) dry_run=1 ;;
-        *) echo "usage: $0 [--build-only | --runtime] [--dry-run]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--build-only | --runtime | --image-tools] [--dry-run]" >&2; exit 2 ;;
     esac
 done
 case $mode in
     runtime) packages=("${runtime_packages[@]}") ;;
     build) packages=("${build_packages[@]}") ;;
+    image) packages=("${image_packages[@]}") ;;
     test) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
 esac
 
@@ -54,5 +59,5 @@ fi
 
 if [[ $mode == test ]]; then
     # The integration tests drive Prism with the official OpenAI Python SDK.
-    python3 -c 'import openai, pytest, prometheus_client' 2>/dev/null || python3 -m pip install -q 'openai>=1.40' pytest prometheus-client
+    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml' 2>/dev/null || python3 -m pip install -q 'openai>=1.40' pytest prometheus-client kubernetes-validate pyyaml
 fi
