@@ -15,9 +15,22 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(configuration.server.writeTimeout, .seconds(300))
         XCTAssertEqual(configuration.server.idleTimeout, .seconds(120))
         XCTAssertEqual(configuration.server.shutdownTimeout, .seconds(30))
+        XCTAssertEqual(configuration.server.drainDelay, .zero)
         XCTAssertEqual(configuration.server.maxRequestBodySize, 10_485_760)
         XCTAssertEqual(configuration.server.defaultRequestTimeout, .seconds(60))
         XCTAssertEqual(configuration.logging.level, .info)
+    }
+
+    func testDrainDelayAndTheDataDirectory() throws {
+        let text = "server: {drain_delay: 5s}\nadmin: {token: admin-token-0123456789}\nproviders: {}\n"
+        let (configuration, _) = try load(text)
+        XCTAssertEqual(configuration.server.drainDelay, .seconds(5))
+        XCTAssertEqual(configuration.admin.storePath, "prism-admin.sqlite") // no directory in "test.yaml"
+        let (inImage, _) = try load(text, environment: ["PRISM_DATA_DIR": "/var/lib/prism"])
+        XCTAssertEqual(inImage.admin.storePath, "/var/lib/prism/prism-admin.sqlite")
+        let (absolute, _) = try load("admin: {token: admin-token-0123456789, store: /srv/a.sqlite}\nproviders: {}\n",
+                                     environment: ["PRISM_DATA_DIR": "/var/lib/prism"])
+        XCTAssertEqual(absolute.admin.storePath, "/srv/a.sqlite")
     }
 
     func testSeedConfigurationLoadsWithEnvironmentExpanded() throws {
