@@ -27,7 +27,7 @@ final class AuthMiddleware: Middleware {
     private let hasHashedKeys: Bool
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
-        enabled = configuration["enabled"]?.boolValue ?? false
+        enabled = try configuration.configurationSwitch("enabled", section: "auth")
         var keys: [ClientKey] = []
         for (index, entry) in (configuration["keys"]?.arrayValue ?? []).enumerated() {
             let secret: [UInt8]

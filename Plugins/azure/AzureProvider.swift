@@ -90,7 +90,7 @@ final class AzureExchange: ProviderExchange {
     }
 
     func translateResponse(_ response: PluginResponse, client: HTTPBuilder) throws(PluginError) -> Usage {
-        OpenAIRelay.relayResponse(response, client: client)
+        try OpenAIRelay.relayResponse(response, client: client)
     }
 
     /// Azure's stream is OpenAI's plus content-filter annotations. Its first chunk often has

@@ -33,7 +33,7 @@ final class CacheMiddleware: Middleware {
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
-        enabled = configuration["enabled"]?.boolValue ?? false
+        enabled = try configuration.configurationSwitch("enabled", section: "cache")
         var ttl: Int64 = 300_000
         if let text = configuration["default_ttl"]?.stringValue {
             guard let value = DurationText.milliseconds(text) else {

@@ -79,7 +79,7 @@ final class MockExchange: ProviderExchange {
     }
 
     func translateResponse(_ response: PluginResponse, client: HTTPBuilder) throws(PluginError) -> Usage {
-        OpenAIRelay.relayResponse(response, client: client)
+        try OpenAIRelay.relayResponse(response, client: client)
     }
 
     func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {

@@ -99,7 +99,7 @@ final class OpenAIExchange: ProviderExchange {
     }
 
     func translateResponse(_ response: PluginResponse, client: HTTPBuilder) throws(PluginError) -> Usage {
-        OpenAIRelay.relayResponse(response, client: client)
+        try OpenAIRelay.relayResponse(response, client: client)
     }
 
     func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {

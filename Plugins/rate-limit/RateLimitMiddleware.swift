@@ -42,7 +42,7 @@ final class RateLimitMiddleware: Middleware {
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
-        enabled = configuration["enabled"]?.boolValue ?? false
+        enabled = try configuration.configurationSwitch("enabled", section: "rate_limiting")
         globalRequestsPerMinute = max(0, configuration["global_rpm"]?.integerValue ?? 0)
         state = host.sharedState
         metrics = host.metrics

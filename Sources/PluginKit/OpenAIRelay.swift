@@ -4,13 +4,39 @@ import PrismWire
 /// Forwarding for upstreams that already speak OpenAI's format: the bytes go through unchanged,
 /// and only what the host must learn (usage, the model that answered) is read on the way.
 public enum OpenAIRelay {
-    /// A 2xx non-streaming answer: forwarded as is; usage read from it.
-    public static func relayResponse(_ response: PluginResponse, client: HTTPBuilder) -> Usage {
+    /// A 2xx non-streaming answer: forwarded as is; usage read from it. It must be an answer: a
+    /// JSON object with `choices` (completions) or `data` (embeddings) and no `error`. Anything
+    /// else (an HTML page, a proxy's error object, an empty body) is a 502, never a 200 that a
+    /// cache would keep.
+    public static func relayResponse(_ response: PluginResponse, client: HTTPBuilder) throws(PluginError) -> Usage {
+        let body = response.body
+        let members: [JSONMember]
+        do {
+            members = try JSONScanner.members(body)
+        } catch {
+            let type = response.header("content-type") ?? "no content-type"
+            throw PluginError.upstream(status: 502, message: "upstream answered HTTP \(response.status) with a body "
+                + "that is not a JSON object (\(type), \(body.count) bytes): \(error.reason)")
+        }
+        if let failure = JSONScanner.member(named: "error", in: members, of: body),
+           body[failure.valueRange.lowerBound] != UInt8(ascii: "n") // "error": null is no error
+        {
+            let message = OpenAIErrorBody.message(in: Array(body)) ?? "an error object"
+            throw PluginError.upstream(status: 502, message: "upstream answered HTTP \(response.status) with an error: \(message)")
+        }
+        let answerMembers: [StaticString] = ["choices", "data"]
+        let answer = answerMembers.contains { name in
+            guard let member = JSONScanner.member(named: name, in: members, of: body) else { return false }
+            return body[member.valueRange.lowerBound] == UInt8(ascii: "[")
+        }
+        guard answer else {
+            throw PluginError.upstream(status: 502, message: "upstream answered HTTP \(response.status) without "
+                + "`choices` or `data`: not a completion")
+        }
         client.setStatus(200)
         client.setHeader("content-type", response.header("content-type") ?? "application/json")
-        client.writeBody(response.body)
-        guard let members = try? JSONScanner.members(response.body) else { return Usage() }
-        return OpenAIShapes.usage(in: response.body, members: members) ?? Usage()
+        client.writeBody(body)
+        return OpenAIShapes.usage(in: body, members: members) ?? Usage()
     }
 
     /// One upstream SSE event. `[DONE]` is dropped (the host writes its own). A usage-only chunk

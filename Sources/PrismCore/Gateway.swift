@@ -89,7 +89,7 @@ public final class Gateway: Sendable {
         var middleware: [MiddlewareInstance] = []
         for settings in configuration.middleware {
             guard let component = registry.middleware[settings.name] else {
-                let enabled = settings.configuration["enabled"]?.boolValue ?? false
+                let enabled = settings.configuration["enabled"]?.switchValue ?? false
                 if settings.name == "auth" && !enabled && configuration.middleware.count == 1 { continue }
                 throw StartupError(description: "middleware '\(settings.name)' is configured but no loaded plugin provides it")
             }

@@ -48,6 +48,26 @@ public enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// A configuration switch read strictly: a JSON boolean, or one of YAML 1.2's spellings of
+    /// true and false as a string (what `enabled: "${AUTH_ON}"` becomes). Anything else is nil, and
+    /// the caller refuses the configuration: a security switch never falls back to off.
+    public var switchValue: Bool? {
+        switch self {
+        case let .bool(value): return value
+        case let .string(text): return JSONValue.switchValue(text)
+        default: return nil
+        }
+    }
+
+    /// YAML 1.2's core-schema booleans; `yes`, `on`, `1` and the like are not booleans there.
+    public static func switchValue(_ text: String) -> Bool? {
+        switch text {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default: return nil
+        }
+    }
+
     public var doubleValue: Double? {
         if case let .number(text) = self { return Double(text) }
         return nil

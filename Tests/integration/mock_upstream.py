@@ -83,7 +83,8 @@ class MockUpstream:
         self.error: Optional[tuple[int, dict]] = None
         self.delay = 0.0
         # Scripted answers, one per chat/embeddings request, consumed in order (then normal):
-        # {"status": 503, "headers": {...}}, {"delay": seconds}, {"reset": True}, or "ok".
+        # {"status": 503, "headers": {...}}, {"delay": seconds}, {"reset": True},
+        # {"raw": b"...", "status": 200, "content_type": "text/html"}, or "ok".
         self.script: list = []
         self.hold_response = False
         self.hold_after_chunks: Optional[int] = None
@@ -354,6 +355,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return False
             if "delay" in step:
                 self._wait(None, step["delay"])
+            if "raw" in step:
+                # Exactly these bytes, whatever the request wanted (an HTML page from a proxy...).
+                data = step["raw"]
+                self.send_response(step.get("status", 200))
+                self.send_header("Content-Type", step.get("content_type", "text/html"))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return False
             if "status" in step:
                 self._send_json(step["status"], {"error": {"message": step.get("message", "scripted failure"),
                                                            "type": "server_error", "param": None, "code": None}},

@@ -207,6 +207,7 @@ public struct ConfigLoader {
     mutating func readMiddleware(_ root: YAMLNode) -> [MiddlewareSettings] {
         let authSection = root["auth"]
         if let auth = authSection {
+            _ = boolean(auth["enabled"], "auth.enabled")
             for (key, location, _) in entries(auth) where !ConfigLoader.authKeys.contains(key) {
                 warning(location, "auth.\(key)", "unknown key (ignored)")
             }
@@ -378,8 +379,8 @@ func toJSON(_ node: YAMLNode) -> JSONValue {
     case let .scalar(text, plain, _):
         guard plain else { return .string(text) }
         switch text {
-        case "true", "True", "TRUE", "yes", "on": return .bool(true)
-        case "false", "False", "FALSE", "no", "off": return .bool(false)
+        case "true", "True", "TRUE": return .bool(true)
+        case "false", "False", "FALSE": return .bool(false)
         case "", "null", "~": return .null
         default:
             if Int64(text) != nil { return .number(text) }

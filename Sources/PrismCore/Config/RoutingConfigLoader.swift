@@ -100,12 +100,12 @@ extension ConfigLoader {
 
     mutating func boolean(_ node: YAMLNode?, _ path: String) -> Bool? {
         guard let text = string(node, path), let node else { return nil }
-        switch text.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default:
+        // Strict (YAML 1.2): a switch that is neither true nor false stops the load, so a value
+        // such as "yes please" or 1 can never leave auth, limits or the cache silently off.
+        guard let value = JSONValue.switchValue(text) else {
             error(node.location, path, "expected true or false, got '\(text)'")
             return nil
         }
+        return value
     }
 }

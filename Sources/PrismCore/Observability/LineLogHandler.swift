@@ -50,13 +50,34 @@ public struct LineLogHandler: LogHandler {
         line += " "
         line += label
         line += ": "
-        line += SecretRedactor.shared.redact(event.message.description)
+        line += LineLogHandler.escapingControls(SecretRedactor.shared.redact(event.message.description))
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            line += LineLogHandler.escapingControls(" \(key)=\(value)")
+        }
         line += "\n"
         // One write per line: lines from different threads never interleave.
         var bytes = line
         bytes.withUTF8 { utf8 in _ = write(2, utf8.baseAddress, utf8.count) }
+    }
+
+    /// A text line is one line: control characters a client put in (a model named "x\nlevel=…")
+    /// are written escaped (`\n`, `\r`, `\t`, `\u{1b}`), so no one can forge a log line.
+    static func escapingControls(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count + 8)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                escaped += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 
     private func writeJSON(_ event: LogEvent) {

@@ -201,7 +201,7 @@ extension GatewayHTTPHandler {
         let requestsPerMinute = max(0, request["rate_limit_rpm"]?.integerValue ?? 0)
         let tokensPerMinute = max(0, request["rate_limit_tpm"]?.integerValue ?? 0)
         let authEnabled = gateway.configuration.middleware.first { $0.name == "auth" }?
-            .configuration["enabled"]?.boolValue ?? false
+            .configuration["enabled"]?.switchValue ?? false
         changeLater("POST /-/keys") {
             do {
                 let (record, raw) = try store.createKey(name: name, owner: owner, models: models,

@@ -122,6 +122,9 @@ final class ProxyRequest {
             return fail(.badRequest, "invalid_request_error", "missing_model",
                         "The request has no `model`: say which model should answer.", param: "model")
         }
+        if let problem = ProxyRequest.modelNameProblem(model) {
+            return fail(.badRequest, "invalid_request_error", "invalid_model", problem, param: "model")
+        }
         clientModel = model
         if api == "chat.completions" && !hasMessages {
             return fail(.badRequest, "invalid_request_error", "missing_messages",
@@ -135,6 +138,22 @@ final class ProxyRequest {
 
         // 2. Middleware, in configuration order; then route().
         runMiddleware(from: 0)
+    }
+
+    /// Why a model name cannot be used, checked before any middleware or upstream sees it: control
+    /// characters (CR, LF, NUL would reach headers, logs and URLs), or a part that changes an
+    /// upstream URL's path or query when the provider puts the model there (`..`, `?`, `#`, `\`).
+    static func modelNameProblem(_ model: String) -> String? {
+        if model.utf8.count > 256 { return "The model name is longer than 256 bytes." }
+        if model.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+            return "The model name contains a control character."
+        }
+        if model.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "\\") })
+            || model.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." })
+        {
+            return "The model name contains '?', '#', '\\' or a '.' / '..' path segment, which no model name has."
+        }
+        return nil
     }
 
     /// The route plan (aliases, candidates, fallbacks) and the first attempts.

@@ -153,7 +153,7 @@ extension ProxyRequest {
             }
         }
         gateway.services.metrics.recordRequest(
-            model: clientModel.isEmpty ? "-" : clientModel, provider: providerName, status: status,
+            model: metricModelLabel(status: status), provider: providerName, status: status,
             durationNanoseconds: latency, firstTokenNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt, usage: usage)
         writeRequestLog(status: status, latency: latency)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
@@ -161,6 +161,16 @@ extension ProxyRequest {
         cancelAll()
         winner?.release()
         handler?.requestFinished(self)
+    }
+
+    /// The model as a metric label: only names the configuration knows, or that a provider really
+    /// answered, so a client sending made-up model names cannot grow the label table (each is one
+    /// `unknown`).
+    private func metricModelLabel(status: Int) -> String {
+        if clientModel.isEmpty { return "-" }
+        if gateway.catalog.candidatesByModel[clientModel] != nil { return clientModel }
+        if winner != nil && (200..<300).contains(status) { return clientModel }
+        return "unknown"
     }
 
     /// The one log line per request: text (`request id=... key=...`) or, with logging.format json,

@@ -1,0 +1,110 @@
+"""Hostile and careless input through the real binary: the gateway fails closed, never silently
+open, and never passes a wrong answer on as a right one."""
+
+import pytest
+
+from prism_helpers import assert_openai_error, chat_body, post
+
+KEY = "sk-prism-hostile-client-key-01"
+SWITCHES = ["auth", "rate_limiting", "cache"]
+
+
+def config_text(section, value, extra=""):
+    keys = f'\n  keys:\n    - {{name: "k", key: "{KEY}"}}' if section == "auth" else ""
+    return (f"server:\n  host: 127.0.0.1\nproviders:\n  mock: {{type: mock, models: [m]}}\n"
+            f"{section}:\n  enabled: {value}{keys}\n{extra}")
+
+
+@pytest.mark.parametrize("section", SWITCHES)
+@pytest.mark.parametrize("value", ["1", "y", "yes", "on", '"yes please"', '"enabled"', "0", "no", "[true]"])
+def test_a_switch_that_is_not_true_or_false_is_refused(run_prism, tmp_path, section, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(config_text(section, value))
+    result = run_prism("validate", "--config", str(path))
+    assert result.returncode == 1, f"{section}.enabled: {value} was accepted:\n{result.stdout}{result.stderr}"
+    assert f"{section}.enabled" in result.stderr and f"{path}:6:" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("value", ["1", '"yes please"', "yes"])
+def test_the_gateway_does_not_start_on_an_unclear_auth_switch(gateway, value):
+    gw = gateway(config_text("auth", value), wait_ready=False)
+    assert gw.wait_exit(10) == 1, f"the gateway started with auth.enabled: {value}"
+    assert "auth.enabled" in gw.log()
+
+
+@pytest.mark.parametrize("value", ['"true"', "True", "${AUTH_ON}", '"${AUTH_ON}"'])
+def test_quoted_and_expanded_true_turns_auth_on(gateway, value):
+    gw = gateway(config_text("auth", value), env={"AUTH_ON": "true"})
+    assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("m")), 401)
+    answer = post(gw.v1 + "/chat/completions", chat_body("m"), headers={"Authorization": f"Bearer {KEY}"})
+    assert answer.status == 200, answer.text
+
+
+def test_a_plugin_refuses_an_unclear_switch_given_through_the_middleware_list(gateway):
+    # `middleware: [{name, config}]` hands the section to the plugin as it is: it checks too.
+    text = ("server:\n  host: 127.0.0.1\nproviders:\n  mock: {type: mock, models: [m]}\n"
+            f"middleware:\n  - name: auth\n    config: {{enabled: \"yes please\", keys: [{{key: \"{KEY}\"}}]}}\n")
+    gw = gateway(text, wait_ready=False)
+    assert gw.wait_exit(10) == 1, "the gateway started with auth's switch unreadable"
+    assert "auth.enabled: expected true or false" in gw.log(), gw.log_tail()
+
+
+# ---- what a client writes never becomes a log line, a label or a URL of its own ----------------
+
+import json
+import re
+
+from prism_helpers import get, make_config, openai_provider, request
+
+
+@pytest.mark.parametrize("model", ["m\r\nX-Injected: 1", "m\nlevel=critical", "m\u0000", "m\u001b[31m",
+                                   "az/..", "az/../../admin", "m?api-version=1", "m#x", "a\\b", "x" * 300])
+def test_a_model_name_that_is_not_a_name_is_400_before_any_upstream(gateway, mock_upstream, model):
+    gw = gateway(make_config({"az": openai_provider(mock_upstream.v1_url)}))
+    answer = post(gw.v1 + "/chat/completions", chat_body(model))
+    error = assert_openai_error(answer, 400, code="invalid_model")
+    assert error["param"] == "model"
+    assert mock_upstream.chat_requests() == [], "the upstream was called (and would have billed)"
+    assert get(gw.url("/healthz")).status == 200
+
+
+def test_a_model_with_a_newline_cannot_forge_a_text_log_line(gateway):
+    gw = gateway(config_text("auth", "true"))
+    forged = "m\n2026-01-01T00:00:00.000Z critical prism: forged"
+    for headers in ({}, {"Authorization": f"Bearer {KEY}"}):
+        # Refused before auth even looks at it (the text log escapes control characters as well).
+        assert_openai_error(post(gw.v1 + "/chat/completions", chat_body(forged), headers=headers),
+                            400, code="invalid_model")
+    gw.wait_for_log(r"request id=.*status=400")
+    assert not any(line.startswith("2026-01-01T00:00:00.000Z") for line in gw.log().splitlines()), gw.log_tail()
+
+
+def test_made_up_model_names_do_not_grow_the_metrics(gateway):
+    gw = gateway({"server": {"host": "127.0.0.1"}, "providers": {"mock": {"type": "mock", "models": ["m"]}}})
+    for i in range(60):
+        assert_openai_error(post(gw.v1 + "/chat/completions", chat_body(f"made-up-{i}")), 404)
+    assert post(gw.v1 + "/chat/completions", chat_body("m")).status == 200
+    metrics = get(gw.url("/-/metrics")).text
+    models = set(re.findall(r'prism_requests_total\{[^}]*model="([^"]*)"', metrics))
+    assert models == {"m", "unknown"}, models
+
+
+# ---- a 200 that is not an answer is not passed on as one -----------------------------------------
+
+@pytest.mark.parametrize("raw,content_type", [
+    (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+    (b'{"error": {"message": "quota exceeded", "type": "insufficient_quota"}}', "application/json"),
+    (b'{"id": "x", "object": "chat.completion"}', "application/json"),
+    (b"", "application/json"),
+])
+def test_a_200_without_a_completion_is_a_502_and_not_cached(gateway, mock_upstream, raw, content_type):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)},
+                             cache={"enabled": True, "default_ttl": "5m"}))
+    mock_upstream.script = [{"raw": raw, "content_type": content_type}]
+    first = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", "same question"))
+    assert_openai_error(first, 502, code="provider_error")
+    # Not cached: the same request goes upstream again and gets the real answer.
+    second = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", "same question"))
+    assert second.status == 200, second.text
+    assert second.headers.get("x-prism-cache") == "miss"
+    assert len(mock_upstream.chat_requests()) == 2
