@@ -55,7 +55,8 @@ final class RateLimitMiddleware: Middleware {
     }
 
     func onRequest(_ request: PluginRequest, context: RequestContext, localResponse: HTTPBuilder) -> MiddlewareAction {
-        guard enabled, let state else { return .proceed }
+        // The model list costs an upstream nothing: it is not counted.
+        guard enabled, let state, request.api != "models" else { return .proceed }
         var claims: [WindowClaim] = []
         var kinds: [LimitKind] = []
         if globalRequestsPerMinute > 0 {

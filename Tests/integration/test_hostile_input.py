@@ -108,3 +108,60 @@ def test_a_200_without_a_completion_is_a_502_and_not_cached(gateway, mock_upstre
     assert second.status == 200, second.text
     assert second.headers.get("x-prism-cache") == "miss"
     assert len(mock_upstream.chat_requests()) == 2
+
+
+# ---- with auth on, nothing answers a stranger but the probes --------------------------------------
+
+ADMIN = "admin-token-hostile-0123456789"
+OPERATIONAL = ["/-/metrics", "/-/health/providers", "/-/health/state"]
+
+
+def secured(**server):
+    return {"server": {"host": "127.0.0.1", **server},
+            "providers": {"mock": {"type": "mock", "models": ["m", "m2"]}},
+            "auth": {"enabled": True, "keys": [{"name": "k", "key": KEY}]}}
+
+
+def test_the_model_list_needs_a_client_key_when_auth_is_on(gateway):
+    gw = gateway(secured())
+    assert_openai_error(get(gw.v1 + "/models"), 401, code="invalid_api_key")
+    assert_openai_error(get(gw.v1 + "/models", headers={"Authorization": "Bearer sk-wrong"}), 401)
+    listing = get(gw.v1 + "/models", headers={"Authorization": f"Bearer {KEY}"})
+    assert listing.status == 200
+    assert {m["id"] for m in listing.json()["data"]} == {"m", "m2"}
+    assert listing.headers.get("x-prism-request-id")
+
+
+def test_operational_routes_need_the_admin_token_when_auth_is_on(gateway):
+    gw = gateway({**secured(), "admin": {"token": ADMIN}})
+    for path in OPERATIONAL:
+        assert_openai_error(get(gw.url(path)), 401)
+        assert_openai_error(get(gw.url(path), headers={"Authorization": f"Bearer {KEY}"}), 403)
+        assert get(gw.url(path), headers={"Authorization": f"Bearer {ADMIN}"}).status == 200, path
+    for probe in ("/healthz", "/livez", "/readyz"):
+        assert get(gw.url(probe)).status == 200, probe
+
+
+def test_without_an_admin_token_the_operational_routes_say_how_to_open_them(gateway):
+    gw = gateway(secured())
+    for path in OPERATIONAL:
+        error = assert_openai_error(get(gw.url(path)), 403, code="operational_route_protected")
+        assert "server.operational_routes: public" in error["message"]
+
+
+def test_operational_routes_public_opens_them_and_admin_closes_them_without_auth(gateway):
+    opened = gateway(secured(operational_routes="public"))
+    for path in OPERATIONAL:
+        assert get(opened.url(path)).status == 200, path
+    closed = gateway({"server": {"host": "127.0.0.1", "operational_routes": "admin"},
+                      "providers": {"mock": {"type": "mock", "models": ["m"]}}, "admin": {"token": ADMIN}})
+    for path in OPERATIONAL:
+        assert_openai_error(get(closed.url(path)), 401)
+    assert get(closed.v1 + "/models").status == 200  # no auth: the list is open
+
+
+def test_operational_routes_value_is_checked(run_prism, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  operational_routes: everyone\nproviders:\n  m: {type: mock, models: [m]}\n")
+    result = run_prism("validate", "--config", str(path))
+    assert result.returncode == 1 and "server.operational_routes" in result.stderr, result.stderr

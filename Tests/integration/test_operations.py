@@ -54,7 +54,8 @@ def test_metrics_are_prometheus_text_with_the_documented_families(gateway, mock_
     cfg = make_config({"up": openai_provider(mock_upstream.v1_url)},
                       cache={"enabled": True},
                       auth={"enabled": True, "keys": [{"name": "c", "key": CLIENT_KEY, "rate_limit_rpm": 4}]},
-                      rate_limiting={"enabled": True})
+                      rate_limiting={"enabled": True},
+                      server={"operational_routes": "public"})  # a scraper without the admin token
     gw = gateway(cfg)
     key = {"Authorization": f"Bearer {CLIENT_KEY}"}
     assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", "one"), headers=key).status == 200

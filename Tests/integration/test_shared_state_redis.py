@@ -29,7 +29,8 @@ def shared_config(upstream, redis, *, global_rpm=0, rpm=0, cache=True, password=
     return make_config({"mockai": openai_provider(upstream.v1_url)},
                        auth={"enabled": True, "keys": [{"name": "shared", "key": KEY, "rate_limit_rpm": rpm}]},
                        rate_limiting={"enabled": True, "global_rpm": global_rpm},
-                       cache={"enabled": cache, "default_ttl": "5m"}, redis=redis_section)
+                       cache={"enabled": cache, "default_ttl": "5m"}, redis=redis_section,
+                       server={"operational_routes": "public"})
 
 
 def chat(gw, content="hello", headers=None):

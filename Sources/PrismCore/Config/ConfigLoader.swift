@@ -9,6 +9,8 @@ import Glibc
 public struct ConfigLoader {
     public var environment: (String) -> String?
     var diagnostics: [ConfigDiagnostic] = []
+    /// `auth.enabled`, as read by readMiddleware (the shortcut sections are read in one place).
+    var authenticatesClients = false
 
     public init(environment: @escaping (String) -> String? = ConfigLoader.processEnvironment) {
         self.environment = environment
@@ -22,7 +24,7 @@ public struct ConfigLoader {
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
-                                          "shutdown_timeout", "drain_delay", "max_request_body_size", "default_request_timeout"]
+                                          "shutdown_timeout", "drain_delay", "operational_routes", "max_request_body_size", "default_request_timeout"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
     static let providerKeys: Set<String> = [
         "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
@@ -69,6 +71,7 @@ public struct ConfigLoader {
         configuration.admin = readAdmin(root["admin"], file: file)
         configuration.document = toJSON(root)
         configuration.middleware = readMiddleware(root)
+        configuration.authenticatesClients = authenticatesClients
         configuration.routing = readRouting(root["routing"], modelMap: root["model_map"])
         let errors = diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty { throw ConfigError(diagnostics: diagnostics) }
@@ -89,6 +92,13 @@ public struct ConfigLoader {
         if let value = duration(node["idle_timeout"], "server.idle_timeout") { server.idleTimeout = value }
         if let value = duration(node["shutdown_timeout"], "server.shutdown_timeout") { server.shutdownTimeout = value }
         if let value = duration(node["drain_delay"], "server.drain_delay") { server.drainDelay = value }
+        if let routesNode = node["operational_routes"], let text = string(routesNode, "server.operational_routes") {
+            if let routes = OperationalRoutes(rawValue: text) {
+                server.operationalRoutes = routes
+            } else {
+                error(routesNode.location, "server.operational_routes", "expected auto, public or admin, got '\(text)'")
+            }
+        }
         if let value = duration(node["default_request_timeout"], "server.default_request_timeout") {
             server.defaultRequestTimeout = value
         }
@@ -206,8 +216,9 @@ public struct ConfigLoader {
     /// `middleware:` (names, or `{name, config}`), else the default order: auth when configured.
     mutating func readMiddleware(_ root: YAMLNode) -> [MiddlewareSettings] {
         let authSection = root["auth"]
+        authenticatesClients = false
         if let auth = authSection {
-            _ = boolean(auth["enabled"], "auth.enabled")
+            authenticatesClients = boolean(auth["enabled"], "auth.enabled") ?? false
             for (key, location, _) in entries(auth) where !ConfigLoader.authKeys.contains(key) {
                 warning(location, "auth.\(key)", "unknown key (ignored)")
             }

@@ -10,6 +10,9 @@ public struct GatewayConfiguration: Sendable {
     /// `redis:` when enabled: shared state for rate limits and the cache across replicas.
     public var redis: RedisSettings?
     public var admin = AdminSettings()
+    /// Whether the configuration authenticates clients (`auth.enabled`), known from the shortcut
+    /// sections; with `operational_routes: auto` it puts the operational routes behind the admin token.
+    public var authenticatesClients = false
     /// The whole configuration as JSON (environment expanded), for GET /-/config (masked there).
     public var document: JSONValue = .object([])
     /// `plugins.dir`; nil means `plugins/` beside the executable.
@@ -21,6 +24,15 @@ public struct GatewayConfiguration: Sendable {
 }
 
 public struct ServerSettings: Sendable {
+    /// Whether /-/metrics and /-/health/* need the admin token under this configuration.
+    public func operationalRoutesNeedAdmin(authenticatesClients: Bool) -> Bool {
+        switch operationalRoutes {
+        case .auto: return authenticatesClients
+        case .open: return false
+        case .admin: return true
+        }
+    }
+
     public var port = 8080
     public var host = "0.0.0.0"
     public var readTimeout: Duration = .seconds(5)
@@ -31,8 +43,20 @@ public struct ServerSettings: Sendable {
     /// a load balancer takes the replica out before connections are refused. 0 by default (a plain
     /// binary stops at once); the deployment examples set it.
     public var drainDelay: Duration = .zero
+    /// `server.operational_routes`: who may read /-/metrics and /-/health/*. The probes
+    /// (/healthz, /livez, /readyz) are always open.
+    public var operationalRoutes: OperationalRoutes = .auto
     public var maxRequestBodySize = 10_485_760
     public var defaultRequestTimeout: Duration = .seconds(60)
+}
+
+public enum OperationalRoutes: String, Sendable {
+    /// The admin token while client authentication is on, else open.
+    case auto
+    /// Open to anyone who reaches the port (a scraper on a private network).
+    case open = "public"
+    /// Always the admin token.
+    case admin
 }
 
 public struct ProviderSettings: Sendable {

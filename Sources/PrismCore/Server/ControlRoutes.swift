@@ -12,6 +12,7 @@ extension GatewayHTTPHandler {
         guard path.hasPrefix("/-/") else { return false }
         if path == "/-/metrics" {
             guard head.method == .GET else { return methodNotAllowed(head, path) }
+            guard authorizeOperational(head, path) else { return true }
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
             writeResponse(status: .ok, headers: headers, body: GatewayMetrics.shared.render(gateway: gateway))
@@ -42,6 +43,21 @@ extension GatewayHTTPHandler {
         writeError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
                    message: "Method \(head.method.rawValue) is not allowed on \(path).")
         return true
+    }
+
+    /// /-/metrics and /-/health/*: open, or behind the admin token (server.operational_routes;
+    /// by default while clients authenticate, so a secured gateway tells strangers nothing).
+    func authorizeOperational(_ head: HTTPRequestHead, _ path: String) -> Bool {
+        let configuration = gateway.configuration
+        guard configuration.server.operationalRoutesNeedAdmin(authenticatesClients: configuration.authenticatesClients)
+        else { return true }
+        guard configuration.admin.token != nil, runtime.adminStore != nil else {
+            writeError(status: .forbidden, type: "permission_error", code: "operational_route_protected",
+                       message: "\(path) needs the admin token while auth is on, and the admin API is off: set "
+                           + "admin.token (or PRISM_ADMIN_TOKEN), or server.operational_routes: public for an open scrape.")
+            return false
+        }
+        return authorizeAdmin(head)
     }
 
     /// `Authorization: Bearer <admin token>`: 404 while the admin API is off, 401 without a

@@ -102,10 +102,13 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))
             }
         case (.GET, "/v1/models"):
-            writeJSON(status: .ok, body: gateway.modelsBody)
+            // Through the middleware chain, like a completion: with auth on it needs a client key.
+            proxy(head: head, path: path, api: "models", body: nil)
         case (.GET, "/-/health/providers"):
+            guard authorizeOperational(head, path) else { return }
             writeJSON(status: .ok, body: gateway.health.report(providers: gateway.providers))
         case (.GET, "/-/health/state"):
+            guard authorizeOperational(head, path) else { return }
             writeJSON(status: .ok, body: gateway.registry.sharedState.report())
         case (.POST, "/v1/chat/completions"):
             proxy(head: head, path: path, api: "chat.completions", body: body)

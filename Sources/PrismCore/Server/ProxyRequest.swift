@@ -95,6 +95,13 @@ final class ProxyRequest {
     func run() {
         gateway.activity.inFlight.add(1, ordering: .relaxed)
         countedInFlight = true
+        if api == "models" {
+            // GET /v1/models: no body; the middleware decide who may see it, the host answers.
+            let headers = head.headers.map { ($0.name, $0.value) }
+            view = RequestView(api: api, method: head.method.rawValue, path: path, headers: headers, body: [],
+                               model: "", requestID: requestID)
+            return runMiddleware(from: 0)
+        }
         // 1. The body must be a JSON object with a model (and messages, for chat).
         let members: [JSONMember]
         do {
@@ -159,6 +166,13 @@ final class ProxyRequest {
     /// The route plan (aliases, candidates, fallbacks) and the first attempts.
     func route() {
         guard view != nil, !finished else { return }
+        if api == "models" {
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            addCommonHeaders(&headers)
+            handler?.writeResponse(status: .ok, headers: headers, body: gateway.modelsBody)
+            return complete(status: 200)
+        }
         let model = clientModel
         let planner = gateway.planner
         let resolved = planner.resolve(model)
