@@ -165,3 +165,51 @@ def test_operational_routes_value_is_checked(run_prism, tmp_path):
     path.write_text("server:\n  operational_routes: everyone\nproviders:\n  m: {type: mock, models: [m]}\n")
     result = run_prism("validate", "--config", str(path))
     assert result.returncode == 1 and "server.operational_routes" in result.stderr, result.stderr
+
+
+def test_a_provider_lock_never_sends_a_model_to_a_provider_that_does_not_serve_it(gateway, make_mock):
+    a, b = make_mock(), make_mock()
+    gw = gateway(make_config({"a": openai_provider(a.v1_url, models=["gpt-4o-mini"]),
+                              "b": openai_provider(b.v1_url, models=["gpt-4o"])},
+                             auth={"enabled": True, "keys": [{"name": "k", "key": KEY, "models": ["gpt-4o-mini"]}]}))
+    auth = {"Authorization": f"Bearer {KEY}", "x-prism-provider-lock": "b"}
+    error = assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"), headers=auth),
+                                404, code="model_not_found")
+    assert "does not serve" in error["message"]
+    assert b.chat_requests() == [] and a.chat_requests() == []
+    auth["x-prism-provider-lock"] = "a"
+    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"), headers=auth).status == 200
+
+
+# ---- secrets are masked by where they stand, not only by their names ------------------------------
+
+def test_url_credentials_and_provider_headers_never_leave_the_process(gateway, mock_upstream):
+    url = mock_upstream.v1_url.replace("http://", "http://proxyuser:url-password-9f8e7d@")
+    header_secret = "team-header-secret-4c3b2a"
+    gw = gateway({**make_config({"up": openai_provider(url, headers={"X-Team": header_secret})},
+                                level="debug"),
+                  "admin": {"token": ADMIN}})
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    for path in ("/-/config", "/-/providers"):
+        shown = get(gw.url(path), headers=admin)
+        assert shown.status == 200, shown.text
+        assert "url-password-9f8e7d" not in shown.text and "proxyuser" not in shown.text, shown.text
+        assert header_secret not in shown.text, shown.text
+    # An upstream that echoes what it was sent: the client and the log see neither secret.
+    mock_upstream.error = (401, {"error": {"message": f"bad team {header_secret} for proxyuser:url-password-9f8e7d",
+                                           "type": "invalid_request_error"}})
+    answer = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"))
+    assert answer.status >= 400
+    assert header_secret not in answer.text and "url-password-9f8e7d" not in answer.text, answer.text
+    gw.wait_for_log(r"request id=")
+    assert header_secret not in gw.log() and "url-password-9f8e7d" not in gw.log(), gw.log_tail()
+
+
+def test_an_admin_created_key_is_redacted_from_debug_body_logs(gateway, mock_upstream):
+    cfg = make_config({"up": openai_provider(mock_upstream.v1_url)}, level="debug")
+    cfg["logging"] = {"level": "debug", "include_bodies": True}
+    gw = gateway({**cfg, "admin": {"token": ADMIN}})
+    raw = post(gw.url("/-/keys"), {"name": "leaky"}, headers={"Authorization": f"Bearer {ADMIN}"}).json()["key"]
+    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", f"my key is {raw}")).status == 200
+    gw.wait_for_log(r"request id=")
+    assert raw not in gw.log(), gw.log_tail()

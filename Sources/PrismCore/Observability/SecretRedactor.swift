@@ -37,12 +37,34 @@ public final class SecretRedactor: Sendable {
         return String(characters.prefix(3)) + "…" + String(characters.suffix(4))
     }
 
-    /// `value` with every secret-named member's strings masked (GET /-/config, listings).
+    /// Members whose every value is a secret by position, whatever its name: the headers a
+    /// provider sends upstream (`X-Team: …` can carry a credential as well as `Authorization`).
+    static func holdsSecretsByPosition(_ name: String) -> Bool {
+        name == "headers"
+    }
+
+    /// The `user:password` of a URL (`http://user:pass@host/…`), if it has one.
+    static func userinfo(_ text: String) -> Substring? {
+        guard let scheme = text.firstRange(of: "://") else { return nil }
+        let rest = text[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        let info = authority[..<at]
+        return info.isEmpty ? nil : info
+    }
+
+    /// `value` with every secret-named member's strings masked (GET /-/config, listings), every
+    /// provider header value, and the user and password of any URL.
     public static func masked(_ value: JSONValue, sensitive: Bool = false) -> JSONValue {
         switch value {
-        case let .string(text): return sensitive ? .string(mask(text)) : value
+        case let .string(text):
+            if sensitive { return .string(mask(text)) }
+            if let info = userinfo(text) { return .string(text.replacingAll(String(info), with: "****")) }
+            return value
         case let .object(members):
-            return .object(members.map { ($0.0, masked($0.1, sensitive: sensitive || isSecretName($0.0))) })
+            return .object(members.map { name, member in
+                (name, masked(member, sensitive: sensitive || isSecretName(name) || holdsSecretsByPosition(name)))
+            })
         case let .array(items): return .array(items.map { masked($0, sensitive: sensitive) })
         case .number where sensitive: return .string("****")
         default: return value
@@ -61,9 +83,15 @@ public final class SecretRedactor: Sendable {
     private func collect(_ value: JSONValue, into values: inout [String], sensitive: Bool = false) {
         switch value {
         case let .string(text) where sensitive: values.append(text)
+        case let .string(text):
+            if let info = SecretRedactor.userinfo(text) {
+                values.append(String(info))
+                if let colon = info.firstIndex(of: ":") { values.append(String(info[info.index(after: colon)...])) }
+            }
         case let .object(members):
             for (name, member) in members {
-                collect(member, into: &values, sensitive: SecretRedactor.isSecretName(name))
+                collect(member, into: &values, sensitive: sensitive || SecretRedactor.isSecretName(name)
+                            || SecretRedactor.holdsSecretsByPosition(name))
             }
         case let .array(items):
             for item in items { collect(item, into: &values, sensitive: sensitive) }

@@ -47,11 +47,9 @@ final class RoutePlanner: Sendable {
             }
         }
         if let lock, !lock.isEmpty {
+            // A lock only narrows the deployments that serve the model; it never sends the model
+            // to a provider that does not serve it (a key allowed `m` could reach any provider).
             list = list.filter { $0.provider.settings.name == lock }
-            if list.isEmpty, let provider = catalog.providersByName[lock] {
-                // A locked provider that does not list the model is still asked for it by name.
-                list = [RouteCandidate(provider: provider, upstreamModel: model, weight: 1)]
-            }
         }
         return list
     }

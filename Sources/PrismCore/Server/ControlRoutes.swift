@@ -222,6 +222,8 @@ extension GatewayHTTPHandler {
             do {
                 let (record, raw) = try store.createKey(name: name, owner: owner, models: models,
                                                         requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute)
+                // Shown this once; from now on redacted wherever it would appear (debug body logs).
+                SecretRedactor.shared.register([raw])
                 var members = GatewayHTTPHandler.describe(record)
                 members.insert(("key", .string(raw)), at: 2)
                 if !authEnabled {

@@ -182,6 +182,10 @@ final class ProxyRequest {
                 return fail(.notFound, "invalid_request_error", "provider_not_found",
                             "x-prism-provider-lock names provider '\(lock)', which is not configured.")
             }
+            if let lock, !gateway.planner.candidates(for: resolved, lockedTo: nil).isEmpty {
+                return fail(.notFound, "invalid_request_error", "model_not_found",
+                            "Provider '\(lock)' (x-prism-provider-lock) does not serve model '\(model)'.", param: "model")
+            }
             return fail(.notFound, "invalid_request_error", "model_not_found",
                         "The model '\(model)' is not configured. Add it to a provider's `models` list in config.yaml, or address a provider directly with the `provider/model` form (e.g. openai/\(model)).",
                         param: "model")
