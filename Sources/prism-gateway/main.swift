@@ -114,7 +114,6 @@ func loadConfiguration(_ options: Options) -> GatewayConfiguration? {
     }
 }
 
-TerminationSignals.block()
 let options = parseOptions()
 LoggingSystem.bootstrap { label in LineLogHandler(label: "prism", level: .info) }
 
@@ -141,6 +140,10 @@ case "plugins":
     exit(0)
 default:
     guard let configuration = loadConfiguration(options) else { exit(1) }
+    // Only serving takes SIGTERM/SIGINT/SIGHUP itself (to drain and reload); validate and plugins
+    // keep the default actions, so Ctrl-C stops them at once. Blocked before any thread starts,
+    // so every thread inherits the mask.
+    TerminationSignals.block()
     var logger = Logger(label: "prism")
     logger.logLevel = configuration.logging.level.loggerLevel
     do {

@@ -213,3 +213,181 @@ def test_an_admin_created_key_is_redacted_from_debug_body_logs(gateway, mock_ups
     assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", f"my key is {raw}")).status == 200
     gw.wait_for_log(r"request id=")
     assert raw not in gw.log(), gw.log_tail()
+
+
+# ---- a config file cannot exhaust the gateway ---------------------------------------------------
+
+import os
+import signal
+import subprocess
+import time
+
+from conftest import as_production, clean_env, open_to_gateway
+from prism_helpers import wait_until
+
+ALIAS_BOMB = "\n".join(
+    ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
+       f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]" for i in range(8)]
+    + ["providers: {m: {type: mock, models: [m]}}", ""])
+
+
+def test_an_alias_bomb_is_refused_quickly(run_prism, tmp_path):
+    assert len(ALIAS_BOMB) < 600
+    path = tmp_path / "bomb.yaml"
+    path.write_text(ALIAS_BOMB)
+    t0 = time.monotonic()
+    result = run_prism("validate", "--config", str(path))
+    assert result.returncode == 1, result.stdout
+    assert "expands to more than" in result.stderr, result.stderr
+    assert time.monotonic() - t0 < 3
+
+
+def test_many_mapping_keys_load_in_linear_time(run_prism, tmp_path):
+    path = tmp_path / "wide.yaml"
+    lines = ["providers:", "  m: {type: mock, models: [m]}", "model_map:"]
+    lines += [f"  alias-{i}: m" for i in range(40_000)]
+    path.write_text("\n".join(lines) + "\n")
+    t0 = time.monotonic()
+    result = run_prism("validate", "--config", str(path), timeout=60)
+    elapsed = time.monotonic() - t0
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert elapsed < 5, f"40,000 keys took {elapsed:.1f}s"
+
+
+def test_an_oversized_config_a_directory_and_a_second_document_are_errors(run_prism, tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("providers: {m: {type: mock, models: [m]}}\n" + "# padding\n" * 500_000)
+    result = run_prism("validate", "--config", str(big))
+    assert result.returncode == 1 and "larger than 4 MiB" in result.stderr, result.stderr
+    directory = tmp_path / "conf.d"
+    directory.mkdir()
+    result = run_prism("validate", "--config", str(directory))
+    assert result.returncode == 1 and "not a regular file" in result.stderr, result.stderr
+    two = tmp_path / "two.yaml"
+    two.write_text("providers: {m: {type: mock, models: [m]}}\n---\nserver: {port: 1}\n")
+    result = run_prism("validate", "--config", str(two))
+    assert result.returncode == 1 and "second YAML document" in result.stderr, result.stderr
+    assert f"{two}:2:1" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_validate_stops_on_a_signal(prism_bin, tmp_path, sig):
+    open_to_gateway(tmp_path)
+    fifo = tmp_path / "never-written.yaml"
+    os.mkfifo(fifo, 0o666)
+    os.chmod(fifo, 0o666)
+    proc = subprocess.Popen(as_production([str(prism_bin), "validate", "--config", str(fifo)]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
+    try:
+        time.sleep(0.3)
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        assert proc.wait(timeout=3) == -sig
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_file_watcher_refuses_an_alias_bomb_and_keeps_serving(gateway):
+    gw = gateway({"server": {"host": "127.0.0.1"}, "providers": {"mock": {"type": "mock", "models": ["m"]}}})
+    rss_before = int(open(f"/proc/{gw.proc.pid}/status").read().split("VmRSS:")[1].split()[0])
+    gw.config_path.write_text(ALIAS_BOMB)
+    gw.wait_for_log(r"expands to more than", timeout=10)
+    assert post(gw.v1 + "/chat/completions", chat_body("m")).status == 200
+    rss_after = int(open(f"/proc/{gw.proc.pid}/status").read().split("VmRSS:")[1].split()[0])
+    assert rss_after - rss_before < 20 * 1024, f"RSS grew from {rss_before} to {rss_after} KiB"
+
+
+# ---- HTTP as clients really speak it --------------------------------------------------------------
+
+import socket as socketlib
+
+
+def raw_exchange(port, data, read_for=2.0):
+    """Sends `data` on a fresh connection and reads until the server closes (or `read_for` passes)."""
+    s = socketlib.create_connection(("127.0.0.1", port), timeout=read_for)
+    try:
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + read_for
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socketlib.timeout:
+                return b"".join(chunks), False
+            if not chunk:
+                return b"".join(chunks), True  # closed by the server
+            chunks.append(chunk)
+        return b"".join(chunks), False
+    finally:
+        s.close()
+
+
+def mock_gateway(gateway, **server):
+    return gateway({"server": {"host": "127.0.0.1", **server},
+                    "providers": {"mock": {"type": "mock", "models": ["m"]}}})
+
+
+def test_connection_close_is_honoured(gateway):
+    gw = mock_gateway(gateway)
+    reply, closed = raw_exchange(gw.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200") and b"connection: close" in reply.lower(), reply
+    assert closed, "the connection stayed open after Connection: close"
+
+
+def test_http_1_0_gets_http_1_0_and_a_close_delimited_stream(gateway):
+    gw = mock_gateway(gateway)
+    reply, closed = raw_exchange(gw.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 200") and closed, reply
+    body = json.dumps(chat_body("m", "old client", stream=True)).encode()
+    request = (b"POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    reply, closed = raw_exchange(gw.port, request, read_for=5)
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and closed, head
+    assert b"transfer-encoding" not in head.lower(), head
+    assert payload.startswith(b"data: {"), payload[:200]  # SSE bytes, no chunk-size lines
+    assert payload.rstrip().endswith(b"data: [DONE]"), payload[-200:]
+
+
+def test_a_parse_error_is_an_openai_error_and_oversized_headers_are_431(gateway):
+    gw = mock_gateway(gateway)
+    reply, closed = raw_exchange(gw.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and closed, reply
+    assert json.loads(payload)["error"]["code"] == "malformed_request"
+    huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    reply, closed = raw_exchange(gw.port, huge)
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431") and closed, reply[:300]
+    assert json.loads(payload)["error"]["code"] == "headers_too_large"
+
+
+def test_a_413_is_seen_by_a_client_still_sending_its_body(gateway):
+    gw = mock_gateway(gateway, max_request_body_size=1000)
+    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        sent_error = None
+        for _ in range(50):  # 50 x 16 KiB after the limit: the old code reset the connection here
+            try:
+                s.sendall(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")
+            except OSError as err:
+                sent_error = err
+                break
+        reply = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (socketlib.timeout, ConnectionResetError) as err:
+                pytest.fail(f"reading the 413 failed with {err!r} (sending: {sent_error!r}); got {reply!r}")
+            if not chunk:
+                break
+            reply += chunk
+    finally:
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:300]
+    assert b"request_too_large" in reply

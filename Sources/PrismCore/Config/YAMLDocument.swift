@@ -41,7 +41,12 @@ public struct YAMLError: Error, Sendable, CustomStringConvertible {
 }
 
 public enum YAMLDocument {
-    /// Parses the first document of `text`. An empty document is an empty mapping.
+    /// How many values a config may hold once its aliases are expanded: far above any real config,
+    /// far below what a "billion laughs" document (a few hundred bytes of nested aliases) asks for.
+    public static let maximumExpandedNodes = 200_000
+
+    /// Parses the one document of `text`. An empty document is an empty mapping; a second
+    /// document is an error (it would be silently ignored).
     public static func parse(_ text: String, file: String) throws(YAMLError) -> YAMLNode {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) != 0 else {
@@ -52,6 +57,7 @@ public enum YAMLDocument {
         return try bytes.withUnsafeBufferPointer { buffer throws(YAMLError) in
             yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
             var builder = Builder(file: file)
+            var documents = 0
             while true {
                 var event = yaml_event_t()
                 guard yaml_parser_parse(&parser, &event) != 0 else {
@@ -63,8 +69,13 @@ public enum YAMLDocument {
                                     message: "YAML syntax error: \(context)\(problem)")
                 }
                 defer { yaml_event_delete(&event) }
-                if event.type == YAML_STREAM_END_EVENT || event.type == YAML_DOCUMENT_END_EVENT {
-                    break
+                if event.type == YAML_STREAM_END_EVENT { break }
+                if event.type == YAML_DOCUMENT_START_EVENT {
+                    documents += 1
+                    if documents > 1 {
+                        throw YAMLError(location: builder.location(event.start_mark),
+                                        message: "a second YAML document: a config file holds one (remove the `---`)")
+                    }
                 }
                 try builder.handle(&event)
             }
@@ -73,15 +84,33 @@ public enum YAMLDocument {
     }
 
     /// Assembles nodes from events with an explicit stack (no recursion on untrusted depth).
+    /// Collections under construction are reference frames, appended to in place (linear in the
+    /// document's size); duplicate keys are found with a set.
     private struct Builder {
         let file: String
         var root: YAMLNode?
-        var anchors: [String: YAMLNode] = [:]
+        /// Each anchor's node and how many values it expands to.
+        var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
+        /// Values in the document with every alias expanded, so far.
+        var expanded = 0
 
-        enum Frame {
-            case sequence([YAMLNode], SourceLocation, anchor: String?)
-            case mapping([(key: String, keyLocation: SourceLocation, value: YAMLNode)], SourceLocation,
-                         pendingKey: (String, SourceLocation)?, anchor: String?)
+        final class Frame {
+            let start: SourceLocation
+            let anchor: String?
+            let isMapping: Bool
+            /// `expanded` when the collection began: its weight is what was added since.
+            let expandedAtStart: Int
+            var items: [YAMLNode] = []
+            var entries: [(key: String, keyLocation: SourceLocation, value: YAMLNode)] = []
+            var keys: Set<String> = []
+            var pendingKey: (String, SourceLocation)?
+
+            init(start: SourceLocation, anchor: String?, isMapping: Bool, expandedAtStart: Int) {
+                self.start = start
+                self.anchor = anchor
+                self.isMapping = isMapping
+                self.expandedAtStart = expandedAtStart
+            }
         }
 
         var stack: [Frame] = []
@@ -92,6 +121,14 @@ public enum YAMLDocument {
             SourceLocation(file: file, line: Int(mark.line) + 1, column: Int(mark.column) + 1)
         }
 
+        mutating func count(_ weight: Int, at here: SourceLocation) throws(YAMLError) {
+            expanded += weight
+            if expanded > YAMLDocument.maximumExpandedNodes {
+                throw YAMLError(location: here, message: "the config expands to more than "
+                    + "\(YAMLDocument.maximumExpandedNodes) values (YAML aliases nested too far)")
+            }
+        }
+
         mutating func handle(_ event: inout yaml_event_t) throws(YAMLError) {
             let here = location(event.start_mark)
             switch event.type {
@@ -99,62 +136,53 @@ public enum YAMLDocument {
                 let scalar = event.data.scalar
                 let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
                 let node = YAMLNode.scalar(text, plain: scalar.style == YAML_PLAIN_SCALAR_STYLE, here)
-                if let anchor = scalar.anchor { anchors[String(cString: anchor)] = node }
+                try count(1, at: here)
+                if let anchor = scalar.anchor { anchors[String(cString: anchor)] = (node, 1) }
                 try add(node)
-            case YAML_SEQUENCE_START_EVENT:
+            case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 if stack.count > 64 { throw YAMLError(location: here, message: "config nested too deeply") }
-                stack.append(.sequence([], here, anchor: event.data.sequence_start.anchor.map { String(cString: $0) }))
-            case YAML_MAPPING_START_EVENT:
-                if stack.count > 64 { throw YAMLError(location: here, message: "config nested too deeply") }
-                stack.append(.mapping([], here, pendingKey: nil,
-                                      anchor: event.data.mapping_start.anchor.map { String(cString: $0) }))
+                let isMapping = event.type == YAML_MAPPING_START_EVENT
+                let anchor = (isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor)
+                    .map { String(cString: $0) }
+                try count(1, at: here)
+                stack.append(Frame(start: here, anchor: anchor, isMapping: isMapping, expandedAtStart: expanded - 1))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 guard let frame = stack.popLast() else { return }
-                let node: YAMLNode
-                let anchor: String?
-                switch frame {
-                case let .sequence(items, start, name):
-                    node = .sequence(items, start)
-                    anchor = name
-                case let .mapping(entries, start, _, name):
-                    node = .mapping(entries, start)
-                    anchor = name
-                }
-                if let anchor { anchors[anchor] = node }
+                let node: YAMLNode = frame.isMapping ? .mapping(frame.entries, frame.start) : .sequence(frame.items, frame.start)
+                if let anchor = frame.anchor { anchors[anchor] = (node, expanded - frame.expandedAtStart) }
                 try add(node)
             case YAML_ALIAS_EVENT:
                 let name = String(cString: event.data.alias.anchor)
-                guard let node = anchors[name] else {
+                guard let anchored = anchors[name] else {
                     throw YAMLError(location: here, message: "unknown alias *\(name)")
                 }
-                try add(node)
+                try count(anchored.weight, at: here)
+                try add(anchored.node)
             default:
                 break
             }
         }
 
         mutating func add(_ node: YAMLNode) throws(YAMLError) {
-            guard let top = stack.popLast() else {
+            guard let top = stack.last else {
                 root = node
                 return
             }
-            switch top {
-            case .sequence(var items, let start, let anchor):
-                items.append(node)
-                stack.append(.sequence(items, start, anchor: anchor))
-            case .mapping(var entries, let start, let pendingKey, let anchor):
-                if let (key, keyLocation) = pendingKey {
-                    if entries.contains(where: { $0.key == key }) {
-                        throw YAMLError(location: keyLocation, message: "duplicate key '\(key)'")
-                    }
-                    entries.append((key: key, keyLocation: keyLocation, value: node))
-                    stack.append(.mapping(entries, start, pendingKey: nil, anchor: anchor))
-                } else {
-                    guard case let .scalar(key, _, keyLocation) = node else {
-                        throw YAMLError(location: node.location, message: "mapping keys must be plain strings")
-                    }
-                    stack.append(.mapping(entries, start, pendingKey: (key, keyLocation), anchor: anchor))
+            guard top.isMapping else {
+                top.items.append(node)
+                return
+            }
+            if let (key, keyLocation) = top.pendingKey {
+                guard top.keys.insert(key).inserted else {
+                    throw YAMLError(location: keyLocation, message: "duplicate key '\(key)'")
                 }
+                top.entries.append((key: key, keyLocation: keyLocation, value: node))
+                top.pendingKey = nil
+            } else {
+                guard case let .scalar(key, _, keyLocation) = node else {
+                    throw YAMLError(location: node.location, message: "mapping keys must be plain strings")
+                }
+                top.pendingKey = (key, keyLocation)
             }
         }
     }

@@ -22,6 +22,11 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The request being proxied on this connection, if any.
     private var active: ProxyRequest?
     private var responding = false
+    /// The current request's HTTP version and whether the client keeps the connection
+    /// (HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `keep-alive`): the answer uses the
+    /// same version, and the connection closes after it when the client asked.
+    private var version: HTTPVersion = .http1_1
+    private var keepAlive = true
 
     init(runtime: GatewayRuntime) { self.runtime = runtime }
 
@@ -34,6 +39,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             head = requestHead
             body = nil
             discarding = false
+            version = requestHead.version.major == 1 && requestHead.version.minor == 0 ? .http1_0 : .http1_1
+            keepAlive = requestHead.isKeepAlive
             // One look at the current generation per request (a reload may swap it meanwhile).
             let server = gateway.configuration.server
             let limit = server.maxRequestBodySize
@@ -179,8 +186,33 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// A request NIO could not parse: answered in the OpenAI error shape (431 for headers too
+    /// large), then closed, since the byte stream cannot be trusted after it.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
+        guard let parserError = error as? HTTPParserError, active == nil, !responding else {
+            context.close(promise: nil)
+            return
+        }
+        version = .http1_1
+        keepAlive = false
+        if case .headerOverflow = parserError {
+            writeError(status: .requestHeaderFieldsTooLarge, type: "invalid_request_error", code: "headers_too_large",
+                       message: "The request's headers are too large.", close: true)
+        } else {
+            writeError(status: .badRequest, type: "invalid_request_error", code: "malformed_request",
+                       message: "The request is not valid HTTP/1.1 (\(parserError)).", close: true)
+        }
+    }
+
+    /// Adds `connection: close` when this answer ends the connection; true if it does.
+    private func framing(_ headers: inout HTTPHeaders, close: Bool) -> Bool {
+        let closing = close || !keepAlive
+        if closing {
+            headers.replaceOrAdd(name: "connection", value: "close")
+        } else if version == .http1_0 {
+            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        return closing
     }
 
     // MARK: Writing
@@ -194,16 +226,30 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.count))
         for (name, value) in extra { headers.add(name: name, value: value) }
-        if close { headers.add(name: "connection", value: "close") }
-        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        let closing = framing(&headers, close: close)
+        let head = HTTPResponseHead(version: version, status: status, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
-        if close {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
+        if closing { closeAfter(done, lingering: discarding) }
+    }
+
+    /// Closes once `written` is on the wire. With a request body still arriving (a 413), the
+    /// output is shut first and the rest of the body read and dropped for a moment, as nginx's
+    /// lingering close does: closing with unread data would reset the connection and some clients
+    /// would never see the answer.
+    private func closeAfter(_ written: EventLoopFuture<Void>, lingering: Bool) {
+        guard let context else { return }
+        let channel = context.channel
+        guard lingering else {
+            written.whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        written.whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
         }
     }
 
@@ -219,19 +265,28 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context else { return }
         var headers = headers
         headers.replaceOrAdd(name: "content-length", value: String(body.count))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+        let closing = framing(&headers, close: false)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))),
                       promise: nil)
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if closing {
+            closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil))), lingering: false)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
     }
 
     /// Queued, not flushed: it leaves with the first event (one write instead of two); every
     /// stream write after it flushes.
     func writeStreamHead(headers: HTTPHeaders) {
         guard let context else { return }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+        var headers = headers
+        // HTTP/1.0 has no chunked encoding: the stream is delimited by closing the connection.
+        if version == .http1_0 { keepAlive = false }
+        _ = framing(&headers, close: false)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))),
                       promise: nil)
     }
 
@@ -243,7 +298,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func endStream() {
-        context?.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        guard let context else { return }
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil))), lingering: false)
+        }
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }

@@ -41,7 +41,7 @@ public final class HTTPServer: Sendable {
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false) // parse errors: GatewayHTTPHandler.errorCaught
                     try channel.pipeline.syncOperations.addHandler(
                         IdleStateHandler(allTimeout: .milliseconds(idle.milliseconds)))
                     try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(runtime: runtime))
