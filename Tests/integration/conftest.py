@@ -324,7 +324,8 @@ def _crash_description(code: Optional[int]) -> Optional[str]:
 @pytest.fixture
 def gateway(prism_bin: Path, dist_plugins_dir: Path, tmp_path: Path, _mocks: list):
     """gateway(config=dict|str|None, *, plugins_dir=None, env=None, cwd=None, args=(),
-    wait_ready=True, use_port_flag=True) -> Gateway.
+    wait_ready=True, use_port_flag=True, wrapper=()) -> Gateway.
+    `wrapper` runs before the binary (e.g. ["prlimit", "--nofile=64:64"]), inside the unprivileged user.
 
     `config` dict is written as YAML (str as is) to tmp_path and passed with --config; None passes
     no --config. The gateway always gets --plugins-dir (dist plugins unless given) and --port.
@@ -335,7 +336,8 @@ def gateway(prism_bin: Path, dist_plugins_dir: Path, tmp_path: Path, _mocks: lis
 
     def start(config: Union[dict, str, None] = None, *, plugins_dir: Optional[Path] = None,
               env: Optional[dict] = None, cwd: Optional[Path] = None, args: Iterable[str] = (),
-              wait_ready: bool = True, pass_plugins_dir: bool = True) -> Gateway:
+              wait_ready: bool = True, pass_plugins_dir: bool = True,
+              wrapper: Iterable[str] = ()) -> Gateway:
         counter[0] += 1
         n = counter[0]
         config_path: Optional[Path] = None
@@ -346,7 +348,7 @@ def gateway(prism_bin: Path, dist_plugins_dir: Path, tmp_path: Path, _mocks: lis
         for attempt in range(3):
             port = free_port()
             log_path = tmp_path / f"gateway-{n}-{attempt}.log"
-            cmd = [str(prism_bin)]
+            cmd = [*wrapper, str(prism_bin)]
             if config_path is not None:
                 cmd += ["--config", str(config_path)]
             if pass_plugins_dir:

@@ -391,3 +391,88 @@ def test_a_413_is_seen_by_a_client_still_sending_its_body(gateway):
         s.close()
     assert reply.startswith(b"HTTP/1.1 413"), reply[:300]
     assert b"request_too_large" in reply
+
+
+# ---- slow clients and exhausted descriptors -------------------------------------------------------
+
+def test_a_header_block_trickled_byte_by_byte_is_cut_at_header_timeout(gateway):
+    gw = mock_gateway(gateway, header_timeout="1s", idle_timeout="30s")
+    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        t0 = time.monotonic()
+        reply = b""
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.1)  # each byte well inside idle_timeout
+            if time.monotonic() - t0 > 4:
+                break
+        s.settimeout(2)
+        try:
+            while chunk := s.recv(4096):
+                reply += chunk
+        except (socketlib.timeout, ConnectionResetError):
+            pass
+        elapsed = time.monotonic() - t0
+    finally:
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert b"header_timeout" in reply
+    assert elapsed < 4, f"cut only after {elapsed:.1f}s"
+
+
+def test_read_timeout_is_a_pause_not_a_deadline_for_the_body(gateway):
+    gw = mock_gateway(gateway, read_timeout="1s", body_timeout="10s")
+    body = json.dumps(chat_body("m", "x" * 4000)).encode()
+    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=10)
+    try:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
+        # 2.4 s in all, never more than 0.3 s between two pieces: longer than read_timeout, fine.
+        for i in range(0, len(body), len(body) // 8 + 1):
+            s.sendall(body[i:i + len(body) // 8 + 1])
+            time.sleep(0.3)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    finally:
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+    # A pause longer than read_timeout is a 408.
+    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=10)
+    try:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\":")
+        t0 = time.monotonic()
+        reply = s.recv(65536)
+    finally:
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 408") and b"read_timeout" in reply, reply[:300]
+    assert 0.8 < time.monotonic() - t0 < 3
+
+
+def test_out_of_descriptors_the_gateway_backs_off_logs_and_recovers(gateway, prism_bin, tmp_path):
+    gw = gateway({"server": {"host": "127.0.0.1"}, "providers": {"mock": {"type": "mock", "models": ["m"]}}},
+                 wrapper=["prlimit", "--nofile=96:96"])
+    held = []
+    try:
+        for _ in range(120):
+            try:
+                held.append(socketlib.create_connection(("127.0.0.1", gw.port), timeout=2))
+            except OSError:
+                break
+        gw.wait_for_log(r"accept failed .*pausing new connections", timeout=5)
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu_seconds():
+            fields = open(f"/proc/{gw.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks
+        before = cpu_seconds()
+        time.sleep(2)
+        spent = cpu_seconds() - before
+        assert spent < 0.5, f"{spent:.2f} s of CPU in 2 s while out of descriptors: the accept loop spins"
+    finally:
+        for s in held:
+            s.close()
+    assert wait_until(lambda: get(gw.url("/healthz"), timeout=1).status == 200, 3), "no recovery"

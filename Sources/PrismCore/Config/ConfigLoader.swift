@@ -24,7 +24,7 @@ public struct ConfigLoader {
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
-                                          "shutdown_timeout", "drain_delay", "operational_routes", "max_request_body_size", "default_request_timeout"]
+                                          "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout", "max_request_body_size", "default_request_timeout"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
     static let providerKeys: Set<String> = [
         "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
@@ -88,6 +88,8 @@ public struct ConfigLoader {
         if let port = integer(node["port"], "server.port", range: 0...65535) { server.port = port }
         if let host = string(node["host"], "server.host") { server.host = host }
         if let value = duration(node["read_timeout"], "server.read_timeout") { server.readTimeout = value }
+        if let value = duration(node["header_timeout"], "server.header_timeout") { server.headerTimeout = value }
+        if let value = duration(node["body_timeout"], "server.body_timeout") { server.bodyTimeout = value }
         if let value = duration(node["write_timeout"], "server.write_timeout") { server.writeTimeout = value }
         if let value = duration(node["idle_timeout"], "server.idle_timeout") { server.idleTimeout = value }
         if let value = duration(node["shutdown_timeout"], "server.shutdown_timeout") { server.shutdownTimeout = value }

@@ -35,7 +35,12 @@ public struct ServerSettings: Sendable {
 
     public var port = 8080
     public var host = "0.0.0.0"
+    /// The longest pause between two reads of a request body.
     public var readTimeout: Duration = .seconds(5)
+    /// From a request's first byte until its head is parsed (slow header blocks are cut).
+    public var headerTimeout: Duration = .seconds(10)
+    /// A request body must arrive whole within this, however steadily it trickles.
+    public var bodyTimeout: Duration = .seconds(120)
     public var writeTimeout: Duration = .seconds(300)
     public var idleTimeout: Duration = .seconds(120)
     public var shutdownTimeout: Duration = .seconds(30)

@@ -18,6 +18,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// server.max_request_body_size of the generation current when this request's head arrived.
     private var bodyLimit = 0
     private var readDeadline: Scheduled<Void>?
+    private var bodyDeadline: Scheduled<Void>?
+    private var readTimeout: TimeAmount = .seconds(5)
     private(set) var context: ChannelHandlerContext?
     /// The request being proxied on this connection, if any.
     private var active: ProxyRequest?
@@ -36,6 +38,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
+            context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.headReceived, promise: nil)
             head = requestHead
             body = nil
             discarding = false
@@ -50,14 +53,16 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 respondTooLarge(context: context, limit: limit)
                 return
             }
-            // The whole request must arrive within read_timeout.
-            let timeout = server.readTimeout
+            // The body: no pause longer than read_timeout, and all of it within body_timeout.
+            readTimeout = .milliseconds(server.readTimeout.milliseconds)
+            armReadDeadline(context: context)
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            readDeadline = context.eventLoop.scheduleTask(in: .milliseconds(timeout.milliseconds)) {
-                bound.value.readTimedOut()
+            bodyDeadline = context.eventLoop.scheduleTask(in: .milliseconds(server.bodyTimeout.milliseconds)) {
+                bound.value.readTimedOut("The request body did not arrive completely within server.body_timeout.")
             }
         case var .body(chunk):
             guard !discarding else { return }
+            armReadDeadline(context: context)
             let limit = bodyLimit
             if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 discarding = true
@@ -72,6 +77,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             readDeadline?.cancel()
             readDeadline = nil
+            bodyDeadline?.cancel()
+            bodyDeadline = nil
             guard !discarding, let requestHead = head else { return }
             head = nil
             dispatch(context: context, head: requestHead, body: body)
@@ -79,17 +86,27 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func readTimedOut() {
-        guard let context, head != nil, !responding else { return }
+    private func armReadDeadline(context: ChannelHandlerContext) {
+        readDeadline?.cancel()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        readDeadline = context.eventLoop.scheduleTask(in: readTimeout) {
+            bound.value.readTimedOut("No part of the request body arrived for server.read_timeout.")
+        }
+    }
+
+    private func readTimedOut(_ message: String) {
+        guard context != nil, head != nil, !responding else { return }
+        readDeadline?.cancel()
+        bodyDeadline?.cancel()
         head = nil
         discarding = true
         writeError(status: .requestTimeout, type: "invalid_request_error", code: "request_timeout",
-                   message: "The request was not received completely within server.read_timeout.", close: true)
-        _ = context
+                   message: message, close: true)
     }
 
     private func respondTooLarge(context: ChannelHandlerContext, limit: Int) {
         readDeadline?.cancel()
+        bodyDeadline?.cancel()
         writeError(status: .payloadTooLarge, type: "invalid_request_error", code: "request_too_large",
                    message: "The request body is larger than server.max_request_body_size (\(limit) bytes).",
                    close: true)
@@ -152,6 +169,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         readDeadline?.cancel()
+        bodyDeadline?.cancel()
         writeDeadline?.cancel()
         active?.clientDisconnected()
         active = nil
@@ -233,6 +251,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
+        context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.answered, promise: nil)
         if closing { closeAfter(done, lingering: discarding) }
     }
 
@@ -271,6 +290,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.answered, promise: nil)
         if closing {
             closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil))), lingering: false)
         } else {
@@ -299,6 +319,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func endStream() {
         guard let context else { return }
+        context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.answered, promise: nil)
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -32,7 +33,24 @@ public final class HTTPServer: Sendable {
         let runtime = self.runtime
         let gateway = runtime.gateway
         let idle = gateway.configuration.server.idleTimeout
+        let logger = gateway.logger
+        let backoffLog = RateLimitedLog()
+        let spare = SpareDescriptor()
         let bootstrap = ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                // Out of descriptors (EMFILE/ENFILE) or memory, accept would fail in a busy loop:
+                // wait before accepting again, and say so (at most once a second), as nginx does.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler { error in
+                        if backoffLog.due() { logger.error("accept failed (\(error)): pausing new connections for 200 ms") }
+                        // Out of descriptors, a waiting connection could never be accepted and the
+                        // listening socket would stay readable (NIO then polls it in a busy loop):
+                        // free the spare so that one accept succeeds and that connection is shed.
+                        if error.errnoCode == EMFILE || error.errnoCode == ENFILE { spare.release() }
+                        return .milliseconds(200)
+                    })
+                }
+            }
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             // TCP_NODELAY is a TCP-level option: `socketOption(.tcp_nodelay)` would set SOL_SOCKET
@@ -40,8 +58,17 @@ public final class HTTPServer: Sendable {
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false) // parse errors: GatewayHTTPHandler.errorCaught
+                if spare.isReleased {
+                    // Accepted with the spare's slot: shed it, then hold the slot again.
+                    channel.closeFuture.whenComplete { _ in spare.reacquire() }
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HeaderDeadlineHandler(timeout: {
+                        .milliseconds(runtime.gateway.configuration.server.headerTimeout.milliseconds)
+                    }))
+                    // Parse errors reach GatewayHTTPHandler.errorCaught (an OpenAI-shaped answer).
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(
                         IdleStateHandler(allTimeout: .milliseconds(idle.milliseconds)))
                     try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(runtime: runtime))
@@ -77,6 +104,40 @@ public final class HTTPServer: Sendable {
                                          : "shutdown_timeout reached with \(left) request(s) still in flight")
         }
         gateway.logger.info("stopped")
+    }
+}
+
+/// One descriptor held in reserve (/dev/null) for when the process runs out of them.
+final class SpareDescriptor: Sendable {
+    private let descriptor = Mutex<Int32>(-1)
+
+    init() { reacquire() }
+
+    var isReleased: Bool { descriptor.withLock { $0 < 0 } }
+
+    func release() {
+        descriptor.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
+    }
+
+    func reacquire() {
+        descriptor.withLock { fd in
+            if fd < 0 { fd = open("/dev/null", O_RDONLY | O_CLOEXEC) }
+        }
+    }
+}
+
+/// At most one line a second for a condition that can repeat thousands of times a second.
+final class RateLimitedLog: Sendable {
+    private let last = Atomic<UInt64>(0)
+
+    func due() -> Bool {
+        let now = monotonicNanoseconds()
+        let previous = last.load(ordering: .relaxed)
+        guard now &- previous > 1_000_000_000 || previous == 0 else { return false }
+        return last.compareExchange(expected: previous, desired: now, ordering: .relaxed).exchanged
     }
 }
 
