@@ -65,7 +65,7 @@ final class AzureProvider: ProviderAdapter {
 final class AzureExchange: ProviderExchange {
     let provider: AzureProvider
     var clientWantsUsage = false
-    var modelReported = false
+    var relay = OpenAIStreamState()
 
     init(provider: AzureProvider) { self.provider = provider }
 
@@ -106,7 +106,11 @@ final class AzureExchange: ProviderExchange {
             return
         }
         try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage,
-                                   modelReported: &modelReported)
+                                   state: &relay)
+    }
+
+    func finishStream(client: StreamSink) throws(PluginError) {
+        try relay.finish()
     }
 
     /// Azure's envelope is OpenAI's with `code` as the discriminator; a prompt refused by the

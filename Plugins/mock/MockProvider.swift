@@ -28,7 +28,7 @@ final class MockProvider: ProviderAdapter {
 final class MockExchange: ProviderExchange {
     let provider: MockProvider
     var clientWantsUsage = false
-    var modelReported = false
+    var relay = OpenAIStreamState()
 
     init(provider: MockProvider) { self.provider = provider }
 
@@ -84,7 +84,11 @@ final class MockExchange: ProviderExchange {
 
     func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {
         try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage,
-                                     modelReported: &modelReported)
+                                     state: &relay)
+    }
+
+    func finishStream(client: StreamSink) throws(PluginError) {
+        try relay.finish()
     }
 
     static func echo(_ messages: [JSONValue]) -> String {

@@ -65,7 +65,7 @@ final class OpenAIProvider: ProviderAdapter {
 final class OpenAIExchange: ProviderExchange {
     let provider: OpenAIProvider
     var clientWantsUsage = false
-    var modelReported = false
+    var relay = OpenAIStreamState()
 
     init(provider: OpenAIProvider) { self.provider = provider }
 
@@ -104,7 +104,11 @@ final class OpenAIExchange: ProviderExchange {
 
     func translateEvent(_ event: PluginEvent, client: StreamSink) throws(PluginError) {
         try OpenAIRelay.relayEvent(event, client: client, clientWantsUsage: clientWantsUsage,
-                                     modelReported: &modelReported)
+                                     state: &relay)
+    }
+
+    func finishStream(client: StreamSink) throws(PluginError) {
+        try relay.finish()
     }
 }
 

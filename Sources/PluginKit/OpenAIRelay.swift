@@ -42,11 +42,15 @@ public enum OpenAIRelay {
     /// One upstream SSE event. `[DONE]` is dropped (the host writes its own). A usage-only chunk
     /// (empty `choices`), which the gateway asks for so that usage is always known, is forwarded
     /// only when the client asked for it too.
-    /// `modelReported` remembers that the answering model was already passed on (once per stream).
+    /// `state` remembers that the answering model was already passed on (once per stream) and
+    /// whether `[DONE]` arrived.
     public static func relayEvent(_ event: PluginEvent, client: StreamSink, clientWantsUsage: Bool,
-                                  modelReported: inout Bool) throws(PluginError) {
+                                  state: inout OpenAIStreamState) throws(PluginError) {
         let data = event.data
-        if data.count == 6, String(decoding: data, as: UTF8.self) == "[DONE]" { return }
+        if data.count == 6, String(decoding: data, as: UTF8.self) == "[DONE]" {
+            state.sawDone = true
+            return
+        }
         let members: [JSONMember]
         do {
             members = try JSONScanner.members(data)
@@ -66,14 +70,30 @@ public enum OpenAIRelay {
                 usageOnly = true
             }
         }
-        if !modelReported, let model = JSONScanner.member(named: "model", in: members, of: data),
+        if !state.modelReported, let model = JSONScanner.member(named: "model", in: members, of: data),
            let name = JSONScanner.string(data, in: model.valueRange)
         {
             client.setResponseModel(name)
-            modelReported = true
+            state.modelReported = true
         }
         if usageOnly && !clientWantsUsage { return }
         client.emit(data)
+    }
+}
+
+/// What an OpenAI-format stream relay remembers between events.
+public struct OpenAIStreamState: Sendable {
+    public var modelReported = false
+    public var sawDone = false
+
+    public init() {}
+
+    /// Every complete OpenAI-format stream ends with `data: [DONE]`; one that closed without it
+    /// was cut, and the client must be told so rather than handed a clean end.
+    public func finish() throws(PluginError) {
+        guard sawDone else {
+            throw PluginError.upstream(status: 502, message: "the upstream stream ended without data: [DONE]")
+        }
     }
 }
 

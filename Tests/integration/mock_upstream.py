@@ -21,6 +21,7 @@ set them before the request is sent):
 - ``hold_after_chunks = n``: a "slow stream": send n chunks, then wait on ``release`` before the rest.
 - ``die_after_chunks = n``: send n chunks, then close the socket abruptly (no terminating chunk,
   no ``[DONE]``).
+- ``omit_done``: end every stream cleanly but without ``data: [DONE]`` (a cut a proxy can cause).
 - ``require_api_key``: answer 401 like OpenAI unless ``Authorization: Bearer <that key>``.
 
 Events a test can wait on: ``request_received`` (any recorded request), ``holding`` (the mock is
@@ -89,6 +90,7 @@ class MockUpstream:
         self.hold_response = False
         self.hold_after_chunks: Optional[int] = None
         self.die_after_chunks: Optional[int] = None
+        self.omit_done = False  # end streams cleanly (terminating chunk) but without data: [DONE]
         self.require_api_key: Optional[str] = None
         self.embedding_dimensions = 8
         # Events -----------------------------------------------------------------------------------
@@ -446,7 +448,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 mock.holding.set()
                 self._wait(mock.release, None)
             self._write_chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
-        self._write_chunk(b"data: [DONE]\n\n")
+        if not mock.omit_done:
+            self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")  # terminating zero-length chunk
         mock.stream_finished.set()
 

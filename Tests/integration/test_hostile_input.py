@@ -1,9 +1,19 @@
 """Hostile and careless input through the real binary: the gateway fails closed, never silently
 open, and never passes a wrong answer on as a right one."""
 
+import json
+import os
+import re
+import signal
+import socket as socketlib
+import subprocess
+import time
+
 import pytest
 
-from prism_helpers import assert_openai_error, chat_body, post
+from conftest import as_production, clean_env, open_to_gateway
+from prism_helpers import (SSEStream, assert_openai_error, chat_body, get, make_config, openai_provider,
+                           parse_chunks, post, wait_until)
 
 KEY = "sk-prism-hostile-client-key-01"
 SWITCHES = ["auth", "rate_limiting", "cache"]
@@ -50,11 +60,6 @@ def test_a_plugin_refuses_an_unclear_switch_given_through_the_middleware_list(ga
 
 
 # ---- what a client writes never becomes a log line, a label or a URL of its own ----------------
-
-import json
-import re
-
-from prism_helpers import get, make_config, openai_provider, request
 
 
 @pytest.mark.parametrize("model", ["m\r\nX-Injected: 1", "m\nlevel=critical", "m\u0000", "m\u001b[31m",
@@ -217,13 +222,6 @@ def test_an_admin_created_key_is_redacted_from_debug_body_logs(gateway, mock_ups
 
 # ---- a config file cannot exhaust the gateway ---------------------------------------------------
 
-import os
-import signal
-import subprocess
-import time
-
-from conftest import as_production, clean_env, open_to_gateway
-from prism_helpers import wait_until
 
 ALIAS_BOMB = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
@@ -301,8 +299,6 @@ def test_the_file_watcher_refuses_an_alias_bomb_and_keeps_serving(gateway):
 
 
 # ---- HTTP as clients really speak it --------------------------------------------------------------
-
-import socket as socketlib
 
 
 def raw_exchange(port, data, read_for=2.0):
@@ -476,3 +472,63 @@ def test_out_of_descriptors_the_gateway_backs_off_logs_and_recovers(gateway, pri
         for s in held:
             s.close()
     assert wait_until(lambda: get(gw.url("/healthz"), timeout=1).status == 200, 3), "no recovery"
+
+
+# ---- a stream that is cut, stalls or outlives shutdown ends with an error the client can read -----
+
+def final_error(events):
+    chunks, done = parse_chunks(events)
+    assert done, "the stream did not end with [DONE]"
+    assert chunks and "error" in chunks[-1], f"no final error event: {chunks[-2:]}"
+    return chunks[-1]["error"]
+
+
+def test_a_stream_that_ends_without_done_is_reported_not_passed_as_complete(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}))
+    mock_upstream.omit_done = True
+    with SSEStream(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", stream=True)) as stream:
+        error = final_error(stream.read_all())
+    assert "without data: [DONE]" in error["message"]
+    gw.wait_for_log(r"request id=.*status=502")
+
+
+def test_a_stalled_stream_ends_at_stream_idle_timeout(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url, default_timeout="60s")},
+                             server={"stream_idle_timeout": "1s"}))
+    mock_upstream.hold_after_chunks = 2  # then silence, never released during the test
+    t0 = time.monotonic()
+    with SSEStream(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", stream=True), timeout=10) as stream:
+        error = final_error(stream.read_all())
+    elapsed = time.monotonic() - t0
+    assert "stream_idle_timeout" in error["message"], error
+    assert error["type"] == "timeout_error"
+    assert 0.9 < elapsed < 3, f"the stall was noticed after {elapsed:.1f}s"
+    assert mock_upstream.disconnected.wait(3), "the stalled upstream transfer was not cancelled"
+
+
+def test_a_buffered_answer_past_max_response_body_size_is_a_502_not_a_cut(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)},
+                             server={"max_response_body_size": 65536}))
+    mock_upstream.script = [{"raw": b'{"choices": [], "padding": "' + b"x" * 500_000 + b'"}',
+                             "content_type": "application/json"}]
+    answer = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"))
+    error = assert_openai_error(answer, 502, code="provider_error")
+    assert "max_response_body_size" in error["message"], error
+    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini")).status == 200
+
+
+def test_shutdown_timeout_ends_streams_with_an_error_event_and_a_log_line(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url, default_timeout="60s")},
+                             server={"shutdown_timeout": "1s"}))
+    mock_upstream.hold_after_chunks = 2  # never released
+    stream = SSEStream(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", stream=True), timeout=10)
+    try:
+        first = stream.next_event()
+        assert first and mock_upstream.holding.wait(5)
+        gw.send_signal(signal.SIGTERM)
+        error = final_error([first] + stream.read_all())
+    finally:
+        stream.close()
+    assert error["code"] == "shutting_down", error
+    assert gw.wait_exit(5) == 0, gw.log_tail()
+    assert re.search(r"request id=.*status=503", gw.log()), gw.log_tail()

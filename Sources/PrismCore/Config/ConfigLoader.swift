@@ -24,7 +24,8 @@ public struct ConfigLoader {
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
-                                          "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout", "max_request_body_size", "default_request_timeout"]
+                                          "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
+                                          "max_response_body_size", "stream_idle_timeout", "max_request_body_size", "default_request_timeout"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
     static let providerKeys: Set<String> = [
         "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
@@ -107,6 +108,10 @@ public struct ConfigLoader {
         if let size = integer(node["max_request_body_size"], "server.max_request_body_size", range: 1...Int(Int32.max)) {
             server.maxRequestBodySize = size
         }
+        if let size = integer(node["max_response_body_size"], "server.max_response_body_size", range: 1024...Int(Int32.max)) {
+            server.maxResponseBodySize = size
+        }
+        if let value = duration(node["stream_idle_timeout"], "server.stream_idle_timeout") { server.streamIdleTimeout = value }
     }
 
     mutating func readProviders(_ node: YAMLNode?) -> [ProviderSettings] {

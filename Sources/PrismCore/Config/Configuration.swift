@@ -52,6 +52,10 @@ public struct ServerSettings: Sendable {
     /// (/healthz, /livez, /readyz) are always open.
     public var operationalRoutes: OperationalRoutes = .auto
     public var maxRequestBodySize = 10_485_760
+    /// The largest buffered (non-streaming or error) upstream answer; a larger one is a 502.
+    public var maxResponseBodySize = 33_554_432
+    /// The longest silence between two pieces of an upstream stream before it counts as stalled.
+    public var streamIdleTimeout: Duration = .seconds(60)
     public var defaultRequestTimeout: Duration = .seconds(60)
 }
 

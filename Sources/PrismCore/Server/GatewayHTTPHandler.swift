@@ -196,6 +196,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ShutdownDeadline {
+            active?.abortForShutdown()
+            return
+        }
         // Idle connections (no request in progress) are closed after server.idle_timeout.
         if event is IdleStateHandler.IdleStateEvent, active == nil, head == nil {
             context.close(promise: nil)

@@ -36,6 +36,7 @@ public final class HTTPServer: Sendable {
         let logger = gateway.logger
         let backoffLog = RateLimitedLog()
         let spare = SpareDescriptor()
+        let connections = ConnectionRegistry()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 // Out of descriptors (EMFILE/ENFILE) or memory, accept would fail in a busy loop:
@@ -63,6 +64,7 @@ public final class HTTPServer: Sendable {
                     channel.closeFuture.whenComplete { _ in spare.reacquire() }
                     return channel.close()
                 }
+                connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(HeaderDeadlineHandler(timeout: {
                         .milliseconds(runtime.gateway.configuration.server.headerTimeout.milliseconds)
@@ -102,10 +104,32 @@ public final class HTTPServer: Sendable {
         if left > 0 {
             gateway.logger.warning(hurry ? "second signal: stopping with \(left) request(s) still in flight"
                                          : "shutdown_timeout reached with \(left) request(s) still in flight")
+            // Each ends with an answer the client can read (a final error event in a stream) and
+            // its request-log line, not a cut connection.
+            for channel in connections.all { channel.pipeline.fireUserInboundEventTriggered(ShutdownDeadline()) }
+            let end = monotonicNanoseconds() + 500_000_000
+            while activity.inFlight.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < end { usleep(5_000) }
+            usleep(50_000) // the last writes leave the sockets
         }
         gateway.logger.info("stopped")
     }
 }
+
+/// The open client connections, so that shutdown can reach the requests still running.
+final class ConnectionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        channels.withLock { $0[key] = channel }
+        channel.closeFuture.whenComplete { [self] _ in _ = channels.withLock { $0.removeValue(forKey: key) } }
+    }
+
+    var all: [any Channel] { channels.withLock { Array($0.values) } }
+}
+
+/// Fired into every connection when shutdown_timeout is reached.
+struct ShutdownDeadline: Sendable {}
 
 /// One descriptor held in reserve (/dev/null) for when the process runs out of them.
 final class SpareDescriptor: Sendable {

@@ -51,7 +51,7 @@ final class ProxyRequest {
     /// All retries and failover share this deadline (monotonic nanoseconds).
     private var deadline: UInt64 = 0
     /// Attempts in flight (several while racing).
-    private var active: [UpstreamAttempt] = []
+    var active: [UpstreamAttempt] = []
     /// The attempt whose answer the client gets.
     var winner: UpstreamAttempt?
     /// The last failed attempt's answer, reported when nothing else succeeds.
@@ -67,6 +67,9 @@ final class ProxyRequest {
     let collector = StreamCollector()
     var usage = prism_usage()
     var streamStarted = false
+    /// When the winning stream last delivered bytes, and the check that finds it stalled.
+    var lastStreamDataAt: UInt64 = 0
+    var streamIdleCheck: Scheduled<Void>?
     var finished = false
     var countedInFlight = false
 
@@ -309,6 +312,7 @@ final class ProxyRequest {
         let remaining = deadline > now ? (deadline - now) / 1_000_000 : 1
         let channel = handler?.context?.channel
         let receiver = UpstreamReceiver(request: self, attempt: attempt, eventLoop: eventLoop, streaming: streaming,
+                                        maximumBufferedBytes: gateway.configuration.server.maxResponseBodySize,
                                         writable: { channel?.isWritable ?? true })
         let transfer = Transfer(method: upstream.method, url: upstream.url, headers: upstream.headers, body: upstream.body,
                                 timeoutMilliseconds: Int(max(1, min(providerTimeout, remaining))), streaming: streaming,
@@ -320,7 +324,7 @@ final class ProxyRequest {
         gateway.transport.start(transfer)
     }
 
-    private func cancel(_ attempt: UpstreamAttempt) {
+    func cancel(_ attempt: UpstreamAttempt) {
         if let transfer = attempt.transfer { gateway.transport.cancel(transfer) }
         if attempt.isProbe { gateway.health.byProvider[attempt.provider.settings.name]?.releaseProbe() }
         attempt.release()
@@ -350,10 +354,13 @@ final class ProxyRequest {
         addCommonHeaders(&responseHeaders)
         handler?.writeStreamHead(headers: responseHeaders)
         streamStarted = true
+        lastStreamDataAt = firstByteAt
+        armStreamIdleCheck()
     }
 
     func upstreamData(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
         guard !finished, streamStarted, attempt === winner else { return }
+        lastStreamDataAt = monotonicNanoseconds()
         let exchange = attempt.exchange
         let error = ErrorCapture()
         var status = PRISM_OK

@@ -132,6 +132,7 @@ extension ProxyRequest {
         finished = true
         completedStatus = status
         pauseDeadline?.cancel()
+        streamIdleCheck?.cancel()
         let latency = monotonicNanoseconds() - startedAt
         if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
         var completionUsage = usage

@@ -60,12 +60,15 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     private var body: [UInt8] = []
     private var forwarding = false
     private let paused = Atomic<Bool>(false)
-    /// Cap on a buffered (non-streaming or error) answer.
-    private static let maximumBufferedBytes = 64 << 20
+    /// server.max_response_body_size: a buffered (non-streaming or error) answer past it is refused
+    /// whole, never passed on cut.
+    private let maximumBufferedBytes: Int
+    private var oversized = false
 
     init(request: ProxyRequest, attempt: UpstreamAttempt, eventLoop: EventLoop, streaming: Bool,
-         writable: @escaping @Sendable () -> Bool)
+         maximumBufferedBytes: Int, writable: @escaping @Sendable () -> Bool)
     {
+        self.maximumBufferedBytes = maximumBufferedBytes
         self.request = NIOLoopBound(request, eventLoop: eventLoop)
         self.attempt = NIOLoopBound(attempt, eventLoop: eventLoop)
         self.eventLoop = eventLoop
@@ -90,7 +93,15 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
 
     func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard forwarding else {
-            if body.count < UpstreamReceiver.maximumBufferedBytes { body.append(contentsOf: bytes) }
+            guard !oversized else { return false }
+            guard body.count + bytes.count <= maximumBufferedBytes else {
+                oversized = true
+                body = [] // the memory goes back at once
+                let (request, attempt, limit) = (self.request, self.attempt, maximumBufferedBytes)
+                eventLoop.execute { request.value.upstreamOversized(attempt.value, limit: limit) }
+                return false // paused until the request cancels the transfer
+            }
+            body.append(contentsOf: bytes)
             return true
         }
         let chunk = Array(bytes)
@@ -104,6 +115,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     }
 
     func transferCompleted(_ failure: TransportFailure?) {
+        if oversized { return } // already reported
         let (request, attempt) = (self.request, self.attempt)
         let (status, headers, body) = (self.status, self.headers, self.body)
         eventLoop.execute {

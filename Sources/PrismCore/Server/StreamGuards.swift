@@ -1,0 +1,54 @@
+import NIOCore
+import PrismWire
+
+// What ends a request that would otherwise hang or be cut silently: a stream that stalls, a
+// buffered answer too large to hold, and shutdown reaching server.shutdown_timeout.
+extension ProxyRequest {
+    /// Checks for a stalled stream once per server.stream_idle_timeout (not once per chunk): it
+    /// fires at the earliest moment the stream could have been silent that long.
+    func armStreamIdleCheck() {
+        let timeout = UInt64(max(gateway.configuration.server.streamIdleTimeout.milliseconds, 1)) * 1_000_000
+        let due = lastStreamDataAt + timeout
+        let now = monotonicNanoseconds()
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        streamIdleCheck = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
+            let request = bound.value
+            guard !request.finished else { return }
+            if monotonicNanoseconds() - request.lastStreamDataAt >= timeout {
+                request.failStream(message: "no data for server.stream_idle_timeout "
+                    + "(\(request.gateway.configuration.server.streamIdleTimeout)): the stream stalled", type: "timeout_error")
+            } else {
+                request.armStreamIdleCheck()
+            }
+        }
+    }
+
+    /// A buffered answer grew past server.max_response_body_size: the transfer is stopped and
+    /// the attempt fails like a broken transfer (so failover may still answer).
+    func upstreamOversized(_ attempt: UpstreamAttempt, limit: Int) {
+        guard !finished, active.contains(where: { $0 === attempt }) else { return }
+        if let transfer = attempt.transfer { gateway.transport.cancel(transfer) }
+        upstreamComplete(attempt, status: 0, headers: [], body: [],
+                         failure: .other("the answer is larger than server.max_response_body_size (\(limit) bytes)"))
+    }
+
+    /// shutdown_timeout reached with this request still running: it ends now, with an error the
+    /// client can read (a final error event in a stream) and its request-log line.
+    func abortForShutdown() {
+        guard !finished else { return }
+        let message = "The gateway is shutting down: server.shutdown_timeout was reached before this answer finished."
+        guard streamStarted else {
+            cancelAll()
+            return fail(.serviceUnavailable, "service_unavailable", "shutting_down", message)
+        }
+        cancelAll()
+        flushCollector()
+        let body = OpenAIErrorBody.make(message: message, type: "service_unavailable", code: "shutting_down")
+        var frame: [UInt8] = []
+        body.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &frame) }
+        frame.append(contentsOf: ServerSentEventWriter.done)
+        handler?.writeStreamBytes(frame)
+        handler?.endStream()
+        complete(status: 503)
+    }
+}
