@@ -115,16 +115,22 @@ extension ProxyRequest {
     /// After the first byte a failure can only be told inside the stream: an error event, then
     /// `[DONE]`, so that clients neither hang nor mistake the truncation for a finished answer.
     func failStream(message: String, type: String) {
+        endStream(withError: OpenAIErrorBody.make(
+            message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
+            type: type.isEmpty ? "provider_error" : type, code: "provider_error"), status: 502)
+    }
+
+    /// The one way a started stream ends badly: what was translated so far, the error event,
+    /// `[DONE]`, and the request's completion with `status`.
+    func endStream(withError body: [UInt8], status: Int) {
         cancelAll()
         flushCollector()
-        let body = OpenAIErrorBody.make(message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
-                                        type: type.isEmpty ? "provider_error" : type, code: "provider_error")
         var frame: [UInt8] = []
         body.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &frame) }
         frame.append(contentsOf: ServerSentEventWriter.done)
         handler?.writeStreamBytes(frame)
         handler?.endStream()
-        complete(status: 502)
+        complete(status: status)
     }
 
     func complete(status: Int) {

@@ -41,14 +41,7 @@ extension ProxyRequest {
             cancelAll()
             return fail(.serviceUnavailable, "service_unavailable", "shutting_down", message)
         }
-        cancelAll()
-        flushCollector()
-        let body = OpenAIErrorBody.make(message: message, type: "service_unavailable", code: "shutting_down")
-        var frame: [UInt8] = []
-        body.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &frame) }
-        frame.append(contentsOf: ServerSentEventWriter.done)
-        handler?.writeStreamBytes(frame)
-        handler?.endStream()
-        complete(status: 503)
+        endStream(withError: OpenAIErrorBody.make(message: message, type: "service_unavailable", code: "shutting_down"),
+                  status: 503)
     }
 }
