@@ -532,3 +532,35 @@ def test_shutdown_timeout_ends_streams_with_an_error_event_and_a_log_line(gatewa
     assert error["code"] == "shutting_down", error
     assert gw.wait_exit(5) == 0, gw.log_tail()
     assert re.search(r"request id=.*status=503", gw.log()), gw.log_tail()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_200_that_is_no_answer_fails_over_to_the_next_provider(gateway, make_mock, stream):
+    first, second = make_mock(), make_mock()
+    gw = gateway(make_config({"first": openai_provider(first.v1_url), "second": openai_provider(second.v1_url)},
+                             routing={"default_strategy": "round-robin",
+                                      "targets": {"pool": [{"provider": "first", "model_override": "gpt-4o-mini",
+                                                            "priority": 0},
+                                                           {"provider": "second", "model_override": "gpt-4o-mini",
+                                                            "priority": 1}]},
+                                      "failover": {"enabled": True}}))
+    first.script = [{"raw": b"<html>captive portal</html>", "content_type": "text/html"}] * 4
+    if stream:
+        with SSEStream(gw.v1 + "/chat/completions", chat_body("pool", stream=True)) as s:
+            assert s.status == 200
+            assert s.headers["x-prism-provider"] == "second"
+            chunks, done = parse_chunks(s.read_all())
+        assert done and "error" not in chunks[-1]
+    else:
+        answer = post(gw.v1 + "/chat/completions", chat_body("pool"))
+        assert answer.status == 200, answer.text
+        assert answer.headers["x-prism-provider"] == "second"
+    assert len(first.chat_requests()) == 1 and len(second.chat_requests()) == 1
+
+
+def test_a_stream_request_answered_with_a_page_is_a_502_not_an_empty_stream(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}))
+    mock_upstream.script = [{"raw": b"<html>502 Bad Gateway</html>", "content_type": "text/html"}]
+    answer = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", stream=True))
+    error = assert_openai_error(answer, 502, code="provider_error")
+    assert "text/html" in error["message"]

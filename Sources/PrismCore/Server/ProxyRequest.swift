@@ -418,7 +418,8 @@ final class ProxyRequest {
         if succeeded {
             guard winner == nil else { return }
             choose(attempt)
-            return answerBuffered(attempt, status: status, headers: headers, body: body)
+            return answerBuffered(attempt, status: status, headers: headers, body: body,
+                                  badAnswer: { [unowned self] message in failOver(afterBadAnswer: attempt, message) })
         }
         let answer = FailedAnswer(attempt: attempt, status: status, headers: headers, body: body, failure: failure)
         lastFailure = answer
@@ -430,6 +431,18 @@ final class ProxyRequest {
         }
         if !active.isEmpty { return }
         reportFailure(answer)
+    }
+
+    /// A 2xx that its plugin found is no answer (an HTML page, an error object): a provider fault,
+    /// and with failover on the next deployment is tried. False: answer the error now.
+    private func failOver(afterBadAnswer attempt: UpstreamAttempt, _ message: String) -> Bool {
+        gateway.health.byProvider[attempt.provider.settings.name]?.record(failed: true, latencyMilliseconds: attempt.elapsedMilliseconds)
+        recordProviderError(attempt, status: 502, failure: nil)
+        guard gateway.configuration.routing.failover.enabled else { return false }
+        winner = nil
+        lastFailure = FailedAnswer(attempt: attempt, status: 502, headers: [], body: [], failure: .other(message))
+        launchAttempts(count: 1)
+        return true
     }
 
     /// prism_provider_errors_total: the upstream status, or how the transfer failed.

@@ -10,7 +10,9 @@ import Synchronization
 extension ProxyRequest {
     /// A complete upstream answer (non-streaming, or an error before streaming), translated by the
     /// attempt's plugin.
-    func answerBuffered(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8]) {
+    func answerBuffered(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
+                        badAnswer: ((String) -> Bool)? = nil)
+    {
         let exchange = attempt.exchange
         let providerName = attempt.provider.settings.name
         let error = ErrorCapture()
@@ -35,6 +37,9 @@ extension ProxyRequest {
             return PRISM_ERROR_UPSTREAM
         }
         guard translated == PRISM_OK else {
+            if (200..<300).contains(status), translated == PRISM_ERROR_UPSTREAM, let badAnswer, badAnswer(error.message) {
+                return
+            }
             if !error.message.contains("HTTP \(status)") && !(200..<300).contains(status) {
                 error.message = "Provider '\(providerName)' returned HTTP \(status): \(error.message)"
             } else if !(200..<300).contains(status) {

@@ -64,11 +64,15 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     /// whole, never passed on cut.
     private let maximumBufferedBytes: Int
     private var oversized = false
+    /// The content type of a 2xx answer to a stream request that is no event stream.
+    private var notAStream: String?
+    private let framing: prism_framing
 
     init(request: ProxyRequest, attempt: UpstreamAttempt, eventLoop: EventLoop, streaming: Bool,
          maximumBufferedBytes: Int, writable: @escaping @Sendable () -> Bool)
     {
         self.maximumBufferedBytes = maximumBufferedBytes
+        framing = attempt.framing
         self.request = NIOLoopBound(request, eventLoop: eventLoop)
         self.attempt = NIOLoopBound(attempt, eventLoop: eventLoop)
         self.eventLoop = eventLoop
@@ -85,6 +89,14 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
         // Only a successful stream is forwarded as it arrives; an error answer is collected whole
         // (the client then gets a JSON error, and failover is still possible).
         guard streaming, (200..<300).contains(status) else { return }
+        if framing == PRISM_FRAMING_SSE,
+           let type = headers.first(where: { $0.0 == "content-type" })?.1, !type.lowercased().contains("event-stream")
+        {
+            // A stream was asked for and a page came back (a proxy's HTML, a JSON error): not a
+            // stream to forward, a failed attempt (failover may still answer).
+            notAStream = type
+            return
+        }
         forwarding = true
         let (request, attempt) = (self.request, self.attempt)
         let sendableHeaders = headers
@@ -117,6 +129,11 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     func transferCompleted(_ failure: TransportFailure?) {
         if oversized { return } // already reported
         let (request, attempt) = (self.request, self.attempt)
+        var failure = failure
+        if failure == nil, let type = notAStream {
+            failure = .other("a stream was asked for and the upstream answered HTTP \(status) with \(type): "
+                + String(decoding: body.prefix(200), as: UTF8.self))
+        }
         let (status, headers, body) = (self.status, self.headers, self.body)
         eventLoop.execute {
             request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: failure)
