@@ -56,7 +56,7 @@ final class RateLimitMiddleware: Middleware {
 
     func onRequest(_ request: PluginRequest, context: RequestContext, localResponse: HTTPBuilder) -> MiddlewareAction {
         // The model list costs an upstream nothing: it is not counted.
-        guard enabled, let state, request.api != "models" else { return .proceed }
+        guard enabled, let state, request.api != "models.list" else { return .proceed }
         var claims: [WindowClaim] = []
         var kinds: [LimitKind] = []
         if globalRequestsPerMinute > 0 {

@@ -127,7 +127,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         case (.GET, "/v1/models"):
             // Through the middleware chain, like a completion: with auth on it needs a client key.
-            proxy(head: head, path: path, api: "models", body: nil)
+            proxy(head: head, path: path, api: "models.list", body: nil)
         case (.GET, "/-/health/providers"):
             guard authorizeOperational(head, path) else { return }
             writeJSON(status: .ok, body: gateway.health.report(providers: gateway.providers))

@@ -98,7 +98,7 @@ final class ProxyRequest {
     func run() {
         gateway.activity.inFlight.add(1, ordering: .relaxed)
         countedInFlight = true
-        if api == "models" {
+        if api == "models.list" {
             // GET /v1/models: no body; the middleware decide who may see it, the host answers.
             let headers = head.headers.map { ($0.name, $0.value) }
             view = RequestView(api: api, method: head.method.rawValue, path: path, headers: headers, body: [],
@@ -169,7 +169,7 @@ final class ProxyRequest {
     /// The route plan (aliases, candidates, fallbacks) and the first attempts.
     func route() {
         guard view != nil, !finished else { return }
-        if api == "models" {
+        if api == "models.list" {
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "application/json")
             addCommonHeaders(&headers)
