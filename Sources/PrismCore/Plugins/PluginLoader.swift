@@ -47,6 +47,20 @@ public final class PluginRegistry: @unchecked Sendable {
     /// reload loads only new files).
     private var loadedFiles: [String: UInt64] = [:]
     let logger: Logger
+    /// Host tables already made, by identity: PLUGIN_API.md lets a plugin keep them until exit, so
+    /// they are never freed, and a reload that configures the same instance again reuses its table
+    /// instead of allocating new closures (memory stays flat across reloads).
+    private let hostTables = Mutex<[HostTableKey: HostTablePointer]>([:])
+
+    private struct HostTableKey: Hashable {
+        let pluginID: String
+        let label: String
+        let sharedState: ObjectIdentifier
+    }
+
+    private struct HostTablePointer: @unchecked Sendable {
+        let table: UnsafePointer<prism_host_api>
+    }
 
     public init(logger: Logger, redis: RedisSettings? = nil) {
         self.logger = logger
@@ -80,8 +94,15 @@ public final class PluginRegistry: @unchecked Sendable {
     /// its key-value keys live in the plugin's namespace.
     func hostTable(pluginID: String, component: String, instance: String) -> UnsafePointer<prism_host_api> {
         let label = component == instance ? component : "\(component)/\(instance)"
-        return functionTables.makeTable(for: PluginIdentity(label: label, keyNamespace: pluginID, logger: logger,
-                                                            store: store, sharedState: sharedState))
+        let sharedState = self.sharedState
+        let key = HostTableKey(pluginID: pluginID, label: label, sharedState: ObjectIdentifier(sharedState))
+        return hostTables.withLock { tables in
+            if let made = tables[key] { return made.table }
+            let table = functionTables.makeTable(for: PluginIdentity(label: label, keyNamespace: pluginID, logger: logger,
+                                                                     store: store, sharedState: sharedState))
+            tables[key] = HostTablePointer(table: table)
+            return table
+        }
     }
 
     /// Loads every `*.so` in `directory` (sorted by name, not recursive). Refusals are logged and
