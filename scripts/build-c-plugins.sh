@@ -5,6 +5,7 @@
 #   OUTDIR/c-example-provider.so          (examples/plugins/c_example_provider.c, provider "c-example")
 #   OUTDIR/c-example-quota.so             (examples/plugins/c_example_quota.c, middleware "c-quota")
 #   OUTDIR/broken/<fixture>.so            (Tests/fixtures/broken_plugins/<fixture>.c, '_' -> '-')
+#   OUTDIR/old/<fixture>.so               (Tests/fixtures/old_abi/<fixture>.c: plugins shaped as older minors)
 # Works from any directory. Needs only a C compiler (CC, default cc); the plugins link nothing.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cc=${CC:-cc}
 flags=(-std=c11 -Wall -Wextra -Werror -pedantic -shared -fPIC -O2 -I "$root/Sources/PrismPluginABI/include")
 
-mkdir -p "$1/broken"
+mkdir -p "$1/broken" "$1/old"
 out=$(cd "$1" && pwd)
 
 build() { # build SOURCE OUTPUT
@@ -33,4 +34,9 @@ build "$root/examples/plugins/c_example_quota.c" "$out/c-example-quota.so"
 fixtures=(missing_entry wrong_major short_descriptor null_required_function short_vtable)
 for fixture in "${fixtures[@]}"; do
     build "$root/Tests/fixtures/broken_plugins/$fixture.c" "$out/broken/${fixture//_/-}.so"
+done
+
+for source in "$root"/Tests/fixtures/old_abi/*.c; do
+    name=$(basename "$source" .c)
+    build "$source" "$out/old/${name//_/-}.so"
 done

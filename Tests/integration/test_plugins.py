@@ -222,3 +222,17 @@ def test_c_middleware_quota_is_shared_through_redis(gateway, make_plugins_dir, c
         assert statuses == [200, 200, 200, 429]
     finally:
         server.stop()
+
+
+def test_a_middleware_built_against_abi_1_0_loads_and_serves(gateway, c_plugins, make_plugins_dir):
+    """A 1.0 middleware vtable (40 bytes, before 1.2's on_response/on_stream_event) loads into
+    today's host, and the host never reads past it: bogus non-NULL pointers follow the table."""
+    plugins = make_plugins_dir(extra=[c_plugins / "old" / "middleware-1-0.so"])
+    gw = gateway({"server": {"host": "127.0.0.1"}, "providers": {"mock": {"type": "mock", "models": ["m"]}},
+                  "middleware": ["legacy-1-0"]}, plugins_dir=plugins)
+    assert post(gw.v1 + "/chat/completions", chat_body("m")).status == 200
+    with SSEStream(gw.v1 + "/chat/completions", chat_body("m", stream=True)) as stream:
+        assert parse_chunks(stream.read_all())[1]
+    teapot = post(gw.v1 + "/chat/completions", chat_body("teapot"))
+    assert teapot.status == 418, teapot.text
+    assert int(teapot.headers["x-legacy-completions"]) >= 2  # on_complete ran for both

@@ -105,6 +105,16 @@ public final class PluginRegistry: @unchecked Sendable {
         }
     }
 
+    /// A vtable as the host reads it: the plugin's `size` bytes (it may be an older, shorter
+    /// table), the rest zero, so no field past the plugin's table is ever read. Never freed, like
+    /// the plugin.
+    static func hostCopy<Table>(of vtable: UnsafeRawPointer, size: Int, as: Table.Type) -> UnsafePointer<Table> {
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Table>.size, alignment: MemoryLayout<Table>.alignment)
+        copy.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Table>.size)
+        copy.copyMemory(from: vtable, byteCount: min(size, MemoryLayout<Table>.size))
+        return UnsafePointer(copy.assumingMemoryBound(to: Table.self))
+    }
+
     /// Loads every `*.so` in `directory` (sorted by name, not recursive). Refusals are logged and
     /// recorded; loading goes on with the rest.
     public func loadDirectory(_ directory: String) {
@@ -226,8 +236,9 @@ public final class PluginRegistry: @unchecked Sendable {
                 try duplicate(providers[name]?.file ?? (newProviders.contains { $0.name == name } ? path : nil))
                 newProviders.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
             case PRISM_COMPONENT_MIDDLEWARE:
-                try checkSize(MemoryLayout<prism_middleware_v1>.size)
-                let table = vtable.assumingMemoryBound(to: prism_middleware_v1.self)
+                // The 1.0 table ends before on_response (added in 1.2): a 1.0 middleware loads.
+                try checkSize(MemoryLayout<prism_middleware_v1>.offset(of: \prism_middleware_v1.on_response)!)
+                let table = PluginRegistry.hostCopy(of: vtable, size: vtableSize, as: prism_middleware_v1.self)
                 try required(table.pointee.instance_new != nil, "instance_new")
                 try required(table.pointee.instance_destroy != nil, "instance_destroy")
                 try required(table.pointee.on_request != nil, "on_request")
@@ -236,7 +247,7 @@ public final class PluginRegistry: @unchecked Sendable {
             case PRISM_COMPONENT_ROUTER:
                 // The 1.0 table ends before parallel_attempts (added in 1.1).
                 try checkSize(MemoryLayout<prism_router_v1>.offset(of: \prism_router_v1.parallel_attempts)!)
-                let table = vtable.assumingMemoryBound(to: prism_router_v1.self)
+                let table = PluginRegistry.hostCopy(of: vtable, size: vtableSize, as: prism_router_v1.self)
                 try required(table.pointee.instance_new != nil, "instance_new")
                 try required(table.pointee.instance_destroy != nil, "instance_destroy")
                 try required(table.pointee.select != nil, "select")
