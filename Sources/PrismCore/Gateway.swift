@@ -47,18 +47,24 @@ public final class Gateway: Sendable {
         public let description: String
     }
 
-    /// Convenience for one generation that loads its plugins itself (tools and benchmarks).
-    public convenience init(configuration: GatewayConfiguration, pluginsDirectory: String, logger: Logger) throws(StartupError) {
+    /// Convenience for one generation that loads its plugins itself (tools, benchmarks and
+    /// `validate`, which passes `discover: false` so that nothing touches the network).
+    public convenience init(configuration: GatewayConfiguration, pluginsDirectory: String, logger: Logger,
+                            discover: Bool = true) throws(StartupError)
+    {
         let registry = PluginRegistry(logger: logger, redis: configuration.redis)
         registry.loadDirectory(pluginsDirectory)
         let services = GatewayServices(registry: registry, maximumIdleConnections: configuration.idleConnectionBudget)
-        try self.init(configuration: configuration, services: services, logger: logger)
+        try self.init(configuration: configuration, services: services, logger: logger, discover: discover)
     }
 
-    /// Creates every configured instance from the plugins `services` has loaded. A provider that
-    /// fails is logged and left out; a configured middleware that cannot run (auth!) stops startup
-    /// (or fails the reload), since serving without it would be unsafe.
-    public init(configuration: GatewayConfiguration, services: GatewayServices, logger: Logger) throws(StartupError) {
+    /// Creates every configured instance from the plugins `services` has loaded. A provider,
+    /// middleware or routing strategy that no plugin provides, or whose instance_new fails, stops
+    /// startup (or fails the reload, which keeps the running generation): a configuration that
+    /// cannot serve what it says is refused, never half applied.
+    public init(configuration: GatewayConfiguration, services: GatewayServices, logger: Logger,
+                discover: Bool = true) throws(StartupError)
+    {
         self.configuration = configuration
         self.logger = logger
         self.services = services
@@ -70,8 +76,8 @@ public final class Gateway: Sendable {
         for settings in configuration.providers {
             let componentName = settings.type.flatMap { registry.providers[$0] != nil ? $0 : nil } ?? settings.apiFormat
             guard let component = registry.providers[componentName] else {
-                logger.error("provider '\(settings.name)' (\(settings.location)): no loaded plugin provides api_format '\(settings.apiFormat)'; its models are unavailable")
-                continue
+                throw StartupError(description: "provider '\(settings.name)' (\(settings.location)): no loaded plugin "
+                    + "provides api_format '\(settings.apiFormat)' (loaded: \(registry.providers.keys.sorted().joined(separator: ", ")))")
             }
             let timeout = settings.defaultTimeout ?? configuration.server.defaultRequestTimeout
             do {
@@ -80,7 +86,7 @@ public final class Gateway: Sendable {
                 providers.append(instance)
                 if let limit = settings.maxConcurrent { gates[settings.name] = AdmissionGate(limit: limit) }
             } catch {
-                logger.error("provider '\(settings.name)' (\(settings.location)): \(error.message); its models are unavailable")
+                throw StartupError(description: "provider '\(settings.name)' (\(settings.location)): \(error.message)")
             }
         }
         self.providers = providers
@@ -108,16 +114,19 @@ public final class Gateway: Sendable {
                 router = try RouterInstance(name: strategy, component: component, registry: registry,
                                             configuration: configuration.routing.section)
             } catch {
-                logger.error("routing strategy '\(strategy)': \(error.message); using configuration order")
+                throw StartupError(description: "routing strategy '\(strategy)': \(error.message)")
             }
         } else {
-            logger.warning("no loaded plugin provides routing strategy '\(strategy)'; using configuration order")
+            throw StartupError(description: "routing.default_strategy '\(strategy)': no loaded plugin provides it "
+                + "(loaded: \(registry.routers.keys.sorted().joined(separator: ", ")))")
         }
 
         transport = services.transport
         let catalog = ModelCatalog(providers: providers)
-        ModelDiscovery.discover(providers: providers.filter { $0.settings.discoversModels }, catalog: catalog,
-                                transport: transport, logger: logger)
+        if discover {
+            ModelDiscovery.discover(providers: providers.filter { $0.settings.discoversModels }, catalog: catalog,
+                                    transport: transport, logger: logger)
+        }
         self.catalog = catalog
         health = HealthRegistry(providers: providers, settings: configuration.routing.circuitBreaker)
         planner = RoutePlanner(settings: configuration.routing, catalog: catalog, health: health, router: router)

@@ -120,6 +120,19 @@ LoggingSystem.bootstrap { label in LineLogHandler(label: "prism", level: .info) 
 switch options.command {
 case "validate":
     guard let configuration = loadConfiguration(options) else { exit(1) }
+    // The plugins are loaded and every instance created, as serving would (nothing is served and
+    // no network is touched), so a config that cannot serve what it says fails here.
+    var quiet = Logger(label: "prism")
+    quiet.logLevel = .error
+    do {
+        let directory = options.pluginsDirectory ?? configuration.pluginsDirectory ?? defaultPluginsDirectory()
+        var offline = configuration
+        offline.redis = nil // shared state in memory: validating connects to nothing
+        _ = try Gateway(configuration: offline, pluginsDirectory: directory, logger: quiet, discover: false)
+    } catch {
+        printError("\(configuration.source): error: \(error)\n")
+        exit(1)
+    }
     print("config OK: \(configuration.source)")
     exit(0)
 case "plugins":

@@ -122,6 +122,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, "/readyz"):
             if gateway.activity.draining.load(ordering: .relaxed) {
                 writeJSON(status: .serviceUnavailable, body: Array(#"{"status":"draining"}"#.utf8))
+            } else if gateway.providers.isEmpty {
+                // Nothing could be answered: a load balancer should not send traffic here.
+                writeJSON(status: .serviceUnavailable, body: Array(#"{"status":"no_providers"}"#.utf8))
             } else {
                 writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))
             }
