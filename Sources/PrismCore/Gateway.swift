@@ -70,6 +70,10 @@ public final class Gateway: Sendable {
         self.services = services
         SecretRedactor.shared.register(configuration)
         let registry = services.registry
+        if let duplicate = registry.duplicates.first {
+            throw StartupError(description: "plugin \(duplicate.file): \(duplicate.reason): two plugin files claim one "
+                + "component name; remove one of them (the gateway will not guess which should receive its configuration)")
+        }
 
         var providers: [ProviderInstance] = []
         var gates: [String: AdmissionGate] = [:]
@@ -95,8 +99,10 @@ public final class Gateway: Sendable {
         var middleware: [MiddlewareInstance] = []
         for settings in configuration.middleware {
             guard let component = registry.middleware[settings.name] else {
-                let enabled = settings.configuration["enabled"]?.switchValue ?? false
-                if settings.name == "auth" && !enabled && configuration.middleware.count == 1 { continue }
+                // Only an auth that is plainly off may be missing; an unreadable switch is not "off".
+                let enabled = settings.configuration["enabled"]
+                let off = enabled == nil || enabled == .null || enabled?.switchValue == false
+                if settings.name == "auth" && off && configuration.middleware.count == 1 { continue }
                 throw StartupError(description: "middleware '\(settings.name)' is configured but no loaded plugin provides it")
             }
             do {

@@ -582,3 +582,40 @@ def test_reloads_do_not_grow_memory(gateway):
     growth = rss_kib() - before
     # Each reload used to keep ~5 KiB (fresh libffi host tables per instance): 1.5 MiB here.
     assert growth < 300, f"RSS grew {growth} KiB over 300 reloads"
+
+
+# ---- review follow-ups ------------------------------------------------------------------------------
+
+def test_repeated_200s_that_are_no_answer_open_the_circuit(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)},
+                             routing={"circuit_breaker": {"enabled": True, "failure_threshold": 3}}))
+    mock_upstream.script = [{"raw": b"<html>portal</html>", "content_type": "text/html"}] * 3
+    for _ in range(3):
+        assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini")), 502)
+    report = get(gw.url("/-/health/providers")).json()
+    state = json.dumps(report)
+    assert '"state": "open"' in state or '"state":"open"' in state, report
+
+
+def test_auth_through_the_middleware_list_protects_the_operational_routes(gateway):
+    gw = gateway({"server": {"host": "127.0.0.1"}, "providers": {"mock": {"type": "mock", "models": ["m"]}},
+                  "middleware": [{"name": "auth", "config": {"enabled": True, "keys": [{"key": KEY}]}}]})
+    assert_openai_error(get(gw.url("/-/metrics")), 403, code="operational_route_protected")
+    assert_openai_error(get(gw.v1 + "/models"), 401)
+
+
+@pytest.mark.parametrize("key", ["read_timeout", "header_timeout", "body_timeout", "stream_idle_timeout"])
+def test_a_zero_timeout_that_would_cut_every_request_is_refused(run_prism, tmp_path, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"server:\n  {key}: 0s\nproviders:\n  m: {{type: mock, models: [m]}}\n")
+    result = run_prism("validate", "--config", str(path))
+    assert result.returncode == 1 and f"server.{key}" in result.stderr and "more than 0" in result.stderr, result.stderr
+
+
+def test_ordinary_header_values_are_not_redacted_from_messages(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url,
+                                                    headers={"anthropic-version": "2023-06-01",
+                                                             "x-accept": "application/json"})}))
+    mock_upstream.script = [{"raw": b"<html>oops</html>", "content_type": "application/json"}]
+    error = assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini")), 502)
+    assert "application/json" in error["message"], error

@@ -153,6 +153,7 @@ def test_broken_plugins_are_refused_and_the_rest_serve(gateway, bad_plugins_dir,
         "mockai": openai_provider(openai_mock.v1_url),
         "cprov": {"api_format": "c-example", "base_url": c_mock.base_url, "models": ["c-model"]},
     })
+    (bad_plugins_dir / C_EXAMPLE_COPY).unlink()  # a duplicate stops startup (next test)
     gw = gateway(cfg, plugins_dir=bad_plugins_dir)
     log = gw.log()
     refusal_lines = [line for line in log.splitlines() if "plugin refused: " in line]
@@ -167,17 +168,9 @@ def test_broken_plugins_are_refused_and_the_rest_serve(gateway, bad_plugins_dir,
         assert re.search(r"\berror\b", lines[0].split("plugin refused:")[0], re.I), \
             f"refusal not logged at error level: {lines[0]}"
 
-    dup_lines = [line for line in refusal_lines if "duplicate" in line]
-    assert len(dup_lines) == 1, dup_lines
-    m = re.search(r"plugin refused: (/\S+): duplicate provider component \"c-example\" "
-                  r"\(already loaded from (\S+)\)", dup_lines[0])
-    assert m, dup_lines[0]
-    names = {os.path.basename(m.group(1)), os.path.basename(m.group(2))}
-    assert names == {C_EXAMPLE, C_EXAMPLE_COPY}, dup_lines[0]
-
     for file in FIRST_PARTY_PLUGINS:
         assert not [line for line in refusal_lines if f"/{file}: " in line], f"{file} was refused"
-    assert len(refusal_lines) == len(REASONS) + 1, "\n".join(refusal_lines)
+    assert len(refusal_lines) == len(REASONS), "\n".join(refusal_lines)
 
     # The gateway is up and serves through the plugins that loaded.
     resp = post(gw.url("/v1/chat/completions"), chat_body("gpt-4o-mini"))
@@ -236,3 +229,23 @@ def test_a_middleware_built_against_abi_1_0_loads_and_serves(gateway, c_plugins,
     teapot = post(gw.v1 + "/chat/completions", chat_body("teapot"))
     assert teapot.status == 418, teapot.text
     assert int(teapot.headers["x-legacy-completions"]) >= 2  # on_complete ran for both
+
+
+def test_two_files_claiming_one_name_stop_startup_naming_both(gateway, make_plugins_dir, dist_plugins_dir,
+                                                              run_prism):
+    """A dropped-in .so that calls itself `openai` and sorts first must not quietly take the
+    first-party provider's place (and its API key): the gateway does not start, naming both."""
+    impostor = "aaa-openai.so"
+    plugins = make_plugins_dir([(dist_plugins_dir / "provider-openai.so", impostor)])
+    cfg = make_config({"up": openai_provider("http://127.0.0.1:9/v1")})
+    gw = gateway(cfg, plugins_dir=plugins, wait_ready=False)
+    assert gw.wait_exit(10) == 1, "the gateway started with two plugins named openai"
+    log = gw.log()
+    assert 'duplicate provider component "openai"' in log, log
+    assert impostor in log and "provider-openai.so" in log, log
+    assert "sk-upstream" not in log
+    # validate says the same; the plugins listing still shows what is there.
+    path = plugins.parent / "dup.yaml"
+    path.write_text(open(gw.config_path).read())
+    result = run_prism("validate", "--config", str(path), "--plugins-dir", str(plugins))
+    assert result.returncode == 1 and "duplicate" in result.stderr, result.stderr

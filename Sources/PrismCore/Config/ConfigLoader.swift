@@ -72,7 +72,10 @@ public struct ConfigLoader {
         configuration.admin = readAdmin(root["admin"], file: file)
         configuration.document = toJSON(root)
         configuration.middleware = readMiddleware(root)
-        configuration.authenticatesClients = authenticatesClients
+        // From the final list: `auth:` or `middleware: [{name: auth, config: {enabled: true}}]`.
+        configuration.authenticatesClients = authenticatesClients || configuration.middleware.contains {
+            $0.name == "auth" && $0.configuration["enabled"]?.switchValue == true
+        }
         configuration.routing = readRouting(root["routing"], modelMap: root["model_map"])
         let errors = diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty { throw ConfigError(diagnostics: diagnostics) }
@@ -88,9 +91,9 @@ public struct ConfigLoader {
         }
         if let port = integer(node["port"], "server.port", range: 0...65535) { server.port = port }
         if let host = string(node["host"], "server.host") { server.host = host }
-        if let value = duration(node["read_timeout"], "server.read_timeout") { server.readTimeout = value }
-        if let value = duration(node["header_timeout"], "server.header_timeout") { server.headerTimeout = value }
-        if let value = duration(node["body_timeout"], "server.body_timeout") { server.bodyTimeout = value }
+        if let value = positiveDuration(node["read_timeout"], "server.read_timeout") { server.readTimeout = value }
+        if let value = positiveDuration(node["header_timeout"], "server.header_timeout") { server.headerTimeout = value }
+        if let value = positiveDuration(node["body_timeout"], "server.body_timeout") { server.bodyTimeout = value }
         if let value = duration(node["write_timeout"], "server.write_timeout") { server.writeTimeout = value }
         if let value = duration(node["idle_timeout"], "server.idle_timeout") { server.idleTimeout = value }
         if let value = duration(node["shutdown_timeout"], "server.shutdown_timeout") { server.shutdownTimeout = value }
@@ -111,7 +114,9 @@ public struct ConfigLoader {
         if let size = integer(node["max_response_body_size"], "server.max_response_body_size", range: 1024...Int(Int32.max)) {
             server.maxResponseBodySize = size
         }
-        if let value = duration(node["stream_idle_timeout"], "server.stream_idle_timeout") { server.streamIdleTimeout = value }
+        if let value = positiveDuration(node["stream_idle_timeout"], "server.stream_idle_timeout") {
+            server.streamIdleTimeout = value
+        }
     }
 
     mutating func readProviders(_ node: YAMLNode?) -> [ProviderSettings] {
@@ -371,6 +376,16 @@ public struct ConfigLoader {
         guard let text = string(node, path), let node else { return nil }
         guard let value = ConfigLoader.parseDuration(text) else {
             error(node.location, path, "invalid duration '\(text)' (use a number with ms, s, m or h, e.g. 500ms, 30s, 5m)")
+            return nil
+        }
+        return value
+    }
+
+    /// A timeout where 0 would cut every request (it is not "off"): refused with the reason.
+    mutating func positiveDuration(_ node: YAMLNode?, _ path: String) -> Duration? {
+        guard let value = duration(node, path), let node else { return nil }
+        guard value > .zero else {
+            error(node.location, path, "must be more than 0 (0 would time out every request)")
             return nil
         }
         return value

@@ -30,6 +30,11 @@ public final class SecretRedactor: Sendable {
             || lowered == "credentials" || lowered == "cookie"
     }
 
+    /// A token-like value: 12 characters or more, no spaces, no `/` (not a media type or a date).
+    static func looksLikeCredential(_ text: String) -> Bool {
+        text.utf8.count >= 12 && !text.utf8.contains(where: { $0 == 0x20 || $0 == UInt8(ascii: "/") })
+    }
+
     /// `sk-…abcd`: enough to recognise a secret, not to use it.
     public static func mask(_ secret: String) -> String {
         let characters = Array(secret)
@@ -59,7 +64,9 @@ public final class SecretRedactor: Sendable {
         switch value {
         case let .string(text):
             if sensitive { return .string(mask(text)) }
-            if let info = userinfo(text) { return .string(text.replacingAll(String(info), with: "****")) }
+            if let info = userinfo(text) {
+                return .string(String(text[..<info.startIndex]) + "****" + String(text[info.endIndex...]))
+            }
             return value
         case let .object(members):
             return .object(members.map { name, member in
@@ -90,8 +97,18 @@ public final class SecretRedactor: Sendable {
             }
         case let .object(members):
             for (name, member) in members {
-                collect(member, into: &values, sensitive: sensitive || SecretRedactor.isSecretName(name)
-                            || SecretRedactor.holdsSecretsByPosition(name))
+                if SecretRedactor.holdsSecretsByPosition(name), case let .object(headers) = member {
+                    // Header values are masked by position in listings; in free text only those
+                    // that look like credentials are redacted (not `application/json`).
+                    for (header, value) in headers {
+                        guard let text = value.stringValue else { continue }
+                        if SecretRedactor.isSecretName(header) || SecretRedactor.looksLikeCredential(text) {
+                            values.append(text)
+                        }
+                    }
+                    continue
+                }
+                collect(member, into: &values, sensitive: sensitive || SecretRedactor.isSecretName(name))
             }
         case let .array(items):
             for item in items { collect(item, into: &values, sensitive: sensitive) }

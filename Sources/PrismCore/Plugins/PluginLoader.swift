@@ -28,6 +28,8 @@ public struct LoadedPlugin: Sendable {
 public struct PluginRefusal: Error, Sendable {
     public let file: String
     public let reason: String
+    /// The file claims a component name another file already has.
+    public var isDuplicate = false
 }
 
 /// Every component available to configure, by kind and name.
@@ -37,6 +39,11 @@ public final class PluginRegistry: @unchecked Sendable {
     public private(set) var routers: [String: LoadedComponent<prism_router_v1>] = [:]
     public private(set) var plugins: [LoadedPlugin] = []
     public private(set) var refusals: [PluginRefusal] = []
+
+    /// Files refused because a component name was already taken, while they are still there:
+    /// which of two files serves a name (and receives its config, API keys included) must never
+    /// depend on how their names sort, so the gateway does not start with one.
+    public var duplicates: [PluginRefusal] { refusals.filter { $0.isDuplicate && access($0.file, F_OK) == 0 } }
     /// Builds the per-identity host function tables (libffi closures).
     let functionTables = HostFunctionTables()
     let store = KeyValueStore()
@@ -217,7 +224,9 @@ public final class PluginRegistry: @unchecked Sendable {
             }
             func duplicate(_ existing: String?) throws(PluginRefusal) {
                 if let existing {
-                    throw refuse("duplicate \(kindName(component.kind)) component \"\(name)\" (already loaded from \(existing))")
+                    var refusal = refuse("duplicate \(kindName(component.kind)) component \"\(name)\" (already loaded from \(existing))")
+                    refusal.isDuplicate = true
+                    throw refusal
                 }
             }
             switch component.kind {

@@ -257,8 +257,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
+        // Before .end: ending the answer lets NIO hand over a pipelined next request at once.
         context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.answered, promise: nil)
+        let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
         if closing { closeAfter(done, lingering: discarding) }
     }
 

@@ -59,9 +59,10 @@ public final class HTTPServer: Sendable {
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                if spare.isReleased {
-                    // Accepted with the spare's slot: shed it, then hold the slot again.
-                    channel.closeFuture.whenComplete { _ in spare.reacquire() }
+                if spare.isReleased && !spare.reacquire() {
+                    // Still out of descriptors: this connection took the spare's slot. Shed it,
+                    // then hold the slot again.
+                    channel.closeFuture.whenComplete { _ in _ = spare.reacquire() }
                     return channel.close()
                 }
                 connections.add(channel)
@@ -135,7 +136,7 @@ struct ShutdownDeadline: Sendable {}
 final class SpareDescriptor: Sendable {
     private let descriptor = Mutex<Int32>(-1)
 
-    init() { reacquire() }
+    init() { _ = reacquire() }
 
     var isReleased: Bool { descriptor.withLock { $0 < 0 } }
 
@@ -146,9 +147,11 @@ final class SpareDescriptor: Sendable {
         }
     }
 
-    func reacquire() {
+    /// Holds the spare again; false while no descriptor can be had.
+    func reacquire() -> Bool {
         descriptor.withLock { fd in
             if fd < 0 { fd = open("/dev/null", O_RDONLY | O_CLOEXEC) }
+            return fd >= 0
         }
     }
 }

@@ -411,16 +411,28 @@ final class ProxyRequest {
         // 429 and 5xx, timeouts and connection errors count against the provider's health;
         // other 4xx are about the request, not the provider.
         let providerFault = failure != nil || status >= 500 || status == 429
-        health?.record(failed: providerFault, latencyMilliseconds: attempt.elapsedMilliseconds)
-        if providerFault { recordProviderError(attempt, status: status, failure: failure) }
-        feedback(attempt, status: succeeded ? status : (failure == nil ? status : 504))
-        attempt.release()
         if succeeded {
+            // Health and router feedback wait for the plugin's verdict: a 2xx it rejects is a fault.
+            let elapsed = attempt.elapsedMilliseconds
+            attempt.release()
             guard winner == nil else { return }
             choose(attempt)
-            return answerBuffered(attempt, status: status, headers: headers, body: body,
-                                  badAnswer: { [unowned self] message in failOver(afterBadAnswer: attempt, message) })
+            var rejected = false
+            answerBuffered(attempt, status: status, headers: headers, body: body,
+                           badAnswer: { [unowned self] message in
+                               rejected = true
+                               return failOver(afterBadAnswer: attempt, message)
+                           })
+            if !rejected {
+                health?.record(failed: false, latencyMilliseconds: elapsed)
+                feedback(attempt, status: status)
+            }
+            return
         }
+        health?.record(failed: providerFault, latencyMilliseconds: attempt.elapsedMilliseconds)
+        if providerFault { recordProviderError(attempt, status: status, failure: failure) }
+        feedback(attempt, status: failure == nil ? status : 504)
+        attempt.release()
         let answer = FailedAnswer(attempt: attempt, status: status, headers: headers, body: body, failure: failure)
         lastFailure = answer
         guard winner == nil else { return }
@@ -438,6 +450,7 @@ final class ProxyRequest {
     private func failOver(afterBadAnswer attempt: UpstreamAttempt, _ message: String) -> Bool {
         gateway.health.byProvider[attempt.provider.settings.name]?.record(failed: true, latencyMilliseconds: attempt.elapsedMilliseconds)
         recordProviderError(attempt, status: 502, failure: nil)
+        feedback(attempt, status: 502)
         guard gateway.configuration.routing.failover.enabled else { return false }
         winner = nil
         lastFailure = FailedAnswer(attempt: attempt, status: 502, headers: [], body: [], failure: .other(message))
@@ -451,6 +464,7 @@ final class ProxyRequest {
         switch failure {
         case .timeout?: reason = "timeout"
         case .connection?, .other?: reason = "connection"
+        case .tooLarge?: reason = "too_large"
         case nil: reason = String(status)
         }
         gateway.services.metrics.recordProviderError(provider: attempt.provider.settings.name, reason: reason)
@@ -462,7 +476,7 @@ final class ProxyRequest {
         let settings = gateway.configuration.routing.failover
         switch answer.failure {
         case .timeout?: return settings.onTimeout
-        case .connection?, .other?: return true
+        case .connection?, .other?, .tooLarge?: return true
         case nil: return settings.onStatusCodes.contains(answer.status)
         }
     }
@@ -471,6 +485,8 @@ final class ProxyRequest {
     /// `Retry-After`, capped by max_delay), when retries are on and the deadline allows.
     private func scheduleRetry(_ answer: FailedAnswer) -> Bool {
         let settings = gateway.configuration.routing.retry
+        // The same deployment would send the same oversized answer again: fail over instead.
+        if case .tooLarge? = answer.failure { return false }
         let key = ObjectIdentifier(answer.attempt.provider)
         let done = retriesByProvider[key, default: 0]
         guard settings.enabled, done < settings.maxRetries else { return false }

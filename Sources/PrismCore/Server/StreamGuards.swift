@@ -14,6 +14,10 @@ extension ProxyRequest {
         streamIdleCheck = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
             let request = bound.value
             guard !request.finished else { return }
+            // Paused because the client reads slowly (write_timeout governs that): not a stall.
+            if request.winner?.receiver?.isPaused == true || request.handler?.isWritable == false {
+                request.lastStreamDataAt = monotonicNanoseconds()
+            }
             if monotonicNanoseconds() - request.lastStreamDataAt >= timeout {
                 request.failStream(message: "no data for server.stream_idle_timeout "
                     + "(\(request.gateway.configuration.server.streamIdleTimeout)): the stream stalled", type: "timeout_error")
@@ -29,7 +33,7 @@ extension ProxyRequest {
         guard !finished, active.contains(where: { $0 === attempt }) else { return }
         if let transfer = attempt.transfer { gateway.transport.cancel(transfer) }
         upstreamComplete(attempt, status: 0, headers: [], body: [],
-                         failure: .other("the answer is larger than server.max_response_body_size (\(limit) bytes)"))
+                         failure: .tooLarge("the answer is larger than server.max_response_body_size (\(limit) bytes)"))
     }
 
     /// shutdown_timeout reached with this request still running: it ends now, with an error the

@@ -10,9 +10,12 @@ enum TransportFailure: Error, Sendable {
     case timeout
     case connection(String)
     case other(String)
+    /// A buffered answer past server.max_response_body_size (the transfer was stopped).
+    case tooLarge(String)
 
     var message: String {
         switch self {
+        case let .tooLarge(detail): return detail
         case .timeout: return "the upstream did not answer in time"
         case let .connection(detail): return "could not connect to the upstream: \(detail)"
         case let .other(detail): return "upstream transfer failed: \(detail)"
