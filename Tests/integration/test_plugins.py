@@ -2,6 +2,7 @@
 and refusal of broken, writable and duplicate plugins (the gateway keeps running with the rest)."""
 
 import os
+import shutil
 import re
 
 import pytest
@@ -249,3 +250,98 @@ def test_two_files_claiming_one_name_stop_startup_naming_both(gateway, make_plug
     path.write_text(open(gw.config_path).read())
     result = run_prism("validate", "--config", str(path), "--plugins-dir", str(plugins))
     assert result.returncode == 1 and "duplicate" in result.stderr, result.stderr
+
+
+def test_overwriting_a_loaded_plugin_file_does_not_touch_the_running_gateway(gateway, make_plugins_dir,
+                                                                             c_plugins, mock_upstream,
+                                                                             dist_plugins_dir):
+    """`cp new.so plugins/x.so` rewrites the file in place (same inode). The host maps a private,
+    sealed in-memory copy, so the running code is not the file's."""
+    plugins = make_plugins_dir([c_plugins / C_EXAMPLE])
+    cfg = make_config({"cprov": {"api_format": "c-example", "base_url": mock_upstream.base_url,
+                                 "api_key": "sk-c-example", "models": ["c-model"]}})
+    gw = gateway(cfg, plugins_dir=plugins)
+    assert post(gw.url("/v1/chat/completions"), chat_body("c-model")).status == 200
+    target = plugins / C_EXAMPLE
+    inode = target.stat().st_ino
+    # In place, as cp does: truncate and write other bytes (another plugin) into the same inode.
+    with open(target, "r+b") as f:
+        f.truncate(0)
+        f.write((dist_plugins_dir / "router-round-robin.so").read_bytes())
+    assert target.stat().st_ino == inode
+    for _ in range(5):
+        answer = post(gw.url("/v1/chat/completions"), chat_body("c-model"))
+        assert answer.status == 200, answer.text
+    with SSEStream(gw.url("/v1/chat/completions"), chat_body("c-model", stream=True)) as stream:
+        assert parse_chunks(stream.read_all())[1]
+    assert gw.proc.poll() is None, gw.log_tail()
+
+
+def _patched_copy(source, target, old: bytes, new: bytes):
+    """A copy of a built plugin with one same-length string changed (the ELF stays valid)."""
+    assert len(old) == len(new)
+    data = source.read_bytes()
+    assert data.count(old) >= 1, f"{old!r} not in {source}"
+    target.write_bytes(data.replace(old, new))
+    target.chmod(0o755)
+
+
+def test_a_changed_plugin_file_is_its_new_version_at_the_next_reload(gateway, make_plugins_dir, c_plugins,
+                                                                     mock_upstream, tmp_path):
+    """A reload loads a changed .so as the new version of its plugin (same component names);
+    a changed file that is refused leaves the working version serving."""
+    plugins = make_plugins_dir([c_plugins / C_EXAMPLE])
+    cfg = make_config({"cprov": {"api_format": "c-example", "base_url": mock_upstream.base_url,
+                                 "models": ["c-model"]}}, level="debug", admin={"token": "adm-test-token-0123456789"})
+    gw = gateway(cfg, plugins_dir=plugins)
+    gw.wait_for_log(r"plugin loaded: dev\.prism\.example\.c-provider 1\.0\.0")
+    assert post(gw.url("/v1/chat/completions"), chat_body("c-model")).status == 200
+    admin = {"authorization": "Bearer adm-test-token-0123456789"}
+
+    # A new build replaces the file (as `cp` does: the same inode, other bytes).
+    staged = tmp_path / "next.so"
+    _patched_copy(c_plugins / C_EXAMPLE, staged, b"\x001.0.0\x00", b"\x001.0.7\x00")
+    with open(plugins / C_EXAMPLE, "r+b") as f:
+        f.truncate(0)
+        f.write(staged.read_bytes())
+    assert post(gw.url("/-/reload"), headers=admin).status == 200
+    gw.wait_for_log(r"plugin loaded: dev\.prism\.example\.c-provider 1\.0\.7")
+    gw.wait_for_log(r"changed on disk: its new version is loaded")
+    answer = post(gw.url("/v1/chat/completions"), chat_body("c-model"))
+    assert answer.status == 200 and answer.headers["x-prism-provider"] == "cprov", answer.text
+
+    # A broken new version is refused; the loaded one keeps serving, through further reloads too.
+    (plugins / C_EXAMPLE).unlink()
+    shutil.copyfile(c_plugins / "broken" / "missing-entry.so", plugins / C_EXAMPLE)
+    (plugins / C_EXAMPLE).chmod(0o755)
+    assert post(gw.url("/-/reload"), headers=admin).status == 200
+    gw.wait_for_log(r"new version was refused \(the loaded version stays\): missing entry symbol")
+    for _ in range(2):
+        assert post(gw.url("/v1/chat/completions"), chat_body("c-model")).status == 200
+        assert post(gw.url("/-/reload"), headers=admin).status == 200
+    assert gw.proc.poll() is None, gw.log_tail()
+
+
+def test_a_swift_plugin_built_with_another_toolchain_is_refused(dist_plugins_dir, make_plugins_dir, run_prism,
+                                                                tmp_path):
+    """Swift has no stable ABI on Linux: a Swift plugin whose .comment names another toolchain
+    than the gateway's is refused before it is mapped, with the reason; C plugins are not checked."""
+    source = dist_plugins_dir / "router-round-robin.so"
+    data = source.read_bytes()
+    marker = b"llvm-project.git "
+    at = data.index(marker) + len(marker)
+    commit = data[at:at + 12]
+    assert all(c in b"0123456789abcdef" for c in commit), commit
+    other = bytes(b"0123456789abcdef"[(b"0123456789abcdef".index(c) + 1) % 16] for c in commit)
+    staged = tmp_path / "staged.so"
+    staged.write_bytes(data[:at] + other + data[at + 12:])
+    staged.chmod(0o755)
+    plugins = make_plugins_dir([(staged, "router-other-toolchain.so")], include_dist=False)
+    result = run_prism("plugins", "--plugins-dir", str(plugins))
+    reasons = refused(result.stdout + result.stderr)
+    assert "another Swift toolchain" in reasons.get("router-other-toolchain.so", ""), result.stdout + result.stderr
+    assert "rebuild the plugin with the gateway's toolchain" in reasons["router-other-toolchain.so"]
+    # The same bytes with the gateway's own toolchain line load.
+    plugins = make_plugins_dir([(source, "router-round-robin.so")], include_dist=False)
+    result = run_prism("plugins", "--plugins-dir", str(plugins))
+    assert "router-round-robin.so" in listing(result.stdout), result.stdout + result.stderr
