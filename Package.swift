@@ -72,7 +72,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: swiftSettings),
-        .executableTarget(name: "prism-gateway", dependencies: ["PrismCore"],
+        .executableTarget(name: "prism-gateway", dependencies: ["PrismCore", "PrismWire"],
                           swiftSettings: swiftSettings),
         pluginTarget("PrismProviderOpenAI", folder: "openai"),
         pluginTarget("PrismProviderMock", folder: "mock"),

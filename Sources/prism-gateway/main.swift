@@ -1,5 +1,6 @@
 import Logging
 import PrismCore
+import PrismWire
 
 #if canImport(Glibc)
 import Glibc
@@ -8,6 +9,7 @@ import Glibc
 // prism-gateway [serve] [--config FILE] [--plugins-dir DIR] [--port N] [--host H]
 // prism-gateway validate --config FILE
 // prism-gateway plugins [--plugins-dir DIR] [--config FILE]
+// prism-gateway plugin-test FILE.so [--component NAME] [--config JSON] [--upstream DIR] [--model NAME]
 
 /// Writes to standard error (one write call, so concurrent lines never interleave).
 func printError(_ text: String) {
@@ -28,6 +30,8 @@ func usage() -> Never {
     usage: prism-gateway [serve] [--config FILE] [--plugins-dir DIR] [--port N] [--host H]
            prism-gateway validate --config FILE
            prism-gateway plugins [--plugins-dir DIR] [--config FILE]
+           prism-gateway plugin-test FILE.so [--component NAME] [--config JSON] [--upstream DIR]
+                                     [--model NAME] [--threads N] [--iterations N]
 
     """)
     exit(2)
@@ -114,6 +118,45 @@ func loadConfiguration(_ options: Options) -> GatewayConfiguration? {
     }
 }
 
+/// `plugin-test`: a provider adapter through the conformance cases; exit 0 when all pass.
+func pluginTest(_ arguments: [String]) -> Never {
+    var arguments = arguments[...]
+    guard let file = arguments.popFirst(), !file.hasPrefix("-") else { usage() }
+    var test = PluginConformance(file: file)
+    while let name = arguments.popFirst() {
+        guard let value = arguments.popFirst() else { usage() }
+        switch name {
+        case "--component": test.component = value
+        case "--model": test.model = value
+        case "--upstream": test.upstream = value
+        case "--threads": test.threads = max(1, Int(value) ?? { usage() }())
+        case "--iterations": test.iterations = max(1, Int(value) ?? { usage() }())
+        case "--config":
+            guard case let .object(members)? = try? JSONValue.parse(value) else {
+                printError("--config takes a JSON object: the provider's settings, e.g. '{\"base_url\": \"http://h/v1\"}'\n")
+                exit(2)
+            }
+            test.configuration = members
+        default:
+            printError("unknown option \(name)\n")
+            usage()
+        }
+    }
+    var total = 0, failed = 0
+    let passed = test.run { result in
+        total += 1
+        if !result.passed { failed += 1 }
+        print("\(result.passed ? "ok  " : "FAIL") \(result.name): \(result.detail)")
+    }
+    print("plugin-test \(file): \(total - failed) of \(total) cases passed")
+    exit(passed ? 0 : 1)
+}
+
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "plugin-test" {
+    LoggingSystem.bootstrap { label in LineLogHandler(label: "prism", level: .error) }
+    pluginTest(Array(CommandLine.arguments.dropFirst(2)))
+}
+
 let options = parseOptions()
 LoggingSystem.bootstrap { label in LineLogHandler(label: "prism", level: .info) }
 
@@ -128,7 +171,8 @@ case "validate":
         let directory = options.pluginsDirectory ?? configuration.pluginsDirectory ?? defaultPluginsDirectory()
         var offline = configuration
         offline.redis = nil // shared state in memory: validating connects to nothing
-        _ = try Gateway(configuration: offline, pluginsDirectory: directory, logger: quiet, discover: false)
+        let gateway = try Gateway(configuration: offline, pluginsDirectory: directory, logger: quiet, discover: false)
+        for warning in gateway.configurationWarnings { printError("\(warning)\n") }
     } catch {
         printError("\(configuration.source): error: \(error)\n")
         exit(1)

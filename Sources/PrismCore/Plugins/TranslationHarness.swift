@@ -16,6 +16,14 @@ public final class TranslationHarness {
         registry.loadDirectory(pluginsDirectory)
     }
 
+    /// Loads one plugin file (for `prism-gateway plugin-test`); a refusal is in `refusals`.
+    public init(pluginFile: String) {
+        var logger = Logger(label: "prism.plugin-test")
+        logger.logLevel = .error
+        registry = PluginRegistry(logger: logger)
+        do { try registry.load(pluginFile) } catch { registry.recordRefusal(error) }
+    }
+
     /// Provider component names, sorted.
     public var providerComponents: [String] { registry.providers.keys.sorted() }
 
@@ -55,8 +63,9 @@ public final class HarnessProvider {
     public func request(api: String = "chat.completions", model: String, body: [UInt8], stream: Bool,
                         requestID: String = "bench-request") -> HarnessRequest
     {
-        let path = api == "embeddings" ? "/v1/embeddings" : "/v1/chat/completions"
-        let view = RequestView(api: api, method: "POST", path: path, headers: [("content-type", "application/json")],
+        let path = api == "embeddings" ? "/v1/embeddings" : api == "models.list" ? "/v1/models" : "/v1/chat/completions"
+        let view = RequestView(api: api, method: api == "models.list" ? "GET" : "POST", path: path,
+                               headers: [("content-type", "application/json")],
                                body: body, model: model, requestID: requestID)
         if stream { view.pointer.pointee.flags |= PRISM_REQUEST_STREAM }
         return HarnessRequest(provider: instance, view: view)
@@ -97,6 +106,8 @@ public final class HarnessExchange {
         public let headers: [(name: String, value: String)]
         public let body: [UInt8]
         public let errorMessage: String?
+        /// PRISM_ANSWERED_LOCALLY: the status of the answer the builder holds.
+        public var answerStatus = 0
     }
 
     /// build_request into a fresh upstream builder, as the gateway does for each attempt.
@@ -107,8 +118,57 @@ public final class HarnessExchange {
         let (status, framing) = exchange.buildRequest(view, into: upstream, error: error)
         return BuiltRequest(status: status, framing: framing, method: upstream.method, url: upstream.url,
                             headers: upstream.headers, body: upstream.body,
-                            errorMessage: error.isSet ? error.message : nil)
+                            errorMessage: error.isSet ? error.message : nil,
+                            answerStatus: Int(upstream.status == 0 ? 200 : upstream.status))
     }
+
+    /// translate_response (a 2xx) or translate_error (otherwise), as the gateway calls them for a
+    /// buffered upstream answer. `translated` is false when a non-2xx met no translate_error.
+    public func answer(status: Int, headers: [(String, String)] = [("content-type", "application/json")], body: [UInt8])
+        -> (status: Int32, translated: Bool, clientStatus: Int, clientBody: [UInt8], usage: prism_usage,
+            error: (status: UInt32, type: String, code: String, message: String)?)
+    {
+        let client = MessageBuilder()
+        let error = ErrorCapture()
+        let headerViews = HeaderArray(headers)
+        var usage = prism_usage()
+        var translated = true
+        let result: Int32 = body.withUnsafeBufferPointer { bodyBuffer in
+            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                          headers: headerViews.headers, header_count: headerViews.count,
+                                          body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
+            return withExtendedLifetime(headerViews) {
+                if (200..<300).contains(status) {
+                    let outcome = exchange.translateResponse(&response, into: client, error: error)
+                    usage = outcome.usage
+                    return outcome.status
+                }
+                translated = exchange.translateError(&response, error: error)
+                return PRISM_ERROR_UPSTREAM
+            }
+        }
+        return (result, translated, Int(client.status == 0 ? 200 : client.status), client.body, usage,
+                error.isSet ? (error.httpStatus, error.type, error.code, error.message) : nil)
+    }
+
+    /// finish_stream: the client bytes it produced, and the plugin's error message, if any.
+    public func finishStream() -> (status: Int32, output: [UInt8], error: String?) {
+        let error = ErrorCapture()
+        let status = exchange.finishStream(into: collector, error: error)
+        defer { collector.pending.removeAll() }
+        return (status, collector.pending, error.isSet ? error.message : nil)
+    }
+
+    /// translate_chunk (PRISM_FRAMING_RAW): raw upstream bytes.
+    public func translateChunk(_ bytes: [UInt8]) -> (status: Int32, output: [UInt8], error: String?) {
+        let error = ErrorCapture()
+        let status = bytes.withUnsafeBytes { exchange.translateChunk($0, into: collector, error: error) }
+        defer { collector.pending.removeAll() }
+        return (status, collector.pending, error.isSet ? error.message : nil)
+    }
+
+    /// The usage the stream reported so far.
+    public var streamUsage: prism_usage { collector.usage }
 
     /// translate_event for one upstream event, with the host's stream sink. Returns the status,
     /// the number of client bytes produced (SSE-framed; then dropped, like a flushed write), the
