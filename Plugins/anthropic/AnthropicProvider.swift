@@ -7,6 +7,8 @@ import PrismWire
 /// Configuration: `api_key` (sent as `x-api-key`), `base_url` (default https://api.anthropic.com,
 /// with or without `/v1`), `headers` (extra headers, e.g. `anthropic-beta`).
 final class AnthropicProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = []
+
     static let apiVersion = "2023-06-01"
 
     let messagesURL: String

@@ -40,6 +40,12 @@ enum AnthropicResponse {
         } catch {
             throw PluginError.upstream(status: 502, message: "the upstream answer is not valid JSON: \(error.reason)")
         }
+        // A 200 that is not a message (an error object, another API's answer) is no answer: the
+        // gateway fails over instead of presenting an empty completion as a success.
+        guard message.string("type") == "message" || message.value("content")?.arrayValue != nil else {
+            throw PluginError.upstream(status: 502, message: "the upstream answered 200 with something that is not a message"
+                + (message.object("error")?.string("message").map { ": \($0)" } ?? ""))
+        }
         var text = ""
         var sawText = false
         var calls: [ToolCall] = []

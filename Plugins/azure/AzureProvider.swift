@@ -14,6 +14,8 @@ import PrismWire
 /// 2024-10-21), `deployments` (model name → deployment name; unmapped models use their own
 /// name), `headers`.
 final class AzureProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = ["api_version", "auth_type", "deployments"]
+
     static let defaultAPIVersion = "2024-10-21"
 
     let deploymentsBase: String

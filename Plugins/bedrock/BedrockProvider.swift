@@ -109,6 +109,8 @@ struct BedrockConfiguration: Sendable {
 }
 
 final class BedrockProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = ["aws_region", "regions", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "default_max_tokens"]
+
     let configuration: BedrockConfiguration
     let host: PluginHost
 

@@ -235,6 +235,11 @@ enum CohereChatResponse {
         } catch {
             throw PluginError.upstream(status: 502, message: "the upstream answer is not valid JSON: \(error.reason)")
         }
+        // A 200 without a chat answer's shape (an error object, another API's answer) is no answer.
+        guard answer.string("finish_reason") != nil || answer.object("message") != nil else {
+            throw PluginError.upstream(status: 502, message: "the upstream answered 200 with something that is not a chat answer"
+                + (answer.string("message").map { ": \($0)" } ?? ""))
+        }
         let reason = answer.string("finish_reason")
         guard let finish = finishReason(reason) else { throw failure(reason, message: answer.string("message")) }
         let message = answer.object("message")

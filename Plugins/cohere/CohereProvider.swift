@@ -7,6 +7,8 @@ import PrismWire
 /// Configuration: `api_key` (sent as `Authorization: Bearer`), `base_url` (default
 /// https://api.cohere.com, with or without `/v2`), `headers` (extra headers).
 final class CohereProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = []
+
     let baseURL: String
     let authorization: String?
     let extraHeaders: [(String, String)]

@@ -76,6 +76,8 @@ struct GeminiEndpoint: Sendable {
 }
 
 final class GeminiProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = ["api_version"]
+
     let endpoint: GeminiEndpoint
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
@@ -87,6 +89,8 @@ final class GeminiProvider: ProviderAdapter {
 }
 
 final class VertexAIProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = ["project", "location", "api_version"]
+
     let endpoint: GeminiEndpoint
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
@@ -162,6 +166,12 @@ final class GeminiExchange: ProviderExchange {
         if isEmbeddings, let embedding = embeddingRequest {
             return try GeminiEmbeddings.translate(body, request: embedding, model: model, flavor: endpoint.flavor,
                                                   client: client)
+        }
+        // A 200 that is neither candidates nor a blocked prompt (an error object, another API's
+        // answer) is no answer: the gateway fails over instead of serving an empty completion.
+        guard body["candidates"]?.arrayValue != nil || body["promptFeedback"]?.objectValue != nil else {
+            throw PluginError.upstream(status: 502, message: "Gemini answered 200 with something that is not a generateContent answer"
+                + (body["error"]?["message"]?.stringValue.map { ": \($0)" } ?? ""))
         }
         let answer = GeminiResponse.completion(body, fallbackModel: model, requestID: requestID, created: created)
         client.setStatus(200)

@@ -9,6 +9,8 @@ import PrismWire
 ///
 /// Configuration: `reply` (fixed answer text; default: echoes the last user message).
 final class MockProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = ["reply"]
+
     let instanceName: String
     let fixedReply: String?
     let host: PluginHost

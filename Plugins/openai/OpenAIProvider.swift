@@ -5,6 +5,8 @@ import PrismWire
 /// OpenAI and every OpenAI-compatible server (hosted or self-hosted). The client's body is
 /// forwarded without re-encoding; only `model` and `stream_options` are rewritten when needed.
 final class OpenAIProvider: ProviderAdapter {
+    static let configurationKeys: [String]? = []
+
     /// Base URLs for the OpenAI-compatible `type`s, used when `base_url` is omitted.
     static let defaultBaseURLs: [String: String] = [
         "openai": "https://api.openai.com/v1",

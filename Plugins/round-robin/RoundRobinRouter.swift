@@ -6,6 +6,8 @@ import Synchronization
 /// The default routing strategy: healthy candidates in turn, then the unhealthy ones as a last
 /// resort (so a request still has somewhere to go when the host's health view is pessimistic).
 final class RoundRobinRouter: RoutingStrategy {
+    static let configurationKeys: [String]? = []
+
     private let counter = Atomic<UInt64>(0)
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {}

@@ -35,7 +35,12 @@ private func weightedOrder(_ weights: [Double], using generator: inout some Rand
     return order
 }
 
+/// The `routing:` keys the strategies read (each reads its own; any of them may be configured).
+let strategyKeys: [String]? = ["prices", "fastest", "least_latency", "adaptive"]
+
 final class WeightedStrategy: RoutingStrategy {
+    static let configurationKeys: [String]? = strategyKeys
+
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {}
 
     func select(_ request: PluginRequest, candidates: [Candidate]) throws(PluginError) -> [Int] {
@@ -48,6 +53,8 @@ final class WeightedStrategy: RoutingStrategy {
 /// deployment gets measured), and 5% of requests explore in random order so a provider that got
 /// faster is noticed.
 final class LeastLatencyStrategy: RoutingStrategy {
+    static let configurationKeys: [String]? = strategyKeys
+
     let exploration: Double
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
@@ -68,6 +75,8 @@ final class LeastLatencyStrategy: RoutingStrategy {
 /// Cheapest deployment first, from `routing.prices`: `"<provider>/<model>"` (or `"<model>"`)
 /// → `{input: USD per 1M tokens, output: USD per 1M tokens}`. Unpriced deployments go last.
 final class CostOptimizedStrategy: RoutingStrategy {
+    static let configurationKeys: [String]? = strategyKeys
+
     let prices: [String: Double]
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
@@ -94,6 +103,8 @@ final class CostOptimizedStrategy: RoutingStrategy {
 /// Races the best `routing.fastest.race` candidates (default 2): the host sends the request to
 /// all of them, the first answer wins and the others are cancelled. Ranked by recent latency.
 final class FastestStrategy: RoutingStrategy {
+    static let configurationKeys: [String]? = strategyKeys
+
     let race: UInt32
     let ranking: LeastLatencyStrategy
 
@@ -113,6 +124,8 @@ final class FastestStrategy: RoutingStrategy {
 /// then a weighted random order on those scores. Fast, reliable deployments get most traffic;
 /// the others keep a share in proportion, so recovery is noticed without a separate probe.
 final class AdaptiveStrategy: RoutingStrategy {
+    static let configurationKeys: [String]? = strategyKeys
+
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {}
 
     func select(_ request: PluginRequest, candidates: [Candidate]) throws(PluginError) -> [Int] {

@@ -67,6 +67,8 @@ public struct PluginError: Error, Sendable {
     public var type: String
     public var code: String
     public var message: String
+    /// Headers for the client's error answer (e.g. the upstream's retry-after); ABI 1.4 hosts.
+    public var headers: [(name: String, value: String)] = []
 
     public init(status: prism_status, httpStatus: UInt32 = 0, type: String, code: String, message: String) {
         self.status = status
@@ -109,6 +111,16 @@ public struct PluginError: Error, Sendable {
                 withPrismString(code) { code in
                     withPrismString(message) { message in
                         set(sink.pointee.context, httpStatus, type, code, message)
+                    }
+                }
+            }
+            let headerField = MemoryLayout<prism_error_sink>.offset(of: \prism_error_sink.add_header)!
+            if !headers.isEmpty, Int(sink.pointee.struct_size) >= headerField + MemoryLayout<UnsafeRawPointer>.size,
+               let add = sink.pointee.add_header
+            {
+                for header in headers {
+                    withPrismString(header.name) { name in
+                        withPrismString(header.value) { value in _ = add(sink.pointee.context, name, value) }
                     }
                 }
             }

@@ -4,6 +4,10 @@ import PrismWire
 /// A provider adapter: translation between OpenAI's format and one provider's wire format. One
 /// instance per configured provider; shared by all requests, so it must be thread-safe.
 public protocol ProviderAdapter: AnyObject, Sendable {
+    /// The configuration keys this adapter reads besides the gateway's own (api_key, base_url,
+    /// models, headers, ...): the host warns about any other key (ABI 1.4 config_keys). nil: not
+    /// declared, nothing is warned.
+    static var configurationKeys: [String]? { get }
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError)
     /// Per-request translation state.
     func makeExchange() -> any ProviderExchange
@@ -35,6 +39,18 @@ public protocol ProviderExchange: AnyObject {
     func translateError(_ response: PluginResponse) -> PluginError
 }
 
+extension ProviderAdapter {
+    public static var configurationKeys: [String]? { nil }
+}
+
+extension Middleware {
+    public static var configurationKeys: [String]? { nil }
+}
+
+extension RoutingStrategy {
+    public static var configurationKeys: [String]? { nil }
+}
+
 extension ProviderExchange {
     public func translateChunk(_ chunk: UnsafeRawBufferPointer, client: StreamSink) throws(PluginError) {
         throw PluginError.unsupported("this provider does not take raw stream chunks")
@@ -57,6 +73,8 @@ public enum MiddlewareAction: Sendable {
 
 /// A middleware: runs before routing for every request. Thread-safe.
 public protocol Middleware: AnyObject, Sendable {
+    /// The keys of its configuration it reads (ABI 1.4 config_keys); nil: not declared.
+    static var configurationKeys: [String]? { get }
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError)
     func onRequest(_ request: PluginRequest, context: RequestContext, localResponse: HTTPBuilder) -> MiddlewareAction
     func onComplete(_ request: PluginRequest, context: RequestContext, completion: Completion)
@@ -90,6 +108,8 @@ public struct PendingDecision: @unchecked Sendable {
 
 /// A routing strategy: ranks candidates for a request. Called concurrently.
 public protocol RoutingStrategy: AnyObject, Sendable {
+    /// The `routing:` keys it reads besides the gateway's own (ABI 1.4 config_keys); nil: not declared.
+    static var configurationKeys: [String]? { get }
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError)
     /// Candidate indices, best first.
     func select(_ request: PluginRequest, candidates: [Candidate]) throws(PluginError) -> [Int]

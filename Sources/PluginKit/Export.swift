@@ -275,9 +275,27 @@ private func makeProviderTable(slot: Int) -> UnsafeMutablePointer<prism_provider
         },
         translate_error: { state, response, errorSink in
             guard let exchange = exchange(state), let response else { return PRISM_ERROR_INTERNAL }
-            return exchange.translateError(PluginResponse(response)).report(to: errorSink)
-        }))
+            let upstream = PluginResponse(response)
+            var error = exchange.translateError(upstream)
+            // The upstream's wait hint reaches the client unless the adapter chose otherwise.
+            if !error.headers.contains(where: { $0.name.lowercased() == "retry-after" }),
+               let retryAfter = upstream.header("retry-after")
+            {
+                error.headers.append(("retry-after", retryAfter))
+            }
+            return error.report(to: errorSink)
+        },
+        config_keys: cStringList(Registry.providerTypes[slot]?.configurationKeys)))
     return table
+}
+
+/// A 1.4 config_keys list: NULL-terminated, strdup'd, kept until exit (like the vtable).
+private func cStringList(_ keys: [String]?) -> UnsafePointer<UnsafePointer<CChar>?>? {
+    guard let keys else { return nil }
+    let list = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: keys.count + 1)
+    for (index, key) in keys.enumerated() { (list + index).initialize(to: UnsafePointer(strdup(key))) }
+    (list + keys.count).initialize(to: nil)
+    return UnsafePointer(list)
 }
 
 private func makeMiddlewareTable(slot: Int) -> UnsafeMutablePointer<prism_middleware_v1> {
@@ -311,7 +329,8 @@ private func makeMiddlewareTable(slot: Int) -> UnsafeMutablePointer<prism_middle
             guard let instance, let request, let context else { return }
             let middleware = Unmanaged<MiddlewareBox>.fromOpaque(instance).takeUnretainedValue().middleware
             middleware.onStreamEvent(PluginRequest(request), context: RequestContext(context), event: event.buffer)
-        }))
+        },
+        config_keys: cStringList(Registry.middlewareTypes[slot]?.configurationKeys)))
     return table
 }
 
@@ -355,7 +374,8 @@ private func makeRouterTable(slot: Int) -> UnsafeMutablePointer<prism_router_v1>
         parallel_attempts: { instance in
             guard let instance else { return 1 }
             return Unmanaged<RouterBox>.fromOpaque(instance).takeUnretainedValue().router.parallelAttempts
-        }))
+        },
+        config_keys: cStringList(Registry.routerTypes[slot]?.configurationKeys)))
     return table
 }
 

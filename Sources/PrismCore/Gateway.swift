@@ -30,6 +30,8 @@ final class Activity: Sendable {
 /// requests in flight keep the one they started with until they finish.
 public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
+    /// Keys nobody reads (a typo): not the gateway, nor the plugin that declared its own keys.
+    public let configurationWarnings: [String]
     public let services: GatewayServices
     public var registry: PluginRegistry { services.registry }
     var activity: Activity { services.activity }
@@ -75,6 +77,14 @@ public final class Gateway: Sendable {
                 + "component name; remove one of them (the gateway will not guess which should receive its configuration)")
         }
 
+        var warnings: [String] = []
+        /// A component that declared its keys (ABI 1.4 config_keys) is told apart from a typo.
+        func checkKeys(_ keys: [(String, SourceLocation)], declared: [String]?, path: String, owner: String) {
+            guard let declared else { return }
+            for (key, location) in keys where !declared.contains(key) {
+                warnings.append("\(location): warning: \(path).\(key): unknown key (neither the gateway nor \(owner) reads it)")
+            }
+        }
         var providers: [ProviderInstance] = []
         var gates: [String: AdmissionGate] = [:]
         for settings in configuration.providers {
@@ -83,6 +93,8 @@ public final class Gateway: Sendable {
                 throw StartupError(description: "provider '\(settings.name)' (\(settings.location)): no loaded plugin "
                     + "provides api_format '\(settings.apiFormat)' (loaded: \(registry.providers.keys.sorted().joined(separator: ", ")))")
             }
+            checkKeys(settings.pluginKeys, declared: component.configKeys, path: "providers.\(settings.name)",
+                      owner: "provider plugin '\(componentName)'")
             let timeout = settings.defaultTimeout ?? configuration.server.defaultRequestTimeout
             do {
                 let instance = try ProviderInstance(settings: settings, component: component, registry: registry,
@@ -105,6 +117,10 @@ public final class Gateway: Sendable {
                 if settings.name == "auth" && off && configuration.middleware.count == 1 { continue }
                 throw StartupError(description: "middleware '\(settings.name)' is configured but no loaded plugin provides it")
             }
+            if let location = settings.location, let members = settings.configuration.objectValue {
+                checkKeys(members.map { ($0.0, location) }, declared: component.configKeys.map { $0 + ["enabled"] },
+                          path: "middleware \(settings.name)", owner: "middleware plugin '\(settings.name)'")
+            }
             do {
                 middleware.append(try MiddlewareInstance(settings: settings, component: component, registry: registry))
             } catch {
@@ -116,6 +132,8 @@ public final class Gateway: Sendable {
         let strategy = configuration.routing.defaultStrategy
         var router: RouterInstance?
         if let component = registry.routers[strategy] {
+            checkKeys(configuration.routing.pluginKeys, declared: component.configKeys, path: "routing",
+                      owner: "routing strategy '\(strategy)'")
             do {
                 router = try RouterInstance(name: strategy, component: component, registry: registry,
                                             configuration: configuration.routing.section)
@@ -127,6 +145,7 @@ public final class Gateway: Sendable {
                 + "(loaded: \(registry.routers.keys.sorted().joined(separator: ", ")))")
         }
 
+        configurationWarnings = warnings
         transport = services.transport
         let catalog = ModelCatalog(providers: providers)
         if discover {

@@ -134,6 +134,7 @@ static prism_action quota_on_request(void *instance, const prism_request *reques
 
 static const prism_middleware_v1 quota_table = {
     sizeof(prism_middleware_v1), quota_new, quota_destroy, quota_on_request, NULL, NULL, NULL,
+    NULL /* config_keys (1.4): not declared */,
 };
 
 static const prism_component components[] = {

@@ -27,11 +27,12 @@ public struct ConfigLoader {
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
                                           "max_response_body_size", "stream_idle_timeout", "max_request_body_size", "default_request_timeout"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
+    /// The provider keys the gateway itself reads (or, the last four, accepts as the seed documents
+    /// them). Every other key belongs to the provider plugin, which declares the ones it reads
+    /// (ABI 1.4 `config_keys`); Gateway warns about the rest once the plugins are known.
     static let providerKeys: Set<String> = [
         "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
-        "conn_pool_size", "headers", "weight", "priority", "reply", "project", "location", "api_version",
-        "auth_type", "deployments", "aws_region", "aws_access_key_id", "aws_secret_access_key",
-        "aws_session_token", "regions", "credentials_file", "auto_discover", "skip_tls", "local",
+        "conn_pool_size", "headers", "weight", "priority", "credentials_file", "auto_discover", "skip_tls", "local",
     ]
     static let authKeys: Set<String> = ["enabled", "keys"]
     static let authKeyEntryKeys: Set<String> = ["name", "key", "key_sha256", "owner", "models", "rate_limit_rpm",
@@ -133,9 +134,7 @@ public struct ConfigLoader {
                 continue
             }
             if name.contains("/") { error(location, path, "a provider name cannot contain '/'") }
-            for (key, keyLocation, _) in entries(section) where !ConfigLoader.providerKeys.contains(key) {
-                warning(keyLocation, "\(path).\(key)", "unknown key (passed to the provider plugin as is)")
-            }
+            let pluginKeys = entries(section).filter { !ConfigLoader.providerKeys.contains($0.0) }.map { ($0.0, $0.1) }
             let type = string(section["type"], "\(path).type")
             var apiFormat = string(section["api_format"], "\(path).api_format")
             if apiFormat == nil {
@@ -167,7 +166,7 @@ public struct ConfigLoader {
                 defaultTimeout: duration(section["default_timeout"], "\(path).default_timeout"),
                 maxConcurrent: integer(section["max_concurrent"], "\(path).max_concurrent", range: 1...100_000),
                 connectionPoolSize: integer(section["conn_pool_size"], "\(path).conn_pool_size", range: 1...10_000),
-                section: json, location: location))
+                section: json, location: location, pluginKeys: pluginKeys))
         }
         return providers
     }

@@ -79,6 +79,8 @@ public struct ProviderSettings: Sendable {
     /// The whole section (environment expanded) as JSON, given to the provider plugin.
     public var section: JSONValue
     public var location: SourceLocation
+    /// The section's keys the gateway does not read itself, where they are (for the plugin).
+    public var pluginKeys: [(String, SourceLocation)] = []
 
     /// Types whose `/v1/models` the host reads at startup to learn their models.
     public var discoversModels: Bool { type == "ollama" || type == "vllm" }
@@ -91,6 +93,8 @@ public struct MiddlewareSettings: Sendable {
 }
 
 public struct RoutingSettings: Sendable {
+    /// `routing:` keys the gateway does not read itself, where they are (for the strategy plugin).
+    public var pluginKeys: [(String, SourceLocation)] = []
     public var defaultStrategy = "round-robin"
     /// `routing.weights`: provider name → weight (default 1).
     public var weights: [String: UInt32] = [:]

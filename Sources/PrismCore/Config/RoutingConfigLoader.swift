@@ -1,9 +1,9 @@
 import PrismWire
 
 extension ConfigLoader {
+    /// The `routing:` keys the gateway reads; the strategy plugin declares its own (config_keys).
     static let routingKeys: Set<String> = ["default_strategy", "weights", "targets", "model_fallbacks", "failover",
-                                           "circuit_breaker", "retry", "prices", "fastest", "adaptive",
-                                           "least_latency"]
+                                           "circuit_breaker", "retry"]
 
     /// `routing:` and the top-level `model_map:`.
     mutating func readRouting(_ node: YAMLNode?, modelMap: YAMLNode?) -> RoutingSettings {
@@ -17,9 +17,7 @@ extension ConfigLoader {
         }
         guard let node else { return settings }
         settings.section = toJSON(node)
-        for (key, location, _) in entries(node) where !ConfigLoader.routingKeys.contains(key) {
-            warning(location, "routing.\(key)", "unknown key (passed to the strategy plugin as is)")
-        }
+        settings.pluginKeys = entries(node).filter { !ConfigLoader.routingKeys.contains($0.0) }.map { ($0.0, $0.1) }
         if let strategy = string(node["default_strategy"], "routing.default_strategy") { settings.defaultStrategy = strategy }
         for (provider, _, weight) in entries(node["weights"]) {
             if let value = integer(weight, "routing.weights.\(provider)", range: 0...1_000_000) {

@@ -68,6 +68,7 @@ public final class GatewayRuntime: Sendable {
         let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
         for problem in problems { logger.warning("\(problem)") }
         let gateway = try Gateway(configuration: effective, services: services, logger: logger)
+        for warning in gateway.configurationWarnings { logger.warning("\(warning)") }
         generation = Mutex(Generation(gateway: gateway, file: file, number: 1))
         fileSignature.withLock { $0 = GatewayRuntime.signature(of: configPath) }
     }
@@ -122,6 +123,7 @@ public final class GatewayRuntime: Sendable {
             let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
             notes += problems
             gateway = try Gateway(configuration: effective, services: services, logger: logger)
+            notes += gateway.configurationWarnings
         } catch {
             if let replaced { services.registry.restoreSharedState(replaced) }
             return reject(trigger, "\(error)")

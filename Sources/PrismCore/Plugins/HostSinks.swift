@@ -12,6 +12,8 @@ final class ErrorCapture {
     var code = ""
     var message = ""
     var isSet = false
+    /// Headers for the client's error answer (1.4 `add_header`, e.g. the upstream's Retry-After).
+    var headers: [(String, String)] = []
 
     func withSink<Result>(_ body: (UnsafePointer<prism_error_sink>) -> Result) -> Result {
         var sink = prism_error_sink(
@@ -24,6 +26,11 @@ final class ErrorCapture {
                 capture.code = code.hostString
                 capture.message = message.hostString
                 capture.isSet = true
+            },
+            add_header: { context, name, value in
+                guard let lowered = validatedHeaderName(name, value: value) else { return PRISM_ERROR_INVALID_REQUEST }
+                Unmanaged<ErrorCapture>.fromOpaque(context!).takeUnretainedValue().headers.append((lowered, value.hostString))
+                return PRISM_OK
             })
         return withUnsafePointer(to: &sink) { body($0) }
     }

@@ -1,3 +1,4 @@
+import CFFI
 import Logging
 import PrismPluginABI
 import Synchronization
@@ -11,8 +12,20 @@ public struct LoadedComponent<Table>: @unchecked Sendable {
     public let name: String
     public let pluginID: String
     public let file: String
-    /// The plugin's static vtable (valid until exit: plugins are never unloaded).
+    /// The host's zero-padded copy of the plugin's vtable (valid until exit: plugins are never
+    /// unloaded), so a field past an older plugin's table reads as NULL.
     let table: UnsafePointer<Table>
+    /// The configuration keys the component declared it reads (1.4 `config_keys`); nil when it
+    /// declared none.
+    public var configKeys: [String]? = nil
+}
+
+/// A 1.4 `config_keys` list: NULL-terminated C strings (at most 1,024 read).
+private func declaredKeys(_ list: UnsafePointer<UnsafePointer<CChar>?>?) -> [String]? {
+    guard let list else { return nil }
+    var keys: [String] = []
+    while keys.count < 1024, let key = list[keys.count] { keys.append(String(cString: key)) }
+    return keys
 }
 
 /// What `prism-gateway plugins` shows for one file.
@@ -50,9 +63,21 @@ public final class PluginRegistry: @unchecked Sendable {
     /// "prism.shared_state.v1": memory, or Redis when configured. Instances created after a
     /// reload that changed `redis:` get the new one.
     private let currentSharedState: Mutex<SharedStateService>
-    /// Files loaded so far, by path, with the inode they had (plugins are never unloaded, so a
-    /// reload loads only new files).
-    private var loadedFiles: [String: UInt64] = [:]
+    /// Files loaded so far, by path, with what their file looked like then (plugins are never
+    /// unloaded: a reload loads new files, and a changed file as a new version of its plugin).
+    private var loadedFiles: [String: FileSignature] = [:]
+
+    /// Enough of a file's `stat` to tell that it was replaced or rewritten in place.
+    struct FileSignature: Equatable {
+        let device: UInt64, inode: UInt64, size: Int64, modifiedSeconds: Int, modifiedNanoseconds: Int
+        init(_ status: stat) {
+            device = UInt64(status.st_dev)
+            inode = UInt64(status.st_ino)
+            size = Int64(status.st_size)
+            modifiedSeconds = Int(status.st_mtim.tv_sec)
+            modifiedNanoseconds = Int(status.st_mtim.tv_nsec)
+        }
+    }
     let logger: Logger
     /// Host tables already made, by identity: PLUGIN_API.md lets a plugin keep them until exit, so
     /// they are never freed, and a reload that configures the same instance again reuses its table
@@ -112,6 +137,38 @@ public final class PluginRegistry: @unchecked Sendable {
         }
     }
 
+    /// The file's bytes in a sealed memfd (kept open, like the plugin, for the life of the
+    /// process), to dlopen through /proc/self/fd. Returns the descriptor.
+    static func privateCopy(of path: String, refuse: (String) -> PluginRefusal) throws(PluginRefusal) -> Int32 {
+        let source = open(path, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else { throw refuse("cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(source) }
+        let name = "prism-plugin:" + (path.split(separator: "/").last.map(String.init) ?? "plugin")
+        let copy = prism_memfd_create(name)
+        guard copy >= 0 else { throw refuse("memfd_create failed: \(String(cString: strerror(errno)))") }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = read(source, &buffer, buffer.count)
+            if count == 0 { break }
+            guard count > 0 else {
+                close(copy)
+                throw refuse("cannot read: \(String(cString: strerror(errno)))")
+            }
+            var written = 0
+            while written < count {
+                let result = buffer.withUnsafeBytes { write(copy, $0.baseAddress! + written, count - written) }
+                guard result > 0 else {
+                    close(copy)
+                    throw refuse("cannot copy: \(String(cString: strerror(errno)))")
+                }
+                written += result
+            }
+        }
+        // Sealed: nothing in the process can change the copy either.
+        _ = prism_memfd_seal(copy)
+        return copy
+    }
+
     /// A vtable as the host reads it: the plugin's `size` bytes (it may be an older, shorter
     /// table), the rest zero, so no field past the plugin's table is ever read. Never freed, like
     /// the plugin.
@@ -121,6 +178,8 @@ public final class PluginRegistry: @unchecked Sendable {
         copy.copyMemory(from: vtable, byteCount: min(size, MemoryLayout<Table>.size))
         return UnsafePointer(copy.assumingMemoryBound(to: Table.self))
     }
+
+    func recordRefusal(_ refusal: PluginRefusal) { refusals.append(refusal) }
 
     /// Loads every `*.so` in `directory` (sorted by name, not recursive). Refusals are logged and
     /// recorded; loading goes on with the rest.
@@ -139,33 +198,54 @@ public final class PluginRegistry: @unchecked Sendable {
         closedir(handle)
         for name in names.sorted() {
             let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-            if let inode = loadedFiles[path] {
+            var replacing = false
+            if let signature = loadedFiles[path] {
                 var status = stat()
-                if stat(path, &status) == 0, UInt64(status.st_ino) != inode {
-                    logger.warning("plugin \(path) changed on disk; plugins are never unloaded, so the new version loads at the next restart")
-                    loadedFiles[path] = UInt64(status.st_ino)
-                }
-                continue
+                guard stat(path, &status) == 0, FileSignature(status) != signature else { continue }
+                // A changed file is a new version. The old one stays mapped (plugins are never
+                // unloaded) for the generation that runs on it; the next generation uses the new.
+                replacing = true
             }
             do {
-                try load(path)
+                try load(path, replacing: replacing)
+                if replacing { logger.info("plugin \(path) changed on disk: its new version is loaded") }
             } catch {
-                refusals.append(error)
-                logger.error("plugin refused: \(error.file): \(error.reason)")
+                if replacing {
+                    // Keep serving the version that works; try the file again when it changes.
+                    var status = stat()
+                    if stat(path, &status) == 0 { loadedFiles[path] = FileSignature(status) }
+                    logger.error("plugin \(path) changed on disk but its new version was refused (the loaded version stays): \(error.reason)")
+                } else {
+                    refusals.append(error)
+                    logger.error("plugin refused: \(error.file): \(error.reason)")
+                }
             }
         }
     }
 
     /// Loads one plugin file, or throws why it was refused. Nothing is registered unless the whole
     /// plugin is valid.
-    public func load(_ path: String) throws(PluginRefusal) {
+    /// `replacing`: the file was loaded before and changed; its components may take over the
+    /// names the earlier version of this same file registered.
+    public func load(_ path: String, replacing: Bool = false) throws(PluginRefusal) {
         func refuse(_ reason: String) -> PluginRefusal { PluginRefusal(file: path, reason: reason) }
         var status = stat()
         guard stat(path, &status) == 0 else { throw refuse("cannot stat: \(String(cString: strerror(errno)))") }
         guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 else { throw refuse("file is group- or world-writable") }
+        // The host maps a private in-memory copy, never the file itself: overwriting a loaded .so
+        // in place (`cp new.so plugins/x.so`, what every author does while iterating) would
+        // otherwise change the code under the running process and crash it.
+        let copy = try PluginRegistry.privateCopy(of: path, refuse: refuse)
+        if let reason = SwiftToolchainCheck.refusal(forPlugin: copy) {
+            close(copy)
+            throw refuse(reason)
+        }
         // RTLD_NODELETE: a Swift plugin unmapped by dlclose leaves dangling runtime metadata, so
         // plugins stay mapped for the life of the process (and the host never calls dlclose).
-        guard let library = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+        // The descriptor stays open once loaded: glibc finds an already loaded object by its path,
+        // so a reused descriptor number must never name a second plugin.
+        guard let library = dlopen("/proc/self/fd/\(copy)", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+            close(copy)
             throw refuse("dlopen failed: \(dlerror().map { String(cString: $0) } ?? "unknown error")")
         }
         guard let symbol = dlsym(library, PRISM_PLUGIN_ENTRY_SYMBOL) else {
@@ -181,7 +261,7 @@ public final class PluginRegistry: @unchecked Sendable {
         guard result == PRISM_OK else { throw refuse("entry function returned status \(result)") }
         guard let descriptorPointer else { throw refuse("entry function returned no descriptor") }
 
-        let minimumDescriptor = MemoryLayout<prism_plugin_descriptor>.size
+        let minimumDescriptor = Int(PRISM_PLUGIN_DESCRIPTOR_SIZE_1_0)
         let size = Int(descriptorPointer.pointee.struct_size)
         guard size >= minimumDescriptor else {
             throw refuse("descriptor struct_size \(size) is smaller than \(minimumDescriptor)")
@@ -207,8 +287,8 @@ public final class PluginRegistry: @unchecked Sendable {
         for index in 0..<Int(descriptor.component_count) {
             let component = descriptor.components[index]
             let componentSize = Int(component.struct_size)
-            guard componentSize >= MemoryLayout<prism_component>.size else {
-                throw refuse("component \(index): struct_size \(componentSize) is smaller than \(MemoryLayout<prism_component>.size)")
+            guard componentSize >= Int(PRISM_COMPONENT_SIZE_1_0) else {
+                throw refuse("component \(index): struct_size \(componentSize) is smaller than \(PRISM_COMPONENT_SIZE_1_0)")
             }
             guard let namePointer = component.name else { throw refuse("component \(index) has no name") }
             let name = String(cString: namePointer)
@@ -222,7 +302,9 @@ public final class PluginRegistry: @unchecked Sendable {
             func required(_ present: Bool, _ function: String) throws(PluginRefusal) {
                 if !present { throw refuse("\(kindName(component.kind)) \"\(name)\": required function \(function) is NULL") }
             }
-            func duplicate(_ existing: String?) throws(PluginRefusal) {
+            func duplicate(_ registered: String?, inThisFile: Bool) throws(PluginRefusal) {
+                // The earlier version of a file being replaced does not count against it.
+                let existing = inThisFile ? path : (replacing && registered == path ? nil : registered)
                 if let existing {
                     var refusal = refuse("duplicate \(kindName(component.kind)) component \"\(name)\" (already loaded from \(existing))")
                     refusal.isDuplicate = true
@@ -231,8 +313,8 @@ public final class PluginRegistry: @unchecked Sendable {
             }
             switch component.kind {
             case PRISM_COMPONENT_PROVIDER:
-                try checkSize(MemoryLayout<prism_provider_v1>.size)
-                let table = vtable.assumingMemoryBound(to: prism_provider_v1.self)
+                try checkSize(Int(PRISM_PROVIDER_V1_SIZE_1_0))
+                let table = PluginRegistry.hostCopy(of: vtable, size: vtableSize, as: prism_provider_v1.self)
                 let functions = table.pointee
                 try required(functions.instance_new != nil, "instance_new")
                 try required(functions.instance_destroy != nil, "instance_destroy")
@@ -242,26 +324,29 @@ public final class PluginRegistry: @unchecked Sendable {
                 try required(functions.translate_response != nil, "translate_response")
                 try required(functions.translate_event != nil, "translate_event")
                 try required(functions.finish_stream != nil, "finish_stream")
-                try duplicate(providers[name]?.file ?? (newProviders.contains { $0.name == name } ? path : nil))
-                newProviders.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
+                try duplicate(providers[name]?.file, inThisFile: newProviders.contains { $0.name == name })
+                newProviders.append(LoadedComponent(name: name, pluginID: id, file: path, table: table,
+                                                    configKeys: declaredKeys(functions.config_keys)))
             case PRISM_COMPONENT_MIDDLEWARE:
                 // The 1.0 table ends before on_response (added in 1.2): a 1.0 middleware loads.
-                try checkSize(MemoryLayout<prism_middleware_v1>.offset(of: \prism_middleware_v1.on_response)!)
+                try checkSize(Int(PRISM_MIDDLEWARE_V1_SIZE_1_0))
                 let table = PluginRegistry.hostCopy(of: vtable, size: vtableSize, as: prism_middleware_v1.self)
                 try required(table.pointee.instance_new != nil, "instance_new")
                 try required(table.pointee.instance_destroy != nil, "instance_destroy")
                 try required(table.pointee.on_request != nil, "on_request")
-                try duplicate(middleware[name]?.file ?? (newMiddleware.contains { $0.name == name } ? path : nil))
-                newMiddleware.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
+                try duplicate(middleware[name]?.file, inThisFile: newMiddleware.contains { $0.name == name })
+                newMiddleware.append(LoadedComponent(name: name, pluginID: id, file: path, table: table,
+                                                     configKeys: declaredKeys(table.pointee.config_keys)))
             case PRISM_COMPONENT_ROUTER:
                 // The 1.0 table ends before parallel_attempts (added in 1.1).
-                try checkSize(MemoryLayout<prism_router_v1>.offset(of: \prism_router_v1.parallel_attempts)!)
+                try checkSize(Int(PRISM_ROUTER_V1_SIZE_1_0))
                 let table = PluginRegistry.hostCopy(of: vtable, size: vtableSize, as: prism_router_v1.self)
                 try required(table.pointee.instance_new != nil, "instance_new")
                 try required(table.pointee.instance_destroy != nil, "instance_destroy")
                 try required(table.pointee.select != nil, "select")
-                try duplicate(routers[name]?.file ?? (newRouters.contains { $0.name == name } ? path : nil))
-                newRouters.append(LoadedComponent(name: name, pluginID: id, file: path, table: table))
+                try duplicate(routers[name]?.file, inThisFile: newRouters.contains { $0.name == name })
+                newRouters.append(LoadedComponent(name: name, pluginID: id, file: path, table: table,
+                                                  configKeys: declaredKeys(table.pointee.config_keys)))
             default:
                 // A kind from a newer ABI minor: skip it, keep the rest of the plugin.
                 logger.warning("plugin \(path): component \"\(name)\" has unknown kind \(component.kind); skipped")
@@ -269,12 +354,19 @@ public final class PluginRegistry: @unchecked Sendable {
             }
             listed.append((kind: kindName(component.kind), name: name))
         }
+        if replacing {
+            // Names the earlier version had and this one dropped are gone with it.
+            providers = providers.filter { $0.value.file != path }
+            middleware = middleware.filter { $0.value.file != path }
+            routers = routers.filter { $0.value.file != path }
+            plugins.removeAll { $0.file == path }
+        }
         for component in newProviders { providers[component.name] = component }
         for component in newMiddleware { middleware[component.name] = component }
         for component in newRouters { routers[component.name] = component }
         plugins.append(LoadedPlugin(id: id, version: version, file: path, abiMajor: Int(descriptor.abi_major),
                                     abiMinor: Int(descriptor.abi_minor), components: listed))
-        loadedFiles[path] = UInt64(status.st_ino)
+        loadedFiles[path] = FileSignature(status)
         logger.debug("plugin loaded: \(id) \(version) from \(path)")
     }
 }

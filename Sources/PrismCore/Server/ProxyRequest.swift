@@ -390,7 +390,7 @@ final class ProxyRequest {
             gateway.transport.resume(transfer)
         }
         if status != PRISM_OK {
-            failStream(message: error.isSet ? error.message : "the upstream stream could not be translated", type: error.type)
+            failStream(from: error, otherwise: "the upstream stream could not be translated")
         }
     }
 
@@ -542,7 +542,7 @@ final class ProxyRequest {
         if translateStatus == PRISM_OK { translateStatus = exchange.finishStream(into: collector, error: error) }
         flushCollector()
         if translateStatus != PRISM_OK {
-            return failStream(message: error.isSet ? error.message : "the upstream stream ended badly", type: error.type)
+            return failStream(from: error, otherwise: "the upstream stream ended badly")
         }
         usage = collector.usage
         handler?.writeStreamBytes(ServerSentEventWriter.done)

@@ -31,8 +31,10 @@ extension ProxyRequest {
                 error.httpStatus = 502
                 error.type = "provider_error"
                 error.code = "provider_error"
-                error.message = "upstream returned HTTP \(status): \(message)"
+                error.message = "Provider '\(providerName)' returned HTTP \(status): \(message)"
                 error.isSet = true
+                // Without a plugin to say otherwise, the upstream's wait hint still reaches the client.
+                for (name, value) in headers where name.lowercased() == "retry-after" { error.headers.append(("retry-after", value)) }
             }
             return PRISM_ERROR_UPSTREAM
         }
@@ -40,11 +42,7 @@ extension ProxyRequest {
             if (200..<300).contains(status), translated == PRISM_ERROR_UPSTREAM, let badAnswer, badAnswer(error.message) {
                 return
             }
-            if !error.message.contains("HTTP \(status)") && !(200..<300).contains(status) {
-                error.message = "Provider '\(providerName)' returned HTTP \(status): \(error.message)"
-            } else if !(200..<300).contains(status) {
-                error.message = "Provider '\(providerName)': \(error.message)"
-            }
+            // What the plugin set through its error sink passes through as it was set.
             return failFromPlugin(translated, error)
         }
         usage = translatedUsage
@@ -91,13 +89,23 @@ extension ProxyRequest {
         for (name, value) in attributes.responseHeaders { headers.add(name: name, value: value) }
     }
 
-    func fail(_ status: HTTPResponseStatus, _ type: String, _ code: String, _ message: String, param: String? = nil) {
+    func fail(_ status: HTTPResponseStatus, _ type: String, _ code: String, _ message: String, param: String? = nil,
+              extraHeaders: [(String, String)] = [])
+    {
         var headers = HTTPHeaders()
         addCommonHeaders(&headers)
+        // A plugin's error headers (Retry-After, a provider's request id) never touch the framing
+        // of the answer or the gateway's own headers.
+        for (name, value) in extraHeaders where !ProxyRequest.reservedHeaders.contains(name) && !name.hasPrefix("x-prism-") {
+            headers.replaceOrAdd(name: name, value: value)
+        }
         handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
                             headers: headers.map { ($0.name, $0.value) })
         complete(status: Int(status.code))
     }
+
+    static let reservedHeaders: Set<String> = ["content-length", "transfer-encoding", "connection", "content-type",
+                                               "keep-alive", "upgrade", "trailer", "te", "proxy-connection"]
 
     /// A plugin reported an error status: map it (and its error sink) to the client's answer.
     func failFromPlugin(_ status: prism_status, _ error: ErrorCapture, provider: String? = nil) {
@@ -114,7 +122,8 @@ extension ProxyRequest {
         let httpStatus = error.httpStatus >= 400 && error.httpStatus < 600
             ? HTTPResponseStatus(statusCode: Int(error.httpStatus)) : fallback.0
         fail(httpStatus, error.type.isEmpty ? fallback.1 : error.type, error.code.isEmpty ? fallback.2 : error.code,
-             error.isSet ? error.message : "Provider '\(providerName)' failed (status \(status)).")
+             error.isSet && !error.message.isEmpty ? error.message : "Provider '\(providerName)' failed (status \(status)).",
+             extraHeaders: error.headers)
     }
 
     /// After the first byte a failure can only be told inside the stream: an error event, then
@@ -123,6 +132,18 @@ extension ProxyRequest {
         endStream(withError: OpenAIErrorBody.make(
             message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
             type: type.isEmpty ? "provider_error" : type, code: "provider_error"), status: 502)
+    }
+
+    /// A plugin failed a stream after the first byte: what it set through its error sink reaches
+    /// the client as it was set (PLUGIN_API.md: type, code and message pass through); the host's
+    /// own wording only where the plugin said nothing.
+    func failStream(from error: ErrorCapture, otherwise message: String) {
+        guard error.isSet, !error.message.isEmpty else { return failStream(message: message, type: error.type) }
+        let status = (400..<600).contains(Int(error.httpStatus)) ? Int(error.httpStatus) : 502
+        endStream(withError: OpenAIErrorBody.make(
+            message: SecretRedactor.shared.redact(error.message),
+            type: error.type.isEmpty ? "provider_error" : error.type,
+            code: error.code.isEmpty ? "provider_error" : error.code), status: status)
     }
 
     /// The one way a started stream ends badly: what was translated so far, the error event,
@@ -198,7 +219,7 @@ extension ProxyRequest {
             var fields: Logger.Metadata = [
                 "request_id": .string(requestID), "key": .string(attributes["key.name"] ?? "-"),
                 "owner": .string(attributes["key.owner"] ?? "-"), "model": .string(model),
-                "provider": .string(providerName), "model_used": .string(winner?.candidate.upstreamModel ?? "-"),
+                "provider": .string(providerName), "model_used": .string(modelUsed),
                 "status": .stringConvertible(status), "latency_ms": .stringConvertible(Double(latencyText) ?? 0),
                 "tokens_in": .stringConvertible(Int(clamping: usage.input_tokens)),
                 "tokens_out": .stringConvertible(Int(clamping: usage.output_tokens)),
@@ -220,6 +241,13 @@ extension ProxyRequest {
             return gateway.logger.debug("\(line)")
         }
         gateway.logger.info("\(line)")
+    }
+
+    /// The model that answered: what a streaming provider reported through
+    /// `set_response_model`, else the upstream model routing chose.
+    var modelUsed: String {
+        if streaming, let reported = collector.responseModel, !reported.isEmpty { return reported }
+        return winner?.candidate.upstreamModel ?? "-"
     }
 
     static func loggable(_ bytes: [UInt8]) -> String {

@@ -44,8 +44,10 @@ extern "C" {
 /* 1.1: prism_router_v1.parallel_attempts.
  * 1.2: PRISM_PAUSE and prism_request_context.resume / watch_response, prism_middleware_v1
  *      on_response / on_stream_event, PRISM_ERROR_UNAVAILABLE, the "prism.shared_state.v1" service.
- * 1.3: the "prism.metrics.v1" service. */
-#define PRISM_ABI_MINOR 3
+ * 1.3: the "prism.metrics.v1" service.
+ * 1.4: prism_error_sink.add_header; config_keys at the end of the provider, middleware and router
+ *      tables. */
+#define PRISM_ABI_MINOR 4
 /* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
  * may export both. */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry_v1"
@@ -157,10 +159,11 @@ typedef struct prism_bytes_sink {
 } prism_bytes_sink;
 
 /*
- * "prism.key_value.v1": shared state with expiry, kept by the host (in memory today; a shared
- * store across replicas where configured). Keys are namespaced per plugin by the host: two plugins
- * using the same key never see each other's values. Functions return at once (no network I/O).
- * A ttl of 0 means "never expires".
+ * "prism.key_value.v1": state with expiry, kept by the host in this process's memory: each
+ * replica of the gateway has its own (for state shared by every replica, use
+ * "prism.shared_state.v1"). Keys are namespaced per plugin by the host: two plugins using the same
+ * key never see each other's values. Functions return at once (no I/O). A ttl of 0 means "never
+ * expires".
  */
 #define PRISM_KEY_VALUE_SERVICE_V1 "prism.key_value.v1"
 #define PRISM_KEY_NOT_FOUND 2 /* returned by get when the key is absent or expired */
@@ -311,13 +314,18 @@ typedef struct prism_stream_sink {
     void (*set_response_model)(void *context, prism_string model);
 } prism_stream_sink;
 
-/* Describes a failure. Call it before returning an error status. `type` and `code` become the
- * OpenAI error's "type" and "code"; http_status 0 lets the host choose from the status. */
+/* Describes a failure. Call it before returning an error status. `type`, `code` and `message`
+ * become the OpenAI error's "type", "code" and "message" as they are (the host adds nothing);
+ * http_status 0 lets the host choose from the status. */
 typedef struct prism_error_sink {
     uint32_t struct_size;
     void *context;
     void (*set)(void *context, uint32_t http_status, prism_string type, prism_string code,
                 prism_string message);
+    /* Added in 1.4. A header for the client's error answer, e.g. the upstream's `retry-after`
+     * (appended; a name or value with CR, LF or NUL is refused with PRISM_ERROR_INVALID_REQUEST).
+     * Used when this error is what the client receives before the first byte of the answer. */
+    prism_status (*add_header)(void *context, prism_string name, prism_string value);
 } prism_error_sink;
 
 /* Per-request attributes and response headers a middleware may read and add. Attribute names in
@@ -451,6 +459,10 @@ typedef struct prism_provider_v1 {
      * the upstream status and body's message as a provider_error. */
     prism_status (*translate_error)(void *exchange, const prism_response *response,
                                     const prism_error_sink *error);
+    /* Added in 1.4 (optional). The configuration keys this component reads: a NULL-terminated
+     * array of NUL-terminated names, static until exit. The host warns about any other key in the
+     * component's section (a typo); NULL means "not declared", and then nothing is warned. */
+    const char *const *config_keys;
 } prism_provider_v1;
 
 /*
@@ -482,6 +494,10 @@ typedef struct prism_middleware_v1 {
      * without "data: "). The end of the stream is on_complete (status 200 when it ended well). */
     void (*on_stream_event)(void *instance, const prism_request *request,
                             const prism_request_context *context, prism_bytes event);
+    /* Added in 1.4 (optional). The configuration keys this component reads: a NULL-terminated
+     * array of NUL-terminated names, static until exit. The host warns about any other key in the
+     * component's section (a typo); NULL means "not declared", and then nothing is warned. */
+    const char *const *config_keys;
 } prism_middleware_v1;
 
 /* What the host knows about one deployment (a provider serving the requested model). */
@@ -516,6 +532,10 @@ typedef struct prism_router_v1 {
      * which the first answer wins and the others are cancelled. NULL or a result below 2 means
      * one at a time. Called concurrently. */
     uint32_t (*parallel_attempts)(void *instance);
+    /* Added in 1.4 (optional). The configuration keys this component reads: a NULL-terminated
+     * array of NUL-terminated names, static until exit. The host warns about any other key in the
+     * component's section (a typo); NULL means "not declared", and then nothing is warned. */
+    const char *const *config_keys;
 } prism_router_v1;
 
 /* ---- The plugin descriptor ------------------------------------------------------------------- */
@@ -557,6 +577,92 @@ typedef prism_status (*prism_plugin_entry_function)(
 #ifndef __swift__
 PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *host,
                                                        const prism_plugin_descriptor **out_descriptor);
+#endif
+
+/* ---- Frozen sizes ---------------------------------------------------------------------------- */
+
+/*
+ * The size of every struct that has a struct_size, as each minor that introduced or grew it
+ * declared it: PRISM_<TYPE>_SIZE_<MAJOR>_<MINOR> is the struct_size a plugin built against that
+ * minor's header sets (its sizeof, which on LP64 ends exactly after the last field of that minor).
+ * A struct keeps the constant of the last minor that grew it: prism_router_v1 is
+ * PRISM_ROUTER_V1_SIZE_1_1 in 1.1, 1.2 and 1.3.
+ *
+ * The host accepts a plugin's descriptor, components and function tables when their struct_size
+ * is at least the _1_0 constant, so a plugin built against 1.0 loads into every 1.x host; it reads
+ * a later field only when the struct_size covers it (PRISM_HAS_FIELD).
+ * A plugin may compare a host struct's struct_size with these constants the same way. Values never
+ * change: a later minor adds constants. Tests/fixtures/abi_layout.c asserts each one against the
+ * layout, and Tests/integration/test_abi_history.py against the headers of the released minors.
+ */
+
+/* The struct_size that just covers `field`: what PRISM_HAS_FIELD compares struct_size with. */
+#define PRISM_SIZE_THROUGH(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+#if defined(__LP64__) || defined(_LP64)
+/* LP64 (Linux and macOS on x86_64 and aarch64): plain integers, so Swift imports them too. */
+#define PRISM_HOST_API_SIZE_1_0 48                 /* through get_service */
+#define PRISM_BYTES_SINK_SIZE_1_0 24               /* through write */
+#define PRISM_KEY_VALUE_SERVICE_V1_SIZE_1_0 40     /* through increment */
+#define PRISM_HTTP_BUILDER_SIZE_1_0 72             /* through clear_body */
+#define PRISM_USAGE_SIZE_1_0 48                    /* through reasoning_tokens */
+#define PRISM_STREAM_SINK_SIZE_1_0 40              /* through set_response_model */
+#define PRISM_ERROR_SINK_SIZE_1_0 24               /* through set */
+#define PRISM_REQUEST_CONTEXT_SIZE_1_0 40          /* through add_response_header */
+#define PRISM_REQUEST_CONTEXT_SIZE_1_2 56          /* through watch_response */
+#define PRISM_REQUEST_SIZE_1_0 128                 /* through request_id */
+#define PRISM_RESPONSE_SIZE_1_0 40                 /* through body */
+#define PRISM_EVENT_SIZE_1_0 56                    /* through id */
+#define PRISM_COMPLETION_SIZE_1_0 64               /* through first_byte_nanoseconds */
+#define PRISM_PROVIDER_V1_SIZE_1_0 88              /* through translate_error */
+#define PRISM_MIDDLEWARE_V1_SIZE_1_0 40            /* through on_complete */
+#define PRISM_MIDDLEWARE_V1_SIZE_1_2 56            /* through on_stream_event */
+#define PRISM_CANDIDATE_SIZE_1_0 72                /* through error_rate; array element: frozen */
+#define PRISM_ROUTER_V1_SIZE_1_0 40                /* through feedback */
+#define PRISM_ROUTER_V1_SIZE_1_1 48                /* through parallel_attempts */
+#define PRISM_COMPONENT_SIZE_1_0 24                /* through vtable; array element: frozen */
+#define PRISM_PLUGIN_DESCRIPTOR_SIZE_1_0 48        /* through reserved */
+#define PRISM_WINDOW_CLAIM_SIZE_1_2 48             /* through cost; array element: frozen */
+#define PRISM_WINDOW_USAGE_SIZE_1_2 40             /* through slot; array element: frozen */
+#define PRISM_STATE_RESULT_SIZE_1_2 48             /* through window_count */
+#define PRISM_SHARED_STATE_SERVICE_V1_SIZE_1_2 56  /* through set_value_capacity */
+#define PRISM_METRICS_SERVICE_V1_SIZE_1_3 32       /* through histogram_observe */
+#define PRISM_ERROR_SINK_SIZE_1_4 32               /* through add_header */
+#define PRISM_PROVIDER_V1_SIZE_1_4 96              /* through config_keys */
+#define PRISM_MIDDLEWARE_V1_SIZE_1_4 64            /* through config_keys */
+#define PRISM_ROUTER_V1_SIZE_1_4 56                /* through config_keys */
+#else
+/* Other data models: the same fields, measured by the compiler. */
+#define PRISM_HOST_API_SIZE_1_0 PRISM_SIZE_THROUGH(prism_host_api, get_service)
+#define PRISM_BYTES_SINK_SIZE_1_0 PRISM_SIZE_THROUGH(prism_bytes_sink, write)
+#define PRISM_KEY_VALUE_SERVICE_V1_SIZE_1_0 PRISM_SIZE_THROUGH(prism_key_value_service_v1, increment)
+#define PRISM_HTTP_BUILDER_SIZE_1_0 PRISM_SIZE_THROUGH(prism_http_builder, clear_body)
+#define PRISM_USAGE_SIZE_1_0 PRISM_SIZE_THROUGH(prism_usage, reasoning_tokens)
+#define PRISM_STREAM_SINK_SIZE_1_0 PRISM_SIZE_THROUGH(prism_stream_sink, set_response_model)
+#define PRISM_ERROR_SINK_SIZE_1_0 PRISM_SIZE_THROUGH(prism_error_sink, set)
+#define PRISM_REQUEST_CONTEXT_SIZE_1_0 PRISM_SIZE_THROUGH(prism_request_context, add_response_header)
+#define PRISM_REQUEST_CONTEXT_SIZE_1_2 PRISM_SIZE_THROUGH(prism_request_context, watch_response)
+#define PRISM_REQUEST_SIZE_1_0 PRISM_SIZE_THROUGH(prism_request, request_id)
+#define PRISM_RESPONSE_SIZE_1_0 PRISM_SIZE_THROUGH(prism_response, body)
+#define PRISM_EVENT_SIZE_1_0 PRISM_SIZE_THROUGH(prism_event, id)
+#define PRISM_COMPLETION_SIZE_1_0 PRISM_SIZE_THROUGH(prism_completion, first_byte_nanoseconds)
+#define PRISM_PROVIDER_V1_SIZE_1_0 PRISM_SIZE_THROUGH(prism_provider_v1, translate_error)
+#define PRISM_MIDDLEWARE_V1_SIZE_1_0 PRISM_SIZE_THROUGH(prism_middleware_v1, on_complete)
+#define PRISM_MIDDLEWARE_V1_SIZE_1_2 PRISM_SIZE_THROUGH(prism_middleware_v1, on_stream_event)
+#define PRISM_CANDIDATE_SIZE_1_0 PRISM_SIZE_THROUGH(prism_candidate, error_rate)
+#define PRISM_ROUTER_V1_SIZE_1_0 PRISM_SIZE_THROUGH(prism_router_v1, feedback)
+#define PRISM_ROUTER_V1_SIZE_1_1 PRISM_SIZE_THROUGH(prism_router_v1, parallel_attempts)
+#define PRISM_COMPONENT_SIZE_1_0 PRISM_SIZE_THROUGH(prism_component, vtable)
+#define PRISM_PLUGIN_DESCRIPTOR_SIZE_1_0 PRISM_SIZE_THROUGH(prism_plugin_descriptor, reserved)
+#define PRISM_WINDOW_CLAIM_SIZE_1_2 PRISM_SIZE_THROUGH(prism_window_claim, cost)
+#define PRISM_WINDOW_USAGE_SIZE_1_2 PRISM_SIZE_THROUGH(prism_window_usage, slot)
+#define PRISM_STATE_RESULT_SIZE_1_2 PRISM_SIZE_THROUGH(prism_state_result, window_count)
+#define PRISM_SHARED_STATE_SERVICE_V1_SIZE_1_2 PRISM_SIZE_THROUGH(prism_shared_state_service_v1, set_value_capacity)
+#define PRISM_METRICS_SERVICE_V1_SIZE_1_3 PRISM_SIZE_THROUGH(prism_metrics_service_v1, histogram_observe)
+#define PRISM_ERROR_SINK_SIZE_1_4 PRISM_SIZE_THROUGH(prism_error_sink, add_header)
+#define PRISM_PROVIDER_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_provider_v1, config_keys)
+#define PRISM_MIDDLEWARE_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_middleware_v1, config_keys)
+#define PRISM_ROUTER_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_router_v1, config_keys)
 #endif
 
 #ifdef __cplusplus
