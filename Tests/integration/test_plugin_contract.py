@@ -5,11 +5,14 @@ model_used, and a component that declares its config keys gets typos warned, not
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 from prism_helpers import (SSEStream, chat_body, make_config, openai_provider, parse_chunks, post, to_yaml,
                            wait_until)
 
 C_EXAMPLE = "c-example-provider.so"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_upstreams_retry_after_reaches_the_client(gateway, mock_upstream):
@@ -65,18 +68,25 @@ def test_declared_config_keys_warn_typos_and_nothing_else(run_prism, tmp_path, m
         "vertex": {"api_format": "vertexai", "project": "p", "location": "europe-west4", "api_key": "k",
                    "models": ["gemini-2.5-pro"], "locaton": "typo"},
         "claude": {"api_format": "anthropic", "api_key": "k", "models": ["claude-x"], "max_tokns": 5},
-        # A plugin that declares nothing (the C example, ABI 1.0-style): its keys are its business.
+        # The C example declares base_url and api_key: anything else is a typo.
         "cprov": {"api_format": "c-example", "base_url": mock_upstream.base_url, "models": ["c-model"],
-                  "anything_goes": 1},
+                  "api_kee": "typo"},
+        # A plugin that declares nothing (as every plugin built before 1.4): its keys are its business.
+        "undeclared": {"api_format": "wrong", "models": ["w-model"], "anything_goes": 1},
     }, routing={"default_strategy": "round-robin", "fastets": {"x": 1}})
     path = tmp_path / "keys.yaml"
     path.write_text(to_yaml(cfg))
+    wrong = tmp_path / "wrong-provider.so"
+    subprocess.run(["cc", "-std=c11", "-shared", "-fPIC", "-O2", "-I", str(REPO / "Sources" / "PrismPluginABI" / "include"),
+                    "-o", str(wrong), str(REPO / "Tests" / "fixtures" / "wrong_provider.c")], check=True)
+    wrong.chmod(0o755)
     plugins = make_plugins_dir([c_plugins / C_EXAMPLE, dist_plugins_dir / "provider-gemini.so",
-                                dist_plugins_dir / "provider-anthropic.so"])
+                                dist_plugins_dir / "provider-anthropic.so", wrong])
     result = run_prism("validate", "--config", str(path), "--plugins-dir", str(plugins))
     assert result.returncode == 0, result.stdout + result.stderr
     warned = re.findall(r"warning: ([\w.]+): unknown key", result.stderr)
-    assert sorted(warned) == ["providers.claude.max_tokns", "providers.vertex.locaton", "routing.fastets"], result.stderr
+    assert sorted(warned) == ["providers.claude.max_tokns", "providers.cprov.api_kee", "providers.vertex.locaton",
+                              "routing.fastets"], result.stderr
     assert "provider plugin 'vertexai'" in result.stderr and "routing strategy 'round-robin'" in result.stderr
     for line in result.stderr.splitlines():
         if "locaton" in line:  # the key's own line and column

@@ -9,12 +9,20 @@
  *
  * What it does (see PLUGIN_API.md, "A worked example"):
  *  - instance_new reads "name", "base_url" and "api_key" from the provider's config JSON, ignores
- *    every other key, and fails when base_url is missing.
+ *    every other key, and fails when base_url is missing. The component declares base_url and
+ *    api_key as its config keys (ABI 1.4), so the gateway can warn about a typo beside them.
  *  - build_request sends chat.completions to POST <base>/v1/chat/completions and models.list to
- *    GET <base>/v1/models, with the client's body unchanged; every other API is unsupported.
- *  - Responses and stream events pass through unchanged (the upstream already speaks OpenAI);
- *    usage is picked out of them for the host's accounting.
- *  - translate_error turns an upstream error into a provider_error carrying the upstream message.
+ *    GET <base>/v1/models; every other API is unsupported, and a chat body that is not a JSON
+ *    object is refused. The client's body goes out as it came, with two edits: its "model" is the
+ *    upstream model routing chose, and a stream asks the upstream for its usage chunk.
+ *  - Answers and stream events pass through unchanged (the upstream already speaks OpenAI); usage
+ *    and the answering model are picked out of them for the host's accounting. The usage chunk of
+ *    a stream reaches the client only when the client asked for it (stream_options.include_usage).
+ *  - What is no answer fails instead of passing through, so that the gateway fails over, or ends
+ *    the stream with an error event: a 200 that is not an OpenAI object or carries "error", a
+ *    stream event that is not a JSON object or carries "error", a stream cut before [DONE].
+ *  - translate_error turns an upstream error into a provider_error carrying the upstream message,
+ *    and passes the upstream's retry-after on to the client (ABI 1.4).
  *  - It logs through the host once per instance and counts requests with the host's key-value
  *    service, to show both services in use.
  *
@@ -34,8 +42,10 @@
 #define C_EXAMPLE_EXPORT
 #endif
 
-/* Longest upstream text copied into an error message. */
+/* Longest upstream text copied into an error message, and the shorter excerpt of a body or
+ * event that is not JSON. */
 #define C_EXAMPLE_MAX_ERROR_TEXT 512
+#define C_EXAMPLE_MAX_EXCERPT 120
 /* Longest model name passed to set_response_model. */
 #define C_EXAMPLE_MAX_MODEL 256
 
@@ -51,9 +61,14 @@ typedef struct c_example_instance {
     char *authorization; /* "Bearer <api_key>", or NULL */
 } c_example_instance;
 
+/* One upstream attempt: what build_request learned that the later calls need. Calls for one
+ * exchange never overlap, so it needs no lock. */
 typedef struct c_example_exchange {
     const c_example_instance *instance;
-    int model_reported; /* set_response_model already called for this stream */
+    bool models_list;        /* build_request sent models.list (else chat.completions) */
+    bool client_wants_usage; /* the client asked for stream_options.include_usage */
+    bool model_reported;     /* set_response_model already called for this stream */
+    bool saw_done;           /* the upstream's data: [DONE] arrived */
 } c_example_exchange;
 
 static void instance_destroy(void *instance_pointer) {
@@ -234,24 +249,108 @@ static void count_request(const c_example_instance *instance) {
            instance->name, (long long)count);
 }
 
-static prism_status builder_failed(const prism_error_sink *error, prism_status status) {
+static prism_status sink_failed(const prism_error_sink *error, prism_status status) {
     pk_report_error(error, 0, "internal_error", "internal_error",
-                    "c-example: the host refused part of the upstream request");
+                    "c-example: the host refused part of the message, or memory ran out");
     return status != PRISM_OK ? status : PRISM_ERROR_INTERNAL;
+}
+
+/* ---- The upstream request --------------------------------------------------------------------- */
+
+static prism_status write_piece(const prism_http_builder *upstream, const char *data,
+                                size_t length) {
+    if (length == 0) return PRISM_OK;
+    return upstream->write_body(upstream->context, pk_bytes(data, length));
+}
+
+/* A "stream_options" value that asks for the usage chunk, keeping the client's other options. */
+static void options_with_usage(pk_buf *out, pk_json options) {
+    pk_json_iter it = pk_json_iterate(options);
+    pk_json key, value;
+    pk_buf_putc(out, '{');
+    while (options.type == PK_JSON_OBJECT && pk_json_next(&it, &key, &value)) {
+        if (pk_json_string_eq(key, "include_usage")) continue;
+        pk_buf_append(out, key.data, key.length); /* the member's JSON text, copied as it is */
+        pk_buf_putc(out, ':');
+        pk_buf_append(out, value.data, value.length);
+        pk_buf_putc(out, ',');
+    }
+    pk_buf_puts(out, "\"include_usage\":true}");
+}
+
+/* Writes the client's body (`raw`, parsed as the object `body`) to the upstream with two edits:
+ *  - every top-level "model" becomes `model`, the upstream model routing chose (the client may
+ *    have asked for an alias or "provider/model", and the host never rewrites the body);
+ *  - with `ask_usage`, "stream_options" asks for the usage chunk.
+ * A member the body lacks goes in before its closing brace. The body is written in pieces around
+ * the edits, so it is never copied; a body that needs none goes out byte for byte. */
+static prism_status write_upstream_body(const prism_http_builder *upstream, prism_bytes raw,
+                                        pk_json body, prism_string model, bool ask_usage) {
+    const char *at = (const char *)raw.data;         /* written up to here */
+    const char *closing = body.data + body.length - 1; /* the body's closing brace */
+    pk_json_iter it = pk_json_iterate(body);
+    pk_json key, value;
+    pk_buf edit = PK_BUF_INIT;
+    pk_jw writer;
+    size_t members = 0;
+    bool saw_model = false, saw_options = false;
+    prism_status status = PRISM_OK;
+
+    while (status == PRISM_OK && pk_json_next(&it, &key, &value)) {
+        members++;
+        pk_buf_clear(&edit);
+        if (pk_json_string_eq(key, "model")) {
+            saw_model = true;
+            if (pk_json_string_eq_n(value, model.data, model.length)) continue; /* already right */
+            pk_jw_init(&writer, &edit);
+            pk_jw_string_n(&writer, model.data, model.length);
+        } else if (ask_usage && pk_json_string_eq(key, "stream_options")) {
+            saw_options = true;
+            options_with_usage(&edit, value);
+        } else {
+            continue;
+        }
+        if (edit.failed) status = PRISM_ERROR_INTERNAL;
+        if (status == PRISM_OK) status = write_piece(upstream, at, (size_t)(value.data - at));
+        if (status == PRISM_OK) status = write_piece(upstream, edit.data, edit.length);
+        at = value.data + value.length;
+    }
+
+    pk_buf_clear(&edit);
+    if (!saw_model) {
+        pk_buf_puts(&edit, members++ > 0 ? ",\"model\":" : "\"model\":");
+        pk_jw_init(&writer, &edit);
+        pk_jw_string_n(&writer, model.data, model.length);
+    }
+    if (ask_usage && !saw_options)
+        pk_buf_puts(&edit, members++ > 0 ? ",\"stream_options\":{\"include_usage\":true}"
+                                         : "\"stream_options\":{\"include_usage\":true}");
+    if (edit.failed && status == PRISM_OK) status = PRISM_ERROR_INTERNAL;
+    if (edit.length > 0 && status == PRISM_OK) {
+        status = write_piece(upstream, at, (size_t)(closing - at));
+        if (status == PRISM_OK) status = write_piece(upstream, edit.data, edit.length);
+        at = closing;
+    }
+    if (status == PRISM_OK)
+        status = write_piece(upstream, at, (size_t)((const char *)raw.data + raw.length - at));
+    pk_buf_free(&edit);
+    return status;
 }
 
 static prism_status build_request(void *exchange_pointer, const prism_request *request,
                                   const prism_http_builder *upstream, prism_framing *out_framing,
                                   const prism_error_sink *error) {
-    const c_example_exchange *exchange = exchange_pointer;
+    c_example_exchange *exchange = exchange_pointer;
     const c_example_instance *instance = exchange->instance;
+    bool stream = (request->flags & PRISM_REQUEST_STREAM) != 0;
+    pk_json body = {NULL, 0, PK_JSON_INVALID};
     prism_status status;
-    int chat;
+    bool chat;
 
     if (pk_str_eq(request->api, "chat.completions")) {
-        chat = 1;
+        chat = true;
     } else if (pk_str_eq(request->api, "models.list")) {
-        chat = 0;
+        chat = false;
     } else {
         pk_report_errorf(error, 0, "invalid_request_error", "unsupported_api",
                          "the c-example provider does not serve the \"%.*s\" API",
@@ -259,64 +358,146 @@ static prism_status build_request(void *exchange_pointer, const prism_request *r
                          request->api.length > 0 ? request->api.data : "");
         return PRISM_ERROR_UNSUPPORTED;
     }
+    /* The host checks the client's body before a provider sees it; check it anyway before editing
+     * it (a test harness, or a later host, may call with anything). */
+    if (chat && (!pk_json_parse(request->body.data, request->body.length, &body) ||
+                 body.type != PK_JSON_OBJECT)) {
+        pk_report_error(error, 400, "invalid_request_error", "invalid_json",
+                        "the request body is not a JSON object");
+        return PRISM_ERROR_INVALID_REQUEST;
+    }
+    /* What the answer's translation needs to know. */
+    exchange->models_list = !chat;
+    exchange->client_wants_usage =
+        chat && pk_json_find_bool(body, "stream_options.include_usage", false);
 
     status = upstream->set_method(upstream->context, pk_str(chat ? "POST" : "GET"));
-    if (status != PRISM_OK) return builder_failed(error, status);
+    if (status != PRISM_OK) return sink_failed(error, status);
     status = upstream->set_url(upstream->context,
                                pk_str(chat ? instance->chat_url : instance->models_url));
-    if (status != PRISM_OK) return builder_failed(error, status);
+    if (status != PRISM_OK) return sink_failed(error, status);
     if (chat) {
         status = upstream->set_header(upstream->context, pk_str("content-type"),
                                       pk_str("application/json"));
-        if (status != PRISM_OK) return builder_failed(error, status);
+        if (status != PRISM_OK) return sink_failed(error, status);
     }
     if (instance->authorization != NULL) {
         status = upstream->set_header(upstream->context, pk_str("authorization"),
                                       pk_str(instance->authorization));
-        if (status != PRISM_OK) return builder_failed(error, status);
+        if (status != PRISM_OK) return sink_failed(error, status);
     }
-    if (chat && request->body.length > 0) {
-        /* The upstream speaks OpenAI: the client's body goes out unchanged. */
-        status = upstream->write_body(upstream->context, request->body);
-        if (status != PRISM_OK) return builder_failed(error, status);
+    if (chat) {
+        /* A stream always asks for the usage chunk: the host's accounting (token limits, the
+         * request log) needs the usage. When the client did not ask, translate_event keeps that
+         * chunk from it. */
+        status = write_upstream_body(upstream, request->body, body, request->model,
+                                     stream && !exchange->client_wants_usage);
+        if (status != PRISM_OK) return sink_failed(error, status);
     }
 
-    *out_framing = (chat && (request->flags & PRISM_REQUEST_STREAM) != 0) ? PRISM_FRAMING_SSE
-                                                                          : PRISM_FRAMING_NONE;
+    *out_framing = chat && stream ? PRISM_FRAMING_SSE : PRISM_FRAMING_NONE;
     count_request(instance);
     return PRISM_OK;
 }
 
-static prism_status translate_response(void *exchange, const prism_response *response,
-                                       const prism_http_builder *client, prism_usage *out_usage,
-                                       const prism_error_sink *error) {
-    prism_string content_type = pk_str("application/json");
-    pk_json body;
-    pk_usage usage;
-    prism_status status;
-    size_t i;
-    (void)exchange;
+/* ---- Answers -------------------------------------------------------------------------------- */
 
+/* The value of the upstream's header `name` (the host gives names in lower case). */
+static bool find_header(const prism_response *response, const char *name, prism_string *value) {
+    size_t i;
     for (i = 0; i < response->header_count; i++) {
-        if (pk_str_eq(response->headers[i].name, "content-type")) {
-            content_type = response->headers[i].value;
-            break;
+        if (pk_str_eq(response->headers[i].name, name)) {
+            *value = response->headers[i].value;
+            return true;
         }
     }
+    return false;
+}
+
+/* The first bytes of `data` (fewer than `capacity`, cut at a character boundary) as a
+ * NUL-terminated string in `buffer`, to show in a message. */
+static const char *excerpt(const void *data, size_t length, char *buffer, size_t capacity) {
+    size_t n = data == NULL ? 0 : pk_utf8_prefix(data, length, capacity - 1);
+    if (n > 0) memcpy(buffer, data, n);
+    buffer[n] = '\0';
+    return buffer;
+}
+
+/* True when `document` carries a non-null "error": how OpenAI-compatible servers report a failure,
+ * in an error answer, in a 200 (some proxies do) and as a stream event. */
+static bool carries_error(pk_json document) {
+    pk_json value;
+    return pk_json_member(document, "error", &value) && !pk_json_is_null(value);
+}
+
+/* What the upstream says went wrong: the message of OpenAI's {"error":{"message":"..."}}, the
+ * string of {"error":"..."} (some servers send that), or else the raw bytes; NUL-terminated and
+ * cut to C_EXAMPLE_MAX_ERROR_TEXT bytes at a character boundary. */
+static const char *upstream_text(const void *data, size_t length,
+                                 char text[C_EXAMPLE_MAX_ERROR_TEXT + 1]) {
+    pk_json document, value, message;
+    if (pk_json_parse(data, length, &document) && pk_json_member(document, "error", &value)) {
+        pk_result result;
+        if (value.type == PK_JSON_OBJECT && pk_json_member(value, "message", &message))
+            value = message;
+        result = pk_json_string(value, text, C_EXAMPLE_MAX_ERROR_TEXT + 1, NULL);
+        if (result == PK_OK || result == PK_TRUNCATED) return text;
+    }
+    return excerpt(data, length, text, C_EXAMPLE_MAX_ERROR_TEXT + 1);
+}
+
+static prism_status translate_response(void *exchange_pointer, const prism_response *response,
+                                       const prism_http_builder *client, prism_usage *out_usage,
+                                       const prism_error_sink *error) {
+    const c_example_exchange *exchange = exchange_pointer;
+    /* The member that makes a 200 an answer: a chat.completion has "choices", a model list "data". */
+    const char *what = exchange->models_list ? "model list" : "chat completion";
+    const char *needed = exchange->models_list ? "data" : "choices";
+    char text[C_EXAMPLE_MAX_ERROR_TEXT + 1];
+    prism_string content_type = pk_str("application/json");
+    pk_json body, value;
+    pk_usage usage;
+    prism_status status;
+
+    /* A 200 that is no answer (a proxy's login page, an error object, nothing) must fail, never
+     * reach the client as a success: the host then counts the attempt against this provider,
+     * fails over when it can, and caches nothing. */
+    if (!pk_json_parse(response->body.data, response->body.length, &body) ||
+        body.type != PK_JSON_OBJECT) {
+        pk_report_errorf(error, 502, "provider_error", "provider_error",
+                         "the upstream answered HTTP %u with something that is not an OpenAI %s: %s",
+                         (unsigned)response->status, what,
+                         excerpt(response->body.data, response->body.length, text,
+                                 C_EXAMPLE_MAX_EXCERPT + 1));
+        return PRISM_ERROR_UPSTREAM;
+    }
+    if (carries_error(body)) {
+        pk_report_errorf(error, 502, "provider_error", "provider_error",
+                         "the upstream answered HTTP %u with an error: %s",
+                         (unsigned)response->status,
+                         upstream_text(response->body.data, response->body.length, text));
+        return PRISM_ERROR_UPSTREAM;
+    }
+    if (!pk_json_member(body, needed, &value) || value.type != PK_JSON_ARRAY) {
+        pk_report_errorf(error, 502, "provider_error", "provider_error",
+                         "the upstream's %s has no \"%s\" array", what, needed);
+        return PRISM_ERROR_UPSTREAM;
+    }
+
+    /* An answer: it goes to the client as it came. */
+    find_header(response, "content-type", &content_type);
     status = client->set_status(client->context, 200);
     if (status == PRISM_OK)
         status = client->set_header(client->context, pk_str("content-type"), content_type);
-    if (status == PRISM_OK && response->body.length > 0)
+    if (status == PRISM_OK)
         status = client->write_body(client->context, response->body);
-    if (status != PRISM_OK) return builder_failed(error, status);
+    if (status != PRISM_OK) return sink_failed(error, status);
 
-    if (out_usage != NULL && pk_json_parse(response->body.data, response->body.length, &body) &&
-        pk_openai_usage_read(body, &usage))
-        pk_usage_store(out_usage, &usage);
+    if (out_usage != NULL && pk_openai_usage_read(body, &usage)) pk_usage_store(out_usage, &usage);
     return PRISM_OK;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 static prism_status translate_event(void *exchange_pointer, const prism_event *event,
                                     const prism_stream_sink *client,
@@ -324,33 +505,58 @@ static prism_status translate_event(void *exchange_pointer, const prism_event *e
     c_example_exchange *exchange = exchange_pointer;
     const char *data = (const char *)event->data.data;
     size_t start = 0, end = event->data.length;
-    pk_json chunk, model;
+    char text[C_EXAMPLE_MAX_ERROR_TEXT + 1];
+    pk_json chunk, value;
     pk_usage usage;
-    (void)error;
+    bool usage_only = false;
 
     while (start < end && is_space(data[start])) start++;
     while (end > start && is_space(data[end - 1])) end--;
     /* Nothing to say, or the upstream's end marker: the host writes its own [DONE]. */
     if (start == end) return PRISM_OK;
-    if (end - start == 6 && memcmp(data + start, "[DONE]", 6) == 0) return PRISM_OK;
+    if (end - start == 6 && memcmp(data + start, "[DONE]", 6) == 0) {
+        exchange->saw_done = true;
+        return PRISM_OK;
+    }
 
-    /* Usage (the final chunk when stream_options.include_usage is on) and the answering model. */
-    if (pk_json_parse(data + start, end - start, &chunk) && chunk.type == PK_JSON_OBJECT) {
-        if (client->report_usage != NULL && pk_openai_usage_read(chunk, &usage)) {
+    /* Anything but a JSON object is not OpenAI's format: never pass it on as a chunk. */
+    if (!pk_json_parse(data + start, end - start, &chunk) || chunk.type != PK_JSON_OBJECT) {
+        pk_report_errorf(error, 502, "provider_error", "provider_error",
+                         "the upstream sent a stream event that is not a JSON object: %s",
+                         excerpt(data + start, end - start, text, C_EXAMPLE_MAX_EXCERPT + 1));
+        return PRISM_ERROR_UPSTREAM;
+    }
+    /* After the first byte, OpenAI reports a failure as an event {"error": {...}}. Returning an
+     * error makes the host end the client's stream with an error event. */
+    if (carries_error(chunk)) {
+        pk_report_errorf(error, 502, "provider_error", "provider_error",
+                         "the upstream reported an error mid-stream: %s",
+                         upstream_text(data + start, end - start, text));
+        return PRISM_ERROR_UPSTREAM;
+    }
+
+    /* Usage comes in a last chunk with "choices": [] (build_request asked for it), and the
+     * answering model in every chunk. */
+    if (pk_openai_usage_read(chunk, &usage)) {
+        if (client->report_usage != NULL) {
             prism_usage reported = pk_usage_to_abi(&usage);
             client->report_usage(client->context, &reported);
         }
-        if (!exchange->model_reported && client->set_response_model != NULL &&
-            pk_json_member(chunk, "model", &model)) {
-            char name[C_EXAMPLE_MAX_MODEL + 1];
-            size_t length;
-            pk_result result = pk_json_string(model, name, sizeof name, &length);
-            if (result == PK_OK || result == PK_TRUNCATED) {
-                client->set_response_model(client->context, pk_str_n(name, length));
-                exchange->model_reported = 1;
-            }
+        usage_only = pk_json_member(chunk, "choices", &value) && value.type == PK_JSON_ARRAY &&
+                     pk_json_count(value) == 0;
+    }
+    if (!exchange->model_reported && client->set_response_model != NULL &&
+        pk_json_member(chunk, "model", &value)) {
+        char name[C_EXAMPLE_MAX_MODEL + 1];
+        size_t length;
+        pk_result result = pk_json_string(value, name, sizeof name, &length);
+        if (result == PK_OK || result == PK_TRUNCATED) {
+            client->set_response_model(client->context, pk_str_n(name, length));
+            exchange->model_reported = true;
         }
     }
+    /* The usage chunk is the client's only when it asked for it. */
+    if (usage_only && !exchange->client_wants_usage) return PRISM_OK;
 
     /* A client event carries no newlines. Valid JSON only has them as white space between
      * tokens (a multi-line `data:` field is joined with "\n"), so they become spaces. */
@@ -370,46 +576,43 @@ static prism_status translate_event(void *exchange_pointer, const prism_event *e
     }
 }
 
-static prism_status finish_stream(void *exchange, const prism_stream_sink *client,
+static prism_status finish_stream(void *exchange_pointer, const prism_stream_sink *client,
                                   const prism_error_sink *error) {
-    (void)exchange;
+    const c_example_exchange *exchange = exchange_pointer;
     (void)client;
-    (void)error;
-    return PRISM_OK;
+    /* A complete OpenAI stream ends with data: [DONE]. Without it the stream was cut (a proxy can
+     * close it cleanly): the client must get an error event, not a clean end. */
+    if (exchange->saw_done) return PRISM_OK;
+    pk_report_error(error, 502, "provider_error", "provider_error",
+                    "the upstream stream ended before data: [DONE]");
+    return PRISM_ERROR_UPSTREAM;
 }
 
 static prism_status translate_error(void *exchange, const prism_response *response,
                                     const prism_error_sink *error) {
-    const char *body = (const char *)response->body.data;
     char text[C_EXAMPLE_MAX_ERROR_TEXT + 1];
-    size_t text_length = 0;
-    int have_text = 0;
     uint32_t http_status = response->status;
-    pk_json json, value, message;
+    prism_string retry_after;
     (void)exchange;
-
-    /* OpenAI's shape is {"error":{"message":"..."}}; some servers send {"error":"..."}. */
-    if (pk_json_parse(body, response->body.length, &json) &&
-        pk_json_member(json, "error", &value)) {
-        pk_result result;
-        if (value.type == PK_JSON_OBJECT && pk_json_member(value, "message", &message))
-            value = message;
-        result = pk_json_string(value, text, sizeof text, &text_length);
-        have_text = result == PK_OK || result == PK_TRUNCATED;
-    }
-    if (!have_text) {
-        text_length = pk_utf8_prefix(body, response->body.length, C_EXAMPLE_MAX_ERROR_TEXT);
-        if (text_length > 0) memcpy(text, body, text_length);
-    }
 
     if (http_status < 400 || http_status > 599) http_status = 502;
     pk_report_errorf(error, http_status, "provider_error", "provider_error",
-                     "upstream returned HTTP %u: %.*s", (unsigned)response->status,
-                     (int)text_length, text);
+                     "upstream returned HTTP %u: %s", (unsigned)response->status,
+                     upstream_text(response->body.data, response->body.length, text));
+    /* The upstream's wait hint (on a 429 or 503) reaches the client, on a host whose error sink
+     * takes headers (ABI 1.4). A value the host refuses is simply not sent. */
+    if (PRISM_HAS_FIELD(error, prism_error_sink, add_header) && error->add_header != NULL &&
+        find_header(response, "retry-after", &retry_after))
+        (void)error->add_header(error->context, pk_str("retry-after"), retry_after);
     return PRISM_ERROR_UPSTREAM;
 }
 
 /* ---- The descriptor ------------------------------------------------------------------------- */
+
+/* The configuration keys this provider reads (ABI 1.4): the gateway then warns about any other
+ * key in a providers.<name> section that selects c-example, apart from its own keys (a typo).
+ * "name" and "timeout_ms" are added by the gateway. A host older than 1.4 does not read this. */
+static const char *const c_example_config_keys[] = {"base_url", "api_key", NULL};
 
 static const prism_provider_v1 c_example_provider = {
     .struct_size = sizeof(prism_provider_v1),
@@ -423,6 +626,7 @@ static const prism_provider_v1 c_example_provider = {
     .translate_chunk = NULL, /* SSE only: no raw framing */
     .finish_stream = finish_stream,
     .translate_error = translate_error,
+    .config_keys = c_example_config_keys,
 };
 
 static const prism_component c_example_components[] = {
@@ -436,6 +640,8 @@ static const prism_plugin_descriptor c_example_descriptor = {
     .struct_size = sizeof(prism_plugin_descriptor),
     .abi_major = PRISM_ABI_MAJOR,
     .abi_minor = PRISM_ABI_MINOR,
+    /* Needs nothing newer than 1.0: the key-value service is looked up and may be absent, and the
+     * 1.4 additions (add_header, config_keys) are used or read only when the host has them. */
     .min_host_abi_minor = 0,
     .flags = 0,
     .id = "dev.prism.example.c-provider",
