@@ -8,6 +8,8 @@ import PrismWire
 /// with or without `/v1`), `headers` (extra headers, e.g. `anthropic-beta`).
 final class AnthropicProvider: ProviderAdapter {
     static let configurationKeys: [String]? = []
+    /// Every Claude model, including ones released after this build (ABI 1.4 model_patterns).
+    let modelPatterns = ["claude-*"]
 
     static let apiVersion = "2023-06-01"
 

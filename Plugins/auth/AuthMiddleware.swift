@@ -71,6 +71,10 @@ final class AuthMiddleware: Middleware {
         if key.requestsPerMinute > 0 { context.setAttribute("key.rate_limit_rpm", String(key.requestsPerMinute)) }
         if key.tokensPerMinute > 0 { context.setAttribute("key.rate_limit_tpm", String(key.tokensPerMinute)) }
         let model = request.model
+        // The gateway lists only what the key may use (GET /v1/models): one model per line.
+        if !key.models.isEmpty, request.api == "models.list" {
+            context.setAttribute("key.models", key.models.sorted().joined(separator: "\n"))
+        }
         if !key.models.isEmpty, !model.isEmpty, !key.models.contains(model) {
             return reject(localResponse, status: 403, type: "permission_error", code: "model_not_allowed",
                           message: "The API key '\(key.name)' is not allowed to use model '\(model)'.")

@@ -15,6 +15,8 @@ import PrismWire
 /// name), `headers`.
 final class AzureProvider: ProviderAdapter {
     static let configurationKeys: [String]? = ["api_version", "auth_type", "deployments"]
+    /// The OpenAI models Azure deploys (a deployment of the same name, or `deployments` maps it).
+    let modelPatterns = ["gpt-*", "o1", "o1-*", "o3", "o3-*", "o4-*", "text-embedding-*"]
 
     static let defaultAPIVersion = "2024-10-21"
 

@@ -110,6 +110,11 @@ struct BedrockConfiguration: Sendable {
 
 final class BedrockProvider: ProviderAdapter {
     static let configurationKeys: [String]? = ["aws_region", "regions", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "default_max_tokens"]
+    /// Bedrock's model ids (`anthropic.claude-…`, `amazon.nova-…`), cross-region inference
+    /// profiles (`us.anthropic.…`) and ARNs (ABI 1.4 model_patterns).
+    let modelPatterns = ["anthropic.*", "amazon.*", "meta.*", "mistral.*", "cohere.*", "ai21.*", "deepseek.*",
+                         "writer.*", "qwen.*", "openai.*", "us.*", "eu.*", "apac.*", "us-gov.*", "global.*",
+                         "arn:aws:bedrock:*"]
 
     let configuration: BedrockConfiguration
     let host: PluginHost

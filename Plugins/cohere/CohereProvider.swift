@@ -8,6 +8,7 @@ import PrismWire
 /// https://api.cohere.com, with or without `/v2`), `headers` (extra headers).
 final class CohereProvider: ProviderAdapter {
     static let configurationKeys: [String]? = []
+    let modelPatterns = ["command", "command-*", "embed-*", "c4ai-*"]
 
     let baseURL: String
     let authorization: String?

@@ -77,6 +77,7 @@ struct GeminiEndpoint: Sendable {
 
 final class GeminiProvider: ProviderAdapter {
     static let configurationKeys: [String]? = ["api_version"]
+    let modelPatterns = ["gemini-*", "gemma-*", "learnlm-*"]
 
     let endpoint: GeminiEndpoint
 
@@ -90,6 +91,7 @@ final class GeminiProvider: ProviderAdapter {
 
 final class VertexAIProvider: ProviderAdapter {
     static let configurationKeys: [String]? = ["project", "location", "api_version"]
+    let modelPatterns = ["gemini-*"]
 
     let endpoint: GeminiEndpoint
 

@@ -9,16 +9,19 @@ import PrismWire
 ///
 /// Configuration: `reply` (fixed answer text; default: echoes the last user message).
 final class MockProvider: ProviderAdapter {
-    static let configurationKeys: [String]? = ["reply"]
+    static let configurationKeys: [String]? = ["reply", "model_patterns"]
 
     let instanceName: String
     let fixedReply: String?
     let host: PluginHost
+    /// `model_patterns: ["mock-*"]`: the family this mock serves (to try model resolution offline).
+    let modelPatterns: [String]
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.instanceName = instanceName
         self.host = host
         fixedReply = configuration["reply"]?.stringValue
+        modelPatterns = (configuration["model_patterns"]?.arrayValue ?? []).compactMap(\.stringValue)
     }
 
     func makeExchange() -> any ProviderExchange { MockExchange(provider: self) }

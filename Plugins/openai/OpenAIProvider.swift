@@ -30,12 +30,28 @@ final class OpenAIProvider: ProviderAdapter {
         "localai": "http://localhost:8080/v1",
     ]
 
+    /// The model families a type serves where its names are its own (ABI 1.4 model_patterns):
+    /// a model no `models` list names resolves to the configured providers whose family matches.
+    /// Types whose catalogue is other vendors' open models (groq, together, openrouter, ...) have
+    /// none, and self-hosted ones serve what discovery finds.
+    static let families: [String: [String]] = [
+        "openai": ["gpt-*", "o1", "o1-*", "o3", "o3-*", "o4-*", "chatgpt-*", "text-embedding-*", "codex-*",
+                   "computer-use-*", "omni-moderation-*"],
+        "mistral": ["mistral-*", "open-mistral-*", "open-mixtral-*", "codestral-*", "pixtral-*", "ministral-*",
+                    "magistral-*", "devstral-*", "voxtral-*"],
+        "xai": ["grok-*"],
+        "perplexity": ["sonar", "sonar-*", "r1-1776"],
+        "fireworks": ["accounts/fireworks/models/*"],
+    ]
+
     let baseURL: String
     let authorization: String?
     let extraHeaders: [(String, String)]
+    let modelPatterns: [String]
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         let type = configuration["type"]?.stringValue ?? "openai"
+        modelPatterns = OpenAIProvider.families[type] ?? []
         if let configured = configuration["base_url"]?.stringValue, !configured.isEmpty {
             baseURL = OpenAIProvider.normalize(configured)
         } else if let known = OpenAIProvider.defaultBaseURLs[type] {

@@ -11,6 +11,9 @@ public protocol ProviderAdapter: AnyObject, Sendable {
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError)
     /// Per-request translation state.
     func makeExchange() -> any ProviderExchange
+    /// The model names this instance serves by pattern (`*` matches any run of characters), for a
+    /// client model no `models` list names (ABI 1.4 model_patterns). Empty: configured models only.
+    var modelPatterns: [String] { get }
 }
 
 /// What build_request decided.
@@ -41,6 +44,7 @@ public protocol ProviderExchange: AnyObject {
 
 extension ProviderAdapter {
     public static var configurationKeys: [String]? { nil }
+    public var modelPatterns: [String] { [] }
 }
 
 extension Middleware {

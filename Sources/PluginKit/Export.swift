@@ -82,7 +82,26 @@ enum Registry {
 
 final class ProviderBox {
     let adapter: any ProviderAdapter
+    /// The adapter's model patterns as C strings, made on first request, kept until the instance goes.
+    private var patterns: UnsafePointer<UnsafePointer<CChar>?>?
+    private var patternCount = 0
+
     init(_ adapter: any ProviderAdapter) { self.adapter = adapter }
+
+    var modelPatterns: UnsafePointer<UnsafePointer<CChar>?>? {
+        if patterns == nil {
+            let list = adapter.modelPatterns
+            patternCount = list.count
+            patterns = cStringList(list)
+        }
+        return patterns
+    }
+
+    deinit {
+        guard let patterns else { return }
+        for index in 0..<patternCount { free(UnsafeMutablePointer(mutating: patterns[index])) }
+        patterns.deallocate()
+    }
 }
 
 final class ExchangeBox {
@@ -285,11 +304,15 @@ private func makeProviderTable(slot: Int) -> UnsafeMutablePointer<prism_provider
             }
             return error.report(to: errorSink)
         },
-        config_keys: cStringList(Registry.providerTypes[slot]?.configurationKeys)))
+        config_keys: cStringList(Registry.providerTypes[slot]?.configurationKeys),
+        model_patterns: { instance in
+            guard let instance else { return nil }
+            return Unmanaged<ProviderBox>.fromOpaque(instance).takeUnretainedValue().modelPatterns
+        }))
     return table
 }
 
-/// A 1.4 config_keys list: NULL-terminated, strdup'd, kept until exit (like the vtable).
+/// A NULL-terminated list of strdup'd C strings (1.4 config_keys, model_patterns).
 private func cStringList(_ keys: [String]?) -> UnsafePointer<UnsafePointer<CChar>?>? {
     guard let keys else { return nil }
     let list = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: keys.count + 1)

@@ -43,7 +43,7 @@ public final class Gateway: Sendable {
     let transport: CurlTransport
     let gates: [String: AdmissionGate]
     let logger: Logger
-    let modelsBody: [UInt8]
+    let discovery: ModelDiscovery
 
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
@@ -148,15 +148,18 @@ public final class Gateway: Sendable {
         configurationWarnings = warnings
         transport = services.transport
         let catalog = ModelCatalog(providers: providers)
+        discovery = ModelDiscovery(providers: providers, catalog: catalog, transport: transport, logger: logger)
         if discover {
-            ModelDiscovery.discover(providers: providers.filter { $0.settings.discoversModels }, catalog: catalog,
-                                    transport: transport, logger: logger)
+            discovery.discoverAll()
+            discovery.startPeriodic()
         }
         self.catalog = catalog
         health = HealthRegistry(providers: providers, settings: configuration.routing.circuitBreaker)
         planner = RoutePlanner(settings: configuration.routing, catalog: catalog, health: health, router: router)
-        modelsBody = catalog.modelsResponse(created: Int64(wallClockMilliseconds() / 1000))
     }
+
+    // A replaced generation stops asking servers for their models once its last request is done.
+    deinit { discovery.stop() }
 }
 
 extension GatewayConfiguration {

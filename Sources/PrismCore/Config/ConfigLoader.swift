@@ -32,7 +32,8 @@ public struct ConfigLoader {
     /// (ABI 1.4 `config_keys`); Gateway warns about the rest once the plugins are known.
     static let providerKeys: Set<String> = [
         "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
-        "conn_pool_size", "headers", "weight", "priority", "credentials_file", "auto_discover", "skip_tls", "local",
+        "conn_pool_size", "headers", "weight", "priority", "auto_discover", "discovery_interval",
+        "credentials_file", "skip_tls", "local",
     ]
     static let authKeys: Set<String> = ["enabled", "keys"]
     static let authKeyEntryKeys: Set<String> = ["name", "key", "key_sha256", "owner", "models", "rate_limit_rpm",
@@ -166,7 +167,9 @@ public struct ConfigLoader {
                 defaultTimeout: duration(section["default_timeout"], "\(path).default_timeout"),
                 maxConcurrent: integer(section["max_concurrent"], "\(path).max_concurrent", range: 1...100_000),
                 connectionPoolSize: integer(section["conn_pool_size"], "\(path).conn_pool_size", range: 1...10_000),
-                section: json, location: location, pluginKeys: pluginKeys))
+                section: json, location: location, pluginKeys: pluginKeys,
+                autoDiscover: boolean(section["auto_discover"], "\(path).auto_discover"),
+                discoveryInterval: positiveDuration(section["discovery_interval"], "\(path).discovery_interval")))
         }
         return providers
     }

@@ -82,8 +82,17 @@ public struct ProviderSettings: Sendable {
     /// The section's keys the gateway does not read itself, where they are (for the plugin).
     public var pluginKeys: [(String, SourceLocation)] = []
 
-    /// Types whose `/v1/models` the host reads at startup to learn their models.
-    public var discoversModels: Bool { type == "ollama" || type == "vllm" }
+    /// `auto_discover`: read the provider's `/v1/models` (at startup, every `discovery_interval`,
+    /// and on a miss); nil: the self-hosted types do.
+    public var autoDiscover: Bool?
+    public var discoveryInterval: Duration?
+
+    /// Config shortcut (the one place the host names OpenAI-compatible types): the self-hosted
+    /// servers, whose models are whatever they have pulled or loaded, are discovered by default.
+    static let selfHostedTypes: Set<String> = ["ollama", "vllm", "lmstudio", "lm_studio", "localai", "tgi"]
+
+    /// Providers whose `/v1/models` the host reads to learn their models.
+    public var discoversModels: Bool { autoDiscover ?? type.map(ProviderSettings.selfHostedTypes.contains) ?? false }
 }
 
 public struct MiddlewareSettings: Sendable {

@@ -49,6 +49,8 @@ public final class ProviderInstance: @unchecked Sendable {
     /// Requests sent to this provider and not yet answered (routing statistics).
     let inFlight = Atomic<UInt64>(0)
     var inFlightCount: UInt64 { inFlight.load(ordering: .relaxed) }
+    /// The model families the plugin says this instance serves (1.4 model_patterns), copied.
+    public let modelPatterns: [ModelPattern]
 
     init(settings: ProviderSettings, component: LoadedComponent<prism_provider_v1>, registry: PluginRegistry,
          timeoutMilliseconds: Int64) throws(InstanceError)
@@ -62,8 +64,16 @@ public final class ProviderInstance: @unchecked Sendable {
             configuration = .object(members)
         }
         let host = registry.hostTable(pluginID: component.pluginID, component: component.name, instance: settings.name)
-        instance = try createInstance(table.pointee.instance_new, host: host, name: settings.name,
-                                      configuration: configuration)
+        let created = try createInstance(table.pointee.instance_new, host: host, name: settings.name,
+                                         configuration: configuration)
+        instance = created
+        var patterns: [ModelPattern] = []
+        if let list = table.pointee.model_patterns?(created) {
+            while patterns.count < 256, let pattern = list[patterns.count] {
+                patterns.append(ModelPattern(String(cString: pattern)))
+            }
+        }
+        modelPatterns = patterns.filter { !$0.text.isEmpty }
     }
 
     deinit { table.pointee.instance_destroy?(instance) }

@@ -77,7 +77,7 @@ struct ConformanceCases: @unchecked Sendable {
                 built.problem = "a non-streaming request was built with framing \(request.framing)"
                 return built
             }
-            let named = request.url.contains(model) || percentDecoded(request.url).contains(model)
+            let named = request.url.contains(model) || PercentEncoding.decode(request.url).contains(model)
                 || String(decoding: request.body, as: UTF8.self).contains(model)
                 || request.headers.contains { $0.value.contains(model) }
             if !named { built.problem = "the upstream model '\(model)' is in neither the URL, the headers nor the body"; return built }
@@ -303,19 +303,3 @@ private final class FailureList: @unchecked Sendable {
     }
 }
 
-/// `%XX` sequences decoded (a model in a URL path is percent-encoded: `:` as `%3A`).
-private func percentDecoded(_ text: String) -> String {
-    var bytes: [UInt8] = []
-    var utf8 = Array(text.utf8)[...]
-    while let byte = utf8.popFirst() {
-        if byte == UInt8(ascii: "%"), utf8.count >= 2,
-           let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
-        {
-            bytes.append(value)
-            utf8 = utf8.dropFirst(2)
-        } else {
-            bytes.append(byte)
-        }
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}

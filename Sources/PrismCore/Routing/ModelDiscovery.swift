@@ -2,56 +2,170 @@ import Dispatch
 import Logging
 import PrismPluginABI
 import PrismWire
+import Synchronization
 
-/// Learns the models of self-hosted servers (`type: ollama | vllm`) from their `/v1/models`, at
-/// startup, through the provider plugin (api "models.list") and the normal transport.
-enum ModelDiscovery {
+/// Learns the models of self-hosted servers (`type: ollama | vllm | lmstudio | localai | tgi`, or
+/// any provider with `auto_discover: true`) from their `/v1/models`, through the provider plugin
+/// (api "models.list") and the normal transport: at startup, every provider's
+/// `discovery_interval` (60 s by default) and, at most every `missCooldown`, when a request names
+/// a model nothing serves, so a server started after the gateway, or a model pulled later,
+/// appears without a reload. Runs on its own queue, never on an event loop.
+final class ModelDiscovery: Sendable {
     static let timeoutMilliseconds = 3000
+    static let defaultInterval = Duration.seconds(60)
+    static let missCooldown: UInt64 = 5_000_000_000
 
-    static func discover(providers: [ProviderInstance], catalog: ModelCatalog, transport: CurlTransport, logger: Logger) {
-        for provider in providers {
-            guard let exchange = provider.newExchange() else { continue }
-            let request = RequestView(api: "models.list", method: "GET", path: "/v1/models", headers: [], body: [],
-                                      model: "", requestID: "model-discovery")
-            let upstream = MessageBuilder()
-            upstream.method = "GET"
-            let error = ErrorCapture()
-            let (status, _) = exchange.buildRequest(request, into: upstream, error: error)
-            guard status == PRISM_OK else {
-                logger.warning("provider '\(provider.settings.name)': model discovery not possible: \(error.message)")
-                continue
+    private let providers: [ProviderInstance]
+    private let catalog: ModelCatalog
+    private let transport: CurlTransport
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "prism.model-discovery")
+    private struct State {
+        var refreshing = false
+        var waiting: [@Sendable (Bool) -> Void] = []
+        var lastMissRefresh: UInt64 = 0
+        var nextDue: [String: UInt64] = [:]
+        var timer: TimerBox?
+        var stopped = false
+    }
+
+    /// A dispatch timer is used from its own queue only; the box lets the state hold it.
+    private final class TimerBox: @unchecked Sendable {
+        let timer: DispatchSourceTimer
+        init(_ timer: DispatchSourceTimer) { self.timer = timer }
+    }
+
+    private let state = Mutex(State())
+
+    init(providers: [ProviderInstance], catalog: ModelCatalog, transport: CurlTransport, logger: Logger) {
+        self.providers = providers.filter(\.settings.discoversModels)
+        self.catalog = catalog
+        self.transport = transport
+        self.logger = logger
+    }
+
+    /// True when a miss may be answered by asking the servers again.
+    var canRefresh: Bool { !providers.isEmpty }
+
+    /// Every discovering provider once, now (startup: the gateway waits for it).
+    func discoverAll() {
+        for provider in providers { discover(provider) }
+    }
+
+    /// Re-discovers each provider every `discovery_interval` until `stop`.
+    func startPeriodic() {
+        guard !providers.isEmpty else { return }
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(200))
+        timer.setEventHandler { [weak self] in self?.refreshDue() }
+        let box = TimerBox(timer)
+        state.withLock { state in
+            let now = monotonicNanoseconds()
+            for provider in providers {
+                state.nextDue[provider.settings.name] = now + Self.interval(provider)
             }
-            let receiver = BlockingReceiver()
-            transport.start(Transfer(method: upstream.method, url: upstream.url, headers: upstream.headers,
-                                     body: upstream.body, timeoutMilliseconds: timeoutMilliseconds, streaming: false,
-                                     gate: nil, delegate: receiver))
-            receiver.done.wait()
-            guard receiver.failure == nil, (200..<300).contains(receiver.status) else {
-                let reason = receiver.failure?.message ?? "HTTP \(receiver.status)"
-                logger.warning("provider '\(provider.settings.name)': model discovery failed (\(reason)); using configured models only")
-                continue
-            }
-            let client = MessageBuilder()
-            let translated = receiver.body.withUnsafeBufferPointer { body in
-                var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(receiver.status),
-                                              headers: nil, header_count: 0,
-                                              body: prism_bytes(data: body.baseAddress, length: body.count))
-                return exchange.translateResponse(&response, into: client, error: error).status
-            }
-            guard translated == PRISM_OK, let list = try? JSONValue.parse(client.body) else { continue }
-            var found = 0
-            for entry in list["data"]?.arrayValue ?? [] {
-                if let id = entry["id"]?.stringValue {
-                    catalog.add(id, provider)
-                    found += 1
-                }
-            }
-            logger.info("provider '\(provider.settings.name)': discovered \(found) model(s)")
+            state.timer = box
         }
+        timer.resume()
+    }
+
+    func stop() {
+        let box = state.withLock { state -> TimerBox? in
+            state.stopped = true
+            defer { state.timer = nil }
+            return state.timer
+        }
+        box?.timer.cancel()
+    }
+
+    /// A request named a model nothing serves: ask every server again (unless that was done in
+    /// the last few seconds) and call `done(changed)` when it is over, on the discovery queue.
+    func refreshOnMiss(_ done: @escaping @Sendable (Bool) -> Void) {
+        let start = state.withLock { state -> Bool? in
+            let now = monotonicNanoseconds()
+            if state.refreshing {
+                state.waiting.append(done)
+                return false
+            }
+            guard now - state.lastMissRefresh >= Self.missCooldown || state.lastMissRefresh == 0 else { return nil }
+            state.refreshing = true
+            state.lastMissRefresh = now
+            state.waiting.append(done)
+            return true
+        }
+        switch start {
+        case nil: done(false)
+        case false?: break
+        case true?:
+            queue.async {
+                var changed = false
+                for provider in self.providers where self.discover(provider) { changed = true }
+                let waiting = self.state.withLock { state -> [@Sendable (Bool) -> Void] in
+                    state.refreshing = false
+                    defer { state.waiting = [] }
+                    return state.waiting
+                }
+                for callback in waiting { callback(changed) }
+            }
+        }
+    }
+
+    private static func interval(_ provider: ProviderInstance) -> UInt64 {
+        UInt64((provider.settings.discoveryInterval ?? defaultInterval).milliseconds) * 1_000_000
+    }
+
+    private func refreshDue() {
+        let now = monotonicNanoseconds()
+        let due = state.withLock { state -> [ProviderInstance] in
+            guard !state.stopped else { return [] }
+            return providers.filter { (state.nextDue[$0.settings.name] ?? 0) <= now }
+        }
+        for provider in due {
+            discover(provider)
+            state.withLock { $0.nextDue[provider.settings.name] = monotonicNanoseconds() + Self.interval(provider) }
+        }
+    }
+
+    /// Asks one provider for its models; true when its list changed.
+    @discardableResult
+    private func discover(_ provider: ProviderInstance) -> Bool {
+        guard let exchange = provider.newExchange() else { return false }
+        let request = RequestView(api: "models.list", method: "GET", path: "/v1/models", headers: [], body: [],
+                                  model: "", requestID: "model-discovery")
+        let upstream = MessageBuilder()
+        upstream.method = "GET"
+        let error = ErrorCapture()
+        let (status, _) = exchange.buildRequest(request, into: upstream, error: error)
+        guard status == PRISM_OK else {
+            logger.warning("provider '\(provider.settings.name)': model discovery not possible: \(error.message)")
+            return false
+        }
+        let receiver = BlockingReceiver()
+        transport.start(Transfer(method: upstream.method, url: upstream.url, headers: upstream.headers,
+                                 body: upstream.body, timeoutMilliseconds: Self.timeoutMilliseconds, streaming: false,
+                                 gate: nil, delegate: receiver))
+        receiver.done.wait()
+        guard receiver.failure == nil, (200..<300).contains(receiver.status) else {
+            let reason = receiver.failure?.message ?? "HTTP \(receiver.status)"
+            logger.warning("provider '\(provider.settings.name)': model discovery failed (\(reason)); it serves the models known so far")
+            return false
+        }
+        let client = MessageBuilder()
+        let translated = receiver.body.withUnsafeBufferPointer { body in
+            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(receiver.status),
+                                          headers: nil, header_count: 0,
+                                          body: prism_bytes(data: body.baseAddress, length: body.count))
+            return exchange.translateResponse(&response, into: client, error: error).status
+        }
+        guard translated == PRISM_OK, let list = try? JSONValue.parse(client.body) else { return false }
+        let models = (list["data"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+        guard catalog.setDiscovered(models, for: provider) else { return false }
+        logger.info("provider '\(provider.settings.name)': discovered \(models.count) model(s)")
+        return true
     }
 }
 
-/// Collects a whole response for a caller that waits (startup only, never on an event loop).
+/// Collects a whole response for a caller that waits (discovery's queue, never an event loop).
 final class BlockingReceiver: TransferDelegate, @unchecked Sendable {
     let done = DispatchSemaphore(value: 0)
     var status = 0

@@ -145,6 +145,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
              (_, "/v1/embeddings"):
             writeError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
                        message: "Method \(head.method.rawValue) is not allowed on \(path).")
+        case (.GET, _) where path.hasPrefix(ProxyRequest.modelsPrefix) && path.count > ProxyRequest.modelsPrefix.count:
+            // The OpenAI SDK's models.retrieve; a model id may contain '/' (percent-encoded or not).
+            proxy(head: head, path: path, api: "models.retrieve", body: nil)
         default:
             if dispatchControl(head: head, path: path, body: body) { return }
             writeError(status: .notFound, type: "invalid_request_error", code: "not_found",

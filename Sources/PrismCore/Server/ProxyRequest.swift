@@ -58,6 +58,8 @@ final class ProxyRequest {
     private var lastFailure: FailedAnswer?
     /// A fallback model was used, or the answer came from a provider other than the first choice(s).
     var fallbackUsed = false
+    /// A miss has asked the self-hosted servers for their models once already.
+    private var askedDiscovery = false
     /// The providers of the first launch (one, or several when racing).
     private var firstChoices = Set<ObjectIdentifier>()
 
@@ -98,11 +100,20 @@ final class ProxyRequest {
     func run() {
         gateway.activity.inFlight.add(1, ordering: .relaxed)
         countedInFlight = true
-        if api == "models.list" {
-            // GET /v1/models: no body; the middleware decide who may see it, the host answers.
+        if api == "models.list" || api == "models.retrieve" {
+            // GET /v1/models[/{id}]: no body; the middleware decide who may see it (a key restricted
+            // to some models may retrieve only those), the host answers.
+            var model = ""
+            if api == "models.retrieve" {
+                model = PercentEncoding.decode(String(path.dropFirst(ProxyRequest.modelsPrefix.count)))
+                if let problem = ProxyRequest.modelNameProblem(model) {
+                    return fail(.badRequest, "invalid_request_error", "invalid_model", problem, param: "model")
+                }
+                clientModel = model
+            }
             let headers = head.headers.map { ($0.name, $0.value) }
             view = RequestView(api: api, method: head.method.rawValue, path: path, headers: headers, body: [],
-                               model: "", requestID: requestID)
+                               model: model, requestID: requestID)
             return runMiddleware(from: 0)
         }
         // 1. The body must be a JSON object with a model (and messages, for chat).
@@ -150,6 +161,8 @@ final class ProxyRequest {
         runMiddleware(from: 0)
     }
 
+    static let modelsPrefix = "/v1/models/"
+
     /// Why a model name cannot be used, checked before any middleware or upstream sees it: control
     /// characters (CR, LF, NUL would reach headers, logs and URLs), or a part that changes an
     /// upstream URL's path or query when the provider puts the model there (`..`, `?`, `#`, `\`).
@@ -169,18 +182,20 @@ final class ProxyRequest {
     /// The route plan (aliases, candidates, fallbacks) and the first attempts.
     func route() {
         guard view != nil, !finished else { return }
-        if api == "models.list" {
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/json")
-            addCommonHeaders(&headers)
-            handler?.writeResponse(status: .ok, headers: headers, body: gateway.modelsBody)
-            return complete(status: 200)
-        }
+        if api == "models.list" || api == "models.retrieve" { return answerModels() }
         let model = clientModel
         let planner = gateway.planner
         let resolved = planner.resolve(model)
         let lock = head.headers.first(name: "x-prism-provider-lock")
         guard loadCandidates(for: resolved, lock: lock) || !planner.fallbacks(for: resolved).isEmpty else {
+            if !askedDiscovery, gateway.discovery.canRefresh {
+                // Perhaps a self-hosted server has the model by now: ask, then route again.
+                askedDiscovery = true
+                let bound = NIOLoopBound(self, eventLoop: eventLoop)
+                let eventLoop = self.eventLoop
+                gateway.discovery.refreshOnMiss { _ in eventLoop.execute { bound.value.route() } }
+                return
+            }
             if let lock, gateway.catalog.providersByName[lock] == nil {
                 return fail(.notFound, "invalid_request_error", "provider_not_found",
                             "x-prism-provider-lock names provider '\(lock)', which is not configured.")
@@ -189,9 +204,7 @@ final class ProxyRequest {
                 return fail(.notFound, "invalid_request_error", "model_not_found",
                             "Provider '\(lock)' (x-prism-provider-lock) does not serve model '\(model)'.", param: "model")
             }
-            return fail(.notFound, "invalid_request_error", "model_not_found",
-                        "The model '\(model)' is not configured. Add it to a provider's `models` list in config.yaml, or address a provider directly with the `provider/model` form (e.g. openai/\(model)).",
-                        param: "model")
+            return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(model), param: "model")
         }
         fallbackModels = planner.fallbacks(for: resolved)
         // One deadline for every retry and failover: server.default_request_timeout, or a longer
@@ -203,6 +216,35 @@ final class ProxyRequest {
         launchAttempts(count: max(1, planner.raceWidth))
         // Answers only arrive later, on this event loop: the first launch is known by then.
         firstChoices = Set(active.map { ObjectIdentifier($0.provider) })
+    }
+
+    /// `GET /v1/models` (what the calling key may use: auth publishes a restricted key's models as
+    /// the `key.models` attribute) and `GET /v1/models/{id}` (listed, or resolvable by family or as
+    /// `provider/model`).
+    private func answerModels() {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        addCommonHeaders(&headers)
+        if api == "models.retrieve" {
+            guard let body = gateway.catalog.modelObject(gateway.planner.resolve(clientModel)) else {
+                return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(clientModel),
+                            param: "model")
+            }
+            handler?.writeResponse(status: .ok, headers: headers, body: body)
+            return complete(status: 200)
+        }
+        let allowed = attributes["key.models"].map { Set($0.split(separator: "\n").map(String.init)) }
+        handler?.writeResponse(status: .ok, headers: headers, body: gateway.catalog.modelsBody(allowed: allowed))
+        complete(status: 200)
+    }
+
+    /// What a client is told when nothing serves its model: the ways to configure it.
+    func modelNotFoundMessage(_ model: String) -> String {
+        let families = gateway.catalog.familySummary
+        return "No provider serves the model '\(model)'. Add it to a provider's `models` list in config.yaml, "
+            + "alias it in `model_map`, address a provider directly as `provider/model` (e.g. openai/\(model)), "
+            + "or configure a provider whose model family includes it"
+            + (families.isEmpty ? " (anthropic serves claude-*, gemini gemini-*, openai gpt-*/o*, ...)." : " (configured: \(families)).")
     }
 
     /// Loads the ranked candidates of `model`; false when there are none.

@@ -201,7 +201,7 @@ extension ProxyRequest {
     /// `unknown`).
     private func metricModelLabel(status: Int) -> String {
         if clientModel.isEmpty { return "-" }
-        if gateway.catalog.candidatesByModel[clientModel] != nil { return clientModel }
+        if gateway.catalog.isListed(clientModel) { return clientModel }
         if winner != nil && (200..<300).contains(status) { return clientModel }
         return "unknown"
     }

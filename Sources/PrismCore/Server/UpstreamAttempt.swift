@@ -134,9 +134,9 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
             failure = .other("a stream was asked for and the upstream answered HTTP \(status) with \(type): "
                 + String(decoding: body.prefix(200), as: UTF8.self))
         }
-        let (status, headers, body) = (self.status, self.headers, self.body)
+        let (status, headers, body, outcome) = (self.status, self.headers, self.body, failure)
         eventLoop.execute {
-            request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: failure)
+            request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: outcome)
         }
     }
 }

@@ -46,7 +46,7 @@ extern "C" {
  *      on_response / on_stream_event, PRISM_ERROR_UNAVAILABLE, the "prism.shared_state.v1" service.
  * 1.3: the "prism.metrics.v1" service.
  * 1.4: prism_error_sink.add_header; config_keys at the end of the provider, middleware and router
- *      tables. */
+ *      tables; prism_provider_v1.model_patterns. */
 #define PRISM_ABI_MINOR 4
 /* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
  * may export both. */
@@ -463,6 +463,12 @@ typedef struct prism_provider_v1 {
      * array of NUL-terminated names, static until exit. The host warns about any other key in the
      * component's section (a typo); NULL means "not declared", and then nothing is warned. */
     const char *const *config_keys;
+    /* Added in 1.4 (optional). The model names this instance serves by pattern, for a client
+     * model that no `models` list names: a NULL-terminated array of NUL-terminated patterns in
+     * which `*` matches any run of characters (`claude-*`, `anthropic.*`, `gpt-*`), valid until
+     * instance_destroy. Called on the control thread after instance_new. NULL (or an empty list):
+     * the instance serves only the models it is configured or discovered with. */
+    const char *const *(*model_patterns)(void *instance);
 } prism_provider_v1;
 
 /*
@@ -628,7 +634,7 @@ PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *hos
 #define PRISM_SHARED_STATE_SERVICE_V1_SIZE_1_2 56  /* through set_value_capacity */
 #define PRISM_METRICS_SERVICE_V1_SIZE_1_3 32       /* through histogram_observe */
 #define PRISM_ERROR_SINK_SIZE_1_4 32               /* through add_header */
-#define PRISM_PROVIDER_V1_SIZE_1_4 96              /* through config_keys */
+#define PRISM_PROVIDER_V1_SIZE_1_4 104             /* through model_patterns */
 #define PRISM_MIDDLEWARE_V1_SIZE_1_4 64            /* through config_keys */
 #define PRISM_ROUTER_V1_SIZE_1_4 56                /* through config_keys */
 #else
@@ -660,7 +666,7 @@ PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *hos
 #define PRISM_SHARED_STATE_SERVICE_V1_SIZE_1_2 PRISM_SIZE_THROUGH(prism_shared_state_service_v1, set_value_capacity)
 #define PRISM_METRICS_SERVICE_V1_SIZE_1_3 PRISM_SIZE_THROUGH(prism_metrics_service_v1, histogram_observe)
 #define PRISM_ERROR_SINK_SIZE_1_4 PRISM_SIZE_THROUGH(prism_error_sink, add_header)
-#define PRISM_PROVIDER_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_provider_v1, config_keys)
+#define PRISM_PROVIDER_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_provider_v1, model_patterns)
 #define PRISM_MIDDLEWARE_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_middleware_v1, config_keys)
 #define PRISM_ROUTER_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_router_v1, config_keys)
 #endif

@@ -405,6 +405,9 @@ pub struct prism_provider_v1 {
     /// Added in 1.4 (optional): the configuration keys the component reads, a NULL-terminated
     /// array of NUL-terminated names, static until exit. NULL: not declared.
     pub config_keys: *const *const c_char,
+    /// Added in 1.4 (optional): the model-name patterns this instance serves (`*` globs), a
+    /// NULL-terminated array valid until instance_destroy. None: configured models only.
+    pub model_patterns: Option<unsafe extern "C" fn(instance: *mut c_void) -> *const *const c_char>,
 }
 
 #[repr(C)]
@@ -603,7 +606,7 @@ mod frozen_sizes {
     pub const PRISM_SHARED_STATE_SERVICE_V1_SIZE_1_2: usize = 56;
     pub const PRISM_METRICS_SERVICE_V1_SIZE_1_3: usize = 32;
     pub const PRISM_ERROR_SINK_SIZE_1_4: usize = 32;
-    pub const PRISM_PROVIDER_V1_SIZE_1_4: usize = 96;
+    pub const PRISM_PROVIDER_V1_SIZE_1_4: usize = 104;
     pub const PRISM_MIDDLEWARE_V1_SIZE_1_4: usize = 64;
     pub const PRISM_ROUTER_V1_SIZE_1_4: usize = 56;
 }

@@ -75,7 +75,7 @@ fn structs() -> Vec<Mirror> {
                            first_byte_nanoseconds }
         prism_provider_v1 { struct_size, instance_new, instance_destroy, exchange_new, exchange_destroy,
                             build_request, translate_response, translate_event, translate_chunk,
-                            finish_stream, translate_error, config_keys }
+                            finish_stream, translate_error, config_keys, model_patterns }
         prism_middleware_v1 { struct_size, instance_new, instance_destroy, on_request, on_complete,
                               on_response, on_stream_event, config_keys }
         prism_candidate { struct_size, weight, provider, model, healthy, reserved, in_flight,

@@ -49,6 +49,7 @@ static PROVIDER: prism_provider_v1 = prism_provider_v1 {
     finish_stream: Some(ffi::finish_stream),
     translate_error: Some(ffi::translate_error),
     config_keys: &CONFIG_KEYS.0 as *const [*const c_char; 3] as *const *const c_char,
+    model_patterns: None,
 };
 
 static COMPONENTS: [prism_component; 1] = [prism_component {
