@@ -36,6 +36,8 @@ FILES=(
     "prism_plugin.h=Sources/PrismPluginABI/include/prism_plugin.h"
     "c_example_provider.c=examples/plugins/c_example_provider.c"
     "c_example_quota.c=examples/plugins/c_example_quota.c"
+    # From 1.4 the C example includes the C plugin kit beside it.
+    "prism_kit.h=examples/plugins/prism_kit.h"
 )
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
