@@ -65,7 +65,18 @@ final class AnthropicExchange: ProviderExchange {
         upstream.setHeader("content-type", "application/json")
         if !provider.apiKey.isEmpty { upstream.setHeader("x-api-key", provider.apiKey) }
         upstream.setHeader("anthropic-version", AnthropicProvider.apiVersion)
-        for (name, value) in provider.extraHeaders { upstream.setHeader(name, value) }
+        var configuredBetas: [String] = []
+        for (name, value) in provider.extraHeaders {
+            if name == "anthropic-beta" { configuredBetas += HeaderList.values(value) } else { upstream.setHeader(name, value) }
+        }
+        // The client's Anthropic headers: its beta features join the configured ones; its
+        // anthropic-version replaces the default.
+        var betas: [String] = []
+        for beta in configuredBetas + request.headerList("anthropic-beta") where !betas.contains(beta) { betas.append(beta) }
+        if !betas.isEmpty { upstream.setHeader("anthropic-beta", betas.joined(separator: ",")) }
+        if let version = request.header("anthropic-version"), !version.isEmpty {
+            upstream.setHeader("anthropic-version", version)
+        }
         upstream.writeBody(translated.bytes)
         return streaming ? .serverSentEvents : .notStreaming
     }

@@ -20,6 +20,7 @@ struct AnthropicRequest {
             throw PluginError.invalidRequest("The anthropic provider returns one choice: `n` must be 1.", code: "unsupported_parameter")
         }
         let turns = try AnthropicRequest.turns(request.messages)
+        let thinking = try AnthropicRequest.thinking(request)
         var answerSchema: JSONValue?
         switch request.responseFormat {
         case let .jsonSchema(_, schema, _)?: answerSchema = schema.asObjectSchema
@@ -35,9 +36,8 @@ struct AnthropicRequest {
         var writer = JSONWriter(capacity: sizeHint + 256)
         writer.beginObject()
         writer.string("model", model)
-        writer.integer("max_tokens", Int64(request.maxTokens ?? AnthropicRequest.defaultMaxTokens))
-        let system = request.systemText
-        if !system.isEmpty { writer.string("system", system) }
+        writer.integer("max_tokens", Int64(thinking?.maxTokens ?? request.maxTokens ?? AnthropicRequest.defaultMaxTokens))
+        AnthropicRequest.writeSystem(request, to: &writer)
         writer.key("messages")
         writer.beginArray()
         for turn in turns { turn.write(to: &writer) }
@@ -45,6 +45,7 @@ struct AnthropicRequest {
         AnthropicRequest.writeTools(request, answerSchema: answerSchema, to: &writer)
         if let temperature = request.temperature { writer.key("temperature"); writer.number(min(max(temperature, 0), 1)) }
         if let topP = request.topP { writer.key("top_p"); writer.number(topP) }
+        if let topK = request.topK { writer.integer("top_k", Int64(topK)) }
         // Anthropic refuses empty and whitespace-only stop sequences.
         let stops = request.stop.filter { !AnthropicRequest.isBlank($0) }
         if !stops.isEmpty {
@@ -53,15 +54,63 @@ struct AnthropicRequest {
             for stop in stops { writer.string(stop) }
             writer.endArray()
         }
-        if let user = request.user, !user.isEmpty {
+        // Anthropic's metadata takes only `user_id`: the client's own, else OpenAI's `user`.
+        if let user = request.body["metadata"]?["user_id"]?.stringValue ?? request.user, !user.isEmpty {
             writer.key("metadata")
             writer.beginObject()
             writer.string("user_id", user)
             writer.endObject()
         }
+        if let thinking {
+            writer.key("thinking")
+            thinking.config.write(to: &writer)
+        }
+        // Anthropic's top-level (automatic) prompt-cache breakpoint.
+        if let control = request.body["cache_control"], case .object = control {
+            writer.key("cache_control")
+            control.write(to: &writer)
+        }
         if stream { writer.bool("stream", true) }
         writer.endObject()
         bytes = writer.bytes
+    }
+
+    // MARK: Thinking and system
+
+    /// The `thinking` object to send, and the `max_tokens` it needs (nil: the client's, unchanged).
+    /// The client's own Anthropic `thinking` wins over `reasoning_effort`, which becomes a budget
+    /// (at least Anthropic's 1024; `none` turns thinking off). Anthropic counts thinking inside
+    /// `max_tokens` and requires the budget below it, so a limit at or under the budget is raised
+    /// to budget + that limit (budget + 4096 without one).
+    static func thinking(_ request: ChatRequest) throws(PluginError) -> (config: JSONValue, maxTokens: Int?)? {
+        guard let config = try ReasoningEffort.claudeThinking(request) else { return nil }
+        let maxTokens = ReasoningEffort.claudeBudget(config).map { budget in
+            ReasoningEffort.maxTokens(requested: request.maxTokens, budget: budget, answerTokens: defaultMaxTokens)
+        }
+        return (config, maxTokens)
+    }
+
+    /// `system`: the system and developer messages joined into one string; a list of text blocks
+    /// instead when one of them carries `cache_control`, so the breakpoint reaches Anthropic.
+    static func writeSystem(_ request: ChatRequest, to writer: inout JSONWriter) {
+        let messages = request.messages.filter { $0.role == "system" || $0.role == "developer" }
+        guard messages.contains(where: \.hasCacheControl) else {
+            let system = request.systemText
+            if !system.isEmpty { writer.string("system", system) }
+            return
+        }
+        writer.key("system")
+        writer.beginArray()
+        for message in messages {
+            var blocks: [Block] = []
+            for (part, control) in zip(message.content, message.partCacheControls) {
+                guard case let .text(text) = part, !text.isEmpty else { continue }
+                blocks.append(Block.text(text).cached(control))
+            }
+            if let last = blocks.indices.last { blocks[last] = blocks[last].cached(message.cacheControl) }
+            for block in blocks { block.write(to: &writer) }
+        }
+        writer.endArray()
     }
 
     // MARK: Tools
@@ -76,6 +125,10 @@ struct AnthropicRequest {
             if let description = tool.description, !description.isEmpty { writer.string("description", description) }
             writer.key("input_schema")
             tool.parameters.asObjectSchema.write(to: &writer)
+            if let control = tool.cacheControl {
+                writer.key("cache_control")
+                control.write(to: &writer)
+            }
             writer.endObject()
         }
         if let answerSchema {
@@ -120,14 +173,30 @@ struct AnthropicRequest {
         case document(mediaType: String, base64: String)
         case toolUse(id: String, name: String, input: String)
         case toolResult(id: String, content: [Block])
+        case thinking(ThinkingBlock)
+        /// A block with a prompt-cache breakpoint (`cache_control`).
+        indirect case cached(Block, control: JSONValue)
 
         var isToolResult: Bool {
-            if case .toolResult = self { return true }
-            return false
+            switch self {
+            case .toolResult: return true
+            case let .cached(block, _): return block.isToolResult
+            default: return false
+            }
+        }
+
+        /// This block with `control` as its cache_control (itself when nil).
+        func cached(_ control: JSONValue?) -> Block {
+            control.map { .cached(self, control: $0) } ?? self
         }
 
         func write(to writer: inout JSONWriter) {
             writer.beginObject()
+            writeMembers(to: &writer)
+            writer.endObject()
+        }
+
+        func writeMembers(to writer: inout JSONWriter) {
             switch self {
             case let .text(text):
                 writer.string("type", "text")
@@ -171,8 +240,18 @@ struct AnthropicRequest {
                     for block in content { block.write(to: &writer) }
                     writer.endArray()
                 }
+            case let .thinking(.thinking(text, signature)):
+                writer.string("type", "thinking")
+                writer.string("thinking", text)
+                writer.string("signature", signature ?? "") // only signed blocks get here
+            case let .thinking(.redacted(data)):
+                writer.string("type", "redacted_thinking")
+                writer.string("data", data)
+            case let .cached(block, control):
+                block.writeMembers(to: &writer)
+                writer.key("cache_control")
+                control.write(to: &writer)
             }
-            writer.endObject()
         }
     }
 
@@ -198,33 +277,40 @@ struct AnthropicRequest {
     /// OpenAI messages → alternating Anthropic turns. System and developer messages are hoisted to
     /// `system`; tool results become `tool_result` blocks of a user turn, ahead of any text in it;
     /// consecutive turns of one role are merged; empty text is dropped (Anthropic refuses it).
+    /// An assistant's `thinking_blocks` come first in its turn, as Anthropic requires; a part's
+    /// `cache_control` stays on its block, a message's goes on the message's last block.
     static func turns(_ messages: [ChatMessage]) throws(PluginError) -> [Turn] {
-        let turns = try ConversationTurns.group(
-            messages, isToolResult: { (block: Block) in block.isToolResult },
-            content: { parts, index throws(PluginError) in try contentBlocks(parts, index: index) },
+        // Unsigned thinking (and bare `reasoning_content`) cannot go back: Anthropic refuses it.
+        try ConversationTurns.groupMarked(
+            messages, isToolResult: { (block: Block) in block.isToolResult }, thinking: Block.thinking,
+            cached: { block, control in block.cached(control) },
+            content: { parts, controls, index throws(PluginError) in
+                try contentBlocks(parts, cacheControls: controls, index: index)
+            },
             toolUse: { call, index, callIndex throws(PluginError) in
                 Block.toolUse(id: ToolCall.restrictedID(call.id), name: call.name,
                               input: try call.objectArguments(messageIndex: index, callIndex: callIndex))
             },
             toolResult: { message, index throws(PluginError) in
                 Block.toolResult(id: ToolCall.restrictedID(message.toolCallID ?? ""),
-                                 content: try contentBlocks(message.content, index: index))
+                                 content: try contentBlocks(message.content, cacheControls: message.partCacheControls,
+                                                            index: index))
             }).map { Turn(role: $0.role, blocks: $0.blocks) }
-        return turns
     }
 
-    static func contentBlocks(_ parts: [ContentPart], index: Int) throws(PluginError) -> [Block] {
+    static func contentBlocks(_ parts: [ContentPart], cacheControls: [JSONValue?], index: Int) throws(PluginError) -> [Block] {
         var blocks: [Block] = []
-        for part in parts {
+        for (position, part) in parts.enumerated() {
+            let control = position < cacheControls.count ? cacheControls[position] : nil
             switch part {
             case let .text(text):
-                if !text.isEmpty { blocks.append(.text(text)) }
+                if !text.isEmpty { blocks.append(Block.text(text).cached(control)) }
             case let .image(source, _):
-                blocks.append(.image(source))
+                blocks.append(Block.image(source).cached(control))
             case let .other(value):
                 switch value["type"]?.stringValue {
                 case "refusal":
-                    if let text = value["refusal"]?.stringValue, !text.isEmpty { blocks.append(.text(text)) }
+                    if let text = value["refusal"]?.stringValue, !text.isEmpty { blocks.append(Block.text(text).cached(control)) }
                 case "file":
                     // A PDF given inline as a data URL becomes a document block.
                     guard let data = value["file"]?["file_data"]?.stringValue,
@@ -233,7 +319,7 @@ struct AnthropicRequest {
                         throw PluginError.invalidRequest("messages[\(index)]: the anthropic provider takes `file` parts only as PDF data URLs (file.file_data).",
                                                          code: "unsupported_content")
                     }
-                    blocks.append(.document(mediaType: mediaType, base64: base64))
+                    blocks.append(Block.document(mediaType: mediaType, base64: base64).cached(control))
                 default:
                     let type = value["type"]?.stringValue ?? "?"
                     throw PluginError.invalidRequest("messages[\(index)]: content parts of type `\(type)` are not supported by the anthropic provider.",

@@ -49,8 +49,16 @@ enum AnthropicResponse {
         var text = ""
         var sawText = false
         var calls: [ToolCall] = []
+        var reasoning: String?
+        var thinking: [ThinkingBlock] = []
         for block in message.objects("content") {
             switch block.string("type") {
+            case "thinking":
+                let text = block.string("thinking") ?? ""
+                reasoning = (reasoning ?? "") + text
+                thinking.append(.thinking(text: text, signature: block.string("signature")))
+            case "redacted_thinking":
+                thinking.append(.redacted(data: block.string("data") ?? ""))
             case "text":
                 text += block.string("text") ?? ""
                 sawText = true
@@ -63,7 +71,7 @@ enum AnthropicResponse {
                 } else {
                     calls.append(ToolCall(id: block.string("id") ?? "", name: name, arguments: input))
                 }
-            default: break // thinking, redacted_thinking, server tool blocks: no OpenAI slot
+            default: break // server tool blocks: no OpenAI slot
             }
         }
         var usage = Usage()
@@ -71,7 +79,7 @@ enum AnthropicResponse {
         return ChatCompletion(id: message.string("id") ?? "msg", model: message.string("model") ?? fallbackModel,
                               created: created, text: sawText || calls.isEmpty ? text : nil, toolCalls: calls,
                               finishReason: finishReason(message.string("stop_reason"), toolCalls: calls.count),
-                              usage: usage)
+                              usage: usage, reasoning: reasoning, thinkingBlocks: thinking)
     }
 
     /// The HTTP status Anthropic uses for each error type; it decides the OpenAI type when the
@@ -99,7 +107,7 @@ enum AnthropicResponse {
 
 /// Translates one Anthropic SSE stream into OpenAI chunks.
 struct AnthropicStream {
-    enum BlockKind { case text, toolCall, answer, ignored }
+    enum BlockKind { case text, toolCall, answer, thinking, ignored }
 
     let includeUsage: Bool
     let answerTool: Bool
@@ -108,6 +116,8 @@ struct AnthropicStream {
     /// Replaced at message_start, which carries the message id and model.
     private var writer: ChatStreamWriter
     private var blocks: [Int64: BlockKind] = [:]
+    /// The text and signature of thinking blocks still streaming, by block index.
+    private var thinking: [Int64: (text: String, signature: String?)] = [:]
     private var usage = Usage()
     private var stopReason: String?
     private(set) var stopped = false
@@ -151,8 +161,17 @@ struct AnthropicStream {
                     blocks[index] = .toolCall
                     writer.startToolCall(key: String(index), id: block.string("id") ?? "", name: name, client: client)
                 }
+            case "thinking":
+                // Streamed as reasoning_content; the whole signed block follows at its stop.
+                blocks[index] = .thinking
+                let text = block.string("thinking") ?? ""
+                thinking[index] = (text, block.string("signature"))
+                writer.reasoning(text, client: client)
+            case "redacted_thinking":
+                blocks[index] = .ignored
+                writer.thinkingBlock(.redacted(data: block.string("data") ?? ""), client: client)
             default:
-                blocks[index] = .ignored // thinking, server tools: no OpenAI slot
+                blocks[index] = .ignored // server tools: no OpenAI slot
             }
         case "content_block_delta":
             guard let index = data.integer("index"), let delta = data.object("delta") else { return }
@@ -163,8 +182,18 @@ struct AnthropicStream {
                 writer.toolArguments(key: String(index), fragment: delta.string("partial_json") ?? "", client: client)
             case (.answer?, "input_json_delta"):
                 writer.text(delta.string("partial_json") ?? "", client: client)
-            default: break // thinking, signature and citation deltas
+            case (.thinking?, "thinking_delta"):
+                let text = delta.string("thinking") ?? ""
+                thinking[index]?.text += text
+                writer.reasoning(text, client: client)
+            case (.thinking?, "signature_delta"):
+                let signature = thinking[index]?.signature ?? ""
+                thinking[index]?.signature = signature + (delta.string("signature") ?? "")
+            default: break // citation deltas
             }
+        case "content_block_stop":
+            guard let index = data.integer("index"), let block = thinking.removeValue(forKey: index) else { return }
+            writer.thinkingBlock(.thinking(text: block.text, signature: block.signature), client: client)
         case "message_delta":
             if let reason = data.object("delta")?.string("stop_reason") { stopReason = reason }
             if let fields = data.object("usage") { AnthropicResponse.usage(fields, into: &usage) }

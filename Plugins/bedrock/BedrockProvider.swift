@@ -154,7 +154,8 @@ final class BedrockExchange: ProviderExchange {
         switch request.api {
         case "chat.completions":
             let chat = try ChatRequest.parse(request.body)
-            let converse = try BedrockRequest.converse(chat, defaultMaxTokens: provider.configuration.defaultMaxTokens)
+            let converse = try BedrockRequest.converse(chat, model: model, betas: request.headerList("anthropic-beta"),
+                                                       defaultMaxTokens: provider.configuration.defaultMaxTokens)
             body = converse.body
             answerTool = converse.answerTool
             if request.isStreaming {

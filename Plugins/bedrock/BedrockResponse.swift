@@ -45,8 +45,18 @@ enum BedrockResponse {
         var text = ""
         var sawText = false
         var calls: [ToolCall] = []
+        var reasoning: String?
+        var thinking: [ThinkingBlock] = []
         for block in message.objects("content") {
-            if let fragment = block.string("text") {
+            if let content = block.object("reasoningContent") {
+                if let redacted = content.string("redactedContent") {
+                    thinking.append(.redacted(data: redacted))
+                } else if let text = content.object("reasoningText") {
+                    let piece = text.string("text") ?? ""
+                    reasoning = (reasoning ?? "") + piece
+                    thinking.append(.thinking(text: piece, signature: text.string("signature")))
+                }
+            } else if let fragment = block.string("text") {
                 text += fragment
                 sawText = true
             } else if let use = block.object("toolUse") {
@@ -58,13 +68,14 @@ enum BedrockResponse {
                     calls.append(ToolCall(id: use.string("toolUseId") ?? "", name: name, arguments: input))
                 }
             }
-            // reasoningContent, citationsContent, ...: no slot in OpenAI's message.
+            // citationsContent, ...: no slot in OpenAI's message.
         }
         let stopReason = response.string("stopReason")
         guard let finish = finishReason(stopReason, toolCalls: calls.count) else { throw malformedOutput(stopReason ?? "") }
         return ChatCompletion(id: id, model: model, created: created, text: sawText || calls.isEmpty ? text : nil,
                               toolCalls: calls, finishReason: finish,
-                              usage: response.object("usage").map(usage) ?? Usage())
+                              usage: response.object("usage").map(usage) ?? Usage(), reasoning: reasoning,
+                              thinkingBlocks: thinking)
     }
 
     /// An error name (`ThrottlingException`, or a stream's `throttlingException`) → HTTP status
@@ -138,6 +149,8 @@ struct BedrockStream {
     let answerTool: Bool
     /// contentBlockIndex keys of answer-tool blocks, whose input fragments are the content.
     private var answerBlocks: Set<String> = []
+    /// Reasoning blocks still streaming, by contentBlockIndex key: text and signature so far.
+    private var reasoning: [String: (text: String, signature: String?)] = [:]
     private var decoder = AWSEventStreamDecoder()
     private var writer: ChatStreamWriter
     private var usage = Usage()
@@ -208,8 +221,25 @@ struct BedrockStream {
                 } else {
                     writer.toolArguments(key: key, fragment: input, client: client)
                 }
+            } else if let content = delta.object("reasoningContent") {
+                // Text streams as reasoning_content; the signed block follows at contentBlockStop.
+                if let redacted = content.string("redactedContent") {
+                    writer.thinkingBlock(.redacted(data: redacted), client: client)
+                } else {
+                    var block = reasoning[key] ?? ("", nil)
+                    if let text = content.string("text") {
+                        block.text += text
+                        writer.reasoning(text, client: client)
+                    }
+                    if let signature = content.string("signature") { block.signature = (block.signature ?? "") + signature }
+                    reasoning[key] = block
+                }
             }
-            // reasoningContent, citation deltas: no slot in OpenAI's chunks.
+            // citation deltas: no slot in OpenAI's chunks.
+        case "contentBlockStop":
+            if let block = reasoning.removeValue(forKey: key) {
+                writer.thinkingBlock(.thinking(text: block.text, signature: block.signature), client: client)
+            }
         case "messageStop":
             let stopReason = event.string("stopReason")
             guard let finish = BedrockResponse.finishReason(stopReason, toolCalls: writer.toolCallCount) else {
@@ -227,7 +257,7 @@ struct BedrockStream {
                 client.reportUsage(usage)
             }
         default:
-            break // messageStart, contentBlockStop, and event types added later
+            break // messageStart, and event types added later
         }
     }
 

@@ -31,6 +31,23 @@ enum CohereChatRequest {
         if let temperature = request.temperature { writer.key("temperature"); writer.number(max(temperature, 0)) }
         // Cohere's p must lie in [0.01, 0.99].
         if let topP = request.topP { writer.key("p"); writer.number(min(max(topP, 0.01), 0.99)) }
+        // Cohere's k lies in [0, 500].
+        if let topK = request.topK { writer.integer("k", Int64(min(max(topK, 0), 500))) }
+        // The client's own Cohere `thinking` wins; else reasoning_effort becomes a token budget.
+        if let thinking = request.body["thinking"], case .object = thinking {
+            writer.key("thinking")
+            thinking.write(to: &writer)
+        } else if let effort = try ReasoningEffort.of(request) {
+            writer.key("thinking")
+            writer.beginObject()
+            if let budget = effort.budgetTokens() {
+                writer.string("type", "enabled")
+                writer.integer("token_budget", Int64(budget))
+            } else {
+                writer.string("type", "disabled")
+            }
+            writer.endObject()
+        }
         let stops = request.stop.filter { !$0.isEmpty }
         if !stops.isEmpty {
             writer.key("stop_sequences")
@@ -244,8 +261,13 @@ enum CohereChatResponse {
         guard let finish = finishReason(reason) else { throw failure(reason, message: answer.string("message")) }
         let message = answer.object("message")
         var text = ""
-        for item in message?.objects("content") ?? [] where item.string("type") == "text" {
-            text += item.string("text") ?? ""
+        var reasoning: String?
+        for item in message?.objects("content") ?? [] {
+            switch item.string("type") {
+            case "text": text += item.string("text") ?? ""
+            case "thinking": reasoning = (reasoning ?? "") + (item.string("thinking") ?? "")
+            default: break
+            }
         }
         var calls: [ToolCall] = []
         for call in message?.objects("tool_calls") ?? [] {
@@ -255,7 +277,8 @@ enum CohereChatResponse {
         }
         return ChatCompletion(id: answer.string("id") ?? "", model: model, created: created,
                               text: text.isEmpty && !calls.isEmpty ? nil : text, toolCalls: calls,
-                              finishReason: finish, usage: answer.object("usage").map(usage) ?? Usage())
+                              finishReason: finish, usage: answer.object("usage").map(usage) ?? Usage(),
+                              reasoning: reasoning)
     }
 }
 
@@ -289,8 +312,10 @@ struct CohereStream {
         case "message-start":
             writer = ChatStreamWriter(id: data.string("id") ?? "", model: model, created: created)
         case "content-start", "content-delta":
-            // Thinking content carries `thinking`, not `text`, and is left out.
-            if let text = message?.object("content")?.string("text") { writer.text(text, client: client) }
+            // Thinking content carries `thinking`, not `text`: it streams as reasoning_content.
+            let content = message?.object("content")
+            if let text = content?.string("text") { writer.text(text, client: client) }
+            if let thinking = content?.string("thinking") { writer.reasoning(thinking, client: client) }
         case "tool-call-start":
             guard let index = data.integer("index"), let call = message?.object("tool_calls") else { return }
             let function = call.object("function")

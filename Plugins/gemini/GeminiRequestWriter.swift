@@ -86,7 +86,15 @@ enum GeminiRequestWriter {
         for content in contents { write(content, to: &writer) }
         writer.endArray()
         writeTools(request, to: &writer)
-        writeGenerationConfig(request, to: &writer)
+        // Gemini-native fields the client may send, in either spelling: passed as they are.
+        if let settings = request.body["safetySettings"] ?? request.body["safety_settings"], case .array = settings {
+            writer.key("safetySettings")
+            settings.write(to: &writer)
+        }
+        if let cached = (request.body["cachedContent"] ?? request.body["cached_content"])?.stringValue {
+            writer.string("cachedContent", cached)
+        }
+        try writeGenerationConfig(request, to: &writer)
         writer.endObject()
         return writer.bytes
     }
@@ -291,7 +299,7 @@ enum GeminiRequestWriter {
         writer.endObject()
     }
 
-    static func writeGenerationConfig(_ request: ChatRequest, to writer: inout JSONWriter) {
+    static func writeGenerationConfig(_ request: ChatRequest, to writer: inout JSONWriter) throws(PluginError) {
         let body = request.body
         var opened = false
         func open(_ writer: inout JSONWriter) {
@@ -339,6 +347,25 @@ enum GeminiRequestWriter {
             GeminiSchema.write(schema, to: &writer)
         case .text, nil:
             break
+        }
+        // The client's own thinkingConfig wins; else reasoning_effort becomes a thinking budget
+        // with thought summaries included (they come back as reasoning_content); `none` sets the
+        // budget to 0 (thinking off where the model allows it).
+        if let native = body["thinkingConfig"] ?? body["thinking_config"], case .object = native {
+            open(&writer)
+            writer.key("thinkingConfig")
+            native.write(to: &writer)
+        } else if let effort = try ReasoningEffort.of(request) {
+            open(&writer)
+            writer.key("thinkingConfig")
+            writer.beginObject()
+            if let budget = effort.budgetTokens() {
+                writer.integer("thinkingBudget", Int64(budget))
+                writer.bool("includeThoughts", true)
+            } else {
+                writer.integer("thinkingBudget", 0)
+            }
+            writer.endObject()
         }
         if opened { writer.endObject() }
     }

@@ -40,18 +40,23 @@ enum GeminiResponse {
         return nil
     }
 
-    /// One candidate's answer: visible text (thought summaries left out) and function calls.
+    /// One candidate's answer: visible text, thought summaries (reasoning) and function calls.
     struct Candidate {
         var text: String?
+        var reasoning: String?
         var toolCalls: [ToolCall] = []
         var finishReason: String
     }
 
     static func candidate(_ value: JSONValue, responseID: String, ordinalBase: Int = 0) -> Candidate {
         var text: String?
+        var reasoning: String?
         var calls: [ToolCall] = []
         for part in value["content"]?["parts"]?.arrayValue ?? [] {
-            if part["thought"]?.boolValue == true { continue }
+            if part["thought"]?.boolValue == true {
+                if let piece = part["text"]?.stringValue { reasoning = (reasoning ?? "") + piece }
+                continue
+            }
             if let piece = part["text"]?.stringValue {
                 text = (text ?? "") + piece
             } else if let call = part["functionCall"] {
@@ -63,7 +68,7 @@ enum GeminiResponse {
             }
         }
         let reason = finishReason(value["finishReason"]?.stringValue, sawToolCall: !calls.isEmpty) ?? "stop"
-        return Candidate(text: text, toolCalls: calls, finishReason: reason)
+        return Candidate(text: text, reasoning: reasoning, toolCalls: calls, finishReason: reason)
     }
 
     /// OpenAI's finish_reason for a Gemini one (nil while the candidate is not finished).
@@ -133,7 +138,7 @@ enum GeminiResponse {
             ordinal += answer.toolCalls.count
             let completion = ChatCompletion(id: id, model: model, created: created, text: answer.text,
                                             toolCalls: answer.toolCalls, finishReason: answer.finishReason,
-                                            usage: usage)
+                                            usage: usage, reasoning: answer.reasoning)
             if first == nil { first = completion }
             if candidates.count > 1 { choices.append(completion.jsonBytes.withUnsafeBytes { choice(in: $0) }) }
         }
@@ -199,7 +204,10 @@ struct GeminiStreamTranslator {
             return
         }
         for part in candidate.object("content")?.objects("parts") ?? [] {
-            if let thought = part.range("thought"), JSONScanner.isTrue(part.bytes, in: thought) { continue }
+            if let thought = part.range("thought"), JSONScanner.isTrue(part.bytes, in: thought) {
+                writer!.reasoning(part.string("text") ?? "", client: client)
+                continue
+            }
             if let text = part.string("text") {
                 writer!.text(text, client: client)
             } else if let call = part.object("functionCall") {

@@ -22,6 +22,10 @@ public struct ChatRequest: Sendable {
     public var toolChoice: ToolChoice?
     public var parallelToolCalls: Bool?
     public var responseFormat: ResponseFormat?
+    /// `reasoning_effort` as the client wrote it; `ReasoningEffort.parse` validates it for a provider.
+    public var reasoningEffort: String?
+    /// `top_k`, a common extension to OpenAI's format (OpenAI itself has none).
+    public var topK: Int?
     /// The whole body, for fields an adapter maps itself.
     public var body: JSONValue
 
@@ -69,12 +73,16 @@ public struct ChatRequest: Sendable {
             }
             definitions.append(ToolDefinition(name: name, description: function["description"]?.stringValue,
                                               parameters: function["parameters"] ?? .object([]),
-                                              strict: function["strict"]?.boolValue))
+                                              strict: function["strict"]?.boolValue,
+                                              cacheControl: (tool["cache_control"] ?? function["cache_control"])
+                                                  .flatMap { $0.isNull ? nil : $0 }))
         }
         tools = definitions
         toolChoice = ToolChoice(body["tool_choice"])
         parallelToolCalls = body["parallel_tool_calls"]?.boolValue
         responseFormat = ResponseFormat(body["response_format"])
+        reasoningEffort = body["reasoning_effort"]?.stringValue
+        topK = body["top_k"]?.integerValue.map { Int(clamping: $0) }
     }
 
     /// The system (and developer) messages' text, joined: for formats that carry it apart.
@@ -92,6 +100,15 @@ public struct ChatMessage: Sendable {
     public var toolCalls: [ToolCall]
     /// For role "tool": which call this result answers.
     public var toolCallID: String?
+    /// An assistant's earlier reasoning text (`reasoning_content`, as Prism returns it).
+    public var reasoningContent: String?
+    /// An assistant's earlier reasoning blocks with their signatures (`thinking_blocks`, as Prism
+    /// returns them): what Anthropic and Bedrock need back to continue a thinking turn.
+    public var thinkingBlocks: [ThinkingBlock]
+    /// `cache_control` on the message itself: a prompt-cache breakpoint after its last block.
+    public var cacheControl: JSONValue?
+    /// `cache_control` of each content part, by the index of the part in `content`.
+    public var partCacheControls: [JSONValue?]
 
     init(_ value: JSONValue, index: Int) throws(PluginError) {
         guard let role = value["role"]?.stringValue else {
@@ -100,11 +117,17 @@ public struct ChatMessage: Sendable {
         self.role = role
         name = value["name"]?.stringValue
         toolCallID = value["tool_call_id"]?.stringValue
+        reasoningContent = value["reasoning_content"]?.stringValue
+        thinkingBlocks = (value["thinking_blocks"]?.arrayValue ?? []).compactMap(ThinkingBlock.init)
+        cacheControl = value["cache_control"].flatMap { $0.isNull ? nil : $0 }
         var parts: [ContentPart] = []
+        var controls: [JSONValue?] = []
         if let text = value["content"]?.stringValue {
             parts.append(.text(text))
+            controls.append(nil)
         } else if let list = value["content"]?.arrayValue {
             for (partIndex, part) in list.enumerated() {
+                controls.append(part["cache_control"].flatMap { $0.isNull ? nil : $0 })
                 switch part["type"]?.stringValue {
                 case "text", "input_text":
                     parts.append(.text(part["text"]?.stringValue ?? ""))
@@ -120,6 +143,7 @@ public struct ChatMessage: Sendable {
             }
         }
         content = parts
+        partCacheControls = controls
         var calls: [ToolCall] = []
         for call in value["tool_calls"]?.arrayValue ?? [] {
             guard let function = call["function"], let name = function["name"]?.stringValue else { continue }
@@ -129,12 +153,122 @@ public struct ChatMessage: Sendable {
         toolCalls = calls
     }
 
+    /// Whether any part of the message, or the message itself, carries a `cache_control` marker.
+    public var hasCacheControl: Bool { cacheControl != nil || partCacheControls.contains { $0 != nil } }
+
     /// The text parts joined (images and other parts left out).
     public var text: String {
         content.compactMap { part in
             if case let .text(text) = part { return text }
             return nil
         }.joined(separator: "\n")
+    }
+}
+
+/// One block of an assistant's reasoning as Anthropic (and Bedrock's Claude models) return it and
+/// need it back: readable thinking with its signature, or encrypted (redacted) thinking. On the
+/// OpenAI side it travels as an element of the message's `thinking_blocks` (LiteLLM's shape):
+/// `{"type":"thinking","thinking":"...","signature":"..."}` or `{"type":"redacted_thinking","data":"..."}`.
+public enum ThinkingBlock: Sendable, Equatable {
+    case thinking(text: String, signature: String?)
+    case redacted(data: String)
+
+    /// From a `thinking_blocks` element; nil for anything else.
+    public init?(_ value: JSONValue) {
+        switch value["type"]?.stringValue {
+        case "thinking":
+            self = .thinking(text: value["thinking"]?.stringValue ?? "", signature: value["signature"]?.stringValue)
+        case "redacted_thinking":
+            guard let data = value["data"]?.stringValue else { return nil }
+            self = .redacted(data: data)
+        default:
+            return nil
+        }
+    }
+
+    /// Whether a provider can take the block back: Anthropic refuses thinking without its signature.
+    public var isReplayable: Bool {
+        switch self {
+        case let .thinking(_, signature): return !(signature ?? "").isEmpty
+        case .redacted: return true
+        }
+    }
+
+    /// The `thinking_blocks` element.
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        switch self {
+        case let .thinking(text, signature):
+            writer.string("type", "thinking")
+            writer.string("thinking", text)
+            if let signature { writer.string("signature", signature) }
+        case let .redacted(data):
+            writer.string("type", "redacted_thinking")
+            writer.string("data", data)
+        }
+        writer.endObject()
+    }
+}
+
+/// OpenAI's `reasoning_effort`, for providers that control reasoning with a token budget.
+public enum ReasoningEffort: String, Sendable {
+    case none, minimal, low, medium, high, xhigh
+
+    /// The effort a request asks for (nil when it names none); a value OpenAI does not define is
+    /// a 400 rather than a silently ignored setting.
+    public static func of(_ request: ChatRequest) throws(PluginError) -> ReasoningEffort? {
+        guard let raw = request.reasoningEffort else { return nil }
+        guard let effort = ReasoningEffort(rawValue: raw) else {
+            throw PluginError.invalidRequest(
+                "`reasoning_effort` must be one of none, minimal, low, medium, high, xhigh (got '\(raw)').",
+                code: "invalid_reasoning_effort")
+        }
+        return effort
+    }
+
+    /// The thinking budget in tokens (LiteLLM's values: minimal 128, low 1024, medium 2048, high
+    /// 4096; xhigh 8192), at least `minimum`; nil for `none` (reasoning off).
+    public func budgetTokens(minimum: Int = 0) -> Int? {
+        let budget: Int
+        switch self {
+        case .none: return nil
+        case .minimal: budget = 128
+        case .low: budget = 1024
+        case .medium: budget = 2048
+        case .high: budget = 4096
+        case .xhigh: budget = 8192
+        }
+        return max(budget, minimum)
+    }
+
+    /// Anthropic's smallest thinking budget.
+    public static let claudeMinimumBudget = 1024
+
+    /// Claude's `thinking` object (Anthropic's API, and Claude on Bedrock): the client's own
+    /// `thinking` wins; else `reasoning_effort` becomes `{type: enabled, budget_tokens}` (at least
+    /// 1024), `none` `{type: disabled}`; nil when the request asks for neither.
+    public static func claudeThinking(_ request: ChatRequest) throws(PluginError) -> JSONValue? {
+        let effort = try ReasoningEffort.of(request)
+        if let native = request.body["thinking"], case .object = native { return native }
+        guard let effort else { return nil }
+        guard let budget = effort.budgetTokens(minimum: claudeMinimumBudget) else {
+            return .object([("type", .string("disabled"))])
+        }
+        return .object([("type", .string("enabled")), ("budget_tokens", .number(String(budget)))])
+    }
+
+    /// The budget of an enabled Claude `thinking` object; nil for anything else.
+    public static func claudeBudget(_ thinking: JSONValue?) -> Int? {
+        guard thinking?["type"]?.stringValue == "enabled" else { return nil }
+        return thinking?["budget_tokens"]?.integerValue.map { Int(clamping: $0) }
+    }
+
+    /// The output-token limit to send with a thinking budget, for APIs (Anthropic, Bedrock's
+    /// Claude) whose limit covers thinking and must exceed the budget: the client's limit when it
+    /// already does, else the budget plus the client's limit (or `answerTokens`).
+    public static func maxTokens(requested: Int?, budget: Int, answerTokens: Int) -> Int {
+        if let requested, requested > budget { return requested }
+        return budget + (requested ?? answerTokens)
     }
 }
 
@@ -179,6 +313,8 @@ public struct ToolDefinition: Sendable {
     /// JSON Schema of the arguments.
     public var parameters: JSONValue
     public var strict: Bool?
+    /// `cache_control` on the tool (`tools[i].cache_control`): a prompt-cache breakpoint after it.
+    public var cacheControl: JSONValue? = nil
 }
 
 public struct ToolCall: Sendable, Equatable {
@@ -296,4 +432,22 @@ public struct EmbeddingRequest: Sendable {
                                 encodingFormat: body["encoding_format"]?.stringValue ?? "float",
                                 user: body["user"]?.stringValue)
     }
+}
+
+/// Comma-separated header values (`anthropic-beta: a,b`).
+public enum HeaderList {
+    /// The values, trimmed, empty ones left out.
+    public static func values(_ header: String) -> [String] {
+        header.split(separator: ",").map { value in
+            var text = value
+            while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
+            while let last = text.last, last == " " || last == "\t" { text.removeLast() }
+            return String(text)
+        }.filter { !$0.isEmpty }
+    }
+}
+
+extension PluginRequest {
+    /// The values of a comma-separated client header (e.g. `anthropic-beta`).
+    public func headerList(_ name: String) -> [String] { HeaderList.values(header(name) ?? "") }
 }

@@ -31,6 +31,29 @@ public struct ChatStreamWriter: Sendable {
         }
     }
 
+    /// A reasoning delta, sent as `delta.reasoning_content` (nothing for empty text).
+    public mutating func reasoning(_ text: String, client: StreamSink) {
+        guard !text.isEmpty else { return }
+        emit(client) { writer in
+            writer.string("reasoning_content", text)
+        }
+    }
+
+    /// A whole reasoning block with its signature, sent once the upstream has finished it as
+    /// `delta.thinking_blocks: [block]`: a client keeps every such block, in order, on the
+    /// assistant message it assembles, and sends them back with it.
+    public mutating func thinkingBlock(_ block: ThinkingBlock, client: StreamSink) {
+        emit(client) { writer in ChatStreamWriter.writeThinkingBlock(&writer, block) }
+    }
+
+    /// The delta member that carries one whole reasoning block.
+    static func writeThinkingBlock(_ writer: inout JSONWriter, _ block: ThinkingBlock) {
+        writer.key("thinking_blocks")
+        writer.beginArray()
+        block.write(to: &writer)
+        writer.endArray()
+    }
+
     /// Starts a tool call; `key` identifies it in the upstream stream (e.g. a content block index).
     /// Returns the OpenAI index it got.
     @discardableResult
@@ -124,10 +147,17 @@ public struct ChatCompletion: Sendable {
     public var usage: Usage
     /// Refusal text, when the provider reports one.
     public var refusal: String?
+    /// The model's reasoning text (`message.reasoning_content`), when the provider returns it.
+    public var reasoning: String?
+    /// The reasoning blocks with their signatures (`message.thinking_blocks`), to be sent back.
+    public var thinkingBlocks: [ThinkingBlock]
 
     public init(id: String, model: String, created: Int64, text: String?, toolCalls: [ToolCall] = [],
-                finishReason: String, usage: Usage, refusal: String? = nil)
+                finishReason: String, usage: Usage, refusal: String? = nil, reasoning: String? = nil,
+                thinkingBlocks: [ThinkingBlock] = [])
     {
+        self.reasoning = reasoning
+        self.thinkingBlocks = thinkingBlocks
         self.id = id
         self.model = model
         self.created = created
@@ -154,6 +184,13 @@ public struct ChatCompletion: Sendable {
         writer.string("role", "assistant")
         writer.optionalString("content", text)
         writer.optionalString("refusal", refusal)
+        if let reasoning { writer.string("reasoning_content", reasoning) }
+        if !thinkingBlocks.isEmpty {
+            writer.key("thinking_blocks")
+            writer.beginArray()
+            for block in thinkingBlocks { block.write(to: &writer) }
+            writer.endArray()
+        }
         if !toolCalls.isEmpty {
             writer.key("tool_calls")
             writer.beginArray()

@@ -13,6 +13,8 @@ public struct ChatStreamAssembler: Sendable {
     private var text = ""
     private var sawText = false
     private var refusal: String?
+    private var reasoning: String?
+    private var thinkingBlocks: [ThinkingBlock] = []
     private var calls: [(id: String, name: String, arguments: String)] = []
     private var finishReason: String?
     private var usage = Usage()
@@ -39,6 +41,8 @@ public struct ChatStreamAssembler: Sendable {
                 sawText = true
             }
             if let value = delta["refusal"]?.stringValue { refusal = (refusal ?? "") + value }
+            if let value = delta["reasoning_content"]?.stringValue { reasoning = (reasoning ?? "") + value }
+            thinkingBlocks += (delta["thinking_blocks"]?.arrayValue ?? []).compactMap(ThinkingBlock.init)
             for call in delta["tool_calls"]?.arrayValue ?? [] {
                 let index = Int(call["index"]?.integerValue ?? Int64(calls.count))
                 guard index >= 0, index <= calls.count else {
@@ -58,7 +62,8 @@ public struct ChatStreamAssembler: Sendable {
         guard !unsupported, let finishReason else { return nil }
         return ChatCompletion(id: id, model: model, created: created, text: sawText || calls.isEmpty ? text : nil,
                               toolCalls: calls.map { ToolCall(id: $0.id, name: $0.name, arguments: $0.arguments) },
-                              finishReason: finishReason, usage: usage, refusal: refusal).jsonBytes
+                              finishReason: finishReason, usage: usage, refusal: refusal, reasoning: reasoning,
+                              thinkingBlocks: thinkingBlocks).jsonBytes
     }
 }
 
@@ -83,6 +88,12 @@ public enum ChatCompletionReplay {
             writer.string("role", "assistant")
             writer.string("content", "")
         })
+        if let reasoning = message["reasoning_content"]?.stringValue, !reasoning.isEmpty {
+            send(chunk { $0.string("reasoning_content", reasoning) })
+        }
+        for block in (message["thinking_blocks"]?.arrayValue ?? []).compactMap(ThinkingBlock.init) {
+            send(chunk { ChatStreamWriter.writeThinkingBlock(&$0, block) })
+        }
         if let text = message["content"]?.stringValue, !text.isEmpty {
             send(chunk { $0.string("content", text) })
         }
@@ -111,6 +122,7 @@ extension Usage {
         self.init(inputTokens: UInt64(max(0, usage["prompt_tokens"]?.integerValue ?? 0)),
                   outputTokens: UInt64(max(0, usage["completion_tokens"]?.integerValue ?? 0)),
                   cachedInputTokens: UInt64(max(0, usage["prompt_tokens_details"]?["cached_tokens"]?.integerValue ?? 0)),
+                  cacheWriteTokens: UInt64(max(0, usage["cache_creation_input_tokens"]?.integerValue ?? 0)),
                   reasoningTokens: UInt64(max(0, usage["completion_tokens_details"]?["reasoning_tokens"]?.integerValue ?? 0)))
     }
 }

@@ -1,3 +1,5 @@
+import PrismWire
+
 /// OpenAI messages → the alternating user/assistant turns that Anthropic- and Bedrock-style APIs
 /// require, with the plugin's own block type. System and developer messages are skipped (the
 /// plugin hoists them); an assistant's tool calls become blocks after its content; a `tool`
@@ -51,5 +53,38 @@ public enum ConversationTurns {
             }
         }
         return turns
+    }
+
+    /// `group` with what Anthropic-style APIs add on top: an assistant's replayable
+    /// `thinking_blocks` first in its turn (`thinking`), and the client's `cache_control` markers
+    /// applied by `cached`: a part's to its block (`content` gets them, by part), a message's to
+    /// the message's last block (its last tool call, or its tool result).
+    @inlinable
+    public static func groupMarked<Block>(
+        _ messages: [ChatMessage],
+        isToolResult: (Block) -> Bool,
+        thinking: (ThinkingBlock) -> Block,
+        cached: (Block, JSONValue?) -> Block,
+        content: (_ parts: [ContentPart], _ cacheControls: [JSONValue?], _ messageIndex: Int) throws(PluginError) -> [Block],
+        toolUse: (_ call: ToolCall, _ messageIndex: Int, _ callIndex: Int) throws(PluginError) -> Block,
+        toolResult: (_ message: ChatMessage, _ messageIndex: Int) throws(PluginError) -> Block
+    ) throws(PluginError) -> [(role: String, blocks: [Block])] {
+        try group(
+            messages, isToolResult: isToolResult,
+            content: { parts, index throws(PluginError) in
+                let message = messages[index]
+                var blocks = message.role == "assistant" ? message.thinkingBlocks.filter(\.isReplayable).map(thinking) : []
+                blocks += try content(parts, message.partCacheControls, index)
+                if message.toolCalls.isEmpty, let last = blocks.indices.last {
+                    blocks[last] = cached(blocks[last], message.cacheControl)
+                }
+                return blocks
+            },
+            toolUse: { call, index, callIndex throws(PluginError) in
+                let block = try toolUse(call, index, callIndex)
+                let message = messages[index]
+                return callIndex == message.toolCalls.count - 1 ? cached(block, message.cacheControl) : block
+            },
+            toolResult: { message, index throws(PluginError) in cached(try toolResult(message, index), message.cacheControl) })
     }
 }

@@ -127,6 +127,10 @@ public enum OpenAIShapes {
         writer.integer("prompt_tokens", Int64(clamping: usage.inputTokens))
         writer.integer("completion_tokens", Int64(clamping: usage.outputTokens))
         writer.integer("total_tokens", Int64(clamping: usage.inputTokens + usage.outputTokens))
+        // Prompt-cache writes (Anthropic's and Bedrock's), under Anthropic's name; OpenAI has none.
+        if usage.cacheWriteTokens > 0 {
+            writer.integer("cache_creation_input_tokens", Int64(clamping: usage.cacheWriteTokens))
+        }
         writer.key("prompt_tokens_details")
         writer.beginObject()
         writer.integer("cached_tokens", Int64(clamping: usage.cachedInputTokens))

@@ -120,9 +120,10 @@ final class ProviderTests: XCTestCase {
         XCTAssertEqual(client.status, 200)
         XCTAssertJSON(client.json, """
             {"id":"chatcmpl-req-1","object":"chat.completion","created":1787313600,"model":"anthropic.claude-3-5-sonnet-20240620-v1:0",
-             "choices":[{"index":0,"message":{"role":"assistant","content":"Checking.","refusal":null,"tool_calls":[{"id":"tooluse_xyz","type":"function",
+             "choices":[{"index":0,"message":{"role":"assistant","content":"Checking.","refusal":null,
+               "reasoning_content":"hmm","thinking_blocks":[{"type":"thinking","thinking":"hmm"}],"tool_calls":[{"id":"tooluse_xyz","type":"function",
                "function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\",\\"days\\":[1,2]}"}}]},"logprobs":null,"finish_reason":"tool_calls"}],
-             "usage":{"prompt_tokens":447,"completion_tokens":57,"total_tokens":504,"prompt_tokens_details":{"cached_tokens":30},
+             "usage":{"prompt_tokens":447,"completion_tokens":57,"total_tokens":504,"cache_creation_input_tokens":5,"prompt_tokens_details":{"cached_tokens":30},
                       "completion_tokens_details":{"reasoning_tokens":0}}}
             """)
         let malformed = #"{"output":{"message":{"role":"assistant","content":[]}},"stopReason":"malformed_model_output","usage":{}}"#

@@ -16,6 +16,13 @@ input_json_delta fragments of `fragment_size`), message_delta with the stop reas
 cumulative usage, message_stop. Scripting: `fail_with(status, type, message)`,
 `stream_error_after = n` (n events, then an `error` event and the end of the stream),
 `usage` (input_tokens, cache reads and writes).
+
+Extended thinking, as Anthropic checks it: `thinking.budget_tokens` at least 1024 and below
+`max_tokens`; thinking blocks in the history need their `signature` (redacted ones their `data`);
+with thinking on, the assistant turn whose tool calls the request answers must start with a
+thinking block. With thinking on, the answer starts with a thinking block (`thinking_text`, signed
+`signature`), streamed as thinking_delta pieces then a signature_delta. `cache_control` on system,
+tool and content blocks must be `{"type": "ephemeral", "ttl"?: "5m"|"1h"}`.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class AnthropicMock:
         self.fragment_size = 7
         self.failure: Optional[tuple[int, str, str]] = None
         self.stream_error_after: Optional[int] = None
+        self.thinking_text = "The user asked something; answer it."
+        self.signature = "EqQBCgIYAhIMmockSignature01"
         self.upstream = ReplayUpstream(responder=self.respond)
 
     # ---- lifecycle and scripting -------------------------------------------------------------------
@@ -103,6 +112,8 @@ class AnthropicMock:
             return [{"type": "tool_use", "id": "toolu_01Forced", "name": choice["name"], "input": self.tool_input}]
         text = self.reply if self.reply is not None else "You said: " + last_user_text(body["messages"])
         blocks = [{"type": "text", "text": text}] if text else []
+        if (body.get("thinking") or {}).get("type") == "enabled":
+            blocks.insert(0, {"type": "thinking", "thinking": self.thinking_text, "signature": self.signature})
         for i, (name, arguments) in enumerate(self.tool_calls):
             blocks.append({"type": "tool_use", "id": f"toolu_0{i + 1}Mock", "name": name, "input": arguments})
         return blocks
@@ -114,12 +125,16 @@ class AnthropicMock:
         start = dict(message, content=[], stop_reason=None, usage=dict(message["usage"], output_tokens=1))
         events = [event("message_start", message=start), event("ping")]
         for index, block in enumerate(message["content"]):
-            if block["type"] == "text":
-                events.append(event("content_block_start", index=index, content_block={"type": "text", "text": ""}))
-                text = block["text"]
+            kind = block["type"]
+            if kind in ("text", "thinking"):  # text_delta / thinking_delta pieces; thinking ends signed
+                events.append(event("content_block_start", index=index, content_block={"type": kind, kind: ""}))
+                text = block[kind]
                 for at in range(0, len(text), self.piece_size):
                     events.append(event("content_block_delta", index=index,
-                                        delta={"type": "text_delta", "text": text[at:at + self.piece_size]}))
+                                        delta={"type": f"{kind}_delta", kind: text[at:at + self.piece_size]}))
+                if kind == "thinking":
+                    events.append(event("content_block_delta", index=index,
+                                        delta={"type": "signature_delta", "signature": block["signature"]}))
             else:
                 shell = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
                 events.append(event("content_block_start", index=index, content_block=shell))
@@ -170,10 +185,35 @@ def validate(body: Any) -> None:
         raise InvalidRequest("max_tokens: Input should be a valid positive integer")
     if "temperature" in body and not 0 <= body["temperature"] <= 1:
         raise InvalidRequest("temperature: Input should be less than or equal to 1")
+    thinking = body.get("thinking")
+    thinking_on = isinstance(thinking, dict) and thinking.get("type") == "enabled"
+    if thinking is not None:
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
+            raise InvalidRequest("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+        if thinking_on:
+            budget = thinking.get("budget_tokens")
+            if not isinstance(budget, int) or budget < 1024:
+                raise InvalidRequest("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+            if budget >= body["max_tokens"]:
+                raise InvalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+    if "top_k" in body and (not isinstance(body["top_k"], int) or body["top_k"] < 0):
+        raise InvalidRequest("top_k: Input should be a valid non-negative integer")
+    if "metadata" in body and set(body["metadata"]) - {"user_id"}:
+        raise InvalidRequest("metadata: Extra inputs are not permitted")
+    if "cache_control" in body:
+        check_cache_control(body["cache_control"], "cache_control")
+    if isinstance(body.get("system"), list):
+        for i, block in enumerate(body["system"]):
+            if block.get("type") != "text" or not str(block.get("text", "")).strip():
+                raise InvalidRequest(f"system.{i}: system blocks must be non-empty text blocks")
+            if "cache_control" in block:
+                check_cache_control(block["cache_control"], f"system.{i}.cache_control")
     tools = body.get("tools") or []
     for i, tool in enumerate(tools):
         if set(tool) - {"name", "description", "input_schema", "cache_control", "strict", "type"}:
             raise InvalidRequest(f"tools.{i}: Extra inputs are not permitted")
+        if "cache_control" in tool:
+            check_cache_control(tool["cache_control"], f"tools.{i}.cache_control")
         if (tool.get("input_schema") or {}).get("type") != "object":
             raise InvalidRequest(f"tools.{i}.input_schema.type: Input should be 'object'")
     if "tool_choice" in body:
@@ -186,6 +226,19 @@ def validate(body: Any) -> None:
     messages = body["messages"]
     if not messages:
         raise InvalidRequest("messages: at least one message is required")
+    # With thinking on, the assistant turn whose tool calls this request answers must start with
+    # its (signed) thinking, as Anthropic returned it.
+    if thinking_on and messages[-1].get("role") == "user":
+        for message in reversed(messages[:-1]):
+            if message.get("role") != "assistant":
+                continue
+            content = message.get("content")
+            if isinstance(content, list) and any(b.get("type") == "tool_use" for b in content) \
+                    and content[0].get("type") not in ("thinking", "redacted_thinking"):
+                raise InvalidRequest("messages: Expected `thinking` or `redacted_thinking`, but found "
+                                     f"`{content[0].get('type')}`. When `thinking` is enabled, a final `assistant` message "
+                                     "must start with a thinking block.")
+            break
     pending: set = set()
     for i, message in enumerate(messages):
         role = message.get("role")
@@ -210,7 +263,16 @@ def validate(body: Any) -> None:
         for j, block in enumerate(blocks):
             where = f"messages.{i}.content.{j}"
             kind = block.get("type")
-            if kind == "text":
+            if "cache_control" in block:
+                check_cache_control(block["cache_control"], f"{where}.cache_control")
+            if kind in ("thinking", "redacted_thinking"):
+                if role != "assistant":
+                    raise InvalidRequest(f"{where}: thinking blocks are only allowed in assistant messages")
+                if kind == "thinking" and (not isinstance(block.get("thinking"), str) or not block.get("signature")):
+                    raise InvalidRequest(f"{where}.signature: Field required")
+                if kind == "redacted_thinking" and not block.get("data"):
+                    raise InvalidRequest(f"{where}.data: Field required")
+            elif kind == "text":
                 if not block.get("text", "").strip():
                     raise InvalidRequest(f"{where}: text content blocks must contain non-whitespace text")
             elif kind == "image":
@@ -239,3 +301,9 @@ def validate(body: Any) -> None:
     if pending:
         raise InvalidRequest("`tool_use` ids were found without `tool_result` blocks immediately after: "
                              + ", ".join(sorted(pending)))
+
+
+def check_cache_control(control: Any, where: str) -> None:
+    if not isinstance(control, dict) or control.get("type") != "ephemeral" or set(control) - {"type", "ttl"} \
+            or control.get("ttl", "5m") not in ("5m", "1h"):
+        raise InvalidRequest(f"{where}: Input should be {{'type': 'ephemeral', 'ttl'?: '5m' | '1h'}}")

@@ -23,6 +23,12 @@ Scripting (attributes):
   text delta;
 - ``chunk_size``: stream bytes per chunk (frames split anywhere), default 7.
 
+Claude's extended thinking (``additionalModelRequestFields.thinking``), checked as Bedrock does:
+``budget_tokens`` at least 1024 and below ``inferenceConfig.maxTokens``; with thinking on, the
+assistant turn whose tool calls the request answers must start with its signed
+``reasoningContent``. The answer then starts with a ``reasoningContent`` block
+(``reasoning_text``, ``signature``), streamed as text deltas and a signature delta.
+
 ``verified`` lists ``(region, path, ok, reason)`` per request.
 """
 
@@ -66,6 +72,8 @@ class BedrockMock:
         self.fail_regions: dict[str, tuple[int, str, str]] = {}
         self.stream_exception: Optional[tuple[str, str]] = None
         self.chunk_size = 7
+        self.reasoning_text = "Think it through, then answer."
+        self.signature = "EqQBCgIYAhIMmockBedrockSig"
         self.verified: list[tuple[str, str, bool, str]] = []
         self.lock = threading.Lock()
         self.upstream = ReplayUpstream(responder=self.respond)
@@ -150,7 +158,12 @@ class BedrockMock:
             return self.embed(model, body)
         if not body.get("messages"):
             return aws_error(400, "ValidationException", "The messages field is required.")
+        problem = thinking_problem(body)
+        if problem:
+            return aws_error(400, "ValidationException", problem)
         content, stop = self.answer(body, region)
+        if ((body.get("additionalModelRequestFields") or {}).get("thinking") or {}).get("type") == "enabled":
+            content.insert(0, {"reasoningContent": {"reasoningText": {"text": self.reasoning_text, "signature": self.signature}}})
         if path["action"] == "converse":
             return {"status": 200, "headers": {"content-type": "application/json"},
                     "body": {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
@@ -173,7 +186,14 @@ class BedrockMock:
     def frames(self, content: list, stop: str) -> list[dict]:
         frames = [event("messageStart", {"role": "assistant"})]
         for index, block in enumerate(content):
-            if "text" in block:
+            if "reasoningContent" in block:
+                reasoning = block["reasoningContent"]["reasoningText"]
+                for word in re.findall(r"\S+\s*", reasoning["text"]):
+                    frames.append(event("contentBlockDelta", {"contentBlockIndex": index,
+                                                              "delta": {"reasoningContent": {"text": word}}}))
+                frames.append(event("contentBlockDelta", {"contentBlockIndex": index,
+                                                          "delta": {"reasoningContent": {"signature": reasoning["signature"]}}}))
+            elif "text" in block:
                 words = re.findall(r"\S+\s*", block["text"])
                 for number, word in enumerate(words):
                     frames.append(event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": word}}))
@@ -204,3 +224,25 @@ class BedrockMock:
         return {"status": 200, "headers": {"content-type": "application/json"},
                 "body": {"embedding": vector, "embeddingsByType": {"float": vector},
                          "inputTextTokenCount": len(body["inputText"].split())}}
+
+
+def thinking_problem(body: dict) -> str:
+    """What Bedrock refuses about Claude's thinking in a Converse body ("" when nothing)."""
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    if not thinking or thinking.get("type") != "enabled":
+        return ""
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        return "thinking.budget_tokens: must be at least 1024"
+    if budget >= (body.get("inferenceConfig") or {}).get("maxTokens", 0):
+        return "The maximum tokens you requested exceeds the model limit: max_tokens must be greater than thinking.budget_tokens"
+    messages = body["messages"]
+    for message in reversed(messages[:-1] if messages[-1]["role"] == "user" else []):
+        if message["role"] != "assistant":
+            continue
+        content = message["content"]
+        if any("toolUse" in block for block in content) and "reasoningContent" not in content[0]:
+            return ("Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is enabled, "
+                    "a final `assistant` message must start with a thinking block.")
+        break
+    return ""

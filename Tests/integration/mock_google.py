@@ -18,6 +18,8 @@ separated by CRLF CRLF (as Google sends them), no ``[DONE]``: it ends at EOF. Sc
 - ``stream_error_after = n``: after n stream events, send ``{"error": {...}}`` and end the stream
 - ``stream_without_finish``: omit ``finishReason`` (a truncated stream)
 - ``require_key`` / ``require_bearer``: 401 / 403 like Google unless the credential matches
+- ``thought_summary``: with ``generationConfig.thinkingConfig.includeThoughts``, answers start
+  with this text as a ``thought: true`` part (its own stream event)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class GoogleMock(MockUpstream):
         self.stream_without_finish = False
         self.require_key: Optional[str] = None
         self.require_bearer: Optional[str] = None
+        self.thought_summary = "**Thinking** about the answer."
 
     def google_error(self, http: int, status: str, message: str) -> None:
         self.google_failure = (http, {"error": {"code": http, "message": message, "status": status}})
@@ -93,12 +96,15 @@ class _GoogleHandler(_Handler):
             if not isinstance(req.body, dict):
                 return self._google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
             method = match.group("method")
+            thoughts = (((req.body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts")
+                        is True)
             if method == "generateContent":
-                return self._send_json(200, self._response(self.google.parts(), final=True))
+                parts = ([{"text": self.google.thought_summary, "thought": True}] if thoughts else []) + self.google.parts()
+                return self._send_json(200, self._response(parts, final=True))
             if method == "streamGenerateContent":
                 if "alt=sse" not in req.path:
                     return self._google_error(400, "INVALID_ARGUMENT", "this mock only streams with alt=sse")
-                return self._stream()
+                return self._stream(thoughts)
             if method == "batchEmbedContents" and not vertex:
                 return self._batch_embed(req, match.group("model"))
             if method == "predict" and vertex:
@@ -134,11 +140,13 @@ class _GoogleHandler(_Handler):
                 "usageMetadata": usage if usage is not None else mock.usage_metadata,
                 "modelVersion": mock.model_version, "responseId": mock.response_id}
 
-    def _stream(self) -> None:
+    def _stream(self, thoughts: bool = False) -> None:
         mock = self.google
         partial_usage = {"promptTokenCount": mock.usage_metadata.get("promptTokenCount", 0),
                          "totalTokenCount": mock.usage_metadata.get("promptTokenCount", 0)}
         events: list[dict] = []
+        if thoughts:
+            events.append(self._response([{"text": mock.thought_summary, "thought": True}], final=False, usage=partial_usage))
         pieces = list(mock.content_pieces)
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1 and not mock.function_calls

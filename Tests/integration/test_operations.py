@@ -111,13 +111,14 @@ def write_config(gw, cfg):
 def test_post_reload_applies_a_valid_config_and_rejects_an_invalid_one(gateway, mock_upstream):
     cfg = make_config({"up": openai_provider(mock_upstream.v1_url, models=["gpt-4o-mini"])}, admin={"token": ADMIN})
     gw = gateway(cfg)
-    assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("gpt-4o")), 404, code="model_not_found")
-    cfg["providers"]["up"]["models"] = ["gpt-4o-mini", "gpt-4o"]
+    # A model outside the openai type's families (gpt-*, o*, ...) is served only once listed.
+    assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("llama-3.3-70b")), 404, code="model_not_found")
+    cfg["providers"]["up"]["models"] = ["gpt-4o-mini", "llama-3.3-70b"]
     write_config(gw, cfg)
     resp = post(gw.url("/-/reload"), headers=admin())
     assert resp.status == 200, resp.text
     assert resp.json()["status"] == "reloaded"
-    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o")).status == 200
+    assert post(gw.v1 + "/chat/completions", chat_body("llama-3.3-70b")).status == 200
     # Invalid: the old configuration stays, the error names file:line:col.
     broken = dict(cfg, server=dict(cfg["server"], port="not-a-port"))
     write_config(gw, broken)
@@ -125,7 +126,7 @@ def test_post_reload_applies_a_valid_config_and_rejects_an_invalid_one(gateway, 
     err = assert_openai_error(bad, 400, code="invalid_config")
     assert re.search(re.escape(str(gw.config_path)) + r":\d+:\d+: error: server.port", err["message"]), err
     gw.wait_for_log(r"reload \(POST /-/reload\) rejected.*:\d+:\d+: error: server\.port")
-    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o")).status == 200
+    assert post(gw.v1 + "/chat/completions", chat_body("llama-3.3-70b")).status == 200
 
 
 def test_sighup_and_file_changes_reload(gateway, mock_upstream):

@@ -242,3 +242,97 @@ def test_error_event_mid_stream(env):
     assert json.loads(events[-2])["error"]["type"] == "overloaded_error"
     chunks, done = parse_chunks(events)
     assert done and any("content" in (c.get("choices") or [{}])[0].get("delta", {}) for c in chunks[:-1])
+
+
+# ---- reasoning, native fields, forwarded headers, prompt caching ---------------------------------
+
+def extra(model, name):
+    """A non-standard field of an SDK object (`reasoning_content`, `thinking_blocks`, ...)."""
+    return (model.model_extra or {}).get(name)
+
+
+def test_reasoning_round_trip(env):
+    """reasoning_effort, extra_body and extra_headers reach Anthropic; the thinking comes back as
+    reasoning_content + thinking_blocks; sending the SDK's message back as it came replays the
+    signed thinking block ahead of the tool call, which Anthropic requires while thinking."""
+    env.mock.tool_calls = [("get_weather", {"city": "Paris"})]
+    env.mock.reply = ""
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    resp = env.client.chat.completions.create(
+        model=MODEL, reasoning_effort="low", tools=[WEATHER_TOOL], messages=messages,
+        extra_body={"top_k": 10, "metadata": {"user_id": "u-1"}},
+        extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"})
+    message = resp.choices[0].message
+    assert extra(message, "reasoning_content") == env.mock.thinking_text
+    assert extra(message, "thinking_blocks") == [
+        {"type": "thinking", "thinking": env.mock.thinking_text, "signature": env.mock.signature}]
+    assert resp.choices[0].finish_reason == "tool_calls"
+    upstream = env.mock.last()
+    assert upstream.body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert upstream.body["max_tokens"] == 1024 + 4096
+    assert (upstream.body["top_k"], upstream.body["metadata"]) == (10, {"user_id": "u-1"})
+    assert upstream.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+
+    call = message.tool_calls[0]
+    env.mock.tool_calls = []
+    env.mock.reply = "It is sunny."
+    follow = env.client.chat.completions.create(
+        model=MODEL, reasoning_effort="low", tools=[WEATHER_TOOL],
+        messages=messages + [message.model_dump(exclude_none=True),
+                             {"role": "tool", "tool_call_id": call.id, "content": "18°C, sunny"}])
+    assert follow.choices[0].message.content == "It is sunny."
+    replayed = env.mock.last().body["messages"][1]
+    assert replayed["role"] == "assistant"
+    assert replayed["content"][0] == {"type": "thinking", "thinking": env.mock.thinking_text,
+                                      "signature": env.mock.signature}
+    assert replayed["content"][1]["type"] == "tool_use" and replayed["content"][1]["id"] == call.id
+
+
+def test_reasoning_stream_round_trip(env):
+    """Streamed thinking: reasoning_content deltas, then the signed block as a thinking_blocks delta;
+    the assembled message goes back with it."""
+    env.mock.tool_calls = [("get_weather", {"city": "Rome"})]
+    env.mock.reply = ""
+    chunks = list(env.client.chat.completions.create(
+        model=MODEL, stream=True, reasoning_effort="medium", tools=[WEATHER_TOOL],
+        messages=[{"role": "user", "content": "Weather in Rome?"}]))
+    reasoning = "".join(extra(c.choices[0].delta, "reasoning_content") or "" for c in chunks if c.choices)
+    blocks = [b for c in chunks if c.choices for b in extra(c.choices[0].delta, "thinking_blocks") or []]
+    assert reasoning == env.mock.thinking_text
+    assert len([c for c in chunks if c.choices and extra(c.choices[0].delta, "reasoning_content")]) > 1
+    assert blocks == [{"type": "thinking", "thinking": env.mock.thinking_text, "signature": env.mock.signature}]
+    calls = collect_tool_calls(chunks)
+    assert env.mock.last().body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+    env.mock.tool_calls = []
+    env.mock.reply = "Sunny."
+    assistant = {"role": "assistant", "content": None, "reasoning_content": reasoning, "thinking_blocks": blocks,
+                 "tool_calls": [{"id": calls[0]["id"], "type": "function",
+                                 "function": {"name": calls[0]["name"], "arguments": calls[0]["arguments"]}}]}
+    env.client.chat.completions.create(
+        model=MODEL, reasoning_effort="medium", tools=[WEATHER_TOOL],
+        messages=[{"role": "user", "content": "Weather in Rome?"}, assistant,
+                  {"role": "tool", "tool_call_id": calls[0]["id"], "content": "20°C"}])
+    assert env.mock.last().body["messages"][1]["content"][0]["type"] == "thinking"
+
+
+def test_cache_control_and_cache_usage(env):
+    env.mock.usage = {"input_tokens": 10, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 3000}
+    resp = env.client.chat.completions.create(
+        model=MODEL, tools=[dict(WEATHER_TOOL, cache_control={"type": "ephemeral"})],
+        messages=[{"role": "system", "content": [{"type": "text", "text": "Long rules.", "cache_control": {"type": "ephemeral"}}]},
+                  {"role": "user", "content": [{"type": "text", "text": "Long document.", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+                                               {"type": "text", "text": "Question?"}]}])
+    assert resp.usage.prompt_tokens == 3210
+    assert resp.usage.prompt_tokens_details.cached_tokens == 3000
+    assert extra(resp.usage, "cache_creation_input_tokens") == 200
+    body = env.mock.last().body
+    assert body["system"] == [{"type": "text", "text": "Long rules.", "cache_control": {"type": "ephemeral"}}]
+    assert body["tools"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+
+    stream = env.client.chat.completions.create(model=MODEL, stream=True, stream_options={"include_usage": True},
+                                                messages=[{"role": "user", "content": "Hi"}])
+    usage = [c.usage for c in stream if c.usage][-1]
+    assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens) == (3210, 3000)
+    assert extra(usage, "cache_creation_input_tokens") == 200

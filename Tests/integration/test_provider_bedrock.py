@@ -279,3 +279,44 @@ def test_remote_image_url_is_refused(start, mock):
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]}])
     assert mock.recorded()[-1].body["messages"][0]["content"][1] == {"image": {"format": "png", "source": {"bytes": png}}}
+
+
+def test_reasoning_round_trip_and_cache_points(start, mock):
+    """Claude on Bedrock through the SDK: reasoning_effort, top_k and anthropic-beta become
+    additionalModelRequestFields; reasoningContent comes back as reasoning_content and
+    thinking_blocks, and goes back first in the assistant turn; cache_control becomes cachePoint."""
+    mock.tool_call = ("get_weather", {"city": "Paris"})
+    client = start()
+    messages = [{"role": "system", "content": [{"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "user", "content": "Weather in Paris?"}]
+    resp = client.chat.completions.create(model=CLAUDE, reasoning_effort="medium", max_tokens=500, messages=messages,
+                                          tools=[WEATHER_TOOL], extra_body={"top_k": 30},
+                                          extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"})
+    message = resp.choices[0].message
+    assert message.model_extra["reasoning_content"] == mock.reasoning_text
+    assert message.model_extra["thinking_blocks"] == [
+        {"type": "thinking", "thinking": mock.reasoning_text, "signature": mock.signature}]
+    sent = mock.recorded()[-1].body
+    assert sent["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}, "top_k": 30,
+                                                    "anthropic_beta": ["interleaved-thinking-2025-05-14"]}
+    assert sent["inferenceConfig"] == {"maxTokens": 2548}
+    assert sent["system"] == [{"text": "Rules."}, {"cachePoint": {"type": "default"}}]
+
+    call = message.tool_calls[0]
+    resp = client.chat.completions.create(
+        model=CLAUDE, reasoning_effort="medium", max_tokens=500, tools=[WEATHER_TOOL],
+        messages=messages + [message.model_dump(exclude_none=True),
+                             {"role": "tool", "tool_call_id": call.id, "content": "21C"}])
+    assert resp.choices[0].message.content == "Hello from Bedrock in us-east-1!"
+    assistant = mock.recorded()[-1].body["messages"][1]["content"]
+    assert assistant[0] == {"reasoningContent": {"reasoningText": {"text": mock.reasoning_text, "signature": mock.signature}}}
+    assert "toolUse" in assistant[-1]
+
+    chunks = list(client.chat.completions.create(model=CLAUDE, stream=True, reasoning_effort="low",
+                                                 messages=[{"role": "user", "content": "Hi"}]))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(d.model_extra.get("reasoning_content") or "" for d in deltas) == mock.reasoning_text
+    assert [b for d in deltas for b in d.model_extra.get("thinking_blocks") or []] == [
+        {"type": "thinking", "thinking": mock.reasoning_text, "signature": mock.signature}]
+    assert "".join(d.content or "" for d in deltas) == "Hello from Bedrock in us-east-1!"
+    assert_all_signed(mock)

@@ -302,3 +302,23 @@ def test_embeddings_base64_is_float32(env):
                                                          encoding_format="base64")
     data = json.loads(raw.text)["data"][0]["embedding"]
     assert list(struct.unpack("<8f", base64.b64decode(data))) == GoogleMock.embedding_for(0, 8)
+
+
+def test_reasoning_effort_and_native_fields(env):
+    """reasoning_effort becomes a thinking budget with thought summaries, which come back as
+    reasoning_content (whole and streamed); top_k and safety_settings reach Gemini."""
+    safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}]
+    resp = env.client.chat.completions.create(
+        model="gemini-2.0-flash", reasoning_effort="medium", messages=[{"role": "user", "content": "Hi"}],
+        extra_body={"top_k": 16, "safety_settings": safety})
+    assert resp.choices[0].message.content == "Hello from Gemini!"
+    assert resp.choices[0].message.model_extra["reasoning_content"] == env.mock.thought_summary
+    body = env.mock.last_generate().body
+    assert body["generationConfig"] == {"topK": 16, "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": True}}
+    assert body["safetySettings"] == safety
+
+    chunks = list(env.client.chat.completions.create(
+        model="gemini-2.0-flash", reasoning_effort="low", stream=True, messages=[{"role": "user", "content": "Hi"}]))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(d.model_extra.get("reasoning_content") or "" for d in deltas) == env.mock.thought_summary
+    assert "".join(d.content or "" for d in deltas) == "Hello from Gemini!"
