@@ -29,6 +29,9 @@ RELEASES=(
     # c_example_quota.c (the first C middleware) came in 0e4d995, still ABI 1.2.
     "1.2 64ea45e7ee7eca2774c8f3997de9936102689615 c_example_quota.c=0e4d995c387e66a39b046657b6a192b6b5acb7e9"
     "1.3 b031201267c0f7a83b4e60f89597e231ddfd34bf"
+    # 1.4 was made over several commits of one stop (f31fa16 first declared it); the layout that
+    # landed is that of the last one, which completed it with model_patterns.
+    "1.4 9562bdc9bfb573cbd4bff29ffec5c7ab2935b4fd"
 )
 
 # vendored name -> path in the repository
