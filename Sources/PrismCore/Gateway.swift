@@ -44,6 +44,7 @@ public final class Gateway: Sendable {
     let gates: [String: AdmissionGate]
     let logger: Logger
     let discovery: ModelDiscovery
+    let healthChecker: HealthChecker
 
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
@@ -156,10 +157,17 @@ public final class Gateway: Sendable {
         self.catalog = catalog
         health = HealthRegistry(providers: providers, settings: configuration.routing.circuitBreaker)
         planner = RoutePlanner(settings: configuration.routing, catalog: catalog, health: health, router: router)
+        healthChecker = HealthChecker(providers: providers, health: health, settings: configuration.routing.healthCheck,
+                                      transport: transport, logger: logger)
+        if discover { healthChecker.start() }
     }
 
-    // A replaced generation stops asking servers for their models once its last request is done.
-    deinit { discovery.stop() }
+    // A replaced generation stops asking servers for their models, and probing them, once its
+    // last request is done.
+    deinit {
+        discovery.stop()
+        healthChecker.stop()
+    }
 }
 
 extension GatewayConfiguration {

@@ -115,6 +115,7 @@ public struct RoutingSettings: Sendable {
     public var modelMap: [String: String] = [:]
     public var failover = FailoverSettings()
     public var circuitBreaker = CircuitBreakerSettings()
+    public var healthCheck = HealthCheckSettings()
     public var retry = RetrySettings()
     /// The whole `routing` section, given to the strategy plugin (prices, race width, ...).
     public var section: JSONValue = .object([])
@@ -133,6 +134,15 @@ public struct FailoverSettings: Sendable {
     public var maxAttempts = 3
     public var onStatusCodes: Set<Int> = [429, 500, 502, 503, 504]
     public var onTimeout = true
+}
+
+/// `routing.health_check`: active probes of the providers (their models list).
+public struct HealthCheckSettings: Sendable {
+    /// Probe a provider whose circuit is open once its cooldown has passed.
+    public var enabled = true
+    /// Also probe every provider this often (nil: only recovering ones).
+    public var interval: Duration?
+    public var timeout: Duration = .seconds(5)
 }
 
 public struct CircuitBreakerSettings: Sendable {

@@ -3,7 +3,7 @@ import PrismWire
 extension ConfigLoader {
     /// The `routing:` keys the gateway reads; the strategy plugin declares its own (config_keys).
     static let routingKeys: Set<String> = ["default_strategy", "weights", "targets", "model_fallbacks", "failover",
-                                           "circuit_breaker", "retry"]
+                                           "circuit_breaker", "retry", "health_check"]
 
     /// `routing:` and the top-level `model_map:`.
     mutating func readRouting(_ node: YAMLNode?, modelMap: YAMLNode?) -> RoutingSettings {
@@ -78,6 +78,12 @@ extension ConfigLoader {
                 settings.circuitBreaker.successThreshold = value
             }
             if let value = duration(breaker["cooldown"], "\(path).cooldown") { settings.circuitBreaker.cooldown = value }
+        }
+        if let check = node["health_check"] {
+            let path = "routing.health_check"
+            if let enabled = boolean(check["enabled"], "\(path).enabled") { settings.healthCheck.enabled = enabled }
+            if let value = positiveDuration(check["interval"], "\(path).interval") { settings.healthCheck.interval = value }
+            if let value = positiveDuration(check["timeout"], "\(path).timeout") { settings.healthCheck.timeout = value }
         }
         if let retry = node["retry"] {
             let path = "routing.retry"

@@ -20,6 +20,7 @@ public final class GatewayMetrics: Sendable {
         "prism_requests_total", "prism_request_duration_seconds", "prism_time_to_first_token_seconds",
         "prism_tokens_total", "prism_provider_errors_total", "prism_circuit_breaker_state",
         "prism_shared_state_fallbacks_total", "prism_config_reloads_total", "prism_requests_in_flight",
+        "prism_health_probes_total",
     ]
 
     private struct RequestLabels: Hashable {
@@ -100,6 +101,12 @@ public final class GatewayMetrics: Sendable {
             return made
         }
         counter.increment()
+    }
+
+    /// One active health probe (routing.health_check) and whether the provider answered it.
+    func recordHealthProbe(provider: String, ok: Bool) {
+        CoreMetrics.Counter(label: "prism_health_probes_total", dimensions: [("provider", provider), ("result", ok ? "ok" : "failed")])
+            .increment()
     }
 
     func recordReload(succeeded: Bool) {

@@ -129,26 +129,53 @@ final class ModelDiscovery: Sendable {
     /// Asks one provider for its models; true when its list changed.
     @discardableResult
     private func discover(_ provider: ProviderInstance) -> Bool {
-        guard let exchange = provider.newExchange() else { return false }
+        switch ModelsListProbe.run(provider, transport: transport, timeoutMilliseconds: Self.timeoutMilliseconds) {
+        case let .failure(problem):
+            logger.warning("provider '\(provider.settings.name)': model discovery failed (\(problem.message)); it serves the models known so far")
+            return false
+        case let .success(answer):
+            guard catalog.setDiscovered(answer.models, for: provider) else { return false }
+            logger.info("provider '\(provider.settings.name)': discovered \(answer.models.count) model(s)")
+            return true
+        }
+    }
+}
+
+/// One `models.list` request to a provider, built by its plugin and sent by the transport, waited
+/// for (never on an event loop): model discovery, and the active health check's cheap probe.
+enum ModelsListProbe {
+    struct Answer {
+        let models: [String]
+        let milliseconds: Double
+    }
+
+    struct Problem: Error {
+        let message: String
+        /// The plugin cannot build a models.list (the provider has no such endpoint).
+        var unsupported = false
+    }
+
+    static func run(_ provider: ProviderInstance, transport: CurlTransport, timeoutMilliseconds: Int) -> Result<Answer, Problem> {
+        guard let exchange = provider.newExchange() else { return .failure(Problem(message: "exchange_new failed")) }
         let request = RequestView(api: "models.list", method: "GET", path: "/v1/models", headers: [], body: [],
-                                  model: "", requestID: "model-discovery")
+                                  model: "", requestID: "models-probe")
         let upstream = MessageBuilder()
         upstream.method = "GET"
         let error = ErrorCapture()
         let (status, _) = exchange.buildRequest(request, into: upstream, error: error)
         guard status == PRISM_OK else {
-            logger.warning("provider '\(provider.settings.name)': model discovery not possible: \(error.message)")
-            return false
+            return .failure(Problem(message: error.isSet ? error.message : "the plugin cannot list models (status \(status))",
+                                    unsupported: status == PRISM_ERROR_UNSUPPORTED))
         }
+        let started = monotonicNanoseconds()
         let receiver = BlockingReceiver()
         transport.start(Transfer(method: upstream.method, url: upstream.url, headers: upstream.headers,
-                                 body: upstream.body, timeoutMilliseconds: Self.timeoutMilliseconds, streaming: false,
+                                 body: upstream.body, timeoutMilliseconds: timeoutMilliseconds, streaming: false,
                                  gate: nil, delegate: receiver))
         receiver.done.wait()
+        let elapsed = Double(monotonicNanoseconds() - started) / 1_000_000
         guard receiver.failure == nil, (200..<300).contains(receiver.status) else {
-            let reason = receiver.failure?.message ?? "HTTP \(receiver.status)"
-            logger.warning("provider '\(provider.settings.name)': model discovery failed (\(reason)); it serves the models known so far")
-            return false
+            return .failure(Problem(message: receiver.failure?.message ?? "HTTP \(receiver.status)"))
         }
         let client = MessageBuilder()
         let translated = receiver.body.withUnsafeBufferPointer { body in
@@ -157,11 +184,11 @@ final class ModelDiscovery: Sendable {
                                           body: prism_bytes(data: body.baseAddress, length: body.count))
             return exchange.translateResponse(&response, into: client, error: error).status
         }
-        guard translated == PRISM_OK, let list = try? JSONValue.parse(client.body) else { return false }
-        let models = (list["data"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
-        guard catalog.setDiscovered(models, for: provider) else { return false }
-        logger.info("provider '\(provider.settings.name)': discovered \(models.count) model(s)")
-        return true
+        guard translated == PRISM_OK, let list = try? JSONValue.parse(client.body) else {
+            return .failure(Problem(message: error.isSet ? error.message : "the answer is not a model list"))
+        }
+        return .success(Answer(models: (list["data"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue },
+                               milliseconds: elapsed))
     }
 }
 

@@ -22,6 +22,13 @@ final class ProviderHealth: Sendable {
         var errorRate = 0.0
         var requests: UInt64 = 0
         var failures: UInt64 = 0
+        /// The last active health probe: when (wall clock ms), whether it answered (nil: the
+        /// provider cannot be probed), how fast, what went wrong.
+        var lastProbeAt: UInt64 = 0
+        var lastProbeOK: Bool?
+        var lastProbeMilliseconds = 0.0
+        var lastProbeProblem: String?
+        var probes: UInt64 = 0
     }
 
     let name: String
@@ -107,6 +114,17 @@ final class ProviderHealth: Sendable {
         }
     }
 
+    /// What the last active health probe found (shown in `/-/health/providers`).
+    func recordProbe(ok: Bool?, milliseconds: Double, problem: String?) {
+        state.withLock { state in
+            state.lastProbeAt = wallClockMilliseconds()
+            state.lastProbeOK = ok
+            state.lastProbeMilliseconds = milliseconds
+            state.lastProbeProblem = problem
+            if ok != nil { state.probes += 1 }
+        }
+    }
+
     /// The attempt was abandoned (client gone, lost a race): frees a half-open probe slot.
     func releaseProbe() {
         state.withLock { state in
@@ -149,6 +167,17 @@ final class HealthRegistry: Sendable {
             writer.integer("requests", Int64(state.requests))
             writer.integer("failures", Int64(state.failures))
             writer.integer("consecutive_failures", Int64(state.consecutiveFailures))
+            if state.lastProbeAt != 0 {
+                writer.key("last_probe")
+                writer.beginObject()
+                writer.integer("at_ms", Int64(state.lastProbeAt))
+                if let ok = state.lastProbeOK { writer.bool("ok", ok) } else { writer.key("ok"); writer.null() }
+                writer.key("latency_ms")
+                writer.number((state.lastProbeMilliseconds * 100).rounded() / 100)
+                if let problem = state.lastProbeProblem { writer.string("error", problem) }
+                writer.integer("probes", Int64(state.probes))
+                writer.endObject()
+            }
             writer.endObject()
         }
         writer.endArray()
