@@ -44,6 +44,7 @@ RUN /tmp/install.sh --runtime && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bi
 COPY --from=dist /src/dist/prism-gateway /app/prism-gateway
 COPY --from=dist /src/dist/plugins/ /app/plugins/
 COPY --from=dist /src/dist/lib/ /app/lib/
+COPY --from=dist /src/dist/prices.json /app/prices.json
 # A working default (the offline mock provider); mount your own over it.
 COPY config/prism.yaml /app/config.yaml
 ENV LD_LIBRARY_PATH=/app/lib \

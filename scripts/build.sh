@@ -38,6 +38,9 @@ for provider in Anthropic Gemini Cohere Azure Bedrock; do
     install -m 755 "$bin/libPrismProvider$provider.so" "dist/plugins/provider-$lower.so"
 done
 
+# The price table x-prism-cost applies (dated, with its sources), beside the binary.
+install -m 644 config/prices.json dist/prices.json
+
 # Swift runtime libraries come from the toolchain; copy the ones the binaries load.
 mkdir -p dist/lib
 swift_lib_dir=$(realpath "$(dirname "$(realpath "$(command -v swift)")")/../lib/swift/linux")

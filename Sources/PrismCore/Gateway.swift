@@ -2,6 +2,10 @@ import Logging
 import PrismWire
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What outlives configuration reloads: the loaded plugins (never unloaded), the transport thread
 /// and its connection pools, the request counters the server drains with, and the metrics.
 public final class GatewayServices: Sendable {
@@ -44,6 +48,8 @@ public final class Gateway: Sendable {
     let gates: [String: AdmissionGate]
     let logger: Logger
     let discovery: ModelDiscovery
+    /// Prices for `x-prism-cost` (nil: cost_tracking.enabled is false).
+    let prices: PriceTable?
     let healthChecker: HealthChecker
 
     public struct StartupError: Error, CustomStringConvertible {
@@ -85,6 +91,14 @@ public final class Gateway: Sendable {
             for (key, location) in keys where !declared.contains(key) {
                 warnings.append("\(location): warning: \(path).\(key): unknown key (neither the gateway nor \(owner) reads it)")
             }
+        }
+        if configuration.costTracking.enabled {
+            let (table, problem) = PriceTable.load(path: configuration.costTracking.pricesFile ?? Gateway.defaultPricesFile,
+                                                   custom: configuration.costTracking.customPricing)
+            if let problem { warnings.append("cost_tracking: \(problem)") }
+            prices = table
+        } else {
+            prices = nil
         }
         var providers: [ProviderInstance] = []
         var gates: [String: AdmissionGate] = [:]
@@ -161,6 +175,15 @@ public final class Gateway: Sendable {
                                       transport: transport, logger: logger)
         if discover { healthChecker.start() }
     }
+
+    /// `prices.json` beside the binary (dist/ and the image ship it).
+    static let defaultPricesFile: String = {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return "prices.json" }
+        let path = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/prices.json"
+    }()
 
     // A replaced generation stops asking servers for their models, and probing them, once its
     // last request is done.

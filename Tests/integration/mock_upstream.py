@@ -81,6 +81,7 @@ class MockUpstream:
         self.response_model: Optional[str] = None  # None: echo the request's model
         self.prompt_tokens = 13
         self.completion_tokens = 7
+        self.cached_tokens = 0  # of prompt_tokens, reported in prompt_tokens_details
         self.error: Optional[tuple[int, dict]] = None
         self.delay = 0.0
         # Scripted answers, one per chat/embeddings request, consumed in order (then normal):
@@ -153,7 +154,7 @@ class MockUpstream:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0,
                                           "rejected_prediction_tokens": 0},

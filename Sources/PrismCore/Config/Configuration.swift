@@ -10,6 +10,7 @@ public struct GatewayConfiguration: Sendable {
     /// `redis:` when enabled: shared state for rate limits and the cache across replicas.
     public var redis: RedisSettings?
     public var admin = AdminSettings()
+    public var costTracking = CostTrackingSettings()
     /// Whether the configuration authenticates clients (`auth.enabled`), known from the shortcut
     /// sections; with `operational_routes: auto` it puts the operational routes behind the admin token.
     public var authenticatesClients = false
@@ -197,4 +198,13 @@ public struct ConfigDiagnostic: Sendable, CustomStringConvertible {
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [ConfigDiagnostic]
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// `cost_tracking`: prices applied to usage (`x-prism-cost`, the request log, the cost metric).
+public struct CostTrackingSettings: Sendable {
+    public var enabled = true
+    /// The price table; nil: `prices.json` beside the binary.
+    public var pricesFile: String?
+    /// `custom_pricing.<model>`: wins over the table.
+    public var customPricing: [String: ModelPrice] = [:]
 }

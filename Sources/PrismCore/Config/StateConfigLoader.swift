@@ -78,4 +78,40 @@ extension ConfigLoader {
         }
         return (cacheEnabled, rateLimitingEnabled)
     }
+
+    /// `cost_tracking: {enabled, prices_file, custom_pricing: {MODEL: {input_per_mtok, output_per_mtok,
+    /// cached_input_per_mtok, cache_write_per_mtok}}}`.
+    mutating func readCostTracking(_ node: YAMLNode?) -> CostTrackingSettings {
+        var settings = CostTrackingSettings()
+        guard let node else { return settings }
+        for (key, location, _) in entries(node) where !["enabled", "prices_file", "custom_pricing"].contains(key) {
+            warning(location, "cost_tracking.\(key)", "unknown key (ignored)")
+        }
+        if let enabled = boolean(node["enabled"], "cost_tracking.enabled") { settings.enabled = enabled }
+        settings.pricesFile = string(node["prices_file"], "cost_tracking.prices_file")
+        for (model, location, entry) in entries(node["custom_pricing"]) {
+            let path = "cost_tracking.custom_pricing.\(model)"
+            func price(_ key: String) -> Double? {
+                guard let text = string(entry[key], "\(path).\(key)") else { return nil }
+                guard let value = Double(text), value >= 0, value.isFinite else {
+                    error(entry[key]?.location ?? location, "\(path).\(key)", "expected a price in USD per million tokens, got '\(text)'")
+                    return nil
+                }
+                return value
+            }
+            for (key, keyLocation, _) in entries(entry)
+            where !["input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok"].contains(key) {
+                warning(keyLocation, "\(path).\(key)", "unknown key (ignored)")
+            }
+            guard let input = price("input_per_mtok") else {
+                error(location, "\(path).input_per_mtok", "a custom price needs input_per_mtok (and output_per_mtok)")
+                continue
+            }
+            settings.customPricing[model] = ModelPrice(input: input, output: price("output_per_mtok") ?? 0,
+                                                       cachedInput: price("cached_input_per_mtok"),
+                                                       cacheWrite: price("cache_write_per_mtok"))
+        }
+        return settings
+    }
 }
+

@@ -20,7 +20,7 @@ public final class GatewayMetrics: Sendable {
         "prism_requests_total", "prism_request_duration_seconds", "prism_time_to_first_token_seconds",
         "prism_tokens_total", "prism_provider_errors_total", "prism_circuit_breaker_state",
         "prism_shared_state_fallbacks_total", "prism_config_reloads_total", "prism_requests_in_flight",
-        "prism_health_probes_total",
+        "prism_health_probes_total", "prism_cost_usd_total",
     ]
 
     private struct RequestLabels: Hashable {
@@ -101,6 +101,15 @@ public final class GatewayMetrics: Sendable {
             return made
         }
         counter.increment()
+    }
+
+    /// What a request cost (usage × price), by provider, model (a configured or answered name)
+    /// and client key (configured names only).
+    func recordCost(provider: String, model: String, key: String, usd: Double) {
+        guard usd > 0 else { return }
+        CoreMetrics.FloatingPointCounter(label: "prism_cost_usd_total",
+                                         dimensions: [("provider", provider), ("model", model), ("key", key)])
+            .increment(by: usd)
     }
 
     /// One active health probe (routing.health_check) and whether the provider answered it.

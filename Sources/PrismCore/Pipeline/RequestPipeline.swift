@@ -58,6 +58,8 @@ extension ProxyRequest {
             let status = HTTPResponseStatus(statusCode: Int(local.status == 0 ? 200 : local.status))
             var headers = HTTPHeaders(local.headers.map { ($0.name, $0.value) })
             if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
+            // No provider was paid for an answer a middleware gave (a cache hit).
+            if gateway.prices != nil, (200..<300).contains(Int(status.code)), api != "models.list" { cost = 0 }
             addCommonHeaders(&headers)
             handler?.writeResponse(status: status, headers: headers, body: local.body)
             if gateway.configuration.logging.includeBodies { responseBodyForLog = local.body }

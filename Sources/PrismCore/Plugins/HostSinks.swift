@@ -128,6 +128,9 @@ final class StreamCollector {
     var responseModel: String?
     /// Set when a middleware watches the response: the raw event payloads since the last flush.
     var recordsEvents = false
+    /// Set when the answer has a price: the usage chunk (`"choices":[]` with `usage`) gets its
+    /// cost added to `usage` as it passes, since a stream's cost is known only at its end.
+    var pricesUsageChunk: (([UInt8]) -> [UInt8]?)?
     var recorded: [[UInt8]] = []
 
     func withSink<Result>(_ body: (UnsafePointer<prism_stream_sink>) -> Result) -> Result {
@@ -139,6 +142,12 @@ final class StreamCollector {
                 let payload = data.hostBuffer
                 // A payload with a line break would end the SSE event early: refuse it.
                 if payload.contains(where: { $0 == 0x0A || $0 == 0x0D }) { return PRISM_ERROR_INVALID_REQUEST }
+                if let price = collector.pricesUsageChunk, let priced = price(Array(payload)) {
+                    priced.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &collector.pending) }
+                    collector.eventCount += 1
+                    if collector.recordsEvents { collector.recorded.append(priced) }
+                    return PRISM_OK
+                }
                 ServerSentEventWriter.frame(payload, into: &collector.pending)
                 collector.eventCount += 1
                 if collector.recordsEvents { collector.recorded.append(Array(payload)) }

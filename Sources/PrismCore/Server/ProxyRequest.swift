@@ -68,6 +68,9 @@ final class ProxyRequest {
     private var lineSplitter = LineSplitter()
     let collector = StreamCollector()
     var usage = prism_usage()
+    /// USD: usage × the answering model's price (nil: no price, or cost tracking off); 0 for an
+    /// answer a middleware gave (a cache hit).
+    var cost: Double?
     var streamStarted = false
     /// When the winning stream last delivered bytes, and the check that finds it stalled.
     var lastStreamDataAt: UInt64 = 0
@@ -389,6 +392,7 @@ final class ProxyRequest {
         guard !finished, winner == nil, active.contains(where: { $0 === attempt }) else { return }
         choose(attempt)
         firstByteAt = monotonicNanoseconds()
+        if let price = priceOfAnswer() { collector.pricesUsageChunk = price.pricedUsageChunk }
         var responseHeaders = HTTPHeaders()
         responseHeaders.add(name: "content-type", value: "text/event-stream")
         responseHeaders.add(name: "cache-control", value: "no-cache")
@@ -587,6 +591,7 @@ final class ProxyRequest {
             return failStream(from: error, otherwise: "the upstream stream ended badly")
         }
         usage = collector.usage
+        cost = priceOfAnswer()?.cost(of: usage)
         handler?.writeStreamBytes(ServerSentEventWriter.done)
         handler?.endStream()
         complete(status: 200)

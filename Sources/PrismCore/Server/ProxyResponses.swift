@@ -46,6 +46,7 @@ extension ProxyRequest {
             return failFromPlugin(translated, error)
         }
         usage = translatedUsage
+        cost = priceOfAnswer()?.cost(of: usage)
         var responseHeaders = HTTPHeaders(client.headers.map { ($0.name, $0.value) })
         if responseHeaders.first(name: "content-type") == nil {
             responseHeaders.add(name: "content-type", value: "application/json")
@@ -86,6 +87,7 @@ extension ProxyRequest {
         }
         let elapsed = Double(monotonicNanoseconds() - startedAt) / 1_000_000
         headers.add(name: "x-prism-latency-ms", value: formatMilliseconds(elapsed))
+        if let cost { headers.add(name: "x-prism-cost", value: PriceTable.format(cost)) }
         for (name, value) in attributes.responseHeaders { headers.add(name: name, value: value) }
     }
 
@@ -188,6 +190,10 @@ extension ProxyRequest {
         gateway.services.metrics.recordRequest(
             model: metricModelLabel(status: status), provider: providerName, status: status,
             durationNanoseconds: latency, firstTokenNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt, usage: usage)
+        if let cost {
+            gateway.services.metrics.recordCost(provider: providerName, model: metricModelLabel(status: status),
+                                                key: attributes["key.name"] ?? "-", usd: cost)
+        }
         writeRequestLog(status: status, latency: latency)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
@@ -225,6 +231,7 @@ extension ProxyRequest {
                 "tokens_out": .stringConvertible(Int(clamping: usage.output_tokens)),
                 "cache": .string(cache), "fallback": .stringConvertible(fallbackUsed), "stream": .stringConvertible(streaming),
             ]
+            if let cost { fields["cost_usd"] = .stringConvertible(Double(PriceTable.format(cost)) ?? 0) }
             if firstByteAt != 0 {
                 fields["first_byte_ms"] = .stringConvertible(Double(formatMilliseconds(Double(firstByteAt - startedAt) / 1_000_000)) ?? 0)
             }
@@ -236,11 +243,18 @@ extension ProxyRequest {
             return gateway.logger.info("request", metadata: fields)
         }
         var line = "request id=\(requestID) key=\(attributes["key.name"] ?? "-") owner=\(attributes["key.owner"] ?? "-") model=\(model) provider=\(providerName) status=\(status) latency_ms=\(latencyText) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens) cache=\(cache) fallback=\(fallbackUsed)"
+        if let cost { line += " cost=\(PriceTable.format(cost))" }
         if withBodies {
             line += " request_body=\(ProxyRequest.loggable(body)) response_body=\(responseBodyForLog.map(ProxyRequest.loggable) ?? (streaming ? "[stream]" : ""))"
             return gateway.logger.debug("\(line)")
         }
         gateway.logger.info("\(line)")
+    }
+
+    /// The price of the model that answers (nil: cost tracking off, or the model has no price).
+    func priceOfAnswer() -> ModelPrice? {
+        guard let prices = gateway.prices, let winner else { return nil }
+        return prices.price(for: winner.candidate.upstreamModel)
     }
 
     /// The model that answered: what a streaming provider reported through
