@@ -23,7 +23,12 @@ final class CacheMiddleware: Middleware {
         var assembler = ChatStreamAssembler()
     }
 
+    /// Who may be served an answer cached for another: only the same client key (the default,
+    /// since prompts can carry private data), keys of the same owner, or everyone.
+    enum Scope: String { case key, owner, global }
+
     private let enabled: Bool
+    private let scope: Scope
     private let defaultTTLMilliseconds: UInt64
     private let state: SharedState?
     private let metrics: Metrics?
@@ -34,6 +39,11 @@ final class CacheMiddleware: Middleware {
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
         enabled = try configuration.configurationSwitch("enabled", section: "cache")
+        let scopeText = configuration["scope"]?.stringValue ?? "key"
+        guard let scope = Scope(rawValue: scopeText) else {
+            throw PluginError.configuration("cache.scope: expected key, owner or global, got '\(scopeText)'")
+        }
+        self.scope = scope
         var ttl: Int64 = 300_000
         if let text = configuration["default_ttl"]?.stringValue {
             guard let value = DurationText.milliseconds(text) else {
@@ -73,7 +83,7 @@ final class CacheMiddleware: Middleware {
         guard ttl > 0, isUsableNamespace(namespace), case let .object(members)? = try? JSONValue.parse(request.body) else {
             return skip(context)
         }
-        let key = cacheKey(members, api: request.api, namespace: namespace)
+        let key = cacheKey(members, api: request.api, namespace: namespace + ":" + scopePart(context))
         let entry = Pending(api: request.api, key: key, ttlMilliseconds: ttl, streaming: request.isStreaming)
         let requestKey = context.requestKey
         if request.header("x-prism-cache-force-refresh")?.lowercased() == "true" {
@@ -150,6 +160,16 @@ final class CacheMiddleware: Middleware {
         response.setHeader("cache-control", "no-cache")
         response.writeBody(body)
         return true
+    }
+
+    /// The part of the cache key that keeps one client's answers from another (auth runs first and
+    /// names the key; without auth every caller is the same anonymous client).
+    private func scopePart(_ context: RequestContext) -> String {
+        switch scope {
+        case .global: return "*"
+        case .key: return "k=" + (context.attribute("key.name") ?? "-")
+        case .owner: return "o=" + (context.attribute("key.owner") ?? context.attribute("key.name").map { "k=" + $0 } ?? "-")
+        }
     }
 
     private func isUsableNamespace(_ namespace: String) -> Bool {

@@ -193,3 +193,41 @@ def test_absurd_ttl_header_is_skipped_not_fatal(gw):
     for ttl in ("1e300", "inf", "-5", "nan", "99999999999999999999h"):
         assert chat(gw, headers={"x-prism-cache-ttl": ttl}).headers["x-prism-cache"] == "skip"
     assert chat(gw).status == 200
+
+
+def _keys(*specs):
+    return {"enabled": True, "keys": [{"name": name, "key": f"sk-prism-scope-{name}-0001", **({"owner": owner} if owner else {})}
+                                      for name, owner in specs]}
+
+
+def _ask(gw, name, content="the same private question"):
+    return post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", content),
+                headers={"Authorization": f"Bearer sk-prism-scope-{name}-0001"})
+
+
+def test_by_default_an_answer_cached_for_one_key_is_not_served_to_another(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}, cache={"enabled": True},
+                             auth=_keys(("alice", "team-a"), ("bob", "team-a"))))
+    assert _ask(gw, "alice").headers["x-prism-cache"] == "miss"
+    assert _ask(gw, "alice").headers["x-prism-cache"] == "hit"
+    assert _ask(gw, "bob").headers["x-prism-cache"] == "miss"  # same prompt, another key
+    assert len(mock_upstream.chat_requests()) == 2
+
+
+def test_cache_scope_owner_and_global(gateway, mock_upstream):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}, cache={"enabled": True, "scope": "owner"},
+                             auth=_keys(("alice", "team-a"), ("bob", "team-a"), ("carol", "team-b"))))
+    assert _ask(gw, "alice").headers["x-prism-cache"] == "miss"
+    assert _ask(gw, "bob").headers["x-prism-cache"] == "hit"     # same owner
+    assert _ask(gw, "carol").headers["x-prism-cache"] == "miss"  # another owner
+    gw2 = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}, cache={"enabled": True, "scope": "global"},
+                              auth=_keys(("alice", "team-a"), ("carol", "team-b"))))
+    assert _ask(gw2, "alice", "shared question").headers["x-prism-cache"] == "miss"
+    assert _ask(gw2, "carol", "shared question").headers["x-prism-cache"] == "hit"
+
+
+def test_an_unknown_cache_scope_is_a_config_error(run_prism, tmp_path):
+    path = tmp_path / "scope.yaml"
+    path.write_text("providers: {}\ncache: {enabled: true, scope: everyone}\n")
+    result = run_prism("validate", "--config", str(path))
+    assert result.returncode == 1 and "cache.scope" in result.stderr, result.stderr

@@ -17,7 +17,7 @@ public struct RedisSettings: Sendable, Equatable {
 
 extension ConfigLoader {
     static let redisKeys: Set<String> = ["enabled", "address", "password", "db", "prefix", "timeout"]
-    static let cacheKeys: Set<String> = ["enabled", "default_ttl", "max_entries"]
+    static let cacheKeys: Set<String> = ["enabled", "default_ttl", "max_entries", "scope"]
     static let rateLimitingKeys: Set<String> = ["enabled", "global_rpm"]
 
     /// nil when the section is absent or disabled: state stays in this process.
@@ -68,6 +68,9 @@ extension ConfigLoader {
             cacheEnabled = boolean(cache["enabled"], "cache.enabled") ?? false
             _ = duration(cache["default_ttl"], "cache.default_ttl")
             _ = integer(cache["max_entries"], "cache.max_entries", range: 0...100_000_000)
+            if let node = cache["scope"], let scope = string(node, "cache.scope"), !["key", "owner", "global"].contains(scope) {
+                error(node.location, "cache.scope", "expected key, owner or global, got '\(scope)'")
+            }
         }
         if let limits = root["rate_limiting"], !limits.isNull {
             for (key, location, _) in entries(limits) where !ConfigLoader.rateLimitingKeys.contains(key) {
