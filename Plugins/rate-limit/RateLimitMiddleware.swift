@@ -4,8 +4,9 @@ import PrismWire
 import Synchronization
 
 /// Requests-per-minute and tokens-per-minute limits: `rate_limiting.global_rpm` across all
-/// clients, and per client key the `rate_limit_rpm` / `rate_limit_tpm` that the auth middleware
-/// publishes as request attributes. Every applicable limit is checked in one atomic window_take
+/// clients, per client key the `rate_limit_rpm` / `rate_limit_tpm` that the auth middleware
+/// publishes as request attributes, per end user (`rate_limiting.per_user`: each user, named by
+/// `x-prism-user-id` or the body's `user`) and per model (`rate_limiting.per_model.<model>`). Every applicable limit is checked in one atomic window_take
 /// of the host's shared state (one Redis round trip when replicas share Redis), all or none, so
 /// the most restrictive limit wins and a refused request consumes nothing.
 ///
@@ -20,30 +21,58 @@ final class RateLimitMiddleware: Middleware {
         var estimate: Int64
     }
 
-    private enum LimitKind: Sendable {
-        case globalRequests, keyRequests, keyTokens
+    private enum LimitKind: Sendable, Equatable {
+        case globalRequests, keyRequests, keyTokens, userRequests, userTokens, modelRequests, modelTokens
 
         var metricLabel: String {
             switch self {
             case .globalRequests: return "global_requests"
             case .keyRequests: return "key_requests"
             case .keyTokens: return "key_tokens"
+            case .userRequests: return "user_requests"
+            case .userTokens: return "user_tokens"
+            case .modelRequests: return "model_requests"
+            case .modelTokens: return "model_tokens"
             }
         }
+
+        var countsTokens: Bool { self == .keyTokens || self == .userTokens || self == .modelTokens }
+    }
+
+    /// A requests-per-minute and tokens-per-minute pair (0: no limit).
+    private struct Limits {
+        var rpm: Int64 = 0
+        var tpm: Int64 = 0
+
+        init(_ value: JSONValue?) {
+            rpm = max(0, value?["rpm"]?.integerValue ?? 0)
+            tpm = max(0, value?["tpm"]?.integerValue ?? 0)
+        }
+
+        var isEmpty: Bool { rpm == 0 && tpm == 0 }
     }
 
     private let enabled: Bool
     private let globalRequestsPerMinute: Int64
+    private let perUser: Limits
+    private let perModel: [String: Limits]
     private let state: SharedState?
     private let metrics: Metrics?
     private let host: PluginHost
     /// Token reservations to reconcile, by `RequestContext.requestKey`.
-    private let reservations = Mutex<[UInt: Reservation]>([:])
+    private let reservations = Mutex<[UInt: [Reservation]]>([:])
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
         enabled = try configuration.configurationSwitch("enabled", section: "rate_limiting")
         globalRequestsPerMinute = max(0, configuration["global_rpm"]?.integerValue ?? 0)
+        perUser = Limits(configuration["per_user"])
+        var perModel: [String: Limits] = [:]
+        for (model, value) in configuration["per_model"]?.objectValue ?? [] {
+            let limits = Limits(value)
+            if !limits.isEmpty { perModel[model] = limits }
+        }
+        self.perModel = perModel
         state = host.sharedState
         metrics = host.metrics
         if enabled && state == nil {
@@ -75,7 +104,27 @@ final class RateLimitMiddleware: Middleware {
                 kinds.append(.keyTokens)
             }
         }
+        // End users: each one named by the client, within the key's own limits.
+        if !perUser.isEmpty, let user = Self.user(of: request) {
+            addPair(perUser, key: "user:" + user, requests: .userRequests, tokens: .userTokens)
+        }
+        if let limits = perModel[request.model] {
+            addPair(limits, key: "model:" + request.model, requests: .modelRequests, tokens: .modelTokens)
+        }
+        func addPair(_ limits: Limits, key: String, requests: LimitKind, tokens: LimitKind) {
+            if limits.rpm > 0 {
+                claims.append(WindowClaim(key: "requests:" + key, windowMilliseconds: Self.minute, limit: limits.rpm, cost: 1))
+                kinds.append(requests)
+            }
+            if limits.tpm > 0 {
+                claims.append(WindowClaim(key: "tokens:" + key, windowMilliseconds: Self.minute, limit: limits.tpm,
+                                          cost: TokenEstimate.of(request)))
+                kinds.append(tokens)
+            }
+        }
         guard !claims.isEmpty else { return .proceed }
+        let user = Self.user(of: request)
+        let model = request.model
         let decision = PendingDecision(context: context, localResponse: localResponse)
         let requestID = request.requestID
         let requestKey = context.requestKey
@@ -88,40 +137,54 @@ final class RateLimitMiddleware: Middleware {
             }
             writeHeaders(claims, kinds, outcome.windows, context: decision.context)
             if outcome.status == .granted {
-                if let index = kinds.firstIndex(where: { $0 == .keyTokens }) {
-                    let reservation = Reservation(key: claims[index].key, slot: outcome.windows[index].slot,
-                                                  estimate: claims[index].cost)
-                    reservations.withLock { $0[requestKey] = reservation }
+                let held = kinds.indices.filter { kinds[$0].countsTokens }.map { index in
+                    Reservation(key: claims[index].key, slot: outcome.windows[index].slot, estimate: claims[index].cost)
                 }
+                if !held.isEmpty { reservations.withLock { $0[requestKey] = held } }
                 return decision.proceed()
             }
-            refuse(claims, kinds, outcome.windows, keyName: keyName, response: decision.localResponse)
+            refuse(claims, kinds, outcome.windows, keyName: keyName, user: user, model: model,
+                   response: decision.localResponse)
             decision.respond()
         }
         return .pause
     }
 
     func onComplete(_ request: PluginRequest, context: RequestContext, completion: Completion) {
-        guard let reservation = reservations.withLock({ $0.removeValue(forKey: context.requestKey) }), let state else { return }
+        guard let held = reservations.withLock({ $0.removeValue(forKey: context.requestKey) }), let state,
+              let estimate = held.first?.estimate
+        else { return }
         let reported = Int64(clamping: completion.usage.inputTokens + completion.usage.outputTokens)
         let actual: Int64
         if !(200..<300).contains(completion.status) || completion.provider.isEmpty {
             actual = 0 // failed, or answered without a provider (a cache hit): no tokens spent
         } else {
-            actual = reported > 0 ? reported : reservation.estimate // usage not reported: keep the estimate
+            actual = reported > 0 ? reported : estimate // usage not reported: keep the estimate
         }
-        state.adjustWindow(reservation.key, windowMilliseconds: Self.minute, slot: reservation.slot,
-                           delta: actual - reservation.estimate)
+        for reservation in held {
+            state.adjustWindow(reservation.key, windowMilliseconds: Self.minute, slot: reservation.slot,
+                               delta: actual - reservation.estimate)
+        }
+    }
+
+    /// The end user a request is for: `x-prism-user-id`, else the body's `user` (OpenAI's field).
+    static func user(of request: PluginRequest) -> String? {
+        if let header = request.header("x-prism-user-id"), !header.isEmpty { return String(header.prefix(256)) }
+        guard request.body.count > 0, let body = try? JSONValue.parse(request.body),
+              let user = body["user"]?.stringValue, !user.isEmpty
+        else { return nil }
+        return String(user.prefix(256))
     }
 
     // MARK: Answers
 
-    /// OpenAI's headers: the request limit with the least room left, and the token limit.
+    /// OpenAI's headers: the request limit and the token limit with the least room left (the
+    /// ones that bind).
     private func writeHeaders(_ claims: [WindowClaim], _ kinds: [LimitKind], _ windows: [WindowUsage],
                               context: RequestContext)
     {
         var tightest: Int?
-        for index in claims.indices where kinds[index] != .keyTokens {
+        for index in claims.indices where !kinds[index].countsTokens {
             if let current = tightest, remaining(claims[current], windows[current]) <= remaining(claims[index], windows[index]) {
                 continue
             }
@@ -132,7 +195,14 @@ final class RateLimitMiddleware: Middleware {
             context.addResponseHeader("x-ratelimit-remaining-requests", String(remaining(claims[index], windows[index])))
             context.addResponseHeader("x-ratelimit-reset-requests", Self.formatDuration(windows[index].resetMilliseconds))
         }
-        if let index = kinds.firstIndex(where: { $0 == .keyTokens }) {
+        var tightestTokens: Int?
+        for index in claims.indices where kinds[index].countsTokens {
+            if let current = tightestTokens, remaining(claims[current], windows[current]) <= remaining(claims[index], windows[index]) {
+                continue
+            }
+            tightestTokens = index
+        }
+        if let index = tightestTokens {
             context.addResponseHeader("x-ratelimit-limit-tokens", String(claims[index].limit))
             context.addResponseHeader("x-ratelimit-remaining-tokens", String(remaining(claims[index], windows[index])))
             context.addResponseHeader("x-ratelimit-reset-tokens", Self.formatDuration(windows[index].resetMilliseconds))
@@ -142,7 +212,7 @@ final class RateLimitMiddleware: Middleware {
     private func remaining(_ claim: WindowClaim, _ window: WindowUsage) -> Int64 { max(0, claim.limit - window.used) }
 
     private func refuse(_ claims: [WindowClaim], _ kinds: [LimitKind], _ windows: [WindowUsage], keyName: String?,
-                        response: HTTPBuilder)
+                        user: String?, model: String, response: HTTPBuilder)
     {
         var retryAfter: UInt64 = 0
         var reasons: [String] = []
@@ -155,11 +225,17 @@ final class RateLimitMiddleware: Middleware {
                 reasons.append("the gateway-wide limit of \(claim.limit) requests per minute")
             case .keyRequests:
                 reasons.append("key '\(keyName ?? "-")' is limited to \(claim.limit) requests per minute")
-            case .keyTokens:
+            case .userRequests:
+                reasons.append("user '\(user ?? "-")' is limited to \(claim.limit) requests per minute")
+            case .modelRequests:
+                reasons.append("model '\(model)' is limited to \(claim.limit) requests per minute")
+            case .keyTokens, .userTokens, .modelTokens:
                 let detail = claim.cost > claim.limit
                     ? " (this request alone needs an estimated \(claim.cost), more than the whole limit)"
                     : " (this request needs an estimated \(claim.cost), \(remaining(claim, windows[index])) left)"
-                reasons.append("key '\(keyName ?? "-")' is limited to \(claim.limit) tokens per minute" + detail)
+                let who = kinds[index] == .keyTokens ? "key '\(keyName ?? "-")'"
+                    : kinds[index] == .userTokens ? "user '\(user ?? "-")'" : "model '\(model)'"
+                reasons.append("\(who) is limited to \(claim.limit) tokens per minute" + detail)
             }
         }
         let seconds = max(1, (retryAfter + 999) / 1000)

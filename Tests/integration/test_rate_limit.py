@@ -162,3 +162,44 @@ def test_absurd_max_tokens_is_refused_not_fatal(gateway, mock_upstream):
     huge = chat(gw, max_tokens=9223372036854775807)
     assert_openai_error(huge, 429, code="rate_limit_exceeded")
     assert chat(gw).status == 200
+
+
+def per_config(upstream, limits, rpm=0):
+    cfg = limits_config(upstream, rpm=rpm)
+    cfg["rate_limiting"].update(limits)
+    return cfg
+
+
+def as_user(gw, user, model="gpt-4o-mini", in_body=False):
+    body = chat_body(model, "hello", **({"user": user} if in_body else {}))
+    headers = dict(bearer(KEY), **({} if in_body else {"x-prism-user-id": user}))
+    return post(gw.v1 + "/chat/completions", body, headers=headers)
+
+
+def test_per_user_limits_each_end_user_within_one_key(gateway, mock_upstream):
+    gw = gateway(per_config(mock_upstream, {"per_user": {"rpm": 2}}, rpm=100))
+    assert [as_user(gw, "u1").status for _ in range(2)] == [200, 200]
+    refused = as_user(gw, "u1")
+    error = assert_openai_error(refused, 429, code="rate_limit_exceeded")
+    assert "user 'u1' is limited to 2 requests per minute" in error["message"], error
+    # The binding limit is the user's, not the key's 100.
+    assert refused.headers["x-ratelimit-limit-requests"] == "2"
+    # Another user of the same key is not affected; the body's `user` names a user too.
+    assert as_user(gw, "u2").status == 200
+    assert [as_user(gw, "u3", in_body=True).status for _ in range(3)] == [200, 200, 429]
+    # No user named: only the key's limits apply.
+    assert chat(gw).status == 200
+
+
+def test_per_model_limits_and_tokens(gateway, mock_upstream):
+    gw = gateway(per_config(mock_upstream, {"per_model": {"gpt-4o": {"rpm": 1}, "gpt-4o-mini": {"tpm": 10_000}}}))
+    first = post(gw.v1 + "/chat/completions", chat_body("gpt-4o"), headers=bearer(KEY))
+    assert first.status == 200
+    error = assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("gpt-4o"), headers=bearer(KEY)), 429,
+                                code="rate_limit_exceeded")
+    assert "model 'gpt-4o' is limited to 1 requests per minute" in error["message"]
+    mini = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", max_tokens=100), headers=bearer(KEY))
+    assert mini.status == 200 and mini.headers["x-ratelimit-limit-tokens"] == "10000"
+    too_big = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini", max_tokens=20_000), headers=bearer(KEY))
+    assert "model 'gpt-4o-mini' is limited to 10000 tokens per minute" in \
+        assert_openai_error(too_big, 429, code="rate_limit_exceeded")["message"]

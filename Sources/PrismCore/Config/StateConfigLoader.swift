@@ -18,7 +18,7 @@ public struct RedisSettings: Sendable, Equatable {
 extension ConfigLoader {
     static let redisKeys: Set<String> = ["enabled", "address", "password", "db", "prefix", "timeout"]
     static let cacheKeys: Set<String> = ["enabled", "default_ttl", "max_entries", "scope"]
-    static let rateLimitingKeys: Set<String> = ["enabled", "global_rpm"]
+    static let rateLimitingKeys: Set<String> = ["enabled", "global_rpm", "per_user", "per_model"]
 
     /// nil when the section is absent or disabled: state stays in this process.
     mutating func readRedis(_ node: YAMLNode?) -> RedisSettings? {
@@ -78,6 +78,17 @@ extension ConfigLoader {
             }
             rateLimitingEnabled = boolean(limits["enabled"], "rate_limiting.enabled") ?? false
             _ = integer(limits["global_rpm"], "rate_limiting.global_rpm", range: 0...1_000_000_000)
+            // `per_user: {rpm, tpm}` (each end user), `per_model: {MODEL: {rpm, tpm}}`.
+            func checkPair(_ node: YAMLNode?, _ path: String) {
+                guard let node else { return }
+                for (key, location, _) in entries(node) where key != "rpm" && key != "tpm" {
+                    warning(location, "\(path).\(key)", "unknown key (ignored): expected rpm and tpm")
+                }
+                _ = integer(node["rpm"], "\(path).rpm", range: 0...1_000_000_000)
+                _ = integer(node["tpm"], "\(path).tpm", range: 0...1_000_000_000_000)
+            }
+            checkPair(limits["per_user"], "rate_limiting.per_user")
+            for (model, _, pair) in entries(limits["per_model"]) { checkPair(pair, "rate_limiting.per_model.\(model)") }
         }
         return (cacheEnabled, rateLimitingEnabled)
     }
