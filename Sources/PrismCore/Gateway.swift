@@ -13,10 +13,19 @@ public final class GatewayServices: Sendable {
     let transport: CurlTransport
     let activity = Activity()
     let metrics = GatewayMetrics.shared
+    /// Every request's spend, across reloads and restarts (nil: spend_ledger off, or a tool).
+    let ledger: SpendLedger?
 
     public init(registry: PluginRegistry, maximumIdleConnections: Int) {
         self.registry = registry
         transport = CurlTransport(maximumIdleConnections: maximumIdleConnections)
+        ledger = nil
+    }
+
+    init(registry: PluginRegistry, maximumIdleConnections: Int, ledger: SpendLedger?) {
+        self.registry = registry
+        transport = CurlTransport(maximumIdleConnections: maximumIdleConnections)
+        self.ledger = ledger
     }
 }
 

@@ -23,7 +23,7 @@ public struct ConfigLoader {
     /// Sections that parse today but whose behaviour lands with later work.
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin",
-                                            "cost_tracking"]
+                                            "cost_tracking", "spend_ledger"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
                                           "max_response_body_size", "stream_idle_timeout", "max_request_body_size", "default_request_timeout"]
@@ -74,6 +74,7 @@ public struct ConfigLoader {
         configuration.redis = readRedis(root["redis"])
         configuration.costTracking = readCostTracking(root["cost_tracking"])
         configuration.admin = readAdmin(root["admin"], file: file)
+        configuration.spendLedger = readSpendLedger(root["spend_ledger"], file: file)
         configuration.document = toJSON(root)
         configuration.middleware = readMiddleware(root)
         // From the final list: `auth:` or `middleware: [{name: auth, config: {enabled: true}}]`.
@@ -202,6 +203,33 @@ public struct ConfigLoader {
     }
 
     /// `admin:` (token, store). The token may also come from $PRISM_ADMIN_TOKEN.
+    mutating func readSpendLedger(_ node: YAMLNode?, file: String) -> SpendLedgerSettings {
+        var settings = SpendLedgerSettings()
+        if let node, !node.isNull {
+            settings.configured = true
+            for (key, location, _) in entries(node) where !["enabled", "path", "retention", "flush_interval"].contains(key) {
+                warning(location, "spend_ledger.\(key)", "unknown key (ignored)")
+            }
+            if let enabled = boolean(node["enabled"], "spend_ledger.enabled") { settings.enabled = enabled }
+            if let path = string(node["path"], "spend_ledger.path"), !path.isEmpty { settings.path = path }
+            if let value = positiveDuration(node["retention"], "spend_ledger.retention") { settings.retention = value }
+            if let value = positiveDuration(node["flush_interval"], "spend_ledger.flush_interval") { settings.flushInterval = value }
+        }
+        settings.path = dataPath(settings.path, file: file)
+        return settings
+    }
+
+    /// A relative data file's path: under $PRISM_DATA_DIR when set (the image's writable volume),
+    /// else beside the config file.
+    func dataPath(_ path: String, file: String) -> String {
+        if path.hasPrefix("/") { return path }
+        if let dataDirectory = environment("PRISM_DATA_DIR"), !dataDirectory.isEmpty {
+            return (dataDirectory.hasSuffix("/") ? dataDirectory : dataDirectory + "/") + path
+        }
+        if let slash = file.lastIndex(of: "/"), !file.hasPrefix("<") { return String(file[..<slash]) + "/" + path }
+        return path
+    }
+
     mutating func readAdmin(_ node: YAMLNode?, file: String) -> AdminSettings {
         var settings = AdminSettings()
         if let node, !node.isNull {
@@ -219,13 +247,7 @@ public struct ConfigLoader {
         if settings.token == nil, let fromEnvironment = environment("PRISM_ADMIN_TOKEN"), !fromEnvironment.isEmpty {
             settings.token = fromEnvironment
         }
-        // A relative store path is relative to $PRISM_DATA_DIR when set (the image's writable
-        // volume, /var/lib/prism), else to the config file's directory.
-        if !settings.storePath.hasPrefix("/"), let dataDirectory = environment("PRISM_DATA_DIR"), !dataDirectory.isEmpty {
-            settings.storePath = (dataDirectory.hasSuffix("/") ? dataDirectory : dataDirectory + "/") + settings.storePath
-        } else if !settings.storePath.hasPrefix("/"), let slash = file.lastIndex(of: "/"), !file.hasPrefix("<") {
-            settings.storePath = String(file[..<slash]) + "/" + settings.storePath
-        }
+        settings.storePath = dataPath(settings.storePath, file: file)
         return settings
     }
 

@@ -11,6 +11,7 @@ public struct GatewayConfiguration: Sendable {
     public var redis: RedisSettings?
     public var admin = AdminSettings()
     public var costTracking = CostTrackingSettings()
+    public var spendLedger = SpendLedgerSettings()
     /// Whether the configuration authenticates clients (`auth.enabled`), known from the shortcut
     /// sections; with `operational_routes: auto` it puts the operational routes behind the admin token.
     public var authenticatesClients = false
@@ -207,4 +208,16 @@ public struct CostTrackingSettings: Sendable {
     public var pricesFile: String?
     /// `custom_pricing.<model>`: wins over the table.
     public var customPricing: [String: ModelPrice] = [:]
+}
+
+/// `spend_ledger`: every request's spend in an embedded SQLite file (`GET /-/spend`).
+public struct SpendLedgerSettings: Sendable {
+    public var enabled = true
+    /// `spend_ledger:` is in the config: a ledger that cannot be opened stops startup (when it is
+    /// only on by default, the gateway serves without one and says so).
+    public var configured = false
+    /// Relative paths: under $PRISM_DATA_DIR, else beside the config file.
+    public var path = "prism-spend.sqlite"
+    public var retention: Duration = .seconds(90 * 86_400)
+    public var flushInterval: Duration = .seconds(1)
 }

@@ -48,7 +48,20 @@ public final class GatewayRuntime: Sendable {
         self.pluginsDirectoryOverride = pluginsDirectoryOverride
         self.defaultPluginsDirectory = defaultPluginsDirectory
         let registry = PluginRegistry(logger: logger, redis: file.redis)
-        services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget)
+        var ledger: SpendLedger?
+        if file.spendLedger.enabled {
+            do {
+                ledger = try SpendLedger(path: file.spendLedger.path, retention: file.spendLedger.retention,
+                                         flushInterval: file.spendLedger.flushInterval, logger: logger)
+            } catch {
+                let problem = "spend ledger \(file.spendLedger.path): \(error)" + AdminStore.writabilityHint(path: file.spendLedger.path)
+                guard !file.spendLedger.configured else {
+                    throw Gateway.StartupError(description: problem + " (or spend_ledger.enabled: false)")
+                }
+                logger.warning("\(problem); serving without a spend ledger (configure spend_ledger.path, or spend_ledger.enabled: false)")
+            }
+        }
+        services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget, ledger: ledger)
         LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
         if file.admin.token != nil {
             let masterKey = getenv("PRISM_MASTER_KEY").map { String(cString: $0) }

@@ -19,7 +19,7 @@ extension GatewayHTTPHandler {
             return true
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard segments.count >= 2, ["reload", "config", "providers", "keys"].contains(segments[1]) else { return false }
+        guard segments.count >= 2, ["reload", "config", "providers", "keys", "spend"].contains(segments[1]) else { return false }
         guard authorizeAdmin(head) else { return true }
         let bytes = body.map { Array($0.readableBytesView) } ?? []
         switch (head.method, segments[1], segments.count) {
@@ -34,6 +34,7 @@ extension GatewayHTTPHandler {
         case (.POST, "keys", 2): createKey(body: bytes)
         case (.GET, "keys", 2): listKeys()
         case (.DELETE, "keys", 3): revokeKey(segments[2])
+        case (.GET, "spend", 2): spend(query: head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
         default: return methodNotAllowed(head, path)
         }
         return true
@@ -254,6 +255,52 @@ extension GatewayHTTPHandler {
                 return .error(.internalServerError, "store_error", "\(error)")
             }
             return .ok(.object([("keys", .array(items))]))
+        }
+    }
+
+    /// `GET /-/spend?group_by=key|owner|user|model|provider&from=&to=` (times: ms since the epoch,
+    /// or ISO dates `2026-12-01`): totals from this replica's spend ledger.
+    private func spend(query: String) {
+        var parameters: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { PercentEncoding.decode(String($0)) }
+            if parts.count == 2 { parameters[parts[0]] = parts[1] }
+        }
+        let groupBy = parameters["group_by"] ?? "model"
+        guard SpendLedger.groupColumns[groupBy] != nil else {
+            return write(.error(.badRequest, "invalid_group_by", "group_by is one of key, owner, user, model, provider; got '\(groupBy)'"))
+        }
+        var bounds: [UInt64?] = []
+        for name in ["from", "to"] {
+            guard let text = parameters[name] else { bounds.append(nil); continue }
+            guard let value = SpendLedger.time(text) else {
+                return write(.error(.badRequest, "invalid_time", "\(name) is milliseconds since the epoch or a date YYYY-MM-DD; got '\(text)'"))
+            }
+            bounds.append(value)
+        }
+        guard let ledger = gateway.services.ledger else {
+            return write(.error(.notFound, "ledger_off", "The spend ledger is off (spend_ledger.enabled), or could not be opened (see the log)."))
+        }
+        let (from, to) = (bounds[0], bounds[1])
+        answerLater {
+            do {
+                let totals = try ledger.totals(groupBy: groupBy, from: from, to: to)
+                var groups: [JSONValue] = []
+                var cost: Int64 = 0, requests: Int64 = 0
+                for total in totals {
+                    cost += total.costNanoUSD
+                    requests += total.requests
+                    groups.append(.object([(groupBy, .string(total.group)), ("requests", .number(String(total.requests))),
+                                           ("tokens_in", .number(String(total.tokensIn))), ("tokens_out", .number(String(total.tokensOut))),
+                                           ("cost_usd", .number(PriceTable.format(Double(total.costNanoUSD) / 1_000_000_000)))]))
+                }
+                return .ok(.object([("group_by", .string(groupBy)), ("from", from.map { .number(String($0)) } ?? .null),
+                                    ("to", to.map { .number(String($0)) } ?? .null), ("groups", .array(groups)),
+                                    ("total", .object([("requests", .number(String(requests))),
+                                                       ("cost_usd", .number(PriceTable.format(Double(cost) / 1_000_000_000)))]))]))
+            } catch {
+                return .error(.internalServerError, "ledger_error", "\(error)")
+            }
         }
     }
 

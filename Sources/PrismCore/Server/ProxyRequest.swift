@@ -17,6 +17,8 @@ final class ProxyRequest {
     let head: HTTPRequestHead
     let path: String
     var clientModel = ""
+    /// The end user the request is for: `x-prism-user-id`, else the body's `user` (for the ledger).
+    var endUser = ""
     var streaming = false
     let startedAt = monotonicNanoseconds()
     var firstByteAt: UInt64 = 0
@@ -137,6 +139,9 @@ final class ProxyRequest {
             }
             if let member = JSONScanner.member(named: "messages", in: members, of: raw) {
                 hasMessages = raw[member.valueRange.lowerBound] == UInt8(ascii: "[")
+            }
+            if let member = JSONScanner.member(named: "user", in: members, of: raw) {
+                endUser = String((JSONScanner.string(raw, in: member.valueRange) ?? "").prefix(256))
             }
             if let member = JSONScanner.member(named: "stream", in: members, of: raw) {
                 streaming = api == "chat.completions" && JSONScanner.isTrue(raw, in: member.valueRange)

@@ -194,6 +194,16 @@ extension ProxyRequest {
             gateway.services.metrics.recordCost(provider: providerName, model: metricModelLabel(status: status),
                                                 key: attributes["key.name"] ?? "-", usd: cost)
         }
+        // What reached a provider, or was answered in its place (a cache hit): refusals before
+        // that (401, 404, 429) spend nothing and are in the request log and the metrics.
+        if let ledger = gateway.services.ledger, winner != nil || cost != nil {
+            let user = head.headers.first(name: "x-prism-user-id").map { String($0.prefix(256)) } ?? endUser
+            ledger.record(SpendLedger.Entry(
+                at: wallClockMilliseconds(), requestID: requestID, key: attributes["key.name"] ?? "-",
+                owner: attributes["key.owner"] ?? "-", user: user.isEmpty ? "-" : user, model: clientModel.isEmpty ? "-" : clientModel,
+                provider: providerName, tokensIn: usage.input_tokens, tokensOut: usage.output_tokens, cost: cost,
+                status: status, latencyMicroseconds: latency / 1000))
+        }
         writeRequestLog(status: status, latency: latency)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.

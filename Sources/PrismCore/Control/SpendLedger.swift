@@ -1,0 +1,179 @@
+import Dispatch
+import Logging
+import PrismWire
+import Synchronization
+
+/// Every request's spend, kept across restarts: key, owner, user, model, provider, tokens, cost,
+/// status and latency, written off the hot path (a request appends to a buffer under a short lock;
+/// a queue writes the buffer to SQLite in one transaction every `flushInterval`), with the rows
+/// older than `retention` deleted. Each replica keeps its own ledger (its own file on its own
+/// volume); `GET /-/spend` answers for this replica, and a fleet's totals are the sum of its
+/// replicas' answers (README). Costs are stored as integer nano-dollars, so sums are exact.
+final class SpendLedger: Sendable {
+    struct Entry: Sendable {
+        var at: UInt64 // wall clock, ms
+        var requestID: String
+        var key: String
+        var owner: String
+        var user: String
+        var model: String
+        var provider: String
+        var tokensIn: UInt64
+        var tokensOut: UInt64
+        var cost: Double?
+        var status: Int
+        var latencyMicroseconds: UInt64
+    }
+
+    struct Total: Sendable {
+        let group: String
+        let requests: Int64
+        let tokensIn: Int64
+        let tokensOut: Int64
+        let costNanoUSD: Int64
+    }
+
+    static let groupColumns: [String: String] = ["key": "key", "owner": "owner", "user": "user", "model": "model",
+                                                 "provider": "provider"]
+
+    private final class Store: @unchecked Sendable {
+        let database: SQLiteDatabase
+        init(_ database: SQLiteDatabase) { self.database = database }
+    }
+
+    private let store: Store
+    private let queue: DispatchQueue
+    private let buffer = Mutex<[Entry]>([])
+    private let retentionMilliseconds: UInt64
+    private let logger: Logger
+    private let clock: @Sendable () -> UInt64
+    private let lastPrune = Atomic<UInt64>(0)
+    /// Past this many buffered rows (the disk is stuck), new ones are dropped and counted.
+    static let maximumBuffered = 100_000
+    let dropped = Atomic<Int>(0)
+
+    init(path: String, retention: Duration, flushInterval: Duration, logger: Logger,
+         clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() }) throws
+    {
+        let database = try SQLiteDatabase(path: path)
+        try database.execute("""
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE IF NOT EXISTS spend (
+                at_ms INTEGER NOT NULL, request_id TEXT NOT NULL, key TEXT NOT NULL, owner TEXT NOT NULL,
+                user TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, tokens_in INTEGER NOT NULL,
+                tokens_out INTEGER NOT NULL, cost_nano_usd INTEGER, status INTEGER NOT NULL,
+                latency_us INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS spend_at ON spend(at_ms);
+            """)
+        store = Store(database)
+        retentionMilliseconds = UInt64(retention.milliseconds)
+        self.logger = logger
+        self.clock = clock
+        let queue = DispatchQueue(label: "prism.spend-ledger")
+        self.queue = queue
+        let interval = max(10, flushInterval.milliseconds)
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        // The ledger lives as long as the process (the runtime holds it): the timer is never cancelled.
+        timerBox = TimerBox(timer)
+        timer.schedule(deadline: .now() + .milliseconds(Int(interval)), repeating: .milliseconds(Int(interval)),
+                       leeway: .milliseconds(50))
+        timer.setEventHandler { [weak self] in self?.flushOnQueue() }
+        timer.resume()
+    }
+
+    private final class TimerBox: @unchecked Sendable {
+        let timer: DispatchSourceTimer
+        init(_ timer: DispatchSourceTimer) { self.timer = timer }
+    }
+
+    private let timerBox: TimerBox
+
+    /// The hot path: one append under a short lock.
+    func record(_ entry: Entry) {
+        let accepted = buffer.withLock { rows -> Bool in
+            guard rows.count < Self.maximumBuffered else { return false }
+            rows.append(entry)
+            return true
+        }
+        if !accepted { dropped.add(1, ordering: .relaxed) }
+    }
+
+    /// Writes what is buffered now (a query flushes first, so it sees every finished request).
+    func flush() { queue.sync { flushOnQueue() } }
+
+    private func flushOnQueue() {
+        let rows = buffer.withLock { rows -> [Entry] in
+            defer { rows.removeAll(keepingCapacity: true) }
+            return rows
+        }
+        let database = store.database
+        do {
+            if !rows.isEmpty {
+                try database.execute("BEGIN")
+                for row in rows {
+                    _ = try database.run("""
+                        INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, [.integer(Int64(clamping: row.at)), .text(row.requestID), .text(row.key), .text(row.owner),
+                              .text(row.user), .text(row.model), .text(row.provider), .integer(Int64(clamping: row.tokensIn)),
+                              .integer(Int64(clamping: row.tokensOut)),
+                              row.cost.map { .integer(Int64(($0 * 1_000_000_000).rounded())) } ?? .null,
+                              .integer(Int64(row.status)), .integer(Int64(clamping: row.latencyMicroseconds))])
+                }
+                try database.execute("COMMIT")
+            }
+            try pruneIfDue()
+        } catch {
+            _ = try? database.execute("ROLLBACK")
+            logger.error("spend ledger: \(rows.count) row(s) not written: \(error)")
+        }
+    }
+
+    /// Rows older than the retention go, at most once a minute.
+    private func pruneIfDue() throws {
+        let now = clock()
+        guard retentionMilliseconds > 0, now >= lastPrune.load(ordering: .relaxed) + 60_000 else { return }
+        lastPrune.store(now, ordering: .relaxed)
+        _ = try store.database.run("DELETE FROM spend WHERE at_ms < ?",
+                                   [.integer(Int64(clamping: now > retentionMilliseconds ? now - retentionMilliseconds : 0))])
+    }
+
+    /// Prunes now (for tests with an injected clock).
+    func prune() throws {
+        lastPrune.store(0, ordering: .relaxed)
+        try queue.sync { try pruneIfDue() }
+    }
+
+    /// Totals per `groupBy` value between `from` and `to` (wall clock ms, inclusive from).
+    func totals(groupBy: String, from: UInt64?, to: UInt64?) throws -> [Total] {
+        guard let column = Self.groupColumns[groupBy] else { return [] }
+        flush()
+        return try queue.sync {
+            try store.database.query("""
+                SELECT \(column), COUNT(*), SUM(tokens_in), SUM(tokens_out), COALESCE(SUM(cost_nano_usd), 0)
+                FROM spend WHERE at_ms >= ? AND at_ms < ? GROUP BY \(column) ORDER BY 5 DESC, 1
+                """, [.integer(Int64(clamping: from ?? 0)), .integer(Int64(clamping: to ?? UInt64(Int64.max)))])
+            .map { row in
+                Total(group: row[0].text, requests: row[1].integer, tokensIn: row[2].integer, tokensOut: row[3].integer,
+                      costNanoUSD: row[4].integer)
+            }
+        }
+    }
+
+    /// A query time: milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight).
+    static func time(_ text: String) -> UInt64? {
+        if let value = UInt64(text) { return value }
+        let parts = text.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 3, text.utf8.count == 10, (1970...9999).contains(parts[0]), (1...12).contains(parts[1]),
+              (1...31).contains(parts[2])
+        else { return nil }
+        // Days from the civil date (Howard Hinnant's algorithm), then milliseconds.
+        let year = parts[1] <= 2 ? parts[0] - 1 : parts[0]
+        let era = year / 400
+        let yearOfEra = year - era * 400
+        let month = parts[1] + (parts[1] > 2 ? -3 : 9)
+        let dayOfYear = (153 * month + 2) / 5 + parts[2] - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        return UInt64(days) * 86_400_000
+    }
+}

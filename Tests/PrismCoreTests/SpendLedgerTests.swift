@@ -1,0 +1,45 @@
+import Glibc
+import Logging
+import Synchronization
+import XCTest
+@testable import PrismCore
+
+/// The spend ledger's pure parts, in process: retention with an injected clock, totals, dates.
+final class SpendLedgerTests: XCTestCase {
+    func entry(at: UInt64, key: String, cost: Double?) -> SpendLedger.Entry {
+        SpendLedger.Entry(at: at, requestID: "r", key: key, owner: "o", user: "-", model: "m", provider: "p", tokensIn: 10,
+                          tokensOut: 5, cost: cost, status: 200, latencyMicroseconds: 1000)
+    }
+
+    func testRetentionDeletesOldRowsAndTotalsAreExact() throws {
+        let path = "/tmp/prism-ledger-test-\(getpid()).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
+        let now = Mutex<UInt64>(8 * 86_400_000 + 1000) // the first row is a second old
+        let ledger = try SpendLedger(path: path, retention: .seconds(86_400), flushInterval: .seconds(3600),
+                                     logger: Logger(label: "test"), clock: { now.withLock { $0 } })
+        ledger.record(entry(at: 8 * 86_400_000, key: "old", cost: 1))          // two days old
+        ledger.record(entry(at: 10 * 86_400_000 - 1000, key: "new", cost: 0.1)) // a second old
+        ledger.record(entry(at: 10 * 86_400_000 - 500, key: "new", cost: 0.2))
+        ledger.record(entry(at: 10 * 86_400_000 - 200, key: "new", cost: nil))  // no price
+        var totals = try ledger.totals(groupBy: "key", from: nil, to: nil)
+        XCTAssertEqual(totals.map(\.group), ["old", "new"]) // by cost, most first
+        now.withLock { $0 = 10 * 86_400_000 } // two days later: the first row is past the retention
+        try ledger.prune()
+        totals = try ledger.totals(groupBy: "key", from: nil, to: nil)
+        XCTAssertEqual(totals.count, 1)
+        XCTAssertEqual(totals[0].requests, 3)
+        XCTAssertEqual(totals[0].costNanoUSD, 300_000_000) // 0.1 + 0.2, exactly
+        XCTAssertEqual(totals[0].tokensIn, 30)
+        XCTAssertTrue(try ledger.totals(groupBy: "key", from: 10 * 86_400_000, to: nil).isEmpty)
+        XCTAssertTrue(try ledger.totals(groupBy: "not-a-column", from: nil, to: nil).isEmpty)
+    }
+
+    func testQueryTimesAreMillisecondsOrUTCDates() {
+        XCTAssertEqual(SpendLedger.time("1700000000000"), 1_700_000_000_000)
+        XCTAssertEqual(SpendLedger.time("1970-01-01"), 0)
+        XCTAssertEqual(SpendLedger.time("2026-12-06"), 1_796_515_200_000)
+        XCTAssertEqual(SpendLedger.time("2024-02-29"), 1_709_164_800_000)
+        XCTAssertNil(SpendLedger.time("yesterday"))
+        XCTAssertNil(SpendLedger.time("2026-13-01"))
+    }
+}
