@@ -4,6 +4,7 @@
     make build
     python3 bench/endurance.py                      # 1,000 streams x 5 rounds, a 60 s soak
     STREAMS=1000 ROUNDS=5 SOAK=300 python3 bench/endurance.py
+    LEDGER=0 python3 bench/endurance.py             # without the spend ledger
 
 The gateway (dist/prism-gateway, every plugin in dist/plugins) serves the offline `mock`
 provider, which answers in the plugin without any network, so what is measured is the gateway's
@@ -81,6 +82,7 @@ server: {{host: 127.0.0.1, port: {port}}}
 providers:
   sim: {{api_format: mock, models: [mock-gpt]}}
 logging: {{level: warn}}
+spend_ledger: {{enabled: {"true" if os.environ.get("LEDGER", "1") == "1" else "false"}, path: {work / "spend.sqlite"}}}
 """)
     log = open(work / "gateway.log", "wb")
     proc = subprocess.Popen([str(binary), "--config", str(config), "--plugins-dir", str(REPO / "dist" / "plugins")],

@@ -50,6 +50,7 @@ final class SpendLedger: Sendable {
     private let lastPrune = Atomic<UInt64>(0)
     /// Past this many buffered rows (the disk is stuck), new ones are dropped and counted.
     static let maximumBuffered = 100_000
+    static let rowsPerStatement = 200
     let dropped = Atomic<Int>(0)
 
     init(path: String, retention: Duration, flushInterval: Duration, logger: Logger,
@@ -110,14 +111,22 @@ final class SpendLedger: Sendable {
         do {
             if !rows.isEmpty {
                 try database.execute("BEGIN")
-                for row in rows {
-                    _ = try database.run("""
-                        INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, [.integer(Int64(clamping: row.at)), .text(row.requestID), .text(row.key), .text(row.owner),
-                              .text(row.user), .text(row.model), .text(row.provider), .integer(Int64(clamping: row.tokensIn)),
-                              .integer(Int64(clamping: row.tokensOut)),
-                              row.cost.map { .integer(Int64(($0 * 1_000_000_000).rounded())) } ?? .null,
-                              .integer(Int64(row.status)), .integer(Int64(clamping: row.latencyMicroseconds))])
+                // Many rows per statement: preparing one statement per row cost more than the rows.
+                var start = 0
+                while start < rows.count {
+                    let chunk = rows[start..<min(start + Self.rowsPerStatement, rows.count)]
+                    start = chunk.endIndex
+                    var values: [SQLiteDatabase.Value] = []
+                    values.reserveCapacity(chunk.count * 12)
+                    for row in chunk {
+                        values += [.integer(Int64(clamping: row.at)), .text(row.requestID), .text(row.key), .text(row.owner),
+                                   .text(row.user), .text(row.model), .text(row.provider), .integer(Int64(clamping: row.tokensIn)),
+                                   .integer(Int64(clamping: row.tokensOut)),
+                                   row.cost.map { .integer(Int64(($0 * 1_000_000_000).rounded())) } ?? .null,
+                                   .integer(Int64(row.status)), .integer(Int64(clamping: row.latencyMicroseconds))]
+                    }
+                    let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count)
+                    _ = try database.run("INSERT INTO spend VALUES " + placeholders.joined(separator: ", "), values)
                 }
                 try database.execute("COMMIT")
             }
