@@ -155,4 +155,19 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(configuration.middleware.map(\.name), ["auth", "custom"])
         XCTAssertEqual(configuration.middleware[1].configuration["x"], .number("1"))
     }
+
+    /// A timeout of the config fuzz target: few values (under the 200,000 cap), but each alias
+    /// repeats a long anchored value, so a 12 KB file expanded to a gigabyte of text. The expanded
+    /// text is capped too.
+    func testAliasesOfALongValueCannotExpandPastTheTextCap() {
+        var lines = ["x: &x \"" + String(repeating: "a", count: 2048) + "\""]
+        lines.append("a: &a [" + Array(repeating: "*x", count: 10).joined(separator: ", ") + "]")
+        for (name, previous) in [("b", "a"), ("c", "b"), ("d", "c")] {
+            lines.append("\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 10).joined(separator: ", ") + "]")
+        }
+        lines.append("providers: {}")
+        XCTAssertThrowsError(try load(lines.joined(separator: "\n"))) { error in
+            XCTAssertTrue("\(error)".contains("MiB of text"), "\(error)")
+        }
+    }
 }

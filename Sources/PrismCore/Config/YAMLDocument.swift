@@ -44,6 +44,11 @@ public enum YAMLDocument {
     /// How many values a config may hold once its aliases are expanded: far above any real config,
     /// far below what a "billion laughs" document (a few hundred bytes of nested aliases) asks for.
     public static let maximumExpandedNodes = 200_000
+    /// How many bytes of scalar text it may hold once its aliases are expanded: an alias repeats
+    /// its anchor's text, so a few nested aliases of one long value (a small file) would otherwise
+    /// become gigabytes in the document, the plugins' configuration and GET /-/config. Four times
+    /// the largest config file (ConfigFile.maximumSize).
+    public static let maximumExpandedBytes = 16 * 1_048_576
 
     /// Parses the one document of `text`. An empty document is an empty mapping; a second
     /// document is an error (it would be silently ignored).
@@ -89,27 +94,32 @@ public enum YAMLDocument {
     private struct Builder {
         let file: String
         var root: YAMLNode?
-        /// Each anchor's node and how many values it expands to.
-        var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
+        /// Each anchor's node, and how many values and bytes of scalar text it expands to.
+        var anchors: [String: (node: YAMLNode, weight: Int, bytes: Int)] = [:]
         /// Values in the document with every alias expanded, so far.
         var expanded = 0
+        /// Bytes of scalar text in the document with every alias expanded, so far.
+        var expandedBytes = 0
 
         final class Frame {
             let start: SourceLocation
             let anchor: String?
             let isMapping: Bool
-            /// `expanded` when the collection began: its weight is what was added since.
+            /// `expanded` and `expandedBytes` when the collection began: its weight is what was
+            /// added since.
             let expandedAtStart: Int
+            let expandedBytesAtStart: Int
             var items: [YAMLNode] = []
             var entries: [(key: String, keyLocation: SourceLocation, value: YAMLNode)] = []
             var keys: Set<String> = []
             var pendingKey: (String, SourceLocation)?
 
-            init(start: SourceLocation, anchor: String?, isMapping: Bool, expandedAtStart: Int) {
+            init(start: SourceLocation, anchor: String?, isMapping: Bool, expandedAtStart: Int, expandedBytesAtStart: Int) {
                 self.start = start
                 self.anchor = anchor
                 self.isMapping = isMapping
                 self.expandedAtStart = expandedAtStart
+                self.expandedBytesAtStart = expandedBytesAtStart
             }
         }
 
@@ -121,11 +131,16 @@ public enum YAMLDocument {
             SourceLocation(file: file, line: Int(mark.line) + 1, column: Int(mark.column) + 1)
         }
 
-        mutating func count(_ weight: Int, at here: SourceLocation) throws(YAMLError) {
+        mutating func count(_ weight: Int, bytes: Int, at here: SourceLocation) throws(YAMLError) {
             expanded += weight
+            expandedBytes += bytes
             if expanded > YAMLDocument.maximumExpandedNodes {
                 throw YAMLError(location: here, message: "the config expands to more than "
                     + "\(YAMLDocument.maximumExpandedNodes) values (YAML aliases nested too far)")
+            }
+            if expandedBytes > YAMLDocument.maximumExpandedBytes {
+                throw YAMLError(location: here, message: "the config expands to more than "
+                    + "\(YAMLDocument.maximumExpandedBytes / 1_048_576) MiB of text (YAML aliases repeat long values)")
             }
         }
 
@@ -136,27 +151,30 @@ public enum YAMLDocument {
                 let scalar = event.data.scalar
                 let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
                 let node = YAMLNode.scalar(text, plain: scalar.style == YAML_PLAIN_SCALAR_STYLE, here)
-                try count(1, at: here)
-                if let anchor = scalar.anchor { anchors[String(cString: anchor)] = (node, 1) }
+                try count(1, bytes: scalar.length, at: here)
+                if let anchor = scalar.anchor { anchors[String(cString: anchor)] = (node, 1, scalar.length) }
                 try add(node)
             case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 if stack.count > 64 { throw YAMLError(location: here, message: "config nested too deeply") }
                 let isMapping = event.type == YAML_MAPPING_START_EVENT
                 let anchor = (isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor)
                     .map { String(cString: $0) }
-                try count(1, at: here)
-                stack.append(Frame(start: here, anchor: anchor, isMapping: isMapping, expandedAtStart: expanded - 1))
+                try count(1, bytes: 0, at: here)
+                stack.append(Frame(start: here, anchor: anchor, isMapping: isMapping, expandedAtStart: expanded - 1,
+                                   expandedBytesAtStart: expandedBytes))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 guard let frame = stack.popLast() else { return }
                 let node: YAMLNode = frame.isMapping ? .mapping(frame.entries, frame.start) : .sequence(frame.items, frame.start)
-                if let anchor = frame.anchor { anchors[anchor] = (node, expanded - frame.expandedAtStart) }
+                if let anchor = frame.anchor {
+                    anchors[anchor] = (node, expanded - frame.expandedAtStart, expandedBytes - frame.expandedBytesAtStart)
+                }
                 try add(node)
             case YAML_ALIAS_EVENT:
                 let name = String(cString: event.data.alias.anchor)
                 guard let anchored = anchors[name] else {
                     throw YAMLError(location: here, message: "unknown alias *\(name)")
                 }
-                try count(anchored.weight, at: here)
+                try count(anchored.weight, bytes: anchored.bytes, at: here)
                 try add(anchored.node)
             default:
                 break
