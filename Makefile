@@ -1,5 +1,5 @@
 # Prism: `make run` and `make test` work on a fresh Debian 12 machine with the Swift toolchain.
-.PHONY: install build run test unit-test integration-test image-test check-header bench clean
+.PHONY: install build run test unit-test integration-test fuzz-test image-test check-header bench clean
 
 CONFIG ?= config/prism.yaml
 
@@ -12,8 +12,9 @@ build: install
 run: build
 	./dist/prism-gateway --config $(CONFIG)
 
-# Every test: the ABI header, Swift unit tests, then the real binary and plugins over real sockets.
-test: build check-header unit-test integration-test
+# Every test: the ABI header, Swift unit tests, the real binary and plugins over real sockets, then
+# a short run of every libFuzzer target with its committed corpus replayed (Tests/fuzz).
+test: build check-header unit-test integration-test fuzz-test
 
 # The real image: the Dockerfile's runtime stage built from dist/ with buildah and run with podman
 # as its own unprivileged USER (no Docker engine needed; root for rootful podman).
@@ -28,6 +29,9 @@ unit-test:
 
 integration-test:
 	python3 -m pytest -q Tests/integration
+
+fuzz-test:
+	scripts/fuzz.sh --short
 
 bench: build
 	bench/run.sh

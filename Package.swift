@@ -107,3 +107,26 @@ let package = Package(
                     swiftSettings: swiftSettings),
     ]
 )
+
+// libFuzzer targets (Tests/fuzz, run by scripts/fuzz.sh): declared only when PRISM_FUZZ=1, so that
+// `swift build` and `swift test` never see them. scripts/fuzz.sh builds them with
+// -sanitize=fuzzer,address into .build-fuzz, together with instrumented plugin libraries that the
+// translator and HTTP targets load through the C ABI (TranslationHarness, the plugin registry).
+if Context.environment["PRISM_FUZZ"] == "1" {
+    func fuzzTarget(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+        .executableTarget(name: "fuzz-\(name)", dependencies: ["FuzzSupport"] + dependencies,
+                          path: "Tests/fuzz/Sources/\(name)", swiftSettings: swiftSettings)
+    }
+    package.targets += [
+        // libFuzzer's LLVMFuzzerRunDriver, called from each target's main.swift.
+        .systemLibrary(name: "CFuzzerDriver", path: "Tests/fuzz/Sources/CFuzzerDriver"),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzerDriver"], path: "Tests/fuzz/Sources/FuzzSupport",
+                swiftSettings: swiftSettings),
+        fuzzTarget("config", ["PrismCore"]),
+        fuzzTarget("http", ["PrismCore", "PrismWire", .product(name: "NIOCore", package: "swift-nio"),
+                            .product(name: "NIOEmbedded", package: "swift-nio"),
+                            .product(name: "NIOHTTP1", package: "swift-nio")]),
+        fuzzTarget("translate", ["PrismCore", "PrismWire", "PrismPluginABI"]),
+        fuzzTarget("sse", ["PrismWire"]),
+    ]
+}
