@@ -14,17 +14,11 @@ final class HealthChecker: Sendable {
     private let settings: HealthCheckSettings
     private let transport: CurlTransport
     private let logger: Logger
-    private let queue = DispatchQueue(label: "prism.health-check")
+    private let timer = BackgroundTimer(label: "prism.health-check")
     private struct State {
         var nextInterval: [String: UInt64] = [:]
         var unsupported: Set<String> = []
-        var timer: TimerBox?
         var stopped = false
-    }
-
-    private final class TimerBox: @unchecked Sendable {
-        let timer: DispatchSourceTimer
-        init(_ timer: DispatchSourceTimer) { self.timer = timer }
     }
 
     private let state = Mutex(State())
@@ -41,21 +35,12 @@ final class HealthChecker: Sendable {
 
     func start() {
         guard settings.enabled, !providers.isEmpty else { return }
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500), leeway: .milliseconds(100))
-        timer.setEventHandler { [weak self] in self?.tick() }
-        let box = TimerBox(timer)
-        state.withLock { $0.timer = box }
-        timer.resume()
+        timer.start(every: .milliseconds(500)) { [weak self] in self?.tick() }
     }
 
     func stop() {
-        let box = state.withLock { state -> TimerBox? in
-            state.stopped = true
-            defer { state.timer = nil }
-            return state.timer
-        }
-        box?.timer.cancel()
+        state.withLock { $0.stopped = true }
+        timer.stop()
     }
 
     private func tick() {

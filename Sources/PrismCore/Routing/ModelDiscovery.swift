@@ -19,20 +19,14 @@ final class ModelDiscovery: Sendable {
     private let catalog: ModelCatalog
     private let transport: CurlTransport
     private let logger: Logger
-    private let queue = DispatchQueue(label: "prism.model-discovery")
+    private let timer = BackgroundTimer(label: "prism.model-discovery")
+    private var queue: DispatchQueue { timer.queue }
     private struct State {
         var refreshing = false
         var waiting: [@Sendable (Bool) -> Void] = []
         var lastMissRefresh: UInt64 = 0
         var nextDue: [String: UInt64] = [:]
-        var timer: TimerBox?
         var stopped = false
-    }
-
-    /// A dispatch timer is used from its own queue only; the box lets the state hold it.
-    private final class TimerBox: @unchecked Sendable {
-        let timer: DispatchSourceTimer
-        init(_ timer: DispatchSourceTimer) { self.timer = timer }
     }
 
     private let state = Mutex(State())
@@ -55,27 +49,18 @@ final class ModelDiscovery: Sendable {
     /// Re-discovers each provider every `discovery_interval` until `stop`.
     func startPeriodic() {
         guard !providers.isEmpty else { return }
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(200))
-        timer.setEventHandler { [weak self] in self?.refreshDue() }
-        let box = TimerBox(timer)
         state.withLock { state in
             let now = monotonicNanoseconds()
             for provider in providers {
                 state.nextDue[provider.settings.name] = now + Self.interval(provider)
             }
-            state.timer = box
         }
-        timer.resume()
+        timer.start(every: .seconds(1)) { [weak self] in self?.refreshDue() }
     }
 
     func stop() {
-        let box = state.withLock { state -> TimerBox? in
-            state.stopped = true
-            defer { state.timer = nil }
-            return state.timer
-        }
-        box?.timer.cancel()
+        state.withLock { $0.stopped = true }
+        timer.stop()
     }
 
     /// A request named a model nothing serves: ask every server again (unless that was done in
