@@ -169,24 +169,6 @@ final class ProxyRequest {
         runMiddleware(from: 0)
     }
 
-    static let modelsPrefix = "/v1/models/"
-
-    /// Why a model name cannot be used, checked before any middleware or upstream sees it: control
-    /// characters (CR, LF, NUL would reach headers, logs and URLs), or a part that changes an
-    /// upstream URL's path or query when the provider puts the model there (`..`, `?`, `#`, `\`).
-    static func modelNameProblem(_ model: String) -> String? {
-        if model.utf8.count > 256 { return "The model name is longer than 256 bytes." }
-        if model.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
-            return "The model name contains a control character."
-        }
-        if model.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "\\") })
-            || model.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." })
-        {
-            return "The model name contains '?', '#', '\\' or a '.' / '..' path segment, which no model name has."
-        }
-        return nil
-    }
-
     /// The route plan (aliases, candidates, fallbacks) and the first attempts.
     func route() {
         guard view != nil, !finished else { return }
@@ -224,35 +206,6 @@ final class ProxyRequest {
         launchAttempts(count: max(1, planner.raceWidth))
         // Answers only arrive later, on this event loop: the first launch is known by then.
         firstChoices = Set(active.map { ObjectIdentifier($0.provider) })
-    }
-
-    /// `GET /v1/models` (what the calling key may use: auth publishes a restricted key's models as
-    /// the `key.models` attribute) and `GET /v1/models/{id}` (listed, or resolvable by family or as
-    /// `provider/model`).
-    private func answerModels() {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        addCommonHeaders(&headers)
-        if api == "models.retrieve" {
-            guard let body = gateway.catalog.modelObject(gateway.planner.resolve(clientModel)) else {
-                return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(clientModel),
-                            param: "model")
-            }
-            handler?.writeResponse(status: .ok, headers: headers, body: body)
-            return complete(status: 200)
-        }
-        let allowed = attributes["key.models"].map { Set($0.split(separator: "\n").map(String.init)) }
-        handler?.writeResponse(status: .ok, headers: headers, body: gateway.catalog.modelsBody(allowed: allowed))
-        complete(status: 200)
-    }
-
-    /// What a client is told when nothing serves its model: the ways to configure it.
-    func modelNotFoundMessage(_ model: String) -> String {
-        let families = gateway.catalog.familySummary
-        return "No provider serves the model '\(model)'. Add it to a provider's `models` list in config.yaml, "
-            + "alias it in `model_map`, address a provider directly as `provider/model` (e.g. openai/\(model)), "
-            + "or configure a provider whose model family includes it"
-            + (families.isEmpty ? " (anthropic serves claude-*, gemini gemini-*, openai gpt-*/o*, ...)." : " (configured: \(families)).")
     }
 
     /// Loads the ranked candidates of `model`; false when there are none.
