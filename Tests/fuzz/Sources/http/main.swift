@@ -36,7 +36,8 @@ LoggingSystem.bootstrap { label in
 let pluginsDirectory = getenv("PRISM_FUZZ_PLUGINS").map { String(cString: $0) } ?? ".build-fuzz/plugins"
 
 /// Two mock providers behind model names, aliases and fallbacks; client keys on; the operational
-/// routes open; small limits so that the fuzzer reaches them.
+/// routes open; small limits so that the fuzzer reaches them. No spend ledger: it would write an
+/// SQLite file into the working directory and grow with every request.
 let configurationText = """
 server:
   operational_routes: public
@@ -67,6 +68,8 @@ model_map:
   gpt-4o: mock-gpt
 logging:
   level: error
+spend_ledger:
+  enabled: false
 """
 
 var loader = ConfigLoader(environment: { _ in nil })
