@@ -45,6 +45,7 @@ COPY --from=dist /src/dist/prism-gateway /app/prism-gateway
 COPY --from=dist /src/dist/plugins/ /app/plugins/
 COPY --from=dist /src/dist/lib/ /app/lib/
 COPY --from=dist /src/dist/prices.json /app/prices.json
+COPY --from=dist /src/dist/ui/ /app/ui/
 # A working default (the offline mock provider); mount your own over it.
 COPY config/prism.yaml /app/config.yaml
 ENV LD_LIBRARY_PATH=/app/lib \

@@ -40,6 +40,8 @@ done
 
 # The price table x-prism-cost applies (dated, with its sources), beside the binary.
 install -m 644 config/prices.json dist/prices.json
+# The dashboard's page (GET /ui), one self-contained file.
+install -D -m 644 ui/index.html dist/ui/index.html
 
 # Swift runtime libraries come from the toolchain; copy the ones the binaries load.
 mkdir -p dist/lib

@@ -13,6 +13,8 @@ public final class GatewayServices: Sendable {
     let transport: CurlTransport
     let activity = Activity()
     let metrics = GatewayMetrics.shared
+    /// Recent requests and per-minute aggregates for the dashboard.
+    let stats = RequestStats()
     /// Every request's spend, across reloads and restarts (nil: spend_ledger off, or a tool).
     let ledger: SpendLedger?
 
@@ -186,13 +188,16 @@ public final class Gateway: Sendable {
     }
 
     /// `prices.json` beside the binary (dist/ and the image ship it).
-    static let defaultPricesFile: String = {
+    static let defaultPricesFile = besideBinary("prices.json")
+
+    /// A file shipped beside the binary (dist/ and the image's /app).
+    static func besideBinary(_ name: String) -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard count > 0 else { return "prices.json" }
+        guard count > 0 else { return name }
         let path = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/prices.json"
-    }()
+        return path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/" + name
+    }
 
     // A replaced generation stops asking servers for their models, and probing them, once its
     // last request is done.

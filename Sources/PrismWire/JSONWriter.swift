@@ -99,6 +99,11 @@ public struct JSONWriter: Sendable {
         }
     }
 
+    public mutating func number(_ key: String, _ value: Double) {
+        self.key(key)
+        number(value)
+    }
+
     public mutating func bool(_ value: Bool) {
         raw(value ? "true" : "false")
     }
@@ -109,6 +114,11 @@ public struct JSONWriter: Sendable {
     }
 
     public mutating func null() { raw("null") }
+
+    public mutating func null(_ key: String) {
+        self.key(key)
+        null()
+    }
 
     /// Writes already-encoded JSON (a value) as is.
     public mutating func raw(_ json: String) {

@@ -19,8 +19,10 @@ extension GatewayHTTPHandler {
             return true
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard segments.count >= 2, ["reload", "config", "providers", "keys", "spend"].contains(segments[1]) else { return false }
+        guard segments.count >= 2, ["reload", "config", "providers", "keys", "spend", "stats", "requests", "plugins"].contains(segments[1])
+        else { return false }
         guard authorizeAdmin(head) else { return true }
+        if dispatchDashboardData(head: head, segments: segments) { return true }
         let bytes = body.map { Array($0.readableBytesView) } ?? []
         switch (head.method, segments[1], segments.count) {
         case (.POST, "reload", 2): reloadRoute()
@@ -63,7 +65,7 @@ extension GatewayHTTPHandler {
 
     /// `Authorization: Bearer <admin token>`: 404 while the admin API is off, 401 without a
     /// token, 403 with a wrong one (client keys are never admin tokens).
-    private func authorizeAdmin(_ head: HTTPRequestHead) -> Bool {
+    func authorizeAdmin(_ head: HTTPRequestHead) -> Bool {
         guard let token = gateway.configuration.admin.token, runtime.adminStore != nil else {
             writeError(status: .notFound, type: "invalid_request_error", code: "admin_api_off",
                        message: "The admin API is off: set admin.token in config.yaml or PRISM_ADMIN_TOKEN, then restart.")
@@ -261,11 +263,7 @@ extension GatewayHTTPHandler {
     /// `GET /-/spend?group_by=key|owner|user|model|provider&from=&to=` (times: ms since the epoch,
     /// or ISO dates `2026-12-01`): totals from this replica's spend ledger.
     private func spend(query: String) {
-        var parameters: [String: String] = [:]
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { PercentEncoding.decode(String($0)) }
-            if parts.count == 2 { parameters[parts[0]] = parts[1] }
-        }
+        let parameters = GatewayHTTPHandler.queryParameters("?" + query)
         let groupBy = parameters["group_by"] ?? "model"
         guard SpendLedger.groupColumns[groupBy] != nil else {
             return write(.error(.badRequest, "invalid_group_by", "group_by is one of key, owner, user, model, provider; got '\(groupBy)'"))

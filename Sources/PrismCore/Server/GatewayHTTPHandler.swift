@@ -148,6 +148,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, _) where path.hasPrefix(ProxyRequest.modelsPrefix) && path.count > ProxyRequest.modelsPrefix.count:
             // The OpenAI SDK's models.retrieve; a model id may contain '/' (percent-encoded or not).
             proxy(head: head, path: path, api: "models.retrieve", body: nil)
+        case (.GET, "/ui"), (.GET, "/ui/"):
+            serveDashboard(head)
         default:
             if dispatchControl(head: head, path: path, body: body) { return }
             writeError(status: .notFound, type: "invalid_request_error", code: "not_found",

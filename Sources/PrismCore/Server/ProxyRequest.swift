@@ -79,6 +79,8 @@ final class ProxyRequest {
     var streamIdleCheck: Scheduled<Void>?
     var finished = false
     var countedInFlight = false
+    /// The error code the client got (a gateway error, or a stream's final error event).
+    var errorCode: String?
 
     struct FailedAnswer {
         let attempt: UpstreamAttempt

@@ -101,6 +101,7 @@ extension ProxyRequest {
         for (name, value) in extraHeaders where !ProxyRequest.reservedHeaders.contains(name) && !name.hasPrefix("x-prism-") {
             headers.replaceOrAdd(name: name, value: value)
         }
+        errorCode = code
         handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
                             headers: headers.map { ($0.name, $0.value) })
         complete(status: Int(status.code))
@@ -131,6 +132,7 @@ extension ProxyRequest {
     /// After the first byte a failure can only be told inside the stream: an error event, then
     /// `[DONE]`, so that clients neither hang nor mistake the truncation for a finished answer.
     func failStream(message: String, type: String) {
+        errorCode = "provider_error"
         endStream(withError: OpenAIErrorBody.make(
             message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
             type: type.isEmpty ? "provider_error" : type, code: "provider_error"), status: 502)
@@ -141,6 +143,7 @@ extension ProxyRequest {
     /// own wording only where the plugin said nothing.
     func failStream(from error: ErrorCapture, otherwise message: String) {
         guard error.isSet, !error.message.isEmpty else { return failStream(message: message, type: error.type) }
+        errorCode = error.code.isEmpty ? "provider_error" : error.code
         let status = (400..<600).contains(Int(error.httpStatus)) ? Int(error.httpStatus) : 502
         endStream(withError: OpenAIErrorBody.make(
             message: SecretRedactor.shared.redact(error.message),
@@ -196,8 +199,18 @@ extension ProxyRequest {
         }
         // What reached a provider, or was answered in its place (a cache hit): refusals before
         // that (401, 404, 429) spend nothing and are in the request log and the metrics.
+        let user = head.headers.first(name: "x-prism-user-id").map { String($0.prefix(256)) } ?? endUser
+        if view != nil {
+            gateway.services.stats.record(RequestStats.Record(
+                atMilliseconds: wallClockMilliseconds(), requestID: requestID, key: attributes["key.name"] ?? "-",
+                owner: attributes["key.owner"] ?? "-", user: user.isEmpty ? "-" : user,
+                model: clientModel.isEmpty ? "-" : clientModel, provider: providerName, modelUsed: modelUsed,
+                status: status, latencyNanoseconds: latency, firstTokenNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt,
+                tokensIn: Int64(clamping: usage.input_tokens), tokensOut: Int64(clamping: usage.output_tokens), cost: cost,
+                cache: attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-", stream: streaming,
+                errorCode: status >= 400 ? errorCode : nil))
+        }
         if let ledger = gateway.services.ledger, winner != nil || cost != nil {
-            let user = head.headers.first(name: "x-prism-user-id").map { String($0.prefix(256)) } ?? endUser
             ledger.record(SpendLedger.Entry(
                 at: wallClockMilliseconds(), requestID: requestID, key: attributes["key.name"] ?? "-",
                 owner: attributes["key.owner"] ?? "-", user: user.isEmpty ? "-" : user, model: clientModel.isEmpty ? "-" : clientModel,

@@ -45,6 +45,7 @@ extension ProxyRequest {
             cancelAll()
             return fail(.serviceUnavailable, "service_unavailable", "shutting_down", message)
         }
+        errorCode = "shutting_down"
         endStream(withError: OpenAIErrorBody.make(message: message, type: "service_unavailable", code: "shutting_down"),
                   status: 503)
     }
