@@ -13,7 +13,7 @@ set -euo pipefail
 runtime_packages=(libcurl4 libyaml-0-2 libffi8 libhiredis0.14 libsqlite3-0 libssl3 ca-certificates curl)
 build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev libhiredis-dev libsqlite3-dev libssl-dev pkg-config ca-certificates curl)
 image_packages=(podman buildah runc debootstrap containernetworking-plugins iptables)
-test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk redis-server docker-compose)
+test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk redis-server docker-compose chromium chromium-driver)
 
 mode=test
 dry_run=0
@@ -58,6 +58,7 @@ if ((${#missing[@]})); then
 fi
 
 if [[ $mode == test ]]; then
-    # The integration tests drive Prism with the official OpenAI Python SDK.
-    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml' 2>/dev/null || python3 -m pip install -q 'openai>=1.40' pytest prometheus-client kubernetes-validate pyyaml
+    # The integration tests drive Prism with the official OpenAI Python SDK, and the dashboard with
+    # Selenium in headless Chromium (Debian's chromium and chromium-driver above).
+    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml, selenium' 2>/dev/null || python3 -m pip install -q 'openai>=1.40' pytest prometheus-client kubernetes-validate pyyaml selenium
 fi
