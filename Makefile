@@ -1,5 +1,5 @@
 # Prism: `make run` and `make test` work on a fresh Debian 12 machine with the Swift toolchain.
-.PHONY: install build run test unit-test integration-test fuzz-test image-test check-header bench clean
+.PHONY: install build run test unit-test integration-test client-test fuzz-test image-test check-header bench clean
 
 CONFIG ?= config/prism.yaml
 
@@ -14,7 +14,7 @@ run: build
 
 # Every test: the ABI header, Swift unit tests, the real binary and plugins over real sockets, then
 # a short run of every libFuzzer target with its committed corpus replayed (Tests/fuzz).
-test: build check-header unit-test integration-test fuzz-test
+test: build check-header unit-test integration-test client-test fuzz-test
 
 # The real image: the Dockerfile's runtime stage built from dist/ with buildah and run with podman
 # as its own unprivileged USER (no Docker engine needed; root for rootful podman).
@@ -29,6 +29,13 @@ unit-test:
 
 integration-test:
 	python3 -m pytest -q Tests/integration
+
+# The Python client (clients/python): its tests against dist/ (the seed snippets, streams, async,
+# extras, admin API, errors; the wheel built and `pip install ./clients/python` into a scratch
+# virtualenv), then mypy --strict on the package and on typed user code.
+client-test:
+	python3 -m pytest -q clients/python/tests
+	cd clients/python && python3 -m mypy --strict src tests/typed_usage.py
 
 fuzz-test:
 	scripts/fuzz.sh --short

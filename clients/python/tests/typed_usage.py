@@ -1,0 +1,60 @@
+"""Not a test module: code as a user writes it, checked by `mypy --strict` (make client-test) to
+prove the public API is typed end to end. It is never run."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import openai
+from openai.types.chat import ChatCompletion
+
+import prism
+from prism import AsyncPrism, Prism
+
+
+def sync_usage() -> Optional[float]:
+    client = Prism(api_key="sk-prism-my-key-here", base_url="http://localhost:8080")
+    response: ChatCompletion = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hello!"}])
+    extras: prism.PrismExtras = prism.extras(response)
+    provider: Optional[str] = extras.provider
+    remaining: Optional[int] = extras.ratelimit.remaining_requests
+    print(provider, remaining, extras.fallback_used is True)
+
+    stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}],
+                                            stream=True, stream_options={"include_usage": True})
+    for chunk in stream:
+        print(chunk.choices[0].delta.content if chunk.choices else "")
+    cost: Optional[float] = prism.extras(stream).cost
+
+    created: prism.CreatedKey = client.keys.create(name="team-a", models=["gpt-4o-mini"], rate_limit_rpm=60)
+    raw_key: str = created.key
+    for key in client.keys.list():
+        preview: Optional[str] = key.preview
+        print(preview)
+    if created.id is not None:
+        client.keys.revoke(created.id)
+    provider_info: prism.ProviderInfo = client.providers.put("groq", {"type": "groq", "api_key": "x"})
+    org: prism.OrgConfig = client.org_configs.create(org_id="acme", config={"cache": {"enabled": True}})
+    print(raw_key, provider_info.name, org.config)
+
+    try:
+        client.models.retrieve("nope")
+    except prism.BudgetExceededError as err:
+        print(err.code)
+    except prism.NotFoundError as err:
+        status: int = err.status_code
+        request_id: Optional[str] = err.request_id
+        print(status, request_id, err.prism.provider)
+    except openai.OpenAIError:
+        pass
+    client.close()
+    return cost
+
+
+async def async_usage() -> None:
+    async with AsyncPrism(api_key="sk-prism-my-key-here") as client:
+        response = await client.embeddings.create(model="text-embedding-3-small", input="x")
+        print(prism.extras(response).latency_ms)
+        keys: list[prism.KeyInfo] = await client.keys.list()
+        print(len(keys))
