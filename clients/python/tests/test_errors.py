@@ -109,6 +109,32 @@ def test_budget_exceeded_on_both_surfaces() -> None:
         client.keys.list()
 
 
+def test_a_spent_budget_is_not_retried() -> None:
+    """openai retries every 429; a spent budget stays spent, so Prism's client asks once."""
+    seen: list[httpx2.Request] = []
+    budget = {"error": {"message": "spent", "type": "budget_exceeded", "param": None, "code": "budget_exceeded"}}
+    rate = {"error": {"message": "slow down", "type": "rate_limit_exceeded", "param": None,
+                      "code": "rate_limit_exceeded"}}
+
+    def transport(body: dict[str, Any]) -> httpx2.MockTransport:
+        def handle(request: httpx2.Request) -> httpx2.Response:
+            seen.append(request)
+            return httpx2.Response(429, json=body, headers={"retry-after-ms": "1"})
+        return httpx2.MockTransport(handle)
+
+    client = Prism(api_key="k", base_url="http://gateway.test", max_retries=2,
+                   http_client=httpx2.Client(transport=transport(budget)))
+    with pytest.raises(prism.BudgetExceededError):
+        ask(client)
+    assert len(seen) == 1
+    seen.clear()
+    client = Prism(api_key="k", base_url="http://gateway.test", max_retries=2,
+                   http_client=httpx2.Client(transport=transport(rate)))
+    with pytest.raises(prism.RateLimitError):
+        ask(client)
+    assert len(seen) == 3  # openai's own retries, untouched
+
+
 def test_no_answer_is_a_connection_error() -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     with Prism(api_key="k", base_url=closed, max_retries=0, timeout=5) as client:

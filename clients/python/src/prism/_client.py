@@ -3,6 +3,7 @@ extras on every answer, Prism's typed errors, and the admin API beside them."""
 
 from __future__ import annotations
 
+import json
 import os
 import weakref
 from typing import Any, Mapping, Optional, Union
@@ -161,6 +162,11 @@ class Prism(openai.OpenAI):
     def _make_status_error(self, err_msg: str, *, body: object, response: httpx2.Response) -> openai.APIStatusError:
         return status_error(err_msg, body=body, response=response)
 
+    @override
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        # A spent budget stays spent: retrying (as openai does for every 429) only adds latency.
+        return not _is_budget_exceeded(response) and super()._should_retry(response)
+
     # ---- lifecycle ---------------------------------------------------------------------------------
 
     @override
@@ -233,6 +239,11 @@ class AsyncPrism(openai.AsyncOpenAI):
         return status_error(err_msg, body=body, response=response)
 
     @override
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        # A spent budget stays spent: retrying (as openai does for every 429) only adds latency.
+        return not _is_budget_exceeded(response) and super()._should_retry(response)
+
+    @override
     async def close(self) -> None:
         try:
             await super().close()
@@ -245,6 +256,18 @@ class AsyncPrism(openai.AsyncOpenAI):
                                            self._control_plane_http_client))
 
     with_options = copy
+
+
+def _is_budget_exceeded(response: httpx2.Response) -> bool:
+    """A 429 whose body says `budget_exceeded` (only when the body is already read: never blocks)."""
+    if response.status_code != 429:
+        return False
+    try:
+        body = json.loads(response.content)
+    except Exception:  # not read yet (a stream), or not JSON
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") == "budget_exceeded"
 
 
 def _attach_extras(streams: Mapping[httpx2.Response, PrismExtras], result: object, data: object,
