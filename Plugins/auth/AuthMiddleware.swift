@@ -20,13 +20,17 @@ final class AuthMiddleware: Middleware {
         /// Published as request attributes for the rate-limit middleware; 0 = none.
         let requestsPerMinute: Int64
         let tokensPerMinute: Int64
+        /// Milliseconds since the epoch after which the key is refused; 0: never.
+        let expiresAt: UInt64
     }
 
     private let enabled: Bool
     private let keys: [ClientKey]
     private let hasHashedKeys: Bool
+    private let host: PluginHost
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
+        self.host = host
         enabled = try configuration.configurationSwitch("enabled", section: "auth")
         var keys: [ClientKey] = []
         for (index, entry) in (configuration["keys"]?.arrayValue ?? []).enumerated() {
@@ -43,10 +47,19 @@ final class AuthMiddleware: Middleware {
             }
             let name = entry["name"]?.stringValue ?? "key-\(index)"
             let models = Set((entry["models"]?.arrayValue ?? []).compactMap(\.stringValue))
+            // `expires_at`: seconds since the epoch.
+            var expiresAt: UInt64 = 0
+            if let value = entry["expires_at"], value != .null {
+                guard let seconds = value.integerValue, seconds > 0 else {
+                    throw PluginError.configuration("auth.keys[\(index)].expires_at: expected seconds since the Unix epoch")
+                }
+                expiresAt = UInt64(seconds) * 1000
+            }
             keys.append(ClientKey(name: name, owner: entry["owner"]?.stringValue ?? "", secret: secret, hashed: hashed,
                                   models: models,
                                   requestsPerMinute: max(0, entry["rate_limit_rpm"]?.integerValue ?? 0),
-                                  tokensPerMinute: max(0, entry["rate_limit_tpm"]?.integerValue ?? 0)))
+                                  tokensPerMinute: max(0, entry["rate_limit_tpm"]?.integerValue ?? 0),
+                                  expiresAt: expiresAt))
         }
         if enabled && keys.isEmpty {
             throw PluginError.configuration("auth.enabled is true but auth.keys is empty: no client could get in")
@@ -65,6 +78,10 @@ final class AuthMiddleware: Middleware {
         guard let key = match(presented) else {
             return reject(localResponse, status: 401, type: "authentication_error", code: "invalid_api_key",
                           message: "Invalid API key.")
+        }
+        if key.expiresAt > 0 && host.wallClockMilliseconds >= key.expiresAt {
+            return reject(localResponse, status: 401, type: "authentication_error", code: "key_expired",
+                          message: "The API key '\(key.name)' has expired.")
         }
         context.setAttribute("key.name", key.name)
         if !key.owner.isEmpty { context.setAttribute("key.owner", key.owner) }

@@ -62,6 +62,8 @@ public final class Gateway: Sendable {
     /// Prices for `x-prism-cost` (nil: cost_tracking.enabled is false).
     let prices: PriceTable?
     let healthChecker: HealthChecker
+    /// Spend limits (nil: no budget set, or budgets.enabled is false).
+    let budgets: BudgetService?
 
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
@@ -110,6 +112,14 @@ public final class Gateway: Sendable {
             prices = table
         } else {
             prices = nil
+        }
+        if configuration.budgets.enabled && !configuration.budgets.isEmpty {
+            if prices == nil {
+                warnings.append("budgets: cost_tracking is off, so nothing has a cost and no budget is ever spent")
+            }
+            budgets = BudgetService(settings: configuration.budgets, state: registry.sharedState, logger: logger)
+        } else {
+            budgets = nil
         }
         var providers: [ProviderInstance] = []
         var gates: [String: AdmissionGate] = [:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -246,6 +247,8 @@ def to_yaml(value: Any, indent: int = 0) -> str:
             return pad + "{}\n"
         for k, v in value.items():
             key = str(k)
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*", key):
+                key = json.dumps(key)  # `*`, `:`, spaces...: quoted, as a person writes them
             if isinstance(v, dict) and v:
                 lines.append(f"{pad}{key}:\n{to_yaml(v, indent + 2)}")
             elif isinstance(v, list) and v:

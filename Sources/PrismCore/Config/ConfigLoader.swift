@@ -23,7 +23,7 @@ public struct ConfigLoader {
     /// Sections that parse today but whose behaviour lands with later work.
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin",
-                                            "cost_tracking", "spend_ledger"]
+                                            "cost_tracking", "spend_ledger", "budgets"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
                                           "max_response_body_size", "stream_idle_timeout", "max_request_body_size", "default_request_timeout"]
@@ -38,7 +38,7 @@ public struct ConfigLoader {
     ]
     static let authKeys: Set<String> = ["enabled", "keys"]
     static let authKeyEntryKeys: Set<String> = ["name", "key", "key_sha256", "owner", "models", "rate_limit_rpm",
-                                                "rate_limit_tpm", "metadata"]
+                                                "rate_limit_tpm", "metadata", "expires_at"]
 
     /// Loads a configuration, or throws every error found (warnings are in `warnings`).
     public mutating func load(text: String, file: String) throws(ConfigError) -> (GatewayConfiguration, [ConfigDiagnostic]) {
@@ -73,6 +73,7 @@ public struct ConfigLoader {
         }
         configuration.redis = readRedis(root["redis"])
         configuration.costTracking = readCostTracking(root["cost_tracking"])
+        configuration.budgets = readBudgets(root["budgets"])
         configuration.admin = readAdmin(root["admin"], file: file)
         configuration.spendLedger = readSpendLedger(root["spend_ledger"], file: file)
         configuration.document = toJSON(root)
@@ -267,6 +268,7 @@ public struct ConfigLoader {
                     }
                     _ = integer(entry["rate_limit_rpm"], "auth.keys[\(index)].rate_limit_rpm", range: 0...1_000_000_000)
                     _ = integer(entry["rate_limit_tpm"], "auth.keys[\(index)].rate_limit_tpm", range: 0...1_000_000_000_000)
+                    _ = integer(entry["expires_at"], "auth.keys[\(index)].expires_at", range: 1...253_402_300_799)
                     if entry["key"] == nil && entry["key_sha256"] == nil {
                         error(entry.location, "auth.keys[\(index)].key", "every client key needs `key` (or `key_sha256`)")
                     }

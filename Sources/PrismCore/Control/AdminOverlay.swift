@@ -37,12 +37,16 @@ enum AdminOverlay {
                 var section = configuration.middleware[index].configuration.objectValue ?? []
                 var list = section.first { $0.0 == "keys" }?.1.arrayValue ?? []
                 for key in live {
-                    list.append(.object([
+                    var entry: [(String, JSONValue)] = [
                         ("name", .string(key.name)), ("key_sha256", .string(key.keyHash)), ("owner", .string(key.owner)),
                         ("models", .array(key.models.map { .string($0) })),
                         ("rate_limit_rpm", .number(String(key.requestsPerMinute))),
                         ("rate_limit_tpm", .number(String(key.tokensPerMinute))),
-                    ]))
+                    ]
+                    if let expiresAt = key.extras.expiresAt { entry.append(("expires_at", .number(String(expiresAt)))) }
+                    list.append(.object(entry))
+                    // A key's own budget joins `budgets.keys`, winning over one of the same name in the file.
+                    if let budget = key.extras.budget { configuration.budgets.keys[key.name] = budget }
                 }
                 section.removeAll { $0.0 == "keys" }
                 section.append(("keys", .array(list)))

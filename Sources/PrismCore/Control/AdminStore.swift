@@ -30,6 +30,41 @@ final class AdminStore: @unchecked Sendable {
         let tokensPerMinute: Int64
         let createdAt: Int64
         let revokedAt: Int64?
+        /// Virtual-key settings beyond the columns above: `expires_at` (seconds since the epoch),
+        /// `budget` ({limit, period, hard}) and `metadata` (any JSON object), kept as one JSON text.
+        var extras: KeyExtras = KeyExtras()
+    }
+
+    struct KeyExtras: Sendable {
+        var expiresAt: Int64?
+        var budget: BudgetLimit?
+        var metadata: JSONValue = .object([])
+
+        var json: JSONValue {
+            var members: [(String, JSONValue)] = []
+            if let expiresAt { members.append(("expires_at", .number(String(expiresAt)))) }
+            if let budget {
+                members.append(("budget", .object([
+                    ("limit", .number(PriceTable.format(Double(budget.limitNanoUSD) / 1_000_000_000))),
+                    ("period", .string(budget.period.rawValue)), ("hard", .bool(budget.hard)),
+                ])))
+            }
+            members.append(("metadata", metadata))
+            return .object(members)
+        }
+
+        init() {}
+
+        init(json: JSONValue?) {
+            guard let json else { return }
+            expiresAt = json["expires_at"]?.integerValue
+            if let budget = json["budget"], let limit = budget["limit"]?.doubleValue,
+               let period = BudgetPeriod(rawValue: budget["period"]?.stringValue ?? "monthly")
+            {
+                self.budget = BudgetLimit(limitUSD: limit, period: period, hard: budget["hard"]?.boolValue ?? true)
+            }
+            metadata = json["metadata"] ?? .object([])
+        }
     }
 
     enum StoreError: Error, CustomStringConvertible {
@@ -79,6 +114,11 @@ final class AdminStore: @unchecked Sendable {
                 created_at INTEGER NOT NULL, revoked_at INTEGER);
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
             """)
+        // Stores written before virtual keys grew (expiry, budget, metadata) get the column.
+        let columns = try database.query("PRAGMA table_info(client_keys)").map { $0[1].text }
+        if !columns.contains("extras") {
+            try database.execute("ALTER TABLE client_keys ADD COLUMN extras TEXT NOT NULL DEFAULT '{}'")
+        }
         try checkMasterKey()
     }
 
@@ -128,7 +168,7 @@ final class AdminStore: @unchecked Sendable {
 
     /// A new key: returns its record and the raw key (the only time it exists outside the client).
     func createKey(name: String, owner: String, models: [String], requestsPerMinute: Int64,
-                   tokensPerMinute: Int64) throws -> (StoredKey, String)
+                   tokensPerMinute: Int64, extras: KeyExtras = KeyExtras()) throws -> (StoredKey, String)
     {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
         func random(_ count: Int, from letters: Int) throws -> String {
@@ -142,15 +182,16 @@ final class AdminStore: @unchecked Sendable {
         let record = StoredKey(id: id, name: name, keyHash: AdminStore.sha256Hex(raw),
                                preview: SecretRedactor.mask(raw), owner: owner, models: models,
                                requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
-                               createdAt: AdminStore.now(), revokedAt: nil)
+                               createdAt: AdminStore.now(), revokedAt: nil, extras: extras)
         let modelsText = String(decoding: JSONValue.array(models.map { .string($0) }).jsonBytes, as: UTF8.self)
         do {
             try database.run("""
                 INSERT INTO client_keys (id, name, key_sha256, preview, owner, models, rate_limit_rpm,
-                                         rate_limit_tpm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         rate_limit_tpm, created_at, extras) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(record.id), .text(record.name), .text(record.keyHash), .text(record.preview),
                       .text(record.owner), .text(modelsText), .integer(record.requestsPerMinute),
-                      .integer(record.tokensPerMinute), .integer(record.createdAt)])
+                      .integer(record.tokensPerMinute), .integer(record.createdAt),
+                      .text(String(decoding: extras.json.jsonBytes, as: UTF8.self))])
         } catch let error as SQLiteDatabase.Failure where error.code == SQLITE_CONSTRAINT {
             throw StoreError.duplicateName(name)
         }
@@ -159,14 +200,16 @@ final class AdminStore: @unchecked Sendable {
 
     func keys() throws -> [StoredKey] {
         try database.query("""
-            SELECT id, name, key_sha256, preview, owner, models, rate_limit_rpm, rate_limit_tpm, created_at, revoked_at
+            SELECT id, name, key_sha256, preview, owner, models, rate_limit_rpm, rate_limit_tpm, created_at, revoked_at,
+                   extras
             FROM client_keys ORDER BY created_at, name
             """).map { row in
             let models = (try? JSONValue.parse(row[5].text))?.arrayValue?.compactMap(\.stringValue) ?? []
             return StoredKey(id: row[0].text, name: row[1].text, keyHash: row[2].text, preview: row[3].text,
                              owner: row[4].text, models: models, requestsPerMinute: row[6].integer,
                              tokensPerMinute: row[7].integer, createdAt: row[8].integer,
-                             revokedAt: row[9].isNull ? nil : row[9].integer)
+                             revokedAt: row[9].isNull ? nil : row[9].integer,
+                             extras: KeyExtras(json: try? JSONValue.parse(row[10].text)))
         }
     }
 

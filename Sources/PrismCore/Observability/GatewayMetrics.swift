@@ -20,7 +20,7 @@ public final class GatewayMetrics: Sendable {
         "prism_requests_total", "prism_request_duration_seconds", "prism_time_to_first_token_seconds",
         "prism_tokens_total", "prism_provider_errors_total", "prism_circuit_breaker_state",
         "prism_shared_state_fallbacks_total", "prism_config_reloads_total", "prism_requests_in_flight",
-        "prism_health_probes_total", "prism_cost_usd_total",
+        "prism_health_probes_total", "prism_cost_usd_total", "prism_budget_refusals_total", "prism_budget_warnings_total",
     ]
 
     private struct RequestLabels: Hashable {
@@ -116,6 +116,16 @@ public final class GatewayMetrics: Sendable {
     func recordHealthProbe(provider: String, ok: Bool) {
         CoreMetrics.Counter(label: "prism_health_probes_total", dimensions: [("provider", provider), ("result", ok ? "ok" : "failed")])
             .increment()
+    }
+
+    /// A request refused because a hard budget of `scope` was spent.
+    func recordBudgetRefusal(scope: String) {
+        CoreMetrics.Counter(label: "prism_budget_refusals_total", dimensions: [("scope", scope)]).increment()
+    }
+
+    /// A budget's spend crossed `budgets.warn_threshold` (`level` warn) or its limit (`level` limit).
+    func recordBudgetWarning(scope: String, level: String) {
+        CoreMetrics.Counter(label: "prism_budget_warnings_total", dimensions: [("scope", scope), ("level", level)]).increment()
     }
 
     func recordReload(succeeded: Bool) {

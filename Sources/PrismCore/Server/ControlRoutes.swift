@@ -19,7 +19,7 @@ extension GatewayHTTPHandler {
             return true
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard segments.count >= 2, ["reload", "config", "providers", "keys", "spend", "stats", "requests", "plugins"].contains(segments[1])
+        guard segments.count >= 2, ["reload", "config", "providers", "keys", "spend", "stats", "requests", "plugins", "budgets"].contains(segments[1])
         else { return false }
         guard authorizeAdmin(head) else { return true }
         if dispatchDashboardData(head: head, segments: segments) { return true }
@@ -35,7 +35,9 @@ extension GatewayHTTPHandler {
         case (.DELETE, "providers", 3): deleteProvider(segments[2])
         case (.POST, "keys", 2): createKey(body: bytes)
         case (.GET, "keys", 2): listKeys()
+        case (.GET, "keys", 3): getKey(segments[2])
         case (.DELETE, "keys", 3): revokeKey(segments[2])
+        case (.GET, "budgets", 2): listBudgets()
         case (.GET, "spend", 2): spend(query: head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
         default: return methodNotAllowed(head, path)
         }
@@ -87,7 +89,7 @@ extension GatewayHTTPHandler {
     }
 
     /// Writes an answer on this connection's event loop, from any thread (the control queue).
-    private func replier() -> (@Sendable (ControlAnswer) -> Void)? {
+    func replier() -> (@Sendable (ControlAnswer) -> Void)? {
         guard let context else { return nil }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
@@ -95,13 +97,13 @@ extension GatewayHTTPHandler {
     }
 
     /// Runs `work` on the control queue and answers with what it returns.
-    private func answerLater(_ work: @escaping @Sendable () -> ControlAnswer) {
+    func answerLater(_ work: @escaping @Sendable () -> ControlAnswer) {
         guard let reply = replier() else { return }
         runtime.onControlQueue { reply(work()) }
     }
 
     /// Runs `work` (a store change) on the control queue, then rebuilds the gateway and answers.
-    private func changeLater(_ what: String, _ work: @escaping @Sendable () -> ControlAnswer) {
+    func changeLater(_ what: String, _ work: @escaping @Sendable () -> ControlAnswer) {
         guard let reply = replier() else { return }
         let runtime = self.runtime
         runtime.onControlQueue {
@@ -117,7 +119,7 @@ extension GatewayHTTPHandler {
         }
     }
 
-    private func write(_ answer: ControlAnswer) {
+    func write(_ answer: ControlAnswer) {
         writeJSON(status: answer.status, body: answer.body)
     }
 
@@ -209,125 +211,10 @@ extension GatewayHTTPHandler {
         }
     }
 
-    private func createKey(body: [UInt8]) {
-        guard let store = runtime.adminStore else { return }
-        guard let request = try? JSONValue.parse(body), let name = request["name"]?.stringValue, !name.isEmpty else {
-            return write(.error(.badRequest, "invalid_key_request",
-                                "The body must be a JSON object with at least `name` (and optionally owner, models, rate_limit_rpm, rate_limit_tpm)."))
-        }
-        let owner = request["owner"]?.stringValue ?? ""
-        let models = request["models"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let requestsPerMinute = max(0, request["rate_limit_rpm"]?.integerValue ?? 0)
-        let tokensPerMinute = max(0, request["rate_limit_tpm"]?.integerValue ?? 0)
-        let authEnabled = gateway.configuration.middleware.first { $0.name == "auth" }?
-            .configuration["enabled"]?.switchValue ?? false
-        changeLater("POST /-/keys") {
-            do {
-                let (record, raw) = try store.createKey(name: name, owner: owner, models: models,
-                                                        requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute)
-                // Shown this once; from now on redacted wherever it would appear (debug body logs).
-                SecretRedactor.shared.register([raw])
-                var members = GatewayHTTPHandler.describe(record)
-                members.insert(("key", .string(raw)), at: 2)
-                if !authEnabled {
-                    members.append(("warning", .string("auth.enabled is false: keys are not checked until it is true")))
-                }
-                return ControlAnswer(status: .created, body: JSONValue.object(members).jsonBytes)
-            } catch let error as AdminStore.StoreError {
-                return .error(.conflict, "duplicate_key_name", error.description)
-            } catch {
-                return .error(.internalServerError, "store_error", "\(error)")
-            }
-        }
-    }
 
-    private func listKeys() {
-        guard let store = runtime.adminStore else { return }
-        let fileKeys = gateway.configuration.document["auth"]?["keys"]?.arrayValue ?? []
-        answerLater {
-            var items: [JSONValue] = []
-            for key in fileKeys {
-                items.append(.object([("name", key["name"] ?? .null), ("source", .string("config")),
-                                      ("preview", .string(SecretRedactor.mask(key["key"]?.stringValue ?? ""))),
-                                      ("owner", key["owner"] ?? .string(""))]))
-            }
-            do {
-                for record in try store.keys() { items.append(.object(GatewayHTTPHandler.describe(record))) }
-            } catch {
-                return .error(.internalServerError, "store_error", "\(error)")
-            }
-            return .ok(.object([("keys", .array(items))]))
-        }
-    }
 
-    /// `GET /-/spend?group_by=key|owner|user|model|provider&from=&to=` (times: ms since the epoch,
-    /// or ISO dates `2026-12-01`): totals from this replica's spend ledger.
-    private func spend(query: String) {
-        let parameters = GatewayHTTPHandler.queryParameters("?" + query)
-        let groupBy = parameters["group_by"] ?? "model"
-        guard SpendLedger.groupColumns[groupBy] != nil else {
-            return write(.error(.badRequest, "invalid_group_by", "group_by is one of key, owner, user, model, provider; got '\(groupBy)'"))
-        }
-        var bounds: [UInt64?] = []
-        for name in ["from", "to"] {
-            guard let text = parameters[name] else { bounds.append(nil); continue }
-            guard let value = SpendLedger.time(text) else {
-                return write(.error(.badRequest, "invalid_time", "\(name) is milliseconds since the epoch or a date YYYY-MM-DD; got '\(text)'"))
-            }
-            bounds.append(value)
-        }
-        guard let ledger = gateway.services.ledger else {
-            return write(.error(.notFound, "ledger_off", "The spend ledger is off (spend_ledger.enabled), or could not be opened (see the log)."))
-        }
-        let (from, to) = (bounds[0], bounds[1])
-        answerLater {
-            do {
-                let totals = try ledger.totals(groupBy: groupBy, from: from, to: to)
-                var groups: [JSONValue] = []
-                var cost: Int64 = 0, requests: Int64 = 0
-                for total in totals {
-                    cost += total.costNanoUSD
-                    requests += total.requests
-                    groups.append(.object([(groupBy, .string(total.group)), ("requests", .number(String(total.requests))),
-                                           ("tokens_in", .number(String(total.tokensIn))), ("tokens_out", .number(String(total.tokensOut))),
-                                           ("cost_usd", .number(PriceTable.format(Double(total.costNanoUSD) / 1_000_000_000)))]))
-                }
-                return .ok(.object([("group_by", .string(groupBy)), ("from", from.map { .number(String($0)) } ?? .null),
-                                    ("to", to.map { .number(String($0)) } ?? .null), ("groups", .array(groups)),
-                                    ("total", .object([("requests", .number(String(requests))),
-                                                       ("cost_usd", .number(PriceTable.format(Double(cost) / 1_000_000_000)))]))]))
-            } catch {
-                return .error(.internalServerError, "ledger_error", "\(error)")
-            }
-        }
-    }
 
-    private func revokeKey(_ id: String) {
-        guard let store = runtime.adminStore else { return }
-        changeLater("DELETE /-/keys/\(id)") {
-            do {
-                guard try store.revokeKey(id: id) else {
-                    return .error(.notFound, "key_not_found", "No live key has the id '\(id)'.")
-                }
-                return .ok(.object([("revoked", .string(id))]))
-            } catch {
-                return .error(.internalServerError, "store_error", "\(error)")
-            }
-        }
-    }
 
-    private static func describe(_ record: AdminStore.StoredKey) -> [(String, JSONValue)] {
-        var members: [(String, JSONValue)] = [
-            ("id", .string(record.id)), ("name", .string(record.name)), ("source", .string("admin")),
-            ("preview", .string(record.preview)), ("owner", .string(record.owner)),
-            ("models", .array(record.models.map { .string($0) })),
-            ("rate_limit_rpm", .number(String(record.requestsPerMinute))),
-            ("rate_limit_tpm", .number(String(record.tokensPerMinute))),
-            ("created_at", .number(String(record.createdAt))),
-        ]
-        members.append(("revoked_at", record.revokedAt.map { .number(String($0)) } ?? .null))
-        return members
-    }
 }
 
 /// An operator route's answer, made off the event loop.

@@ -79,6 +79,8 @@ final class ProxyRequest {
     var streamIdleCheck: Scheduled<Void>?
     var finished = false
     var countedInFlight = false
+    /// The budgets this request counts against, once checked (Server/BudgetGate.swift).
+    var budgetClaims: [BudgetClaim]?
     /// The error code the client got (a gateway error, or a stream's final error event).
     var errorCode: String?
 
@@ -175,6 +177,7 @@ final class ProxyRequest {
     func route() {
         guard view != nil, !finished else { return }
         if api == "models.list" || api == "models.retrieve" { return answerModels() }
+        if let budgets = gateway.budgets, budgetClaims == nil { return checkBudgets(budgets) }
         let model = clientModel
         let planner = gateway.planner
         let resolved = planner.resolve(model)

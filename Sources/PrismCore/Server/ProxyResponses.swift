@@ -199,7 +199,8 @@ extension ProxyRequest {
         }
         // What reached a provider, or was answered in its place (a cache hit): refusals before
         // that (401, 404, 429) spend nothing and are in the request log and the metrics.
-        let user = head.headers.first(name: "x-prism-user-id").map { String($0.prefix(256)) } ?? endUser
+        let user = endUserIdentity
+        if let budgets = gateway.budgets, let budgetClaims, let cost { budgets.record(budgetClaims, cost: cost) }
         if view != nil {
             gateway.services.stats.record(RequestStats.Record(
                 atMilliseconds: wallClockMilliseconds(), requestID: requestID, key: attributes["key.name"] ?? "-",

@@ -12,6 +12,8 @@ import Synchronization
 /// reconnects by itself. Both outcomes are counted for the operator.
 final class SharedStateService: Sendable {
     let memory = MemoryStateBackend()
+    /// Counters (budgets) in memory: the backend without Redis, the fallback with it.
+    let counters = MemoryCounters()
     let redis: RedisClient?
     private let prefix: String
 
@@ -38,6 +40,8 @@ final class SharedStateService: Sendable {
             prefix = ""
         }
     }
+
+    var redisPrefix: String { prefix }
 
     var backendName: String { redis == nil ? "memory" : "redis" }
 

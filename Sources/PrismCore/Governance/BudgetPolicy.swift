@@ -1,0 +1,198 @@
+/// Budgets: spend limits per organization (the whole gateway), team (a key's `owner`), end user
+/// (`x-prism-user-id` or the body's `user`), client key and model, each over a calendar period in
+/// UTC. Pure logic: which budgets a request falls under, which counter each one adds to in the
+/// current period, and whether spend so far refuses the request. Times are passed in.
+public enum BudgetPeriod: String, Sendable, CaseIterable {
+    case daily, weekly, monthly, total
+
+    /// The period containing `milliseconds` (since the epoch, UTC): an identifier for counter keys
+    /// and when it ends (0 for `total`, which never does).
+    public func window(at milliseconds: UInt64) -> (id: String, endsAt: UInt64) {
+        let day = Int64(milliseconds / 86_400_000)
+        switch self {
+        case .total:
+            return ("total", 0)
+        case .daily:
+            return ("d" + CivilDate(day: day).text, UInt64(day + 1) * 86_400_000)
+        case .weekly:
+            // 1970-01-01 was a Thursday; weeks start on Monday.
+            let monday = day - (day + 3) % 7
+            return ("w" + CivilDate(day: monday).text, UInt64(monday + 7) * 86_400_000)
+        case .monthly:
+            let date = CivilDate(day: day)
+            let next = date.month == 12 ? CivilDate(year: date.year + 1, month: 1, day: 1)
+                : CivilDate(year: date.year, month: date.month + 1, day: 1)
+            return ("m" + String(date.text.prefix(7)), UInt64(next.dayNumber) * 86_400_000)
+        }
+    }
+}
+
+/// A proleptic Gregorian date (days since 1970-01-01 and back), Howard Hinnant's algorithms.
+struct CivilDate: Equatable {
+    let year: Int64, month: Int64, day: Int64
+
+    init(year: Int64, month: Int64, day: Int64) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    init(day number: Int64) {
+        let z = number + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    }
+
+    var dayNumber: Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    var text: String {
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(year)-\(two(month))-\(two(day))"
+    }
+}
+
+/// One budget: a limit in USD over a period; `hard` refuses requests once it is spent, a soft one
+/// only warns.
+public struct BudgetLimit: Sendable, Equatable {
+    /// Nano-dollars, as the counters count.
+    public var limitNanoUSD: Int64
+    public var period: BudgetPeriod
+    public var hard: Bool
+
+    public init(limitUSD: Double, period: BudgetPeriod, hard: Bool) {
+        limitNanoUSD = Int64((limitUSD * 1_000_000_000).rounded())
+        self.period = period
+        self.hard = hard
+    }
+}
+
+/// `budgets:` in config.yaml. `"*"` in teams, users, keys or per_model gives each one not named
+/// its own budget of that size.
+public struct BudgetSettings: Sendable {
+    /// Budgets apply when some are set; `enabled: false` switches every one off (those of
+    /// admin-created keys too).
+    public var enabled = true
+    public var defaultPeriod = BudgetPeriod.monthly
+    public var warnThreshold = 0.8
+    public var organization: BudgetLimit?
+    public var teams: [String: BudgetLimit] = [:]
+    public var users: [String: BudgetLimit] = [:]
+    public var keys: [String: BudgetLimit] = [:]
+    public var models: [String: BudgetLimit] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        organization == nil && teams.isEmpty && users.isEmpty && keys.isEmpty && models.isEmpty
+    }
+}
+
+public enum BudgetScope: String, Sendable, CaseIterable {
+    case org, team, user, key, model
+}
+
+/// Who a request is, for budgets ("" when unknown).
+public struct BudgetSubject: Sendable {
+    public var team: String
+    public var user: String
+    public var key: String
+    public var model: String
+
+    public init(team: String, user: String, key: String, model: String) {
+        self.team = team
+        self.user = user
+        self.key = key
+        self.model = model
+    }
+}
+
+/// A budget that applies to a request, in the current period.
+public struct BudgetClaim: Sendable, Equatable {
+    public var scope: BudgetScope
+    public var name: String
+    public var limit: BudgetLimit
+    /// The shared counter this period's spend adds to.
+    public var counterKey: String
+    public var periodEndsAt: UInt64
+}
+
+public enum BudgetDecision: Sendable, Equatable {
+    case allow
+    /// The first hard budget already spent.
+    case refuse(BudgetClaim, spentNanoUSD: Int64)
+}
+
+extension BudgetSettings {
+    /// The budgets `subject` falls under at `now`, in a fixed order (org, team, user, key, model).
+    public func claims(for subject: BudgetSubject, now: UInt64) -> [BudgetClaim] {
+        var claims: [BudgetClaim] = []
+        func add(_ scope: BudgetScope, _ name: String, _ table: [String: BudgetLimit]?) {
+            let limit: BudgetLimit?
+            if let table {
+                guard !name.isEmpty, let found = table[name] ?? table["*"] else { return }
+                limit = found
+            } else {
+                limit = organization
+            }
+            guard let limit else { return }
+            let window = limit.period.window(at: now)
+            // ':' separates the parts of a counter key, so it is escaped in names (and '%' with it).
+            let safeName = name.escapingColons
+            claims.append(BudgetClaim(scope: scope, name: name, limit: limit,
+                                      counterKey: "budget:\(scope.rawValue):\(safeName):\(window.id)",
+                                      periodEndsAt: window.endsAt))
+        }
+        add(.org, "org", nil)
+        add(.team, subject.team, teams)
+        add(.user, subject.user, users)
+        add(.key, subject.key, keys)
+        add(.model, subject.model, models)
+        return claims
+    }
+
+    /// Refuses when a hard budget's spend has reached its limit: the request that crosses a limit
+    /// completes, the next one is refused.
+    public static func decide(_ claims: [BudgetClaim], spent: [Int64]) -> BudgetDecision {
+        for (claim, value) in zip(claims, spent) where claim.limit.hard && value >= claim.limit.limitNanoUSD {
+            return .refuse(claim, spentNanoUSD: value)
+        }
+        return .allow
+    }
+
+    /// The claims whose spend crossed the warning threshold (or the limit) with this add: each
+    /// crossing is seen by exactly one request, since every add answers its own total.
+    public func crossings(_ claims: [BudgetClaim], added delta: Int64, totals: [Int64]) -> [(BudgetClaim, Int64, reachedLimit: Bool)] {
+        var out: [(BudgetClaim, Int64, reachedLimit: Bool)] = []
+        for (claim, total) in zip(claims, totals) {
+            let before = total - delta
+            let limit = claim.limit.limitNanoUSD
+            let warnAt = Int64((Double(limit) * warnThreshold).rounded())
+            if before < limit && total >= limit {
+                out.append((claim, total, reachedLimit: true))
+            } else if before < warnAt && total >= warnAt {
+                out.append((claim, total, reachedLimit: false))
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    fileprivate var escapingColons: String {
+        guard contains(":") || contains("%") else { return self }
+        return replacing("%", with: "%25").replacing(":", with: "%3A")
+    }
+}

@@ -1,0 +1,118 @@
+import Logging
+import PrismWire
+
+/// Budgets at work: before a request is routed, one read of the counters of every budget it falls
+/// under (one MGET on Redis, a dictionary look-up in memory); after it completed with a cost, one
+/// atomic add to each (off the request's path). Spend is counted in nano-dollars in the shared
+/// state, so with Redis every replica holds the same budget exactly.
+final class BudgetService: Sendable {
+    let settings: BudgetSettings
+    private let state: SharedStateService
+    private let logger: Logger
+    private let clock: @Sendable () -> UInt64
+
+    init(settings: BudgetSettings, state: SharedStateService, logger: Logger,
+         clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() })
+    {
+        self.settings = settings
+        self.state = state
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// The claims of `subject` now and whether spend so far refuses the request.
+    func check(_ subject: BudgetSubject, _ done: @escaping @Sendable ([BudgetClaim], BudgetDecision) -> Void) {
+        let claims = settings.claims(for: subject, now: clock())
+        guard !claims.isEmpty else { return done([], .allow) }
+        state.readCounters(claims.map(\.counterKey)) { values, _ in
+            let decision = BudgetSettings.decide(claims, spent: values)
+            if case let .refuse(claim, _) = decision { GatewayMetrics.shared.recordBudgetRefusal(scope: claim.scope.rawValue) }
+            done(claims, decision)
+        }
+    }
+
+    /// Adds a request's cost to its budgets; warns (log and metric) at the threshold and the limit.
+    func record(_ claims: [BudgetClaim], cost: Double) {
+        let nano = Int64((cost * 1_000_000_000).rounded())
+        guard nano > 0, !claims.isEmpty else { return }
+        // A counter outlives its period by a day, so a late add to it is still counted.
+        let expiries = claims.map { $0.periodEndsAt == 0 ? 0 : $0.periodEndsAt + 86_400_000 }
+        let settings = self.settings, logger = self.logger
+        state.addCounters(claims.map(\.counterKey), Array(repeating: nano, count: claims.count), expiresAt: expiries) { totals, _ in
+            for (claim, total, reachedLimit) in settings.crossings(claims, added: nano, totals: totals) {
+                let level = reachedLimit ? "limit" : "warn"
+                GatewayMetrics.shared.recordBudgetWarning(scope: claim.scope.rawValue, level: level)
+                let what = reachedLimit ? "reached its limit" : "passed \(Int((settings.warnThreshold * 100).rounded())) % of its limit"
+                logger.warning("budget \(claim.scope.rawValue) '\(claim.name)' \(what): spent \(BudgetService.usd(total)) of \(BudgetService.usd(claim.limit.limitNanoUSD)) USD this \(claim.limit.period.rawValue) period (\(claim.limit.hard ? "hard: further requests are refused" : "soft: requests go on"))")
+            }
+        }
+    }
+
+    /// The spend of one budget in its current period (nil: no such budget).
+    func spend(scope: BudgetScope, name: String, _ done: @escaping @Sendable (BudgetClaim?, Int64) -> Void) {
+        var subject = BudgetSubject(team: "", user: "", key: "", model: "")
+        switch scope {
+        case .org: break
+        case .team: subject.team = name
+        case .user: subject.user = name
+        case .key: subject.key = name
+        case .model: subject.model = name
+        }
+        guard let claim = settings.claims(for: subject, now: clock()).first(where: { $0.scope == scope }) else {
+            return done(nil, 0)
+        }
+        state.readCounters([claim.counterKey]) { values, _ in done(claim, values.first ?? 0) }
+    }
+
+    /// `GET /-/budgets`: every budget named in the configuration with its spend this period.
+    func report(_ done: @escaping @Sendable ([UInt8]) -> Void) {
+        let now = clock()
+        var claims: [BudgetClaim] = []
+        if settings.organization != nil {
+            claims += settings.claims(for: BudgetSubject(team: "", user: "", key: "", model: ""), now: now)
+        }
+        func named(_ table: [String: BudgetLimit], _ subject: (String) -> BudgetSubject, _ scope: BudgetScope) {
+            for name in table.keys.sorted() where name != "*" {
+                claims += settings.claims(for: subject(name), now: now).filter { $0.scope == scope }
+            }
+        }
+        named(settings.teams, { BudgetSubject(team: $0, user: "", key: "", model: "") }, .team)
+        named(settings.users, { BudgetSubject(team: "", user: $0, key: "", model: "") }, .user)
+        named(settings.keys, { BudgetSubject(team: "", user: "", key: $0, model: "") }, .key)
+        named(settings.models, { BudgetSubject(team: "", user: "", key: "", model: $0) }, .model)
+        let backend = state.backendName
+        let all = claims
+        state.readCounters(all.map(\.counterKey)) { values, fallback in
+            var writer = JSONWriter(capacity: 128 + all.count * 160)
+            writer.beginObject()
+            writer.string("backend", fallback ? "memory (redis unreachable)" : backend)
+            writer.key("budgets")
+            writer.beginArray()
+            for (claim, spent) in zip(all, values) {
+                writer.beginObject()
+                BudgetService.describe(claim, spent: spent, into: &writer)
+                writer.endObject()
+            }
+            writer.endArray()
+            writer.endObject()
+            done(writer.bytes)
+        }
+    }
+
+    /// A budget's members in a JSON object: scope, name, period and its end, limit, spent, remaining.
+    static func describe(_ claim: BudgetClaim, spent: Int64, into writer: inout JSONWriter) {
+        writer.string("scope", claim.scope.rawValue)
+        writer.string("name", claim.name)
+        writer.string("period", claim.limit.period.rawValue)
+        if claim.periodEndsAt > 0 { writer.integer("resets_at_ms", Int64(claim.periodEndsAt)) } else { writer.null("resets_at_ms") }
+        writer.bool("hard", claim.limit.hard)
+        writer.key("limit_usd")
+        writer.raw(usd(claim.limit.limitNanoUSD))
+        writer.key("spent_usd")
+        writer.raw(usd(spent))
+        writer.key("remaining_usd")
+        writer.raw(usd(max(0, claim.limit.limitNanoUSD - spent)))
+    }
+
+    static func usd(_ nano: Int64) -> String { PriceTable.format(Double(nano) / 1_000_000_000) }
+}
