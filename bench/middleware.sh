@@ -5,10 +5,15 @@
 #   bare       the `mock` provider answers (no middleware)            -- the reference
 #   cache-hit  cache enabled and warmed: the cache middleware answers (every request a hit)
 #   limited    rate_limit with a global and a per-key window (in memory), then the mock answers
-# and, when redis-server is installed, the same two on Redis:
-#   cache-hit-redis, limited-redis
+#   governed   keys, limits (global, per key, per user) and budgets (org, key, each user) all on,
+#              with a price for the model so every answer adds to three budgets
+# and, when redis-server is installed, the same on Redis:
+#   cache-hit-redis, limited-redis, governed-redis
+# Each is measured at one connection (latency) and at 32 (throughput, compared with bare).
 # Budgets (issue 6): a cache hit adds <= 50 µs over the bare answer; an in-memory limit check
 # <= 2 µs (see bench/state for the isolated figure); a Redis-backed check one round trip.
+# Governance (issue 16): budgets add <= 3 µs in memory, one Redis round trip when shared; with
+# keys, limits and budgets all on, throughput falls <= 10 %.
 #
 #   bench/middleware.sh            # DURATION=10s by default; needs dist/ (make build) and wrk
 set -euo pipefail
@@ -24,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-body='{"model":"mock-gpt","messages":[{"role":"user","content":"What is the capital of France? Answer in one word."}],"stream":false}'
+body='{"model":"mock-gpt","messages":[{"role":"user","content":"What is the capital of France? Answer in one word."}],"stream":false,"user":"bench-user"}'
 printf '%s\n' "$body" >"$work/request.json"
 
 redis_port=
@@ -52,14 +57,20 @@ EOF
         bare) echo "middleware: [auth]" ;;
         cache-hit*) echo "cache: {enabled: true}"; echo "middleware: [auth, cache]" ;;
         limited*) echo "rate_limiting: {enabled: true, global_rpm: 1000000000}"; echo "middleware: [auth, rate_limit]" ;;
+        governed*)
+            echo "rate_limiting: {enabled: true, global_rpm: 1000000000, per_user: {rpm: 1000000000}}"
+            echo "cost_tracking: {custom_pricing: {mock-gpt: {input_per_mtok: 0.01, output_per_mtok: 0.01}}}"
+            echo "budgets: {org: {limit: 1000000}, keys: {bench: {limit: 1000000}}, users: {'*': {limit: 1000000}}}"
+            echo "middleware: [auth, rate_limit]" ;;
     esac
 }
 
-targets=(bare cache-hit limited)
-[[ -n $redis_port ]] && targets+=(cache-hit-redis limited-redis)
+targets=(bare cache-hit limited governed)
+[[ -n $redis_port ]] && targets+=(cache-hit-redis limited-redis governed-redis)
 port=18190
-printf '| target | req/s (1 conn) | p50 | p99 | p50 vs bare |\n|---|---:|---:|---:|---:|\n'
+printf '| target | req/s (1 conn) | p50 | p99 | p50 vs bare | req/s (32 conn) | vs bare |\n|---|---:|---:|---:|---:|---:|---:|\n'
 bare_p50=
+bare_rps32=
 for target in "${targets[@]}"; do
     port=$((port + 1))
     config "$target" "$port" >"$work/$target.yaml"
@@ -76,10 +87,19 @@ for target in "${targets[@]}"; do
     p50=$(value p50_us)
     [[ $target == bare ]] && bare_p50=$p50
     delta=$(awk -v a="$p50" -v b="$bare_p50" 'BEGIN { printf "%+.0f µs", a - b }')
-    printf '| %s | %s | %s µs | %s µs | %s |\n' "$target" "$(value rps)" "$p50" "$(value p99_us)" "$delta"
-    if [[ $(value non2xx) != 0 ]]; then echo "warning: $target had $(value non2xx) non-2xx answers" >&2; fi
+    rps1=$(value rps) p99=$(value p99_us) non2xx=$(value non2xx)
+    out32=$(cd "$work" && BENCH_BODY=request.json wrk -t2 -c32 -d"$DURATION" -s "$OLDPWD/bench/chat.lua" "$url")
+    line=$(grep BENCH_RESULT <<<"$out32")
+    rps32=$(value rps)
+    [[ $target == bare ]] && bare_rps32=$rps32
+    ratio=$(awk -v a="$rps32" -v b="$bare_rps32" 'BEGIN { printf "%.2f×", a / b }')
+    printf '| %s | %s | %s µs | %s µs | %s | %s | %s |\n' "$target" "$rps1" "$p50" "$p99" "$delta" "$rps32" "$ratio"
+    if [[ $non2xx != 0 || $(value non2xx) != 0 ]]; then echo "warning: $target had non-2xx answers" >&2; fi
     case $target in cache-hit*)
         curl -s -D - -o /dev/null "$url" -H 'authorization: Bearer sk-prism-bench' -H 'content-type: application/json' -d "$body" |
             grep -qi 'x-prism-cache: hit' || echo "warning: $target did not answer from the cache" >&2 ;;
+    governed*)
+        curl -s -D - -o /dev/null "$url" -H 'authorization: Bearer sk-prism-bench' -H 'content-type: application/json' -d "$body" |
+            grep -qi 'x-prism-cost: 0\.0' || echo "warning: $target answers carry no cost: budgets would add nothing" >&2 ;;
     esac
 done
