@@ -64,6 +64,8 @@ public final class Gateway: Sendable {
     let healthChecker: HealthChecker
     /// Spend limits (nil: no budget set, or budgets.enabled is false).
     let budgets: BudgetService?
+    /// "" (the file's configuration) or the organization this generation serves.
+    let organization: String
 
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
@@ -84,10 +86,13 @@ public final class Gateway: Sendable {
     /// middleware or routing strategy that no plugin provides, or whose instance_new fails, stops
     /// startup (or fails the reload, which keeps the running generation): a configuration that
     /// cannot serve what it says is refused, never half applied.
+    /// `organization`: "" for the configuration of the file; an organization's id for one of
+    /// the admin API's organizations (its plugin instances and budgets keep state apart).
     public init(configuration: GatewayConfiguration, services: GatewayServices, logger: Logger,
-                discover: Bool = true) throws(StartupError)
+                discover: Bool = true, organization: String = "") throws(StartupError)
     {
         self.configuration = configuration
+        self.organization = organization
         self.logger = logger
         self.services = services
         SecretRedactor.shared.register(configuration)
@@ -117,7 +122,8 @@ public final class Gateway: Sendable {
             if prices == nil {
                 warnings.append("budgets: cost_tracking is off, so nothing has a cost and no budget is ever spent")
             }
-            budgets = BudgetService(settings: configuration.budgets, state: registry.sharedState, logger: logger)
+            budgets = BudgetService(settings: configuration.budgets, state: registry.sharedState, logger: logger,
+                                    counterPrefix: organization.isEmpty ? "" : "org/\(organization)/")
         } else {
             budgets = nil
         }
@@ -134,7 +140,7 @@ public final class Gateway: Sendable {
             let timeout = settings.defaultTimeout ?? configuration.server.defaultRequestTimeout
             do {
                 let instance = try ProviderInstance(settings: settings, component: component, registry: registry,
-                                                    timeoutMilliseconds: timeout.milliseconds)
+                                                    timeoutMilliseconds: timeout.milliseconds, scope: organization)
                 providers.append(instance)
                 if let limit = settings.maxConcurrent { gates[settings.name] = AdmissionGate(limit: limit) }
             } catch {
@@ -158,7 +164,8 @@ public final class Gateway: Sendable {
                           path: "middleware \(settings.name)", owner: "middleware plugin '\(settings.name)'")
             }
             do {
-                middleware.append(try MiddlewareInstance(settings: settings, component: component, registry: registry))
+                middleware.append(try MiddlewareInstance(settings: settings, component: component, registry: registry,
+                                                         scope: organization))
             } catch {
                 throw StartupError(description: "middleware '\(settings.name)': \(error.message)")
             }
@@ -172,7 +179,7 @@ public final class Gateway: Sendable {
                       owner: "routing strategy '\(strategy)'")
             do {
                 router = try RouterInstance(name: strategy, component: component, registry: registry,
-                                            configuration: configuration.routing.section)
+                                            configuration: configuration.routing.section, scope: organization)
             } catch {
                 throw StartupError(description: "routing strategy '\(strategy)': \(error.message)")
             }

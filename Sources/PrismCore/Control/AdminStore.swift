@@ -36,12 +36,15 @@ final class AdminStore: @unchecked Sendable {
     }
 
     struct KeyExtras: Sendable {
+        /// The organization whose configuration serves the key's requests (nil: the file's).
+        var organization: String?
         var expiresAt: Int64?
         var budget: BudgetLimit?
         var metadata: JSONValue = .object([])
 
         var json: JSONValue {
             var members: [(String, JSONValue)] = []
+            if let organization { members.append(("org", .string(organization))) }
             if let expiresAt { members.append(("expires_at", .number(String(expiresAt)))) }
             if let budget {
                 members.append(("budget", .object([
@@ -57,6 +60,7 @@ final class AdminStore: @unchecked Sendable {
 
         init(json: JSONValue?) {
             guard let json else { return }
+            organization = json["org"]?.stringValue
             expiresAt = json["expires_at"]?.integerValue
             if let budget = json["budget"], let limit = budget["limit"]?.doubleValue,
                let period = BudgetPeriod(rawValue: budget["period"]?.stringValue ?? "monthly")
@@ -113,6 +117,7 @@ final class AdminStore: @unchecked Sendable {
                 rate_limit_rpm INTEGER NOT NULL, rate_limit_tpm INTEGER NOT NULL,
                 created_at INTEGER NOT NULL, revoked_at INTEGER);
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS organizations (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, updated_at INTEGER NOT NULL);
             """)
         // Stores written before virtual keys grew (expiry, budget, metadata) get the column.
         let columns = try database.query("PRAGMA table_info(client_keys)").map { $0[1].text }
@@ -140,28 +145,55 @@ final class AdminStore: @unchecked Sendable {
     // MARK: Providers
 
     func providers() throws -> [StoredProvider] {
-        let rows = try database.query("SELECT name, sealed, updated_at FROM providers ORDER BY name")
+        try sealedRows("providers").map { StoredProvider(name: $0.name, section: $0.value, updatedAt: $0.updatedAt) }
+    }
+
+    func putProvider(name: String, section: JSONValue) throws { try putSealed("providers", name: name, value: section) }
+
+    func deleteProvider(name: String) throws -> Bool {
+        try database.run("DELETE FROM providers WHERE name = ?", [.text(name)]) > 0
+    }
+
+    // MARK: Organizations
+
+    /// Each organization's config (providers with their keys, routing, limits, budgets), sealed
+    /// like a provider section.
+    func organizations() throws -> [StoredProvider] {
+        try sealedRows("organizations").map { StoredProvider(name: $0.name, section: $0.value, updatedAt: $0.updatedAt) }
+    }
+
+    func putOrganization(id: String, configuration: JSONValue) throws {
+        try putSealed("organizations", name: id, value: configuration)
+    }
+
+    /// Removes the organization and revokes its keys; false when there was none.
+    func deleteOrganization(id: String) throws -> Bool {
+        guard try database.run("DELETE FROM organizations WHERE name = ?", [.text(id)]) > 0 else { return false }
+        for key in try keys() where key.extras.organization == id && key.revokedAt == nil {
+            _ = try revokeKey(id: key.id)
+        }
+        return true
+    }
+
+    private func sealedRows(_ table: String) throws -> [(name: String, value: JSONValue, updatedAt: Int64)] {
+        let rows = try database.query("SELECT name, sealed, updated_at FROM \(table) ORDER BY name")
         guard !rows.isEmpty else { return [] }
         guard let sealingKey else { throw StoreError.noMasterKey }
         return try rows.map { row in
             guard let opened = AdminStore.open(row[1].bytes, key: sealingKey),
-                  let section = try? JSONValue.parse(opened)
+                  let value = try? JSONValue.parse(opened)
             else { throw StoreError.wrongMasterKey }
-            return StoredProvider(name: row[0].text, section: section, updatedAt: row[2].integer)
+            return (row[0].text, value, row[2].integer)
         }
     }
 
-    func putProvider(name: String, section: JSONValue) throws {
+    private func putSealed(_ table: String, name: String, value: JSONValue) throws {
         guard let sealingKey else { throw StoreError.noMasterKey }
-        let sealed = try AdminStore.seal(section.jsonBytes, key: sealingKey)
+        let sealed = try AdminStore.seal(value.jsonBytes, key: sealingKey)
         try database.run("""
-            INSERT INTO providers (name, sealed, updated_at) VALUES (?, ?, ?)
+            INSERT INTO \(table) (name, sealed, updated_at) VALUES (?, ?, ?)
             ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
             """, [.text(name), .blob(sealed), .integer(AdminStore.now())])
-    }
-
-    func deleteProvider(name: String) throws -> Bool {
-        try database.run("DELETE FROM providers WHERE name = ?", [.text(name)]) > 0
     }
 
     // MARK: Client keys

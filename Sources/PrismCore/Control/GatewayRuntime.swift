@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import PrismWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -27,6 +28,17 @@ public final class GatewayRuntime: Sendable {
         /// The last valid config.yaml, before the admin overlay.
         var file: GatewayConfiguration
         var number: Int
+        /// Each organization's generation (Organizations), by id.
+        var organizations: [String: Gateway] = [:]
+        /// The SHA-256 (hex) of each organization key → its organization's generation.
+        var organizationKeys: [String: Gateway] = [:]
+    }
+
+    /// What an admin change rebuilds: the file's generation (keys and providers of the default
+    /// organization), one organization's, or everything (a reload of config.yaml).
+    enum Scope: Sendable, Equatable {
+        case file, all
+        case organization(String)
     }
 
     private let generation: Mutex<Generation>
@@ -39,6 +51,17 @@ public final class GatewayRuntime: Sendable {
     }
 
     public var gateway: Gateway { generation.withLock { $0.gateway } }
+
+    /// The generation that serves a request presenting `bearer`: its organization's when it is an
+    /// organization's key, else the file's (one SHA-256 per request, only while organizations exist).
+    func gateway(bearer: Substring?) -> Gateway {
+        let (gateway, organizationKeys) = generation.withLock { ($0.gateway, $0.organizationKeys) }
+        guard !organizationKeys.isEmpty, let bearer, !bearer.isEmpty else { return gateway }
+        return organizationKeys[AdminStore.sha256Hex(String(bearer))] ?? gateway
+    }
+
+    /// The organizations being served: id → its generation.
+    var organizations: [String: Gateway] { generation.withLock { $0.organizations } }
 
     public init(file: GatewayConfiguration, configPath: String?, pluginsDirectoryOverride: String?,
                 defaultPluginsDirectory: String, logger: Logger) throws
@@ -82,7 +105,16 @@ public final class GatewayRuntime: Sendable {
         for problem in problems { logger.warning("\(problem)") }
         let gateway = try Gateway(configuration: effective, services: services, logger: logger)
         for warning in gateway.configurationWarnings { logger.warning("\(warning)") }
-        generation = Mutex(Generation(gateway: gateway, file: file, number: 1))
+        var first = Generation(gateway: gateway, file: file, number: 1)
+        if let adminStore {
+            let keys = (try? adminStore.keys()) ?? []
+            let (organizations, problems) = GatewayRuntime.buildOrganizations(
+                file: file, store: adminStore, keys: keys, previous: [:], scope: .all, services: services, logger: logger)
+            for problem in problems { logger.warning("\(problem)") }
+            first.organizations = organizations
+            first.organizationKeys = GatewayRuntime.keyIndex(organizations, keys: keys)
+        }
+        generation = Mutex(first)
         fileSignature.withLock { $0 = GatewayRuntime.signature(of: configPath) }
     }
 
@@ -116,42 +148,127 @@ public final class GatewayRuntime: Sendable {
         return rebuild(file: file, trigger: trigger, warnings: warnings.map(\.description))
     }
 
-    /// Builds and swaps in a generation from `file` (or the last valid file) plus the admin store.
-    private func rebuild(file: GatewayConfiguration?, trigger: String, warnings: [String] = []) -> ReloadOutcome {
+    /// Builds and swaps in a generation from `file` (or the last valid file) plus the admin store:
+    /// the file's and every organization's (`scope` .all), or only one of them.
+    private func rebuild(file: GatewayConfiguration?, trigger: String, warnings: [String] = [],
+                         scope: Scope = .all) -> ReloadOutcome
+    {
         let current = generation.withLock { $0 }
         let file = file ?? current.file
-        let running = current.gateway.configuration
         var notes = warnings
-        if file.server.port != running.server.port || file.server.host != running.server.host {
-            notes.append("server.host and server.port take effect at the next restart")
+        var gateway = current.gateway
+        var replaced: SharedStateService?
+        if case .organization = scope {
+            // Only the organization changes: the file's generation and the others keep serving.
+        } else {
+            let running = current.gateway.configuration
+            if file.server.port != running.server.port || file.server.host != running.server.host {
+                notes.append("server.host and server.port take effect at the next restart")
+            }
+            if file.admin.storePath != running.admin.storePath || (file.admin.token == nil) != (running.admin.token == nil) {
+                notes.append("turning the admin API on or off, or moving its store, takes effect at the next restart")
+            }
+            services.registry.loadDirectory(pluginsDirectoryOverride ?? file.pluginsDirectory ?? defaultPluginsDirectory)
+            // Instances of the new generation bind to the shared state its `redis:` names.
+            replaced = services.registry.useSharedState(file.redis)
+            do {
+                let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
+                notes += problems
+                gateway = try Gateway(configuration: effective, services: services, logger: logger)
+                notes += gateway.configurationWarnings
+            } catch {
+                if let replaced { services.registry.restoreSharedState(replaced) }
+                return reject(trigger, "\(error)")
+            }
         }
-        if file.admin.storePath != running.admin.storePath || (file.admin.token == nil) != (running.admin.token == nil) {
-            notes.append("turning the admin API on or off, or moving its store, takes effect at the next restart")
-        }
-        services.registry.loadDirectory(pluginsDirectoryOverride ?? file.pluginsDirectory ?? defaultPluginsDirectory)
-        // Instances of the new generation bind to the shared state its `redis:` names.
-        let replaced = services.registry.useSharedState(file.redis)
-        let gateway: Gateway
-        do {
-            let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
+        var organizations = current.organizations
+        var organizationKeys = current.organizationKeys
+        if let adminStore {
+            let keys = (try? adminStore.keys()) ?? []
+            let (built, problems) = GatewayRuntime.buildOrganizations(
+                file: file, store: adminStore, keys: keys, previous: current.organizations,
+                scope: replaced != nil ? .all : scope, services: services, logger: logger)
             notes += problems
-            gateway = try Gateway(configuration: effective, services: services, logger: logger)
-            notes += gateway.configurationWarnings
-        } catch {
-            if let replaced { services.registry.restoreSharedState(replaced) }
-            return reject(trigger, "\(error)")
+            organizations = built
+            organizationKeys = GatewayRuntime.keyIndex(built, keys: keys)
         }
         // The old generation's requests may still use the replaced backend for a while.
         replaced?.retire(afterSeconds: 30)
         let number = generation.withLock { state -> Int in
-            state = Generation(gateway: gateway, file: file, number: state.number + 1)
+            state = Generation(gateway: gateway, file: file, number: state.number + 1, organizations: organizations,
+                               organizationKeys: organizationKeys)
             return state.number
         }
         LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
         GatewayMetrics.shared.recordReload(succeeded: true)
         for note in notes { logger.warning("reload: \(note)") }
-        logger.info("configuration reloaded (\(trigger)): generation \(number), \(gateway.providers.count) provider(s), \(gateway.middleware.count) middleware")
+        logger.info("configuration reloaded (\(trigger)): generation \(number), \(gateway.providers.count) provider(s), \(gateway.middleware.count) middleware, \(organizations.count) organization(s)")
         return .applied(generation: number, warnings: notes)
+    }
+
+    /// The organizations' generations: rebuilt as `scope` says, the others kept from `previous`.
+    /// One that cannot be built is left out (its keys then get 401), with why.
+    static func buildOrganizations(file: GatewayConfiguration, store: AdminStore, keys: [AdminStore.StoredKey],
+                                   previous: [String: Gateway], scope: Scope, services: GatewayServices,
+                                   logger: Logger) -> ([String: Gateway], [String])
+    {
+        let stored: [AdminStore.StoredProvider]
+        do {
+            stored = try store.organizations()
+        } catch {
+            return ([:], ["organizations left out: \(error)"])
+        }
+        var built: [String: Gateway] = [:]
+        var problems: [String] = []
+        for organization in stored {
+            let id = organization.name
+            let rebuild: Bool
+            switch scope {
+            case .all: rebuild = true
+            case .file: rebuild = previous[id] == nil
+            case let .organization(changed): rebuild = changed == id || previous[id] == nil
+            }
+            if !rebuild, let kept = previous[id] {
+                built[id] = kept
+                continue
+            }
+            do {
+                built[id] = try buildOrganization(id, section: organization.section, file: file, keys: keys,
+                                                  services: services, logger: logger)
+            } catch {
+                problems.append("organization '\(id)' was left out: \(error)")
+            }
+        }
+        return (built, problems)
+    }
+
+    static func buildOrganization(_ id: String, section: JSONValue, file: GatewayConfiguration, keys: [AdminStore.StoredKey],
+                                  services: GatewayServices, logger: Logger, discover: Bool = true) throws -> Gateway
+    {
+        let configuration = try Organizations.configuration(file: file, id: id, section: section, keys: keys)
+        return try Gateway(configuration: configuration, services: services, logger: logger, discover: discover, organization: id)
+    }
+
+    static func keyIndex(_ organizations: [String: Gateway], keys: [AdminStore.StoredKey]) -> [String: Gateway] {
+        var index: [String: Gateway] = [:]
+        for key in keys where key.revokedAt == nil {
+            if let id = key.extras.organization, let gateway = organizations[id] { index[key.keyHash] = gateway }
+        }
+        return index
+    }
+
+    /// Checks an organization's config by building its generation (nothing is served by it);
+    /// nil when it is valid, else why not. On the control queue.
+    func validateOrganization(_ id: String, section: JSONValue) -> String? {
+        let file = generation.withLock { $0.file }
+        let keys = (try? adminStore?.keys()) ?? []
+        do {
+            _ = try GatewayRuntime.buildOrganization(id, section: section, file: file, keys: keys, services: services,
+                                                     logger: logger, discover: false)
+            return nil
+        } catch {
+            return "\(error)"
+        }
     }
 
     private func reject(_ trigger: String, _ reason: String) -> ReloadOutcome {
@@ -160,9 +277,10 @@ public final class GatewayRuntime: Sendable {
         return .rejected(reason)
     }
 
-    /// Applies an admin API change: the stored state changed, rebuild on the last valid file.
-    func adminChanged(_ what: String, _ done: @escaping @Sendable (ReloadOutcome) -> Void) {
-        control.async { [self] in done(rebuild(file: nil, trigger: "admin: \(what)")) }
+    /// Applies an admin API change: the stored state changed, rebuild on the last valid file
+    /// what it touched. Runs on the control queue already (from changeLater) or queues itself.
+    func adminChanged(_ what: String, scope: Scope = .file, _ done: @escaping @Sendable (ReloadOutcome) -> Void) {
+        control.async { [self] in done(rebuild(file: nil, trigger: "admin: \(what)", scope: scope)) }
     }
 
     /// Runs `work` on the control queue (admin store access stays off the event loops).

@@ -10,11 +10,14 @@ final class BudgetService: Sendable {
     private let state: SharedStateService
     private let logger: Logger
     private let clock: @Sendable () -> UInt64
+    /// Before every counter key: an organization's budgets count apart from the file's.
+    private let counterPrefix: String
 
-    init(settings: BudgetSettings, state: SharedStateService, logger: Logger,
+    init(settings: BudgetSettings, state: SharedStateService, logger: Logger, counterPrefix: String = "",
          clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() })
     {
         self.settings = settings
+        self.counterPrefix = counterPrefix
         self.state = state
         self.logger = logger
         self.clock = clock
@@ -24,7 +27,7 @@ final class BudgetService: Sendable {
     func check(_ subject: BudgetSubject, _ done: @escaping @Sendable ([BudgetClaim], BudgetDecision) -> Void) {
         let claims = settings.claims(for: subject, now: clock())
         guard !claims.isEmpty else { return done([], .allow) }
-        state.readCounters(claims.map(\.counterKey)) { values, _ in
+        state.readCounters(claims.map { counterPrefix + $0.counterKey }) { values, _ in
             let decision = BudgetSettings.decide(claims, spent: values)
             if case let .refuse(claim, _) = decision { GatewayMetrics.shared.recordBudgetRefusal(scope: claim.scope.rawValue) }
             done(claims, decision)
@@ -38,7 +41,7 @@ final class BudgetService: Sendable {
         // A counter outlives its period by a day, so a late add to it is still counted.
         let expiries = claims.map { $0.periodEndsAt == 0 ? 0 : $0.periodEndsAt + 86_400_000 }
         let settings = self.settings, logger = self.logger
-        state.addCounters(claims.map(\.counterKey), Array(repeating: nano, count: claims.count), expiresAt: expiries) { totals, _ in
+        state.addCounters(claims.map { counterPrefix + $0.counterKey }, Array(repeating: nano, count: claims.count), expiresAt: expiries) { totals, _ in
             for (claim, total, reachedLimit) in settings.crossings(claims, added: nano, totals: totals) {
                 let level = reachedLimit ? "limit" : "warn"
                 GatewayMetrics.shared.recordBudgetWarning(scope: claim.scope.rawValue, level: level)
@@ -61,7 +64,7 @@ final class BudgetService: Sendable {
         guard let claim = settings.claims(for: subject, now: clock()).first(where: { $0.scope == scope }) else {
             return done(nil, 0)
         }
-        state.readCounters([claim.counterKey]) { values, _ in done(claim, values.first ?? 0) }
+        state.readCounters([counterPrefix + claim.counterKey]) { values, _ in done(claim, values.first ?? 0) }
     }
 
     /// `GET /-/budgets`: every budget named in the configuration with its spend this period.
@@ -82,7 +85,7 @@ final class BudgetService: Sendable {
         named(settings.models, { BudgetSubject(team: "", user: "", key: "", model: $0) }, .model)
         let backend = state.backendName
         let all = claims
-        state.readCounters(all.map(\.counterKey)) { values, fallback in
+        state.readCounters(all.map { counterPrefix + $0.counterKey }) { values, fallback in
             var writer = JSONWriter(capacity: 128 + all.count * 160)
             writer.beginObject()
             writer.string("backend", fallback ? "memory (redis unreachable)" : backend)

@@ -53,7 +53,7 @@ public final class ProviderInstance: @unchecked Sendable {
     public let modelPatterns: [ModelPattern]
 
     init(settings: ProviderSettings, component: LoadedComponent<prism_provider_v1>, registry: PluginRegistry,
-         timeoutMilliseconds: Int64) throws(InstanceError)
+         timeoutMilliseconds: Int64, scope: String = "") throws(InstanceError)
     {
         self.settings = settings
         componentName = component.name
@@ -63,7 +63,8 @@ public final class ProviderInstance: @unchecked Sendable {
             members.append(("timeout_ms", .number(String(timeoutMilliseconds))))
             configuration = .object(members)
         }
-        let host = registry.hostTable(pluginID: component.pluginID, component: component.name, instance: settings.name)
+        let host = registry.hostTable(pluginID: component.pluginID, component: component.name, instance: settings.name,
+                                      scope: scope)
         let created = try createInstance(table.pointee.instance_new, host: host, name: settings.name,
                                          configuration: configuration)
         instance = created
@@ -171,11 +172,12 @@ public final class MiddlewareInstance: @unchecked Sendable {
     let instance: UnsafeMutableRawPointer
 
     init(settings: MiddlewareSettings, component: LoadedComponent<prism_middleware_v1>,
-         registry: PluginRegistry) throws(InstanceError)
+         registry: PluginRegistry, scope: String = "") throws(InstanceError)
     {
         name = settings.name
         table = component.table
-        let host = registry.hostTable(pluginID: component.pluginID, component: component.name, instance: settings.name)
+        let host = registry.hostTable(pluginID: component.pluginID, component: component.name, instance: settings.name,
+                                      scope: scope)
         instance = try createInstance(table.pointee.instance_new, host: host, name: settings.name,
                                       configuration: settings.configuration)
     }
@@ -218,11 +220,11 @@ public final class RouterInstance: @unchecked Sendable {
 
     /// `configuration` is the `routing` section (prices, race width, ... for the strategy to read).
     init(name: String, component: LoadedComponent<prism_router_v1>, registry: PluginRegistry,
-         configuration: JSONValue) throws(InstanceError)
+         configuration: JSONValue, scope: String = "") throws(InstanceError)
     {
         self.name = name
         table = component.table
-        let host = registry.hostTable(pluginID: component.pluginID, component: component.name, instance: name)
+        let host = registry.hostTable(pluginID: component.pluginID, component: component.name, instance: name, scope: scope)
         instance = try createInstance(table.pointee.instance_new, host: host, name: name, configuration: configuration)
     }
 

@@ -123,14 +123,17 @@ public final class PluginRegistry: @unchecked Sendable {
     }
 
     /// The host table for one component instance: its log lines say `plugin-component/instance`,
-    /// its key-value keys live in the plugin's namespace.
-    func hostTable(pluginID: String, component: String, instance: String) -> UnsafePointer<prism_host_api> {
-        let label = component == instance ? component : "\(component)/\(instance)"
+    /// its key-value keys live in the plugin's namespace. `scope` (an organization) gives the
+    /// instance a namespace of its own, so that two organizations' limits and caches never meet.
+    func hostTable(pluginID: String, component: String, instance: String, scope: String = "") -> UnsafePointer<prism_host_api> {
+        var label = component == instance ? component : "\(component)/\(instance)"
+        if !scope.isEmpty { label += "@" + scope }
         let sharedState = self.sharedState
         let key = HostTableKey(pluginID: pluginID, label: label, sharedState: ObjectIdentifier(sharedState))
         return hostTables.withLock { tables in
             if let made = tables[key] { return made.table }
-            let table = functionTables.makeTable(for: PluginIdentity(label: label, keyNamespace: pluginID, logger: logger,
+            let namespace = scope.isEmpty ? pluginID : pluginID + "@" + scope
+            let table = functionTables.makeTable(for: PluginIdentity(label: label, keyNamespace: namespace, logger: logger,
                                                                      store: store, sharedState: sharedState))
             tables[key] = HostTablePointer(table: table)
             return table

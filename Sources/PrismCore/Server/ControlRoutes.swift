@@ -19,11 +19,12 @@ extension GatewayHTTPHandler {
             return true
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard segments.count >= 2, ["reload", "config", "providers", "keys", "spend", "stats", "requests", "plugins", "budgets"].contains(segments[1])
+        guard segments.count >= 2, ["reload", "config", "providers", "keys", "spend", "stats", "requests", "plugins", "budgets", "orgs"].contains(segments[1])
         else { return false }
         guard authorizeAdmin(head) else { return true }
         if dispatchDashboardData(head: head, segments: segments) { return true }
         let bytes = body.map { Array($0.readableBytesView) } ?? []
+        if segments[1] == "orgs" { return dispatchOrganizations(head: head, segments: segments, body: bytes) || methodNotAllowed(head, path) }
         switch (head.method, segments[1], segments.count) {
         case (.POST, "reload", 2): reloadRoute()
         case (.GET, "config", 2):
@@ -38,7 +39,7 @@ extension GatewayHTTPHandler {
         case (.GET, "keys", 3): getKey(segments[2])
         case (.DELETE, "keys", 3): revokeKey(segments[2])
         case (.GET, "budgets", 2): listBudgets()
-        case (.GET, "spend", 2): spend(query: head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
+        case (.GET, "spend", 2): spend(uri: head.uri)
         default: return methodNotAllowed(head, path)
         }
         return true
@@ -103,13 +104,18 @@ extension GatewayHTTPHandler {
     }
 
     /// Runs `work` (a store change) on the control queue, then rebuilds the gateway and answers.
-    func changeLater(_ what: String, _ work: @escaping @Sendable () -> ControlAnswer) {
+    func changeLater(_ what: String, scope: GatewayRuntime.Scope = .file, _ work: @escaping @Sendable () -> ControlAnswer) {
+        changeLater(what) { (work(), scope) }
+    }
+
+    /// The same, for a change whose work says what it touched (the file's keys, an organization's).
+    func changeLater(_ what: String, _ work: @escaping @Sendable () -> (ControlAnswer, GatewayRuntime.Scope)) {
         guard let reply = replier() else { return }
         let runtime = self.runtime
         runtime.onControlQueue {
-            let answer = work()
+            let (answer, scope) = work()
             guard answer.status.code < 300 else { return reply(answer) }
-            runtime.adminChanged(what) { outcome in
+            runtime.adminChanged(what, scope: scope) { outcome in
                 if case let .rejected(reason) = outcome {
                     return reply(.error(.internalServerError, "reload_failed",
                                         "Stored, but the gateway could not apply it: \(reason)"))

@@ -100,7 +100,8 @@ extension GatewayHTTPHandler {
 
     static func queryParameters(_ uri: String) -> [String: String] {
         var parameters: [String: String] = [:]
-        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return parameters }
+        guard let query = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first
+        else { return parameters }
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1).map { PercentEncoding.decode(String($0)) }
             if parts.count == 2 { parameters[parts[0]] = parts[1] }

@@ -157,8 +157,19 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// The token of `Authorization: Bearer <token>` (nil without one).
+    static func bearerToken(_ head: HTTPRequestHead) -> Substring? {
+        guard let header = head.headers.first(name: "authorization") else { return nil }
+        let trimmed = header.drop { $0 == " " }
+        guard trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " else { return nil }
+        var token = trimmed.dropFirst(7).drop { $0 == " " }
+        while token.last == " " { token = token.dropLast() }
+        return token
+    }
+
     private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?) {
-        let gateway = runtime.gateway // the request keeps this generation to its end
+        // The request keeps this generation to its end: the file's, or its key's organization's.
+        let gateway = runtime.gateway(bearer: GatewayHTTPHandler.bearerToken(head))
         if gateway.activity.stopping.load(ordering: .relaxed) {
             writeError(status: .serviceUnavailable, type: "service_unavailable", code: "service_unavailable",
                        message: "The gateway is shutting down.", close: true)

@@ -7,7 +7,7 @@ import PrismWire
 extension GatewayHTTPHandler {
     /// `POST /-/keys`: `{name, owner, models, rate_limit_rpm, rate_limit_tpm, expires_at, budget:
     /// {limit, period, hard}, metadata}`.
-    func createKey(body: [UInt8]) {
+    func createKey(body: [UInt8], organization fromPath: String? = nil) {
         guard let store = runtime.adminStore else { return }
         guard let request = try? JSONValue.parse(body), let name = request["name"]?.stringValue, !name.isEmpty else {
             return write(.error(.badRequest, "invalid_key_request",
@@ -17,15 +17,23 @@ extension GatewayHTTPHandler {
         let models = request["models"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let requestsPerMinute = max(0, request["rate_limit_rpm"]?.integerValue ?? 0)
         let tokensPerMinute = max(0, request["rate_limit_tpm"]?.integerValue ?? 0)
-        let extras: AdminStore.KeyExtras
+        var checked: AdminStore.KeyExtras
         switch GatewayHTTPHandler.keyExtras(request, now: Int64(wallClockMilliseconds() / 1000)) {
-        case let .success(value): extras = value
+        case let .success(value): checked = value
         case let .failure(problem): return write(.error(.badRequest, "invalid_key_request", problem.message))
         }
+        // POST /-/orgs/{id}/keys, or `org` in the body: the key is served by that organization.
+        checked.organization = fromPath ?? request["org"]?.stringValue
+        let extras = checked
+        if let organization = extras.organization, runtime.organizations[organization] == nil {
+            return write(.error(.notFound, "org_not_found",
+                                "No organization '\(organization)' is being served (PUT /-/orgs/\(organization)/config first)."))
+        }
+        let scope: GatewayRuntime.Scope = extras.organization.map { .organization($0) } ?? .file
         let authEnabled = gateway.configuration.middleware.first { $0.name == "auth" }?
             .configuration["enabled"]?.switchValue ?? false
         let budgetsOff = !gateway.configuration.budgets.enabled
-        changeLater("POST /-/keys") {
+        changeLater("POST /-/keys", scope: scope) {
             do {
                 let (record, raw) = try store.createKey(name: name, owner: owner, models: models,
                                                         requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
@@ -185,8 +193,8 @@ extension GatewayHTTPHandler {
 
     /// `GET /-/spend?group_by=key|owner|user|model|provider&from=&to=` (times: ms since the epoch,
     /// or ISO dates `2026-12-01`): totals from this replica's spend ledger.
-    func spend(query: String) {
-        let parameters = GatewayHTTPHandler.queryParameters("?" + query)
+    func spend(uri: String) {
+        let parameters = GatewayHTTPHandler.queryParameters(uri)
         let groupBy = parameters["group_by"] ?? "model"
         guard SpendLedger.groupColumns[groupBy] != nil else {
             return write(.error(.badRequest, "invalid_group_by", "group_by is one of key, owner, user, model, provider; got '\(groupBy)'"))
@@ -227,14 +235,15 @@ extension GatewayHTTPHandler {
 
     func revokeKey(_ id: String) {
         guard let store = runtime.adminStore else { return }
-        changeLater("DELETE /-/keys/\(id)") {
+        changeLater("DELETE /-/keys/\(id)") { () -> (ControlAnswer, GatewayRuntime.Scope) in
             do {
+                let organization = try store.keys().first { $0.id == id }?.extras.organization
                 guard try store.revokeKey(id: id) else {
-                    return .error(.notFound, "key_not_found", "No live key has the id '\(id)'.")
+                    return (.error(.notFound, "key_not_found", "No live key has the id '\(id)'."), .file)
                 }
-                return .ok(.object([("revoked", .string(id))]))
+                return (.ok(.object([("revoked", .string(id))])), organization.map { .organization($0) } ?? .file)
             } catch {
-                return .error(.internalServerError, "store_error", "\(error)")
+                return (.error(.internalServerError, "store_error", "\(error)"), .file)
             }
         }
     }
@@ -247,6 +256,7 @@ extension GatewayHTTPHandler {
             ("rate_limit_rpm", .number(String(record.requestsPerMinute))),
             ("rate_limit_tpm", .number(String(record.tokensPerMinute))),
             ("created_at", .number(String(record.createdAt))),
+            ("org", record.extras.organization.map { .string($0) } ?? .null),
             ("expires_at", record.extras.expiresAt.map { .number(String($0)) } ?? .null),
             ("budget", record.extras.json["budget"] ?? .null),
             ("metadata", record.extras.metadata),
