@@ -1,10 +1,14 @@
-"""`client.keys` and `client.providers` against the real gateway's admin API: keys created through
-the client and then used, shown once and never again; provider secrets never returned."""
+"""`client.keys`, `client.providers` and `client.budgets` against the real gateway's admin API: keys
+created through the client and then used, shown once and never again; provider secrets never
+returned; virtual keys with a budget spent for real, an expiry, metadata, and their spend."""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from datetime import date, datetime, timezone
+from typing import Any, Callable
 
+import openai
 import pytest
 
 import prism
@@ -88,3 +92,92 @@ def test_a_separate_control_plane_url(setup: Setup) -> None:
         assert client.control_plane_url == setup.base_url
         assert {k.name for k in client.keys.list()} >= {"client-key", "limited-key"}
         assert client.control_plane.request("GET", "/-/config")["providers"]
+
+
+# ---- virtual keys: budget, expiry, metadata, spend -----------------------------------------------
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_virtual_keys_budget_is_enforced_and_its_spend_shown(start_setup: Callable[..., Setup]) -> None:
+    setup = start_setup(spend_ledger={"flush_interval": "100ms"})
+    # 1000 prompt + 100 completion tokens of gpt-4o-mini at $2 / $10 per million: $0.003 a request.
+    setup.mock.prompt_tokens, setup.mock.completion_tokens = 1000, 100
+    with admin_client(setup) as admin:
+        created = admin.keys.create(name="agent-1", owner="team-z", models=["gpt-4o-mini"],
+                                    budget={"limit": 0.005, "period": "daily"}, expires_at=date(2099, 1, 1),
+                                    metadata={"project": "search", "cost_center": 42})
+        assert created.expires_at == 4070908800 and created.org is None
+        assert isinstance(created.budget, prism.KeyBudget)
+        assert (created.budget.limit, created.budget.period, created.budget.hard) == (0.005, "daily", True)
+        assert created.metadata == {"project": "search", "cost_center": 42}
+
+        with Prism(api_key=created.key, base_url=setup.base_url) as agent:
+            # $0.003, then $0.006: the request that crosses the limit completes; the next is refused,
+            # at once (a spent budget is not retried) and without reaching the provider.
+            assert ask(agent).prism.cost == pytest.approx(0.003)
+            assert ask(agent).prism.cost == pytest.approx(0.003)
+            with pytest.raises(prism.BudgetExceededError) as caught:
+                ask(agent)
+            err = caught.value
+            assert isinstance(err, prism.RateLimitError) and isinstance(err, openai.RateLimitError)
+            assert err.status_code == 429 and err.code == "budget_exceeded" and "agent-1" in str(err)
+            assert 0 < int(err.response.headers["retry-after"]) <= 86_400
+            assert len(setup.mock.chat_requests()) == 2
+            # Another key has no budget.
+            assert ask(admin).prism.provider == "up"
+
+        details = admin.keys.get(created.id or "")
+        assert isinstance(details, prism.KeyDetails) and details.id == created.id and details.name == "agent-1"
+        assert created.key not in details.to_json() and getattr(details, "key", None) is None
+        assert details.metadata == {"project": "search", "cost_center": 42} and details.owner == "team-z"
+        assert details.spend is not None and details.spend.budget is not None
+        budget = details.spend.budget
+        assert isinstance(budget, prism.BudgetStatus)
+        assert (budget.scope, budget.name, budget.period, budget.hard) == ("key", "agent-1", "daily", True)
+        assert budget.limit_usd == pytest.approx(0.005) and budget.spent_usd == pytest.approx(0.006)
+        assert budget.remaining_usd == 0
+        assert budget.resets_at_ms and 0 < budget.resets_at_ms - time.time() * 1000 <= 86_400_000
+        # The ledger's side (requests, cost) is written a moment after the answers.
+        wait_for(lambda: (admin.keys.retrieve(created.id or "").spend or prism.KeySpend()).requests == 2)
+        spend = admin.keys.get(created.id or "").spend
+        assert spend is not None and spend.cost_usd == pytest.approx(0.006)
+
+        listed = {k.id: k for k in admin.keys.list()}[created.id]
+        assert listed.budget is not None and listed.budget.limit == 0.005 and listed.metadata == created.metadata
+        rows = {(b.scope, b.name): b for b in admin.budgets.list()}
+        assert rows[("key", "agent-1")].spent_usd == pytest.approx(0.006)
+
+        with pytest.raises(prism.NotFoundError):
+            admin.keys.get("key_doesnotexist")
+        with pytest.raises(prism.BadRequestError) as refused:
+            admin.keys.create(name="bad", budget={"limit": 1, "period": "hourly"})
+        assert refused.value.code == "invalid_key_request"
+
+
+def test_an_expired_key_is_refused_with_key_expired(setup: Setup) -> None:
+    expires = int(time.time()) + 2
+    with admin_client(setup) as admin:
+        by_seconds = admin.keys.create(name="short-lived", expires_at=expires)
+        by_datetime = admin.keys.create(name="short-lived-too",
+                                        expires_at=datetime.fromtimestamp(expires, timezone.utc))
+        by_string = admin.keys.create(name="long-lived", expires_at="2099-01-01T00:00:00Z")
+        assert (by_seconds.expires_at, by_datetime.expires_at, by_string.expires_at) == (expires, expires, 4070908800)
+        clients = [Prism(api_key=k.key, base_url=setup.base_url, max_retries=0)
+                   for k in (by_seconds, by_datetime, by_string)]
+        for client in clients:
+            assert ask(client).prism.provider == "up"
+        time.sleep(max(0.0, expires + 0.6 - time.time()))
+        for client in clients[:2]:
+            with pytest.raises(prism.AuthenticationError) as caught:
+                ask(client)
+            assert caught.value.code == "key_expired" and caught.value.status_code == 401
+        assert ask(clients[2]).prism.provider == "up"
+        for client in clients:
+            client.close()
+        with pytest.raises(prism.BadRequestError):
+            admin.keys.create(name="in-the-past", expires_at=1000)

@@ -88,3 +88,22 @@ async def test_admin_keys_and_providers(setup: Setup) -> None:
         with pytest.raises(prism.PermissionDeniedError):
             async with AsyncPrism(api_key=CLIENT_KEY, base_url=setup.base_url) as plain:
                 await plain.keys.list()
+
+
+async def test_a_virtual_key_with_a_budget(setup: Setup) -> None:
+    setup.mock.prompt_tokens, setup.mock.completion_tokens = 1000, 100  # $0.003 a request
+    async with AsyncPrism(api_key=CLIENT_KEY, base_url=setup.base_url, admin_key=ADMIN_TOKEN) as admin:
+        created = await admin.keys.create(name="async-agent", budget={"limit": 0.002, "period": "total"},
+                                          metadata={"run": 7}, expires_at="2099-01-01")
+        assert created.budget is not None and created.budget.period == "total" and created.expires_at == 4070908800
+        async with AsyncPrism(api_key=created.key, base_url=setup.base_url) as agent:
+            await agent.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            with pytest.raises(prism.BudgetExceededError) as caught:
+                await agent.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            assert caught.value.code == "budget_exceeded"
+        assert len(setup.mock.chat_requests()) == 1
+        details = await admin.keys.get(created.id or "")
+        assert details.metadata == {"run": 7} and details.spend is not None and details.spend.budget is not None
+        assert details.spend.budget.spent_usd == pytest.approx(0.003) and details.spend.budget.resets_at_ms is None
+        budgets = await admin.budgets.list()
+        assert [(b.scope, b.name, b.remaining_usd) for b in budgets] == [("key", "async-agent", 0)]

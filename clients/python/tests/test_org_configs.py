@@ -1,11 +1,12 @@
-"""`org_configs` against the contract the gateway's organizations will serve
-(`PUT`/`GET`/`DELETE /-/orgs/{org_id}/config`, JSON answers, the admin token as bearer), on a fake
-transport: the gateway has no org routes yet, and their integration tests come with them.
-Also where the admin API is and which token it gets."""
+"""The admin API's requests and answer shapes on a fake transport (the real gateway's
+organizations are tested in test_orgs_live.py): `org_configs` (`PUT`/`GET`/`DELETE
+/-/orgs/{org_id}/config`, ids as one path segment, lenient answers), the bodies `keys.create`
+sends (expiry, budget, metadata, org), where the admin API is and which token it gets."""
 
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 import httpx2
@@ -94,7 +95,8 @@ def test_create_get_update_delete(answer: str) -> None:
     assert updated.config == changed and fake.requests[-1].method == "PUT"
     assert fake.stored["acme"] == changed
 
-    assert client.org_configs.delete("acme") is None
+    deleted = client.org_configs.delete("acme")
+    assert isinstance(deleted, prism.OrgDeleted) and deleted.deleted == "acme" and deleted.keys_revoked is None
     assert (fake.requests[-1].method, fake.requests[-1].url.path) == ("DELETE", "/-/orgs/acme/config")
     with pytest.raises(prism.NotFoundError) as caught:
         client.org_configs.get("acme")
@@ -141,10 +143,69 @@ async def test_async_org_configs(anyio_backend: str) -> None:
         assert str(fake.requests[-1].url) == "https://control.example.com/-/orgs/acme/config"
         assert (await client.org_configs.get("acme")).config == CONFIG
         assert (await client.org_configs.update("acme", {"cache": {}})).config == {"cache": {}}
-        await client.org_configs.delete("acme")
+        assert (await client.org_configs.delete("acme")).deleted == "acme"
         with pytest.raises(prism.NotFoundError):
             await client.org_configs.retrieve("acme")
     assert [r.method for r in fake.requests] == ["PUT", "GET", "PUT", "DELETE", "GET"]
+
+
+# ---- what keys.create and org_configs.create_key send --------------------------------------------
+
+def recording_client() -> tuple[Prism, list[httpx2.Request]]:
+    sent: list[httpx2.Request] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(201, json={"id": "key_x", "name": "k", "key": "sk-prism-new",
+                                          **json.loads(request.content)})
+
+    return Prism(api_key="k", base_url="http://gateway.test",
+                 control_plane_http_client=httpx2.Client(transport=httpx2.MockTransport(handle))), sent
+
+
+@pytest.mark.parametrize("given,sent", [
+    (1_900_000_000, 1_900_000_000),
+    (1_900_000_000.9, 1_900_000_000),
+    ("2027-01-31", "2027-01-31"),
+    ("2027-01-31T12:00:00Z", "2027-01-31T12:00:00Z"),
+    (date(2027, 1, 31), "2027-01-31"),
+    (datetime(2027, 1, 31, 12, 0, tzinfo=timezone.utc), 1801396800),
+    (datetime(2027, 1, 31, 12, 0), 1801396800),  # naive: UTC, as the gateway takes its ISO dates
+    (datetime(2027, 1, 31, 13, 0, tzinfo=timezone(timedelta(hours=1))), 1801396800),
+])
+def test_expires_at_in_every_spelling(given: Any, sent: Any) -> None:
+    client, requests = recording_client()
+    client.keys.create(name="k", expires_at=given)
+    assert json.loads(requests[-1].content) == {"name": "k", "expires_at": sent}
+
+
+def test_a_key_body_with_everything() -> None:
+    client, requests = recording_client()
+    created = client.keys.create(name="k", owner="team", models=["gpt-4o"], rate_limit_rpm=5, rate_limit_tpm=0,
+                                 budget={"limit": 2.5, "period": "weekly", "hard": False},
+                                 metadata={"a": [1, 2]}, org="acme", extra_body={"future": True})
+    assert json.loads(requests[-1].content) == {
+        "name": "k", "owner": "team", "models": ["gpt-4o"], "rate_limit_rpm": 5, "rate_limit_tpm": 0,
+        "budget": {"limit": 2.5, "period": "weekly", "hard": False}, "metadata": {"a": [1, 2]}, "org": "acme",
+        "future": True}
+    assert (requests[-1].method, requests[-1].url.path) == ("POST", "/-/keys")
+    assert isinstance(created.budget, prism.KeyBudget) and created.budget.hard is False and created.org == "acme"
+    # A stored budget can be given back as it is.
+    client.keys.create(name="again", budget=created.budget)
+    assert json.loads(requests[-1].content)["budget"] == {"limit": 2.5, "period": "weekly", "hard": False}
+
+    client.org_configs.create_key("team/x", name="k2", budget={"limit": 1})
+    assert requests[-1].url.raw_path == b"/-/orgs/team%2Fx/keys"
+    assert json.loads(requests[-1].content) == {"name": "k2", "budget": {"limit": 1}}
+
+
+@pytest.mark.parametrize("kwargs", [{"expires_at": True}, {"expires_at": [1]}, {"budget": 5},
+                                    {"metadata": ["not", "an", "object"]}, {"models": "gpt-4o"}])
+def test_bad_key_arguments_are_refused_before_sending(kwargs: dict[str, Any]) -> None:
+    client, requests = recording_client()
+    with pytest.raises(TypeError):
+        client.keys.create(name="k", **kwargs)
+    assert requests == []
 
 
 # ---- where the admin API is, and which token it gets ---------------------------------------------

@@ -1,9 +1,9 @@
 """The two snippets of issue 18, verbatim.
 
 Seed 1 runs against the real gateway at the address it hardcodes (localhost:8080, key
-sk-prism-my-key-here). Seed 2 names example.com hosts and the org-config routes the gateway does
-not serve yet: it runs unchanged with the admin API's HTTP transport replaced by a fake that
-records what the client sent (the server side will bring its own integration test)."""
+sk-prism-my-key-here). Seed 2 names example.com hosts: it runs unchanged with the admin API's HTTP
+transport replaced by a fake that records what the client sent (the same calls against the real
+gateway's organizations: test_orgs_live.py)."""
 
 from __future__ import annotations
 

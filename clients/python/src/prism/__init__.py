@@ -28,7 +28,21 @@ from ._errors import (
 )
 from ._extras import PrismExtras, RateLimitInfo, extras
 from ._version import __version__
-from .types import CreatedKey, KeyInfo, OrgConfig, ProviderInfo
+from .types import (
+    BudgetPeriod,
+    BudgetStatus,
+    CreatedKey,
+    ExpiresAt,
+    KeyBudget,
+    KeyBudgetParam,
+    KeyDetails,
+    KeyInfo,
+    KeySpend,
+    OrgConfig,
+    OrgDeleted,
+    OrgSummary,
+    ProviderInfo,
+)
 
 __all__ = [
     "Prism",
@@ -43,7 +57,16 @@ __all__ = [
     "ProviderInfo",
     "KeyInfo",
     "CreatedKey",
+    "KeyDetails",
+    "KeySpend",
+    "KeyBudget",
+    "KeyBudgetParam",
+    "BudgetPeriod",
+    "ExpiresAt",
+    "BudgetStatus",
     "OrgConfig",
+    "OrgSummary",
+    "OrgDeleted",
     "PrismError",
     "APIError",
     "APIConnectionError",

@@ -14,10 +14,12 @@ from typing_extensions import Self, override
 
 from ._control import (
     DEFAULT_TIMEOUT,
+    AsyncBudgets,
     AsyncControlPlane,
     AsyncKeys,
     AsyncOrgConfigs,
     AsyncProviders,
+    Budgets,
     ControlPlane,
     Keys,
     OrgConfigs,
@@ -96,8 +98,8 @@ class Prism(openai.OpenAI):
       do not know the attribute on openai's types: `prism.extras(response)` is the typed spelling.
     - errors are Prism's classes (`prism.AuthenticationError`, `prism.BudgetExceededError`, …),
       subclasses of openai's, so `except openai.RateLimitError` still catches them.
-    - `providers`, `keys` and `org_configs`: the admin API at `control_plane_url` (default: the
-      gateway itself), with `admin_key` as the bearer token (default: `api_key`).
+    - `providers`, `keys`, `org_configs` and `budgets`: the admin API at `control_plane_url`
+      (default: the gateway itself), with `admin_key` as the bearer token (default: `api_key`).
 
     Arguments (all keyword-only; any other keyword is passed to `openai.OpenAI`):
       api_key             the Prism client key (`sk-prism-…`); default `$PRISM_API_KEY`
@@ -111,6 +113,7 @@ class Prism(openai.OpenAI):
     providers: Providers
     keys: Keys
     org_configs: OrgConfigs
+    budgets: Budgets
 
     def __init__(self, *, api_key: Optional[str] = None, base_url: Union[str, httpx2.URL, None] = None,
                  control_plane_url: Optional[str] = None, admin_key: Optional[str] = None,
@@ -129,6 +132,7 @@ class Prism(openai.OpenAI):
         self.providers = Providers(self._control_plane)
         self.keys = Keys(self._control_plane)
         self.org_configs = OrgConfigs(self._control_plane)
+        self.budgets = Budgets(self._control_plane)
 
     @property
     def control_plane_url(self) -> str:
@@ -192,6 +196,7 @@ class AsyncPrism(openai.AsyncOpenAI):
     providers: AsyncProviders
     keys: AsyncKeys
     org_configs: AsyncOrgConfigs
+    budgets: AsyncBudgets
 
     def __init__(self, *, api_key: Optional[str] = None, base_url: Union[str, httpx2.URL, None] = None,
                  control_plane_url: Optional[str] = None, admin_key: Optional[str] = None,
@@ -210,6 +215,7 @@ class AsyncPrism(openai.AsyncOpenAI):
         self.providers = AsyncProviders(self._control_plane)
         self.keys = AsyncKeys(self._control_plane)
         self.org_configs = AsyncOrgConfigs(self._control_plane)
+        self.budgets = AsyncBudgets(self._control_plane)
 
     @property
     def control_plane_url(self) -> str:

@@ -1,9 +1,10 @@
-"""The admin API (`/-/providers`, `/-/keys`, `/-/orgs/{org_id}/config`), sync and async, on httpx2
+"""The admin API (`/-/providers`, `/-/keys`, `/-/orgs`, `/-/budgets`), sync and async, on httpx2
 (the HTTP library the openai package is built on). Every route takes
 `Authorization: Bearer <admin token>`."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
@@ -12,7 +13,19 @@ from urllib.parse import quote
 import httpx2
 
 from ._errors import APIConnectionError, APIResponseValidationError, APITimeoutError, status_error
-from .types import CreatedKey, KeyInfo, OrgConfig, ProviderInfo
+from .types import (
+    BudgetStatus,
+    CreatedKey,
+    ExpiresAt,
+    KeyBudget,
+    KeyBudgetParam,
+    KeyDetails,
+    KeyInfo,
+    OrgConfig,
+    OrgDeleted,
+    OrgSummary,
+    ProviderInfo,
+)
 
 __all__ = [
     "ControlPlane",
@@ -23,6 +36,8 @@ __all__ = [
     "AsyncKeys",
     "OrgConfigs",
     "AsyncOrgConfigs",
+    "Budgets",
+    "AsyncBudgets",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -198,8 +213,34 @@ def _org_config(org_id: str, data: Any) -> OrgConfig:
     return OrgConfig.construct(org_id=org_id, config=None)
 
 
+def _expires_at(value: ExpiresAt) -> Union[int, str]:
+    if isinstance(value, bool):
+        raise TypeError("expires_at must be seconds since the epoch, a datetime, a date or an ISO string")
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return int(value.timestamp())
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, (int, str)):
+        return value
+    raise TypeError("expires_at must be seconds since the epoch, a datetime, a date or an ISO string")
+
+
+def _budget(value: Union[KeyBudgetParam, KeyBudget, Mapping[str, Any]]) -> Dict[str, Any]:
+    if isinstance(value, KeyBudget):
+        return {k: v for k, v in value.to_dict().items() if v is not None}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError('budget must be a mapping such as {"limit": 5.0, "period": "monthly"}')
+
+
 def _key_body(name: str, owner: Optional[str], models: Optional[Sequence[str]], rate_limit_rpm: Optional[int],
-              rate_limit_tpm: Optional[int], extra: Mapping[str, Any]) -> Dict[str, Any]:
+              rate_limit_tpm: Optional[int], extra: Mapping[str, Any], *, expires_at: Optional[ExpiresAt] = None,
+              budget: Union[KeyBudgetParam, KeyBudget, None] = None, metadata: Optional[Mapping[str, Any]] = None,
+              org: Optional[str] = None) -> Dict[str, Any]:
     body: Dict[str, Any] = {"name": name}
     if owner is not None:
         body["owner"] = owner
@@ -211,6 +252,16 @@ def _key_body(name: str, owner: Optional[str], models: Optional[Sequence[str]], 
         body["rate_limit_rpm"] = rate_limit_rpm
     if rate_limit_tpm is not None:
         body["rate_limit_tpm"] = rate_limit_tpm
+    if expires_at is not None:
+        body["expires_at"] = _expires_at(expires_at)
+    if budget is not None:
+        body["budget"] = _budget(budget)
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise TypeError("metadata must be a mapping (a JSON object)")
+        body["metadata"] = dict(metadata)
+    if org is not None:
+        body["org"] = org
     body.update(extra)
     return body
 
@@ -223,6 +274,10 @@ def _providers(data: Any) -> List[ProviderInfo]:
 
 def _keys(data: Any) -> List[KeyInfo]:
     return _models(KeyInfo.construct, data, "keys")
+
+
+def _key_details(data: Any) -> KeyDetails:
+    return _model(KeyDetails.construct, data)
 
 
 def _created_key(data: Any) -> CreatedKey:
@@ -243,6 +298,22 @@ def _org_parser(org_id: str, sent: Optional[Mapping[str, Any]] = None) -> Callab
 
 def _org_path(org_id: str) -> str:
     return f"/-/orgs/{_segment(org_id)}/config"
+
+
+def _orgs(data: Any) -> List[OrgSummary]:
+    return _models(OrgSummary.construct, data, "orgs")
+
+
+def _budgets(data: Any) -> List[BudgetStatus]:
+    return _models(BudgetStatus.construct, data, "budgets")
+
+
+def _org_deleted(org_id: str) -> Callable[[Any], OrgDeleted]:
+    def parse(data: Any) -> OrgDeleted:
+        if data is None:  # an empty answer: deleted, the count of keys unknown
+            return OrgDeleted.construct(deleted=org_id)
+        return _model(OrgDeleted.construct, data)
+    return parse
 
 
 class Providers:
@@ -288,20 +359,44 @@ class AsyncProviders:
 
 
 class Keys:
-    """`/-/keys`: client keys. `create` returns the raw key, the only time it is shown."""
+    """`/-/keys`: client keys (virtual keys). `create` returns the raw key, the only time it is shown."""
 
     def __init__(self, control: ControlPlane) -> None:
         self._control = control
 
     def create(self, *, name: str, owner: Optional[str] = None, models: Optional[Sequence[str]] = None,
                rate_limit_rpm: Optional[int] = None, rate_limit_tpm: Optional[int] = None,
+               expires_at: Optional[ExpiresAt] = None, budget: Union[KeyBudgetParam, KeyBudget, None] = None,
+               metadata: Optional[Mapping[str, Any]] = None, org: Optional[str] = None,
                extra_body: Optional[Mapping[str, Any]] = None) -> CreatedKey:
-        body = _key_body(name, owner, models, rate_limit_rpm, rate_limit_tpm, extra_body or {})
+        """Creates a key (`POST /-/keys`):
+
+        name            the key's name (in logs, the spend ledger, `budgets.keys` of config.yaml)
+        owner           its team (budgets' `teams`, the ledger's `owner`)
+        models          the models it may use (default: all)
+        rate_limit_rpm, rate_limit_tpm   its own limits (0 or None: none)
+        expires_at      when it stops working (401 `key_expired` after): seconds since the epoch, a
+                        datetime (naive: UTC), a date, or "2027-01-31[T12:00:00Z]"
+        budget          its own budget: {"limit": USD, "period": "daily"|"weekly"|"monthly"|"total",
+                        "hard": True} (429 `budget_exceeded` once spent)
+        metadata        any JSON object (up to 16 KiB), kept and shown with the key
+        org             makes it a key of that organization (as `org_configs.create_key` does)
+        extra_body      more members for the request body (fields newer than this client)
+        """
+        body = _key_body(name, owner, models, rate_limit_rpm, rate_limit_tpm, extra_body or {},
+                         expires_at=expires_at, budget=budget, metadata=metadata, org=org)
         return self._control.request("POST", "/-/keys", body=body, parse=_created_key)
 
     def list(self) -> List[KeyInfo]:
         """Keys from config.yaml and from the store: previews, never keys."""
         return self._control.request("GET", "/-/keys", parse=_keys)
+
+    def get(self, key_id: str) -> KeyDetails:
+        """One stored key with what it spent (`.spend`): its requests and cost in the replica's
+        ledger and, for a key with a budget, that budget this period (NotFoundError for an unknown id)."""
+        return self._control.request("GET", f"/-/keys/{_segment(key_id)}", parse=_key_details)
+
+    retrieve = get
 
     def revoke(self, key_id: str) -> None:
         """Revokes a stored key at once (NotFoundError for an unknown or already revoked id)."""
@@ -318,12 +413,20 @@ class AsyncKeys:
 
     async def create(self, *, name: str, owner: Optional[str] = None, models: Optional[Sequence[str]] = None,
                      rate_limit_rpm: Optional[int] = None, rate_limit_tpm: Optional[int] = None,
+                     expires_at: Optional[ExpiresAt] = None, budget: Union[KeyBudgetParam, KeyBudget, None] = None,
+                     metadata: Optional[Mapping[str, Any]] = None, org: Optional[str] = None,
                      extra_body: Optional[Mapping[str, Any]] = None) -> CreatedKey:
-        body = _key_body(name, owner, models, rate_limit_rpm, rate_limit_tpm, extra_body or {})
+        body = _key_body(name, owner, models, rate_limit_rpm, rate_limit_tpm, extra_body or {},
+                         expires_at=expires_at, budget=budget, metadata=metadata, org=org)
         return await self._control.request("POST", "/-/keys", body=body, parse=_created_key)
 
     async def list(self) -> List[KeyInfo]:
         return await self._control.request("GET", "/-/keys", parse=_keys)
+
+    async def get(self, key_id: str) -> KeyDetails:
+        return await self._control.request("GET", f"/-/keys/{_segment(key_id)}", parse=_key_details)
+
+    retrieve = get
 
     async def revoke(self, key_id: str) -> None:
         await self._control.request("DELETE", f"/-/keys/{_segment(key_id)}", parse=_none)
@@ -332,29 +435,52 @@ class AsyncKeys:
 
 
 class OrgConfigs:
-    """`/-/orgs/{org_id}/config`: an organization's config (`providers`, `routing`, `cache`,
-    `rate_limiting`, … as in config.yaml). `create` and `update` both PUT the whole config."""
+    """`/-/orgs`: organizations. Each owns its providers (with their keys), `model_map`, `routing`,
+    `rate_limiting`, `cache` and `budgets` (the shapes of config.yaml; `providers` is required), and
+    a request made with one of its keys is served by that config alone. `create` and `update` both
+    PUT the whole config; answers show provider keys masked."""
 
     def __init__(self, control: ControlPlane) -> None:
         self._control = control
 
     def create(self, org_id: str, config: Mapping[str, Any]) -> OrgConfig:
+        """Stores and applies an organization's config (`PUT /-/orgs/{org_id}/config`; replaces
+        one that exists). BadRequestError (`invalid_org_config`) for a config the gateway refuses."""
         return self._control.request("PUT", _org_path(org_id), body=dict(config), parse=_org_parser(org_id, config))
 
     def update(self, org_id: str, config: Mapping[str, Any]) -> OrgConfig:
+        """Replaces an organization's whole config (the same PUT as `create`)."""
         return self._control.request("PUT", _org_path(org_id), body=dict(config), parse=_org_parser(org_id, config))
 
     def get(self, org_id: str) -> OrgConfig:
+        """Its config (secrets masked), `updated_at` and its keys (previews)."""
         return self._control.request("GET", _org_path(org_id), parse=_org_parser(org_id))
 
     retrieve = get
 
-    def delete(self, org_id: str) -> None:
-        self._control.request("DELETE", _org_path(org_id), parse=_none)
+    def list(self) -> List[OrgSummary]:
+        """Every organization (`GET /-/orgs`): its providers' names, how many keys, whether serving."""
+        return self._control.request("GET", "/-/orgs", parse=_orgs)
+
+    def create_key(self, org_id: str, *, name: str, owner: Optional[str] = None,
+                   models: Optional[Sequence[str]] = None, rate_limit_rpm: Optional[int] = None,
+                   rate_limit_tpm: Optional[int] = None, expires_at: Optional[ExpiresAt] = None,
+                   budget: Union[KeyBudgetParam, KeyBudget, None] = None,
+                   metadata: Optional[Mapping[str, Any]] = None,
+                   extra_body: Optional[Mapping[str, Any]] = None) -> CreatedKey:
+        """A key of the organization (`POST /-/orgs/{org_id}/keys`; NotFoundError `org_not_found`
+        for an organization not being served); the arguments are `keys.create`'s."""
+        body = _key_body(name, owner, models, rate_limit_rpm, rate_limit_tpm, extra_body or {},
+                         expires_at=expires_at, budget=budget, metadata=metadata)
+        return self._control.request("POST", f"/-/orgs/{_segment(org_id)}/keys", body=body, parse=_created_key)
+
+    def delete(self, org_id: str) -> OrgDeleted:
+        """Removes the organization and revokes its keys (`.keys_revoked` says how many)."""
+        return self._control.request("DELETE", _org_path(org_id), parse=_org_deleted(org_id))
 
 
 class AsyncOrgConfigs:
-    """`/-/orgs/{org_id}/config`, async."""
+    """`/-/orgs`, async."""
 
     def __init__(self, control: AsyncControlPlane) -> None:
         self._control = control
@@ -372,5 +498,39 @@ class AsyncOrgConfigs:
 
     retrieve = get
 
-    async def delete(self, org_id: str) -> None:
-        await self._control.request("DELETE", _org_path(org_id), parse=_none)
+    async def list(self) -> List[OrgSummary]:
+        return await self._control.request("GET", "/-/orgs", parse=_orgs)
+
+    async def create_key(self, org_id: str, *, name: str, owner: Optional[str] = None,
+                         models: Optional[Sequence[str]] = None, rate_limit_rpm: Optional[int] = None,
+                         rate_limit_tpm: Optional[int] = None, expires_at: Optional[ExpiresAt] = None,
+                         budget: Union[KeyBudgetParam, KeyBudget, None] = None,
+                         metadata: Optional[Mapping[str, Any]] = None,
+                         extra_body: Optional[Mapping[str, Any]] = None) -> CreatedKey:
+        body = _key_body(name, owner, models, rate_limit_rpm, rate_limit_tpm, extra_body or {},
+                         expires_at=expires_at, budget=budget, metadata=metadata)
+        return await self._control.request("POST", f"/-/orgs/{_segment(org_id)}/keys", body=body,
+                                             parse=_created_key)
+
+    async def delete(self, org_id: str) -> OrgDeleted:
+        return await self._control.request("DELETE", _org_path(org_id), parse=_org_deleted(org_id))
+
+
+class Budgets:
+    """`/-/budgets`: every named budget's spend this period (config.yaml's `budgets`, and keys' own)."""
+
+    def __init__(self, control: ControlPlane) -> None:
+        self._control = control
+
+    def list(self) -> List[BudgetStatus]:
+        return self._control.request("GET", "/-/budgets", parse=_budgets)
+
+
+class AsyncBudgets:
+    """`/-/budgets`, async."""
+
+    def __init__(self, control: AsyncControlPlane) -> None:
+        self._control = control
+
+    async def list(self) -> List[BudgetStatus]:
+        return await self._control.request("GET", "/-/budgets", parse=_budgets)
