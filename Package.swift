@@ -8,8 +8,8 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 /// A first-party plugin: a dynamic library built from Plugins/<folder> on PluginKit.
-func pluginTarget(_ name: String, folder: String) -> Target {
-    .target(name: name, dependencies: ["PluginKit", "PrismWire", "PrismPluginABI"],
+func pluginTarget(_ name: String, folder: String, kits: [Target.Dependency] = []) -> Target {
+    .target(name: name, dependencies: ["PluginKit", "PrismWire", "PrismPluginABI"] + kits,
             path: "Plugins/\(folder)", swiftSettings: swiftSettings)
 }
 
@@ -61,8 +61,11 @@ let package = Package(
         // Fast JSON and SSE, shared by the host and PluginKit. Knows nothing of either.
         .target(name: "PrismWire", swiftSettings: swiftSettings),
         // What Swift plugins share: ABI glue and OpenAI shapes.
-        .target(name: "PluginKit", dependencies: ["PrismWire", "PrismPluginABI"],
+        .target(name: "PluginKit", dependencies: ["PrismWire", "PrismPluginABI", "CCrypto"],
                 swiftSettings: swiftSettings),
+        // AWS request signing (SigV4) and the event-stream framing: Bedrock's alone, so that no
+        // other plugin carries them.
+        .target(name: "AWSKit", dependencies: ["PluginKit", "PrismWire"], swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
             "PrismPluginABI", "PrismWire", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -83,10 +86,10 @@ let package = Package(
         pluginTarget("PrismProviderGemini", folder: "gemini"),
         pluginTarget("PrismProviderCohere", folder: "cohere"),
         pluginTarget("PrismProviderAzure", folder: "azure"),
-        pluginTarget("PrismProviderBedrock", folder: "bedrock"),
+        pluginTarget("PrismProviderBedrock", folder: "bedrock", kits: ["AWSKit"]),
         pluginTarget("PrismMiddlewareRateLimit", folder: "rate-limit"),
         pluginTarget("PrismMiddlewareCache", folder: "cache"),
-        .testTarget(name: "BedrockTests", dependencies: ["PrismProviderBedrock", "PluginKit", "PrismWire"],
+        .testTarget(name: "BedrockTests", dependencies: ["PrismProviderBedrock", "AWSKit", "PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
         // Measures what a routing decision costs per strategy (release build).
         .executableTarget(name: "prism-routing-bench", dependencies: ["PrismCore"], path: "bench/routing",

@@ -1,3 +1,4 @@
+import AWSKit
 import PluginKit
 import PrismPluginABI
 import PrismWire

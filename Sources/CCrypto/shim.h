@@ -1,8 +1,10 @@
 #ifndef PRISM_CCRYPTO_SHIM_H
 #define PRISM_CCRYPTO_SHIM_H
 /* OpenSSL's libcrypto (already in the process through libcurl): AES-256-GCM, HKDF-SHA256, SHA-256
- * and the CSPRNG for the admin store, SHA-1 for Redis script names. Each helper returns 1 on success, 0 on failure. */
+ * and the CSPRNG for the admin store, SHA-1 for Redis script names; SHA-256 and HMAC-SHA256 for
+ * plugins (PluginKit). Each helper returns 1 on success, 0 on failure. */
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <stddef.h>
@@ -59,6 +61,36 @@ static inline int prism_digest(int sha1, const uint8_t *data, size_t length, uin
     unsigned int written = 0;
     return EVP_Digest(data, length, out, &written, sha1 ? EVP_sha1() : EVP_sha256(), NULL) == 1 &&
            written == (sha1 ? 20u : 32u);
+}
+
+/* A streaming SHA-256 (plugins' cache keys): begin, update as often as needed, then finish (which
+ * frees the context) or abandon. */
+static inline EVP_MD_CTX *prism_sha256_begin(void) {
+    EVP_MD_CTX *context = EVP_MD_CTX_new();
+    if (context != NULL && EVP_DigestInit_ex(context, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(context);
+        return NULL;
+    }
+    return context;
+}
+
+static inline int prism_sha256_update(EVP_MD_CTX *context, const void *data, size_t length) {
+    return EVP_DigestUpdate(context, data, length) == 1;
+}
+
+static inline int prism_sha256_finish(EVP_MD_CTX *context, uint8_t out[32]) {
+    unsigned int written = 0;
+    int ok = EVP_DigestFinal_ex(context, out, &written) == 1 && written == 32;
+    EVP_MD_CTX_free(context);
+    return ok;
+}
+
+static inline void prism_sha256_abandon(EVP_MD_CTX *context) { EVP_MD_CTX_free(context); }
+
+static inline int prism_hmac_sha256(const uint8_t *key, size_t key_length, const uint8_t *data, size_t length,
+                                    uint8_t out[32]) {
+    unsigned int written = 0;
+    return HMAC(EVP_sha256(), key, (int)key_length, data, length, out, &written) != NULL && written == 32;
 }
 
 static inline int prism_random_bytes(uint8_t *out, int length) { return RAND_bytes(out, length) == 1; }

@@ -1,3 +1,4 @@
+@testable import AWSKit
 import PrismWire
 import XCTest
 @testable import PluginKit

@@ -1,3 +1,4 @@
+@testable import AWSKit
 import PrismPluginABI
 import PrismWire
 import XCTest

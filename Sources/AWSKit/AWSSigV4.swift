@@ -1,3 +1,4 @@
+import PluginKit
 import PrismWire
 import Synchronization
 
