@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Budgets: spend limits per organization (the whole gateway), team (a key's `owner`), end user
 /// (`x-prism-user-id` or the body's `user`), client key and model, each over a calendar period in
 /// UTC. Pure logic: which budgets a request falls under, which counter each one adds to in the
@@ -9,6 +11,34 @@ public enum BudgetPeriod: String, Sendable, CaseIterable {
     /// and when it ends (0 for `total`, which never does).
     public func window(at milliseconds: UInt64) -> (id: String, endsAt: UInt64) {
         let day = Int64(milliseconds / 86_400_000)
+        // The same day asks again and again: the answer is kept per period, for its day.
+        let slot = ordinal
+        if let cached = BudgetPeriod.recent.withLock({ $0[slot].day == day ? $0[slot] : nil }) {
+            return (cached.id, cached.endsAt)
+        }
+        let window = computeWindow(day: day)
+        BudgetPeriod.recent.withLock { $0[slot] = CachedWindow(day: day, id: window.id, endsAt: window.endsAt) }
+        return window
+    }
+
+    var ordinal: Int {
+        switch self {
+        case .daily: return 0
+        case .weekly: return 1
+        case .monthly: return 2
+        case .total: return 3
+        }
+    }
+
+    private struct CachedWindow {
+        var day: Int64
+        var id: String
+        var endsAt: UInt64
+    }
+
+    private static let recent = Mutex<[CachedWindow]>(Array(repeating: CachedWindow(day: Int64.min, id: "", endsAt: 0), count: 4))
+
+    private func computeWindow(day: Int64) -> (id: String, endsAt: UInt64) {
         switch self {
         case .total:
             return ("total", 0)
@@ -129,6 +159,13 @@ public struct BudgetClaim: Sendable, Equatable {
     public var periodEndsAt: UInt64
 }
 
+/// A budget's spend passed the warning threshold, or reached the limit, with one add.
+public struct BudgetCrossing: Sendable {
+    public var claim: BudgetClaim
+    public var total: Int64
+    public var reachedLimit: Bool
+}
+
 public enum BudgetDecision: Sendable, Equatable {
     case allow
     /// The first hard budget already spent.
@@ -139,21 +176,35 @@ extension BudgetSettings {
     /// The budgets `subject` falls under at `now`, in a fixed order (org, team, user, key, model).
     public func claims(for subject: BudgetSubject, now: UInt64) -> [BudgetClaim] {
         var claims: [BudgetClaim] = []
+        claims.reserveCapacity(5)
+        // Each period's window once per request (several budgets usually share one).
+        var windowIDs: [String?] = [nil, nil, nil, nil]
+        var windowEnds: [UInt64] = [0, 0, 0, 0]
         func add(_ scope: BudgetScope, _ name: String, _ table: [String: BudgetLimit]?) {
             let limit: BudgetLimit?
             if let table {
-                guard !name.isEmpty, let found = table[name] ?? table["*"] else { return }
+                guard !name.isEmpty, !table.isEmpty, let found = table[name] ?? table["*"] else { return }
                 limit = found
             } else {
                 limit = organization
             }
             guard let limit else { return }
-            let window = limit.period.window(at: now)
+            let slot = limit.period.ordinal
+            if windowIDs[slot] == nil {
+                let window = limit.period.window(at: now)
+                windowIDs[slot] = window.id
+                windowEnds[slot] = window.endsAt
+            }
+            let window = (id: windowIDs[slot]!, endsAt: windowEnds[slot])
             // ':' separates the parts of a counter key, so it is escaped in names (and '%' with it).
-            let safeName = name.escapingColons
-            claims.append(BudgetClaim(scope: scope, name: name, limit: limit,
-                                      counterKey: "budget:\(scope.rawValue):\(safeName):\(window.id)",
-                                      periodEndsAt: window.endsAt))
+            var key = "budget:"
+            key.reserveCapacity(24 + name.utf8.count + window.id.utf8.count)
+            key += scope.rawValue
+            key += ":"
+            key += name.escapingColons
+            key += ":"
+            key += window.id
+            claims.append(BudgetClaim(scope: scope, name: name, limit: limit, counterKey: key, periodEndsAt: window.endsAt))
         }
         add(.org, "org", nil)
         add(.team, subject.team, teams)
@@ -174,16 +225,17 @@ extension BudgetSettings {
 
     /// The claims whose spend crossed the warning threshold (or the limit) with this add: each
     /// crossing is seen by exactly one request, since every add answers its own total.
-    public func crossings(_ claims: [BudgetClaim], added delta: Int64, totals: [Int64]) -> [(BudgetClaim, Int64, reachedLimit: Bool)] {
-        var out: [(BudgetClaim, Int64, reachedLimit: Bool)] = []
-        for (claim, total) in zip(claims, totals) {
+    public func crossings(_ claims: [BudgetClaim], added delta: Int64, totals: [Int64]) -> [BudgetCrossing] {
+        var out: [BudgetCrossing] = []
+        for index in 0..<min(claims.count, totals.count) {
+            let claim = claims[index], total = totals[index]
             let before = total - delta
             let limit = claim.limit.limitNanoUSD
             let warnAt = Int64((Double(limit) * warnThreshold).rounded())
             if before < limit && total >= limit {
-                out.append((claim, total, reachedLimit: true))
+                out.append(BudgetCrossing(claim: claim, total: total, reachedLimit: true))
             } else if before < warnAt && total >= warnAt {
-                out.append((claim, total, reachedLimit: false))
+                out.append(BudgetCrossing(claim: claim, total: total, reachedLimit: false))
             }
         }
         return out
@@ -192,7 +244,16 @@ extension BudgetSettings {
 
 extension String {
     fileprivate var escapingColons: String {
-        guard contains(":") || contains("%") else { return self }
-        return replacing("%", with: "%25").replacing(":", with: "%3A")
+        guard utf8.contains(where: { $0 == 0x3A || $0 == 0x25 }) else { return self }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count + 8)
+        for byte in utf8 {
+            switch byte {
+            case 0x3A: bytes += [0x25, 0x33, 0x41] // %3A
+            case 0x25: bytes += [0x25, 0x32, 0x35] // %25
+            default: bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

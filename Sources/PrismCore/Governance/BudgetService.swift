@@ -1,5 +1,6 @@
 import Logging
 import PrismWire
+import Synchronization
 
 /// Budgets at work: before a request is routed, one read of the counters of every budget it falls
 /// under (one MGET on Redis, a dictionary look-up in memory); after it completed with a cost, one
@@ -27,11 +28,15 @@ final class BudgetService: Sendable {
     func check(_ subject: BudgetSubject, _ done: @escaping @Sendable ([BudgetClaim], BudgetDecision) -> Void) {
         let claims = settings.claims(for: subject, now: clock())
         guard !claims.isEmpty else { return done([], .allow) }
-        state.readCounters(claims.map { counterPrefix + $0.counterKey }) { values, _ in
+        state.readCounters(counterKeys(claims)) { values, _ in
             let decision = BudgetSettings.decide(claims, spent: values)
             if case let .refuse(claim, _) = decision { GatewayMetrics.shared.recordBudgetRefusal(scope: claim.scope.rawValue) }
             done(claims, decision)
         }
+    }
+
+    private func counterKeys(_ claims: [BudgetClaim]) -> [String] {
+        counterPrefix.isEmpty ? claims.map(\.counterKey) : claims.map { counterPrefix + $0.counterKey }
     }
 
     /// Adds a request's cost to its budgets; warns (log and metric) at the threshold and the limit.
@@ -40,9 +45,9 @@ final class BudgetService: Sendable {
         guard nano > 0, !claims.isEmpty else { return }
         // A counter outlives its period by a day, so a late add to it is still counted.
         let expiries = claims.map { $0.periodEndsAt == 0 ? 0 : $0.periodEndsAt + 86_400_000 }
-        let settings = self.settings, logger = self.logger
-        state.addCounters(claims.map { counterPrefix + $0.counterKey }, Array(repeating: nano, count: claims.count), expiresAt: expiries) { totals, _ in
-            for (claim, total, reachedLimit) in settings.crossings(claims, added: nano, totals: totals) {
+        state.addCounters(counterKeys(claims), Array(repeating: nano, count: claims.count), expiresAt: expiries) { [self] totals, _ in
+            for crossing in settings.crossings(claims, added: nano, totals: totals) {
+                let (claim, total, reachedLimit) = (crossing.claim, crossing.total, crossing.reachedLimit)
                 let level = reachedLimit ? "limit" : "warn"
                 GatewayMetrics.shared.recordBudgetWarning(scope: claim.scope.rawValue, level: level)
                 let what = reachedLimit ? "reached its limit" : "passed \(Int((settings.warnThreshold * 100).rounded())) % of its limit"
@@ -118,4 +123,30 @@ final class BudgetService: Sendable {
     }
 
     static func usd(_ nano: Int64) -> String { PriceTable.format(Double(nano) / 1_000_000_000) }
+}
+
+/// For bench/state: one request's budget work as the gateway does it (the check before routing,
+/// the add after the answer), over in-memory counters.
+public final class BudgetProbe: Sendable {
+    private let service: BudgetService
+
+    /// An organization budget, one for every key and one for every user: three claims a request.
+    public init(logger: Logger) {
+        var settings = BudgetSettings()
+        settings.organization = BudgetLimit(limitUSD: 1_000_000, period: .monthly, hard: true)
+        settings.keys = ["*": BudgetLimit(limitUSD: 1_000_000, period: .monthly, hard: true)]
+        settings.users = ["*": BudgetLimit(limitUSD: 1_000_000, period: .daily, hard: true)]
+        service = BudgetService(settings: settings, state: SharedStateService(settings: nil, logger: logger), logger: logger)
+    }
+
+    /// Returns whether the request was allowed.
+    @discardableResult
+    public func request(key: String, user: String, cost: Double) -> Bool {
+        let allowed = Atomic<Bool>(false)
+        service.check(BudgetSubject(team: "", user: user, key: key, model: "gpt-4o-mini")) { [service] claims, decision in
+            allowed.store(decision == .allow, ordering: .relaxed)
+            service.record(claims, cost: cost)
+        }
+        return allowed.load(ordering: .relaxed)
+    }
 }
