@@ -15,6 +15,8 @@ public final class GatewayServices: Sendable {
     let metrics = GatewayMetrics.shared
     /// Every request's spend, across reloads and restarts (nil: spend_ledger off, or a tool).
     let ledger: SpendLedger?
+    /// OpenTelemetry spans on their way to the collector (idle until telemetry traces a request).
+    let traces = TraceExporter()
 
     public init(registry: PluginRegistry, maximumIdleConnections: Int) {
         self.registry = registry
@@ -60,6 +62,8 @@ public final class Gateway: Sendable {
     /// Prices for `x-prism-cost` (nil: cost_tracking.enabled is false).
     let prices: PriceTable?
     let healthChecker: HealthChecker
+    /// OpenTelemetry tracing (nil: telemetry is off).
+    let tracer: Tracer?
 
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
@@ -183,6 +187,10 @@ public final class Gateway: Sendable {
         healthChecker = HealthChecker(providers: providers, health: health, settings: configuration.routing.healthCheck,
                                       transport: transport, logger: logger)
         if discover { healthChecker.start() }
+        tracer = configuration.telemetry.enabled ? Tracer(settings: configuration.telemetry, exporter: services.traces) : nil
+        if let tracer, discover {
+            logger.info("telemetry: OpenTelemetry traces to \(tracer.destination.displayURL) (OTLP/HTTP JSON, sample_rate \(tracer.settings.sampleRate), service \(tracer.settings.serviceName)\(tracer.settings.captureContent ? ", with content" : ""))")
+        }
     }
 
     /// `prices.json` beside the binary (dist/ and the image ship it).

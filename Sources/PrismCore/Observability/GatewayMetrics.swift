@@ -20,7 +20,8 @@ public final class GatewayMetrics: Sendable {
         "prism_requests_total", "prism_request_duration_seconds", "prism_time_to_first_token_seconds",
         "prism_tokens_total", "prism_provider_errors_total", "prism_circuit_breaker_state",
         "prism_shared_state_fallbacks_total", "prism_config_reloads_total", "prism_requests_in_flight",
-        "prism_health_probes_total", "prism_cost_usd_total",
+        "prism_health_probes_total", "prism_cost_usd_total", "prism_trace_spans_exported_total",
+        "prism_trace_spans_dropped_total", "prism_trace_export_failures_total",
     ]
 
     private struct RequestLabels: Hashable {
@@ -121,6 +122,26 @@ public final class GatewayMetrics: Sendable {
     func recordReload(succeeded: Bool) {
         CoreMetrics.Counter(label: "prism_config_reloads_total", dimensions: [("result", succeeded ? "applied" : "rejected")])
             .increment()
+    }
+
+    /// OpenTelemetry spans the collector took (Telemetry/TraceExporter).
+    func recordTraceSpans(exported count: Int) {
+        CoreMetrics.Counter(label: "prism_trace_spans_exported_total").increment(by: Int64(count))
+        if count == 0 { // made visible at 0 with the first traced request
+            for reason in ["queue_full", "export_failed"] { recordTraceSpans(dropped: 0, reason: reason) }
+            CoreMetrics.Counter(label: "prism_trace_export_failures_total").increment(by: 0)
+        }
+    }
+
+    /// Spans lost: the export queue was full (`queue_full`) or the collector refused or could not be
+    /// reached (`export_failed`).
+    func recordTraceSpans(dropped count: Int, reason: String) {
+        CoreMetrics.Counter(label: "prism_trace_spans_dropped_total", dimensions: [("reason", reason)]).increment(by: Int64(count))
+    }
+
+    /// One export (a batch of spans) that failed.
+    func recordTraceExportFailure() {
+        CoreMetrics.Counter(label: "prism_trace_export_failures_total").increment()
     }
 
     /// Window takes answered locally, and value operations that failed, because Redis was down.

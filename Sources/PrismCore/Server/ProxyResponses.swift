@@ -56,6 +56,7 @@ extension ProxyRequest {
         handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: client.body)
         if gateway.configuration.logging.includeBodies { responseBodyForLog = client.body }
         if (200..<300).contains(Int(clientStatus.code)) {
+            trace?.sawAnswer(client.body, streamed: false)
             notifyResponse(status: Int(clientStatus.code), headers: responseHeaders.map { ($0.name, $0.value) }, body: client.body)
         }
         complete(status: Int(clientStatus.code))
@@ -101,6 +102,7 @@ extension ProxyRequest {
         for (name, value) in extraHeaders where !ProxyRequest.reservedHeaders.contains(name) && !name.hasPrefix("x-prism-") {
             headers.replaceOrAdd(name: name, value: value)
         }
+        trace?.failed(code: code, message: message)
         handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
                             headers: headers.map { ($0.name, $0.value) })
         complete(status: Int(status.code))
@@ -151,6 +153,7 @@ extension ProxyRequest {
     /// The one way a started stream ends badly: what was translated so far, the error event,
     /// `[DONE]`, and the request's completion with `status`.
     func endStream(withError body: [UInt8], status: Int) {
+        trace?.streamFailed(body)
         cancelAll()
         flushCollector()
         var frame: [UInt8] = []
@@ -208,6 +211,7 @@ extension ProxyRequest {
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
         cancelAll()
+        finishTrace(status: status)
         winner?.release()
         handler?.requestFinished(self)
     }
