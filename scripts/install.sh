@@ -59,5 +59,6 @@ fi
 
 if [[ $mode == test ]]; then
     # The integration tests drive Prism with the official OpenAI Python SDK.
-    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml' 2>/dev/null || python3 -m pip install -q 'openai>=1.40' pytest prometheus-client kubernetes-validate pyyaml
+    # opentelemetry-proto: the test OTLP receiver decodes exported traces with the real protobuf schema.
+    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml, opentelemetry.proto' 2>/dev/null || python3 -m pip install -q 'openai>=1.40' pytest prometheus-client kubernetes-validate pyyaml opentelemetry-proto
 fi
