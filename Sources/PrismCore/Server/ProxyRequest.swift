@@ -308,6 +308,7 @@ final class ProxyRequest {
             }
             return true
         default:
+            trace?.endAttempt(attempt, status: 0, failure: .other("its provider plugin could not build the request (status \(status))"))
             gateway.health.byProvider[candidate.provider.settings.name]?.releaseProbe()
             if status == PRISM_ERROR_UNSUPPORTED, !queue.isEmpty { return false }
             failFromPlugin(status, error, provider: candidate.provider.settings.name)
