@@ -124,24 +124,26 @@ public final class GatewayMetrics: Sendable {
             .increment()
     }
 
-    /// OpenTelemetry spans the collector took (Telemetry/TraceExporter).
-    func recordTraceSpans(exported count: Int) {
-        CoreMetrics.Counter(label: "prism_trace_spans_exported_total").increment(by: Int64(count))
-        if count == 0 { // made visible at 0 with the first traced request
-            for reason in ["queue_full", "export_failed"] { recordTraceSpans(dropped: 0, reason: reason) }
-            CoreMetrics.Counter(label: "prism_trace_export_failures_total").increment(by: 0)
+    /// The trace exporter's counters (Telemetry/TraceExporter), made once, when telemetry traces
+    /// its first request, so that they show 0 from then on.
+    struct TraceCounters: Sendable {
+        /// Spans the collector took.
+        let exported = CoreMetrics.Counter(label: "prism_trace_spans_exported_total")
+        /// Spans lost because the export queue was full.
+        let droppedQueueFull = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total", dimensions: [("reason", "queue_full")])
+        /// Spans lost because the collector refused them or could not be reached.
+        let droppedExportFailed = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total",
+                                                      dimensions: [("reason", "export_failed")])
+        /// Exports (batches) that failed.
+        let failures = CoreMetrics.Counter(label: "prism_trace_export_failures_total")
+    }
+
+    func makeTraceCounters() -> TraceCounters {
+        let counters = TraceCounters()
+        for counter in [counters.exported, counters.droppedQueueFull, counters.droppedExportFailed, counters.failures] {
+            counter.increment(by: 0)
         }
-    }
-
-    /// Spans lost: the export queue was full (`queue_full`) or the collector refused or could not be
-    /// reached (`export_failed`).
-    func recordTraceSpans(dropped count: Int, reason: String) {
-        CoreMetrics.Counter(label: "prism_trace_spans_dropped_total", dimensions: [("reason", reason)]).increment(by: Int64(count))
-    }
-
-    /// One export (a batch of spans) that failed.
-    func recordTraceExportFailure() {
-        CoreMetrics.Counter(label: "prism_trace_export_failures_total").increment()
+        return counters
     }
 
     /// Window takes answered locally, and value operations that failed, because Redis was down.

@@ -150,6 +150,7 @@ final class ProxyRequest {
                 streaming = api == "chat.completions" && JSONScanner.isTrue(raw, in: member.valueRange)
             }
         }
+        trace?.requestMembers = members
         guard let model, !model.isEmpty else {
             return fail(.badRequest, "invalid_request_error", "missing_model",
                         "The request has no `model`: say which model should answer.", param: "model")

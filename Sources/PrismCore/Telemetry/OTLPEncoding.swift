@@ -16,7 +16,9 @@ enum OTLPEncoding {
         writer.key("resource")
         writer.beginObject()
         writer.key("attributes")
+        writer.beginArray()
         write(destination.resource, into: &writer)
+        writer.endArray()
         writer.endObject()
         writer.key("scopeSpans")
         writer.beginArray()
@@ -49,14 +51,23 @@ enum OTLPEncoding {
     {
         writer.beginObject()
         writer.string("traceId", traceID)
-        writer.string("spanId", TraceIDs.hex(span.id))
-        if span.parent != 0 { writer.string("parentSpanId", TraceIDs.hex(span.parent)) }
+        writer.key("spanId")
+        quotedHex(span.id, into: &writer)
+        if span.parent != 0 {
+            writer.key("parentSpanId")
+            quotedHex(span.parent, into: &writer)
+        }
         writer.string("name", span.name)
         writer.integer("kind", Int64(span.kind.rawValue))
-        writer.string("startTimeUnixNano", String(span.start &+ wallOffset))
-        writer.string("endTimeUnixNano", String(max(span.end, span.start) &+ wallOffset))
+        writer.key("startTimeUnixNano")
+        quotedDecimal(span.start &+ wallOffset, into: &writer)
+        writer.key("endTimeUnixNano")
+        quotedDecimal(max(span.end, span.start) &+ wallOffset, into: &writer)
         writer.key("attributes")
-        write(span.attributes + extra, into: &writer)
+        writer.beginArray()
+        write(span.attributes, into: &writer)
+        write(extra, into: &writer)
+        writer.endArray()
         if span.failed {
             writer.key("status")
             writer.beginObject()
@@ -67,8 +78,8 @@ enum OTLPEncoding {
         writer.endObject()
     }
 
+    /// The members of an attribute list (the caller opens and closes the array).
     private static func write(_ attributes: [SpanAttribute], into writer: inout JSONWriter) {
-        writer.beginArray()
         for attribute in attributes {
             writer.beginObject()
             writer.string("key", attribute.key)
@@ -76,14 +87,46 @@ enum OTLPEncoding {
             write(attribute.value, into: &writer)
             writer.endObject()
         }
-        writer.endArray()
+    }
+
+    /// `"…"`: 16 hex digits, without making a String.
+    private static func quotedHex(_ value: UInt64, into writer: inout JSONWriter) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 18) { buffer in
+            buffer[0] = UInt8(ascii: "\"")
+            TraceIDs.writeHex(value, into: buffer, at: 1)
+            buffer[17] = UInt8(ascii: "\"")
+            writer.raw(bytes: UnsafeBufferPointer(buffer))
+        }
+    }
+
+    /// A 64-bit integer as OTLP/JSON writes it: a decimal string.
+    private static func quotedDecimal(_ value: UInt64, into writer: inout JSONWriter) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 22) { buffer in
+            var index = 21
+            buffer[index] = UInt8(ascii: "\"")
+            var remaining = value
+            repeat {
+                index -= 1
+                buffer[index] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+            } while remaining > 0
+            index -= 1
+            buffer[index] = UInt8(ascii: "\"")
+            writer.raw(bytes: UnsafeBufferPointer(rebasing: buffer[index...]))
+        }
     }
 
     private static func write(_ value: SpanValue, into writer: inout JSONWriter) {
         writer.beginObject()
         switch value {
         case let .string(text): writer.string("stringValue", text)
-        case let .integer(number): writer.string("intValue", String(number))
+        case let .integer(number):
+            if number < 0 {
+                writer.string("intValue", String(number))
+            } else {
+                writer.key("intValue")
+                quotedDecimal(UInt64(number), into: &writer)
+            }
         case let .double(number):
             writer.key("doubleValue")
             writer.number(number)

@@ -31,6 +31,9 @@ extension ProxyRequest {
             return headers
         }
         var result = headers.filter { name, _ in
+            // Only names of these lengths need a look (no lower-cased copy of every header).
+            let length = name.utf8.count
+            guard length == 11 || length == 10 else { return true }
             let lowered = name.asciiLowercased
             return lowered != "traceparent" && lowered != "tracestate"
         }
@@ -48,6 +51,7 @@ extension ProxyRequest {
                      SpanAttribute("url.path", .string(path)),
                      SpanAttribute("http.response.status_code", .integer(Int64(status))),
                      SpanAttribute("prism.request_id", .string(requestID))]
+        facts.reserveCapacity(36)
         if let operation { facts.append(SpanAttribute("gen_ai.operation.name", .string(operation))) }
         if !clientModel.isEmpty { facts.append(SpanAttribute("gen_ai.request.model", .string(clientModel))) }
         if let key = attributes["key.name"] { facts.append(SpanAttribute("prism.key", .string(key))) }
@@ -56,7 +60,7 @@ extension ProxyRequest {
             facts.append(SpanAttribute("user_agent.original", .string(String(userAgent.prefix(256)))))
         }
         if let winner {
-            facts.append(SpanAttribute("gen_ai.system", .string(Tracer.system(of: winner.provider.settings))))
+            facts.append(SpanAttribute("gen_ai.system", .string(Tracer.system(of: winner.provider))))
             facts.append(SpanAttribute("prism.provider", .string(winner.provider.settings.name)))
             facts.append(SpanAttribute("gen_ai.response.model", .string(trace.responseModel ?? modelUsed)))
             facts.append(SpanAttribute("prism.routing.strategy", .string(gateway.planner.strategyName)))
@@ -99,9 +103,9 @@ extension ProxyRequest {
 
     /// `gen_ai.request.*` from the body's top level (and, with capture_content, the prompt).
     private func requestParameters(into facts: inout [SpanAttribute], content trace: RequestTrace) {
-        guard !body.isEmpty else { return }
+        let members = trace.requestMembers
+        guard !members.isEmpty else { return }
         body.withUnsafeBytes { raw in
-            guard let members = try? JSONScanner.members(raw) else { return }
             func number(_ member: JSONMember?) -> Double? {
                 guard let member else { return nil }
                 return Double(String(decoding: UnsafeRawBufferPointer(rebasing: raw[member.valueRange]), as: UTF8.self))

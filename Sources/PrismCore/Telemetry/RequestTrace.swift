@@ -91,6 +91,8 @@ final class RequestTrace {
     var finishReasons: [String] = []
     var responseID: String?
     var responseModel: String?
+    /// The request body's top-level members, as the request path scanned them.
+    var requestMembers: [JSONMember] = []
     var content: CapturedContent?
 
     init(tracer: Tracer, traceHigh: UInt64, traceLow: UInt64, remoteParent: UInt64, startedAt: UInt64,
@@ -183,7 +185,7 @@ final class RequestTrace {
         let retry = providersTried.contains(key)
         let failover = !retry && !racing && attempt.number > 1
         providersTried.append(key)
-        var attributes = [SpanAttribute("gen_ai.system", .string(Tracer.system(of: provider.settings))),
+        var attributes = [SpanAttribute("gen_ai.system", .string(Tracer.system(of: provider))),
                           SpanAttribute("gen_ai.request.model", .string(attempt.candidate.upstreamModel)),
                           SpanAttribute("prism.provider", .string(provider.settings.name)),
                           SpanAttribute("prism.attempt", .integer(Int64(attempt.number))),
@@ -273,31 +275,33 @@ final class RequestTrace {
         errorMessage = OpenAIErrorBody.message(in: event)
     }
 
-    /// The string values that follow `pattern` (a member name and its colon) in compact or spaced
-    /// JSON; `null` values are skipped.
+    /// The string values of the members named by `pattern` (`"name":`, compact or followed by
+    /// spaces), found from the colons (memchr) without parsing the JSON; `null` values are skipped.
+    /// A quote inside a string value is escaped, so text that merely mentions a member name never
+    /// matches.
     static func stringValue(after pattern: StaticString, in raw: UnsafeRawBufferPointer, first: Bool = false) -> [String] {
-        let needle = UnsafeRawBufferPointer(start: pattern.utf8Start, count: pattern.utf8CodeUnitCount)
-        guard raw.count > needle.count else { return [] }
+        let keyLength = pattern.utf8CodeUnitCount - 1 // `"name"`, without the colon
+        guard let base = raw.baseAddress, raw.count > keyLength + 1 else { return [] }
         var found: [String] = []
-        var index = 0
-        let last = raw.count - needle.count
-        while index <= last {
-            guard raw[index] == needle[0], memcmp(raw.baseAddress! + index, needle.baseAddress!, needle.count) == 0 else {
-                index += 1
-                continue
-            }
-            var cursor = index + needle.count
+        var index = keyLength
+        while index < raw.count, let hit = memchr(base + index, 0x3A, raw.count - index) {
+            let colon = base.distance(to: UnsafeRawPointer(hit))
+            index = colon + 1
+            guard memcmp(base + (colon - keyLength), pattern.utf8Start, keyLength) == 0 else { continue }
+            var cursor = colon + 1
             while cursor < raw.count, raw[cursor] == 0x20 { cursor += 1 }
-            if cursor < raw.count, raw[cursor] == UInt8(ascii: "\"") {
-                let start = cursor + 1
-                var end = start
-                while end < raw.count, raw[end] != UInt8(ascii: "\""), raw[end] != UInt8(ascii: "\\"), end - start < 128 { end += 1 }
-                if end < raw.count, raw[end] == UInt8(ascii: "\""), end > start {
-                    found.append(String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<end]), as: UTF8.self))
-                    if first { return found }
-                }
+            guard cursor < raw.count, raw[cursor] == UInt8(ascii: "\"") else { continue }
+            let valueStart = cursor + 1
+            var valueEnd = valueStart
+            while valueEnd < raw.count, valueEnd - valueStart < 128, raw[valueEnd] != UInt8(ascii: "\""),
+                  raw[valueEnd] != UInt8(ascii: "\\")
+            {
+                valueEnd += 1
             }
-            index = cursor
+            guard valueEnd < raw.count, raw[valueEnd] == UInt8(ascii: "\""), valueEnd > valueStart else { continue }
+            found.append(String(decoding: UnsafeRawBufferPointer(rebasing: raw[valueStart..<valueEnd]), as: UTF8.self))
+            if first { return found }
+            index = valueEnd + 1
         }
         return found
     }

@@ -7,10 +7,12 @@ import Synchronization
 /// spans to a bounded queue under a short lock; a serial queue of its own takes them every second
 /// (or as soon as 512 spans wait), encodes them and POSTs them with a libcurl easy handle of its
 /// own (2 s timeout; the keep-alive connection reused), never touching the transport thread that
-/// carries the upstream requests. A full queue drops the new spans; a failed export drops its
-/// batch; neither is retried, both are counted (`prism_trace_spans_dropped_total{reason}`,
-/// `prism_trace_export_failures_total`) and logged at most once a minute. So a dead or slow
-/// collector costs a request one lock and an append, never time or an error.
+/// carries the upstream requests. A full queue drops the new spans (an atomic add); a failed
+/// export drops its batch and the rest of that round, and while the collector keeps failing only
+/// the once-a-second tick tries again, with one batch. Nothing is retried; drops and failures are
+/// counted (`prism_trace_spans_dropped_total{reason}`, `prism_trace_export_failures_total`) and
+/// logged at most once a minute. So a dead or slow collector costs a request one lock and an
+/// append, never time or an error, and the exporter at most one batch a second.
 ///
 /// One per process (in GatewayServices), shared by every configuration generation; nothing runs
 /// until the first traced request.
@@ -27,6 +29,11 @@ final class TraceExporter: Sendable {
     }
 
     private let pending = Mutex(Pending())
+    /// Spans dropped on the request path because the queue was full (added to the metric each tick).
+    private let queueFullDrops = Atomic<Int>(0)
+    /// The last export failed: no early exports until one succeeds.
+    private let collectorFailing = Atomic<Bool>(false)
+    private let counters = Mutex<GatewayMetrics.TraceCounters?>(nil)
     private let queue = DispatchQueue(label: "prism.trace-exporter")
     private let timer = Mutex<TimerBox?>(nil)
     private let poster = Poster()
@@ -55,13 +62,13 @@ final class TraceExporter: Sendable {
             return (true, true, first)
         }
         if first { start() }
-        if !accepted { GatewayMetrics.shared.recordTraceSpans(dropped: count, reason: "queue_full") }
-        if wake { queue.async { [self] in exportOnQueue() } }
+        if !accepted { queueFullDrops.add(count, ordering: .relaxed) }
+        if wake, !collectorFailing.load(ordering: .relaxed) { queue.async { [self] in exportOnQueue() } }
     }
 
     /// Starts the timer (with the first traced request) and makes the counters visible at 0.
     private func start() {
-        GatewayMetrics.shared.recordTraceSpans(exported: 0)
+        counters.withLock { $0 = GatewayMetrics.shared.makeTraceCounters() }
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + .seconds(1), repeating: .seconds(1), leeway: .milliseconds(100))
         timer.setEventHandler { [weak self] in self?.exportOnQueue() }
@@ -76,6 +83,9 @@ final class TraceExporter: Sendable {
     }
 
     private func exportOnQueue() {
+        guard let counters = counters.withLock({ $0 }) else { return }
+        let full = queueFullDrops.exchange(0, ordering: .relaxed)
+        if full > 0 { counters.droppedQueueFull.increment(by: Int64(full)) }
         let traces = pending.withLock { state -> [FinishedTrace] in
             defer {
                 state.traces.removeAll(keepingCapacity: true)
@@ -109,7 +119,7 @@ final class TraceExporter: Sendable {
                 start = end
                 if failed {
                     // The collector just failed: the rest of this round is dropped, not waited for.
-                    GatewayMetrics.shared.recordTraceSpans(dropped: spans, reason: "export_failed")
+                    counters.droppedExportFailed.increment(by: Int64(spans))
                     continue
                 }
                 let body = OTLPEncoding.encode(batch, destination: destination)
@@ -117,11 +127,13 @@ final class TraceExporter: Sendable {
                                           timeoutMilliseconds: TraceExporter.timeoutMilliseconds)
                 if let problem = outcome.problem {
                     failed = true
-                    GatewayMetrics.shared.recordTraceExportFailure()
-                    GatewayMetrics.shared.recordTraceSpans(dropped: spans, reason: "export_failed")
+                    collectorFailing.store(true, ordering: .relaxed)
+                    counters.failures.increment()
+                    counters.droppedExportFailed.increment(by: Int64(spans))
                     noteFailure(destination, problem)
                 } else {
-                    GatewayMetrics.shared.recordTraceSpans(exported: spans)
+                    collectorFailing.store(false, ordering: .relaxed)
+                    counters.exported.increment(by: Int64(spans))
                     noteSuccess(destination)
                 }
             }

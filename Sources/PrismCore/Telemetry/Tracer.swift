@@ -71,8 +71,8 @@ final class Tracer: Sendable {
 
     /// `gen_ai.system` for a provider: the OpenTelemetry GenAI conventions' well-known value for
     /// its type or wire format where there is one, else the type or format itself.
-    static func system(of provider: ProviderSettings) -> String {
-        let kind = provider.type ?? provider.apiFormat
+    static func system(of provider: ProviderInstance) -> String {
+        let kind = provider.settings.type ?? provider.settings.apiFormat
         switch kind {
         case "gemini": return "gcp.gemini"
         case "vertexai", "vertex": return "gcp.vertex_ai"
