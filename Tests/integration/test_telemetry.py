@@ -5,6 +5,7 @@ forwarded upstream, sampling, the OTEL_* environment, captured content only when
 collector's headers; a dead or hanging collector costs requests nothing and is counted."""
 
 import re
+import signal
 import socket
 import time
 
@@ -12,7 +13,7 @@ import pytest
 
 from otlp_receiver import OTLPReceiver
 from prism_helpers import (SSEStream, UPSTREAM_KEY, chat_body, get, make_config, openai_provider, parse_chunks,
-                           post, stream_text, wait_until)
+                           post, stream_text, to_yaml, wait_until)
 
 MODEL = "gpt-4o-mini"
 CLIENT_KEY = "sk-prism-otel-client-0001"
@@ -387,10 +388,18 @@ def test_spans_survive_a_reload_that_turns_telemetry_on(gateway, mock_upstream, 
     gw = gateway(cfg)
     assert chat(gw, "otel-before-reload").status == 200
     cfg["telemetry"] = telemetry(receiver, service_name="after-reload")
-    from prism_helpers import to_yaml
     gw.config_path.write_text(to_yaml(cfg))
     assert post(gw.url("/-/reload"), headers={"Authorization": f"Bearer {ADMIN}"}).status == 200
     assert chat(gw, "otel-after-reload").status == 200
     root, _ = receiver.wait_for_request("otel-after-reload")
     assert root["resource"]["service.name"] == "after-reload"
     assert not [s for s in receiver.spans() if s["attributes"].get("prism.request_id") == "otel-before-reload"]
+
+
+def test_spans_still_queued_are_sent_at_shutdown(gateway, mock_upstream, receiver):
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}, telemetry=telemetry(receiver)))
+    assert chat(gw, "otel-last-words").status == 200
+    gw.send_signal(signal.SIGTERM)  # before the exporter's next tick
+    assert gw.wait_exit(15) == 0, gw.log_tail()
+    root, spans = receiver.wait_for_request("otel-last-words", timeout=2)
+    assert len(spans) == 4

@@ -86,7 +86,8 @@ final class RequestTrace {
     var errorCode: String?
     var errorMessage: String?
     private var pausedSpan = -1
-    private var providersTried: [ObjectIdentifier] = []
+    /// The deployments (provider, upstream model) attempted so far.
+    private var deploymentsTried: [(ObjectIdentifier, String)] = []
     // What the answer said (streams: seen as events pass).
     var finishReasons: [String] = []
     var responseID: String?
@@ -177,14 +178,16 @@ final class RequestTrace {
     // MARK: Upstream attempts
 
     /// An attempt starts: a CLIENT span whose id goes upstream in `traceparent`. A retry is an
-    /// attempt on a provider already tried; a failover one on another after a failure; a race
-    /// one started beside a running attempt.
+    /// attempt on a deployment (provider and model) already tried; a failover one on another
+    /// deployment after a failure (another provider, or a fallback model); a race one started
+    /// beside a running attempt.
     func beginAttempt(_ attempt: UpstreamAttempt, operation: String?, racing: Bool) {
         let provider = attempt.provider
         let key = ObjectIdentifier(provider)
-        let retry = providersTried.contains(key)
+        let model = attempt.candidate.upstreamModel
+        let retry = deploymentsTried.contains { $0.0 == key && $0.1 == model }
         let failover = !retry && !racing && attempt.number > 1
-        providersTried.append(key)
+        deploymentsTried.append((key, model))
         var attributes = [SpanAttribute("gen_ai.system", .string(Tracer.system(of: provider))),
                           SpanAttribute("gen_ai.request.model", .string(attempt.candidate.upstreamModel)),
                           SpanAttribute("prism.provider", .string(provider.settings.name)),
