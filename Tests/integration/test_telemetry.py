@@ -160,6 +160,41 @@ def test_retries_and_failover_are_separate_attempt_spans(gateway, make_mock, rec
     assert sent == [f"00-{root['trace_id']}-{s['span_id']}-01" for s in tries]
 
 
+def test_a_race_and_a_fallback_model_are_visible(gateway, make_mock, receiver):
+    slow, fast = make_mock(), make_mock()
+    slow.hold_response = True
+    gw = gateway(make_config({"slow": openai_provider(slow.v1_url), "fast": openai_provider(fast.v1_url)},
+                             routing={"default_strategy": "fastest", "fastest": {"race": 2}},
+                             telemetry=telemetry(receiver)))
+    assert chat(gw, "otel-race").status == 200
+    assert slow.disconnected.wait(5)
+    slow.release.set()
+    root, spans = receiver.wait_for_request("otel-race")
+    by_provider = {s["attributes"]["prism.provider"]: s for s in attempts(spans)}
+    assert set(by_provider) == {"slow", "fast"}
+    assert by_provider["fast"]["attributes"]["http.response.status_code"] == 200
+    assert by_provider["slow"]["attributes"]["prism.cancelled"] is True
+    assert [s["attributes"].get("prism.race", False) for s in attempts(spans)] == [False, True]
+    assert root["attributes"]["prism.routing.strategy"] == "fastest"
+
+    a, b = make_mock(), make_mock()
+    a.fail_with(503, "down")
+    cfg = make_config({"a": openai_provider(a.v1_url, models=["gpt-4o"]),
+                       "b": openai_provider(b.v1_url, models=["claude-sonnet-4-20250514"])},
+                      routing={"model_fallbacks": {"gpt-4o": ["claude-sonnet-4-20250514"]}}, telemetry=telemetry(receiver))
+    gw = gateway(cfg)
+    assert chat(gw, "otel-fallback", model="gpt-4o").status == 200
+    root, spans = receiver.wait_for_request("otel-fallback")
+    routes = sorted([s for s in spans if s["name"].startswith("route ")], key=lambda s: s["start"])
+    assert [s["attributes"]["prism.route.model"] for s in routes] == ["gpt-4o", "claude-sonnet-4-20250514"]
+    tries = attempts(spans)
+    assert [(s["attributes"]["gen_ai.request.model"], s["attributes"]["prism.failover"]) for s in tries] == \
+        [("gpt-4o", False), ("claude-sonnet-4-20250514", True)]
+    assert root["attributes"]["gen_ai.request.model"] == "gpt-4o"
+    assert root["attributes"]["gen_ai.response.model"] == "claude-sonnet-4-20250514"
+    assert root["name"] == "chat gpt-4o" and tries[1]["name"] == "chat claude-sonnet-4-20250514"
+
+
 def test_a_failed_request_is_an_error_span(gateway, mock_upstream, receiver):
     mock_upstream.fail_with(500, "the model fell over")
     gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)},
