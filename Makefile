@@ -41,7 +41,7 @@ fuzz-test:
 	scripts/fuzz.sh --short
 
 bench: build
-	bench/run.sh
+	PRISM_OTEL=1 bench/run.sh
 	swift build -c release --product prism-routing-bench && .build/release/prism-routing-bench dist/plugins
 	swift build -c release --product prism-state-bench && .build/release/prism-state-bench
 	swift build -c release --product prism-metrics-bench && .build/release/prism-metrics-bench

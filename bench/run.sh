@@ -32,6 +32,8 @@
 #   PRISM_BENCH_CONFIG=FILE        use this gateway config instead of the generated one
 #                                  (it must route gpt-4o-mini to http://127.0.0.1:18080/v1)
 #   SKIP_PRISM=1        measure direct and nginx-proxy only
+#   PRISM_OTEL=1        also measure prism-otel (:18083): the same gateway with OpenTelemetry on, every
+#                       request sampled, exporting to a closed port (a dead collector, :18089)
 #   STRICT=1            exit 3 when a budget is not met
 #   NGINX_BIN=/usr/sbin/nginx   BENCH_KEY=sk-prism-bench (bearer token sent)
 #   BENCH_RUN_DIR=DIR   work directory (default: a new /tmp/prism-bench.XXXXXX, removed after
@@ -56,6 +58,7 @@ PRISM_BIN=${PRISM_BIN:-$REPO_DIR/dist/prism-gateway}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 SKIP_PRISM=${SKIP_PRISM:-0}
+PRISM_OTEL=${PRISM_OTEL:-0}
 BENCH_KEY=${BENCH_KEY:-sk-prism-bench}
 RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/results}
 REQUEST_FILE=$BENCH_DIR/chat_request.json
@@ -63,6 +66,8 @@ REQUEST_FILE=$BENCH_DIR/chat_request.json
 MOCK_PORT=18080
 PROXY_PORT=18081
 PRISM_PORT=18082
+PRISM_OTEL_PORT=18083
+DEAD_COLLECTOR_PORT=18089
 # name:threads:connections -- throughput and one-request-at-a-time latency
 PROFILES="c32:2:32 c1:1:1"
 BUDGET_RPS_RATIO=0.5
@@ -93,7 +98,7 @@ if [[ $SKIP_PRISM != 1 ]]; then
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $MOCK_PORT $PROXY_PORT $PRISM_PORT; do
+for p in $MOCK_PORT $PROXY_PORT $PRISM_PORT $PRISM_OTEL_PORT $DEAD_COLLECTOR_PORT; do
     ! port_in_use "$p" || die "127.0.0.1:$p is already in use; stop whatever listens there first"
 done
 
@@ -108,7 +113,7 @@ fi
 chmod 755 "$RUN_DIR"   # nginx workers run as nobody when started by root: they must reach the files
 
 # ---- process bookkeeping and cleanup ----------------------------------------------------
-MOCK_PIDS="" PROXY_PIDS="" PRISM_PID="" WRK_PID="" NGINX_PREFIXES=()
+MOCK_PIDS="" PROXY_PIDS="" PRISM_PID="" PRISM_OTEL_PID="" WRK_PID="" NGINX_PREFIXES=()
 
 # alive PID -- the process exists and is not a zombie (nginx masters are reparented to init)
 alive() {
@@ -132,6 +137,7 @@ cleanup() {
     trap - EXIT INT TERM
     if alive "$WRK_PID"; then kill -TERM "$WRK_PID" 2>/dev/null; wait "$WRK_PID" 2>/dev/null || true; fi
     if [[ -n $PRISM_PID ]]; then stop_pids "$PRISM_PID"; wait "$PRISM_PID" 2>/dev/null || true; fi
+    if [[ -n $PRISM_OTEL_PID ]]; then stop_pids "$PRISM_OTEL_PID"; wait "$PRISM_OTEL_PID" 2>/dev/null || true; fi
     local prefix master
     for prefix in "${NGINX_PREFIXES[@]}"; do   # the proxy first, then the mock
         master=$(tr -dc 0-9 <"$prefix/nginx.pid" 2>/dev/null) || continue
@@ -262,6 +268,21 @@ $(tail -n 20 "$RUN_DIR/prism.log")"
     RSS_IDLE=$(status_kib "$PRISM_PID" VmRSS)
     note "prism: pid $PRISM_PID ready, idle VmRSS $RSS_IDLE kB, plugins: $PLUGINS_LINE"
     names+=(prism); urls+=("http://127.0.0.1:$PRISM_PORT/v1/chat/completions"); pidsets+=("$PRISM_PID")
+
+    if [[ $PRISM_OTEL == 1 ]]; then
+        # The same gateway with every request traced and its spans sent to a closed port.
+        otel_config=$RUN_DIR/prism-otel.yaml
+        { cat "$prism_config"; printf '\ntelemetry:\n  enabled: true\n  otlp_endpoint: "http://127.0.0.1:%s"\n  sample_rate: 1\n' \
+            "$DEAD_COLLECTOR_PORT"; } >"$otel_config"
+        "$PRISM_BIN" --config "$otel_config" --port $PRISM_OTEL_PORT --host 127.0.0.1 "${plugin_args[@]}" \
+            >"$RUN_DIR/prism-otel.log" 2>&1 &
+        PRISM_OTEL_PID=$!
+        wait_http "http://127.0.0.1:$PRISM_OTEL_PORT/readyz" 30 "$PRISM_OTEL_PID" \
+            || die "prism-otel: not ready on 127.0.0.1:$PRISM_OTEL_PORT; log tail:
+$(tail -n 20 "$RUN_DIR/prism-otel.log")"
+        note "prism-otel: pid $PRISM_OTEL_PID ready (telemetry to the dead collector 127.0.0.1:$DEAD_COLLECTOR_PORT)"
+        names+=(prism-otel); urls+=("http://127.0.0.1:$PRISM_OTEL_PORT/v1/chat/completions"); pidsets+=("$PRISM_OTEL_PID")
+    fi
 fi
 
 # ---- precheck: one request per target and mode --------------------------------------------
@@ -378,6 +399,15 @@ $(tail -n 20 "$RUN_DIR/prism.log")"
     RSS_AFTER=$(status_kib "$PRISM_PID" VmRSS)
     THREADS=$(status_kib "$PRISM_PID" Threads)
 fi
+OTEL_NOTE=""
+if [[ -n $PRISM_OTEL_PID ]]; then
+    alive "$PRISM_OTEL_PID" || die "prism-otel exited during the benchmark; log tail:
+$(tail -n 20 "$RUN_DIR/prism-otel.log")"
+    OTEL_NOTE=$(curl -fsS -m 5 "http://127.0.0.1:$PRISM_OTEL_PORT/-/metrics" | awk '
+        /^prism_trace_spans_exported_total/ {e += $NF} /^prism_trace_spans_dropped_total/ {d += $NF}
+        /^prism_trace_export_failures_total/ {f += $NF}
+        END {printf "spans exported %d, dropped %d, failed exports %d", e, d, f}') || OTEL_NOTE="metrics unavailable"
+fi
 
 # ---- report ------------------------------------------------------------------------------------
 report() {
@@ -393,7 +423,9 @@ report() {
 - Prism: $prism_bin_note.
 - Targets: **direct** = mock upstream 127.0.0.1:$MOCK_PORT (nginx, 1 worker, static answers);
   **nginx-proxy** = nginx reverse proxy 127.0.0.1:$PROXY_PORT (1 worker, upstream keepalive, proxy_buffering off);
-  **prism** = 127.0.0.1:$PRISM_PORT, provider api_format openai -> http://127.0.0.1:$MOCK_PORT/v1, auth off, logging warn.
+  **prism** = 127.0.0.1:$PRISM_PORT, provider api_format openai -> http://127.0.0.1:$MOCK_PORT/v1, auth off, logging warn.$(
+  [[ -z $PRISM_OTEL_PID ]] || printf '\n  **prism-otel** = 127.0.0.1:%s, the same with telemetry on (sample_rate 1) exporting to a closed port (%s).' \
+      "$PRISM_OTEL_PORT" "$OTEL_NOTE")
 - Load: $(wc -c <"$REQUEST_FILE") B chat request (\`bench/chat_request.json\`) via \`bench/chat.lua\`; profiles
   **c32** = \`wrk -t2 -c32 -d$DURATION\` (throughput) and **c1** = \`wrk -t1 -c1 -d$DURATION\` (latency);
   modes: $MODES (sse = "stream": true, 18-event SSE answer, latency to the end of the stream).

@@ -61,5 +61,6 @@ if [[ $mode == test ]]; then
     # The integration tests drive Prism with the official OpenAI Python SDK, and the dashboard with
     # Selenium in headless Chromium (Debian's chromium and chromium-driver above).
     # The Python client (clients/python) builds on openai 3.x and is type-checked with mypy.
-    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml, selenium, mypy; assert int(openai.__version__.split(".")[0]) >= 3' 2>/dev/null || python3 -m pip install -q 'openai>=3,<4' pytest prometheus-client kubernetes-validate pyyaml selenium mypy
+    # opentelemetry-proto: the test OTLP receiver decodes exported traces with the real protobuf schema.
+    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml, selenium, mypy, opentelemetry.proto; assert int(openai.__version__.split(".")[0]) >= 3' 2>/dev/null || python3 -m pip install -q 'openai>=3,<4' pytest prometheus-client kubernetes-validate pyyaml selenium mypy opentelemetry-proto
 fi

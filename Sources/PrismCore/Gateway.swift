@@ -17,6 +17,8 @@ public final class GatewayServices: Sendable {
     let stats = RequestStats()
     /// Every request's spend, across reloads and restarts (nil: spend_ledger off, or a tool).
     let ledger: SpendLedger?
+    /// OpenTelemetry spans on their way to the collector (idle until telemetry traces a request).
+    let traces = TraceExporter()
 
     public init(registry: PluginRegistry, maximumIdleConnections: Int) {
         self.registry = registry
@@ -66,6 +68,8 @@ public final class Gateway: Sendable {
     let budgets: BudgetService?
     /// "" (the file's configuration) or the organization this generation serves.
     let organization: String
+    /// OpenTelemetry tracing (nil: telemetry is off).
+    let tracer: Tracer?
 
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
@@ -202,6 +206,10 @@ public final class Gateway: Sendable {
         healthChecker = HealthChecker(providers: providers, health: health, settings: configuration.routing.healthCheck,
                                       transport: transport, logger: logger)
         if discover { healthChecker.start() }
+        tracer = configuration.telemetry.enabled ? Tracer(settings: configuration.telemetry, exporter: services.traces) : nil
+        if let tracer, discover {
+            logger.info("telemetry: OpenTelemetry traces to \(tracer.destination.displayURL) (OTLP/HTTP JSON, sample_rate \(tracer.settings.sampleRate), service \(tracer.settings.serviceName)\(tracer.settings.captureContent ? ", with content" : ""))")
+        }
     }
 
     /// `prices.json` beside the binary (dist/ and the image ship it).

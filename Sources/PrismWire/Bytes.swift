@@ -31,7 +31,7 @@ public enum Hex {
     }
 
     /// One hex digit's value (either case); nil for anything else.
-    static func value(_ digit: UInt8) -> UInt8? {
+    public static func value(_ digit: UInt8) -> UInt8? {
         switch digit {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10

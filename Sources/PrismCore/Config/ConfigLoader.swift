@@ -23,7 +23,7 @@ public struct ConfigLoader {
     /// Sections that parse today but whose behaviour lands with later work.
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin",
-                                            "cost_tracking", "spend_ledger", "budgets"]
+                                            "cost_tracking", "spend_ledger", "budgets", "telemetry"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
                                           "max_response_body_size", "stream_idle_timeout", "max_request_body_size", "default_request_timeout"]
@@ -76,6 +76,7 @@ public struct ConfigLoader {
         configuration.budgets = readBudgets(root["budgets"])
         configuration.admin = readAdmin(root["admin"], file: file)
         configuration.spendLedger = readSpendLedger(root["spend_ledger"], file: file)
+        configuration.telemetry = readTelemetry(root["telemetry"], root: root)
         configuration.document = toJSON(root)
         configuration.middleware = readMiddleware(root)
         // From the final list: `auth:` or `middleware: [{name: auth, config: {enabled: true}}]`.

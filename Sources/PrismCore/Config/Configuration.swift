@@ -13,6 +13,8 @@ public struct GatewayConfiguration: Sendable {
     public var costTracking = CostTrackingSettings()
     public var spendLedger = SpendLedgerSettings()
     public var budgets = BudgetSettings()
+    /// `telemetry` (and the `OTEL_*` environment): OpenTelemetry traces.
+    public var telemetry = TelemetrySettings()
     /// Whether the configuration authenticates clients (`auth.enabled`), known from the shortcut
     /// sections; with `operational_routes: auto` it puts the operational routes behind the admin token.
     public var authenticatesClients = false

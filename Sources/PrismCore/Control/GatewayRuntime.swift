@@ -118,6 +118,9 @@ public final class GatewayRuntime: Sendable {
         fileSignature.withLock { $0 = GatewayRuntime.signature(of: configPath) }
     }
 
+    /// Sends the spans still queued (at shutdown, after the last request; bounded by the export timeout).
+    public func flushTelemetry() { services.traces.flush() }
+
     // MARK: Reloading
 
     /// Re-reads config.yaml and swaps in a new generation when it is valid; `done` runs on the

@@ -21,6 +21,7 @@ public final class GatewayMetrics: Sendable {
         "prism_tokens_total", "prism_provider_errors_total", "prism_circuit_breaker_state",
         "prism_shared_state_fallbacks_total", "prism_config_reloads_total", "prism_requests_in_flight",
         "prism_health_probes_total", "prism_cost_usd_total", "prism_budget_refusals_total", "prism_budget_warnings_total",
+        "prism_trace_spans_exported_total", "prism_trace_spans_dropped_total", "prism_trace_export_failures_total",
     ]
 
     private struct RequestLabels: Hashable {
@@ -131,6 +132,28 @@ public final class GatewayMetrics: Sendable {
     func recordReload(succeeded: Bool) {
         CoreMetrics.Counter(label: "prism_config_reloads_total", dimensions: [("result", succeeded ? "applied" : "rejected")])
             .increment()
+    }
+
+    /// The trace exporter's counters (Telemetry/TraceExporter), made once, when telemetry traces
+    /// its first request, so that they show 0 from then on.
+    struct TraceCounters: Sendable {
+        /// Spans the collector took.
+        let exported = CoreMetrics.Counter(label: "prism_trace_spans_exported_total")
+        /// Spans lost because the export queue was full.
+        let droppedQueueFull = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total", dimensions: [("reason", "queue_full")])
+        /// Spans lost because the collector refused them or could not be reached.
+        let droppedExportFailed = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total",
+                                                      dimensions: [("reason", "export_failed")])
+        /// Exports (batches) that failed.
+        let failures = CoreMetrics.Counter(label: "prism_trace_export_failures_total")
+    }
+
+    func makeTraceCounters() -> TraceCounters {
+        let counters = TraceCounters()
+        for counter in [counters.exported, counters.droppedQueueFull, counters.droppedExportFailed, counters.failures] {
+            counter.increment(by: 0)
+        }
+        return counters
     }
 
     /// Window takes answered locally, and value operations that failed, because Redis was down.

@@ -84,6 +84,7 @@ public final class SecretRedactor: Sendable {
         for provider in configuration.providers { collect(provider.section, into: &values) }
         for middleware in configuration.middleware { collect(middleware.configuration, into: &values) }
         if let password = configuration.redis?.password, !password.isEmpty { values.append(password) }
+        values += configuration.telemetry.headers.map(\.1) // the trace collector's credentials
         register(values)
     }
 

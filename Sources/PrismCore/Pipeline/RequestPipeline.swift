@@ -13,6 +13,7 @@ extension ProxyRequest {
         while position < gateway.middleware.count, !finished {
             let step = MiddlewareStep(middleware: gateway.middleware[position], attributes: attributes)
             steps.append(step)
+            let span = trace?.beginMiddleware(step.middleware.name) ?? -1
             var action = step.middleware.onRequest(view, step: step)
             if action == PRISM_PAUSE {
                 let bound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -22,11 +23,13 @@ extension ProxyRequest {
                     eventLoop.execute { bound.value.middlewareResumed(step, action: action, next: next) }
                 }) else {
                     pausedStep = step
+                    trace?.middlewarePaused(span)
                     armPauseDeadline(for: step)
                     return
                 }
                 action = resumed
             }
+            trace?.endMiddleware(span, action: action)
             guard decide(step, action: action) else { return }
             position += 1
         }
@@ -38,6 +41,7 @@ extension ProxyRequest {
         pauseDeadline?.cancel()
         pauseDeadline = nil
         pausedStep = nil
+        trace?.middlewareResumed(action: action)
         guard !finished else {
             // The request ended while the middleware was waiting (client gone, deadline): it was
             // left out of the completion round, so it gets its on_complete now.

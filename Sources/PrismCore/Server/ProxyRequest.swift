@@ -25,6 +25,8 @@ final class ProxyRequest {
 
     var view: RequestView?
     let attributes = RequestAttributes()
+    /// This request's spans (nil: telemetry off, or not sampled).
+    var trace: RequestTrace?
 
     // Middleware state (Pipeline/).
     /// The steps whose on_request ran, in order.
@@ -102,6 +104,7 @@ final class ProxyRequest {
         self.body = body
         let given = head.headers.first(name: "x-prism-request-id") ?? ""
         requestID = ProxyRequest.isUsableRequestID(given) ? given : ProxyRequest.newRequestID()
+        trace = gateway.tracer?.begin(headers: head.headers, startedAt: startedAt)
     }
 
     // MARK: Request path
@@ -151,6 +154,7 @@ final class ProxyRequest {
                 streaming = api == "chat.completions" && JSONScanner.isTrue(raw, in: member.valueRange)
             }
         }
+        trace?.requestMembers = members
         guard let model, !model.isEmpty else {
             return fail(.badRequest, "invalid_request_error", "missing_model",
                         "The request has no `model`: say which model should answer.", param: "model")
@@ -217,11 +221,14 @@ final class ProxyRequest {
     @discardableResult
     private func loadCandidates(for model: String, lock: String?) -> Bool {
         guard let view else { return false }
+        let routeStarted = trace == nil ? 0 : monotonicNanoseconds()
         currentModel = model
         attemptsForModel = 0
         view.setModel(clientModel)
         let candidates = gateway.planner.candidates(for: model, lockedTo: lock)
         queue = gateway.planner.rank(candidates, request: view)
+        trace?.recordRoute(requested: clientModel, model: model, candidates: queue, strategy: gateway.planner.strategyName,
+                           started: routeStarted)
         return !queue.isEmpty
     }
 
@@ -281,6 +288,7 @@ final class ProxyRequest {
         let attempt = UpstreamAttempt(candidate: candidate, exchange: exchange, number: attemptCount,
                                       framing: streaming ? framing : PRISM_FRAMING_NONE)
         attempt.isProbe = probe
+        trace?.beginAttempt(attempt, operation: traceOperation, racing: !active.isEmpty)
         switch status {
         case PRISM_OK:
             send(upstream, attempt: attempt)
@@ -306,6 +314,7 @@ final class ProxyRequest {
             }
             return true
         default:
+            trace?.endAttempt(attempt, status: 0, failure: .other("its provider plugin could not build the request (status \(status))"))
             gateway.health.byProvider[candidate.provider.settings.name]?.releaseProbe()
             if status == PRISM_ERROR_UNSUPPORTED, !queue.isEmpty { return false }
             failFromPlugin(status, error, provider: candidate.provider.settings.name)
@@ -322,7 +331,8 @@ final class ProxyRequest {
         let receiver = UpstreamReceiver(request: self, attempt: attempt, eventLoop: eventLoop, streaming: streaming,
                                         maximumBufferedBytes: gateway.configuration.server.maxResponseBodySize,
                                         writable: { channel?.isWritable ?? true })
-        let transfer = Transfer(method: upstream.method, url: upstream.url, headers: upstream.headers, body: upstream.body,
+        let transfer = Transfer(method: upstream.method, url: upstream.url, headers: upstreamHeaders(upstream.headers, for: attempt),
+                                body: upstream.body,
                                 timeoutMilliseconds: Int(max(1, min(providerTimeout, remaining))), streaming: streaming,
                                 gate: gateway.gates[provider.settings.name], delegate: receiver)
         attempt.transfer = transfer
@@ -333,6 +343,7 @@ final class ProxyRequest {
     }
 
     func cancel(_ attempt: UpstreamAttempt) {
+        trace?.attemptCancelled(attempt)
         if let transfer = attempt.transfer { gateway.transport.cancel(transfer) }
         if attempt.isProbe { gateway.health.byProvider[attempt.provider.settings.name]?.releaseProbe() }
         attempt.release()
@@ -408,6 +419,7 @@ final class ProxyRequest {
     {
         guard !finished, active.contains(where: { $0 === attempt }) else { return }
         active.removeAll { $0 === attempt }
+        trace?.endAttempt(attempt, status: status, failure: failure)
         let health = gateway.health.byProvider[attempt.provider.settings.name]
         if attempt === winner, streamStarted {
             health?.record(failed: failure != nil, latencyMilliseconds: Double(firstByteAt - attempt.startedAt) / 1_000_000)
@@ -457,6 +469,7 @@ final class ProxyRequest {
     /// A 2xx that its plugin found is no answer (an HTML page, an error object): a provider fault,
     /// and with failover on the next deployment is tried. False: answer the error now.
     private func failOver(afterBadAnswer attempt: UpstreamAttempt, _ message: String) -> Bool {
+        trace?.attemptRejected(attempt, message)
         gateway.health.byProvider[attempt.provider.settings.name]?.record(failed: true, latencyMilliseconds: attempt.elapsedMilliseconds)
         recordProviderError(attempt, status: 502, failure: nil)
         feedback(attempt, status: 502)
@@ -610,6 +623,7 @@ final class ProxyRequest {
 
     func flushCollector() {
         guard !collector.pending.isEmpty else { return }
+        trace?.sawAnswer(collector.pending, streamed: true)
         handler?.writeStreamBytes(collector.pending)
         collector.pending.removeAll(keepingCapacity: true)
         notifyRecordedEvents()

@@ -56,6 +56,7 @@ extension ProxyRequest {
         handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: client.body)
         if gateway.configuration.logging.includeBodies { responseBodyForLog = client.body }
         if (200..<300).contains(Int(clientStatus.code)) {
+            trace?.sawAnswer(client.body, streamed: false)
             notifyResponse(status: Int(clientStatus.code), headers: responseHeaders.map { ($0.name, $0.value) }, body: client.body)
         }
         complete(status: Int(clientStatus.code))
@@ -102,6 +103,7 @@ extension ProxyRequest {
             headers.replaceOrAdd(name: name, value: value)
         }
         errorCode = code
+        trace?.failed(code: code, message: message)
         handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
                             headers: headers.map { ($0.name, $0.value) })
         complete(status: Int(status.code))
@@ -154,6 +156,7 @@ extension ProxyRequest {
     /// The one way a started stream ends badly: what was translated so far, the error event,
     /// `[DONE]`, and the request's completion with `status`.
     func endStream(withError body: [UInt8], status: Int) {
+        trace?.streamFailed(body)
         cancelAll()
         flushCollector()
         var frame: [UInt8] = []
@@ -222,6 +225,7 @@ extension ProxyRequest {
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
         cancelAll()
+        finishTrace(status: status)
         winner?.release()
         handler?.requestFinished(self)
     }

@@ -16,6 +16,8 @@ final class UpstreamAttempt {
     private var holdsInFlight = false
     /// A half-open circuit admitted this attempt as its probe.
     var isProbe = false
+    /// Its span in the request's trace (-1: not traced).
+    var traceSpan = -1
 
     init(candidate: RouteCandidate, exchange: ProviderExchange, number: Int, framing: prism_framing) {
         self.candidate = candidate
