@@ -212,3 +212,16 @@ def test_the_python_client_manages_organizations(gateway, make_mock, store):
     assert answer.choices[0].message.content and len(acme_mock.chat_requests()) == 1
     client.org_configs.delete("your-org-id")
     assert admin("GET", gw, "/-/orgs/your-org-id/config").status == 404
+
+
+def test_the_ledger_tells_organizations_apart(gateway, make_mock, store):
+    file_mock, acme_mock = make_mock(), make_mock()
+    config = make_config({"file-provider": openai_provider(file_mock.v1_url, models=["gpt-4o-mini"])},
+                         auth={"enabled": True, "keys": [{"name": "file-key", "key": FILE_KEY}]},
+                         admin={"token": ADMIN, "store": str(store)},
+                         spend_ledger={"path": str(store.parent / "spend.sqlite"), "flush_interval": "100ms"})
+    gw = gateway(config, env={"PRISM_MASTER_KEY": MASTER})
+    acme = make_org(gw, "acme", org_config(acme_mock))
+    assert ask(gw, acme).status == 200 and ask(gw, acme).status == 200 and ask(gw, FILE_KEY).status == 200
+    groups = {g["org"]: g["requests"] for g in admin("GET", gw, "/-/spend?group_by=org").json()["groups"]}
+    assert groups == {"acme": 2, "-": 1}, groups

@@ -3,7 +3,7 @@ import Logging
 import PrismWire
 import Synchronization
 
-/// Every request's spend, kept across restarts: key, owner, user, model, provider, tokens, cost,
+/// Every request's spend, kept across restarts: key, owner, user, model, provider, organization, tokens, cost,
 /// status and latency, written off the hot path (a request appends to a buffer under a short lock;
 /// a queue writes the buffer to SQLite in one transaction every `flushInterval`), with the rows
 /// older than `retention` deleted. Each replica keeps its own ledger (its own file on its own
@@ -23,6 +23,8 @@ final class SpendLedger: Sendable {
         var cost: Double?
         var status: Int
         var latencyMicroseconds: UInt64
+        /// The organization whose configuration served it ("-": the file's).
+        var org: String = "-"
     }
 
     struct Total: Sendable {
@@ -34,7 +36,7 @@ final class SpendLedger: Sendable {
     }
 
     static let groupColumns: [String: String] = ["key": "key", "owner": "owner", "user": "user", "model": "model",
-                                                 "provider": "provider"]
+                                                 "provider": "provider", "org": "org"]
 
     private final class Store: @unchecked Sendable {
         let database: SQLiteDatabase
@@ -66,6 +68,10 @@ final class SpendLedger: Sendable {
                 latency_us INTEGER NOT NULL);
             CREATE INDEX IF NOT EXISTS spend_at ON spend(at_ms);
             """)
+        // Ledgers written before organizations get the column (their rows were the file's).
+        if !(try database.query("PRAGMA table_info(spend)").contains { $0[1].text == "org" }) {
+            try database.execute("ALTER TABLE spend ADD COLUMN org TEXT NOT NULL DEFAULT '-'")
+        }
         store = Store(database)
         retentionMilliseconds = UInt64(retention.milliseconds)
         self.logger = logger
@@ -117,16 +123,20 @@ final class SpendLedger: Sendable {
                     let chunk = rows[start..<min(start + Self.rowsPerStatement, rows.count)]
                     start = chunk.endIndex
                     var values: [SQLiteDatabase.Value] = []
-                    values.reserveCapacity(chunk.count * 12)
+                    values.reserveCapacity(chunk.count * 13)
                     for row in chunk {
                         values += [.integer(Int64(clamping: row.at)), .text(row.requestID), .text(row.key), .text(row.owner),
                                    .text(row.user), .text(row.model), .text(row.provider), .integer(Int64(clamping: row.tokensIn)),
                                    .integer(Int64(clamping: row.tokensOut)),
                                    row.cost.map { .integer(Int64(($0 * 1_000_000_000).rounded())) } ?? .null,
-                                   .integer(Int64(row.status)), .integer(Int64(clamping: row.latencyMicroseconds))]
+                                   .integer(Int64(row.status)), .integer(Int64(clamping: row.latencyMicroseconds)),
+                                   .text(row.org)]
                     }
-                    let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count)
-                    _ = try database.run("INSERT INTO spend VALUES " + placeholders.joined(separator: ", "), values)
+                    let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count)
+                    _ = try database.run("""
+                        INSERT INTO spend (at_ms, request_id, key, owner, user, model, provider, tokens_in, tokens_out,
+                                           cost_nano_usd, status, latency_us, org) VALUES
+                        """ + placeholders.joined(separator: ", "), values)
                 }
                 try database.execute("COMMIT")
             }
@@ -171,18 +181,11 @@ final class SpendLedger: Sendable {
     /// A query time: milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight).
     static func time(_ text: String) -> UInt64? {
         if let value = UInt64(text) { return value }
-        let parts = text.split(separator: "-").compactMap { Int($0) }
+        let parts = text.split(separator: "-").compactMap { Int64($0) }
         guard parts.count == 3, text.utf8.count == 10, (1970...9999).contains(parts[0]), (1...12).contains(parts[1]),
               (1...31).contains(parts[2])
         else { return nil }
-        // Days from the civil date (Howard Hinnant's algorithm), then milliseconds.
-        let year = parts[1] <= 2 ? parts[0] - 1 : parts[0]
-        let era = year / 400
-        let yearOfEra = year - era * 400
-        let month = parts[1] + (parts[1] > 2 ? -3 : 9)
-        let dayOfYear = (153 * month + 2) / 5 + parts[2] - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
+        let days = CivilDate(year: parts[0], month: parts[1], day: parts[2]).dayNumber
         return UInt64(days) * 86_400_000
     }
 }

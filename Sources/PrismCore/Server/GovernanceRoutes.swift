@@ -191,13 +191,13 @@ extension GatewayHTTPHandler {
         }
     }
 
-    /// `GET /-/spend?group_by=key|owner|user|model|provider&from=&to=` (times: ms since the epoch,
+    /// `GET /-/spend?group_by=key|owner|user|model|provider|org&from=&to=` (times: ms since the epoch,
     /// or ISO dates `2026-12-01`): totals from this replica's spend ledger.
     func spend(uri: String) {
         let parameters = GatewayHTTPHandler.queryParameters(uri)
         let groupBy = parameters["group_by"] ?? "model"
         guard SpendLedger.groupColumns[groupBy] != nil else {
-            return write(.error(.badRequest, "invalid_group_by", "group_by is one of key, owner, user, model, provider; got '\(groupBy)'"))
+            return write(.error(.badRequest, "invalid_group_by", "group_by is one of key, owner, user, model, provider, org; got '\(groupBy)'"))
         }
         var bounds: [UInt64?] = []
         for name in ["from", "to"] {

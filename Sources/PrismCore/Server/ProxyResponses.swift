@@ -219,7 +219,8 @@ extension ProxyRequest {
                 at: wallClockMilliseconds(), requestID: requestID, key: attributes["key.name"] ?? "-",
                 owner: attributes["key.owner"] ?? "-", user: user.isEmpty ? "-" : user, model: clientModel.isEmpty ? "-" : clientModel,
                 provider: providerName, tokensIn: usage.input_tokens, tokensOut: usage.output_tokens, cost: cost,
-                status: status, latencyMicroseconds: latency / 1000))
+                status: status, latencyMicroseconds: latency / 1000,
+                org: gateway.organization.isEmpty ? "-" : gateway.organization))
         }
         writeRequestLog(status: status, latency: latency)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
