@@ -157,10 +157,7 @@ public final class Gateway: Sendable {
         var middleware: [MiddlewareInstance] = []
         for settings in configuration.middleware {
             guard let component = registry.middleware[settings.name] else {
-                // Only an auth that is plainly off may be missing; an unreadable switch is not "off".
-                let enabled = settings.configuration["enabled"]
-                let off = enabled == nil || enabled == .null || enabled?.switchValue == false
-                if settings.name == "auth" && off && configuration.middleware.count == 1 { continue }
+                if FirstParty.mayBeAbsent(settings, listCount: configuration.middleware.count) { continue }
                 throw StartupError(description: "middleware '\(settings.name)' is configured but no loaded plugin provides it")
             }
             if let location = settings.location, let members = settings.configuration.objectValue {

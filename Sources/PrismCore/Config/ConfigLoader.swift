@@ -36,9 +36,6 @@ public struct ConfigLoader {
         "conn_pool_size", "headers", "weight", "priority", "auto_discover", "discovery_interval",
         "credentials_file", "skip_tls", "local",
     ]
-    static let authKeys: Set<String> = ["enabled", "keys"]
-    static let authKeyEntryKeys: Set<String> = ["name", "key", "key_sha256", "owner", "models", "rate_limit_rpm",
-                                                "rate_limit_tpm", "metadata", "expires_at"]
 
     /// Loads a configuration, or throws every error found (warnings are in `warnings`).
     public mutating func load(text: String, file: String) throws(ConfigError) -> (GatewayConfiguration, [ConfigDiagnostic]) {
@@ -80,9 +77,7 @@ public struct ConfigLoader {
         configuration.document = toJSON(root)
         configuration.middleware = readMiddleware(root)
         // From the final list: `auth:` or `middleware: [{name: auth, config: {enabled: true}}]`.
-        configuration.authenticatesClients = authenticatesClients || configuration.middleware.contains {
-            $0.name == "auth" && $0.configuration["enabled"]?.switchValue == true
-        }
+        configuration.authenticatesClients = authenticatesClients || FirstParty.authenticates(configuration.middleware)
         configuration.routing = readRouting(root["routing"], modelMap: root["model_map"])
         let errors = diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty { throw ConfigError(diagnostics: diagnostics) }
@@ -253,80 +248,6 @@ public struct ConfigLoader {
         return settings
     }
 
-    /// `middleware:` (names, or `{name, config}`), else the default order: auth when configured.
-    mutating func readMiddleware(_ root: YAMLNode) -> [MiddlewareSettings] {
-        let authSection = root["auth"]
-        authenticatesClients = false
-        if let auth = authSection {
-            authenticatesClients = boolean(auth["enabled"], "auth.enabled") ?? false
-            for (key, location, _) in entries(auth) where !ConfigLoader.authKeys.contains(key) {
-                warning(location, "auth.\(key)", "unknown key (ignored)")
-            }
-            if case let .sequence(keys, _)? = auth["keys"] {
-                for (index, entry) in keys.enumerated() {
-                    for (key, location, _) in entries(entry) where !ConfigLoader.authKeyEntryKeys.contains(key) {
-                        warning(location, "auth.keys[\(index)].\(key)", "unknown key (ignored)")
-                    }
-                    _ = integer(entry["rate_limit_rpm"], "auth.keys[\(index)].rate_limit_rpm", range: 0...1_000_000_000)
-                    _ = integer(entry["rate_limit_tpm"], "auth.keys[\(index)].rate_limit_tpm", range: 0...1_000_000_000_000)
-                    _ = integer(entry["expires_at"], "auth.keys[\(index)].expires_at", range: 1...253_402_300_799)
-                    if entry["key"] == nil && entry["key_sha256"] == nil {
-                        error(entry.location, "auth.keys[\(index)].key", "every client key needs `key` (or `key_sha256`)")
-                    }
-                }
-            }
-        }
-        /// Config section a first-party middleware reads.
-        func section(for name: String) -> YAMLNode? {
-            switch name {
-            case "auth": return authSection
-            case "rate_limit", "rate_limiting": return root["rate_limiting"]
-            case "cache": return root["cache"]
-            default: return root[name]
-            }
-        }
-        let enabled = checkStateSections(root)
-        guard let list = root["middleware"] else {
-            // The default order: who you are, then whether you may (limits), then a cached answer.
-            var names = ["auth"]
-            if enabled.rateLimiting { names.append("rate_limit") }
-            if enabled.cache { names.append("cache") }
-            return names.map { name in
-                let section = section(for: name)
-                return MiddlewareSettings(name: name, configuration: section.map(toJSON) ?? .object([]),
-                                          location: section?.location)
-            }
-        }
-        guard case let .sequence(items, _) = list else {
-            error(list.location, "middleware", "expected a list of middleware names, in the order they run")
-            return []
-        }
-        let listed = Set(items.compactMap { item -> String? in
-            if case let .scalar(name, _, _) = item { return name }
-            if case let .scalar(name, _, _)? = item["name"] { return name }
-            return nil
-        })
-        if enabled.rateLimiting && listed.isDisjoint(with: ["rate_limit", "rate_limiting"]) {
-            warning(list.location, "middleware", "rate_limiting.enabled is true but `rate_limit` is not in this list: no limits apply")
-        }
-        if enabled.cache && !listed.contains("cache") {
-            warning(list.location, "middleware", "cache.enabled is true but `cache` is not in this list: nothing is cached")
-        }
-        var result: [MiddlewareSettings] = []
-        for (index, item) in items.enumerated() {
-            if case let .scalar(listedName, _, location) = item {
-                let name = listedName == "rate_limiting" ? "rate_limit" : listedName
-                result.append(MiddlewareSettings(name: name, configuration: section(for: name).map(toJSON) ?? .object([]),
-                                                 location: location))
-            } else if let name = string(item["name"], "middleware[\(index)].name") {
-                let configuration = item["config"].map(toJSON) ?? section(for: name).map(toJSON) ?? .object([])
-                result.append(MiddlewareSettings(name: name, configuration: configuration, location: item.location))
-            } else {
-                error(item.location, "middleware[\(index)]", "expected a middleware name or {name, config}")
-            }
-        }
-        return result
-    }
 
     // MARK: Environment expansion
 

@@ -17,8 +17,6 @@ public struct RedisSettings: Sendable, Equatable {
 
 extension ConfigLoader {
     static let redisKeys: Set<String> = ["enabled", "address", "password", "db", "prefix", "timeout"]
-    static let cacheKeys: Set<String> = ["enabled", "default_ttl", "max_entries", "scope"]
-    static let rateLimitingKeys: Set<String> = ["enabled", "global_rpm", "per_user", "per_model"]
 
     /// nil when the section is absent or disabled: state stays in this process.
     mutating func readRedis(_ node: YAMLNode?) -> RedisSettings? {
@@ -57,41 +55,6 @@ extension ConfigLoader {
         return settings.enabled ? settings : nil
     }
 
-    /// Checks `cache` and `rate_limiting`; returns which of them are enabled.
-    mutating func checkStateSections(_ root: YAMLNode) -> (cache: Bool, rateLimiting: Bool) {
-        var cacheEnabled = false
-        var rateLimitingEnabled = false
-        if let cache = root["cache"], !cache.isNull {
-            for (key, location, _) in entries(cache) where !ConfigLoader.cacheKeys.contains(key) {
-                warning(location, "cache.\(key)", "unknown key (ignored)")
-            }
-            cacheEnabled = boolean(cache["enabled"], "cache.enabled") ?? false
-            _ = duration(cache["default_ttl"], "cache.default_ttl")
-            _ = integer(cache["max_entries"], "cache.max_entries", range: 0...100_000_000)
-            if let node = cache["scope"], let scope = string(node, "cache.scope"), !["key", "owner", "global"].contains(scope) {
-                error(node.location, "cache.scope", "expected key, owner or global, got '\(scope)'")
-            }
-        }
-        if let limits = root["rate_limiting"], !limits.isNull {
-            for (key, location, _) in entries(limits) where !ConfigLoader.rateLimitingKeys.contains(key) {
-                warning(location, "rate_limiting.\(key)", "unknown key (ignored)")
-            }
-            rateLimitingEnabled = boolean(limits["enabled"], "rate_limiting.enabled") ?? false
-            _ = integer(limits["global_rpm"], "rate_limiting.global_rpm", range: 0...1_000_000_000)
-            // `per_user: {rpm, tpm}` (each end user), `per_model: {MODEL: {rpm, tpm}}`.
-            func checkPair(_ node: YAMLNode?, _ path: String) {
-                guard let node else { return }
-                for (key, location, _) in entries(node) where key != "rpm" && key != "tpm" {
-                    warning(location, "\(path).\(key)", "unknown key (ignored): expected rpm and tpm")
-                }
-                _ = integer(node["rpm"], "\(path).rpm", range: 0...1_000_000_000)
-                _ = integer(node["tpm"], "\(path).tpm", range: 0...1_000_000_000_000)
-            }
-            checkPair(limits["per_user"], "rate_limiting.per_user")
-            for (model, _, pair) in entries(limits["per_model"]) { checkPair(pair, "rate_limiting.per_model.\(model)") }
-        }
-        return (cacheEnabled, rateLimitingEnabled)
-    }
 
     /// `cost_tracking: {enabled, prices_file, custom_pricing: {MODEL: {input_per_mtok, output_per_mtok,
     /// cached_input_per_mtok, cache_write_per_mtok}}}`.

@@ -14,18 +14,6 @@ enum AdminOverlay {
         return settings
     }
 
-    /// A stored key as an entry of `auth.keys`.
-    static func authEntry(_ key: AdminStore.StoredKey) -> JSONValue {
-        var entry: [(String, JSONValue)] = [
-            ("name", .string(key.name)), ("key_sha256", .string(key.keyHash)), ("owner", .string(key.owner)),
-            ("models", .array(key.models.map { .string($0) })),
-            ("rate_limit_rpm", .number(String(key.requestsPerMinute))),
-            ("rate_limit_tpm", .number(String(key.tokensPerMinute))),
-        ]
-        if let expiresAt = key.extras.expiresAt { entry.append(("expires_at", .number(String(expiresAt)))) }
-        return .object(entry)
-    }
-
     static func apply(to file: GatewayConfiguration, providers: [AdminStore.StoredProvider],
                       keys: [AdminStore.StoredKey]) -> (GatewayConfiguration, [String])
     {
@@ -46,17 +34,11 @@ enum AdminOverlay {
         // Keys of an organization are served by its own generation (Organizations), not this one.
         let live = keys.filter { $0.revokedAt == nil && $0.extras.organization == nil }
         if !live.isEmpty {
-            if let index = configuration.middleware.firstIndex(where: { $0.name == "auth" }) {
-                var section = configuration.middleware[index].configuration.objectValue ?? []
-                var list = section.first { $0.0 == "keys" }?.1.arrayValue ?? []
+            if FirstParty.addClientKeys(live.map(FirstParty.authEntry), to: &configuration.middleware) {
+                // A key's own budget joins `budgets.keys`, winning over one of the same name in the file.
                 for key in live {
-                    list.append(authEntry(key))
-                    // A key's own budget joins `budgets.keys`, winning over one of the same name in the file.
                     if let budget = key.extras.budget { configuration.budgets.keys[key.name] = budget }
                 }
-                section.removeAll { $0.0 == "keys" }
-                section.append(("keys", .array(list)))
-                configuration.middleware[index].configuration = .object(section)
             } else {
                 problems.append("client keys from the admin API are not enforced: `auth` is not in the middleware list")
             }

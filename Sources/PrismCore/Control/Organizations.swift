@@ -36,9 +36,11 @@ enum Organizations {
     static func configuration(file: GatewayConfiguration, id: String, section: JSONValue,
                               keys: [AdminStore.StoredKey]) throws(ConfigError) -> GatewayConfiguration
     {
-        var document = (file.document.objectValue ?? []).filter { !ownedSections.contains($0.0) && $0.0 != "auth" }
+        var document = (file.document.objectValue ?? []).filter {
+            !ownedSections.contains($0.0) && !FirstParty.authSections.contains($0.0)
+        }
         for (key, value) in section.objectValue ?? [] { document.append((key, value)) }
-        var entries = keys.filter { $0.revokedAt == nil && $0.extras.organization == id }.map(AdminOverlay.authEntry)
+        var entries = keys.filter { $0.revokedAt == nil && $0.extras.organization == id }.map(FirstParty.authEntry)
         if entries.isEmpty {
             // No key yet: a key nobody holds (the SHA-256 of fresh random bytes), so that the
             // generation builds, validates the config, and lets no request in.
@@ -47,7 +49,7 @@ enum Organizations {
             let digest = random.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
             entries.append(.object([("name", .string("-")), ("key_sha256", .string(digest))]))
         }
-        document.append(("auth", .object([("enabled", .bool(true)), ("keys", .array(entries))])))
+        document.append(FirstParty.authSection(keys: entries))
         var loader = ConfigLoader(environment: { _ in nil })
         var (configuration, _) = try loader.load(text: String(decoding: JSONValue.object(document).jsonBytes, as: UTF8.self),
                                                  file: "admin:orgs/\(id)")

@@ -30,8 +30,7 @@ extension GatewayHTTPHandler {
                                 "No organization '\(organization)' is being served (PUT /-/orgs/\(organization)/config first)."))
         }
         let scope: GatewayRuntime.Scope = extras.organization.map { .organization($0) } ?? .file
-        let authEnabled = gateway.configuration.middleware.first { $0.name == "auth" }?
-            .configuration["enabled"]?.switchValue ?? false
+        let authEnabled = FirstParty.authenticates(gateway.configuration.middleware)
         let budgetsOff = !gateway.configuration.budgets.enabled
         changeLater("POST /-/keys", scope: scope) {
             do {
@@ -174,7 +173,7 @@ extension GatewayHTTPHandler {
 
     func listKeys() {
         guard let store = runtime.adminStore else { return }
-        let fileKeys = gateway.configuration.document["auth"]?["keys"]?.arrayValue ?? []
+        let fileKeys = FirstParty.fileClientKeys(gateway.configuration.document)
         answerLater {
             var items: [JSONValue] = []
             for key in fileKeys {
