@@ -118,14 +118,9 @@ extension ProxyRequest {
 
     private func notifyLateComplete(_ step: MiddlewareStep) {
         guard let view else { return }
-        var usage = prism_usage()
-        usage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
-        withUnsafePointer(to: &usage) { usagePointer in
-            var completion = prism_completion(
-                struct_size: UInt32(MemoryLayout<prism_completion>.size), status: UInt32(completedStatus),
-                provider: prism_string(data: nil, length: 0), model: prism_string(data: nil, length: 0),
-                usage: usagePointer, latency_nanoseconds: monotonicNanoseconds() - startedAt, first_byte_nanoseconds: 0)
-            step.middleware.onComplete(view, step: step, completion: &completion)
+        withCompletion(status: completedStatus, provider: nil, model: "",
+                       latencyNanoseconds: monotonicNanoseconds() - startedAt) { completion in
+            step.middleware.onComplete(view, step: step, completion: completion)
         }
     }
 }

@@ -24,19 +24,8 @@ public struct RoutingProbe {
             guard let health = gateway.health.byProvider[candidate.provider.settings.name], health.admit() else { continue }
             health.record(failed: false, latencyMilliseconds: 1)
             if let router = planner.router {
-                var usage = prism_usage()
-                usage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
-                withUnsafePointer(to: &usage) { usagePointer in
-                    candidate.provider.settings.name.withPrismString { provider in
-                        candidate.upstreamModel.withPrismString { upstreamModel in
-                            var outcome = prism_completion(
-                                struct_size: UInt32(MemoryLayout<prism_completion>.size), status: 200,
-                                provider: provider, model: upstreamModel, usage: usagePointer,
-                                latency_nanoseconds: 1_000_000, first_byte_nanoseconds: 0)
-                            router.feedback(&outcome)
-                        }
-                    }
-                }
+                withCompletion(status: 200, provider: candidate.provider.settings.name, model: candidate.upstreamModel,
+                               latencyNanoseconds: 1_000_000) { router.feedback($0) }
             }
             return candidate.provider.settings.name
         }

@@ -518,20 +518,8 @@ final class ProxyRequest {
 
     private func feedback(_ attempt: UpstreamAttempt, status: Int) {
         guard let router = gateway.planner.router else { return }
-        var attemptUsage = prism_usage()
-        attemptUsage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
-        let latency = monotonicNanoseconds() - attempt.startedAt
-        withUnsafePointer(to: &attemptUsage) { usagePointer in
-            attempt.provider.settings.name.withPrismString { provider in
-                attempt.candidate.upstreamModel.withPrismString { model in
-                    var outcome = prism_completion(
-                        struct_size: UInt32(MemoryLayout<prism_completion>.size), status: UInt32(status),
-                        provider: provider, model: model, usage: usagePointer, latency_nanoseconds: latency,
-                        first_byte_nanoseconds: 0)
-                    router.feedback(&outcome)
-                }
-            }
-        }
+        withCompletion(status: status, provider: attempt.provider.settings.name, model: attempt.candidate.upstreamModel,
+                       latencyNanoseconds: monotonicNanoseconds() - attempt.startedAt) { router.feedback($0) }
     }
 
     // MARK: Client side

@@ -175,23 +175,11 @@ extension ProxyRequest {
         streamIdleCheck?.cancel()
         let latency = monotonicNanoseconds() - startedAt
         if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
-        var completionUsage = usage
-        completionUsage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
         let providerName = self.providerName
-        let upstreamModel = winner?.candidate.upstreamModel ?? ""
         if view != nil {
-            withUnsafePointer(to: &completionUsage) { usagePointer in
-                providerName.withPrismString { provider in
-                    upstreamModel.withPrismString { model in
-                        var completion = prism_completion(
-                            struct_size: UInt32(MemoryLayout<prism_completion>.size), status: UInt32(status),
-                            provider: winner == nil ? prism_string(data: nil, length: 0) : provider, model: model,
-                            usage: usagePointer, latency_nanoseconds: latency,
-                            first_byte_nanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt)
-                        notifyComplete(&completion)
-                    }
-                }
-            }
+            withCompletion(status: status, provider: winner == nil ? nil : providerName,
+                           model: winner?.candidate.upstreamModel ?? "", usage: usage, latencyNanoseconds: latency,
+                           firstByteNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt) { notifyComplete($0) }
         }
         gateway.services.metrics.recordRequest(
             model: metricModelLabel(status: status), provider: providerName, status: status,
