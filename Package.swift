@@ -45,6 +45,8 @@ let package = Package(
         // The plugin contract: one C header, nothing else.
         .target(name: "PrismPluginABI", path: "Sources/PrismPluginABI"),
         // System libraries, each with a tiny shim header for what Swift cannot import directly.
+        // eventfd and epoll for the host's own threads (transport, Redis client).
+        .systemLibrary(name: "CPrismSystem", path: "Sources/CPrismSystem"),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
@@ -67,7 +69,7 @@ let package = Package(
         // other plugin carries them.
         .target(name: "AWSKit", dependencies: ["PluginKit", "PrismWire"], swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
-            "PrismPluginABI", "PrismWire", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto",
+            "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

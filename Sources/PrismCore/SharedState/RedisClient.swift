@@ -1,4 +1,4 @@
-import CCurl // the epoll and eventfd helpers its shim already declares for the transport thread
+import CPrismSystem
 import CHiredis
 import Logging
 import Synchronization

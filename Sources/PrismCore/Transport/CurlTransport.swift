@@ -1,4 +1,5 @@
 import CCurl
+import CPrismSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -401,24 +402,5 @@ final class CurlTransport: @unchecked Sendable {
             gate.active += 1
             begin(next)
         }
-    }
-}
-
-/// ASCII-lowercases header-name bytes into a String (header names are ASCII tokens).
-func asciiLowercased(_ bytes: UnsafeRawBufferPointer) -> String {
-    String(unsafeUninitializedCapacity: bytes.count) { buffer in
-        for index in 0..<bytes.count {
-            let byte = bytes[index]
-            buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-        }
-        return bytes.count
-    }
-}
-
-extension String {
-    /// Lower-case for ASCII header names without Unicode case mapping.
-    var asciiLowercased: String {
-        var copy = self
-        return copy.withUTF8 { PrismCore.asciiLowercased(UnsafeRawBufferPointer($0)) }
     }
 }
