@@ -54,9 +54,10 @@ public final class GatewayRuntime: Sendable {
 
     /// The generation that serves a request presenting `bearer`: its organization's when it is an
     /// organization's key, else the file's (one SHA-256 per request, only while organizations exist).
-    func gateway(bearer: Substring?) -> Gateway {
+    /// The token is only read while organizations exist.
+    func gateway(bearer token: @autoclosure () -> Substring?) -> Gateway {
         let (gateway, organizationKeys) = generation.withLock { ($0.gateway, $0.organizationKeys) }
-        guard !organizationKeys.isEmpty, let bearer, !bearer.isEmpty else { return gateway }
+        guard !organizationKeys.isEmpty, let bearer = token(), !bearer.isEmpty else { return gateway }
         return organizationKeys[AdminStore.sha256Hex(String(bearer))] ?? gateway
     }
 
@@ -106,13 +107,9 @@ public final class GatewayRuntime: Sendable {
         let gateway = try Gateway(configuration: effective, services: services, logger: logger)
         for warning in gateway.configurationWarnings { logger.warning("\(warning)") }
         var first = Generation(gateway: gateway, file: file, number: 1)
-        if let adminStore {
-            let keys = (try? adminStore.keys()) ?? []
-            let (organizations, problems) = GatewayRuntime.buildOrganizations(
-                file: file, store: adminStore, keys: keys, previous: [:], scope: .all, services: services, logger: logger)
-            for problem in problems { logger.warning("\(problem)") }
-            first.organizations = organizations
-            first.organizationKeys = GatewayRuntime.keyIndex(organizations, keys: keys)
+        for problem in GatewayRuntime.rebuildOrganizations(&first, store: adminStore, scope: .all, services: services,
+                                                           logger: logger) {
+            logger.warning("\(problem)")
         }
         generation = Mutex(first)
         fileSignature.withLock { $0 = GatewayRuntime.signature(of: configPath) }
@@ -184,22 +181,16 @@ public final class GatewayRuntime: Sendable {
                 return reject(trigger, "\(error)")
             }
         }
-        var organizations = current.organizations
-        var organizationKeys = current.organizationKeys
-        if let adminStore {
-            let keys = (try? adminStore.keys()) ?? []
-            let (built, problems) = GatewayRuntime.buildOrganizations(
-                file: file, store: adminStore, keys: keys, previous: current.organizations,
-                scope: replaced != nil ? .all : scope, services: services, logger: logger)
-            notes += problems
-            organizations = built
-            organizationKeys = GatewayRuntime.keyIndex(built, keys: keys)
-        }
+        var next = Generation(gateway: gateway, file: file, number: 0, organizations: current.organizations,
+                              organizationKeys: current.organizationKeys)
+        notes += GatewayRuntime.rebuildOrganizations(&next, store: adminStore, scope: replaced != nil ? .all : scope,
+                                                     services: services, logger: logger)
+        let organizations = next.organizations
         // The old generation's requests may still use the replaced backend for a while.
         replaced?.retire(afterSeconds: 30)
         let number = generation.withLock { state -> Int in
-            state = Generation(gateway: gateway, file: file, number: state.number + 1, organizations: organizations,
-                               organizationKeys: organizationKeys)
+            next.number = state.number + 1
+            state = next
             return state.number
         }
         LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
@@ -207,6 +198,21 @@ public final class GatewayRuntime: Sendable {
         for note in notes { logger.warning("reload: \(note)") }
         logger.info("configuration reloaded (\(trigger)): generation \(number), \(gateway.providers.count) provider(s), \(gateway.middleware.count) middleware, \(organizations.count) organization(s)")
         return .applied(generation: number, warnings: notes)
+    }
+
+    /// Rebuilds `generation`'s organizations as `scope` says (from its file and the store's keys),
+    /// and the index of their keys; returns the problems.
+    private static func rebuildOrganizations(_ generation: inout Generation, store: AdminStore?, scope: Scope,
+                                             services: GatewayServices, logger: Logger) -> [String]
+    {
+        guard let store else { return [] }
+        let keys = (try? store.keys()) ?? []
+        let (built, problems) = buildOrganizations(file: generation.file, store: store, keys: keys,
+                                                   previous: generation.organizations, scope: scope,
+                                                   services: services, logger: logger)
+        generation.organizations = built
+        generation.organizationKeys = keyIndex(built, keys: keys)
+        return problems
     }
 
     /// The organizations' generations: rebuilt as `scope` says, the others kept from `previous`.

@@ -178,14 +178,11 @@ final class SpendLedger: Sendable {
         }
     }
 
-    /// A query time: milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight).
+    /// A query time: milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight) or
+    /// time `YYYY-MM-DDTHH:MM:SSZ`.
     static func time(_ text: String) -> UInt64? {
         if let value = UInt64(text) { return value }
-        let parts = text.split(separator: "-").compactMap { Int64($0) }
-        guard parts.count == 3, text.utf8.count == 10, (1970...9999).contains(parts[0]), (1...12).contains(parts[1]),
-              (1...31).contains(parts[2])
-        else { return nil }
-        let days = CivilDate(year: parts[0], month: parts[1], day: parts[2]).dayNumber
-        return UInt64(days) * 86_400_000
+        guard let seconds = CivilDate.epochSeconds(iso: text), seconds >= 0 else { return nil }
+        return UInt64(seconds) * 1000
     }
 }

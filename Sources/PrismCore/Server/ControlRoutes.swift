@@ -74,9 +74,7 @@ extension GatewayHTTPHandler {
                        message: "The admin API is off: set admin.token in config.yaml or PRISM_ADMIN_TOKEN, then restart.")
             return false
         }
-        guard let header = head.headers.first(name: "authorization"), header.lowercased().hasPrefix("bearer "),
-              case let presented = String(header.dropFirst(7)).trimmingSpaces, !presented.isEmpty
-        else {
+        guard let presented = GatewayHTTPHandler.bearerToken(head), !presented.isEmpty else {
             writeError(status: .unauthorized, type: "authentication_error", code: "missing_admin_token",
                        message: "The admin API needs `Authorization: Bearer <admin token>`.")
             return false

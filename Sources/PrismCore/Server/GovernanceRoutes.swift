@@ -63,7 +63,7 @@ extension GatewayHTTPHandler {
     static func keyExtras(_ request: JSONValue, now: Int64) -> Result<AdminStore.KeyExtras, KeyRequestProblem> {
         var extras = AdminStore.KeyExtras()
         if let value = request["expires_at"], value != .null {
-            guard let seconds = value.integerValue ?? value.stringValue.flatMap(GatewayHTTPHandler.isoSeconds) else {
+            guard let seconds = value.integerValue ?? value.stringValue.flatMap(CivilDate.epochSeconds(iso:)) else {
                 return .failure(KeyRequestProblem(message: "expires_at is seconds since the Unix epoch or an ISO 8601 UTC time (2027-01-31 or 2027-01-31T12:00:00Z)"))
             }
             guard seconds > now else { return .failure(KeyRequestProblem(message: "expires_at is in the past")) }
@@ -86,34 +86,6 @@ extension GatewayHTTPHandler {
             extras.metadata = metadata
         }
         return .success(extras)
-    }
-
-    /// `2027-01-31` or `2027-01-31T12:00:00Z` as seconds since the epoch (UTC).
-    static func isoSeconds(_ text: String) -> Int64? {
-        let bytes = Array(text.utf8)
-        func number(_ range: Range<Int>) -> Int64? {
-            guard range.upperBound <= bytes.count else { return nil }
-            var value: Int64 = 0
-            for byte in bytes[range] {
-                guard byte >= 0x30 && byte <= 0x39 else { return nil }
-                value = value * 10 + Int64(byte - 0x30)
-            }
-            return value
-        }
-        guard bytes.count == 10 || (bytes.count == 20 && bytes[10] == UInt8(ascii: "T") && bytes[19] == UInt8(ascii: "Z")),
-              bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              (1...12).contains(month), (1...31).contains(day)
-        else { return nil }
-        var seconds = CivilDate(year: year, month: month, day: day).dayNumber * 86_400
-        if bytes.count == 20 {
-            guard bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
-                  let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-                  hour < 24, minute < 60, second < 60
-            else { return nil }
-            seconds += hour * 3600 + minute * 60 + second
-        }
-        return seconds
     }
 
     /// `GET /-/keys/{id}`: one stored key with what it has spent: its budget's spend this period

@@ -176,36 +176,35 @@ extension ProxyRequest {
         let latency = monotonicNanoseconds() - startedAt
         if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
         let providerName = self.providerName
+        let firstByte = firstByteAt == 0 ? 0 : firstByteAt - startedAt
+        let key = attributes["key.name"] ?? "-", modelLabel = metricModelLabel(status: status)
         if view != nil {
             withCompletion(status: status, provider: winner == nil ? nil : providerName,
                            model: winner?.candidate.upstreamModel ?? "", usage: usage, latencyNanoseconds: latency,
-                           firstByteNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt) { notifyComplete($0) }
+                           firstByteNanoseconds: firstByte) { notifyComplete($0) }
         }
-        gateway.services.metrics.recordRequest(
-            model: metricModelLabel(status: status), provider: providerName, status: status,
-            durationNanoseconds: latency, firstTokenNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt, usage: usage)
-        if let cost {
-            gateway.services.metrics.recordCost(provider: providerName, model: metricModelLabel(status: status),
-                                                key: attributes["key.name"] ?? "-", usd: cost)
-        }
-        // What reached a provider, or was answered in its place (a cache hit): refusals before
-        // that (401, 404, 429) spend nothing and are in the request log and the metrics.
-        let user = endUserIdentity
+        gateway.services.metrics.recordRequest(model: modelLabel, provider: providerName, status: status,
+                                               durationNanoseconds: latency, firstTokenNanoseconds: firstByte, usage: usage)
+        if let cost { gateway.services.metrics.recordCost(provider: providerName, model: modelLabel, key: key, usd: cost) }
         if let budgets = gateway.budgets, let budgetClaims, let cost { budgets.record(budgetClaims, cost: cost) }
+        // The dashboard's statistics and the ledger record the same facts.
+        let now = wallClockMilliseconds()
+        let owner = attributes["key.owner"] ?? "-", identity = endUserIdentity
+        let user = identity.isEmpty ? "-" : identity, model = clientModel.isEmpty ? "-" : clientModel
         if view != nil {
             gateway.services.stats.record(RequestStats.Record(
-                atMilliseconds: wallClockMilliseconds(), requestID: requestID, key: attributes["key.name"] ?? "-",
-                owner: attributes["key.owner"] ?? "-", user: user.isEmpty ? "-" : user,
-                model: clientModel.isEmpty ? "-" : clientModel, provider: providerName, modelUsed: modelUsed,
-                status: status, latencyNanoseconds: latency, firstTokenNanoseconds: firstByteAt == 0 ? 0 : firstByteAt - startedAt,
+                atMilliseconds: now, requestID: requestID, key: key, owner: owner, user: user, model: model,
+                provider: providerName, modelUsed: modelUsed, status: status, latencyNanoseconds: latency,
+                firstTokenNanoseconds: firstByte,
                 tokensIn: Int64(clamping: usage.input_tokens), tokensOut: Int64(clamping: usage.output_tokens), cost: cost,
                 cache: attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-", stream: streaming,
                 errorCode: status >= 400 ? errorCode : nil))
         }
+        // What reached a provider, or was answered in its place (a cache hit): refusals before
+        // that (401, 404, 429) spend nothing and are in the request log and the metrics.
         if let ledger = gateway.services.ledger, winner != nil || cost != nil {
             ledger.record(SpendLedger.Entry(
-                at: wallClockMilliseconds(), requestID: requestID, key: attributes["key.name"] ?? "-",
-                owner: attributes["key.owner"] ?? "-", user: user.isEmpty ? "-" : user, model: clientModel.isEmpty ? "-" : clientModel,
+                at: now, requestID: requestID, key: key, owner: owner, user: user, model: model,
                 provider: providerName, tokensIn: usage.input_tokens, tokensOut: usage.output_tokens, cost: cost,
                 status: status, latencyMicroseconds: latency / 1000,
                 org: gateway.organization.isEmpty ? "-" : gateway.organization))

@@ -71,16 +71,11 @@ extension SharedStateService {
         for index in keys.indices {
             built += [Array(String(deltas[index]).utf8), Array(String(expiresAt[index]).utf8)]
         }
-        let arguments = built
-        @Sendable func finish(_ reply: RedisReply?) {
+        evaluate(redis, SharedStateService.addScript, digest: SharedStateService.addScriptDigest, built) { [self] reply in
             guard case let .array(items)? = reply, items.count == keys.count else {
                 return addCountersLocally(keys, deltas, expiresAt, done)
             }
             done(items.map { $0.integer ?? 0 }, false)
-        }
-        redis.send([Array("EVALSHA".utf8), Array(SharedStateService.addScriptDigest.utf8)] + arguments) { reply in
-            guard case let .error(message)? = reply, message.hasPrefix("NOSCRIPT") else { return finish(reply) }
-            redis.send([Array("EVAL".utf8), Array(SharedStateService.addScript.utf8)] + arguments) { finish($0) }
         }
     }
 

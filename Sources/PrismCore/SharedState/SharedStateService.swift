@@ -183,7 +183,7 @@ final class SharedStateService: Sendable {
     /// EVALSHA (the script's body is not sent, nor hashed by Redis, each time); when Redis does not
     /// know the script yet (first use, or after a restart) it answers NOSCRIPT and EVAL follows,
     /// which also caches it.
-    private func evaluate(_ redis: RedisClient, _ script: String, digest: String, _ arguments: [[UInt8]],
+    func evaluate(_ redis: RedisClient, _ script: String, digest: String, _ arguments: [[UInt8]],
                           _ done: @escaping RedisClient.Completion)
     {
         redis.send([Array("EVALSHA".utf8), Array(digest.utf8)] + arguments) { reply in
