@@ -29,6 +29,9 @@ let package = Package(
         .library(name: "PrismProviderBedrock", type: .dynamic, targets: ["PrismProviderBedrock"]),
         .library(name: "PrismMiddlewareRateLimit", type: .dynamic, targets: ["PrismMiddlewareRateLimit"]),
         .library(name: "PrismMiddlewareCache", type: .dynamic, targets: ["PrismMiddlewareCache"]),
+        .library(name: "PrismIngressAnthropic", type: .dynamic, targets: ["PrismIngressAnthropic"]),
+        .library(name: "PrismIngressResponses", type: .dynamic, targets: ["PrismIngressResponses"]),
+        .library(name: "PrismIngressCompletions", type: .dynamic, targets: ["PrismIngressCompletions"]),
         .executable(name: "prism-translation-bench", targets: ["prism-translation-bench"]),
         .executable(name: "prism-routing-bench", targets: ["prism-routing-bench"]),
         .executable(name: "prism-state-bench", targets: ["prism-state-bench"]),
@@ -91,6 +94,17 @@ let package = Package(
         pluginTarget("PrismProviderBedrock", folder: "bedrock", kits: ["AWSKit"]),
         pluginTarget("PrismMiddlewareRateLimit", folder: "rate-limit"),
         pluginTarget("PrismMiddlewareCache", folder: "cache"),
+        // Client dialects (ABI 1.5 ingress components).
+        pluginTarget("PrismIngressAnthropic", folder: "ingress-anthropic"),
+        pluginTarget("PrismIngressResponses", folder: "ingress-responses"),
+        pluginTarget("PrismIngressCompletions", folder: "ingress-completions"),
+        // One test target per plugin: each exports prism_plugin_entry_v1, so two cannot link together.
+        .testTarget(name: "AnthropicIngressTests", dependencies: ["PrismIngressAnthropic", "PluginKit", "PrismWire"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "ResponsesIngressTests", dependencies: ["PrismIngressResponses", "PluginKit", "PrismWire"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "CompletionsIngressTests", dependencies: ["PrismIngressCompletions", "PluginKit", "PrismWire"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "BedrockTests", dependencies: ["PrismProviderBedrock", "AWSKit", "PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
         // Measures what a routing decision costs per strategy (release build).

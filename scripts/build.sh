@@ -33,6 +33,9 @@ install -m 755 "$bin/libPrismMiddlewareRateLimit.so" dist/plugins/middleware-rat
 install -m 755 "$bin/libPrismMiddlewareCache.so" dist/plugins/middleware-cache.so
 install -m 755 "$bin/libPrismRouterRoundRobin.so" dist/plugins/router-round-robin.so
 install -m 755 "$bin/libPrismRouterStrategies.so" dist/plugins/router-strategies.so
+install -m 755 "$bin/libPrismIngressAnthropic.so" dist/plugins/ingress-anthropic.so
+install -m 755 "$bin/libPrismIngressResponses.so" dist/plugins/ingress-responses.so
+install -m 755 "$bin/libPrismIngressCompletions.so" dist/plugins/ingress-completions.so
 for provider in Anthropic Gemini Cohere Azure Bedrock; do
     lower=$(tr '[:upper:]' '[:lower:]' <<<"$provider")
     install -m 755 "$bin/libPrismProvider$provider.so" "dist/plugins/provider-$lower.so"

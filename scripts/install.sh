@@ -10,8 +10,8 @@
 # on PATH (it is on this project's machines and in the official swift images).
 set -euo pipefail
 
-runtime_packages=(libcurl4 libyaml-0-2 libffi8 libhiredis0.14 libsqlite3-0 libssl3 ca-certificates curl)
-build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev libhiredis-dev libsqlite3-dev libssl-dev pkg-config ca-certificates curl)
+runtime_packages=(libcurl4 libyaml-0-2 libffi8 libhiredis0.14 libsqlite3-0 libssl3 zlib1g libzstd1 ca-certificates curl)
+build_packages=(libcurl4-openssl-dev libyaml-dev libffi-dev libhiredis-dev libsqlite3-dev libssl-dev zlib1g-dev libzstd-dev pkg-config ca-certificates curl)
 image_packages=(podman buildah runc debootstrap containernetworking-plugins iptables)
 test_packages=(python3 python3-pip procps iproute2 nginx-light libnginx-mod-http-echo wrk redis-server docker-compose chromium chromium-driver)
 
@@ -62,5 +62,5 @@ if [[ $mode == test ]]; then
     # Selenium in headless Chromium (Debian's chromium and chromium-driver above).
     # The Python client (clients/python) builds on openai 3.x and is type-checked with mypy.
     # opentelemetry-proto: the test OTLP receiver decodes exported traces with the real protobuf schema.
-    python3 -c 'import openai, pytest, prometheus_client, kubernetes_validate, yaml, selenium, mypy, opentelemetry.proto; assert int(openai.__version__.split(".")[0]) >= 3' 2>/dev/null || python3 -m pip install -q 'openai>=3,<4' pytest prometheus-client kubernetes-validate pyyaml selenium mypy opentelemetry-proto
+    python3 -c 'import openai, anthropic, zstandard, pytest, prometheus_client, kubernetes_validate, yaml, selenium, mypy, opentelemetry.proto; assert int(openai.__version__.split(".")[0]) >= 3' 2>/dev/null || python3 -m pip install -q 'openai>=3,<4' 'anthropic>=2,<3' zstandard pytest prometheus-client kubernetes-validate pyyaml selenium mypy opentelemetry-proto
 fi

@@ -132,4 +132,6 @@ public enum ComponentDeclaration {
     case provider(String, any ProviderAdapter.Type)
     case middleware(String, any Middleware.Type)
     case router(String, any RoutingStrategy.Type)
+    /// A client dialect (ABI 1.5).
+    case ingress(String, any IngressDialect.Type)
 }

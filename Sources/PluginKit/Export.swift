@@ -26,7 +26,7 @@ public enum PluginExport {
             out.pointee = UnsafePointer(existing)
             return PRISM_OK
         }
-        var providerSlot = 0, middlewareSlot = 0, routerSlot = 0
+        var providerSlot = 0, middlewareSlot = 0, routerSlot = 0, ingressSlot = 0
         let componentArray = UnsafeMutablePointer<prism_component>.allocate(capacity: max(components.count, 1))
         for (index, component) in components.enumerated() {
             let kind: prism_component_kind
@@ -54,6 +54,13 @@ public enum PluginExport {
                 routerSlot += 1
                 kind = PRISM_COMPONENT_ROUTER
                 name = componentName
+            case let .ingress(componentName, type):
+                guard ingressSlot < maximumComponentsPerKind else { return PRISM_ERROR_INTERNAL }
+                Registry.ingressTypes[ingressSlot] = type
+                vtable = UnsafeRawPointer(makeIngressTable(slot: ingressSlot))
+                ingressSlot += 1
+                kind = PRISM_COMPONENT_INGRESS
+                name = componentName
             }
             (componentArray + index).initialize(to: prism_component(
                 struct_size: UInt32(MemoryLayout<prism_component>.size), kind: kind,
@@ -78,6 +85,7 @@ enum Registry {
     nonisolated(unsafe) static var providerTypes: [(any ProviderAdapter.Type)?] = Array(repeating: nil, count: 8)
     nonisolated(unsafe) static var middlewareTypes: [(any Middleware.Type)?] = Array(repeating: nil, count: 8)
     nonisolated(unsafe) static var routerTypes: [(any RoutingStrategy.Type)?] = Array(repeating: nil, count: 8)
+    nonisolated(unsafe) static var ingressTypes: [(any IngressDialect.Type)?] = Array(repeating: nil, count: 8)
 }
 
 final class ProviderBox {
@@ -122,7 +130,7 @@ final class RouterBox {
 // MARK: instance_new per slot
 
 /// Parses the configuration and builds the component; the shared body of every instance_new thunk.
-private func createInstance(_ host: UnsafePointer<prism_host_api>?, _ name: prism_string, _ config: prism_bytes,
+func createInstance(_ host: UnsafePointer<prism_host_api>?, _ name: prism_string, _ config: prism_bytes,
                             _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                             _ errorSink: UnsafePointer<prism_error_sink>?,
                             _ make: (PluginHost, String, JSONValue) throws(PluginError) -> AnyObject) -> prism_status
@@ -221,7 +229,7 @@ private func makeRouter(_ slot: Int, _ host: UnsafePointer<prism_host_api>?, _ n
 
 // MARK: vtables
 
-private func releaseBox(_ pointer: UnsafeMutableRawPointer?) {
+func releaseBox(_ pointer: UnsafeMutableRawPointer?) {
     guard let pointer else { return }
     Unmanaged<AnyObject>.fromOpaque(pointer).release()
 }
@@ -313,7 +321,7 @@ private func makeProviderTable(slot: Int) -> UnsafeMutablePointer<prism_provider
 }
 
 /// A NULL-terminated list of strdup'd C strings (1.4 config_keys, model_patterns).
-private func cStringList(_ keys: [String]?) -> UnsafePointer<UnsafePointer<CChar>?>? {
+func cStringList(_ keys: [String]?) -> UnsafePointer<UnsafePointer<CChar>?>? {
     guard let keys else { return nil }
     let list = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: keys.count + 1)
     for (index, key) in keys.enumerated() { (list + index).initialize(to: UnsafePointer(strdup(key))) }

@@ -119,6 +119,19 @@ public enum ServerSentEventWriter {
         output.append(contentsOf: [0x0A, 0x0A])
     }
 
+    /// `event: <name>\ndata: <payload>\n\n` (the dialects with typed events: Anthropic Messages,
+    /// OpenAI Responses). `name` must not contain line breaks.
+    public static func frame(event name: String, _ payload: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        output.append(contentsOf: "event: ".utf8)
+        output.append(contentsOf: name.utf8)
+        output.append(0x0A)
+        frame(payload, into: &output)
+    }
+
+    public static func frame(event name: String, _ payload: [UInt8], into output: inout [UInt8]) {
+        payload.withUnsafeBytes { frame(event: name, $0, into: &output) }
+    }
+
     public static let done: [UInt8] = Array("data: [DONE]\n\n".utf8)
 }
 

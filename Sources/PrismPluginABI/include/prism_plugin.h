@@ -23,7 +23,7 @@
  *    `void *exchange`) is created and destroyed by the plugin's own functions.
  *  - Strings are UTF-8 and not NUL-terminated unless a comment says otherwise.
  *  - Structs that appear as array elements (prism_header, prism_candidate, prism_component,
- *    prism_window_claim, prism_window_usage) are frozen for major version 1: arrays are stepped by
+ *    prism_window_claim, prism_window_usage, prism_route) are frozen for major version 1: arrays are stepped by
  *    their size in the minor that introduced them, so they never grow.
  *  - A host function or service function that the struct_size covers is never NULL, except where
  *    a comment says "optional".
@@ -46,8 +46,10 @@ extern "C" {
  *      on_response / on_stream_event, PRISM_ERROR_UNAVAILABLE, the "prism.shared_state.v1" service.
  * 1.3: the "prism.metrics.v1" service.
  * 1.4: prism_error_sink.add_header; config_keys at the end of the provider, middleware and router
- *      tables; prism_provider_v1.model_patterns. */
-#define PRISM_ABI_MINOR 4
+ *      tables; prism_provider_v1.model_patterns.
+ * 1.5: ingress components (PRISM_COMPONENT_INGRESS, prism_ingress_v1, prism_route,
+ *      prism_decode_resume, PRISM_PENDING): a client dialect served on its own routes. */
+#define PRISM_ABI_MINOR 5
 /* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
  * may export both. */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry_v1"
@@ -75,6 +77,9 @@ typedef int32_t prism_status;
 #define PRISM_ERROR_INTERNAL (-6)        /* 500 */
 #define PRISM_ERROR_ABI (-7)             /* version or struct size mismatch; refuses to load */
 #define PRISM_ERROR_UNAVAILABLE (-8)     /* 1.2: a service's backend cannot be reached right now: 503 */
+/* 1.5: only from an ingress's decode_request: the decision comes later, through
+ * prism_decode_resume.resume (the ingress waits for a service callback, e.g. a stored value). */
+#define PRISM_PENDING 3
 
 /* What a middleware's on_request tells the host to do next. */
 typedef int32_t prism_action;
@@ -89,6 +94,7 @@ typedef int32_t prism_component_kind;
 #define PRISM_COMPONENT_PROVIDER 1
 #define PRISM_COMPONENT_MIDDLEWARE 2
 #define PRISM_COMPONENT_ROUTER 3
+#define PRISM_COMPONENT_INGRESS 4 /* 1.5 */
 
 /* How the upstream response body is framed when the request streams (set by build_request). */
 typedef int32_t prism_framing;
@@ -544,13 +550,114 @@ typedef struct prism_router_v1 {
     const char *const *config_keys;
 } prism_router_v1;
 
+/* ---- Ingress (1.5): client dialects ----------------------------------------------------------- */
+
+/* prism_route.flags bits. */
+#define PRISM_ROUTE_PREFIX 0x1u /* `path` is a prefix: "/v1/responses/" matches "/v1/responses/abc" */
+
+/* One route an ingress claims. Array element: frozen. */
+typedef struct prism_route {
+    uint32_t struct_size;
+    uint32_t flags;      /* PRISM_ROUTE_* bits */
+    prism_string method; /* "POST", "GET", ... (upper case) */
+    prism_string path;   /* "/v1/messages"; no query string, no percent-decoding */
+    /* The operation's name in this dialect, e.g. "anthropic.messages". It is the prism_request.api
+     * of decode_request and, for pass-through, of the provider's build_request. */
+    prism_string api;
+} prism_route;
+
+/* How a decode_request that returned PRISM_PENDING ends: call resume exactly once, from any
+ * thread (also before decode_request has returned), with PRISM_OK, PRISM_ANSWERED_LOCALLY or an
+ * error status, after writing the builder (and the error sink) decode_request received. Until then
+ * that builder, this struct and the error sink stay valid and may be used from any thread; the
+ * prism_request does not (copy what you need). */
+typedef struct prism_decode_resume {
+    uint32_t struct_size;
+    void *context;
+    void (*resume)(void *context, prism_status status);
+} prism_decode_resume;
+
+/*
+ * Ingress: serves a client dialect (Anthropic Messages, OpenAI Responses, ...) on the routes it
+ * claims. It authenticates nothing and routes nothing: it turns the client's request into the
+ * canonical request (an OpenAI chat.completions body) that the middleware chain, the router and
+ * the providers already understand, and turns the canonical answer, stream and errors back into
+ * its dialect. For one client request the host calls exchange_new, decode_request, then (unless
+ * decode answered locally) encode_response, or encode_event per canonical chunk and finish_stream,
+ * or encode_error, any number of keep_alive and observe_native calls, and exchange_destroy exactly
+ * once. Calls for one exchange never overlap; they may come from different threads.
+ *
+ * Pass-through: before translating, the host offers each attempt's provider the client's own body
+ * under the route's `api` (prism_request.api, e.g. "anthropic.messages"). A provider that speaks
+ * that dialect natively builds the upstream request from it (replacing only the model and the
+ * credentials); the upstream's answer then goes to the client byte for byte (the ingress only
+ * observes it through observe_native, for usage). A provider that returns PRISM_ERROR_UNSUPPORTED
+ * gets the canonical request instead.
+ */
+typedef struct prism_ingress_v1 {
+    uint32_t struct_size;
+    prism_instance_new_function instance_new;         /* required */
+    prism_instance_destroy_function instance_destroy; /* required */
+    /* The routes this instance serves: `*out_count` entries, valid until instance_destroy. Called
+     * on the control thread after instance_new. Routes the host serves itself (/v1/chat/completions,
+     * /v1/models, /-/...) and routes another ingress claimed first are refused with a warning. */
+    const prism_route *(*routes)(void *instance, size_t *out_count); /* required */
+    prism_status (*exchange_new)(void *instance, void **out_exchange); /* required */
+    void (*exchange_destroy)(void *exchange);                          /* required */
+    /* The client's request (api = the route's api; body decoded from any Content-Encoding; model
+     * empty). Returns:
+     *  - PRISM_OK: `canonical` holds the canonical request: its body is an OpenAI chat.completions
+     *    request (with "model", "messages", "stream"), its headers are set on (set_header) or added
+     *    to (add_header) the client's headers as the middleware and providers see them (e.g.
+     *    "authorization" from the dialect's own key header); status, method and url are ignored.
+     *  - PRISM_ANSWERED_LOCALLY: `canonical` holds the client's answer (status, headers, body), e.g.
+     *    a token count or a stored object. The middleware chain still runs first (with the client's
+     *    body and this api); the answer is sent when every middleware continues.
+     *  - PRISM_PENDING: the decision comes through `resume` (see prism_decode_resume).
+     *  - an error status after describing it through `error`: the client gets encode_error's answer. */
+    prism_status (*decode_request)(void *exchange, const prism_request *request,
+                                   const prism_http_builder *canonical,
+                                   const prism_decode_resume *resume,
+                                   const prism_error_sink *error); /* required */
+    /* The canonical answer (an OpenAI chat.completion, status 2xx) to the client's answer. */
+    prism_status (*encode_response)(void *exchange, const prism_response *canonical,
+                                    const prism_http_builder *client,
+                                    const prism_error_sink *error); /* required */
+    /* One canonical stream event (the JSON of one chat.completion.chunk, without "data: "): write
+     * the client's bytes, framing included (e.g. "event: ...\ndata: ...\n\n"), zero or more. The
+     * host sends the head (200, text/event-stream) before the first call. */
+    prism_status (*encode_event)(void *exchange, prism_bytes chunk, const prism_bytes_sink *client,
+                                 const prism_error_sink *error); /* required */
+    /* The canonical stream ended well, with this usage: write the dialect's closing events (the
+     * host writes nothing after them and ends the response). */
+    prism_status (*finish_stream)(void *exchange, const prism_usage *usage,
+                                  const prism_bytes_sink *client,
+                                  const prism_error_sink *error); /* required */
+    /* An error for the client in this dialect. `in_stream` 0: write status, headers and body of an
+     * error answer; non-zero: the stream has started, write only the body bytes that end it (an
+     * error event, framing included). The host adds its own x-prism-* headers. */
+    void (*encode_error)(void *exchange, uint32_t http_status, prism_string type, prism_string code,
+                         prism_string message, uint32_t in_stream,
+                         const prism_http_builder *client); /* required */
+    /* Optional. Bytes that keep a quiet stream alive (an SSE comment or the dialect's ping event);
+     * NULL: the host writes ": keep-alive\n\n". */
+    void (*keep_alive)(void *exchange, const prism_bytes_sink *client);
+    /* Optional. A pass-through answer, as it goes to the client untouched: each upstream SSE event
+     * (`event` its name) or, not streaming, the whole body (`event` empty). Update `*inout_usage`
+     * with what the dialect reports (the request's usage, cost and budgets use it). */
+    void (*observe_native)(void *exchange, prism_string event, prism_bytes data,
+                           prism_usage *inout_usage);
+    /* Optional: the configuration keys this component reads (as in prism_provider_v1). */
+    const char *const *config_keys;
+} prism_ingress_v1;
+
 /* ---- The plugin descriptor ------------------------------------------------------------------- */
 
 typedef struct prism_component {
     uint32_t struct_size;
     prism_component_kind kind;
     const char *name;   /* NUL-terminated; unique per kind across all loaded plugins */
-    const void *vtable; /* prism_provider_v1, prism_middleware_v1 or prism_router_v1 */
+    const void *vtable; /* prism_provider_v1, prism_middleware_v1, prism_router_v1 or (1.5) prism_ingress_v1 */
 } prism_component;
 
 typedef struct prism_plugin_descriptor {
@@ -637,6 +744,9 @@ PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *hos
 #define PRISM_PROVIDER_V1_SIZE_1_4 104             /* through model_patterns */
 #define PRISM_MIDDLEWARE_V1_SIZE_1_4 64            /* through config_keys */
 #define PRISM_ROUTER_V1_SIZE_1_4 56                /* through config_keys */
+#define PRISM_ROUTE_SIZE_1_5 56                    /* through api; array element: frozen */
+#define PRISM_DECODE_RESUME_SIZE_1_5 24            /* through resume */
+#define PRISM_INGRESS_V1_SIZE_1_5 112              /* through config_keys */
 #else
 /* Other data models: the same fields, measured by the compiler. */
 #define PRISM_HOST_API_SIZE_1_0 PRISM_SIZE_THROUGH(prism_host_api, get_service)
@@ -669,6 +779,9 @@ PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *hos
 #define PRISM_PROVIDER_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_provider_v1, model_patterns)
 #define PRISM_MIDDLEWARE_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_middleware_v1, config_keys)
 #define PRISM_ROUTER_V1_SIZE_1_4 PRISM_SIZE_THROUGH(prism_router_v1, config_keys)
+#define PRISM_ROUTE_SIZE_1_5 PRISM_SIZE_THROUGH(prism_route, api)
+#define PRISM_DECODE_RESUME_SIZE_1_5 PRISM_SIZE_THROUGH(prism_decode_resume, resume)
+#define PRISM_INGRESS_V1_SIZE_1_5 PRISM_SIZE_THROUGH(prism_ingress_v1, config_keys)
 #endif
 
 #ifdef __cplusplus
