@@ -61,6 +61,9 @@ let package = Package(
         // The admin store: SQLite, and OpenSSL's libcrypto (AES-GCM, HKDF, SHA-256) for its secrets.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        // Request bodies a client compressed (Content-Encoding gzip/deflate, zstd).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
         // Fast JSON and SSE, shared by the host and PluginKit. Knows nothing of either.
@@ -72,7 +75,7 @@ let package = Package(
         // other plugin carries them.
         .target(name: "AWSKit", dependencies: ["PluginKit", "PrismWire"], swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
-            "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto",
+            "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto", "CZlib", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -46,19 +46,29 @@ final class AnthropicExchange: ProviderExchange {
     var created: Int64 { Int64(provider.host.wallClockMilliseconds / 1000) }
 
     func buildRequest(_ request: PluginRequest, upstream: HTTPBuilder) throws(PluginError) -> UpstreamPlan {
-        guard request.api == "chat.completions" else {
+        let native = request.api == "anthropic.messages"
+        guard request.api == "chat.completions" || native else {
             throw PluginError.unsupported(request.api == "embeddings"
                 ? "The anthropic provider has no embeddings API; configure an embeddings model on another provider."
                 : "The anthropic provider does not serve \(request.api).")
         }
-        let chat = try ChatRequest.parse(request.body)
         model = request.model
         let streaming = request.isStreaming
-        let translated = try AnthropicRequest(chat, model: model, stream: streaming, sizeHint: request.body.count)
-        answerTool = translated.usesAnswerTool
-        if streaming {
-            stream = AnthropicStream(includeUsage: chat.includeUsage, answerTool: answerTool, fallbackModel: model,
-                                     created: created)
+        let body: [UInt8]
+        if native {
+            // The client speaks Anthropic's own Messages API: its body goes as it is, but for the
+            // model (thinking signatures, cache_control and beta fields survive), and the answer
+            // goes back to it untouched.
+            body = try OpenAIRequestRewrite(body: request.body, upstreamModel: model, streaming: false).body
+        } else {
+            let chat = try ChatRequest.parse(request.body)
+            let translated = try AnthropicRequest(chat, model: model, stream: streaming, sizeHint: request.body.count)
+            answerTool = translated.usesAnswerTool
+            if streaming {
+                stream = AnthropicStream(includeUsage: chat.includeUsage, answerTool: answerTool, fallbackModel: model,
+                                         created: created)
+            }
+            body = translated.bytes
         }
         upstream.setMethod("POST")
         upstream.setURL(provider.messagesURL)
@@ -77,7 +87,7 @@ final class AnthropicExchange: ProviderExchange {
         if let version = request.header("anthropic-version"), !version.isEmpty {
             upstream.setHeader("anthropic-version", version)
         }
-        upstream.writeBody(translated.bytes)
+        upstream.writeBody(body)
         return streaming ? .serverSentEvents : .notStreaming
     }
 

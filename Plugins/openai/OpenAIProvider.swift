@@ -5,7 +5,7 @@ import PrismWire
 /// OpenAI and every OpenAI-compatible server (hosted or self-hosted). The client's body is
 /// forwarded without re-encoding; only `model` and `stream_options` are rewritten when needed.
 final class OpenAIProvider: ProviderAdapter {
-    static let configurationKeys: [String]? = []
+    static let configurationKeys: [String]? = ["native_responses", "native_completions"]
 
     /// Base URLs for the OpenAI-compatible `type`s, used when `base_url` is omitted.
     static let defaultBaseURLs: [String: String] = [
@@ -45,12 +45,22 @@ final class OpenAIProvider: ProviderAdapter {
     ]
 
     let baseURL: String
+    let type: String
+    /// Which client dialects this server speaks itself (the gateway then passes their bodies through).
+    let nativeResponses: Bool
+    let nativeCompletions: Bool
     let authorization: String?
     let extraHeaders: [(String, String)]
     let modelPatterns: [String]
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         let type = configuration["type"]?.stringValue ?? "openai"
+        self.type = type
+        // OpenAI's own API serves Responses; self-hosted servers serve legacy completions for every
+        // model (OpenAI's only for its instruct models: see passesThrough). Either can be set.
+        nativeResponses = configuration["native_responses"]?.boolValue ?? (type == "openai")
+        nativeCompletions = configuration["native_completions"]?.boolValue
+            ?? ["vllm", "ollama", "lmstudio", "lm_studio", "tgi", "localai"].contains(type)
         modelPatterns = OpenAIProvider.families[type] ?? []
         if let configured = configuration["base_url"]?.stringValue, !configured.isEmpty {
             baseURL = OpenAIProvider.normalize(configured)
@@ -97,6 +107,19 @@ final class OpenAIExchange: ProviderExchange {
             upstream.setURL(provider.baseURL + "/models")
             setCommonHeaders(upstream)
             return .notStreaming
+        case "openai.responses", "openai.completions":
+            // The client's own OpenAI dialect: its body goes upstream as it is, but for the model.
+            guard passesThrough(request.api, model: request.model) else {
+                throw PluginError.unsupported("provider \(provider.type) does not serve \(request.api) natively")
+            }
+            let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: request.model, streaming: false)
+            upstream.setMethod("POST")
+            upstream.setURL(provider.baseURL + (request.api == "openai.responses" ? "/responses" : "/completions"))
+            setCommonHeaders(upstream)
+            upstream.setHeader("content-type", "application/json")
+            if request.isStreaming { upstream.setHeader("accept", "text/event-stream") }
+            upstream.writeBody(rewrite.body)
+            return request.isStreaming ? .serverSentEvents : .notStreaming
         default: throw PluginError.unsupported("the openai provider does not serve \(request.api)")
         }
         let streaming = request.isStreaming && request.api == "chat.completions"
@@ -109,6 +132,13 @@ final class OpenAIExchange: ProviderExchange {
         if streaming { upstream.setHeader("accept", "text/event-stream") }
         upstream.writeBody(rewrite.body)
         return streaming ? .serverSentEvents : .notStreaming
+    }
+
+    private func passesThrough(_ api: String, model: String) -> Bool {
+        if api == "openai.responses" { return provider.nativeResponses }
+        if provider.nativeCompletions { return true }
+        // OpenAI serves legacy completions only for its instruct and base models.
+        return provider.type == "openai" && (model.contains("-instruct") || model.hasPrefix("davinci-") || model.hasPrefix("babbage-"))
     }
 
     private func setCommonHeaders(_ upstream: HTTPBuilder) {

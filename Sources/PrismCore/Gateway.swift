@@ -54,6 +54,8 @@ public final class Gateway: Sendable {
     var activity: Activity { services.activity }
     let providers: [ProviderInstance]
     let middleware: [MiddlewareInstance]
+    /// Client dialects and the routes they serve, in the order they are matched.
+    let ingressRoutes: [(route: IngressRoute, instance: IngressInstance)]
     let catalog: ModelCatalog
     let health: HealthRegistry
     let planner: RoutePlanner
@@ -109,10 +111,7 @@ public final class Gateway: Sendable {
         var warnings: [String] = []
         /// A component that declared its keys (ABI 1.4 config_keys) is told apart from a typo.
         func checkKeys(_ keys: [(String, SourceLocation)], declared: [String]?, path: String, owner: String) {
-            guard let declared else { return }
-            for (key, location) in keys where !declared.contains(key) {
-                warnings.append("\(location): warning: \(path).\(key): unknown key (neither the gateway nor \(owner) reads it)")
-            }
+            warnings += Gateway.unknownKeys(keys, declared: declared, path: path, owner: owner)
         }
         if configuration.costTracking.enabled {
             let (table, problem) = PriceTable.load(path: configuration.costTracking.pricesFile ?? Gateway.defaultPricesFile,
@@ -172,6 +171,8 @@ public final class Gateway: Sendable {
             }
         }
         self.middleware = middleware
+        ingressRoutes = try Gateway.ingressRoutes(configuration: configuration, registry: registry, scope: organization,
+                                                  warnings: &warnings)
 
         let strategy = configuration.routing.defaultStrategy
         var router: RouterInstance?
@@ -207,6 +208,64 @@ public final class Gateway: Sendable {
         if let tracer, discover {
             logger.info("telemetry: OpenTelemetry traces to \(tracer.destination.displayURL) (OTLP/HTTP JSON, sample_rate \(tracer.settings.sampleRate), service \(tracer.settings.serviceName)\(tracer.settings.captureContent ? ", with content" : ""))")
         }
+    }
+
+    /// Every loaded ingress component not turned off, with its `ingress.<name>` config; a route the
+    /// host serves itself, or one another dialect claimed first, is refused with a warning.
+    private static func ingressRoutes(configuration: GatewayConfiguration, registry: PluginRegistry, scope: String,
+                                      warnings: inout [String]) throws(StartupError) -> [(route: IngressRoute, instance: IngressInstance)]
+    {
+        var routes: [(route: IngressRoute, instance: IngressInstance)] = []
+        for settings in configuration.ingress where registry.ingresses[settings.name] == nil {
+            warnings.append("\(settings.location.map { "\($0): " } ?? "")warning: ingress.\(settings.name): no loaded plugin provides this dialect")
+        }
+        for (name, component) in registry.ingresses.sorted(by: { $0.key < $1.key }) {
+            let settings = configuration.ingress.first { $0.name == name } ?? IngressSettings(name: name)
+            guard settings.enabled else { continue }
+            if let location = settings.location, let members = settings.configuration.objectValue {
+                warnings += unknownKeys(members.map { ($0.0, location) }, declared: component.configKeys.map { $0 + ["enabled"] },
+                                        path: "ingress.\(name)", owner: "ingress plugin '\(name)'")
+            }
+            let instance: IngressInstance
+            do {
+                instance = try IngressInstance(name: name, component: component, registry: registry,
+                                               configuration: settings.configuration, scope: scope)
+            } catch {
+                throw StartupError(description: "ingress '\(name)': \(error.message)")
+            }
+            for route in instance.routes {
+                if Gateway.hostRoutes.contains(where: { route.path == $0 || route.path.hasPrefix("/-/") || ($0.hasSuffix("/") && route.path.hasPrefix($0)) }) {
+                    warnings.append("ingress '\(name)': route \(route.method) \(route.path) is the gateway's own; not served")
+                } else if let taken = routes.first(where: { $0.route.method == route.method && $0.route.path == route.path }) {
+                    warnings.append("ingress '\(name)': route \(route.method) \(route.path) is already served by ingress '\(taken.instance.name)'")
+                } else {
+                    routes.append((route, instance))
+                }
+            }
+        }
+        // Exact paths before prefixes, then longer prefixes first.
+        return routes.sorted { left, right in
+            if left.route.isPrefix != right.route.isPrefix { return !left.route.isPrefix }
+            return left.route.path.count > right.route.path.count
+        }
+    }
+
+    /// A component that declared its keys (ABI 1.4 config_keys) is told apart from a typo.
+    static func unknownKeys(_ keys: [(String, SourceLocation)], declared: [String]?, path: String, owner: String) -> [String] {
+        guard let declared else { return [] }
+        return keys.filter { !declared.contains($0.0) }.map { key, location in
+            "\(location): warning: \(path).\(key): unknown key (neither the gateway nor \(owner) reads it)"
+        }
+    }
+
+    /// Paths the host serves itself (a trailing "/" covers everything under it).
+    static let hostRoutes = ["/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/models/", "/healthz", "/livez",
+                             "/readyz", "/ui", "/ui/", "/-/"]
+
+    /// The dialect serving `method path`, if any.
+    func ingress(method: String, path: String) -> (instance: IngressInstance, route: IngressRoute)? {
+        for entry in ingressRoutes where entry.route.matches(method: method, path: path) { return (entry.instance, entry.route) }
+        return nil
     }
 
     /// `prices.json` beside the binary (dist/ and the image ship it).

@@ -25,4 +25,11 @@ public enum OpenAIErrorBody {
         }
         return value["message"]?.stringValue ?? value["detail"]?.stringValue
     }
+
+    /// The `type`, `code` and `message` of an OpenAI error body (`{"error":{...}}`), when it is one.
+    public static func fields(in body: [UInt8]) -> (type: String, code: String, message: String)? {
+        guard let value = try? JSONValue.parse(body), let error = value["error"], let message = error["message"]?.stringValue
+        else { return nil }
+        return (error["type"]?.stringValue ?? "", error["code"]?.stringValue ?? "", message)
+    }
 }

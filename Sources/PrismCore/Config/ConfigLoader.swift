@@ -23,10 +23,10 @@ public struct ConfigLoader {
     /// Sections that parse today but whose behaviour lands with later work.
     static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
                                             "routing", "cache", "rate_limiting", "redis", "model_map", "admin",
-                                            "cost_tracking", "spend_ledger", "budgets", "telemetry"]
+                                            "cost_tracking", "spend_ledger", "budgets", "telemetry", "ingress"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
-                                          "max_response_body_size", "stream_idle_timeout", "max_request_body_size", "default_request_timeout"]
+                                          "max_response_body_size", "stream_idle_timeout", "stream_keepalive", "max_request_body_size", "default_request_timeout"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
     /// The provider keys the gateway itself reads (or, the last four, accepts as the seed documents
     /// them). Every other key belongs to the provider plugin, which declares the ones it reads
@@ -76,6 +76,7 @@ public struct ConfigLoader {
         configuration.telemetry = readTelemetry(root["telemetry"], root: root)
         configuration.document = toJSON(root)
         configuration.middleware = readMiddleware(root)
+        configuration.ingress = readIngress(root["ingress"])
         // From the final list: `auth:` or `middleware: [{name: auth, config: {enabled: true}}]`.
         configuration.authenticatesClients = authenticatesClients || FirstParty.authenticates(configuration.middleware)
         configuration.routing = readRouting(root["routing"], modelMap: root["model_map"])
@@ -119,6 +120,31 @@ public struct ConfigLoader {
         if let value = positiveDuration(node["stream_idle_timeout"], "server.stream_idle_timeout") {
             server.streamIdleTimeout = value
         }
+        if let value = duration(node["stream_keepalive"], "server.stream_keepalive") { server.streamKeepAlive = value }
+    }
+
+    /// `ingress: {anthropic: false, responses: {store_ttl_seconds: 600}}`: a dialect's config
+    /// (what its plugin reads), `false` (or `enabled: false`) to turn it off.
+    mutating func readIngress(_ node: YAMLNode?) -> [IngressSettings] {
+        guard let node else { return [] }
+        guard case .mapping = node else {
+            error(node.location, "ingress", "expected a mapping of dialect name to its settings (or false)")
+            return []
+        }
+        var list: [IngressSettings] = []
+        for (name, location, value) in entries(node) {
+            var settings = IngressSettings(name: name, location: location)
+            if case .mapping = value {
+                settings.enabled = boolean(value["enabled"], "ingress.\(name).enabled") ?? true
+                if case let .object(members) = toJSON(value) {
+                    settings.configuration = .object(members.filter { $0.0 != "enabled" })
+                }
+            } else if let enabled = boolean(value, "ingress.\(name)") {
+                settings.enabled = enabled
+            }
+            list.append(settings)
+        }
+        return list
     }
 
     mutating func readProviders(_ node: YAMLNode?) -> [ProviderSettings] {

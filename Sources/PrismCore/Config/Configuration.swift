@@ -5,6 +5,8 @@ public struct GatewayConfiguration: Sendable {
     public var server = ServerSettings()
     public var providers: [ProviderSettings] = []
     public var middleware: [MiddlewareSettings] = []
+    /// `ingress:` client dialects by component name: their config, or off.
+    public var ingress: [IngressSettings] = []
     public var routing = RoutingSettings()
     public var logging = LoggingSettings()
     /// `redis:` when enabled: shared state for rate limits and the cache across replicas.
@@ -56,11 +58,15 @@ public struct ServerSettings: Sendable {
     /// `server.operational_routes`: who may read /-/metrics and /-/health/*. The probes
     /// (/healthz, /livez, /readyz) are always open.
     public var operationalRoutes: OperationalRoutes = .auto
-    public var maxRequestBodySize = 10_485_760
+    /// 32 MiB: agent sessions send 0.5-3.5 MB at p50-p99 and some 10-17 MB; the body is held
+    /// whole (after Content-Encoding decoding, which is bounded by the same limit).
+    public var maxRequestBodySize = 33_554_432
     /// The largest buffered (non-streaming or error) upstream answer; a larger one is a 502.
     public var maxResponseBodySize = 33_554_432
     /// The longest silence between two pieces of an upstream stream before it counts as stalled.
     public var streamIdleTimeout: Duration = .seconds(60)
+    /// A quiet stream gets a keep-alive (an SSE comment, or the client dialect's ping) this often; 0: never.
+    public var streamKeepAlive: Duration = .seconds(15)
     public var defaultRequestTimeout: Duration = .seconds(60)
 }
 
@@ -98,6 +104,14 @@ public struct ProviderSettings: Sendable {
 
     /// Providers whose `/v1/models` the host reads to learn their models.
     public var discoversModels: Bool { autoDiscover ?? type.map(ProviderSettings.selfHostedTypes.contains) ?? false }
+}
+
+/// One `ingress.<name>` entry (every loaded ingress is on unless an entry turns it off).
+public struct IngressSettings: Sendable {
+    public var name: String
+    public var enabled = true
+    public var configuration: JSONValue = .object([])
+    public var location: SourceLocation?
 }
 
 public struct MiddlewareSettings: Sendable {

@@ -15,18 +15,7 @@ final class MiddlewareStep: @unchecked Sendable {
     /// The table given to the plugin; valid for this object's lifetime.
     let context: UnsafePointer<prism_request_context>
 
-    private enum Phase {
-        case running
-        /// on_request returned PAUSE; `continuation` runs when the plugin resumes. The step holds
-        /// itself meanwhile, so that a late resume after the request ended (client gone) still
-        /// finds valid memory.
-        case paused(continuation: @Sendable (prism_action) -> Void, keepAlive: MiddlewareStep)
-        /// The plugin resumed while on_request was still running.
-        case resumedEarly(prism_action)
-        case finished
-    }
-
-    private let phase = Mutex<Phase>(.running)
+    private let latch = ResumeLatch()
     private let watching = Atomic<Bool>(false)
 
     init(middleware: MiddlewareInstance, attributes: RequestAttributes) {
@@ -44,36 +33,13 @@ final class MiddlewareStep: @unchecked Sendable {
     var watchesResponse: Bool { watching.load(ordering: .acquiring) }
 
     /// After on_request returned PAUSE. Returns the action at once when the plugin already resumed;
-    /// otherwise nil, and `continuation` runs (on the resuming thread) when it does.
+    /// otherwise nil, and `continuation` runs (on the resuming thread) when it does. The step stays
+    /// alive until then, so a late resume after the request ended (client gone) finds valid memory.
     func paused(continuation: @escaping @Sendable (prism_action) -> Void) -> prism_action? {
-        phase.withLock { phase -> prism_action? in
-            if case let .resumedEarly(action) = phase {
-                phase = .finished
-                return action
-            }
-            phase = .paused(continuation: continuation, keepAlive: self)
-            return nil
-        }
+        latch.paused(keepAlive: self, continuation: continuation)
     }
 
-    fileprivate func resume(_ action: prism_action) {
-        // The step's own reference leaves the phase with the continuation and is dropped only
-        // after the continuation ran.
-        let paused: (continuation: @Sendable (prism_action) -> Void, keepAlive: MiddlewareStep)? = phase.withLock { phase in
-            switch phase {
-            case .running:
-                phase = .resumedEarly(action)
-                return nil
-            case let .paused(continuation, keepAlive):
-                phase = .finished
-                return (continuation, keepAlive)
-            case .resumedEarly, .finished:
-                return nil // a second resume: ignored
-            }
-        }
-        guard let paused else { return }
-        withExtendedLifetime(paused.keepAlive) { paused.continuation(action) }
-    }
+    fileprivate func resume(_ action: prism_action) { latch.resume(action) }
 
     @inline(__always)
     private static func from(_ context: UnsafeMutableRawPointer?) -> MiddlewareStep {

@@ -64,6 +64,7 @@ extension ProxyRequest {
             if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
             // No provider was paid for an answer a middleware gave (a cache hit).
             if gateway.prices != nil, (200..<300).contains(Int(status.code)), api != "models.list" { cost = 0 }
+            guard answerInDialect(status: status, headers: headers, body: local.body) else { return false }
             addCommonHeaders(&headers)
             handler?.writeResponse(status: status, headers: headers, body: local.body)
             if gateway.configuration.logging.includeBodies { responseBodyForLog = local.body }

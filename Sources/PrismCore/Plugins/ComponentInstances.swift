@@ -9,7 +9,7 @@ public struct InstanceError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Calls instance_new with the instance's own host table and its configuration as JSON.
-private func createInstance(_ instanceNew: prism_instance_new_function?, host: UnsafePointer<prism_host_api>,
+func createInstance(_ instanceNew: prism_instance_new_function?, host: UnsafePointer<prism_host_api>,
                             name: String, configuration: JSONValue) throws(InstanceError) -> UnsafeMutableRawPointer
 {
     guard let instanceNew else { throw InstanceError(message: "instance_new is NULL") }

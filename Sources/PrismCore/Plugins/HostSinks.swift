@@ -16,7 +16,24 @@ final class ErrorCapture {
     var headers: [(String, String)] = []
 
     func withSink<Result>(_ body: (UnsafePointer<prism_error_sink>) -> Result) -> Result {
-        var sink = prism_error_sink(
+        var sink = makeSink()
+        return withUnsafePointer(to: &sink) { body($0) }
+    }
+
+    /// A sink that stays valid for this object's lifetime (for a decode that resumes later).
+    private(set) lazy var persistentSink: UnsafePointer<prism_error_sink> = {
+        let table = UnsafeMutablePointer<prism_error_sink>.allocate(capacity: 1)
+        table.initialize(to: makeSink())
+        persistentTable = table
+        return UnsafePointer(table)
+    }()
+
+    private var persistentTable: UnsafeMutablePointer<prism_error_sink>?
+
+    deinit { persistentTable?.deallocate() }
+
+    private func makeSink() -> prism_error_sink {
+        prism_error_sink(
             struct_size: UInt32(MemoryLayout<prism_error_sink>.size),
             context: Unmanaged.passUnretained(self).toOpaque(),
             set: { context, status, type, code, message in
@@ -32,7 +49,6 @@ final class ErrorCapture {
                 Unmanaged<ErrorCapture>.fromOpaque(context!).takeUnretainedValue().headers.append((lowered, value.hostString))
                 return PRISM_OK
             })
-        return withUnsafePointer(to: &sink) { body($0) }
     }
 }
 
@@ -132,6 +148,19 @@ final class StreamCollector {
     /// cost added to `usage` as it passes, since a stream's cost is known only at its end.
     var pricesUsageChunk: (([UInt8]) -> [UInt8]?)?
     var recorded: [[UInt8]] = []
+    /// The client's dialect, when an ingress serves the request: it writes each chunk's bytes
+    /// (framing included) instead of the OpenAI `data:` frame.
+    var encoder: ((UnsafeRawBufferPointer, inout [UInt8]) -> prism_status)?
+    /// The first failure of `encoder` (the host ends the stream with an error).
+    var encoderStatus = PRISM_OK
+
+    /// One chunk for the client, in its dialect.
+    func write(_ payload: UnsafeRawBufferPointer) {
+        eventCount += 1
+        guard let encoder else { return ServerSentEventWriter.frame(payload, into: &pending) }
+        let status = encoder(payload, &pending)
+        if status != PRISM_OK, encoderStatus == PRISM_OK { encoderStatus = status }
+    }
 
     func withSink<Result>(_ body: (UnsafePointer<prism_stream_sink>) -> Result) -> Result {
         var sink = prism_stream_sink(
@@ -143,13 +172,11 @@ final class StreamCollector {
                 // A payload with a line break would end the SSE event early: refuse it.
                 if payload.contains(where: { $0 == 0x0A || $0 == 0x0D }) { return PRISM_ERROR_INVALID_REQUEST }
                 if let price = collector.pricesUsageChunk, let priced = price(Array(payload)) {
-                    priced.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &collector.pending) }
-                    collector.eventCount += 1
+                    priced.withUnsafeBytes { collector.write($0) }
                     if collector.recordsEvents { collector.recorded.append(priced) }
                     return PRISM_OK
                 }
-                ServerSentEventWriter.frame(payload, into: &collector.pending)
-                collector.eventCount += 1
+                collector.write(payload)
                 if collector.recordsEvents { collector.recorded.append(Array(payload)) }
                 return PRISM_OK
             },

@@ -50,6 +50,8 @@ public final class PluginRegistry: @unchecked Sendable {
     public private(set) var providers: [String: LoadedComponent<prism_provider_v1>] = [:]
     public private(set) var middleware: [String: LoadedComponent<prism_middleware_v1>] = [:]
     public private(set) var routers: [String: LoadedComponent<prism_router_v1>] = [:]
+    /// Client dialects (1.5).
+    public private(set) var ingresses: [String: LoadedComponent<prism_ingress_v1>] = [:]
     public private(set) var plugins: [LoadedPlugin] = []
     public private(set) var refusals: [PluginRefusal] = []
 
@@ -286,6 +288,7 @@ public final class PluginRegistry: @unchecked Sendable {
         var newProviders: [LoadedComponent<prism_provider_v1>] = []
         var newMiddleware: [LoadedComponent<prism_middleware_v1>] = []
         var newRouters: [LoadedComponent<prism_router_v1>] = []
+        var newIngresses: [LoadedComponent<prism_ingress_v1>] = []
         var listed: [(kind: String, name: String)] = []
         for index in 0..<Int(descriptor.component_count) {
             let component = descriptor.components[index]
@@ -350,6 +353,23 @@ public final class PluginRegistry: @unchecked Sendable {
                 try duplicate(routers[name]?.file, inThisFile: newRouters.contains { $0.name == name })
                 newRouters.append(LoadedComponent(name: name, pluginID: id, file: path, table: table,
                                                   configKeys: declaredKeys(table.pointee.config_keys)))
+            case PRISM_COMPONENT_INGRESS:
+                try checkSize(Int(PRISM_INGRESS_V1_SIZE_1_5))
+                let table = PluginRegistry.hostCopy(of: vtable, size: vtableSize, as: prism_ingress_v1.self)
+                let functions = table.pointee
+                try required(functions.instance_new != nil, "instance_new")
+                try required(functions.instance_destroy != nil, "instance_destroy")
+                try required(functions.routes != nil, "routes")
+                try required(functions.exchange_new != nil, "exchange_new")
+                try required(functions.exchange_destroy != nil, "exchange_destroy")
+                try required(functions.decode_request != nil, "decode_request")
+                try required(functions.encode_response != nil, "encode_response")
+                try required(functions.encode_event != nil, "encode_event")
+                try required(functions.finish_stream != nil, "finish_stream")
+                try required(functions.encode_error != nil, "encode_error")
+                try duplicate(ingresses[name]?.file, inThisFile: newIngresses.contains { $0.name == name })
+                newIngresses.append(LoadedComponent(name: name, pluginID: id, file: path, table: table,
+                                                    configKeys: declaredKeys(functions.config_keys)))
             default:
                 // A kind from a newer ABI minor: skip it, keep the rest of the plugin.
                 logger.warning("plugin \(path): component \"\(name)\" has unknown kind \(component.kind); skipped")
@@ -362,11 +382,13 @@ public final class PluginRegistry: @unchecked Sendable {
             providers = providers.filter { $0.value.file != path }
             middleware = middleware.filter { $0.value.file != path }
             routers = routers.filter { $0.value.file != path }
+            ingresses = ingresses.filter { $0.value.file != path }
             plugins.removeAll { $0.file == path }
         }
         for component in newProviders { providers[component.name] = component }
         for component in newMiddleware { middleware[component.name] = component }
         for component in newRouters { routers[component.name] = component }
+        for component in newIngresses { ingresses[component.name] = component }
         plugins.append(LoadedPlugin(id: id, version: version, file: path, abiMajor: Int(descriptor.abi_major),
                                     abiMinor: Int(descriptor.abi_minor), components: listed))
         loadedFiles[path] = FileSignature(status)
@@ -379,6 +401,7 @@ func kindName(_ kind: prism_component_kind) -> String {
     case PRISM_COMPONENT_PROVIDER: return "provider"
     case PRISM_COMPONENT_MIDDLEWARE: return "middleware"
     case PRISM_COMPONENT_ROUTER: return "router"
+    case PRISM_COMPONENT_INGRESS: return "ingress"
     default: return "kind-\(kind)"
     }
 }

@@ -151,6 +151,14 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, "/ui"), (.GET, "/ui/"):
             serveDashboard(head)
         default:
+            if gateway.ingress(method: head.method.rawValue, path: path) != nil {
+                return proxy(head: head, path: path, api: "chat.completions", body: body, dialect: true)
+            }
+            if gateway.ingressRoutes.contains(where: { $0.route.matches(method: $0.route.method, path: path) }) {
+                if head.headers.first(name: "upgrade") != nil { keepAlive = false }
+                return writeError(status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
+                                  message: "Method \(head.method.rawValue) is not allowed on \(path).")
+            }
             if dispatchControl(head: head, path: path, body: body) { return }
             writeError(status: .notFound, type: "invalid_request_error", code: "not_found",
                        message: "Unknown route \(head.method.rawValue) \(path).")
@@ -167,16 +175,45 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         return token
     }
 
-    private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?) {
-        // The request keeps this generation to its end: the file's, or its key's organization's.
-        let gateway = runtime.gateway(bearer: GatewayHTTPHandler.bearerToken(head))
+    private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?, dialect: Bool = false) {
+        // The request keeps this generation to its end: the file's, or its key's organization's
+        // (a client key from `Authorization: Bearer`, or `x-api-key` as Anthropic's SDK sends it).
+        let token = GatewayHTTPHandler.bearerToken(head) ?? head.headers.first(name: "x-api-key").map { Substring($0) }
+        let gateway = runtime.gateway(bearer: token)
         if gateway.activity.stopping.load(ordering: .relaxed) {
             writeError(status: .serviceUnavailable, type: "service_unavailable", code: "service_unavailable",
                        message: "The gateway is shutting down.", close: true)
             return
         }
-        let bytes = body.map { Array($0.readableBytesView) } ?? []
-        let request = ProxyRequest(gateway: gateway, handler: self, head: head, path: path, api: api, body: bytes)
+        // A client that asked to switch protocols (a WebSocket) gets its answer and the connection
+        // closes: what it sends next would not be HTTP.
+        if head.headers.first(name: "upgrade") != nil { keepAlive = false }
+        var bytes = body.map { Array($0.readableBytesView) } ?? []
+        if let encoding = head.headers.first(name: "content-encoding"), !bytes.isEmpty {
+            do {
+                bytes = try BodyDecoding.decode(bytes, contentEncoding: encoding, limit: bodyLimit)
+            } catch {
+                switch error {
+                case let .unsupported(coding):
+                    return writeError(status: .unsupportedMediaType, type: "invalid_request_error",
+                                      code: "unsupported_content_encoding",
+                                      message: "Content-Encoding '\(coding)' is not supported (use gzip, deflate or zstd).")
+                case .tooLarge:
+                    return writeError(status: .payloadTooLarge, type: "invalid_request_error", code: "request_too_large",
+                                      message: "The decoded request body is larger than server.max_request_body_size (\(bodyLimit) bytes).")
+                case let .corrupt(reason):
+                    return writeError(status: .badRequest, type: "invalid_request_error", code: "invalid_content_encoding",
+                                      message: "The request body is not valid \(encoding): \(reason).")
+                }
+            }
+        }
+        let ingress = dialect ? gateway.ingress(method: head.method.rawValue, path: path) : nil
+        if dialect && ingress == nil {
+            return writeError(status: .notFound, type: "invalid_request_error", code: "not_found",
+                              message: "Unknown route \(head.method.rawValue) \(path).")
+        }
+        let request = ProxyRequest(gateway: gateway, handler: self, head: head, path: path, api: api, body: bytes,
+                                   ingress: ingress)
         active = request
         request.run()
     }

@@ -13,8 +13,10 @@ final class ProxyRequest {
     let eventLoop: EventLoop
     let api: String
     let requestID: String
-    let body: [UInt8]
-    let head: HTTPRequestHead
+    /// The canonical request's body (for an ingress dialect: what its decode produced).
+    var body: [UInt8]
+    /// The client's head; an ingress's decode may set headers on it (`authorization` from `x-api-key`).
+    var head: HTTPRequestHead
     let path: String
     var clientModel = ""
     /// The end user the request is for: `x-prism-user-id`, else the body's `user` (for the ledger).
@@ -79,12 +81,17 @@ final class ProxyRequest {
     /// When the winning stream last delivered bytes, and the check that finds it stalled.
     var lastStreamDataAt: UInt64 = 0
     var streamIdleCheck: Scheduled<Void>?
+    /// When the client last got stream bytes, and the timer that keeps a quiet stream alive.
+    var lastClientWriteAt: UInt64 = 0
+    var keepAliveTask: Scheduled<Void>?
     var finished = false
     var countedInFlight = false
     /// The budgets this request counts against, once checked (Server/BudgetGate.swift).
     var budgetClaims: [BudgetClaim]?
     /// The error code the client got (a gateway error, or a stream's final error event).
     var errorCode: String?
+    /// The client's dialect when an ingress plugin serves the route (Server/IngressFlow.swift).
+    var ingress: IngressState?
 
     struct FailedAnswer {
         let attempt: UpstreamAttempt
@@ -94,7 +101,9 @@ final class ProxyRequest {
         let failure: TransportFailure?
     }
 
-    init(gateway: Gateway, handler: GatewayHTTPHandler, head: HTTPRequestHead, path: String, api: String, body: [UInt8]) {
+    init(gateway: Gateway, handler: GatewayHTTPHandler, head: HTTPRequestHead, path: String, api: String, body: [UInt8],
+         ingress: (instance: IngressInstance, route: IngressRoute)? = nil)
+    {
         self.gateway = gateway
         self.handler = handler
         eventLoop = handler.context!.eventLoop
@@ -105,12 +114,18 @@ final class ProxyRequest {
         let given = head.headers.first(name: "x-prism-request-id") ?? ""
         requestID = ProxyRequest.isUsableRequestID(given) ? given : ProxyRequest.newRequestID()
         trace = gateway.tracer?.begin(headers: head.headers, startedAt: startedAt)
+        if let ingress, let exchange = ingress.instance.newExchange() {
+            let state = IngressState(exchange: exchange, route: ingress.route, clientBody: body)
+            state.install(on: collector)
+            self.ingress = state
+        }
     }
 
     /// The route plan (aliases, candidates, fallbacks) and the first attempts.
     func route() {
         guard view != nil, !finished else { return }
         if api == "models.list" || api == "models.retrieve" { return answerModels() }
+        if let local = ingress?.localAnswer { return answerLocally(local) }
         if let budgets = gateway.budgets, budgetClaims == nil { return checkBudgets(budgets) }
         let model = clientModel
         let planner = gateway.planner
@@ -206,17 +221,28 @@ final class ProxyRequest {
     /// Builds and sends one attempt. False when the plugin could not build it (the next
     /// candidate is tried for "unsupported"; anything else answers the client).
     private func start(_ candidate: RouteCandidate, probe: Bool) -> Bool {
-        guard let view, let exchange = candidate.provider.newExchange() else { return false }
+        guard let view, var exchange = candidate.provider.newExchange() else { return false }
         attemptCount += 1
         attemptsForModel += 1
         view.setModel(candidate.upstreamModel)
         view.pointer.pointee.attempt = UInt32(attemptCount - 1)
         if attemptCount > 1 { view.pointer.pointee.flags |= PRISM_REQUEST_RETRY }
-        let upstream = MessageBuilder()
-        let error = ErrorCapture()
-        let (status, framing) = exchange.buildRequest(view, into: upstream, error: error)
+        var upstream = MessageBuilder()
+        var error = ErrorCapture()
+        var passThrough = false
+        var (status, framing) = (PRISM_ERROR_UNSUPPORTED, PRISM_FRAMING_NONE)
+        if let native = ingress?.nativeView(model: candidate.upstreamModel, streaming: streaming, attempt: attemptCount) {
+            // The provider may speak the client's dialect itself: then the client's body goes as it is.
+            (status, framing) = exchange.buildRequest(native, into: upstream, error: error)
+            passThrough = status == PRISM_OK || status == PRISM_ANSWERED_LOCALLY
+            if !passThrough, status == PRISM_ERROR_UNSUPPORTED, let fresh = candidate.provider.newExchange() {
+                (exchange, upstream, error) = (fresh, MessageBuilder(), ErrorCapture())
+            }
+        }
+        if !passThrough { (status, framing) = exchange.buildRequest(view, into: upstream, error: error) }
         let attempt = UpstreamAttempt(candidate: candidate, exchange: exchange, number: attemptCount,
                                       framing: streaming ? framing : PRISM_FRAMING_NONE)
+        attempt.isPassThrough = passThrough
         attempt.isProbe = probe
         trace?.beginAttempt(attempt, operation: traceOperation, racing: !active.isEmpty)
         switch status {
@@ -298,7 +324,11 @@ final class ProxyRequest {
         firstByteAt = monotonicNanoseconds()
         if let price = priceOfAnswer() { collector.pricesUsageChunk = price.pricedUsageChunk }
         var responseHeaders = HTTPHeaders()
-        responseHeaders.add(name: "content-type", value: "text/event-stream")
+        if attempt.isPassThrough, let type = headers.first(where: { $0.0 == "content-type" })?.1 {
+            responseHeaders.add(name: "content-type", value: type)
+        } else {
+            responseHeaders.add(name: "content-type", value: "text/event-stream")
+        }
         responseHeaders.add(name: "cache-control", value: "no-cache")
         responseHeaders.add(name: "x-accel-buffering", value: "no")
         addCommonHeaders(&responseHeaders)
@@ -306,11 +336,13 @@ final class ProxyRequest {
         streamStarted = true
         lastStreamDataAt = firstByteAt
         armStreamIdleCheck()
+        armKeepAlive()
     }
 
     func upstreamData(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
         guard !finished, streamStarted, attempt === winner else { return }
         lastStreamDataAt = monotonicNanoseconds()
+        if attempt.isPassThrough { return relayNative(attempt, bytes) }
         let exchange = attempt.exchange
         let error = ErrorCapture()
         var status = PRISM_OK
@@ -338,6 +370,9 @@ final class ProxyRequest {
         if let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused, handler?.isWritable ?? false {
             receiver.markResumed()
             gateway.transport.resume(transfer)
+        }
+        if collector.encoderStatus != PRISM_OK, let ingress {
+            return failStream(from: ingress.encodeError, otherwise: "the stream could not be written in the client's dialect")
         }
         if status != PRISM_OK {
             failStream(from: error, otherwise: "the upstream stream could not be translated")
@@ -475,6 +510,7 @@ final class ProxyRequest {
     /// The winning stream's upstream ended (or broke): finish the client stream.
     private func finishStream(_ attempt: UpstreamAttempt, failure: TransportFailure?) {
         if let failure { return failStream(message: failure.message, type: "provider_error") }
+        if attempt.isPassThrough { return finishNative(attempt) }
         let exchange = attempt.exchange
         let error = ErrorCapture()
         var translateStatus = PRISM_OK
@@ -498,7 +534,15 @@ final class ProxyRequest {
         }
         usage = collector.usage
         cost = priceOfAnswer()?.cost(of: usage)
-        handler?.writeStreamBytes(ServerSentEventWriter.done)
+        if let ingress {
+            var closing: [UInt8] = []
+            guard ingress.exchange.finishStream(usage: usage, into: &closing, error: error) == PRISM_OK else {
+                return failStream(from: error, otherwise: "the client's dialect could not end the stream")
+            }
+            handler?.writeStreamBytes(closing)
+        } else {
+            handler?.writeStreamBytes(ServerSentEventWriter.done)
+        }
         handler?.endStream()
         complete(status: 200)
     }
@@ -541,6 +585,7 @@ final class ProxyRequest {
 
     func flushCollector() {
         guard !collector.pending.isEmpty else { return }
+        lastClientWriteAt = monotonicNanoseconds()
         trace?.sawAnswer(collector.pending, streamed: true)
         handler?.writeStreamBytes(collector.pending)
         collector.pending.removeAll(keepingCapacity: true)

@@ -13,6 +13,7 @@ extension ProxyRequest {
     func answerBuffered(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
                         badAnswer: ((String) -> Bool)? = nil)
     {
+        if attempt.isPassThrough { return answerNative(attempt, status: status, headers: headers, body: body) }
         let exchange = attempt.exchange
         let providerName = attempt.provider.settings.name
         let error = ErrorCapture()
@@ -47,14 +48,22 @@ extension ProxyRequest {
         }
         usage = translatedUsage
         cost = priceOfAnswer()?.cost(of: usage)
-        var responseHeaders = HTTPHeaders(client.headers.map { ($0.name, $0.value) })
+        // The client's dialect, when an ingress serves the route (the middleware still see the canonical answer).
+        var answer = client
+        if let ingress {
+            guard let encoded = dialectAnswer(ingress, status: Int(client.status == 0 ? 200 : client.status),
+                                              headers: client.headers.map { ($0.name, $0.value) }, body: client.body)
+            else { return }
+            answer = encoded
+        }
+        var responseHeaders = HTTPHeaders(answer.headers.map { ($0.name, $0.value) })
         if responseHeaders.first(name: "content-type") == nil {
             responseHeaders.add(name: "content-type", value: "application/json")
         }
         addCommonHeaders(&responseHeaders)
-        let clientStatus = HTTPResponseStatus(statusCode: Int(client.status == 0 ? 200 : client.status))
-        handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: client.body)
-        if gateway.configuration.logging.includeBodies { responseBodyForLog = client.body }
+        let clientStatus = HTTPResponseStatus(statusCode: Int(answer.status == 0 ? 200 : answer.status))
+        handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: answer.body)
+        if gateway.configuration.logging.includeBodies { responseBodyForLog = answer.body }
         if (200..<300).contains(Int(clientStatus.code)) {
             trace?.sawAnswer(client.body, streamed: false)
             notifyResponse(status: Int(clientStatus.code), headers: responseHeaders.map { ($0.name, $0.value) }, body: client.body)
@@ -104,8 +113,13 @@ extension ProxyRequest {
         }
         errorCode = code
         trace?.failed(code: code, message: message)
-        handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message), param: param,
-                            headers: headers.map { ($0.name, $0.value) })
+        if let ingress {
+            writeDialectError(ingress, status: status, type: type, code: code, message: SecretRedactor.shared.redact(message),
+                              headers: headers)
+        } else {
+            handler?.writeError(status: status, type: type, code: code, message: SecretRedactor.shared.redact(message),
+                                param: param, headers: headers.map { ($0.name, $0.value) })
+        }
         complete(status: Int(status.code))
     }
 
@@ -135,9 +149,8 @@ extension ProxyRequest {
     /// `[DONE]`, so that clients neither hang nor mistake the truncation for a finished answer.
     func failStream(message: String, type: String) {
         errorCode = "provider_error"
-        endStream(withError: OpenAIErrorBody.make(
-            message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"),
-            type: type.isEmpty ? "provider_error" : type, code: "provider_error"), status: 502)
+        endStream(withError: type.isEmpty ? "provider_error" : type, code: "provider_error",
+                  message: SecretRedactor.shared.redact("Provider '\(providerName)' failed mid-stream: \(message)"), status: 502)
     }
 
     /// A plugin failed a stream after the first byte: what it set through its error sink reaches
@@ -147,22 +160,19 @@ extension ProxyRequest {
         guard error.isSet, !error.message.isEmpty else { return failStream(message: message, type: error.type) }
         errorCode = error.code.isEmpty ? "provider_error" : error.code
         let status = (400..<600).contains(Int(error.httpStatus)) ? Int(error.httpStatus) : 502
-        endStream(withError: OpenAIErrorBody.make(
-            message: SecretRedactor.shared.redact(error.message),
-            type: error.type.isEmpty ? "provider_error" : error.type,
-            code: error.code.isEmpty ? "provider_error" : error.code), status: status)
+        endStream(withError: error.type.isEmpty ? "provider_error" : error.type,
+                  code: error.code.isEmpty ? "provider_error" : error.code,
+                  message: SecretRedactor.shared.redact(error.message), status: status)
     }
 
-    /// The one way a started stream ends badly: what was translated so far, the error event,
-    /// `[DONE]`, and the request's completion with `status`.
-    func endStream(withError body: [UInt8], status: Int) {
-        trace?.streamFailed(body)
+    /// The one way a started stream ends badly: what was translated so far, the error event
+    /// (`[DONE]` after it in OpenAI's dialect), and the request's completion with `status`.
+    func endStream(withError type: String, code: String, message: String, status: Int) {
+        trace?.streamFailed(OpenAIErrorBody.make(message: message, type: type, code: code))
         cancelAll()
-        flushCollector()
-        var frame: [UInt8] = []
-        body.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &frame) }
-        frame.append(contentsOf: ServerSentEventWriter.done)
-        handler?.writeStreamBytes(frame)
+        // A pass-through stream may stop mid-event: only a translated one has whole events pending.
+        if winner?.isPassThrough != true { flushCollector() }
+        handler?.writeStreamBytes(streamErrorBytes(type: type, code: code, message: message, status: status))
         handler?.endStream()
         complete(status: status)
     }
@@ -173,6 +183,7 @@ extension ProxyRequest {
         completedStatus = status
         pauseDeadline?.cancel()
         streamIdleCheck?.cancel()
+        keepAliveTask?.cancel()
         let latency = monotonicNanoseconds() - startedAt
         if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
         let providerName = self.providerName

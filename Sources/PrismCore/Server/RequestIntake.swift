@@ -25,6 +25,12 @@ extension ProxyRequest {
                                model: model, requestID: requestID)
             return runMiddleware(from: 0)
         }
+        if let ingress { return decodeIngress(ingress) }
+        runCanonical()
+    }
+
+    /// The chat path proper (for an ingress, after its decode).
+    func runCanonical() {
         // 1. The body must be a JSON object with a model (and messages, for chat).
         let members: [JSONMember]
         do {

@@ -46,7 +46,6 @@ extension ProxyRequest {
             return fail(.serviceUnavailable, "service_unavailable", "shutting_down", message)
         }
         errorCode = "shutting_down"
-        endStream(withError: OpenAIErrorBody.make(message: message, type: "service_unavailable", code: "shutting_down"),
-                  status: 503)
+        endStream(withError: "service_unavailable", code: "shutting_down", message: message, status: 503)
     }
 }

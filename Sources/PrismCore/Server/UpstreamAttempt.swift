@@ -18,6 +18,9 @@ final class UpstreamAttempt {
     var isProbe = false
     /// Its span in the request's trace (-1: not traced).
     var traceSpan = -1
+    /// The provider took the client's own dialect (an ingress route): its answer goes to the
+    /// client untouched.
+    var isPassThrough = false
 
     init(candidate: RouteCandidate, exchange: ProviderExchange, number: Int, framing: prism_framing) {
         self.candidate = candidate

@@ -1,0 +1,273 @@
+import NIOCore
+import NIOHTTP1
+import PrismPluginABI
+import PrismWire
+
+/// A request on a route an ingress plugin serves (ABI 1.5): its dialect's exchange, and what
+/// pass-through needs (the client's own body as the provider would see it).
+final class IngressState {
+    let exchange: IngressExchange
+    let route: IngressRoute
+    /// The client's body as it arrived (Content-Encoding decoded).
+    let clientBody: [UInt8]
+    /// The client's request under the route's api, for a provider that speaks the dialect itself.
+    private var native: RequestView?
+    /// decode answered locally: sent once the middleware chain continues.
+    var localAnswer: MessageBuilder?
+    /// A pass-through answer's usage, as the dialect reads it (observe_native), and its parser.
+    var nativeUsage = prism_usage()
+    var nativeParser = ServerSentEventParser()
+    /// What the dialect said when it could not encode a stream chunk.
+    let encodeError = ErrorCapture()
+
+    init(exchange: IngressExchange, route: IngressRoute, clientBody: [UInt8]) {
+        self.exchange = exchange
+        self.route = route
+        self.clientBody = clientBody
+    }
+
+    /// The stream's chunks go through the dialect instead of OpenAI's `data:` frames.
+    func install(on collector: StreamCollector) {
+        let exchange = self.exchange, error = encodeError
+        collector.encoder = { chunk, output in exchange.encodeEvent(chunk, into: &output, error: error) }
+    }
+
+    func prepareNative(head: HTTPRequestHead, path: String, requestID: String) {
+        native = RequestView(api: route.api, method: head.method.rawValue, path: path,
+                             headers: head.headers.map { ($0.name, $0.value) }, body: clientBody, model: "",
+                             requestID: requestID)
+    }
+
+    /// The native request for one attempt (nil when decode answered locally).
+    func nativeView(model: String, streaming: Bool, attempt: Int) -> RequestView? {
+        guard let native, localAnswer == nil else { return nil }
+        native.setModel(model)
+        native.pointer.pointee.attempt = UInt32(max(0, attempt - 1))
+        native.pointer.pointee.flags = (streaming ? PRISM_REQUEST_STREAM : 0) | (attempt > 1 ? PRISM_REQUEST_RETRY : 0)
+        return native
+    }
+}
+
+extension ProxyRequest {
+    /// The dialect's decode comes first; the canonical request then takes the chat path.
+    func decodeIngress(_ ingress: IngressState) {
+        let view = RequestView(api: ingress.route.api, method: head.method.rawValue, path: path,
+                               headers: head.headers.map { ($0.name, $0.value) }, body: body, model: "", requestID: requestID)
+        let decision = IngressExchange.Decision()
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let eventLoop = self.eventLoop
+        let status = withExtendedLifetime(view) {
+            ingress.exchange.decode(view, into: decision) { status in
+                eventLoop.execute {
+                    let request = bound.value
+                    if let ingress = request.ingress { request.ingressDecided(ingress, status: status, decision: decision) }
+                }
+            }
+        }
+        if let status { ingressDecided(ingress, status: status, decision: decision) }
+    }
+
+    private func ingressDecided(_ ingress: IngressState, status: prism_status, decision: IngressExchange.Decision) {
+        guard !finished else { return }
+        switch status {
+        case PRISM_OK:
+            for (name, value) in decision.builder.headers where !ProxyRequest.reservedHeaders.contains(name) {
+                head.headers.replaceOrAdd(name: name, value: value)
+            }
+            ingress.prepareNative(head: head, path: path, requestID: requestID)
+            body = decision.builder.body
+            runCanonical()
+        case PRISM_ANSWERED_LOCALLY:
+            // The middleware still decide (a client key, limits); the answer waits for them.
+            ingress.localAnswer = decision.builder
+            var model = ""
+            if let value = try? JSONValue.parse(ingress.clientBody), let name = value["model"]?.stringValue { model = name }
+            clientModel = model
+            view = RequestView(api: ingress.route.api, method: head.method.rawValue, path: path,
+                               headers: head.headers.map { ($0.name, $0.value) }, body: ingress.clientBody, model: model,
+                               requestID: requestID)
+            runMiddleware(from: 0)
+        default:
+            failFromPlugin(status, decision.error, provider: "ingress '\(ingress.exchange.ingress.name)'")
+        }
+    }
+
+    /// decode's own answer (a token count, a stored object), after the middleware continued.
+    func answerLocally(_ local: MessageBuilder) {
+        var headers = HTTPHeaders(local.headers.map { ($0.name, $0.value) })
+        if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
+        addCommonHeaders(&headers)
+        let status = Int(local.status == 0 ? 200 : local.status)
+        handler?.writeResponse(status: HTTPResponseStatus(statusCode: status), headers: headers, body: local.body)
+        complete(status: status)
+    }
+
+    // MARK: Answers in the client's dialect
+
+    /// An error answer before the stream started, in the client's dialect.
+    func writeDialectError(_ ingress: IngressState, status: HTTPResponseStatus, type: String, code: String, message: String,
+                           headers: HTTPHeaders)
+    {
+        let answer = ingress.exchange.encodeError(status: Int(status.code), type: type, code: code, message: message,
+                                                  inStream: false)
+        var headers = headers
+        for (name, value) in answer.headers where !ProxyRequest.reservedHeaders.contains(name) || name == "content-type" {
+            headers.replaceOrAdd(name: name, value: value)
+        }
+        if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
+        let code = answer.status >= 400 && answer.status < 600 ? Int(answer.status) : Int(status.code)
+        handler?.writeResponse(status: HTTPResponseStatus(statusCode: code), headers: headers, body: answer.body)
+    }
+
+    /// The bytes that end a started stream with an error: the dialect's, or OpenAI's error event
+    /// and `[DONE]`.
+    func streamErrorBytes(type: String, code: String, message: String, status: Int) -> [UInt8] {
+        if let ingress {
+            return ingress.exchange.encodeError(status: status, type: type, code: code, message: message, inStream: true).body
+        }
+        var frame: [UInt8] = []
+        OpenAIErrorBody.make(message: message, type: type, code: code).withUnsafeBytes {
+            ServerSentEventWriter.frame($0, into: &frame)
+        }
+        frame.append(contentsOf: ServerSentEventWriter.done)
+        return frame
+    }
+
+    /// A canonical (OpenAI) answer, turned into the client's dialect; nil after answering with an
+    /// error when the dialect could not.
+    func dialectAnswer(_ ingress: IngressState, status: Int, headers: [(String, String)], body: [UInt8]) -> MessageBuilder? {
+        let client = MessageBuilder()
+        let error = ErrorCapture()
+        let result = withResponse(status: status, headers: headers, body: body) { response in
+            ingress.exchange.encodeResponse(response, into: client, error: error)
+        }
+        guard result == PRISM_OK else {
+            failFromPlugin(result, error, provider: "ingress '\(ingress.exchange.ingress.name)'")
+            return nil
+        }
+        return client
+    }
+
+    /// A middleware's own answer (a cache hit, a refusal) is canonical: it reaches the client in
+    /// its dialect. Returns false when it was answered here.
+    func answerInDialect(status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8]) -> Bool {
+        guard let ingress, api == "chat.completions", ingress.localAnswer == nil else { return true }
+        if status.code >= 400 {
+            let fields = OpenAIErrorBody.fields(in: body)
+                ?? (type: "api_error", code: "", message: String(decoding: body.prefix(512), as: UTF8.self))
+            fail(status, fields.type, fields.code, fields.message,
+                 extraHeaders: headers.filter { $0.name == "retry-after" || $0.name.hasPrefix("x-ratelimit") }.map { ($0.name, $0.value) })
+            return false
+        }
+        if headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
+            // A stream replayed whole: each chunk through the dialect, then its closing events.
+            var bytes: [UInt8] = []
+            var parser = ServerSentEventParser()
+            let error = ErrorCapture()
+            var encodeStatus = PRISM_OK
+            try? parser.feed(body) { event in
+                guard encodeStatus == PRISM_OK, event.data != Array("[DONE]".utf8) else { return }
+                encodeStatus = event.data.withUnsafeBytes { ingress.exchange.encodeEvent($0, into: &bytes, error: error) }
+            }
+            if encodeStatus == PRISM_OK { encodeStatus = ingress.exchange.finishStream(usage: usage, into: &bytes, error: error) }
+            guard encodeStatus == PRISM_OK else {
+                failFromPlugin(encodeStatus, error, provider: "ingress '\(ingress.exchange.ingress.name)'")
+                return false
+            }
+            var replay = headers
+            addCommonHeaders(&replay)
+            handler?.writeResponse(status: status, headers: replay, body: bytes)
+            complete(status: Int(status.code))
+            return false
+        }
+        guard let answer = dialectAnswer(ingress, status: Int(status.code), headers: headers.map { ($0.name, $0.value) },
+                                         body: body) else { return false }
+        var replay = HTTPHeaders(answer.headers.map { ($0.name, $0.value) })
+        for (name, value) in headers where name.hasPrefix("x-") { replay.replaceOrAdd(name: name, value: value) }
+        if replay.first(name: "content-type") == nil { replay.add(name: "content-type", value: "application/json") }
+        addCommonHeaders(&replay)
+        handler?.writeResponse(status: status, headers: replay, body: answer.body)
+        complete(status: Int(status.code))
+        return false
+    }
+
+    // MARK: Pass-through
+
+    /// A pass-through stream's bytes go to the client as they came; the dialect reads their usage.
+    func relayNative(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
+        lastClientWriteAt = monotonicNanoseconds()
+        handler?.writeStreamBytes(bytes)
+        if let ingress, ingress.exchange.observesNative {
+            try? ingress.nativeParser.feed(bytes) { event in
+                event.data.withUnsafeBytes { ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage) }
+            }
+        }
+        if let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused, handler?.isWritable ?? false {
+            receiver.markResumed()
+            gateway.transport.resume(transfer)
+        }
+    }
+
+    func finishNative(_ attempt: UpstreamAttempt) {
+        if let ingress {
+            try? ingress.nativeParser.finish { event in
+                event.data.withUnsafeBytes { ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage) }
+            }
+            usage = ingress.nativeUsage
+        }
+        cost = priceOfAnswer()?.cost(of: usage)
+        handler?.endStream()
+        complete(status: 200)
+    }
+
+    /// A buffered pass-through answer (success or the upstream's own error, already in the client's
+    /// dialect) goes to the client as it came.
+    func answerNative(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8]) {
+        if let ingress, (200..<300).contains(status) {
+            body.withUnsafeBytes { ingress.exchange.observeNative(event: "", data: $0, usage: &ingress.nativeUsage) }
+            usage = ingress.nativeUsage
+            cost = priceOfAnswer()?.cost(of: usage)
+        }
+        var responseHeaders = HTTPHeaders()
+        responseHeaders.add(name: "content-type", value: headers.first { $0.0 == "content-type" }?.1 ?? "application/json")
+        for (name, value) in headers where name == "retry-after" || name == "request-id" || name.hasPrefix("anthropic-")
+            || name.hasPrefix("openai-") || name.hasPrefix("x-ratelimit")
+        {
+            responseHeaders.add(name: name, value: value)
+        }
+        addCommonHeaders(&responseHeaders)
+        if status >= 400 { errorCode = "provider_error" }
+        handler?.writeResponse(status: HTTPResponseStatus(statusCode: status), headers: responseHeaders, body: body)
+        if gateway.configuration.logging.includeBodies { responseBodyForLog = body }
+        complete(status: status)
+    }
+
+    // MARK: Keep-alive
+
+    /// While a stream is quiet, the client gets the dialect's keep-alive (a ping event or an SSE
+    /// comment) every server.stream_keepalive, so proxies and SDKs do not give up on it.
+    func armKeepAlive() {
+        let interval = gateway.configuration.server.streamKeepAlive.milliseconds
+        guard interval > 0 else { return }
+        if lastClientWriteAt == 0 { lastClientWriteAt = monotonicNanoseconds() }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        keepAliveTask = eventLoop.scheduleTask(in: .milliseconds(interval)) {
+            let request = bound.value
+            // A pass-through stream is relayed in the upstream's own chunks (an event may be split
+            // between two): nothing may be put between them, and the upstream keeps it alive itself.
+            guard !request.finished, request.streamStarted, request.winner?.isPassThrough != true else { return }
+            let quiet = monotonicNanoseconds() - request.lastClientWriteAt
+            if quiet >= UInt64(interval) * 1_000_000 * 9 / 10 {
+                var bytes: [UInt8] = []
+                if let ingress = request.ingress {
+                    ingress.exchange.keepAlive(into: &bytes)
+                } else {
+                    bytes.append(contentsOf: ": keep-alive\n\n".utf8)
+                }
+                request.handler?.writeStreamBytes(bytes)
+                request.lastClientWriteAt = monotonicNanoseconds()
+            }
+            request.armKeepAlive()
+        }
+    }
+}
