@@ -13,6 +13,12 @@ func pluginTarget(_ name: String, folder: String, kits: [Target.Dependency] = []
             path: "Plugins/\(folder)", swiftSettings: swiftSettings)
 }
 
+/// A client dialect's translation (an ingress plugin without its entry): Plugins/<folder>/Dialect.
+func dialectTarget(_ name: String, folder: String) -> Target {
+    .target(name: name, dependencies: ["PluginKit", "PrismWire", "PrismPluginABI"], path: "Plugins/\(folder)/Dialect",
+            swiftSettings: swiftSettings)
+}
+
 let package = Package(
     name: "prism",
     products: [
@@ -98,15 +104,19 @@ let package = Package(
         pluginTarget("PrismMiddlewareRateLimit", folder: "rate-limit"),
         pluginTarget("PrismMiddlewareCache", folder: "cache"),
         // Client dialects (ABI 1.5 ingress components).
-        pluginTarget("PrismIngressAnthropic", folder: "ingress-anthropic"),
-        pluginTarget("PrismIngressResponses", folder: "ingress-responses"),
-        pluginTarget("PrismIngressCompletions", folder: "ingress-completions"),
-        // One test target per plugin: each exports prism_plugin_entry_v1, so two cannot link together.
-        .testTarget(name: "AnthropicIngressTests", dependencies: ["PrismIngressAnthropic", "PluginKit", "PrismWire"],
+        // Client dialects (ABI 1.5 ingress components): each dialect is a target of its own and its
+        // plugin only the entry, so the dialects' unit tests link without the exported entry symbol.
+        dialectTarget("AnthropicDialect", folder: "ingress-anthropic"),
+        pluginTarget("PrismIngressAnthropic", folder: "ingress-anthropic/Entry", kits: ["AnthropicDialect"]),
+        dialectTarget("ResponsesDialect", folder: "ingress-responses"),
+        pluginTarget("PrismIngressResponses", folder: "ingress-responses/Entry", kits: ["ResponsesDialect"]),
+        dialectTarget("CompletionsDialect", folder: "ingress-completions"),
+        pluginTarget("PrismIngressCompletions", folder: "ingress-completions/Entry", kits: ["CompletionsDialect"]),
+        .testTarget(name: "AnthropicIngressTests", dependencies: ["AnthropicDialect", "PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "ResponsesIngressTests", dependencies: ["PrismIngressResponses", "PluginKit", "PrismWire"],
+        .testTarget(name: "ResponsesIngressTests", dependencies: ["ResponsesDialect", "PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "CompletionsIngressTests", dependencies: ["PrismIngressCompletions", "PluginKit", "PrismWire"],
+        .testTarget(name: "CompletionsIngressTests", dependencies: ["CompletionsDialect", "PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "BedrockTests", dependencies: ["PrismProviderBedrock", "AWSKit", "PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),

@@ -4,6 +4,7 @@
 # leaves
 #   OUTDIR/c-example-provider.so          (examples/plugins/c_example_provider.c, provider "c-example")
 #   OUTDIR/c-example-quota.so             (examples/plugins/c_example_quota.c, middleware "c-quota")
+#   OUTDIR/c-example-ingress.so           (examples/plugins/c_example_ingress.c, ingress "ollama", ABI 1.5)
 #   OUTDIR/broken/<fixture>.so            (Tests/fixtures/broken_plugins/<fixture>.c, '_' -> '-')
 #   OUTDIR/old/<fixture>.so               (Tests/fixtures/old_abi/<fixture>.c: plugins shaped as older minors)
 # Works from any directory. Needs only a C compiler (CC, default cc); the plugins link nothing.
@@ -30,6 +31,7 @@ build() { # build SOURCE OUTPUT
 
 build "$root/examples/plugins/c_example_provider.c" "$out/c-example-provider.so"
 build "$root/examples/plugins/c_example_quota.c" "$out/c-example-quota.so"
+build "$root/examples/plugins/c_example_ingress.c" "$out/c-example-ingress.so"
 
 fixtures=(missing_entry wrong_major short_descriptor null_required_function short_vtable)
 for fixture in "${fixtures[@]}"; do

@@ -78,6 +78,12 @@ final class OpenAIProvider: ProviderAdapter {
         host.log(.info, "provider '\(instanceName)' (\(type)) -> \(baseURL)")
     }
 
+    /// OpenAI's reasoning models, which take `max_completion_tokens` and refuse `max_tokens`
+    /// (what Anthropic Messages and older OpenAI clients send).
+    static func isReasoning(_ model: String) -> Bool {
+        ["o1", "o3", "o4", "gpt-5"].contains { model == $0 || model.hasPrefix($0 + "-") }
+    }
+
     /// `base_url` may be given with or without `/v1`: a URL with no path gets `/v1`.
     static func normalize(_ url: String) -> String {
         var url = url
@@ -123,7 +129,8 @@ final class OpenAIExchange: ProviderExchange {
         default: throw PluginError.unsupported("the openai provider does not serve \(request.api)")
         }
         let streaming = request.isStreaming && request.api == "chat.completions"
-        let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: request.model, streaming: streaming)
+        let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: request.model, streaming: streaming,
+                                               completionTokens: provider.type == "openai" && OpenAIProvider.isReasoning(request.model))
         clientWantsUsage = rewrite.clientWantsUsage
         upstream.setMethod("POST")
         upstream.setURL(provider.baseURL + path)

@@ -107,12 +107,43 @@ public struct CanonicalRequest: Sendable, Equatable {
     }
 }
 
+extension CanonicalRequest {
+    /// A canonical request with only what the middleware and routing need, for `.nativeOnly`.
+    public static func routing(model: String, stream: Bool, headers: [ClientAnswer.Header] = []) -> CanonicalRequest {
+        var writer = JSONWriter(capacity: 128 + model.utf8.count)
+        writer.beginObject()
+        writer.string("model", model)
+        writer.key("messages")
+        writer.raw(bytes: Array(#"[{"role":"user","content":"(served in the client's own dialect)"}]"#.utf8))
+        writer.bool("stream", stream)
+        writer.endObject()
+        return CanonicalRequest(body: writer.bytes, headers: headers)
+    }
+
+    /// `routing(model:stream:)` from the client's body (nil when it names no model).
+    public static func routing(from body: UnsafeRawBufferPointer, headers: [ClientAnswer.Header] = []) -> CanonicalRequest? {
+        guard let members = try? JSONScanner.members(body),
+              let member = JSONScanner.member(named: "model", in: members, of: body),
+              let model = JSONScanner.string(body, in: member.valueRange), !model.isEmpty else { return nil }
+        let stream = JSONScanner.member(named: "stream", in: members, of: body)
+            .map { JSONScanner.isTrue(body, in: $0.valueRange) } ?? false
+        return routing(model: model, stream: stream, headers: headers)
+    }
+}
+
 /// What decode decided.
 public enum DecodeResult: Sendable {
     /// Go on with the canonical request (middleware, routing, a provider).
     case forward(CanonicalRequest)
+    /// As `forward`, but never passed through to a provider speaking the dialect: the canonical
+    /// request holds what the client's body lacks (a stored conversation).
+    case forwardTranslated(CanonicalRequest)
     /// Answer the client with this after the middleware chain (a token count, a stored object).
     case answer(ClientAnswer)
+    /// The canonical request cannot carry what the client asked (a hosted tool, logprobs): only a
+    /// provider that speaks the dialect itself serves it (pass-through), with `canonical` for the
+    /// middleware and routing; when none does, the client gets `error`.
+    case nativeOnly(CanonicalRequest, PluginError)
     /// Refuse the request; the client gets encodeError's answer.
     case failure(PluginError)
 }

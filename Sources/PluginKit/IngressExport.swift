@@ -84,19 +84,25 @@ private func deliver(_ result: DecodeResult, to builder: UnsafePointer<prism_htt
 {
     let http = HTTPBuilder(builder)
     switch result {
-    case let .forward(canonical):
+    case let .forward(canonical), let .forwardTranslated(canonical):
         for header in canonical.headers { http.setHeader(header.name, header.value) }
         http.writeBody(canonical.body)
+        if case .forwardTranslated = result { return PRISM_TRANSLATE_ONLY }
         return PRISM_OK
     case let .answer(answer):
-        write(answer, to: http)
+        writeAnswer(answer, to: http)
         return PRISM_ANSWERED_LOCALLY
+    case let .nativeOnly(canonical, failure):
+        for header in canonical.headers { http.setHeader(header.name, header.value) }
+        http.writeBody(canonical.body)
+        _ = failure.report(to: error)
+        return PRISM_OK
     case let .failure(failure):
         return failure.report(to: error)
     }
 }
 
-private func write(_ answer: ClientAnswer, to http: HTTPBuilder) {
+private func writeAnswer(_ answer: ClientAnswer, to http: HTTPBuilder) {
     http.setStatus(answer.status)
     for header in answer.headers { http.addHeader(header.name, header.value) }
     http.writeBody(answer.body)
@@ -156,7 +162,7 @@ func makeIngressTable(slot: Int) -> UnsafeMutablePointer<prism_ingress_v1> {
             guard let exchange = ingressExchange(state), let response, let client else { return PRISM_ERROR_INTERNAL }
             do throws(PluginError) {
                 let answer = try exchange.encodeResponse(status: response.pointee.status, body: response.pointee.body.buffer)
-                write(answer, to: HTTPBuilder(client))
+                writeAnswer(answer, to: HTTPBuilder(client))
                 return PRISM_OK
             } catch {
                 return error.report(to: errorSink)
@@ -191,7 +197,7 @@ func makeIngressTable(slot: Int) -> UnsafeMutablePointer<prism_ingress_v1> {
             let answer = exchange.encodeError(
                 IngressError(status: status, type: type.swiftString, code: code.swiftString, message: message.swiftString),
                 inStream: inStream != 0)
-            write(answer, to: HTTPBuilder(client))
+            writeAnswer(answer, to: HTTPBuilder(client))
         },
         keep_alive: { state, client in
             guard let exchange = ingressExchange(state), let client else { return }

@@ -104,7 +104,11 @@ public struct OpenAIRequestRewrite {
     public private(set) var clientWantsUsage = false
     public private(set) var body: [UInt8] = []
 
-    public init(body: UnsafeRawBufferPointer, upstreamModel: String, streaming: Bool) throws(PluginError) {
+    /// `completionTokens`: `max_tokens` is sent as `max_completion_tokens` (OpenAI's reasoning
+    /// models refuse the older name).
+    public init(body: UnsafeRawBufferPointer, upstreamModel: String, streaming: Bool,
+                completionTokens: Bool = false) throws(PluginError)
+    {
         let members: [JSONMember]
         do {
             members = try JSONScanner.members(body)
@@ -119,6 +123,11 @@ public struct OpenAIRequestRewrite {
             var writer = JSONWriter()
             writer.string(upstreamModel)
             edits.append((model.valueRange, writer.bytes))
+        }
+        if completionTokens, let maxTokens = JSONScanner.member(named: "max_tokens", in: members, of: body),
+           JSONScanner.member(named: "max_completion_tokens", in: members, of: body) == nil
+        {
+            edits.append((maxTokens.keyRange, Array("max_completion_tokens".utf8)))
         }
         if streaming {
             if let options = JSONScanner.member(named: "stream_options", in: members, of: body),

@@ -16,7 +16,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(configuration.server.idleTimeout, .seconds(120))
         XCTAssertEqual(configuration.server.shutdownTimeout, .seconds(30))
         XCTAssertEqual(configuration.server.drainDelay, .zero)
-        XCTAssertEqual(configuration.server.maxRequestBodySize, 10_485_760)
+        XCTAssertEqual(configuration.server.maxRequestBodySize, 33_554_432)
         XCTAssertEqual(configuration.server.defaultRequestTimeout, .seconds(60))
         XCTAssertEqual(configuration.logging.level, .info)
     }

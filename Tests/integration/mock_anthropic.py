@@ -86,7 +86,9 @@ class AnthropicMock:
             return error(404, "not_found_error", f"Not found: {request.method} {request.path}")
         if request.headers.get("x-api-key") != API_KEY:
             return error(401, "authentication_error", "invalid x-api-key")
-        if request.headers.get("anthropic-version") != "2023-06-01":
+        # "2023-06-01", or a later dated version (as newer SDKs send).
+        if not re.fullmatch(r"20\d\d-\d\d-\d\d", request.headers.get("anthropic-version") or "") \
+                or request.headers["anthropic-version"] < "2023-06-01":
             return error(400, "invalid_request_error", "anthropic-version: header is required")
         try:
             validate(request.body)

@@ -7,6 +7,10 @@ It speaks OpenAI's real wire format (HTTP/1.1, keep-alive, chunked SSE for strea
   ``stream_options.include_usage`` every chunk carries ``"usage": null`` and one extra final chunk
   has ``"choices": []`` and the usage, exactly as OpenAI does.
 - ``GET /v1/models``: a model list (``self.models``).
+- ``POST /v1/responses``: OpenAI's Responses API (a ``response`` object with one output_text
+  message, or its typed SSE events: response.created … response.output_text.delta … response.completed).
+- ``POST /v1/completions``: legacy completions (``text_completion``, or its chunks and ``[DONE]``).
+  Every answer's body bytes are kept in ``sent`` (what a pass-through must relay unchanged).
 - ``POST /v1/embeddings``: an embedding list, as floats or (``encoding_format: "base64"``, which the
   official SDK asks for by default) base64 of little-endian float32.
 - anything else: OpenAI's 404 ``Invalid URL`` error.
@@ -94,6 +98,7 @@ class MockUpstream:
         self.omit_done = False  # end streams cleanly (terminating chunk) but without data: [DONE]
         self.require_api_key: Optional[str] = None
         self.embedding_dimensions = 8
+        self.sent: list[bytes] = []  # body bytes of each Responses / completions answer
         # Events -----------------------------------------------------------------------------------
         self.release = threading.Event()
         self.holding = threading.Event()
@@ -311,6 +316,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._chat(req)
             elif path == "/v1/embeddings":
                 self._embeddings(req)
+            elif path == "/v1/responses":
+                self._responses(req)
+            elif path == "/v1/completions":
+                self._completions(req)
             else:
                 self._invalid_url(req)
         except _Disconnected:
@@ -453,6 +462,87 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")  # terminating zero-length chunk
         mock.stream_finished.set()
+
+    # ---- Responses and legacy completions (for pass-through) ----------------------------------------
+
+    def _send_recorded(self, data: bytes, content_type: str) -> None:
+        with self.mock.lock:
+            self.mock.sent.append(data)
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-request-id", "req_" + secrets.token_hex(16))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _responses(self, req: RecordedRequest) -> None:
+        mock = self.mock
+        if not self._preamble(req):
+            return
+        body = req.body
+        if "input" not in body:
+            self._send_error_body(400, "Missing required parameter: 'input'.", "invalid_request_error",
+                                  "missing_required_parameter")
+            return
+        rid, mid = _random_id("resp_"), _random_id("msg_")
+        usage = {"input_tokens": mock.prompt_tokens, "input_tokens_details": {"cached_tokens": mock.cached_tokens},
+                 "output_tokens": mock.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": mock.prompt_tokens + mock.completion_tokens}
+        message = {"type": "message", "id": mid, "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": mock.content, "annotations": []}]}
+        response = {"id": rid, "object": "response", "created_at": int(time.time()), "status": "completed",
+                    "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
+                    "model": mock.response_model or body.get("model"), "output": [message],
+                    "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
+                    "store": body.get("store", True), "temperature": 1.0, "text": {"format": {"type": "text"}},
+                    "tool_choice": "auto", "tools": [], "top_p": 1.0, "usage": usage, "metadata": {}}
+        if not body.get("stream"):
+            self._send_recorded(json.dumps(response).encode(), "application/json")
+            return
+        events: list[tuple[str, dict]] = []
+        started = dict(response, status="in_progress", output=[], usage=None)
+        events.append(("response.created", {"response": started}))
+        events.append(("response.output_item.added", {"output_index": 0, "item": dict(message, status="in_progress",
+                                                                                       content=[])}))
+        events.append(("response.content_part.added", {"item_id": mid, "output_index": 0, "content_index": 0,
+                                                        "part": {"type": "output_text", "text": "", "annotations": []}}))
+        for piece in mock.content_pieces:
+            events.append(("response.output_text.delta", {"item_id": mid, "output_index": 0, "content_index": 0,
+                                                          "delta": piece}))
+        events.append(("response.output_text.done", {"item_id": mid, "output_index": 0, "content_index": 0,
+                                                     "text": mock.content}))
+        events.append(("response.output_item.done", {"output_index": 0, "item": message}))
+        events.append(("response.completed", {"response": response}))
+        data = b"".join(f"event: {name}\ndata: ".encode()
+                        + json.dumps(dict({"type": name, "sequence_number": n}, **fields)).encode() + b"\n\n"
+                        for n, (name, fields) in enumerate(events))
+        self._send_recorded(data, "text/event-stream; charset=utf-8")
+
+    def _completions(self, req: RecordedRequest) -> None:
+        mock = self.mock
+        if not self._preamble(req):
+            return
+        body = req.body
+        cid, created = _random_id("cmpl-"), int(time.time())
+        model = mock.response_model or body.get("model")
+        usage = {"prompt_tokens": mock.prompt_tokens, "completion_tokens": mock.completion_tokens,
+                 "total_tokens": mock.prompt_tokens + mock.completion_tokens}
+        if not body.get("stream"):
+            answer = {"id": cid, "object": "text_completion", "created": created, "model": model,
+                      "choices": [{"text": mock.content, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                      "usage": usage}
+            self._send_recorded(json.dumps(answer).encode(), "application/json")
+            return
+        chunks = [{"id": cid, "object": "text_completion", "created": created, "model": model,
+                   "choices": [{"text": piece, "index": 0, "logprobs": None, "finish_reason": None}]}
+                  for piece in mock.content_pieces]
+        chunks.append({"id": cid, "object": "text_completion", "created": created, "model": model,
+                       "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append({"id": cid, "object": "text_completion", "created": created, "model": model,
+                           "choices": [], "usage": usage})
+        data = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
+        self._send_recorded(data, "text/event-stream; charset=utf-8")
 
     def _die(self) -> None:
         """Close the connection abruptly: no terminating chunk, no [DONE]."""

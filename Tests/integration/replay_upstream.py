@@ -54,6 +54,9 @@ class ReplayUpstream:
         self.responder = responder
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
+        # The body bytes of every answer sent (without HTTP chunk framing), in order: what a
+        # pass-through must deliver to its client byte for byte.
+        self.sent: list[bytes] = []
         self.server = http.server.ThreadingHTTPServer((host, 0), _Handler)
         self.server.daemon_threads = True
         self.server.replay = self  # type: ignore[attr-defined]
@@ -125,7 +128,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with replay.lock:
             replay.requests.append(request)
         try:
-            send_reply(self, replay.reply_for(request))
+            sent = send_reply(self, replay.reply_for(request))
+            with replay.lock:
+                replay.sent.append(sent)
         except OSError:
             self.close_connection = True
 
@@ -171,7 +176,8 @@ def _eventstream_chunks(reply: dict) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> None:
+def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> bytes:
+    """Sends the scripted answer; returns its body bytes as sent (without chunk framing)."""
     status = int(reply.get("status", 200))
     headers = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}
     events: Optional[list[bytes]] = None
@@ -198,7 +204,7 @@ def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> None
         handler.end_headers()
         handler.wfile.write(data)
         handler.wfile.flush()
-        return
+        return data
     for name, value in headers.items():
         handler.send_header(name, value)
     handler.send_header("Transfer-Encoding", "chunked")
@@ -213,9 +219,10 @@ def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> None
             handler.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        return
+        return b"".join(events)
     handler.wfile.write(b"0\r\n\r\n")
     handler.wfile.flush()
+    return b"".join(events)
 
 
 @pytest.fixture

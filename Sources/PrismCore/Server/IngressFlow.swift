@@ -14,9 +14,13 @@ final class IngressState {
     private var native: RequestView?
     /// decode answered locally: sent once the middleware chain continues.
     var localAnswer: MessageBuilder?
+    /// decode said the canonical request cannot carry the client's (PRISM_OK with its error sink
+    /// set): only a provider that takes the dialect natively serves it; for others, this error.
+    var onlyNative: ErrorCapture?
     /// A pass-through answer's usage, as the dialect reads it (observe_native), and its parser.
     var nativeUsage = prism_usage()
     var nativeParser = ServerSentEventParser()
+    var nativeLines = LineSplitter()
     /// What the dialect said when it could not encode a stream chunk.
     let encodeError = ErrorCapture()
 
@@ -70,11 +74,12 @@ extension ProxyRequest {
     private func ingressDecided(_ ingress: IngressState, status: prism_status, decision: IngressExchange.Decision) {
         guard !finished else { return }
         switch status {
-        case PRISM_OK:
+        case PRISM_OK, PRISM_TRANSLATE_ONLY:
             for (name, value) in decision.builder.headers where !ProxyRequest.reservedHeaders.contains(name) {
                 head.headers.replaceOrAdd(name: name, value: value)
             }
-            ingress.prepareNative(head: head, path: path, requestID: requestID)
+            if status == PRISM_OK { ingress.prepareNative(head: head, path: path, requestID: requestID) }
+            if decision.error.isSet { ingress.onlyNative = decision.error }
             body = decision.builder.body
             runCanonical()
         case PRISM_ANSWERED_LOCALLY:
@@ -198,8 +203,18 @@ extension ProxyRequest {
         lastClientWriteAt = monotonicNanoseconds()
         handler?.writeStreamBytes(bytes)
         if let ingress, ingress.exchange.observesNative {
-            try? ingress.nativeParser.feed(bytes) { event in
-                event.data.withUnsafeBytes { ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage) }
+            if attempt.framing == PRISM_FRAMING_NDJSON {
+                bytes.withUnsafeBytes { raw in
+                    ingress.nativeLines.feed(raw) { line in
+                        line.withUnsafeBytes { ingress.exchange.observeNative(event: "", data: $0, usage: &ingress.nativeUsage) }
+                    }
+                }
+            } else {
+                try? ingress.nativeParser.feed(bytes) { event in
+                    event.data.withUnsafeBytes {
+                        ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage)
+                    }
+                }
             }
         }
         if let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused, handler?.isWritable ?? false {
@@ -210,8 +225,16 @@ extension ProxyRequest {
 
     func finishNative(_ attempt: UpstreamAttempt) {
         if let ingress {
-            try? ingress.nativeParser.finish { event in
-                event.data.withUnsafeBytes { ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage) }
+            if attempt.framing == PRISM_FRAMING_NDJSON {
+                ingress.nativeLines.finish { line in
+                    line.withUnsafeBytes { ingress.exchange.observeNative(event: "", data: $0, usage: &ingress.nativeUsage) }
+                }
+            } else {
+                try? ingress.nativeParser.finish { event in
+                    event.data.withUnsafeBytes {
+                        ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage)
+                    }
+                }
             }
             usage = ingress.nativeUsage
         }

@@ -92,6 +92,8 @@ final class ProxyRequest {
     var errorCode: String?
     /// The client's dialect when an ingress plugin serves the route (Server/IngressFlow.swift).
     var ingress: IngressState?
+    /// The route's ingress could not start an exchange: the request fails (never taken as chat).
+    var ingressUnavailable: String?
 
     struct FailedAnswer {
         let attempt: UpstreamAttempt
@@ -114,7 +116,11 @@ final class ProxyRequest {
         let given = head.headers.first(name: "x-prism-request-id") ?? ""
         requestID = ProxyRequest.isUsableRequestID(given) ? given : ProxyRequest.newRequestID()
         trace = gateway.tracer?.begin(headers: head.headers, startedAt: startedAt)
-        if let ingress, let exchange = ingress.instance.newExchange() {
+        if let ingress {
+            guard let exchange = ingress.instance.newExchange() else {
+                ingressUnavailable = ingress.instance.name
+                return
+            }
             let state = IngressState(exchange: exchange, route: ingress.route, clientBody: body)
             state.install(on: collector)
             self.ingress = state
@@ -239,7 +245,13 @@ final class ProxyRequest {
                 (exchange, upstream, error) = (fresh, MessageBuilder(), ErrorCapture())
             }
         }
-        if !passThrough { (status, framing) = exchange.buildRequest(view, into: upstream, error: error) }
+        if !passThrough {
+            if let refusal = ingress?.onlyNative {
+                (status, error) = (PRISM_ERROR_UNSUPPORTED, refusal) // the next candidate may speak the dialect
+            } else {
+                (status, framing) = exchange.buildRequest(view, into: upstream, error: error)
+            }
+        }
         let attempt = UpstreamAttempt(candidate: candidate, exchange: exchange, number: attemptCount,
                                       framing: streaming ? framing : PRISM_FRAMING_NONE)
         attempt.isPassThrough = passThrough

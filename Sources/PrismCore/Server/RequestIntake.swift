@@ -25,6 +25,9 @@ extension ProxyRequest {
                                model: model, requestID: requestID)
             return runMiddleware(from: 0)
         }
+        if let name = ingressUnavailable {
+            return fail(.internalServerError, "internal_error", "ingress_error", "Ingress '\(name)' could not start an exchange.")
+        }
         if let ingress { return decodeIngress(ingress) }
         runCanonical()
     }

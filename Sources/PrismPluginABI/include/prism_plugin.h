@@ -80,6 +80,9 @@ typedef int32_t prism_status;
 /* 1.5: only from an ingress's decode_request: the decision comes later, through
  * prism_decode_resume.resume (the ingress waits for a service callback, e.g. a stored value). */
 #define PRISM_PENDING 3
+/* 1.5: only from an ingress's decode_request: as PRISM_OK, but no provider gets the client's own
+ * body (pass-through): the canonical request holds what that body lacks (a stored conversation). */
+#define PRISM_TRANSLATE_ONLY 4
 
 /* What a middleware's on_request tells the host to do next. */
 typedef int32_t prism_action;
@@ -567,8 +570,8 @@ typedef struct prism_route {
 } prism_route;
 
 /* How a decode_request that returned PRISM_PENDING ends: call resume exactly once, from any
- * thread (also before decode_request has returned), with PRISM_OK, PRISM_ANSWERED_LOCALLY or an
- * error status, after writing the builder (and the error sink) decode_request received. Until then
+ * thread (also before decode_request has returned), with PRISM_OK, PRISM_TRANSLATE_ONLY,
+ * PRISM_ANSWERED_LOCALLY or an error status, after writing the builder (and the error sink) decode_request received. Until then
  * that builder, this struct and the error sink stay valid and may be used from any thread; the
  * prism_request does not (copy what you need). */
 typedef struct prism_decode_resume {
@@ -613,6 +616,11 @@ typedef struct prism_ingress_v1 {
      *  - PRISM_ANSWERED_LOCALLY: `canonical` holds the client's answer (status, headers, body), e.g.
      *    a token count or a stored object. The middleware chain still runs first (with the client's
      *    body and this api); the answer is sent when every middleware continues.
+     *    PRISM_OK with an error described through `error`: the canonical request cannot carry
+     *    what the client asked (a hosted tool, logprobs): only a provider that takes the route's
+     *    api natively (pass-through) serves it; when none does, the client gets that error.
+     *  - PRISM_TRANSLATE_ONLY: as PRISM_OK, but never passed through (the canonical request
+     *    carries what the client's body does not, e.g. a conversation the ingress stored).
      *  - PRISM_PENDING: the decision comes through `resume` (see prism_decode_resume).
      *  - an error status after describing it through `error`: the client gets encode_error's answer. */
     prism_status (*decode_request)(void *exchange, const prism_request *request,

@@ -1,4 +1,4 @@
-//! Hand-written `#[repr(C)]` mirrors of `Sources/PrismPluginABI/include/prism_plugin.h` (ABI 1.4).
+//! Hand-written `#[repr(C)]` mirrors of `Sources/PrismPluginABI/include/prism_plugin.h` (ABI 1.5).
 //!
 //! Every type keeps the header's C name and every field the header's field name, so the layout
 //! test (`src/layout_test.rs`, run by `cargo test`) can compile a C program against the real
@@ -20,7 +20,7 @@ use std::ffi::{c_char, c_void};
 // ---- Versions and the entry symbol ----------------------------------------------------------------
 
 pub const PRISM_ABI_MAJOR: u16 = 1;
-pub const PRISM_ABI_MINOR: u16 = 4;
+pub const PRISM_ABI_MINOR: u16 = 5;
 pub const PRISM_PLUGIN_ENTRY_SYMBOL: &str = "prism_plugin_entry_v1";
 
 // ---- Scalars ----------------------------------------------------------------------------------------
@@ -36,6 +36,9 @@ pub const PRISM_ERROR_LIMIT: prism_status = -5;
 pub const PRISM_ERROR_INTERNAL: prism_status = -6;
 pub const PRISM_ERROR_ABI: prism_status = -7;
 pub const PRISM_ERROR_UNAVAILABLE: prism_status = -8;
+/// 1.5: only from an ingress's decode_request: the decision comes through prism_decode_resume.
+pub const PRISM_PENDING: prism_status = 3;
+pub const PRISM_TRANSLATE_ONLY: prism_status = 4;
 
 pub type prism_action = i32;
 pub const PRISM_CONTINUE: prism_action = 0;
@@ -46,6 +49,7 @@ pub type prism_component_kind = i32;
 pub const PRISM_COMPONENT_PROVIDER: prism_component_kind = 1;
 pub const PRISM_COMPONENT_MIDDLEWARE: prism_component_kind = 2;
 pub const PRISM_COMPONENT_ROUTER: prism_component_kind = 3;
+pub const PRISM_COMPONENT_INGRESS: prism_component_kind = 4; // 1.5
 
 pub type prism_framing = i32;
 pub const PRISM_FRAMING_NONE: prism_framing = 0;
@@ -487,6 +491,93 @@ pub struct prism_router_v1 {
     pub config_keys: *const *const c_char,
 }
 
+// ---- Ingress (1.5): client dialects -----------------------------------------------------------
+
+/// `prism_route.flags`: `path` is a prefix ("/v1/responses/" matches "/v1/responses/abc").
+pub const PRISM_ROUTE_PREFIX: u32 = 0x1;
+
+/// One route an ingress claims. Array element: frozen.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct prism_route {
+    pub struct_size: u32,
+    pub flags: u32,
+    pub method: prism_string,
+    pub path: prism_string,
+    pub api: prism_string,
+}
+
+/// How a decode_request that returned PRISM_PENDING ends: `resume` exactly once, from any thread.
+#[repr(C)]
+pub struct prism_decode_resume {
+    pub struct_size: u32,
+    pub context: *mut c_void,
+    pub resume: Option<unsafe extern "C" fn(context: *mut c_void, status: prism_status)>,
+}
+
+#[repr(C)]
+pub struct prism_ingress_v1 {
+    pub struct_size: u32,
+    pub instance_new: prism_instance_new_function,
+    pub instance_destroy: prism_instance_destroy_function,
+    pub routes: Option<unsafe extern "C" fn(instance: *mut c_void, out_count: *mut usize) -> *const prism_route>,
+    pub exchange_new:
+        Option<unsafe extern "C" fn(instance: *mut c_void, out_exchange: *mut *mut c_void) -> prism_status>,
+    pub exchange_destroy: Option<unsafe extern "C" fn(exchange: *mut c_void)>,
+    pub decode_request: Option<
+        unsafe extern "C" fn(
+            exchange: *mut c_void,
+            request: *const prism_request,
+            canonical: *const prism_http_builder,
+            resume: *const prism_decode_resume,
+            error: *const prism_error_sink,
+        ) -> prism_status,
+    >,
+    pub encode_response: Option<
+        unsafe extern "C" fn(
+            exchange: *mut c_void,
+            canonical: *const prism_response,
+            client: *const prism_http_builder,
+            error: *const prism_error_sink,
+        ) -> prism_status,
+    >,
+    pub encode_event: Option<
+        unsafe extern "C" fn(
+            exchange: *mut c_void,
+            chunk: prism_bytes,
+            client: *const prism_bytes_sink,
+            error: *const prism_error_sink,
+        ) -> prism_status,
+    >,
+    pub finish_stream: Option<
+        unsafe extern "C" fn(
+            exchange: *mut c_void,
+            usage: *const prism_usage,
+            client: *const prism_bytes_sink,
+            error: *const prism_error_sink,
+        ) -> prism_status,
+    >,
+    pub encode_error: Option<
+        unsafe extern "C" fn(
+            exchange: *mut c_void,
+            http_status: u32,
+            type_: prism_string,
+            code: prism_string,
+            message: prism_string,
+            in_stream: u32,
+            client: *const prism_http_builder,
+        ),
+    >,
+    /// Optional: bytes that keep a quiet stream alive. None: the host writes ": keep-alive\n\n".
+    pub keep_alive: Option<unsafe extern "C" fn(exchange: *mut c_void, client: *const prism_bytes_sink)>,
+    /// Optional: a pass-through answer's event (or whole body), for the dialect's usage.
+    pub observe_native: Option<
+        unsafe extern "C" fn(exchange: *mut c_void, event: prism_string, data: prism_bytes, inout_usage: *mut prism_usage),
+    >,
+    /// Optional, as in `prism_provider_v1`.
+    pub config_keys: *const *const c_char,
+}
+
 // ---- The plugin descriptor ----------------------------------------------------------------------
 
 #[repr(C)]
@@ -519,6 +610,8 @@ unsafe impl Sync for prism_plugin_descriptor {}
 unsafe impl Sync for prism_provider_v1 {}
 unsafe impl Sync for prism_middleware_v1 {}
 unsafe impl Sync for prism_router_v1 {}
+unsafe impl Sync for prism_ingress_v1 {}
+unsafe impl Sync for prism_route {}
 
 pub type prism_plugin_entry_function = Option<
     unsafe extern "C" fn(
@@ -609,6 +702,9 @@ mod frozen_sizes {
     pub const PRISM_PROVIDER_V1_SIZE_1_4: usize = 104;
     pub const PRISM_MIDDLEWARE_V1_SIZE_1_4: usize = 64;
     pub const PRISM_ROUTER_V1_SIZE_1_4: usize = 56;
+    pub const PRISM_ROUTE_SIZE_1_5: usize = 56;
+    pub const PRISM_DECODE_RESUME_SIZE_1_5: usize = 24;
+    pub const PRISM_INGRESS_V1_SIZE_1_5: usize = 112;
 }
 #[cfg(target_pointer_width = "64")]
 pub use frozen_sizes::*;
@@ -629,4 +725,7 @@ const _: () = {
     assert!(size_of::<prism_provider_v1>() == PRISM_PROVIDER_V1_SIZE_1_4);
     assert!(size_of::<prism_component>() == PRISM_COMPONENT_SIZE_1_0);
     assert!(size_of::<prism_plugin_descriptor>() == PRISM_PLUGIN_DESCRIPTOR_SIZE_1_0);
+    assert!(size_of::<prism_route>() == PRISM_ROUTE_SIZE_1_5);
+    assert!(size_of::<prism_decode_resume>() == PRISM_DECODE_RESUME_SIZE_1_5);
+    assert!(size_of::<prism_ingress_v1>() == PRISM_INGRESS_V1_SIZE_1_5);
 };

@@ -82,6 +82,11 @@ fn structs() -> Vec<Mirror> {
                           latency_milliseconds, error_rate }
         prism_router_v1 { struct_size, instance_new, instance_destroy, select, feedback, parallel_attempts,
                           config_keys }
+        prism_route { struct_size, flags, method, path, api }
+        prism_decode_resume { struct_size, context, resume }
+        prism_ingress_v1 { struct_size, instance_new, instance_destroy, routes, exchange_new, exchange_destroy,
+                           decode_request, encode_response, encode_event, finish_stream, encode_error,
+                           keep_alive, observe_native, config_keys }
         prism_component { struct_size, kind, name, vtable }
         prism_plugin_descriptor { struct_size, abi_major, abi_minor, min_host_abi_minor, flags, id, version,
                                   components, component_count, reserved }
@@ -124,6 +129,8 @@ fn integer_constants() -> Vec<(&'static str, i64)> {
             PRISM_ERROR_INTERNAL,
             PRISM_ERROR_ABI,
             PRISM_ERROR_UNAVAILABLE,
+            PRISM_PENDING,
+            PRISM_TRANSLATE_ONLY,
             PRISM_KEY_NOT_FOUND,
             PRISM_CONTINUE,
             PRISM_RESPOND,
@@ -131,6 +138,7 @@ fn integer_constants() -> Vec<(&'static str, i64)> {
             PRISM_COMPONENT_PROVIDER,
             PRISM_COMPONENT_MIDDLEWARE,
             PRISM_COMPONENT_ROUTER,
+            PRISM_COMPONENT_INGRESS,
             PRISM_FRAMING_NONE,
             PRISM_FRAMING_SSE,
             PRISM_FRAMING_NDJSON,
@@ -144,7 +152,7 @@ fn integer_constants() -> Vec<(&'static str, i64)> {
         .map(|(n, v)| (n, i64::from(v))),
     );
     all.extend(
-        named!(PRISM_REQUEST_STREAM, PRISM_REQUEST_RETRY, PRISM_STATE_LOCAL_FALLBACK)
+        named!(PRISM_REQUEST_STREAM, PRISM_REQUEST_RETRY, PRISM_STATE_LOCAL_FALLBACK, PRISM_ROUTE_PREFIX)
             .into_iter()
             .map(|(n, v)| (n, i64::from(v))),
     );
@@ -179,7 +187,10 @@ fn integer_constants() -> Vec<(&'static str, i64)> {
             PRISM_ERROR_SINK_SIZE_1_4,
             PRISM_PROVIDER_V1_SIZE_1_4,
             PRISM_MIDDLEWARE_V1_SIZE_1_4,
-            PRISM_ROUTER_V1_SIZE_1_4
+            PRISM_ROUTER_V1_SIZE_1_4,
+            PRISM_ROUTE_SIZE_1_5,
+            PRISM_DECODE_RESUME_SIZE_1_5,
+            PRISM_INGRESS_V1_SIZE_1_5
         )
         .into_iter()
         .map(|(n, v)| (n, v as i64)),
