@@ -32,6 +32,8 @@ RELEASES=(
     # 1.4 was made over several commits of one stop (f31fa16 first declared it); the layout that
     # landed is that of the last one, which completed it with model_patterns.
     "1.4 9562bdc9bfb573cbd4bff29ffec5c7ab2935b4fd"
+    # 1.5 (ingress) was made over three commits of one stop; e1d34f2 completed it (PRISM_TRANSLATE_ONLY).
+    "1.5 e1d34f2ca453112f8902bfcfeb4444c86dfeb085"
 )
 
 # vendored name -> path in the repository
@@ -41,6 +43,8 @@ FILES=(
     "c_example_quota.c=examples/plugins/c_example_quota.c"
     # From 1.4 the C example includes the C plugin kit beside it.
     "prism_kit.h=examples/plugins/prism_kit.h"
+    # From 1.5 the C example ingress (Ollama's /api/chat).
+    "c_example_ingress.c=examples/plugins/c_example_ingress.c"
 )
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
