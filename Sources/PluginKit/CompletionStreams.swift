@@ -24,36 +24,44 @@ public struct ChatStreamAssembler: Sendable {
 
     /// One event's JSON (without "data: ").
     public mutating func add(_ event: UnsafeRawBufferPointer) {
-        guard !unsupported, let chunk = try? JSONValue.parse(event) else { return }
-        if id.isEmpty, let value = chunk["id"]?.stringValue { id = value }
-        if let value = chunk["model"]?.stringValue, !value.isEmpty { model = value }
-        if created == 0, let value = chunk["created"]?.integerValue { created = value }
-        if let value = chunk["usage"], !value.isNull { usage = Usage(openAI: value) }
-        for choice in chunk["choices"]?.arrayValue ?? [] {
-            guard (choice["index"]?.integerValue ?? 0) == 0 else {
+        guard !unsupported, let chunk = try? CanonicalChunk(event) else { return }
+        add(chunk)
+    }
+
+    /// One event, already scanned (a dialect that reads it for itself too).
+    public mutating func add(_ chunk: CanonicalChunk) {
+        guard !unsupported else { return }
+        if chunk.hasOtherChoices {
+            unsupported = true
+            return
+        }
+        if id.isEmpty, let value = chunk.id { id = value }
+        if model.isEmpty, let value = chunk.model { model = value }
+        if created == 0, let value = chunk.created { created = value }
+        if let value = chunk.usage { usage = value }
+        guard chunk.choiceRange != nil else { return }
+        if let reason = chunk.finishReason { finishReason = reason }
+        if let content = chunk.content {
+            text += content
+            sawText = true
+        }
+        // Appended in place: a long answer must not be copied once per event.
+        if let value = chunk.refusal { if refusal == nil { refusal = value } else { refusal?.append(value) } }
+        if let value = chunk.reasoning { if reasoning == nil { reasoning = value } else { reasoning?.append(value) } }
+        if chunk.thinkingBlocksRange != nil {
+            thinkingBlocks += (chunk.value(chunk.thinkingBlocksRange)?.arrayValue ?? []).compactMap(ThinkingBlock.init)
+        }
+        guard chunk.toolCallsRange != nil else { return }
+        for call in chunk.value(chunk.toolCallsRange)?.arrayValue ?? [] {
+            let index = Int(call["index"]?.integerValue ?? Int64(calls.count))
+            guard index >= 0, index <= calls.count else {
                 unsupported = true
                 return
             }
-            if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
-            guard let delta = choice["delta"] else { continue }
-            if let content = delta["content"]?.stringValue {
-                text += content
-                sawText = true
-            }
-            if let value = delta["refusal"]?.stringValue { refusal = (refusal ?? "") + value }
-            if let value = delta["reasoning_content"]?.stringValue { reasoning = (reasoning ?? "") + value }
-            thinkingBlocks += (delta["thinking_blocks"]?.arrayValue ?? []).compactMap(ThinkingBlock.init)
-            for call in delta["tool_calls"]?.arrayValue ?? [] {
-                let index = Int(call["index"]?.integerValue ?? Int64(calls.count))
-                guard index >= 0, index <= calls.count else {
-                    unsupported = true
-                    return
-                }
-                if index == calls.count { calls.append(("", "", "")) }
-                if let value = call["id"]?.stringValue { calls[index].id = value }
-                if let value = call["function"]?["name"]?.stringValue { calls[index].name += value }
-                if let value = call["function"]?["arguments"]?.stringValue { calls[index].arguments += value }
-            }
+            if index == calls.count { calls.append(("", "", "")) }
+            if let value = call["id"]?.stringValue { calls[index].id = value }
+            if let value = call["function"]?["name"]?.stringValue { calls[index].name += value }
+            if let value = call["function"]?["arguments"]?.stringValue { calls[index].arguments += value }
         }
     }
 

@@ -21,6 +21,9 @@ import Glibc
 
 let budgetRequestMicroseconds = 20.0
 let budgetEventMicroseconds = 5.0
+/// Client dialects (ingress plugins): a ~2 KB request to the canonical form, one chunk back.
+let budgetDecodeMicroseconds = 10.0
+let budgetEncodeMicroseconds = 2.0
 /// Many short runs: on a shared machine the best short run is the one that was not interrupted.
 let runs = 15
 
@@ -198,4 +201,89 @@ let failed = rows.contains { row in
     row.requestMicroseconds.map { $0 > budgetRequestMicroseconds } ?? true
         || row.eventMicroseconds.map { $0 > budgetEventMicroseconds } ?? true
 }
-exit(failed ? 1 : 0)
+
+// MARK: Client dialects (ingress plugins)
+
+/// The same conversation as `chatRequest` in each dialect (~2 KB each).
+let messagesRequest = #"""
+{"model":"claude-sonnet-4-20250514","max_tokens":512,"temperature":0.3,"system":[{"type":"text","text":"You are a travel assistant for a European rail operator. Answer in at most three sentences, quote prices in euros, and call a tool whenever live data (weather, timetables, fares) is needed instead of guessing. Never invent train numbers.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"I am going from Paris to Rome next Tuesday with two children (ages 6 and 11). Which connection leaves after 9:00, what will the weather be like when we arrive, and is there a family fare I should book?"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_9f2c4e1a","name":"get_weather","input":{"city":"Rome","unit":"celsius","days":3}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_9f2c4e1a","content":"{\"city\":\"Rome\",\"forecast\":[{\"day\":\"Tue\",\"high\":24,\"low\":15,\"sky\":\"sunny\"},{\"day\":\"Wed\",\"high\":22,\"low\":14,\"sky\":\"cloudy\"},{\"day\":\"Thu\",\"high\":19,\"low\":12,\"sky\":\"rain\"}]}"},{"type":"text","text":"Great, thanks. Now please look up the fares and the timetable too, and tell me if a seat reservation is mandatory."}]}],"tools":[{"name":"get_weather","description":"Weather forecast for a city, one entry per day.","input_schema":{"type":"object","properties":{"city":{"type":"string","description":"City name, e.g. Rome"},"unit":{"type":"string","enum":["celsius","fahrenheit"]},"days":{"type":"integer","minimum":1,"maximum":10}},"required":["city"],"additionalProperties":false}},{"name":"search_connections","description":"Train connections and fares between two stations on a date.","input_schema":{"type":"object","properties":{"from":{"type":"string"},"to":{"type":"string"},"date":{"type":"string","format":"date"},"depart_after":{"type":"string","description":"HH:MM, local time"},"passengers":{"type":"array","items":{"type":"object","properties":{"age":{"type":"integer"},"railcard":{"type":["string","null"]}},"required":["age"]}}},"required":["from","to","date"],"additionalProperties":false}}],"tool_choice":{"type":"auto"},"stream":true}
+"""#
+
+let responsesRequest = #"""
+{"model":"gpt-4o","instructions":"You are a travel assistant for a European rail operator. Answer in at most three sentences, quote prices in euros, and call a tool whenever live data (weather, timetables, fares) is needed instead of guessing. Never invent train numbers.","input":[{"role":"user","content":"I am going from Paris to Rome next Tuesday with two children (ages 6 and 11). Which connection leaves after 9:00, what will the weather be like when we arrive, and is there a family fare I should book?"},{"type":"function_call","call_id":"call_9f2c4e1a","name":"get_weather","arguments":"{\"city\":\"Rome\",\"unit\":\"celsius\",\"days\":3}"},{"type":"function_call_output","call_id":"call_9f2c4e1a","output":"{\"city\":\"Rome\",\"forecast\":[{\"day\":\"Tue\",\"high\":24,\"low\":15,\"sky\":\"sunny\"},{\"day\":\"Wed\",\"high\":22,\"low\":14,\"sky\":\"cloudy\"},{\"day\":\"Thu\",\"high\":19,\"low\":12,\"sky\":\"rain\"}]}"},{"role":"user","content":"Great, thanks. Now please look up the fares and the timetable too, and tell me if a seat reservation is mandatory."}],"tools":[{"type":"function","name":"get_weather","description":"Weather forecast for a city, one entry per day.","parameters":{"type":"object","properties":{"city":{"type":"string","description":"City name, e.g. Rome"},"unit":{"type":"string","enum":["celsius","fahrenheit"]},"days":{"type":"integer","minimum":1,"maximum":10}},"required":["city"],"additionalProperties":false}},{"type":"function","name":"search_connections","description":"Train connections and fares between two stations on a date.","parameters":{"type":"object","properties":{"from":{"type":"string"},"to":{"type":"string"},"date":{"type":"string","format":"date"},"depart_after":{"type":"string","description":"HH:MM, local time"},"passengers":{"type":"array","items":{"type":"object","properties":{"age":{"type":"integer"},"railcard":{"type":["string","null"]}},"required":["age"]}}},"required":["from","to","date"],"additionalProperties":false}}],"tool_choice":"auto","temperature":0.3,"max_output_tokens":512,"store":false,"stream":true}
+"""#
+
+let completionsRequest = Array(#"{"model":"gpt-3.5-turbo-instruct","prompt":"#.utf8)
+    + Array(String(repeating: "Summarise the following timetable note for a traveller. ", count: 34).debugDescription.utf8)
+    + Array(#","max_tokens":512,"temperature":0.3,"stream":true}"#.utf8)
+
+struct DialectCase {
+    let component: String
+    let api: String
+    let path: String
+    let body: [UInt8]
+}
+
+let dialectCases = [
+    DialectCase(component: "anthropic", api: "anthropic.messages", path: "/v1/messages", body: Array(messagesRequest.utf8)),
+    DialectCase(component: "responses", api: "openai.responses", path: "/v1/responses", body: Array(responsesRequest.utf8)),
+    DialectCase(component: "completions", api: "openai.completions", path: "/v1/completions", body: completionsRequest),
+]
+/// A canonical text chunk, as the providers emit them (the first one opens the message; not timed).
+let openingChunk = Array(#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#.utf8)
+let textChunk = Array(openAIChunk.data)
+
+struct DialectRow {
+    var dialect: String
+    var requestBytes = 0
+    var canonicalBytes = 0
+    var decodeMicroseconds: Double?
+    var eventMicroseconds: Double?
+    var note = ""
+}
+
+func runDialect(_ test: DialectCase, harness: TranslationHarness) -> DialectRow? {
+    guard harness.ingressComponents.contains(test.component) else { return nil }
+    var row = DialectRow(dialect: test.component, requestBytes: test.body.count)
+    guard let ingress = try? harness.ingress(test.component) else {
+        row.note = "instance_new failed"
+        return row
+    }
+    guard let check = ingress.newExchange()?.decode(api: test.api, path: test.path, body: test.body), check.status == 0 else {
+        row.note = "decode_request failed"
+        return row
+    }
+    row.canonicalBytes = check.canonical.count
+    row.decodeMicroseconds = measure(iterations: 4_000) {
+        _ = ingress.newExchange()?.decode(api: test.api, path: test.path, body: test.body)
+    }
+    guard let exchange = ingress.newExchange() else { return row }
+    _ = exchange.decode(api: test.api, path: test.path, body: test.body)
+    exchange.encodeEvent(openingChunk)
+    let first = exchange.encodeEvent(textChunk)
+    guard first.status == 0, !first.output.isEmpty else {
+        row.note = "encode_event failed (status \(first.status))"
+        return row
+    }
+    row.eventMicroseconds = measure(iterations: 40_000) { exchange.encodeEvent(textChunk) }
+    return row
+}
+
+func dialectRowsMet(_ harness: TranslationHarness) -> Bool {
+    let dialectRows = dialectCases.compactMap { runDialect($0, harness: harness) }
+    print("\nClient dialects (ingress plugins), through the C ABI: the client's ~2 KB request to the canonical chat request, "
+        + "and one canonical text chunk to the client's stream")
+    print("")
+    print("| dialect | request bytes | canonical bytes | µs per decode_request (≤ \(Int(budgetDecodeMicroseconds))) | µs per encode_event (≤ \(Int(budgetEncodeMicroseconds))) | note |")
+    print("|---|---:|---:|---:|---:|---|")
+    for row in dialectRows {
+        print("| \(row.dialect) | \(row.requestBytes) | \(row.canonicalBytes) | \(format(row.decodeMicroseconds, budget: budgetDecodeMicroseconds)) | \(format(row.eventMicroseconds, budget: budgetEncodeMicroseconds)) | \(row.note) |")
+    }
+    return dialectRows.allSatisfy { row in
+        row.decodeMicroseconds.map { $0 <= budgetDecodeMicroseconds } ?? false
+            && row.eventMicroseconds.map { $0 <= budgetEncodeMicroseconds } ?? false
+    }
+}
+
+let dialectsMet = dialectRowsMet(harness)
+exit(failed || !dialectsMet ? 1 : 0)

@@ -43,24 +43,19 @@ struct MessagesStream {
     init(context: RequestContext) { self.context = context }
 
     /// One canonical chunk → zero or more Anthropic events.
-    mutating func translate(_ chunk: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(chunk)
-        } catch {
-            throw PluginError.upstream(status: 502, message: "invalid stream chunk: \(error.reason)")
-        }
-        if let counters = value["usage"], case .object = counters {
+    mutating func translate(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
+        let chunk = try CanonicalChunk(bytes)
+        if let counters = chunk.value(chunk.usageRange) {
             usage = MessagesResponse.TokenUsage(canonical: counters)
         }
-        start(id: value["id"]?.stringValue, model: value["model"]?.stringValue, into: &out)
-        guard !finished, let choice = (value["choices"]?.arrayValue ?? []).first(where: {
-            ($0["index"]?.integerValue ?? 0) == 0
-        }) else { return }
-        if let delta = choice["delta"], case .object = delta { apply(delta, into: &out) }
-        if let reason = choice["finish_reason"]?.stringValue {
+        if !started { start(id: chunk.id, model: chunk.model, into: &out) }
+        guard !finished, chunk.choiceRange != nil else { return }
+        apply(chunk, into: &out)
+        if let reason = chunk.finishReason {
             finishReason = reason
-            matchedStop = MessagesResponse.matchedStop(choice, stops: context.stopSequences)
+            if !context.stopSequences.isEmpty, let choice = chunk.value(chunk.choiceRange) {
+                matchedStop = MessagesResponse.matchedStop(choice, stops: context.stopSequences)
+            }
             close(into: &out)
         }
     }
@@ -89,12 +84,12 @@ struct MessagesStream {
 
     // MARK: Deltas
 
-    private mutating func apply(_ delta: JSONValue, into out: inout [UInt8]) {
-        if let text = delta["reasoning_content"]?.stringValue ?? delta["reasoning"]?.stringValue, !text.isEmpty {
+    private mutating func apply(_ chunk: CanonicalChunk, into out: inout [UInt8]) {
+        if let text = chunk.reasoning, !text.isEmpty {
             if open?.kind != .thinking { openThinking(into: &out) }
             thinkingDelta(text, into: &out)
         }
-        for element in delta["thinking_blocks"]?.arrayValue ?? [] {
+        for element in chunk.value(chunk.thinkingBlocksRange)?.arrayValue ?? [] {
             guard let block = ThinkingBlock(element) else { continue }
             switch block {
             case let .thinking(text, signature):
@@ -122,7 +117,7 @@ struct MessagesStream {
                 close(into: &out)
             }
         }
-        for piece in [delta["content"]?.stringValue, delta["refusal"]?.stringValue] {
+        for piece in [chunk.content, chunk.refusal] {
             guard let text = piece, !text.isEmpty else { continue }
             if open?.kind != .text {
                 openBlock(.text, into: &out) { writer in
@@ -135,7 +130,7 @@ struct MessagesStream {
                 writer.string("text", text)
             }
         }
-        for (position, call) in (delta["tool_calls"]?.arrayValue ?? []).enumerated() {
+        for (position, call) in (chunk.value(chunk.toolCallsRange)?.arrayValue ?? []).enumerated() {
             toolCall(call, position: position, into: &out)
         }
     }

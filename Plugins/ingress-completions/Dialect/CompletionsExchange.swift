@@ -158,31 +158,40 @@ final class CompletionsExchange: IngressExchange {
         return .json(200, writer.bytes)
     }
 
-    func encodeEvent(_ chunk: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
-        guard let value = try? JSONValue.parse(chunk) else { return }
-        if streamID.isEmpty, let id = value["id"]?.stringValue { streamID = Self.completionID(id) }
-        if streamCreated == 0, let created = value["created"]?.integerValue { streamCreated = created }
-        if let model = value["model"]?.stringValue, !model.isEmpty { streamModel = model }
-        for (position, choice) in (value["choices"]?.arrayValue ?? []).enumerated() {
-            let index = choice["index"]?.integerValue ?? Int64(position)
-            var text = choice["delta"]?["content"]?.stringValue ?? ""
-            let finishReason = choice["finish_reason"]?.stringValue
-            if echo, !echoed.contains(Int(index)), !text.isEmpty || finishReason != nil {
-                echoed.insert(Int(index))
-                text = prompt + text
+    func encodeEvent(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
+        guard let chunk = try? CanonicalChunk(bytes) else { return }
+        if streamID.isEmpty, let id = chunk.id { streamID = Self.completionID(id) }
+        if streamCreated == 0, let created = chunk.created { streamCreated = created }
+        if streamModel.isEmpty, let model = chunk.model { streamModel = model }
+        if chunk.hasOtherChoices {
+            // n > 1: every choice, from the tree (rare; the common single choice stays scanned).
+            for (position, choice) in (chunk.value(0..<bytes.count)?["choices"]?.arrayValue ?? []).enumerated() {
+                writeChoiceChunk(index: choice["index"]?.integerValue ?? Int64(position),
+                                 text: choice["delta"]?["content"]?.stringValue ?? "",
+                                 finishReason: choice["finish_reason"]?.stringValue, into: &out)
             }
-            guard !text.isEmpty || finishReason != nil else { continue }
-            var writer = JSONWriter(capacity: 192 + text.utf8.count)
-            writer.beginObject()
-            Self.writeHead(&writer, id: streamID, created: streamCreated, model: streamModel)
-            writer.key("choices")
-            writer.beginArray()
-            Self.writeChoice(&writer, text: text, index: index, finishReason: finishReason)
-            writer.endArray()
-            writer.endObject()
-            writer.bytes.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &out) }
+        } else if chunk.choiceRange != nil {
+            writeChoiceChunk(index: 0, text: chunk.content ?? "", finishReason: chunk.finishReason, into: &out)
         }
-        if includeUsage, let usage = value["usage"], !usage.isNull { writeUsageChunk(Usage(openAI: usage), into: &out) }
+        if includeUsage, let usage = chunk.usage { writeUsageChunk(usage, into: &out) }
+    }
+
+    private func writeChoiceChunk(index: Int64, text: String, finishReason: String?, into out: inout [UInt8]) {
+        var text = text
+        if echo, !echoed.contains(Int(index)), !text.isEmpty || finishReason != nil {
+            echoed.insert(Int(index))
+            text = prompt + text
+        }
+        guard !text.isEmpty || finishReason != nil else { return }
+        var writer = JSONWriter(capacity: 192 + text.utf8.count)
+        writer.beginObject()
+        Self.writeHead(&writer, id: streamID, created: streamCreated, model: streamModel)
+        writer.key("choices")
+        writer.beginArray()
+        Self.writeChoice(&writer, text: text, index: index, finishReason: finishReason)
+        writer.endArray()
+        writer.endObject()
+        writer.bytes.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &out) }
     }
 
     private func writeUsageChunk(_ usage: Usage, into out: inout [UInt8]) {

@@ -26,6 +26,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
     private var finishReason: String?
     private var streamUsage: Usage?
     private var streamModel = ""
+    private var modelAnswered = false
     private var assembler = ChatStreamAssembler()
 
     private enum OpenItem: Equatable {
@@ -222,32 +223,30 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
 
     // MARK: Streams
 
-    func encodeEvent(_ chunk: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
+    func encodeEvent(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
         start(&out)
-        guard let value = try? JSONValue.parse(chunk) else { return }
+        guard let chunk = try? CanonicalChunk(bytes) else { return }
         assembler.add(chunk)
-        if let model = value["model"]?.stringValue, !model.isEmpty { streamModel = model }
-        if let usage = value["usage"], !usage.isNull { streamUsage = Usage(openAI: usage) }
-        guard let choice = value["choices"]?.arrayValue?.first else { return }
-        if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
-        guard let delta = choice["delta"] else { return }
-        if let text = delta["reasoning_content"]?.stringValue, !text.isEmpty {
+        if !modelAnswered, let model = chunk.model, !model.isEmpty {
+            streamModel = model // the model that answered, as the provider names it
+            modelAnswered = true
+        }
+        if let usage = chunk.usage { streamUsage = usage }
+        guard chunk.choiceRange != nil else { return }
+        if let reason = chunk.finishReason { finishReason = reason }
+        if let text = chunk.reasoning, !text.isEmpty {
             if open != .reasoning { openReasoning(&out) }
-            appendText(text)
-            emit("response.reasoning_summary_text.delta", [
-                ("item_id", .string(currentID)), ("output_index", outputIndex), ("summary_index", .number("0")),
-                ("delta", .string(text)),
-            ], into: &out)
+            openText.append(text)
+            emitDelta("response.reasoning_summary_text.delta", indexKey: "summary_index", text, logprobs: false, into: &out)
         }
-        for text in [delta["content"]?.stringValue, delta["refusal"]?.stringValue].compactMap({ $0 }) where !text.isEmpty {
+        for text in [chunk.content, chunk.refusal] {
+            guard let text, !text.isEmpty else { continue }
             if open != .message { openMessage(&out) }
-            appendText(text)
-            emit("response.output_text.delta", [
-                ("item_id", .string(currentID)), ("output_index", outputIndex), ("content_index", .number("0")),
-                ("delta", .string(text)), ("logprobs", .array([])),
-            ], into: &out)
+            openText.append(text)
+            emitDelta("response.output_text.delta", indexKey: "content_index", text, logprobs: true, into: &out)
         }
-        for call in delta["tool_calls"]?.arrayValue ?? [] {
+        guard chunk.toolCallsRange != nil else { return }
+        for call in chunk.value(chunk.toolCallsRange)?.arrayValue ?? [] {
             let index = Int(call["index"]?.integerValue ?? 0)
             if open != .function(index) {
                 guard call["id"]?.stringValue != nil || call["function"]?["name"]?.stringValue != nil else { continue }
@@ -255,12 +254,33 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
                              name: call["function"]?["name"]?.stringValue ?? "", into: &out)
             }
             if let fragment = call["function"]?["arguments"]?.stringValue, !fragment.isEmpty {
-                appendText(fragment)
-                emit("response.function_call_arguments.delta", [
-                    ("item_id", .string(currentID)), ("output_index", outputIndex), ("delta", .string(fragment)),
-                ], into: &out)
+                openText.append(fragment)
+                emitDelta("response.function_call_arguments.delta", indexKey: nil, fragment, logprobs: false, into: &out)
             }
         }
+    }
+
+    /// A delta event, written directly (the hot path of a stream): `{"type","item_id","output_index",
+    /// [indexKey: 0],"delta",["logprobs":[]],"sequence_number"}`.
+    private func emitDelta(_ type: StaticString, indexKey: StaticString?, _ delta: String, logprobs: Bool,
+                           into out: inout [UInt8])
+    {
+        var writer = JSONWriter(capacity: 128 + delta.utf8.count)
+        writer.beginObject()
+        writer.string("type", String(describing: type))
+        writer.string("item_id", currentID)
+        writer.integer("output_index", Int64(max(0, items.count - 1)))
+        if let indexKey { writer.integer(String(describing: indexKey), 0) }
+        writer.string("delta", delta)
+        if logprobs {
+            writer.key("logprobs")
+            writer.beginArray()
+            writer.endArray()
+        }
+        writer.integer("sequence_number", Int64(sequence))
+        writer.endObject()
+        sequence += 1
+        ServerSentEventWriter.frame(event: String(describing: type), writer.bytes, into: &out)
     }
 
     func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
@@ -319,8 +339,14 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
     private var currentID: String { items.last?.item.id ?? "" }
     private var outputIndex: JSONValue { .number(String(max(0, items.count - 1))) }
 
-    private func appendText(_ text: String) {
-        guard let last = items.indices.last else { return }
+    /// The open item's text (or arguments) so far, appended in place (a long answer must not be
+    /// copied once per event) and given to the item when it closes.
+    private var openText = ""
+
+    private func commitOpenText() {
+        guard let last = items.indices.last, !openText.isEmpty else { return }
+        let text = openText
+        openText = ""
         switch items[last].item {
         case let .reasoning(id, value): items[last].item = .reasoning(id: id, text: value + text)
         case let .message(id, value, refusal): items[last].item = .message(id: id, text: value + text, refusal: refusal)
@@ -367,6 +393,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
     /// Ends the open item with its closing events.
     private func close(status: String, into out: inout [UInt8]) {
         guard open != .none, let last = items.indices.last else { return }
+        commitOpenText()
         open = .none
         items[last].status = status
         let item = items[last].item
