@@ -17,7 +17,10 @@ import pytest
 
 from mock_anthropic import API_KEY as ANTHROPIC_KEY, AnthropicMock
 from mock_google import GoogleMock
+from mock_bedrock import BedrockMock
+from mock_cohere import API_KEY as COHERE_KEY, CohereMock
 from prism_helpers import make_config, openai_provider, post, get
+from redis_server import RedisServer
 
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-sonnet-4-20250514"
@@ -211,3 +214,63 @@ def test_completions_refusals(env):
     with pytest.raises(openai.BadRequestError) as info:
         env.sdk.completions.create(model=CLAUDE, prompt="x", logprobs=3)
     assert "logprobs" in info.value.message
+
+
+# ---- every native provider format, and the store shared through Redis -------------------------------
+
+COMMAND = "command-a-03-2025"
+BEDROCK = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+AWS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "IQoJb3JpZ2luX2VjEXAMPLE//session+token==")
+
+
+@pytest.fixture
+def native(gateway):
+    cohere, bedrock = CohereMock().start(), BedrockMock(*AWS).start()
+    gw = gateway(make_config({
+        "cohere": {"api_format": "cohere", "api_key": COHERE_KEY, "base_url": cohere.base_url, "models": [COMMAND]},
+        "bedrock": {"api_format": "bedrock", "aws_access_key_id": AWS[0], "aws_secret_access_key": AWS[1],
+                    "aws_session_token": AWS[2], "aws_region": "us-east-1", "base_url": bedrock.base_url + "/{region}",
+                    "models": [BEDROCK]}}))
+    yield openai.OpenAI(base_url=gw.v1, api_key="sk-client", max_retries=0, timeout=15)
+    cohere.stop()
+    bedrock.stop()
+
+
+@pytest.mark.parametrize("model", [COMMAND, BEDROCK])
+def test_responses_and_completions_on_cohere_and_bedrock(native, model):
+    response = native.responses.create(model=model, input="Say hi")
+    assert response.status == "completed" and response.output_text
+    events = list(native.responses.create(model=model, input="Say hi", stream=True))
+    assert events[-1].type == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == events[-1].response.output_text
+    completion = native.completions.create(model=model, prompt="Say hi", max_tokens=16)
+    assert completion.choices[0].text
+    chunks = list(native.completions.create(model=model, prompt="Say hi", stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == completion.choices[0].text
+
+
+def test_stored_responses_are_shared_through_redis(gateway, make_mock, tmp_path):
+    redis = RedisServer(tmp_path).start()
+    try:
+        upstream = make_mock()
+        upstream.models = [LLAMA]
+        config = make_config({"vllm": dict(openai_provider(upstream.v1_url, models=[LLAMA]), type="vllm")},
+                             redis={"enabled": True, "address": redis.address, "prefix": "prism-test:"},
+                             ingress={"responses": {"store_ttl_seconds": 120}})
+        first, second = gateway(config), gateway(config)
+        a = openai.OpenAI(base_url=first.v1, api_key="k", max_retries=0, timeout=15)
+        b = openai.OpenAI(base_url=second.v1, api_key="k", max_retries=0, timeout=15)
+        created = a.responses.create(model=LLAMA, input="Remember the number 42")
+        # The other replica retrieves it, and continues the conversation from it.
+        assert b.responses.retrieve(created.id).output_text == created.output_text
+        follow = b.responses.create(model=LLAMA, previous_response_id=created.id, input="Which number?")
+        sent = upstream.last_chat().body["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+        assert sent[0]["content"] == "Remember the number 42" and sent[2]["content"] == "Which number?"
+        assert follow.previous_response_id == created.id
+        keys = redis.keys("*")
+        assert any(created.id in key for key in keys), keys
+        ttl = int((redis.command("PTTL", next(key for key in keys if created.id in key)) or b":0").lstrip(b":"))
+        assert 0 < ttl <= 120_000
+    finally:
+        redis.stop()

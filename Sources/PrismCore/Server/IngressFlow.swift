@@ -198,6 +198,27 @@ extension ProxyRequest {
 
     // MARK: Pass-through
 
+    /// One attempt's upstream request: the client's own body when the provider speaks the
+    /// client's dialect (pass-through), else the canonical request; `exchange` is replaced when
+    /// the provider declined the dialect (a fresh exchange for the canonical request).
+    func buildUpstreamRequest(_ view: RequestView, for candidate: RouteCandidate, exchange: inout ProviderExchange)
+        -> (status: prism_status, framing: prism_framing, upstream: MessageBuilder, error: ErrorCapture, passThrough: Bool)
+    {
+        var upstream = MessageBuilder()
+        var error = ErrorCapture()
+        if let native = ingress?.nativeView(model: candidate.upstreamModel, streaming: streaming, attempt: attemptCount) {
+            let (status, framing) = exchange.buildRequest(native, into: upstream, error: error)
+            if status == PRISM_OK || status == PRISM_ANSWERED_LOCALLY { return (status, framing, upstream, error, true) }
+            if status == PRISM_ERROR_UNSUPPORTED, let fresh = candidate.provider.newExchange() {
+                (exchange, upstream, error) = (fresh, MessageBuilder(), ErrorCapture())
+            }
+        }
+        // What the canonical form cannot carry: the next candidate may speak the dialect.
+        if let refusal = ingress?.onlyNative { return (PRISM_ERROR_UNSUPPORTED, PRISM_FRAMING_NONE, upstream, refusal, false) }
+        let (status, framing) = exchange.buildRequest(view, into: upstream, error: error)
+        return (status, framing, upstream, error, false)
+    }
+
     /// A pass-through stream's bytes go to the client as they came; the dialect reads their usage.
     func relayNative(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
         lastClientWriteAt = monotonicNanoseconds()

@@ -51,7 +51,7 @@ final class ProxyRequest {
     private var fallbackModels: [String] = []
     private var currentModel = ""
     private var attemptsForModel = 0
-    private var attemptCount = 0
+    private(set) var attemptCount = 0
     private var retriesByProvider: [ObjectIdentifier: Int] = [:]
     private var pendingRetry: Scheduled<Void>?
     /// All retries and failover share this deadline (monotonic nanoseconds).
@@ -233,25 +233,7 @@ final class ProxyRequest {
         view.setModel(candidate.upstreamModel)
         view.pointer.pointee.attempt = UInt32(attemptCount - 1)
         if attemptCount > 1 { view.pointer.pointee.flags |= PRISM_REQUEST_RETRY }
-        var upstream = MessageBuilder()
-        var error = ErrorCapture()
-        var passThrough = false
-        var (status, framing) = (PRISM_ERROR_UNSUPPORTED, PRISM_FRAMING_NONE)
-        if let native = ingress?.nativeView(model: candidate.upstreamModel, streaming: streaming, attempt: attemptCount) {
-            // The provider may speak the client's dialect itself: then the client's body goes as it is.
-            (status, framing) = exchange.buildRequest(native, into: upstream, error: error)
-            passThrough = status == PRISM_OK || status == PRISM_ANSWERED_LOCALLY
-            if !passThrough, status == PRISM_ERROR_UNSUPPORTED, let fresh = candidate.provider.newExchange() {
-                (exchange, upstream, error) = (fresh, MessageBuilder(), ErrorCapture())
-            }
-        }
-        if !passThrough {
-            if let refusal = ingress?.onlyNative {
-                (status, error) = (PRISM_ERROR_UNSUPPORTED, refusal) // the next candidate may speak the dialect
-            } else {
-                (status, framing) = exchange.buildRequest(view, into: upstream, error: error)
-            }
-        }
+        let (status, framing, upstream, error, passThrough) = buildUpstreamRequest(view, for: candidate, exchange: &exchange)
         let attempt = UpstreamAttempt(candidate: candidate, exchange: exchange, number: attemptCount,
                                       framing: streaming ? framing : PRISM_FRAMING_NONE)
         attempt.isPassThrough = passThrough
