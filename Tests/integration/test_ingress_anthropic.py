@@ -279,3 +279,42 @@ def test_ingress_can_be_turned_off(gateway, upstreams):
     gw = gateway(make_config(providers(upstreams), ingress={"anthropic": False}))
     resp = post(gw.url("/v1/messages"), {"model": GPT, "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]})
     assert resp.status == 404 and resp.json()["error"]["code"] == "not_found"
+
+
+def test_translated_request_carries_images_stops_metadata_and_thinking(gw, upstreams):
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    client(gw).messages.create(
+        model=GPT, max_tokens=4096, stop_sequences=["END"], metadata={"user_id": "user-7"}, extra_body={"temperature": 0.2},
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        system=[{"type": "text", "text": "Describe images.", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+            {"type": "text", "text": "What is this?"}]}])
+    sent = upstreams.openai.last_chat().body
+    assert sent["messages"][0]["role"] == "system" and "Describe images." in json.dumps(sent["messages"][0])
+    parts = sent["messages"][1]["content"]
+    assert parts[0]["type"] == "image_url" and parts[0]["image_url"]["url"] == "data:image/png;base64," + png
+    assert parts[1] == {"type": "text", "text": "What is this?"}
+    assert sent["stop"] == ["END"] and sent["user"] == "user-7" and sent["temperature"] == 0.2
+    assert sent["max_tokens"] == 4096 and sent["reasoning_effort"] == "low"
+
+
+def test_quiet_translated_stream_gets_anthropic_pings(gateway, upstreams):
+    gw = gateway(make_config(providers(upstreams), server={"stream_keepalive": "200ms"}))
+    upstreams.openai.hold_after_chunks = 2
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=15)
+    conn.request("POST", "/v1/messages", json.dumps({"model": GPT, "max_tokens": 64, "stream": True,
+                                                     "messages": [{"role": "user", "content": "slow"}]}),
+                 {"content-type": "application/json"})
+    resp = conn.getresponse()
+    lines = []
+    while sum(line == b"event: ping\n" for line in lines) < 3:  # message_start's ping, then two keep-alives
+        lines.append(resp.readline())
+    lines.append(resp.readline())  # the last ping's data line
+    upstreams.openai.release.set()
+    rest = resp.read()
+    assert b"event: message_stop" in rest
+    for index, line in enumerate(lines):
+        if line == b"event: ping\n":
+            assert json.loads(lines[index + 1][len(b"data: "):]) == {"type": "ping"}

@@ -83,6 +83,17 @@ def test_responses_stream_translated(env, model):
     assert "response.output_item.added" in types and "response.output_item.done" in types
 
 
+def test_responses_request_options_reach_the_canonical_request(env):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    env.sdk.responses.create(model=LLAMA, input="Where?", max_output_tokens=300, reasoning={"effort": "high"},
+                             text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}})
+    sent = env.compatible.last_chat().body
+    assert sent["max_tokens"] == 300 and sent["reasoning_effort"] == "high"
+    assert sent["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "place", "schema": schema, "strict": True}}
+
+
 def test_responses_function_call_round_trip(env):
     env.anthropic.tool_calls = [("get_weather", {"city": "Paris"})]
     first = env.sdk.responses.create(model=CLAUDE, input="Weather in Paris?", tools=[WEATHER])
