@@ -269,8 +269,9 @@ def test_client_keys_from_x_api_key(gateway, upstreams):
     # Authorization: Bearer works as well, and the gateway's auth also guards count_tokens.
     bearer = anthropic.Anthropic(base_url=gw.base_url, auth_token=CLIENT_KEY, api_key=None, max_retries=0)
     assert bearer.messages.count_tokens(model=GPT, messages=[{"role": "user", "content": "x"}]).input_tokens > 0
-    with pytest.raises(anthropic.AuthenticationError):
+    with pytest.raises(anthropic.AuthenticationError) as info:
         client(gw, "sk-wrong").messages.count_tokens(model=GPT, messages=[{"role": "user", "content": "x"}])
+    assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "authentication_error"
     line = gw.wait_for_log(r"request id=\S+ key=team .*status=200.*").group(0)
     assert "key=team" in line
 

@@ -156,7 +156,7 @@ extension ProxyRequest {
     /// A middleware's own answer (a cache hit, a refusal) is canonical: it reaches the client in
     /// its dialect. Returns false when it was answered here.
     func answerInDialect(status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8]) -> Bool {
-        guard let ingress, api == "chat.completions", ingress.localAnswer == nil else { return true }
+        guard let ingress else { return true }
         if status.code >= 400 {
             let fields = OpenAIErrorBody.fields(in: body)
                 ?? (type: "api_error", code: "", message: String(decoding: body.prefix(512), as: UTF8.self))
@@ -164,6 +164,8 @@ extension ProxyRequest {
                  extraHeaders: headers.filter { $0.name == "retry-after" || $0.name.hasPrefix("x-ratelimit") }.map { ($0.name, $0.value) })
             return false
         }
+        // A middleware's 2xx for a request decode answered itself (a token count) is not canonical.
+        guard ingress.localAnswer == nil else { return true }
         if headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true {
             // A stream replayed whole: each chunk through the dialect, then its closing events.
             var bytes: [UInt8] = []
