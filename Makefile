@@ -46,6 +46,7 @@ bench: build
 	swift build -c release --product prism-state-bench && .build/release/prism-state-bench
 	swift build -c release --product prism-metrics-bench && .build/release/prism-metrics-bench
 	bench/middleware.sh
+	bench/dialects.sh
 
 clean:
 	rm -rf .build dist

@@ -29,60 +29,119 @@ public struct CanonicalChunk {
 
     public init(_ bytes: UnsafeRawBufferPointer) throws(PluginError) {
         self.bytes = bytes
-        let members: [JSONMember]
-        do {
-            members = try JSONScanner.members(bytes)
+        // One validating pass, no tree and no arrays: the chunk's members are read where they stand.
+        var reader = JSONReader(bytes)
+        do throws(JSONSyntaxError) {
+            try reader.enterObject()
+            var seenID = false, seenModel = false, seenCreated = false, seenUsage = false, seenChoices = false
+            while let key = try reader.nextKey() {
+                if !seenChoices, reader.key(key, is: "choices") {
+                    seenChoices = true
+                    guard reader.peek() == UInt8(ascii: "[") else {
+                        _ = try reader.skipValue()
+                        continue
+                    }
+                    try reader.enterArray()
+                    while try reader.nextElement() { try readChoice(&reader) }
+                    continue
+                }
+                let value = try reader.skipValue()
+                if reader.key(key, is: "id") {
+                    if !seenID { idRange = value; seenID = true }
+                } else if reader.key(key, is: "model") {
+                    if !seenModel { modelRange = value; seenModel = true }
+                } else if reader.key(key, is: "created") {
+                    if !seenCreated { createdRange = value; seenCreated = true }
+                } else if reader.key(key, is: "usage") {
+                    if !seenUsage {
+                        seenUsage = true
+                        if bytes[value.lowerBound] == UInt8(ascii: "{") { usageRange = value }
+                    }
+                }
+            }
+            try reader.finish()
         } catch {
             throw PluginError.upstream(status: 502, message: "invalid stream chunk: \(error.reason)")
         }
-        idRange = JSONScanner.member(named: "id", in: members, of: bytes)?.valueRange
-        modelRange = JSONScanner.member(named: "model", in: members, of: bytes)?.valueRange
-        createdRange = JSONScanner.member(named: "created", in: members, of: bytes)?.valueRange
-        if let usage = JSONScanner.member(named: "usage", in: members, of: bytes), bytes[usage.valueRange.lowerBound] == UInt8(ascii: "{") {
-            usageRange = usage.valueRange
-        }
-        guard let choices = JSONScanner.member(named: "choices", in: members, of: bytes),
-              bytes[choices.valueRange.lowerBound] == UInt8(ascii: "["),
-              let elements = try? JSONScanner.elements(bytes, in: choices.valueRange) else { return }
-        for element in elements {
-            guard let fields = try? JSONScanner.members(bytes, in: element) else { continue }
-            if let index = JSONScanner.member(named: "index", in: fields, of: bytes),
-               JSONScanner.integer(bytes, in: index.valueRange) != 0
-            {
-                hasOtherChoices = true
-                continue
-            }
-            guard choiceRange == nil else { continue }
-            choiceRange = element
-            if let reason = JSONScanner.member(named: "finish_reason", in: fields, of: bytes) {
-                finishReason = JSONScanner.string(bytes, in: reason.valueRange)
-            }
-            guard let delta = JSONScanner.member(named: "delta", in: fields, of: bytes),
-                  let parts = try? JSONScanner.members(bytes, in: delta.valueRange) else { break }
-            for part in parts {
-                switch keyOf(part) {
-                case "content": content = JSONScanner.string(bytes, in: part.valueRange)
-                case "reasoning_content", "reasoning": reasoning = reasoning ?? JSONScanner.string(bytes, in: part.valueRange)
-                case "refusal": refusal = JSONScanner.string(bytes, in: part.valueRange)
-                case "tool_calls": if bytes[part.valueRange.lowerBound] == UInt8(ascii: "[") { toolCallsRange = part.valueRange }
-                case "thinking_blocks":
-                    if bytes[part.valueRange.lowerBound] == UInt8(ascii: "[") { thinkingBlocksRange = part.valueRange }
-                case "role": hasRole = true
-                default: break
-                }
-            }
-        }
     }
 
-    /// Delta keys worth a look; other keys are skipped without building a String.
-    private func keyOf(_ member: JSONMember) -> StaticString? {
-        for name: StaticString in ["content", "reasoning_content", "reasoning", "refusal", "tool_calls", "thinking_blocks", "role"]
-            where member.keyRange.count == name.utf8CodeUnitCount
-        {
-            let candidate = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-            if bytes[member.keyRange].elementsEqual(candidate) { return name }
+    /// One element of `choices`: index 0 (the first such) is kept, others only noted.
+    private mutating func readChoice(_ reader: inout JSONReader) throws(JSONSyntaxError) {
+        guard reader.peek() == UInt8(ascii: "{") else {
+            _ = try reader.skipValue()
+            return
         }
-        return nil
+        let start = reader.position
+        try reader.enterObject()
+        var index: Range<Int>?
+        var reason: Range<Int>?
+        var delta = DeltaRanges()
+        var seenDelta = false
+        while let key = try reader.nextKey() {
+            if !seenDelta, reader.key(key, is: "delta") {
+                seenDelta = true
+                if reader.peek() == UInt8(ascii: "{") {
+                    try reader.enterObject()
+                    while let part = try reader.nextKey() {
+                        let value = try reader.skipValue()
+                        delta.note(part, value, reader)
+                    }
+                    delta.isObject = true
+                } else {
+                    _ = try reader.skipValue()
+                }
+                continue
+            }
+            let value = try reader.skipValue()
+            if reader.key(key, is: "index") {
+                if index == nil { index = value }
+            } else if reader.key(key, is: "finish_reason") {
+                if reason == nil { reason = value }
+            }
+        }
+        if let index, JSONScanner.integer(bytes, in: index) != 0 {
+            hasOtherChoices = true
+            return
+        }
+        guard choiceRange == nil else { return }
+        choiceRange = start..<reader.position
+        if let reason { finishReason = JSONScanner.string(bytes, in: reason) }
+        guard delta.isObject else { return }
+        if let range = delta.content { content = JSONScanner.string(bytes, in: range) }
+        if let range = delta.reasoning { reasoning = JSONScanner.string(bytes, in: range) }
+        if let range = delta.refusal { refusal = JSONScanner.string(bytes, in: range) }
+        toolCallsRange = delta.toolCalls
+        thinkingBlocksRange = delta.thinkingBlocks
+        hasRole = delta.hasRole
+    }
+
+    /// Where the delta's parts are: the last of each name (a later member replaces an earlier
+    /// one), but the first string of `reasoning_content` / `reasoning`.
+    private struct DeltaRanges {
+        var isObject = false
+        var content: Range<Int>?
+        var reasoning: Range<Int>?
+        var refusal: Range<Int>?
+        var toolCalls: Range<Int>?
+        var thinkingBlocks: Range<Int>?
+        var hasRole = false
+
+        mutating func note(_ key: Range<Int>, _ value: Range<Int>, _ reader: JSONReader) {
+            let bytes = reader.bytes
+            if reader.key(key, is: "content") {
+                content = value
+            } else if reader.key(key, is: "reasoning_content") || reader.key(key, is: "reasoning") {
+                if reasoning == nil, bytes[value.lowerBound] == UInt8(ascii: "\"") { reasoning = value }
+            } else if reader.key(key, is: "refusal") {
+                refusal = value
+            } else if reader.key(key, is: "tool_calls") {
+                if bytes[value.lowerBound] == UInt8(ascii: "[") { toolCalls = value }
+            } else if reader.key(key, is: "thinking_blocks") {
+                if bytes[value.lowerBound] == UInt8(ascii: "[") { thinkingBlocks = value }
+            } else if reader.key(key, is: "role") {
+                hasRole = true
+            }
+        }
     }
 
     public var id: String? { idRange.flatMap { JSONScanner.string(bytes, in: $0) } }
@@ -98,12 +157,3 @@ public struct CanonicalChunk {
     /// The usage the chunk carries, in the ABI's counters.
     public var usage: Usage? { value(usageRange).map { Usage(openAI: $0) } }
 }
-
-private func == (left: StaticString?, right: StaticString) -> Bool {
-    guard let left else { return false }
-    return left.utf8CodeUnitCount == right.utf8CodeUnitCount
-        && UnsafeRawBufferPointer(start: left.utf8Start, count: left.utf8CodeUnitCount)
-        .elementsEqual(UnsafeRawBufferPointer(start: right.utf8Start, count: right.utf8CodeUnitCount))
-}
-
-private func ~= (pattern: StaticString, value: StaticString?) -> Bool { value == pattern }

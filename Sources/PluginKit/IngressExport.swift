@@ -171,6 +171,7 @@ func makeIngressTable(slot: Int) -> UnsafeMutablePointer<prism_ingress_v1> {
         encode_event: { state, chunk, client, errorSink in
             guard let exchange = ingressExchange(state), let client else { return PRISM_ERROR_INTERNAL }
             var out: [UInt8] = []
+            out.reserveCapacity(512) // one allocation for a typical event, none to grow
             do throws(PluginError) {
                 try exchange.encodeEvent(chunk.buffer, into: &out)
                 writeBytes(out, to: client)

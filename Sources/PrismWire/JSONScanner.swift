@@ -361,13 +361,21 @@ struct Cursor {
     mutating func skipString() throws(JSONSyntaxError) -> Range<Int> {
         position += 1
         let start = position
-        // Eight bytes at a time while none of them needs a look (most string bytes don't).
-        while position + 8 <= end,
-              !wordNeedsEscapeCheck(UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-        {
-            position += 8
-        }
         while position < end {
+            // Eight bytes at a time while none of them needs a look (most string bytes don't),
+            // again after each escape: a string with an early escape is not scanned byte by byte.
+            while position + 8 <= end,
+                  !wordNeedsEscapeCheck(UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+            {
+                position += 8
+            }
+            // Then byte by byte up to the byte the word test stopped at.
+            while position < end {
+                let byte = base[position]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                position += 1
+            }
+            guard position < end else { break }
             let byte = base[position]
             if byte == UInt8(ascii: "\"") {
                 let range = start..<position
@@ -390,8 +398,7 @@ struct Cursor {
                 }
                 continue
             }
-            if byte < 0x20 { throw error("control character in string") }
-            position += 1
+            throw error("control character in string")
         }
         throw error("unterminated string")
     }

@@ -132,6 +132,101 @@ public struct JSONWriter: Sendable {
         bytes.append(contentsOf: json)
     }
 
+    /// Writes already-encoded JSON bytes (a value) as is.
+    public mutating func raw(bytes json: UnsafeRawBufferPointer) {
+        separate()
+        bytes.append(contentsOf: json)
+    }
+
+    /// Writes already-encoded JSON bytes (a value) as is.
+    public mutating func raw(bytes json: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: json)
+    }
+
+    /// Writes already-encoded JSON bytes (a value) as is.
+    public mutating func raw(bytes json: ArraySlice<UInt8>) {
+        separate()
+        bytes.append(contentsOf: json)
+    }
+
+    /// Writes a member given as encoded JSON (`"type":"text"`): a constant, written without a
+    /// look at its bytes.
+    public mutating func member(_ json: StaticString) {
+        separate()
+        bytes.append(contentsOf: UnsafeRawBufferPointer(start: json.utf8Start, count: json.utf8CodeUnitCount))
+    }
+
+    /// `key(_:)` for a name that needs no escaping (a literal): the next value call writes its value.
+    public mutating func key(literal name: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+        valueFollows = true
+    }
+
+    /// `string(_:)` for a value that needs no escaping (a literal).
+    public mutating func string(literal value: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Writes JSON at the end of `buffer` (no copy): for JSON framed inside other bytes (an SSE
+    /// event). `body` starts with a fresh writer state.
+    public static func append(to buffer: inout [UInt8], _ body: (inout JSONWriter) throws -> Void) rethrows {
+        var writer = JSONWriter(capacity: 0)
+        swap(&writer.bytes, &buffer)
+        defer { swap(&writer.bytes, &buffer) }
+        try body(&writer)
+    }
+
+    /// Writes the JSON value at `range` of `bytes` as a JSON string holding its text, whitespace
+    /// outside strings removed (a tool call's `arguments` from an input object). `range` must
+    /// hold valid JSON (as JSONReader or JSONScanner returned it).
+    public mutating func compactJSONString(of source: UnsafeRawBufferPointer, in range: Range<Int>) {
+        separate()
+        bytes.reserveCapacity(bytes.count + range.count + 16)
+        bytes.append(UInt8(ascii: "\""))
+        var inString = false
+        var index = range.lowerBound
+        let end = range.upperBound
+        while index < end {
+            let byte = source[index]
+            index += 1
+            if inString {
+                if byte == UInt8(ascii: "\\") {
+                    // An escape: its backslash escaped again, and the escaped byte if it needs it.
+                    bytes.append(UInt8(ascii: "\\"))
+                    bytes.append(UInt8(ascii: "\\"))
+                    let next = source[index]
+                    index += 1
+                    if next == UInt8(ascii: "\"") || next == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                    bytes.append(next)
+                    continue
+                }
+                if byte == UInt8(ascii: "\"") {
+                    inString = false
+                    bytes.append(UInt8(ascii: "\\"))
+                }
+                bytes.append(byte)
+                continue
+            }
+            switch byte {
+            case 0x20, 0x0A, 0x0D, 0x09: continue
+            case UInt8(ascii: "\""):
+                inString = true
+                bytes.append(UInt8(ascii: "\\"))
+                bytes.append(byte)
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     // MARK: Internals
 
     private var valueFollows = false

@@ -46,6 +46,11 @@ final class AnthropicExchange: IngressExchange {
 
     func decode(_ request: IngressRequest, later: @escaping @Sendable (DecodeResult) -> Void) -> DecodeResult? {
         context.requestID = request.requestID
+        if request.api == AnthropicIngress.messagesAPI, let decoded = MessagesFastDecode.decode(request.body) {
+            context.model = decoded.model
+            context.stopSequences = decoded.stopSequences
+            return .forward(CanonicalRequest(body: decoded.body, headers: AnthropicExchange.credentials(request)))
+        }
         do throws(PluginError) {
             let body = try MessagesRequest.parseBody(request.body)
             switch request.api {
@@ -91,9 +96,9 @@ final class AnthropicExchange: IngressExchange {
     }
 
     func encodeEvent(_ chunk: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
-        var current = stream ?? MessagesStream(context: context)
-        defer { stream = current }
-        try current.translate(chunk, into: &out)
+        if stream == nil { stream = MessagesStream(context: context) }
+        // In place: a copy out and back would retain (and copy on write) the stream's state.
+        try stream!.translate(chunk, into: &out)
     }
 
     func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {

@@ -71,12 +71,12 @@ struct MessagesStream {
         let final = usage ?? MessagesResponse.TokenUsage(hostUsage)
         let reason = MessagesResponse.stopReason(finishReason, hasToolCalls: !toolBlocks.isEmpty, matchedStop: matchedStop)
         emit("message_delta", into: &out) { writer in
-            writer.key("delta")
+            writer.key(literal: "delta")
             writer.beginObject()
             writer.string("stop_reason", reason)
             writer.optionalString("stop_sequence", reason == "stop_sequence" ? matchedStop : nil)
             writer.endObject()
-            writer.key("usage")
+            writer.key(literal: "usage")
             final.write(to: &writer)
         }
         emit("message_stop", into: &out) { _ in }
@@ -101,9 +101,9 @@ struct MessagesStream {
                 if let signature, !signature.isEmpty, let index = open?.index {
                     emit("content_block_delta", into: &out) { writer in
                         writer.integer("index", Int64(index))
-                        writer.key("delta")
+                        writer.key(literal: "delta")
                         writer.beginObject()
-                        writer.string("type", "signature_delta")
+                        writer.member(#""type":"signature_delta""#)
                         writer.string("signature", signature)
                         writer.endObject()
                     }
@@ -111,27 +111,30 @@ struct MessagesStream {
                 close(into: &out)
             case let .redacted(data):
                 openBlock(.thinking, into: &out) { writer in
-                    writer.string("type", "redacted_thinking")
+                    writer.member(#""type":"redacted_thinking""#)
                     writer.string("data", data)
                 }
                 close(into: &out)
             }
         }
-        for piece in [chunk.content, chunk.refusal] {
-            guard let text = piece, !text.isEmpty else { continue }
-            if open?.kind != .text {
-                openBlock(.text, into: &out) { writer in
-                    writer.string("type", "text")
-                    writer.string("text", "")
-                }
-            }
-            blockDelta(into: &out) { writer in
-                writer.string("type", "text_delta")
-                writer.string("text", text)
-            }
-        }
+        if let text = chunk.content, !text.isEmpty { textDelta(text, into: &out) }
+        if let text = chunk.refusal, !text.isEmpty { textDelta(text, into: &out) }
+        guard chunk.toolCallsRange != nil else { return }
         for (position, call) in (chunk.value(chunk.toolCallsRange)?.arrayValue ?? []).enumerated() {
             toolCall(call, position: position, into: &out)
+        }
+    }
+
+    private mutating func textDelta(_ text: String, into out: inout [UInt8]) {
+        if open?.kind != .text {
+            openBlock(.text, into: &out) { writer in
+                writer.member(#""type":"text""#)
+                writer.member(#""text":"""#)
+            }
+        }
+        blockDelta(into: &out) { writer in
+            writer.member(#""type":"text_delta""#)
+            writer.string("text", text)
         }
     }
 
@@ -146,10 +149,10 @@ struct MessagesStream {
             let name = call["function"]?["name"]?.stringValue ?? ""
             let fallbackID = MessagesResponse.fallbackToolID(messageID: messageID, index: key)
             openBlock(.tool(key), into: &out) { writer in
-                writer.string("type", "tool_use")
+                writer.member(#""type":"tool_use""#)
                 writer.string("id", id.isEmpty ? fallbackID : id)
                 writer.string("name", name)
-                writer.key("input")
+                writer.key(literal: "input")
                 writer.beginObject()
                 writer.endObject()
             }
@@ -161,9 +164,9 @@ struct MessagesStream {
         // calls): the delta still names that call's block, which SDKs accumulate by index.
         emit("content_block_delta", into: &out) { writer in
             writer.integer("index", Int64(index))
-            writer.key("delta")
+            writer.key(literal: "delta")
             writer.beginObject()
-            writer.string("type", "input_json_delta")
+            writer.member(#""type":"input_json_delta""#)
             writer.string("partial_json", fragment)
             writer.endObject()
         }
@@ -181,18 +184,18 @@ struct MessagesStream {
                                                   cacheWrite: usage?.cacheWrite ?? 0)
         let messageID = self.messageID
         emit("message_start", into: &out) { writer in
-            writer.key("message")
+            writer.key(literal: "message")
             writer.beginObject()
             writer.string("id", messageID)
-            writer.string("type", "message")
-            writer.string("role", "assistant")
+            writer.member(#""type":"message""#)
+            writer.member(#""role":"assistant""#)
             writer.string("model", model)
-            writer.key("content")
+            writer.key(literal: "content")
             writer.beginArray()
             writer.endArray()
             writer.null("stop_reason")
             writer.null("stop_sequence")
-            writer.key("usage")
+            writer.key(literal: "usage")
             initial.write(to: &writer)
             writer.endObject()
         }
@@ -201,15 +204,15 @@ struct MessagesStream {
 
     private mutating func openThinking(into out: inout [UInt8]) {
         openBlock(.thinking, into: &out) { writer in
-            writer.string("type", "thinking")
-            writer.string("thinking", "")
-            writer.string("signature", "")
+            writer.member(#""type":"thinking""#)
+            writer.member(#""thinking":"""#)
+            writer.member(#""signature":"""#)
         }
     }
 
     private func thinkingDelta(_ text: String, into out: inout [UInt8]) {
         blockDelta(into: &out) { writer in
-            writer.string("type", "thinking_delta")
+            writer.member(#""type":"thinking_delta""#)
             writer.string("thinking", text)
         }
     }
@@ -222,7 +225,7 @@ struct MessagesStream {
         open = (kind, index)
         emit("content_block_start", into: &out) { writer in
             writer.integer("index", Int64(index))
-            writer.key("content_block")
+            writer.key(literal: "content_block")
             writer.beginObject()
             shell(&writer)
             writer.endObject()
@@ -234,7 +237,7 @@ struct MessagesStream {
         guard let index = open?.index else { return }
         emit("content_block_delta", into: &out) { writer in
             writer.integer("index", Int64(index))
-            writer.key("delta")
+            writer.key(literal: "delta")
             writer.beginObject()
             members(&writer)
             writer.endObject()
@@ -249,12 +252,18 @@ struct MessagesStream {
 
     /// `event: <type>\ndata: {"type":"<type>",…}\n\n`.
     private func emit(_ type: String, into out: inout [UInt8], _ members: (inout JSONWriter) -> Void) {
-        var writer = JSONWriter(capacity: 160)
-        writer.beginObject()
-        writer.string("type", type)
-        members(&writer)
-        writer.endObject()
-        ServerSentEventWriter.frame(event: type, writer.bytes, into: &out)
+        // Written in place: `event: <type>\ndata: <json>\n\n` (ServerSentEventWriter's framing).
+        out.append(contentsOf: "event: ".utf8)
+        out.append(contentsOf: type.utf8)
+        out.append(contentsOf: "\ndata: ".utf8)
+        JSONWriter.append(to: &out) { writer in
+            writer.beginObject()
+            writer.string("type", type)
+            members(&writer)
+            writer.endObject()
+        }
+        out.append(0x0A)
+        out.append(0x0A)
     }
 }
 

@@ -109,18 +109,24 @@ final class CompletionsExchange: IngressExchange {
     }
 
     private static func writeHead(_ writer: inout JSONWriter, id: String, created: Int64, model: String) {
-        writer.string("id", id)
-        writer.string("object", "text_completion")
-        writer.integer("created", created)
-        writer.string("model", model)
+        writer.key(literal: "id")
+        writer.string(id)
+        writer.member(#""object":"text_completion""#)
+        writer.key(literal: "created")
+        writer.integer(created)
+        writer.key(literal: "model")
+        writer.string(model)
     }
 
     private static func writeChoice(_ writer: inout JSONWriter, text: String, index: Int64, finishReason: String?) {
         writer.beginObject()
-        writer.string("text", text)
-        writer.integer("index", index)
-        writer.null("logprobs")
-        writer.optionalString("finish_reason", finishReason)
+        writer.key(literal: "text")
+        writer.string(text)
+        writer.key(literal: "index")
+        writer.integer(index)
+        writer.member(#""logprobs":null"#)
+        writer.key(literal: "finish_reason")
+        if let finishReason { writer.string(finishReason) } else { writer.null() }
         writer.endObject()
     }
 
@@ -183,15 +189,20 @@ final class CompletionsExchange: IngressExchange {
             text = prompt + text
         }
         guard !text.isEmpty || finishReason != nil else { return }
-        var writer = JSONWriter(capacity: 192 + text.utf8.count)
-        writer.beginObject()
-        Self.writeHead(&writer, id: streamID, created: streamCreated, model: streamModel)
-        writer.key("choices")
-        writer.beginArray()
-        Self.writeChoice(&writer, text: text, index: index, finishReason: finishReason)
-        writer.endArray()
-        writer.endObject()
-        writer.bytes.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &out) }
+        // Written in place: `data: <json>\n\n` (ServerSentEventWriter's framing).
+        out.append(contentsOf: "data: ".utf8)
+        let (id, created, model) = (streamID, streamCreated, streamModel)
+        JSONWriter.append(to: &out) { writer in
+            writer.beginObject()
+            Self.writeHead(&writer, id: id, created: created, model: model)
+            writer.key(literal: "choices")
+            writer.beginArray()
+            Self.writeChoice(&writer, text: text, index: index, finishReason: finishReason)
+            writer.endArray()
+            writer.endObject()
+        }
+        out.append(0x0A)
+        out.append(0x0A)
     }
 
     private func writeUsageChunk(_ usage: Usage, into out: inout [UInt8]) {

@@ -239,12 +239,8 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
             openText.append(text)
             emitDelta("response.reasoning_summary_text.delta", indexKey: "summary_index", text, logprobs: false, into: &out)
         }
-        for text in [chunk.content, chunk.refusal] {
-            guard let text, !text.isEmpty else { continue }
-            if open != .message { openMessage(&out) }
-            openText.append(text)
-            emitDelta("response.output_text.delta", indexKey: "content_index", text, logprobs: true, into: &out)
-        }
+        if let text = chunk.content, !text.isEmpty { outputText(text, into: &out) }
+        if let text = chunk.refusal, !text.isEmpty { outputText(text, into: &out) }
         guard chunk.toolCallsRange != nil else { return }
         for call in chunk.value(chunk.toolCallsRange)?.arrayValue ?? [] {
             let index = Int(call["index"]?.integerValue ?? 0)
@@ -260,27 +256,47 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
         }
     }
 
+    private func outputText(_ text: String, into out: inout [UInt8]) {
+        if open != .message { openMessage(&out) }
+        openText.append(text)
+        emitDelta("response.output_text.delta", indexKey: "content_index", text, logprobs: true, into: &out)
+    }
+
     /// A delta event, written directly (the hot path of a stream): `{"type","item_id","output_index",
     /// [indexKey: 0],"delta",["logprobs":[]],"sequence_number"}`.
     private func emitDelta(_ type: StaticString, indexKey: StaticString?, _ delta: String, logprobs: Bool,
                            into out: inout [UInt8])
     {
-        var writer = JSONWriter(capacity: 128 + delta.utf8.count)
-        writer.beginObject()
-        writer.string("type", String(describing: type))
-        writer.string("item_id", currentID)
-        writer.integer("output_index", Int64(max(0, items.count - 1)))
-        if let indexKey { writer.integer(String(describing: indexKey), 0) }
-        writer.string("delta", delta)
-        if logprobs {
-            writer.key("logprobs")
-            writer.beginArray()
-            writer.endArray()
+        // Written in place: `event: <type>\ndata: <json>\n\n` (ServerSentEventWriter's framing).
+        let name = UnsafeRawBufferPointer(start: type.utf8Start, count: type.utf8CodeUnitCount)
+        out.append(contentsOf: "event: ".utf8)
+        out.append(contentsOf: name)
+        out.append(contentsOf: "\ndata: ".utf8)
+        let outputIndex = Int64(max(0, items.count - 1))
+        let sequenceNumber = Int64(sequence)
+        let itemID = currentID
+        JSONWriter.append(to: &out) { writer in
+            writer.beginObject()
+            writer.key(literal: "type")
+            writer.string(literal: type)
+            writer.key(literal: "item_id")
+            writer.string(itemID)
+            writer.key(literal: "output_index")
+            writer.integer(outputIndex)
+            if let indexKey {
+                writer.key(literal: indexKey)
+                writer.integer(0)
+            }
+            writer.key(literal: "delta")
+            writer.string(delta)
+            if logprobs { writer.member(#""logprobs":[]"#) }
+            writer.key(literal: "sequence_number")
+            writer.integer(sequenceNumber)
+            writer.endObject()
         }
-        writer.integer("sequence_number", Int64(sequence))
-        writer.endObject()
+        out.append(0x0A)
+        out.append(0x0A)
         sequence += 1
-        ServerSentEventWriter.frame(event: String(describing: type), writer.bytes, into: &out)
     }
 
     func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
