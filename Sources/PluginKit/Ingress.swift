@@ -120,6 +120,26 @@ extension CanonicalRequest {
         return CanonicalRequest(body: writer.bytes, headers: headers)
     }
 
+    /// `"stream"` and, when streaming, `"stream_options":{"include_usage":true}`: the canonical
+    /// stream then ends with the usage-only chunk a dialect reports its final usage from.
+    public static func writeStream(_ stream: Bool, to writer: inout JSONWriter) {
+        writer.bool("stream", stream)
+        guard stream else { return }
+        writer.key("stream_options")
+        writer.beginObject()
+        writer.bool("include_usage", true)
+        writer.endObject()
+    }
+
+    /// The canonical answer (an OpenAI chat.completion) a dialect encodes, as a tree.
+    public static func parseAnswer(_ body: UnsafeRawBufferPointer) throws(PluginError) -> JSONValue {
+        do {
+            return try JSONValue.parse(body)
+        } catch {
+            throw PluginError.internalError("The canonical answer is not valid JSON: \(error.reason)")
+        }
+    }
+
     /// `routing(model:stream:)` from the client's body (nil when it names no model).
     public static func routing(from body: UnsafeRawBufferPointer, headers: [ClientAnswer.Header] = []) -> CanonicalRequest? {
         guard let members = try? JSONScanner.members(body),

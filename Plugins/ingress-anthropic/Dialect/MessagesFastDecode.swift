@@ -118,13 +118,7 @@ struct MessagesFastDecode {
         try writeNumber("top_p", topP, into: &writer)
         try writeNumber("top_k", topK, into: &writer)
         let streaming = stream.map { JSONScanner.isTrue(bytes, in: $0) } ?? false
-        writer.bool("stream", streaming)
-        if streaming {
-            writer.key(literal: "stream_options")
-            writer.beginObject()
-            writer.bool("include_usage", true)
-            writer.endObject()
-        }
+        CanonicalRequest.writeStream(streaming, to: &writer)
         if let metadata, !isNull(metadata) {
             if let user = try member("user_id", of: metadata) {
               if bytes[user.lowerBound] == UInt8(ascii: "\""), user.count > 2 {

@@ -84,14 +84,8 @@ enum MessagesRequest {
             value.write(to: &writer)
         }
         let stream = body["stream"]?.boolValue ?? false
-        writer.bool("stream", stream)
-        if stream {
-            // The usage-only last chunk: message_delta reports the final usage from it.
-            writer.key("stream_options")
-            writer.beginObject()
-            writer.bool("include_usage", true)
-            writer.endObject()
-        }
+        // The usage-only last chunk: message_delta reports the final usage from it.
+        CanonicalRequest.writeStream(stream, to: &writer)
         if let user = body["metadata"]?["user_id"]?.stringValue, !user.isEmpty { writer.string("user", user) }
         try writeThinking(body["thinking"], to: &writer)
         // Anthropic's top-level (automatic) prompt-cache breakpoint; the Anthropic provider reads it.

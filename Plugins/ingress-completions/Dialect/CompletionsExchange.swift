@@ -90,13 +90,7 @@ final class CompletionsExchange: IngressExchange {
                 value.write(to: &writer)
             }
         }
-        writer.bool("stream", stream)
-        if stream {
-            writer.key("stream_options")
-            writer.beginObject()
-            writer.bool("include_usage", true)
-            writer.endObject()
-        }
+        CanonicalRequest.writeStream(stream, to: &writer)
         writer.endObject()
         return writer.bytes
     }
@@ -140,12 +134,7 @@ final class CompletionsExchange: IngressExchange {
     }
 
     func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
-        let answer: JSONValue
-        do {
-            answer = try JSONValue.parse(body)
-        } catch {
-            throw PluginError.internalError("The canonical answer is not valid JSON: \(error.reason)")
-        }
+        let answer = try CanonicalRequest.parseAnswer(body)
         var writer = JSONWriter(capacity: 512)
         writer.beginObject()
         Self.writeHead(&writer, id: Self.completionID(answer["id"]?.stringValue ?? ""),
@@ -233,8 +222,7 @@ final class CompletionsExchange: IngressExchange {
     }
 
     func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
-        guard data.first == UInt8(ascii: "{"), let value = try? JSONValue.parse(data),
-              let reported = value["usage"], !reported.isNull
+        guard data.first == UInt8(ascii: "{"), let reported = (try? JSONFields(data))?.value("usage"), !reported.isNull
         else { return }
         usage = Usage(openAI: reported)
     }

@@ -167,12 +167,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
     // MARK: Whole answers
 
     func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
-        let answer: JSONValue
-        do {
-            answer = try JSONValue.parse(body)
-        } catch {
-            throw PluginError.internalError("The canonical answer is not valid JSON: \(error.reason)")
-        }
+        let answer = try CanonicalRequest.parseAnswer(body)
         guard let choice = answer["choices"]?.arrayValue?.first, let message = choice["message"] else {
             throw PluginError.internalError("The canonical answer has no choices[0].message.")
         }
@@ -467,17 +462,13 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
     }
 
     func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
+        // Scanned, not parsed: only the usage object becomes a tree (a response object is large).
+        let holder: JSONFields?
         switch event {
-        case "":
-            if let body = try? JSONValue.parse(data), let value = body["usage"], !value.isNull {
-                usage = ResponseObject.gatewayUsage(value)
-            }
-        case "response.completed", "response.incomplete", "response.failed":
-            if let body = try? JSONValue.parse(data), let value = body["response"]?["usage"], !value.isNull {
-                usage = ResponseObject.gatewayUsage(value)
-            }
-        default:
-            return
+        case "": holder = try? JSONFields(data)
+        case "response.completed", "response.incomplete", "response.failed": holder = (try? JSONFields(data))?.object("response")
+        default: return
         }
+        if let reported = holder?.value("usage"), !reported.isNull { usage = ResponseObject.gatewayUsage(reported) }
     }
 }

@@ -100,13 +100,7 @@ struct ResponsesRequest: Sendable {
             writer.key(name)
             value.write(to: &writer)
         }
-        writer.bool("stream", stream)
-        if stream {
-            writer.key("stream_options")
-            writer.beginObject()
-            writer.bool("include_usage", true)
-            writer.endObject()
-        }
+        CanonicalRequest.writeStream(stream, to: &writer)
         writer.endObject()
         return writer.bytes
     }
