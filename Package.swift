@@ -160,5 +160,6 @@ if Context.environment["PRISM_FUZZ"] == "1" {
                             .product(name: "NIOHTTP1", package: "swift-nio")]),
         fuzzTarget("translate", ["PrismCore", "PrismWire", "PrismPluginABI"]),
         fuzzTarget("sse", ["PrismWire"]),
+        fuzzTarget("ingress", ["PrismCore", "PrismWire", "PrismPluginABI"]),
     ]
 }

@@ -7,6 +7,9 @@
 #   translate-<provider>  a provider plugin through the C ABI: build_request, translate_response,
 #                         translate_error, streams (SSE, or Bedrock's AWS event-stream) and finish
 #                         (openai, azure, anthropic, gemini, vertexai, cohere, bedrock)
+#   ingress-<dialect>     a client dialect (ingress plugin) through the C ABI: decode_request on its
+#                         routes, encode_response, streams (encode_event, finish_stream, errors in
+#                         the stream) and observe_native (anthropic, responses, completions)
 #
 #   scripts/fuzz.sh --short [TARGET...]       build, replay each committed corpus, fuzz each target
 #                                             FUZZ_SECONDS (15) seconds; what make test runs
@@ -30,8 +33,10 @@ build_path=$root/.build-fuzz
 plugins=$build_path/plugins
 corpus_root=$root/Tests/fuzz/corpus
 providers=(openai azure anthropic gemini vertexai cohere bedrock)
+dialects=(anthropic responses completions)
 all_targets=(config http sse)
 for provider in "${providers[@]}"; do all_targets+=("translate-$provider"); done
+for dialect in "${dialects[@]}"; do all_targets+=("ingress-$dialect"); done
 
 mode=short
 case ${1:-} in
@@ -50,7 +55,8 @@ build() {
                  -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld
                  -Xcc -fsanitize=fuzzer-no-link,address)
     # Providers and what the http target's configuration needs (auth, the default router).
-    local products=(fuzz-config fuzz-http fuzz-sse fuzz-translate PrismProviderOpenAI PrismProviderAzure
+    local products=(fuzz-config fuzz-http fuzz-sse fuzz-translate fuzz-ingress PrismIngressAnthropic
+                    PrismIngressResponses PrismIngressCompletions PrismProviderOpenAI PrismProviderAzure
                     PrismProviderAnthropic PrismProviderGemini PrismProviderCohere PrismProviderBedrock
                     PrismProviderMock PrismMiddlewareAuth PrismRouterRoundRobin)
     local product log
@@ -70,6 +76,9 @@ build() {
     for provider in OpenAI Azure Anthropic Gemini Cohere Bedrock Mock; do
         install -m 755 "$bin/libPrismProvider$provider.so" "$plugins/provider-$(tr '[:upper:]' '[:lower:]' <<<"$provider").so"
     done
+    for dialect in Anthropic Responses Completions; do
+        install -m 755 "$bin/libPrismIngress$dialect.so" "$plugins/ingress-$(tr '[:upper:]' '[:lower:]' <<<"$dialect").so"
+    done
     install -m 755 "$bin/libPrismMiddlewareAuth.so" "$plugins/middleware-auth.so"
     install -m 755 "$bin/libPrismRouterRoundRobin.so" "$plugins/router-round-robin.so"
 }
@@ -88,6 +97,11 @@ target_command() {
             local provider=${target#translate-}
             [[ " ${providers[*]} " == *" $provider "* ]] || { echo "unknown target $target" >&2; exit 2; }
             command=(env PRISM_FUZZ_PROVIDER="$provider" "$bin/fuzz-translate" "${common[@]}" -max_len=16384
+                     -dict=Tests/fuzz/dict/json.dict) ;;
+        ingress-*)
+            local dialect=${target#ingress-}
+            [[ " ${dialects[*]} " == *" $dialect "* ]] || { echo "unknown target $target" >&2; exit 2; }
+            command=(env PRISM_FUZZ_DIALECT="$dialect" "$bin/fuzz-ingress" "${common[@]}" -max_len=16384
                      -dict=Tests/fuzz/dict/json.dict) ;;
         *) echo "unknown target $target (targets: ${all_targets[*]})" >&2; exit 2 ;;
     esac

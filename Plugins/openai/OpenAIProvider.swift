@@ -118,7 +118,11 @@ final class OpenAIExchange: ProviderExchange {
             guard passesThrough(request.api, model: request.model) else {
                 throw PluginError.unsupported("provider \(provider.type) does not serve \(request.api) natively")
             }
-            let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: request.model, streaming: false)
+            // A streamed completion reports usage only in a usage chunk the client must ask for:
+            // asked here (the client may see that one extra chunk), so costs and budgets count it.
+            // Responses always reports usage in response.completed.
+            let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: request.model,
+                                                   streaming: request.isStreaming && request.api == "openai.completions")
             upstream.setMethod("POST")
             upstream.setURL(provider.baseURL + (request.api == "openai.responses" ? "/responses" : "/completions"))
             setCommonHeaders(upstream)

@@ -234,7 +234,11 @@ public final class Gateway: Sendable {
                 throw StartupError(description: "ingress '\(name)': \(error.message)")
             }
             for route in instance.routes {
-                if Gateway.hostRoutes.contains(where: { route.path == $0 || route.path.hasPrefix("/-/") || ($0.hasSuffix("/") && route.path.hasPrefix($0)) }) {
+                let shadowsHost = Gateway.hostRoutes.contains { host in
+                    route.path == host || route.path.hasPrefix("/-/") || (host.hasSuffix("/") && route.path.hasPrefix(host))
+                        || (route.isPrefix && host.hasPrefix(route.path)) // "/" or "/-" would cover the host's own
+                }
+                if shadowsHost || !route.path.hasPrefix("/") {
                     warnings.append("ingress '\(name)': route \(route.method) \(route.path) is the gateway's own; not served")
                 } else if let taken = routes.first(where: { $0.route.method == route.method && $0.route.path == route.path }) {
                     warnings.append("ingress '\(name)': route \(route.method) \(route.path) is already served by ingress '\(taken.instance.name)'")

@@ -31,6 +31,9 @@ public struct ServerSentEventParser: Sendable {
 
     public enum ParseError: Error, Sendable { case lineTooLong }
 
+    /// Bytes fed that do not end an event yet (a line, or fields waiting for their blank line).
+    public var hasPartialEvent: Bool { !line.isEmpty || hasData || !event.isEmpty || !id.isEmpty }
+
     /// Feeds bytes and calls `onEvent` for each complete event.
     public mutating func feed(_ bytes: UnsafeRawBufferPointer,
                               onEvent: (ServerSentEvent) throws -> Void) throws
@@ -139,6 +142,9 @@ public enum ServerSentEventWriter {
 public struct LineSplitter: Sendable {
     private var pending: [UInt8] = []
     public init() {}
+
+    /// Bytes fed after the last line break.
+    public var hasPartialLine: Bool { !pending.isEmpty }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer, onLine: ([UInt8]) throws -> Void) rethrows {
         var start = 0

@@ -9,7 +9,6 @@ final class ResponsesIngressTests: XCTestCase {
         XCTAssertEqual(routes, [
             IngressRoute(method: "POST", path: "/v1/responses", api: "openai.responses"),
             IngressRoute(method: "GET", path: "/v1/responses/", api: "openai.responses.retrieve", isPrefix: true),
-            IngressRoute(method: "DELETE", path: "/v1/responses/", api: "openai.responses.delete", isPrefix: true),
             IngressRoute(method: "GET", path: "/v1/responses", api: "openai.responses.websocket"),
         ])
     }
@@ -329,6 +328,15 @@ final class ResponsesIngressTests: XCTestCase {
         """#)
     }
 
+    func testErrorInAStreamItNeverWrote() throws {
+        // A pass-through stream that broke off: the upstream's events reached the client, not ours.
+        let exchange = ResponsesExchange(environment())
+        _ = forwarded(decode(exchange, #"{"model":"m","input":"x","stream":true}"#))
+        let answer = exchange.encodeError(IngressError(status: 502, type: "provider_error", code: "provider_error",
+                                                       message: "upstream went away"), inStream: true)
+        XCTAssertEqual(try events(answer.body).map(\.event), ["error"])
+    }
+
     func testErrorInStream() throws {
         let exchange = ResponsesExchange(environment())
         _ = forwarded(decode(exchange, #"{"model":"m","input":"x","stream":true}"#))
@@ -391,17 +399,11 @@ final class ResponsesIngressTests: XCTestCase {
         XCTAssertEqual(status, 200)
         XCTAssertEqual(try JSONValue.parse(retrieved), response)
 
-        guard case let .answer(deleteStatus, deleted)? = decode(ResponsesExchange(env), "", api: "openai.responses.delete",
-                                                                method: "DELETE", path: "/v1/responses/resp_3")
-        else { return XCTFail("expected a deletion") }
-        XCTAssertEqual(deleteStatus, 200)
-        assertJSON(deleted, #"{"id":"resp_3","object":"response","deleted":true}"#)
-
         let gone = failure(decode(ResponsesExchange(env), "", api: "openai.responses.retrieve", method: "GET",
-                                  path: "/v1/responses/resp_3"))
+                                  path: "/v1/responses/resp_unknown"))
         XCTAssertEqual(gone?.httpStatus, 404)
         XCTAssertEqual(gone?.code, "response_not_found")
-        XCTAssertEqual(gone?.message, "Response with id 'resp_3' not found: it was never stored, was deleted or has expired.")
+        XCTAssertEqual(gone?.message, "Response with id 'resp_unknown' not found: it was never stored, was deleted or has expired.")
     }
 
     func testPreviousResponseFailures() {

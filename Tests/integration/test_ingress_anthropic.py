@@ -272,6 +272,10 @@ def test_client_keys_from_x_api_key(gateway, upstreams):
     with pytest.raises(anthropic.AuthenticationError) as info:
         client(gw, "sk-wrong").messages.count_tokens(model=GPT, messages=[{"role": "user", "content": "x"}])
     assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "authentication_error"
+    # An older SDK (and curl) sends x-api-key: it is the client key for count_tokens too.
+    counted = post(gw.url("/v1/messages/count_tokens"), {"model": GPT, "messages": [{"role": "user", "content": "x"}]},
+                   headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"})
+    assert counted.status == 200 and counted.json()["input_tokens"] > 0, counted.text
     line = gw.wait_for_log(r"request id=\S+ key=team .*status=200.*").group(0)
     assert "key=team" in line
 

@@ -444,8 +444,10 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
                                                             code: error.code.isEmpty ? nil : error.code))
         }
         var out: [UInt8] = []
-        start(&out)
-        close(status: "incomplete", into: &out)
+        // A stream this exchange never wrote (a pass-through answer that broke off) gets only the
+        // error event: the client has the upstream's own response.created, with its id.
+        let ownStream = started
+        if ownStream { close(status: "incomplete", into: &out) }
         // `error` first: its nested `error` object is what OpenAI's SDKs raise on; then
         // `response.failed`, the terminal event typed clients (Codex) wait for.
         emit("error", [
@@ -453,6 +455,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
             ("error", .object([("type", .string(error.type)), ("code", .string(code)),
                                ("message", .string(error.message)), ("param", .null)])),
         ], into: &out)
+        guard ownStream else { return ClientAnswer(status: error.status, body: out) }
         let response = ResponseObject.make(
             id: responseID, createdAt: createdAt, status: "failed", model: streamModel, echo: echo,
             output: items.map { $0.item.json(status: $0.status) }, usage: streamUsage.map(ResponseObject.usage) ?? .null,

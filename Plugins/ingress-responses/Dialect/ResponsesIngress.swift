@@ -37,7 +37,8 @@ public final class ResponsesIngress: IngressDialect {
         [
             IngressRoute(method: "POST", path: "/v1/responses", api: ResponsesAPI.create),
             IngressRoute(method: "GET", path: "/v1/responses/", api: ResponsesAPI.retrieve, isPrefix: true),
-            IngressRoute(method: "DELETE", path: "/v1/responses/", api: ResponsesAPI.delete, isPrefix: true),
+            // No DELETE: decode runs before the middleware, so a deletion there would happen before a
+            // key or a limit could refuse it (a local answer is sent only after them).
             IngressRoute(method: "GET", path: "/v1/responses", api: ResponsesAPI.websocket),
         ]
     }

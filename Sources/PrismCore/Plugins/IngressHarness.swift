@@ -44,6 +44,42 @@ public final class HarnessIngressExchange {
         return (status, decision.builder.body)
     }
 
+    /// encode_response on a canonical answer: the client's answer.
+    public func encodeResponse(status: Int, body: [UInt8]) -> (status: Int32, answerStatus: UInt32, body: [UInt8]) {
+        let client = MessageBuilder()
+        let error = ErrorCapture()
+        let headers = HeaderArray([("content-type", "application/json")])
+        let result = body.withUnsafeBufferPointer { buffer in
+            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                          headers: headers.headers, header_count: headers.count,
+                                          body: prism_bytes(data: buffer.baseAddress, length: buffer.count))
+            return withExtendedLifetime(headers) { exchange.encodeResponse(&response, into: client, error: error) }
+        }
+        return (result, client.status, client.body)
+    }
+
+    /// finish_stream with `usage`: the closing bytes.
+    public func finishStream(usage: prism_usage = prism_usage()) -> (status: Int32, output: [UInt8]) {
+        var output: [UInt8] = []
+        let status = exchange.finishStream(usage: usage, into: &output, error: ErrorCapture())
+        return (status, output)
+    }
+
+    /// encode_error, before (`inStream` false) or after the first byte.
+    public func encodeError(status: Int, type: String, code: String, message: String, inStream: Bool)
+        -> (status: UInt32, body: [UInt8])
+    {
+        let answer = exchange.encodeError(status: status, type: type, code: code, message: message, inStream: inStream)
+        return (answer.status, answer.body)
+    }
+
+    /// observe_native on a pass-through answer's event (or whole body): the usage it reads.
+    public func observeNative(event: String, data: [UInt8]) -> prism_usage {
+        var usage = prism_usage()
+        data.withUnsafeBytes { exchange.observeNative(event: event, data: $0, usage: &usage) }
+        return usage
+    }
+
     /// encode_event on one canonical chunk: the client's bytes.
     @discardableResult
     public func encodeEvent(_ chunk: [UInt8]) -> (status: Int32, output: [UInt8]) {

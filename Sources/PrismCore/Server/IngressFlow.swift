@@ -23,6 +23,10 @@ final class IngressState {
     var nativeLines = LineSplitter()
     /// What the dialect said when it could not encode a stream chunk.
     let encodeError = ErrorCapture()
+    /// decode_request returned PRISM_PENDING and has not resumed: nothing else may be called on
+    /// the exchange meanwhile (an error then has OpenAI's shape), and a deadline bounds the wait.
+    var decodePending = false
+    var decodeDeadline: Scheduled<Void>?
 
     init(exchange: IngressExchange, route: IngressRoute, clientBody: [UInt8]) {
         self.exchange = exchange
@@ -55,6 +59,11 @@ final class IngressState {
 extension ProxyRequest {
     /// The dialect's decode comes first; the canonical request then takes the chat path.
     func decodeIngress(_ ingress: IngressState) {
+        // A client key from `x-api-key` (Anthropic's SDKs) counts as `Authorization: Bearer`, for
+        // the middleware of every request of the route, those decode answers itself included.
+        if head.headers.first(name: "authorization") == nil, let key = head.headers.first(name: "x-api-key"), !key.isEmpty {
+            head.headers.add(name: "authorization", value: "Bearer " + key)
+        }
         let view = RequestView(api: ingress.route.api, method: head.method.rawValue, path: path,
                                headers: head.headers.map { ($0.name, $0.value) }, body: body, model: "", requestID: requestID)
         let decision = IngressExchange.Decision()
@@ -68,10 +77,24 @@ extension ProxyRequest {
                 }
             }
         }
-        if let status { ingressDecided(ingress, status: status, decision: decision) }
+        guard let status else {
+            ingress.decodePending = true
+            let timeout = gateway.configuration.server.defaultRequestTimeout.milliseconds
+            let name = ingress.exchange.ingress.name
+            ingress.decodeDeadline = eventLoop.scheduleTask(in: .milliseconds(timeout)) {
+                let request = bound.value
+                guard !request.finished else { return }
+                request.fail(.gatewayTimeout, "timeout_error", "ingress_timeout",
+                             "Ingress '\(name)' did not decode the request within the request timeout.")
+            }
+            return
+        }
+        ingressDecided(ingress, status: status, decision: decision)
     }
 
     private func ingressDecided(_ ingress: IngressState, status: prism_status, decision: IngressExchange.Decision) {
+        ingress.decodePending = false
+        ingress.decodeDeadline?.cancel()
         guard !finished else { return }
         switch status {
         case PRISM_OK, PRISM_TRANSLATE_ONLY:
@@ -113,6 +136,10 @@ extension ProxyRequest {
     func writeDialectError(_ ingress: IngressState, status: HTTPResponseStatus, type: String, code: String, message: String,
                            headers: HTTPHeaders)
     {
+        guard !ingress.decodePending else {
+            return handler?.writeError(status: status, type: type, code: code, message: message,
+                                       headers: headers.map { ($0.name, $0.value) }) ?? ()
+        }
         let answer = ingress.exchange.encodeError(status: Int(status.code), type: type, code: code, message: message,
                                                   inStream: false)
         var headers = headers
@@ -128,7 +155,14 @@ extension ProxyRequest {
     /// and `[DONE]`.
     func streamErrorBytes(type: String, code: String, message: String, status: Int) -> [UInt8] {
         if let ingress {
-            return ingress.exchange.encodeError(status: status, type: type, code: code, message: message, inStream: true).body
+            var bytes: [UInt8] = []
+            // A pass-through stream relayed in the upstream's chunks may stop inside an event: end
+            // it (a client reads a broken event, not one run together with the error).
+            if winner?.isPassThrough == true, ingress.nativeParser.hasPartialEvent || ingress.nativeLines.hasPartialLine {
+                bytes.append(contentsOf: [0x0A, 0x0A])
+            }
+            bytes += ingress.exchange.encodeError(status: status, type: type, code: code, message: message, inStream: true).body
+            return bytes
         }
         var frame: [UInt8] = []
         OpenAIErrorBody.make(message: message, type: type, code: code).withUnsafeBytes {
@@ -211,9 +245,9 @@ extension ProxyRequest {
         if let native = ingress?.nativeView(model: candidate.upstreamModel, streaming: streaming, attempt: attemptCount) {
             let (status, framing) = exchange.buildRequest(native, into: upstream, error: error)
             if status == PRISM_OK || status == PRISM_ANSWERED_LOCALLY { return (status, framing, upstream, error, true) }
-            if status == PRISM_ERROR_UNSUPPORTED, let fresh = candidate.provider.newExchange() {
-                (exchange, upstream, error) = (fresh, MessageBuilder(), ErrorCapture())
-            }
+            // Only "unsupported" means "not my dialect": any other failure is this attempt's.
+            guard status == PRISM_ERROR_UNSUPPORTED else { return (status, framing, upstream, error, false) }
+            if let fresh = candidate.provider.newExchange() { (exchange, upstream, error) = (fresh, MessageBuilder(), ErrorCapture()) }
         }
         // What the canonical form cannot carry: the next candidate may speak the dialect.
         if let refusal = ingress?.onlyNative { return (PRISM_ERROR_UNSUPPORTED, PRISM_FRAMING_NONE, upstream, refusal, false) }
@@ -225,7 +259,8 @@ extension ProxyRequest {
     func relayNative(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
         lastClientWriteAt = monotonicNanoseconds()
         handler?.writeStreamBytes(bytes)
-        if let ingress, ingress.exchange.observesNative {
+        // Parsed even without observe_native: where an event ends matters if the stream breaks.
+        if let ingress {
             if attempt.framing == PRISM_FRAMING_NDJSON {
                 bytes.withUnsafeBytes { raw in
                     ingress.nativeLines.feed(raw) { line in

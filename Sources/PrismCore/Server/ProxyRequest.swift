@@ -267,6 +267,12 @@ final class ProxyRequest {
             trace?.endAttempt(attempt, status: 0, failure: .other("its provider plugin could not build the request (status \(status))"))
             gateway.health.byProvider[candidate.provider.settings.name]?.releaseProbe()
             if status == PRISM_ERROR_UNSUPPORTED, !queue.isEmpty { return false }
+            // Only a provider speaking the client's dialect could serve it: what one of those
+            // answered (a 503, a timeout) says more than the others' refusal.
+            if ingress?.onlyNative != nil, let lastFailure, active.isEmpty {
+                reportFailure(lastFailure)
+                return false
+            }
             failFromPlugin(status, error, provider: candidate.provider.settings.name)
             return false
         }
@@ -525,6 +531,9 @@ final class ProxyRequest {
         flushCollector()
         if translateStatus != PRISM_OK {
             return failStream(from: error, otherwise: "the upstream stream ended badly")
+        }
+        if collector.encoderStatus != PRISM_OK, let ingress {
+            return failStream(from: ingress.encodeError, otherwise: "the stream could not be written in the client's dialect")
         }
         usage = collector.usage
         cost = priceOfAnswer()?.cost(of: usage)
