@@ -3,15 +3,16 @@ import NIOHTTP1
 import PrismPluginABI
 import PrismWire
 
-/// A request on a route an ingress plugin serves (ABI 1.5): its dialect's exchange, and what
-/// pass-through needs (the client's own body as the provider would see it).
+/// A request on a route an ingress plugin serves (ABI 1.5): its dialect's exchange, and the
+/// client's own request under the route's api (Content-Encoding decoded), built once: what decode
+/// reads, what the middleware see of a request decode answers itself, and what a provider that
+/// speaks the dialect gets (pass-through).
 final class IngressState {
     let exchange: IngressExchange
     let route: IngressRoute
-    /// The client's body as it arrived (Content-Encoding decoded).
-    let clientBody: [UInt8]
-    /// The client's request under the route's api, for a provider that speaks the dialect itself.
-    private var native: RequestView?
+    var clientView: RequestView?
+    /// A provider may get `clientView` (decode returned PRISM_OK).
+    var passesThrough = false
     /// decode answered locally: sent once the middleware chain continues.
     var localAnswer: MessageBuilder?
     /// decode said the canonical request cannot carry the client's (PRISM_OK with its error sink
@@ -28,10 +29,25 @@ final class IngressState {
     var decodePending = false
     var decodeDeadline: Scheduled<Void>?
 
-    init(exchange: IngressExchange, route: IngressRoute, clientBody: [UInt8]) {
+    init(exchange: IngressExchange, route: IngressRoute) {
         self.exchange = exchange
         self.route = route
-        self.clientBody = clientBody
+    }
+
+    /// A pass-through stream's bytes (nil: its end), event by event (SSE) or line by line
+    /// (NDJSON), to the dialect's observe_native.
+    func observeNativeStream(_ bytes: [UInt8]?, framing: prism_framing) {
+        let observe = { (event: String, data: [UInt8]) in
+            data.withUnsafeBytes { self.exchange.observeNative(event: event, data: $0, usage: &self.nativeUsage) }
+        }
+        if framing == PRISM_FRAMING_NDJSON {
+            guard let bytes else { return nativeLines.finish { observe("", $0) } }
+            bytes.withUnsafeBytes { raw in nativeLines.feed(raw) { observe("", $0) } }
+        } else if let bytes {
+            try? nativeParser.feed(bytes) { observe($0.event, $0.data) }
+        } else {
+            try? nativeParser.finish { observe($0.event, $0.data) }
+        }
     }
 
     /// The stream's chunks go through the dialect instead of OpenAI's `data:` frames.
@@ -40,15 +56,9 @@ final class IngressState {
         collector.encoder = { chunk, output in exchange.encodeEvent(chunk, into: &output, error: error) }
     }
 
-    func prepareNative(head: HTTPRequestHead, path: String, requestID: String) {
-        native = RequestView(api: route.api, method: head.method.rawValue, path: path,
-                             headers: head.headers.map { ($0.name, $0.value) }, body: clientBody, model: "",
-                             requestID: requestID)
-    }
-
-    /// The native request for one attempt (nil when decode answered locally).
+    /// The native request for one attempt (nil unless decode allowed pass-through).
     func nativeView(model: String, streaming: Bool, attempt: Int) -> RequestView? {
-        guard let native, localAnswer == nil else { return nil }
+        guard passesThrough, let native = clientView else { return nil }
         native.setModel(model)
         native.pointer.pointee.attempt = UInt32(max(0, attempt - 1))
         native.pointer.pointee.flags = (streaming ? PRISM_REQUEST_STREAM : 0) | (attempt > 1 ? PRISM_REQUEST_RETRY : 0)
@@ -66,6 +76,7 @@ extension ProxyRequest {
         }
         let view = RequestView(api: ingress.route.api, method: head.method.rawValue, path: path,
                                headers: head.headers.map { ($0.name, $0.value) }, body: body, model: "", requestID: requestID)
+        ingress.clientView = view
         let decision = IngressExchange.Decision()
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let eventLoop = self.eventLoop
@@ -101,19 +112,20 @@ extension ProxyRequest {
             for (name, value) in decision.builder.headers where !ProxyRequest.reservedHeaders.contains(name) {
                 head.headers.replaceOrAdd(name: name, value: value)
             }
-            if status == PRISM_OK { ingress.prepareNative(head: head, path: path, requestID: requestID) }
+            ingress.passesThrough = status == PRISM_OK
             if decision.error.isSet { ingress.onlyNative = decision.error }
             body = decision.builder.body
             runCanonical()
         case PRISM_ANSWERED_LOCALLY:
             // The middleware still decide (a client key, limits); the answer waits for them.
             ingress.localAnswer = decision.builder
-            var model = ""
-            if let value = try? JSONValue.parse(ingress.clientBody), let name = value["model"]?.stringValue { model = name }
-            clientModel = model
-            view = RequestView(api: ingress.route.api, method: head.method.rawValue, path: path,
-                               headers: head.headers.map { ($0.name, $0.value) }, body: ingress.clientBody, model: model,
-                               requestID: requestID)
+            // `body` is still the client's: its model, read without building a tree.
+            clientModel = body.withUnsafeBytes { raw in
+                (try? JSONScanner.members(raw)).flatMap { JSONScanner.member(named: "model", in: $0, of: raw) }
+                    .flatMap { JSONScanner.string(raw, in: $0.valueRange) } ?? ""
+            }
+            ingress.clientView?.setModel(clientModel)
+            view = ingress.clientView
             runMiddleware(from: 0)
         default:
             failFromPlugin(status, decision.error, provider: "ingress '\(ingress.exchange.ingress.name)'")
@@ -260,21 +272,7 @@ extension ProxyRequest {
         lastClientWriteAt = monotonicNanoseconds()
         handler?.writeStreamBytes(bytes)
         // Parsed even without observe_native: where an event ends matters if the stream breaks.
-        if let ingress {
-            if attempt.framing == PRISM_FRAMING_NDJSON {
-                bytes.withUnsafeBytes { raw in
-                    ingress.nativeLines.feed(raw) { line in
-                        line.withUnsafeBytes { ingress.exchange.observeNative(event: "", data: $0, usage: &ingress.nativeUsage) }
-                    }
-                }
-            } else {
-                try? ingress.nativeParser.feed(bytes) { event in
-                    event.data.withUnsafeBytes {
-                        ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage)
-                    }
-                }
-            }
-        }
+        ingress?.observeNativeStream(bytes, framing: attempt.framing)
         if let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused, handler?.isWritable ?? false {
             receiver.markResumed()
             gateway.transport.resume(transfer)
@@ -283,17 +281,7 @@ extension ProxyRequest {
 
     func finishNative(_ attempt: UpstreamAttempt) {
         if let ingress {
-            if attempt.framing == PRISM_FRAMING_NDJSON {
-                ingress.nativeLines.finish { line in
-                    line.withUnsafeBytes { ingress.exchange.observeNative(event: "", data: $0, usage: &ingress.nativeUsage) }
-                }
-            } else {
-                try? ingress.nativeParser.finish { event in
-                    event.data.withUnsafeBytes {
-                        ingress.exchange.observeNative(event: event.event, data: $0, usage: &ingress.nativeUsage)
-                    }
-                }
-            }
+            ingress.observeNativeStream(nil, framing: attempt.framing)
             usage = ingress.nativeUsage
         }
         cost = priceOfAnswer()?.cost(of: usage)

@@ -121,7 +121,7 @@ final class ProxyRequest {
                 ingressUnavailable = ingress.instance.name
                 return
             }
-            let state = IngressState(exchange: exchange, route: ingress.route, clientBody: body)
+            let state = IngressState(exchange: exchange, route: ingress.route)
             state.install(on: collector)
             self.ingress = state
         }
