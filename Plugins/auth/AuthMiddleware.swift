@@ -2,7 +2,9 @@ import PluginKit
 import PrismPluginABI
 import PrismWire
 
-/// Client authentication with `Authorization: Bearer <key>` against the keys in `auth.keys`.
+/// Client authentication with `Authorization: Bearer <key>` against the keys in `auth.keys`, then
+/// the admin API's keys through the host's "prism.client_keys.v1" (looked up by SHA-256, so that
+/// creating or revoking one is the host's table update, not a new configuration).
 ///
 /// Every presented key is compared with every configured key in constant time (no early exit on
 /// the first differing byte, no early exit on the first match), so response timing does not reveal
@@ -28,45 +30,59 @@ final class AuthMiddleware: Middleware {
     private let keys: [ClientKey]
     private let hasHashedKeys: Bool
     private let host: PluginHost
+    /// The admin API's keys (nil: the admin API is off, or the host is older than 1.6).
+    private let clientKeys: ClientKeys?
 
     init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
         enabled = try configuration.configurationSwitch("enabled", section: "auth")
         var keys: [ClientKey] = []
         for (index, entry) in (configuration["keys"]?.arrayValue ?? []).enumerated() {
-            let secret: [UInt8]
-            let hashed: Bool
-            if let plain = entry["key"]?.stringValue, !plain.isEmpty {
-                secret = Array(plain.utf8)
-                hashed = false
-            } else if let hex = entry["key_sha256"]?.stringValue, let digest = Hex.decode(hex), digest.count == 32 {
-                secret = digest
-                hashed = true
-            } else {
-                throw PluginError.configuration("auth.keys[\(index)]: `key` (or `key_sha256`) is required")
-            }
-            let name = entry["name"]?.stringValue ?? "key-\(index)"
-            let models = Set((entry["models"]?.arrayValue ?? []).compactMap(\.stringValue))
-            // `expires_at`: seconds since the epoch.
-            var expiresAt: UInt64 = 0
-            if let value = entry["expires_at"], value != .null {
-                guard let seconds = value.integerValue, seconds > 0 else {
-                    throw PluginError.configuration("auth.keys[\(index)].expires_at: expected seconds since the Unix epoch")
-                }
-                expiresAt = UInt64(seconds) * 1000
-            }
-            keys.append(ClientKey(name: name, owner: entry["owner"]?.stringValue ?? "", secret: secret, hashed: hashed,
-                                  models: models,
-                                  requestsPerMinute: max(0, entry["rate_limit_rpm"]?.integerValue ?? 0),
-                                  tokensPerMinute: max(0, entry["rate_limit_tpm"]?.integerValue ?? 0),
-                                  expiresAt: expiresAt))
+            keys.append(try AuthMiddleware.clientKey(entry, index: index))
         }
-        if enabled && keys.isEmpty {
+        clientKeys = host.clientKeys
+        if enabled && keys.isEmpty && clientKeys == nil {
             throw PluginError.configuration("auth.enabled is true but auth.keys is empty: no client could get in")
         }
         self.keys = keys
         hasHashedKeys = keys.contains { $0.hashed }
-        host.log(.info, "auth \(enabled ? "enabled" : "disabled") with \(keys.count) key(s)")
+        host.log(.info, "auth \(enabled ? "enabled" : "disabled") with \(keys.count) key(s)"
+                 + (clientKeys == nil ? "" : " and the admin API's"))
+    }
+
+    /// One entry of `auth.keys`, or (`index` nil) a record of prism.client_keys.v1, whose digest
+    /// is `digest`.
+    static func clientKey(_ entry: JSONValue, index: Int?, digest: [UInt8] = []) throws(PluginError) -> ClientKey {
+        let path = index.map { "auth.keys[\($0)]" } ?? "a client key of the admin API"
+        let secret: [UInt8]
+        let hashed: Bool
+        if index == nil {
+            secret = digest
+            hashed = true
+        } else if let plain = entry["key"]?.stringValue, !plain.isEmpty {
+            secret = Array(plain.utf8)
+            hashed = false
+        } else if let hex = entry["key_sha256"]?.stringValue, let digest = Hex.decode(hex), digest.count == 32 {
+            secret = digest
+            hashed = true
+        } else {
+            throw PluginError.configuration("\(path): `key` (or `key_sha256`) is required")
+        }
+        let name = entry["name"]?.stringValue ?? "key-\(index ?? 0)"
+        let models = Set((entry["models"]?.arrayValue ?? []).compactMap(\.stringValue))
+        // `expires_at`: seconds since the epoch.
+        var expiresAt: UInt64 = 0
+        if let value = entry["expires_at"], value != .null {
+            guard let seconds = value.integerValue, seconds > 0 else {
+                throw PluginError.configuration("\(path).expires_at: expected seconds since the Unix epoch")
+            }
+            expiresAt = UInt64(seconds) * 1000
+        }
+        return ClientKey(name: name, owner: entry["owner"]?.stringValue ?? "", secret: secret, hashed: hashed,
+                         models: models,
+                         requestsPerMinute: max(0, entry["rate_limit_rpm"]?.integerValue ?? 0),
+                         tokensPerMinute: max(0, entry["rate_limit_tpm"]?.integerValue ?? 0),
+                         expiresAt: expiresAt)
     }
 
     func onRequest(_ request: PluginRequest, context: RequestContext, localResponse: HTTPBuilder) -> MiddlewareAction {
@@ -120,10 +136,16 @@ final class AuthMiddleware: Middleware {
     }
 
     private func match(_ presented: [UInt8]) -> ClientKey? {
-        let digest = hasHashedKeys ? SHA256.hash(presented) : []
+        let digest = hasHashedKeys || clientKeys != nil ? SHA256.hash(presented) : []
         var found: ClientKey?
         for key in keys where ConstantTime.equal(key.hashed ? digest : presented, key.secret) && found == nil {
             found = key
+        }
+        // The admin API's keys: a hash look-up by the digest (which says nothing of the key).
+        if found == nil, let clientKeys, let record = clientKeys.lookup(sha256: digest),
+           let entry = try? JSONValue.parse(record)
+        {
+            found = try? AuthMiddleware.clientKey(entry, index: nil, digest: digest)
         }
         return found
     }

@@ -176,6 +176,27 @@ public struct PluginHost: @unchecked Sendable {
         else { return nil }
         return KeyValueStore(table.assumingMemoryBound(to: prism_key_value_service_v1.self))
     }
+
+    /// The admin API's client keys ("prism.client_keys.v1", 1.6); nil when the admin API is off
+    /// or the host is older.
+    public var clientKeys: ClientKeys? {
+        guard let get = api.pointee.get_service, let table = get(PRISM_CLIENT_KEYS_SERVICE_V1) else { return nil }
+        return ClientKeys(table.assumingMemoryBound(to: prism_client_keys_service_v1.self))
+    }
+}
+
+/// The client keys an operator created with the admin API, by the SHA-256 of a presented key.
+public struct ClientKeys: @unchecked Sendable {
+    let table: UnsafePointer<prism_client_keys_service_v1>
+
+    init(_ table: UnsafePointer<prism_client_keys_service_v1>) { self.table = table }
+
+    /// The key's record (a JSON object: name, owner, models, rate_limit_rpm, rate_limit_tpm,
+    /// expires_at), or nil when no live key of this instance's organization has that digest.
+    public func lookup(sha256 digest: [UInt8]) -> [UInt8]? {
+        guard let lookup = table.pointee.lookup else { return nil }
+        return collectBytes { sink in withPrismBytes(digest) { lookup($0, sink) } }
+    }
 }
 
 /// Shared state with expiry, through the host ("prism.key_value.v1").

@@ -121,12 +121,14 @@ public final class Gateway: Sendable {
         } else {
             prices = nil
         }
-        if configuration.budgets.enabled && !configuration.budgets.isEmpty {
-            if prices == nil {
+        // With the admin API on, a key created later may carry a budget of its own.
+        if configuration.budgets.enabled && (!configuration.budgets.isEmpty || registry.clientKeys != nil) {
+            if prices == nil && !configuration.budgets.isEmpty {
                 warnings.append("budgets: cost_tracking is off, so nothing has a cost and no budget is ever spent")
             }
             budgets = BudgetService(settings: configuration.budgets, state: registry.sharedState, logger: logger,
-                                    counterPrefix: organization.isEmpty ? "" : "org/\(organization)/")
+                                    counterPrefix: organization.isEmpty ? "" : "org/\(organization)/",
+                                    keyBudgets: registry.clientKeys, organization: organization)
         } else {
             budgets = nil
         }

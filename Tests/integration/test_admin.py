@@ -67,7 +67,7 @@ def test_client_keys_created_shown_once_used_and_revoked(gw, store):
     record = created.json()
     raw = record["key"]
     assert raw.startswith("sk-prism-") and record["preview"].endswith(raw[-4:])
-    # The new key works at once (the gateway was rebuilt with it)...
+    # The new key works at once (the key table took it)...
     ok = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"), headers={"Authorization": f"Bearer {raw}"})
     assert ok.status == 200
     gw.wait_for_log(r"request id=\S+ key=team-a owner=alpha")
@@ -87,6 +87,49 @@ def test_client_keys_created_shown_once_used_and_revoked(gw, store):
     assert_openai_error(request("DELETE", gw.url(f"/-/keys/{record['id']}"), headers=admin()), 404)
     assert_openai_error(post(gw.url("/-/keys"), {"owner": "no name"}, headers=admin()), 400)
     assert post(gw.url("/-/keys"), {"name": "team-a"}, headers=admin()).status == 409
+
+
+def test_creating_and_revoking_keys_rebuilds_nothing(gw):
+    """Admin keys reach the auth plugin through prism.client_keys.v1: a creation or a revocation
+    updates the host's table, it builds no new generation (no instance_new, no reload)."""
+    started = gw.log().count("auth enabled with")
+    assert started >= 1
+    keys = []
+    for index in range(5):
+        made = post(gw.url("/-/keys"), {"name": f"burst-{index}", "models": ["gpt-4o-mini"]}, headers=admin())
+        assert made.status == 201, made.text
+        keys.append(made.json())
+        # Each key is usable the moment its creation was answered.
+        answer = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"),
+                      headers={"Authorization": f"Bearer {made.json()['key']}"})
+        assert answer.status == 200, answer.text
+    # Keys made before still work; the file's key too.
+    for record in keys:
+        assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"),
+                    headers={"Authorization": f"Bearer {record['key']}"}).status == 200
+    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"),
+                headers={"Authorization": f"Bearer {CLIENT_KEY}"}).status == 200
+    assert request("DELETE", gw.url(f"/-/keys/{keys[2]['id']}"), headers=admin()).status == 200
+    assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"),
+                             headers={"Authorization": f"Bearer {keys[2]['key']}"}), 401, code="invalid_api_key")
+    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"),
+                headers={"Authorization": f"Bearer {keys[3]['key']}"}).status == 200
+    log = gw.log()
+    assert "configuration reloaded (admin" not in log, log
+    assert log.count("auth enabled with") == started
+
+
+def test_auth_on_with_no_file_keys_waits_for_admin_keys(gateway, mock_upstream, store):
+    """With the admin API on, `auth.enabled: true` and no keys in the file is a gateway whose
+    clients get keys from the admin API (without it, that configuration is refused)."""
+    give_to_gateway(store.parent)
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url, models=["gpt-4o-mini"])},
+                             auth={"enabled": True}, admin={"token": ADMIN, "store": str(store)}))
+    assert_openai_error(post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"),
+                             headers={"Authorization": "Bearer sk-nobody"}), 401, code="invalid_api_key")
+    raw = post(gw.url("/-/keys"), {"name": "first"}, headers=admin()).json()["key"]
+    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"),
+                headers={"Authorization": f"Bearer {raw}"}).status == 200
 
 
 def test_providers_added_changed_and_removed_at_runtime(gw, make_mock, store):

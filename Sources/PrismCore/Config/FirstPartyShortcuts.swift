@@ -3,39 +3,22 @@ import PrismWire
 // THE ONE PLACE where the host knows first-party plugins by name and schema. config.yaml's
 // shortcut sections `auth:`, `cache:` and `rate_limiting:` configure the auth, cache and
 // rate_limit middleware plugins (checked here, so that a typo is told with its file:line:col, and
-// put in the default middleware order), and the admin API's client keys reach the auth plugin as
-// entries of its `keys`. Everything else in the host knows plugins only through the C ABI.
+// put in the default middleware order), and an organization's generation switches auth on (its
+// keys reach auth through prism.client_keys.v1, like the admin API's other keys). Everything else
+// in the host knows plugins only through the C ABI.
 enum FirstParty {
-    /// A stored key as an entry of the auth plugin's `keys`.
-    static func authEntry(_ key: AdminStore.StoredKey) -> JSONValue {
-        var entry: [(String, JSONValue)] = [
-            ("name", .string(key.name)), ("key_sha256", .string(key.keyHash)), ("owner", .string(key.owner)),
-            ("models", .array(key.models.map { .string($0) })),
-            ("rate_limit_rpm", .number(String(key.requestsPerMinute))),
-            ("rate_limit_tpm", .number(String(key.tokensPerMinute))),
-        ]
-        if let expiresAt = key.extras.expiresAt { entry.append(("expires_at", .number(String(expiresAt)))) }
-        return .object(entry)
-    }
-
-    /// The `auth:` section of a generation whose only keys are `entries` (an organization's).
-    static func authSection(keys entries: [JSONValue]) -> (String, JSONValue) {
-        ("auth", .object([("enabled", .bool(true)), ("keys", .array(entries))]))
+    /// The `auth:` section of an organization's generation: on, with no keys of the file (the
+    /// organization's come from prism.client_keys.v1).
+    static func authSection() -> (String, JSONValue) {
+        ("auth", .object([("enabled", .bool(true))]))
     }
 
     /// The top-level sections that belong to the auth plugin.
     static let authSections: Set<String> = ["auth"]
 
-    /// Adds key entries to the auth middleware's configuration; false when auth is not in the list.
-    static func addClientKeys(_ entries: [JSONValue], to middleware: inout [MiddlewareSettings]) -> Bool {
-        guard let index = middleware.firstIndex(where: { $0.name == "auth" }) else { return false }
-        var section = middleware[index].configuration.objectValue ?? []
-        var list = section.first { $0.0 == "keys" }?.1.arrayValue ?? []
-        list += entries
-        section.removeAll { $0.0 == "keys" }
-        section.append(("keys", .array(list)))
-        middleware[index].configuration = .object(section)
-        return true
+    /// Whether the list has the middleware that checks the admin API's client keys.
+    static func checksClientKeys(_ middleware: [MiddlewareSettings]) -> Bool {
+        middleware.contains { $0.name == "auth" }
     }
 
     /// Whether the list has the auth middleware switched on.

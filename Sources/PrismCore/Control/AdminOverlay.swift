@@ -1,7 +1,8 @@
 import PrismWire
 
 /// The running configuration = config.yaml + what the admin API stored: stored providers replace
-/// or add providers by name; live stored client keys join `auth.keys` as SHA-256 hashes.
+/// or add providers by name. Stored client keys are not configuration: they reach the auth
+/// middleware through prism.client_keys.v1 (`clientKeys`), so creating one rebuilds nothing.
 enum AdminOverlay {
     /// Parses one provider section (JSON, the same keys as config.yaml) through the config
     /// loader, so a stored provider is validated exactly like a configured one. JSON is YAML.
@@ -32,16 +33,10 @@ enum AdminOverlay {
             }
         }
         // Keys of an organization are served by its own generation (Organizations), not this one.
-        let live = keys.filter { $0.revokedAt == nil && $0.extras.organization == nil }
-        if !live.isEmpty {
-            if FirstParty.addClientKeys(live.map(FirstParty.authEntry), to: &configuration.middleware) {
-                // A key's own budget joins `budgets.keys`, winning over one of the same name in the file.
-                for key in live {
-                    if let budget = key.extras.budget { configuration.budgets.keys[key.name] = budget }
-                }
-            } else {
-                problems.append("client keys from the admin API are not enforced: `auth` is not in the middleware list")
-            }
+        if keys.contains(where: { $0.revokedAt == nil && $0.extras.organization == nil }),
+           !FirstParty.checksClientKeys(configuration.middleware)
+        {
+            problems.append("client keys from the admin API are not enforced: `auth` is not in the middleware list")
         }
         if var document = configuration.document.objectValue {
             document.removeAll { $0.0 == "providers" }
@@ -49,5 +44,17 @@ enum AdminOverlay {
             configuration.document = .object(document)
         }
         return (configuration, problems)
+    }
+
+    /// The live stored keys as prism.client_keys.v1 serves them.
+    static func clientKeys(_ keys: [AdminStore.StoredKey]) -> [ClientKeyTable.Key] {
+        keys.compactMap { key in
+            guard key.revokedAt == nil, let digest = Hex.decode(key.keyHash), digest.count == 32 else { return nil }
+            let record = ClientKeyTable.record(name: key.name, owner: key.owner, models: key.models,
+                                               requestsPerMinute: key.requestsPerMinute,
+                                               tokensPerMinute: key.tokensPerMinute, expiresAt: key.extras.expiresAt)
+            return ClientKeyTable.Key(digest: digest, organization: key.extras.organization ?? "", name: key.name,
+                                      record: record, budget: key.extras.budget)
+        }
     }
 }

@@ -71,7 +71,9 @@ public final class GatewayRuntime: Sendable {
         self.configPath = configPath
         self.pluginsDirectoryOverride = pluginsDirectoryOverride
         self.defaultPluginsDirectory = defaultPluginsDirectory
-        let registry = PluginRegistry(logger: logger, redis: file.redis)
+        // The admin API's client keys (prism.client_keys.v1) exist while the admin API is on.
+        let registry = PluginRegistry(logger: logger, redis: file.redis,
+                                      clientKeys: file.admin.token != nil ? ClientKeyTable() : nil)
         var ledger: SpendLedger?
         if file.spendLedger.enabled {
             do {
@@ -100,6 +102,9 @@ public final class GatewayRuntime: Sendable {
             }
         } else {
             adminStore = nil
+        }
+        if let adminStore, let table = registry.clientKeys {
+            table.replace(with: AdminOverlay.clientKeys((try? adminStore.keys()) ?? []))
         }
         registry.loadDirectory(pluginsDirectoryOverride ?? file.pluginsDirectory ?? defaultPluginsDirectory)
         let (effective, problems) = try GatewayRuntime.overlay(file, store: adminStore)
@@ -207,7 +212,8 @@ public final class GatewayRuntime: Sendable {
     {
         guard let store else { return [] }
         let keys = (try? store.keys()) ?? []
-        let (built, problems) = buildOrganizations(file: generation.file, store: store, keys: keys,
+        services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(keys))
+        let (built, problems) = buildOrganizations(file: generation.file, store: store,
                                                    previous: generation.organizations, scope: scope,
                                                    services: services, logger: logger)
         generation.organizations = built
@@ -217,7 +223,7 @@ public final class GatewayRuntime: Sendable {
 
     /// The organizations' generations: rebuilt as `scope` says, the others kept from `previous`.
     /// One that cannot be built is left out (its keys then get 401), with why.
-    static func buildOrganizations(file: GatewayConfiguration, store: AdminStore, keys: [AdminStore.StoredKey],
+    static func buildOrganizations(file: GatewayConfiguration, store: AdminStore,
                                    previous: [String: Gateway], scope: Scope, services: GatewayServices,
                                    logger: Logger) -> ([String: Gateway], [String])
     {
@@ -242,7 +248,7 @@ public final class GatewayRuntime: Sendable {
                 continue
             }
             do {
-                built[id] = try buildOrganization(id, section: organization.section, file: file, keys: keys,
+                built[id] = try buildOrganization(id, section: organization.section, file: file,
                                                   services: services, logger: logger)
             } catch {
                 problems.append("organization '\(id)' was left out: \(error)")
@@ -251,10 +257,10 @@ public final class GatewayRuntime: Sendable {
         return (built, problems)
     }
 
-    static func buildOrganization(_ id: String, section: JSONValue, file: GatewayConfiguration, keys: [AdminStore.StoredKey],
+    static func buildOrganization(_ id: String, section: JSONValue, file: GatewayConfiguration,
                                   services: GatewayServices, logger: Logger, discover: Bool = true) throws -> Gateway
     {
-        let configuration = try Organizations.configuration(file: file, id: id, section: section, keys: keys)
+        let configuration = try Organizations.configuration(file: file, id: id, section: section)
         return try Gateway(configuration: configuration, services: services, logger: logger, discover: discover, organization: id)
     }
 
@@ -270,9 +276,8 @@ public final class GatewayRuntime: Sendable {
     /// nil when it is valid, else why not. On the control queue.
     func validateOrganization(_ id: String, section: JSONValue) -> String? {
         let file = generation.withLock { $0.file }
-        let keys = (try? adminStore?.keys()) ?? []
         do {
-            _ = try GatewayRuntime.buildOrganization(id, section: section, file: file, keys: keys, services: services,
+            _ = try GatewayRuntime.buildOrganization(id, section: section, file: file, services: services,
                                                      logger: logger, discover: false)
             return nil
         } catch {
@@ -290,6 +295,15 @@ public final class GatewayRuntime: Sendable {
     /// what it touched. Runs on the control queue already (from changeLater) or queues itself.
     func adminChanged(_ what: String, scope: Scope = .file, _ done: @escaping @Sendable (ReloadOutcome) -> Void) {
         control.async { [self] in done(rebuild(file: nil, trigger: "admin: \(what)", scope: scope)) }
+    }
+
+    /// A client key was created or revoked: the key table (prism.client_keys.v1) and the index of
+    /// organizations' keys take the store's keys; no generation is rebuilt. On the control queue.
+    func clientKeysChanged() {
+        guard let adminStore else { return }
+        let keys = (try? adminStore.keys()) ?? []
+        services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(keys))
+        generation.withLock { $0.organizationKeys = GatewayRuntime.keyIndex($0.organizations, keys: keys) }
     }
 
     /// Runs `work` on the control queue (admin store access stays off the event loops).

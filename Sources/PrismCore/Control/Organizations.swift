@@ -1,4 +1,3 @@
-import CCrypto
 import PrismWire
 
 /// Organizations: each one owns its providers, routing, limits, cache and budgets (`PUT
@@ -31,31 +30,20 @@ enum Organizations {
     }
 
     /// The organization's configuration: the file's with the owned sections replaced and `auth`
-    /// holding the organization's live keys. Loaded by the same loader as config.yaml, without
+    /// on (its keys come from prism.client_keys.v1, scoped to the organization). Loaded by the same
+    /// loader as config.yaml, without
     /// `${ENV}` substitution (the environment is the operator's, not an API client's).
-    static func configuration(file: GatewayConfiguration, id: String, section: JSONValue,
-                              keys: [AdminStore.StoredKey]) throws(ConfigError) -> GatewayConfiguration
+    static func configuration(file: GatewayConfiguration, id: String, section: JSONValue) throws(ConfigError)
+        -> GatewayConfiguration
     {
         var document = (file.document.objectValue ?? []).filter {
             !ownedSections.contains($0.0) && !FirstParty.authSections.contains($0.0)
         }
         for (key, value) in section.objectValue ?? [] { document.append((key, value)) }
-        var entries = keys.filter { $0.revokedAt == nil && $0.extras.organization == id }.map(FirstParty.authEntry)
-        if entries.isEmpty {
-            // No key yet: a key nobody holds (the SHA-256 of fresh random bytes), so that the
-            // generation builds, validates the config, and lets no request in.
-            var random = [UInt8](repeating: 0, count: 32)
-            _ = prism_random_bytes(&random, 32)
-            let digest = random.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-            entries.append(.object([("name", .string("-")), ("key_sha256", .string(digest))]))
-        }
-        document.append(FirstParty.authSection(keys: entries))
+        document.append(FirstParty.authSection())
         var loader = ConfigLoader(environment: { _ in nil })
-        var (configuration, _) = try loader.load(text: String(decoding: JSONValue.object(document).jsonBytes, as: UTF8.self),
+        let (configuration, _) = try loader.load(text: String(decoding: JSONValue.object(document).jsonBytes, as: UTF8.self),
                                                  file: "admin:orgs/\(id)")
-        for key in keys where key.revokedAt == nil && key.extras.organization == id {
-            if let budget = key.extras.budget { configuration.budgets.keys[key.name] = budget }
-        }
         return configuration
     }
 }

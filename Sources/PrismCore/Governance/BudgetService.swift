@@ -2,12 +2,26 @@ import Logging
 import PrismWire
 import Synchronization
 
+/// Budgets that change while the gateway runs (the admin API's keys' own), by key name.
+protocol KeyBudgetSource: Sendable {
+    /// Changes whenever the budgets may have.
+    var version: UInt64 { get }
+    func budgets(of organization: String) -> [String: BudgetLimit]
+}
+
 /// Budgets at work: before a request is routed, one read of the counters of every budget it falls
 /// under (one MGET on Redis, a dictionary look-up in memory); after it completed with a cost, one
 /// atomic add to each (off the request's path). Spend is counted in nano-dollars in the shared
 /// state, so with Redis every replica holds the same budget exactly.
+
 final class BudgetService: Sendable {
-    let settings: BudgetSettings
+    /// config.yaml's budgets (or an organization's).
+    private let configured: BudgetSettings
+    /// The admin API's keys' own budgets, which change without a reload (nil: none).
+    private let keyBudgets: (any KeyBudgetSource)?
+    private let organization: String
+    /// `configured` with the key budgets of `keyBudgets` at `version`.
+    private let merged: Mutex<(version: UInt64, settings: BudgetSettings)>
     private let state: SharedStateService
     private let logger: Logger
     private let clock: @Sendable () -> UInt64
@@ -15,13 +29,32 @@ final class BudgetService: Sendable {
     private let counterPrefix: String
 
     init(settings: BudgetSettings, state: SharedStateService, logger: Logger, counterPrefix: String = "",
+         keyBudgets: (any KeyBudgetSource)? = nil, organization: String = "",
          clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() })
     {
-        self.settings = settings
+        configured = settings
+        self.keyBudgets = keyBudgets
+        self.organization = organization
+        merged = Mutex((UInt64.max, settings))
         self.counterPrefix = counterPrefix
         self.state = state
         self.logger = logger
         self.clock = clock
+    }
+
+    /// The budgets in force: the configured ones, and a key's own budget (admin API) winning over
+    /// one of the same name in the file. Re-merged only after the key table changed.
+    var settings: BudgetSettings {
+        guard let keyBudgets else { return configured }
+        let version = keyBudgets.version
+        return merged.withLock { cache in
+            if cache.version != version {
+                var settings = configured
+                for (name, limit) in keyBudgets.budgets(of: organization) { settings.keys[name] = limit }
+                cache = (version, settings)
+            }
+            return cache.settings
+        }
     }
 
     /// The claims of `subject` now and whether spend so far refuses the request.

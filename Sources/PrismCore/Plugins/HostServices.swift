@@ -61,7 +61,8 @@ final class HostFunctionTables: @unchecked Sendable {
     private let logInterface: UnsafeMutablePointer<ffi_cif>
     private let logEnabledInterface: UnsafeMutablePointer<ffi_cif>
     private let getServiceInterface: UnsafeMutablePointer<ffi_cif>
-    private let keyGetInterface: UnsafeMutablePointer<ffi_cif>
+    /// Also prism.client_keys.v1's lookup: the same signature (Plugins/ClientKeys.swift).
+    let keyGetInterface: UnsafeMutablePointer<ffi_cif>
     private let keySetInterface: UnsafeMutablePointer<ffi_cif>
     private let keyRemoveInterface: UnsafeMutablePointer<ffi_cif>
     private let keyIncrementInterface: UnsafeMutablePointer<ffi_cif>
@@ -141,9 +142,12 @@ final class HostFunctionTables: @unchecked Sendable {
         return code
     }
 
-    /// A new host function table acting for `identity`. Safe from any thread: it reads only the
+    /// A new host function table acting for `identity` (and, with `clientKeys`, offering that
+    /// organization's view of the admin API's keys). Safe from any thread: it reads only the
     /// immutable call interfaces, and libffi's closure allocation is thread-safe.
-    func makeTable(for identity: PluginIdentity) -> UnsafePointer<prism_host_api> {
+    func makeTable(for identity: PluginIdentity,
+                   clientKeys: (table: ClientKeyTable, organization: String)? = nil) -> UnsafePointer<prism_host_api>
+    {
         let keyValue = UnsafeMutablePointer<prism_key_value_service_v1>.allocate(capacity: 1)
         keyValue.initialize(to: prism_key_value_service_v1(
             struct_size: UInt32(MemoryLayout<prism_key_value_service_v1>.size),
@@ -153,9 +157,20 @@ final class HostFunctionTables: @unchecked Sendable {
                                   to: type(of: keyValue.pointee.remove)),
             increment: unsafeBitCast(bind(keyIncrementInterface, identity, keyIncrementTrampoline),
                                      to: type(of: keyValue.pointee.increment))))
+        var clientKeysTable: UnsafeRawPointer?
+        if let clientKeys {
+            let table = UnsafeMutablePointer<prism_client_keys_service_v1>.allocate(capacity: 1)
+            let owner = ClientKeysIdentity(identity, table: clientKeys.table, organization: clientKeys.organization)
+            table.initialize(to: prism_client_keys_service_v1(
+                struct_size: UInt32(MemoryLayout<prism_client_keys_service_v1>.size),
+                lookup: unsafeBitCast(bind(keyGetInterface, owner, clientKeysLookupTrampoline),
+                                      to: type(of: table.pointee.lookup))))
+            clientKeysTable = UnsafeRawPointer(table)
+        }
         let services = ServiceDirectory(keyValue: UnsafeRawPointer(keyValue),
                                         sharedState: UnsafeRawPointer(makeSharedStateTable(for: identity)),
-                                        metrics: UnsafeRawPointer(makeMetricsTable(for: identity)))
+                                        metrics: UnsafeRawPointer(makeMetricsTable(for: identity)),
+                                        clientKeys: clientKeysTable)
         let api = UnsafeMutablePointer<prism_host_api>.allocate(capacity: 1)
         api.initialize(to: prism_host_api(
             struct_size: UInt32(MemoryLayout<prism_host_api>.size),
@@ -177,6 +192,8 @@ struct ServiceDirectory {
     let keyValue: UnsafeRawPointer
     let sharedState: UnsafeRawPointer
     let metrics: UnsafeRawPointer
+    /// nil: the admin API is off.
+    let clientKeys: UnsafeRawPointer?
 }
 
 /// An identity that also carries its service directory (for get_service).
@@ -248,6 +265,7 @@ private let getServiceTrampoline: HostFunctionTables.Trampoline = { _, result, a
         case PRISM_KEY_VALUE_SERVICE_V1: service = owner.services.keyValue
         case PRISM_SHARED_STATE_SERVICE_V1: service = owner.services.sharedState
         case PRISM_METRICS_SERVICE_V1: service = owner.services.metrics
+        case PRISM_CLIENT_KEYS_SERVICE_V1: service = owner.services.clientKeys
         default: service = nil
         }
     }

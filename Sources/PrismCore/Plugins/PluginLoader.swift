@@ -96,8 +96,13 @@ public final class PluginRegistry: @unchecked Sendable {
         let table: UnsafePointer<prism_host_api>
     }
 
-    public init(logger: Logger, redis: RedisSettings? = nil) {
+    /// The admin API's client keys, offered to every instance as prism.client_keys.v1 (nil: the
+    /// admin API is off).
+    public let clientKeys: ClientKeyTable?
+
+    public init(logger: Logger, redis: RedisSettings? = nil, clientKeys: ClientKeyTable? = nil) {
         self.logger = logger
+        self.clientKeys = clientKeys
         currentSharedState = Mutex(SharedStateService(settings: redis, logger: logger))
     }
 
@@ -136,7 +141,8 @@ public final class PluginRegistry: @unchecked Sendable {
             if let made = tables[key] { return made.table }
             let namespace = scope.isEmpty ? pluginID : pluginID + "@" + scope
             let table = functionTables.makeTable(for: PluginIdentity(label: label, keyNamespace: namespace, logger: logger,
-                                                                     store: store, sharedState: sharedState))
+                                                                     store: store, sharedState: sharedState),
+                                                 clientKeys: clientKeys.map { ($0, scope) })
             tables[key] = HostTablePointer(table: table)
             return table
         }

@@ -123,6 +123,18 @@ extension GatewayHTTPHandler {
         }
     }
 
+    /// Runs `work` (a client key created or revoked in the store) on the control queue; the key
+    /// table takes the change at once (no generation is rebuilt), then the answer is written.
+    func keyChangeLater(_ work: @escaping @Sendable () -> ControlAnswer) {
+        guard let reply = replier() else { return }
+        let runtime = self.runtime
+        runtime.onControlQueue {
+            let answer = work()
+            if answer.status.code < 300 { runtime.clientKeysChanged() }
+            reply(answer)
+        }
+    }
+
     func write(_ answer: ControlAnswer) {
         writeJSON(status: answer.status, body: answer.body)
     }

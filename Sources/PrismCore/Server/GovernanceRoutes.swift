@@ -29,10 +29,9 @@ extension GatewayHTTPHandler {
             return write(.error(.notFound, "org_not_found",
                                 "No organization '\(organization)' is being served (PUT /-/orgs/\(organization)/config first)."))
         }
-        let scope: GatewayRuntime.Scope = extras.organization.map { .organization($0) } ?? .file
         let authEnabled = FirstParty.authenticates(gateway.configuration.middleware)
         let budgetsOff = !gateway.configuration.budgets.enabled
-        changeLater("POST /-/keys", scope: scope) {
+        keyChangeLater {
             do {
                 let (record, raw) = try store.createKey(name: name, owner: owner, models: models,
                                                         requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
@@ -137,7 +136,7 @@ extension GatewayHTTPHandler {
     /// `GET /-/budgets`: every configured budget (and every stored key's) with its spend this period.
     func listBudgets() {
         guard let replied = replier() else { return }
-        guard let budgets = gateway.budgets else {
+        guard let budgets = gateway.budgets, !budgets.settings.isEmpty else {
             return replied(.ok(.object([("enabled", .bool(false)), ("budgets", .array([]))])))
         }
         budgets.report { bytes in replied(ControlAnswer(status: .ok, body: bytes)) }
@@ -206,15 +205,14 @@ extension GatewayHTTPHandler {
 
     func revokeKey(_ id: String) {
         guard let store = runtime.adminStore else { return }
-        changeLater("DELETE /-/keys/\(id)") { () -> (ControlAnswer, GatewayRuntime.Scope) in
+        keyChangeLater {
             do {
-                let organization = try store.keys().first { $0.id == id }?.extras.organization
                 guard try store.revokeKey(id: id) else {
-                    return (.error(.notFound, "key_not_found", "No live key has the id '\(id)'."), .file)
+                    return .error(.notFound, "key_not_found", "No live key has the id '\(id)'.")
                 }
-                return (.ok(.object([("revoked", .string(id))])), organization.map { .organization($0) } ?? .file)
+                return .ok(.object([("revoked", .string(id))]))
             } catch {
-                return (.error(.internalServerError, "store_error", "\(error)"), .file)
+                return .error(.internalServerError, "store_error", "\(error)")
             }
         }
     }

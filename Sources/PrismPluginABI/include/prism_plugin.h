@@ -48,8 +48,9 @@ extern "C" {
  * 1.4: prism_error_sink.add_header; config_keys at the end of the provider, middleware and router
  *      tables; prism_provider_v1.model_patterns.
  * 1.5: ingress components (PRISM_COMPONENT_INGRESS, prism_ingress_v1, prism_route,
- *      prism_decode_resume, PRISM_PENDING): a client dialect served on its own routes. */
-#define PRISM_ABI_MINOR 5
+ *      prism_decode_resume, PRISM_PENDING): a client dialect served on its own routes.
+ * 1.6: the "prism.client_keys.v1" service (prism_client_keys_service_v1). */
+#define PRISM_ABI_MINOR 6
 /* The one symbol a plugin exports. A future major version adds `prism_plugin_entry_v2`; one .so
  * may export both. */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry_v1"
@@ -281,6 +282,31 @@ typedef struct prism_metrics_service_v1 {
     prism_status (*histogram_observe)(prism_string name, const prism_header *labels,
                                       size_t label_count, double value);
 } prism_metrics_service_v1;
+
+/*
+ * "prism.client_keys.v1" (1.6): the client keys an operator created with the admin API (POST
+ * /-/keys, POST /-/orgs/{id}/keys), kept by the host in its admin store, for a middleware that
+ * authenticates clients. Offered only while the admin API is on: get_service returns NULL
+ * otherwise. An instance sees the keys of the organization its generation serves (the file's
+ * configuration: the keys created without one). Creating, revoking or expiring a key changes what
+ * lookup answers at once: no reload, no new instances.
+ *
+ * lookup: `sha256` is the 32-byte SHA-256 digest of the key the client presented (raw bytes, not
+ * hex). For a live key of this instance's organization it writes the key's record to `out` and
+ * returns PRISM_OK; otherwise (unknown, revoked, another organization's, or a digest that is not
+ * 32 bytes) PRISM_KEY_NOT_FOUND. An expired key is still found: its record carries `expires_at`
+ * and the caller decides (say why in its answer). The record is a UTF-8 JSON object:
+ *   {"name": string, "owner": string (may be ""), "models": [string] (empty: every model),
+ *    "rate_limit_rpm": integer (0: none), "rate_limit_tpm": integer (0: none),
+ *    "expires_at": seconds since the Unix epoch, or null}
+ * Members may be added in later minors: ignore the ones you do not know. Returns at once (a hash
+ * look-up, no I/O); thread-safe.
+ */
+#define PRISM_CLIENT_KEYS_SERVICE_V1 "prism.client_keys.v1"
+typedef struct prism_client_keys_service_v1 {
+    uint32_t struct_size;
+    prism_status (*lookup)(prism_bytes sha256, const prism_bytes_sink *out);
+} prism_client_keys_service_v1;
 
 /* ---- Sinks the host gives to plugins --------------------------------------------------------- */
 
@@ -755,6 +781,7 @@ PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *hos
 #define PRISM_ROUTE_SIZE_1_5 56                    /* through api; array element: frozen */
 #define PRISM_DECODE_RESUME_SIZE_1_5 24            /* through resume */
 #define PRISM_INGRESS_V1_SIZE_1_5 112              /* through config_keys */
+#define PRISM_CLIENT_KEYS_SERVICE_V1_SIZE_1_6 16   /* through lookup */
 #else
 /* Other data models: the same fields, measured by the compiler. */
 #define PRISM_HOST_API_SIZE_1_0 PRISM_SIZE_THROUGH(prism_host_api, get_service)
@@ -790,6 +817,7 @@ PRISM_PLUGIN_EXPORT prism_status prism_plugin_entry_v1(const prism_host_api *hos
 #define PRISM_ROUTE_SIZE_1_5 PRISM_SIZE_THROUGH(prism_route, api)
 #define PRISM_DECODE_RESUME_SIZE_1_5 PRISM_SIZE_THROUGH(prism_decode_resume, resume)
 #define PRISM_INGRESS_V1_SIZE_1_5 PRISM_SIZE_THROUGH(prism_ingress_v1, config_keys)
+#define PRISM_CLIENT_KEYS_SERVICE_V1_SIZE_1_6 PRISM_SIZE_THROUGH(prism_client_keys_service_v1, lookup)
 #endif
 
 #ifdef __cplusplus

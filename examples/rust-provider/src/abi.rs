@@ -20,7 +20,7 @@ use std::ffi::{c_char, c_void};
 // ---- Versions and the entry symbol ----------------------------------------------------------------
 
 pub const PRISM_ABI_MAJOR: u16 = 1;
-pub const PRISM_ABI_MINOR: u16 = 5;
+pub const PRISM_ABI_MINOR: u16 = 6;
 pub const PRISM_PLUGIN_ENTRY_SYMBOL: &str = "prism_plugin_entry_v1";
 
 // ---- Scalars ----------------------------------------------------------------------------------------
@@ -186,6 +186,15 @@ pub struct prism_shared_state_service_v1 {
     >,
     pub window_adjust: Option<unsafe extern "C" fn(key: prism_string, window_milliseconds: u64, slot: u64, delta: i64)>,
     pub set_value_capacity: Option<unsafe extern "C" fn(max_values: u64)>,
+}
+
+pub const PRISM_CLIENT_KEYS_SERVICE_V1: &str = "prism.client_keys.v1";
+
+/// 1.6: the admin API's client keys, looked up by the SHA-256 of a presented key.
+#[repr(C)]
+pub struct prism_client_keys_service_v1 {
+    pub struct_size: u32,
+    pub lookup: Option<unsafe extern "C" fn(sha256: prism_bytes, out: *const prism_bytes_sink) -> prism_status>,
 }
 
 pub const PRISM_METRICS_SERVICE_V1: &str = "prism.metrics.v1";
@@ -705,6 +714,7 @@ mod frozen_sizes {
     pub const PRISM_ROUTE_SIZE_1_5: usize = 56;
     pub const PRISM_DECODE_RESUME_SIZE_1_5: usize = 24;
     pub const PRISM_INGRESS_V1_SIZE_1_5: usize = 112;
+    pub const PRISM_CLIENT_KEYS_SERVICE_V1_SIZE_1_6: usize = 16;
 }
 #[cfg(target_pointer_width = "64")]
 pub use frozen_sizes::*;
@@ -728,4 +738,5 @@ const _: () = {
     assert!(size_of::<prism_route>() == PRISM_ROUTE_SIZE_1_5);
     assert!(size_of::<prism_decode_resume>() == PRISM_DECODE_RESUME_SIZE_1_5);
     assert!(size_of::<prism_ingress_v1>() == PRISM_INGRESS_V1_SIZE_1_5);
+    assert!(size_of::<prism_client_keys_service_v1>() == PRISM_CLIENT_KEYS_SERVICE_V1_SIZE_1_6);
 };

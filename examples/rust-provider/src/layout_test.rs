@@ -58,6 +58,7 @@ fn structs() -> Vec<Mirror> {
         prism_state_result { struct_size, status, flags, reserved, value, windows, window_count }
         prism_shared_state_service_v1 { struct_size, get, set, remove, window_take, window_adjust,
                                         set_value_capacity }
+        prism_client_keys_service_v1 { struct_size, lookup }
         prism_metrics_service_v1 { struct_size, counter_add, gauge_set, histogram_observe }
         prism_http_builder { struct_size, context, set_status, set_method, set_url, set_header, add_header,
                              write_body, clear_body }
@@ -190,7 +191,8 @@ fn integer_constants() -> Vec<(&'static str, i64)> {
             PRISM_ROUTER_V1_SIZE_1_4,
             PRISM_ROUTE_SIZE_1_5,
             PRISM_DECODE_RESUME_SIZE_1_5,
-            PRISM_INGRESS_V1_SIZE_1_5
+            PRISM_INGRESS_V1_SIZE_1_5,
+            PRISM_CLIENT_KEYS_SERVICE_V1_SIZE_1_6
         )
         .into_iter()
         .map(|(n, v)| (n, v as i64)),
@@ -203,7 +205,8 @@ fn string_constants() -> Vec<(&'static str, &'static str)> {
         PRISM_PLUGIN_ENTRY_SYMBOL,
         PRISM_KEY_VALUE_SERVICE_V1,
         PRISM_SHARED_STATE_SERVICE_V1,
-        PRISM_METRICS_SERVICE_V1
+        PRISM_METRICS_SERVICE_V1,
+        PRISM_CLIENT_KEYS_SERVICE_V1
     )
 }
 
