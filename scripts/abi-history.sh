@@ -34,6 +34,8 @@ RELEASES=(
     "1.4 9562bdc9bfb573cbd4bff29ffec5c7ab2935b4fd"
     # 1.5 (ingress) was made over three commits of one stop; e1d34f2 completed it (PRISM_TRANSLATE_ONLY).
     "1.5 e1d34f2ca453112f8902bfcfeb4444c86dfeb085"
+    # 1.6: the prism.client_keys.v1 service.
+    "1.6 f05f538f2face827d7ac66838ce12fe24af2b78d"
 )
 
 # vendored name -> path in the repository
