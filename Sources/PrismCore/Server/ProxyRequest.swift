@@ -45,17 +45,11 @@ final class ProxyRequest {
     var responseBodyForLog: [UInt8]?
 
     // Routing state.
-    /// Candidates not yet tried for the current model, best first.
-    private var queue: [RouteCandidate] = []
-    /// Models to continue with when the current model's candidates are exhausted.
-    private var fallbackModels: [String] = []
+    /// Which candidate next, retries and their delays, the deadline (Routing/AttemptScheduler.swift).
+    private var scheduler: AttemptScheduler<RouteCandidate, ObjectIdentifier>
+    var attemptCount: Int { scheduler.attemptCount }
     private var currentModel = ""
-    private var attemptsForModel = 0
-    private(set) var attemptCount = 0
-    private var retriesByProvider: [ObjectIdentifier: Int] = [:]
     private var pendingRetry: Scheduled<Void>?
-    /// All retries and failover share this deadline (monotonic nanoseconds).
-    private var deadline: UInt64 = 0
     /// Attempts in flight (several while racing).
     var active: [UpstreamAttempt] = []
     /// The attempt whose answer the client gets.
@@ -101,6 +95,16 @@ final class ProxyRequest {
         let headers: [(String, String)]
         let body: [UInt8]
         let failure: TransportFailure?
+
+        /// What the scheduler decides on.
+        var schedulerFailure: AttemptScheduler<RouteCandidate, ObjectIdentifier>.Failure {
+            switch failure {
+            case .timeout?: return .timeout
+            case .connection?, .other?: return .connection
+            case .tooLarge?: return .tooLarge
+            case nil: return .status(status, retryAfter: headers.first { $0.0 == "retry-after" }?.1)
+            }
+        }
     }
 
     init(gateway: Gateway, handler: GatewayHTTPHandler, head: HTTPRequestHead, path: String, api: String, body: [UInt8],
@@ -113,6 +117,9 @@ final class ProxyRequest {
         self.path = path
         self.api = api
         self.body = body
+        let routing = gateway.configuration.routing
+        scheduler = AttemptScheduler(policy: .init(failover: routing.failover, retry: routing.retry),
+                                     providerOf: { ObjectIdentifier($0.provider) })
         let given = head.headers.first(name: "x-prism-request-id") ?? ""
         requestID = ProxyRequest.isUsableRequestID(given) ? given : ProxyRequest.newRequestID()
         trace = gateway.tracer?.begin(headers: head.headers, startedAt: startedAt)
@@ -137,7 +144,9 @@ final class ProxyRequest {
         let planner = gateway.planner
         let resolved = planner.resolve(model)
         let lock = head.headers.first(name: "x-prism-provider-lock")
-        guard loadCandidates(for: resolved, lock: lock) || !planner.fallbacks(for: resolved).isEmpty else {
+        let ranked = loadCandidates(for: resolved, lock: lock)
+        let fallbacks = planner.fallbacks(for: resolved)
+        guard !ranked.isEmpty || !fallbacks.isEmpty else {
             if !askedDiscovery, gateway.discovery.canRefresh {
                 // Perhaps a self-hosted server has the model by now: ask, then route again.
                 askedDiscovery = true
@@ -156,31 +165,29 @@ final class ProxyRequest {
             }
             return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(model), param: "model")
         }
-        fallbackModels = planner.fallbacks(for: resolved)
+        scheduler.begin(candidates: ranked, fallbacks: fallbacks)
         // One deadline for every retry and failover: server.default_request_timeout, or a longer
         // timeout of the first-choice provider. Each attempt is also bounded by its own
         // provider's default_timeout, so a hung provider leaves time to fail over.
         let serverTimeout = gateway.configuration.server.defaultRequestTimeout
-        let overall = max(serverTimeout, queue.first?.provider.settings.defaultTimeout ?? serverTimeout)
-        deadline = startedAt + UInt64(overall.milliseconds) * 1_000_000
+        let overall = max(serverTimeout, ranked.first?.provider.settings.defaultTimeout ?? serverTimeout)
+        scheduler.deadline = startedAt + UInt64(overall.milliseconds) * 1_000_000
         launchAttempts(count: max(1, planner.raceWidth))
         // Answers only arrive later, on this event loop: the first launch is known by then.
         firstChoices = Set(active.map { ObjectIdentifier($0.provider) })
     }
 
-    /// Loads the ranked candidates of `model`; false when there are none.
-    @discardableResult
-    private func loadCandidates(for model: String, lock: String?) -> Bool {
-        guard let view else { return false }
+    /// The ranked candidates of `model` (the router strategy's order).
+    private func loadCandidates(for model: String, lock: String?) -> [RouteCandidate] {
+        guard let view else { return [] }
         let routeStarted = trace == nil ? 0 : monotonicNanoseconds()
         currentModel = model
-        attemptsForModel = 0
         view.setModel(clientModel)
         let candidates = gateway.planner.candidates(for: model, lockedTo: lock)
-        queue = gateway.planner.rank(candidates, request: view)
-        trace?.recordRoute(requested: clientModel, model: model, candidates: queue, strategy: gateway.planner.strategyName,
+        let ranked = gateway.planner.rank(candidates, request: view)
+        trace?.recordRoute(requested: clientModel, model: model, candidates: ranked, strategy: gateway.planner.strategyName,
                            started: routeStarted)
-        return !queue.isEmpty
+        return ranked
     }
 
     // MARK: Attempts
@@ -189,19 +196,16 @@ final class ProxyRequest {
     /// none is running, answers with the last failure, or 503 when every circuit is open.
     private func launchAttempts(count: Int) {
         var launched = 0
-        let failover = gateway.configuration.routing.failover
+        let health = gateway.health
         while launched < count && !finished {
-            if queue.isEmpty || (attemptsForModel >= failover.maxAttempts && attemptCount > 0) {
-                // This model is exhausted: continue with its fallback models, if any.
-                guard failover.enabled || attemptCount == 0, let next = nextFallbackModel() else { break }
-                _ = next
-                continue
-            }
-            let candidate = queue.removeFirst()
-            guard let health = gateway.health.byProvider[candidate.provider.settings.name], health.admit() else {
-                continue // circuit open: skip this provider
-            }
-            let probe = health.snapshot.circuit != .closed
+            // A provider whose circuit is open is skipped; an exhausted model goes on with its fallbacks.
+            guard let candidate = scheduler.next(admit: { health.byProvider[$0.provider.settings.name]?.admit() ?? false },
+                                                 candidates: { [unowned self] model in
+                                                     loadCandidates(for: gateway.planner.resolve(model), lock: nil)
+                                                 })
+            else { break }
+            if scheduler.usedFallbackModel { fallbackUsed = true }
+            let probe = health.byProvider[candidate.provider.settings.name]?.snapshot.circuit != .closed
             if start(candidate, probe: probe) { launched += 1 }
         }
         guard launched == 0, active.isEmpty, pendingRetry == nil, winner == nil, !finished else { return }
@@ -212,24 +216,11 @@ final class ProxyRequest {
              "Every provider that serves '\(clientModel)' is unavailable right now (circuit breaker open); try again shortly.")
     }
 
-    /// Switches to the next fallback model that has candidates.
-    private func nextFallbackModel() -> String? {
-        while !fallbackModels.isEmpty {
-            let model = gateway.planner.resolve(fallbackModels.removeFirst())
-            if loadCandidates(for: model, lock: nil) {
-                fallbackUsed = true
-                return model
-            }
-        }
-        return nil
-    }
-
     /// Builds and sends one attempt. False when the plugin could not build it (the next
     /// candidate is tried for "unsupported"; anything else answers the client).
     private func start(_ candidate: RouteCandidate, probe: Bool) -> Bool {
         guard let view, var exchange = candidate.provider.newExchange() else { return false }
-        attemptCount += 1
-        attemptsForModel += 1
+        scheduler.started()
         view.setModel(candidate.upstreamModel)
         view.pointer.pointee.attempt = UInt32(attemptCount - 1)
         if attemptCount > 1 { view.pointer.pointee.flags |= PRISM_REQUEST_RETRY }
@@ -266,7 +257,7 @@ final class ProxyRequest {
         default:
             trace?.endAttempt(attempt, status: 0, failure: .other("its provider plugin could not build the request (status \(status))"))
             gateway.health.byProvider[candidate.provider.settings.name]?.releaseProbe()
-            if status == PRISM_ERROR_UNSUPPORTED, !queue.isEmpty { return false }
+            if status == PRISM_ERROR_UNSUPPORTED, !scheduler.queue.isEmpty { return false }
             // Only a provider speaking the client's dialect could serve it: what one of those
             // answered (a 503, a timeout) says more than the others' refusal.
             if ingress?.onlyNative != nil, let lastFailure, active.isEmpty {
@@ -282,6 +273,7 @@ final class ProxyRequest {
         let provider = attempt.provider
         let providerTimeout = UInt64((provider.settings.defaultTimeout ?? gateway.configuration.server.defaultRequestTimeout).milliseconds)
         let now = monotonicNanoseconds()
+        let deadline = scheduler.deadline
         let remaining = deadline > now ? (deadline - now) / 1_000_000 : 1
         let channel = handler?.context?.channel
         let receiver = UpstreamReceiver(request: self, attempt: attempt, eventLoop: eventLoop, streaming: streaming,
@@ -422,13 +414,15 @@ final class ProxyRequest {
         let answer = FailedAnswer(attempt: attempt, status: status, headers: headers, body: body, failure: failure)
         lastFailure = answer
         guard winner == nil else { return }
-        if isWorthAnotherTry(answer) {
-            if scheduleRetry(answer) { return }
-            if !active.isEmpty { return } // a racing attempt may still win
-            if gateway.configuration.routing.failover.enabled { return launchAttempts(count: 1) }
+        switch scheduler.decide(after: answer.schedulerFailure, of: attempt.candidate, now: monotonicNanoseconds(),
+                                jitter: Double.random(in: 0.5...1.0)) {
+        case let .retry(delay):
+            scheduleRetry(of: attempt.candidate, afterMilliseconds: delay)
+        case .failOver:
+            if active.isEmpty { launchAttempts(count: 1) } // else a racing attempt may still win
+        case .answer:
+            if active.isEmpty { reportFailure(answer) }
         }
-        if !active.isEmpty { return }
-        reportFailure(answer)
     }
 
     /// A 2xx that its plugin found is no answer (an HTML page, an error object): a provider fault,
@@ -438,7 +432,7 @@ final class ProxyRequest {
         gateway.health.byProvider[attempt.provider.settings.name]?.record(failed: true, latencyMilliseconds: attempt.elapsedMilliseconds)
         recordProviderError(attempt, status: 502, failure: nil)
         feedback(attempt, status: 502)
-        guard gateway.configuration.routing.failover.enabled else { return false }
+        guard scheduler.policy.failover.enabled else { return false }
         winner = nil
         lastFailure = FailedAnswer(attempt: attempt, status: 502, headers: [], body: [], failure: .other(message))
         launchAttempts(count: 1)
@@ -457,54 +451,16 @@ final class ProxyRequest {
         gateway.services.metrics.recordProviderError(provider: attempt.provider.settings.name, reason: reason)
     }
 
-    /// Whether a failure may be retried or failed over: the configured status codes, timeouts
-    /// (when `on_timeout`), and connection errors.
-    private func isWorthAnotherTry(_ answer: FailedAnswer) -> Bool {
-        let settings = gateway.configuration.routing.failover
-        switch answer.failure {
-        case .timeout?: return settings.onTimeout
-        case .connection?, .other?, .tooLarge?: return true
-        case nil: return settings.onStatusCodes.contains(answer.status)
-        }
-    }
-
-    /// Retries the same deployment after an exponential backoff with jitter (or the upstream's
-    /// `Retry-After`, capped by max_delay), when retries are on and the deadline allows.
-    private func scheduleRetry(_ answer: FailedAnswer) -> Bool {
-        let settings = gateway.configuration.routing.retry
-        // The same deployment would send the same oversized answer again: fail over instead.
-        if case .tooLarge? = answer.failure { return false }
-        let key = ObjectIdentifier(answer.attempt.provider)
-        let done = retriesByProvider[key, default: 0]
-        guard settings.enabled, done < settings.maxRetries else { return false }
-        let maximum = Double(settings.maxDelay.milliseconds)
-        var delay = min(Double(settings.initialDelay.milliseconds) * pow(settings.multiplier, Double(done)), maximum)
-        delay *= Double.random(in: 0.5...1.0) // jitter: spread retries from many clients
-        if let retryAfter = answer.headers.first(where: { $0.0 == "retry-after" })?.1,
-           let seconds = Double(retryAfter.trimmingSpaces), seconds >= 0
-        {
-            delay = min(seconds * 1000, maximum)
-        }
-        let now = monotonicNanoseconds()
-        guard now + UInt64(delay * 1_000_000) < deadline else { return false }
-        retriesByProvider[key] = done + 1
-        let candidate = answer.attempt.candidate
+    /// Tries the same deployment again after the scheduler's delay.
+    private func scheduleRetry(of candidate: RouteCandidate, afterMilliseconds delay: UInt64) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         pendingRetry = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
             let request = bound.value
             request.pendingRetry = nil
             guard !request.finished, request.winner == nil else { return }
-            request.queue.insert(candidate, at: 0)
-            request.attemptsForModel -= 1 // a retry is not a failover attempt
+            request.scheduler.retryNow(candidate)
             request.launchAttempts(count: 1)
         }
-        return true
-    }
-
-    private func pow(_ base: Double, _ exponent: Double) -> Double {
-        var result = 1.0
-        for _ in 0..<Int(exponent) { result *= base }
-        return result
     }
 
     /// The winning stream's upstream ended (or broke): finish the client stream.
