@@ -135,7 +135,8 @@ let package = Package(
         .testTarget(name: "PrismWireTests", dependencies: ["PrismWire"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "PrismCoreTests", dependencies: ["PrismCore", "PrismWire"],
+        .testTarget(name: "PrismCoreTests", dependencies: ["PrismCore", "PrismWire",
+                                                          .product(name: "NIOEmbedded", package: "swift-nio")],
                     swiftSettings: swiftSettings),
     ]
 )

@@ -19,10 +19,10 @@ final class HostileInputTests: XCTestCase {
 
     func testModelNamesThatChangeAURLOrAHeaderAreRefused() {
         for model in ["gpt-4o", "meta-llama/Llama-3.1-8B-Instruct", "llama3:8b", "claude-3-5-sonnet@20240620",
-                      "us.anthropic.claude-3-5-sonnet-20240620-v1:0", "openai/gpt-4.1", "a..b", ".hidden"] {
+                      "us.anthropic.claude-3-5-sonnet-20240620-v1:0", "openai/gpt-4.1", "a..b", ".hidden", "a/.../b", "x/", "/x"] {
             XCTAssertNil(ProxyRequest.modelNameProblem(model), model)
         }
-        for model in ["m\r\nX: y", "m\n", "m\u{0}", "m\u{7f}", "az/..", "az/./x", "../x", "m?x=1", "m#f", "a\\b",
+        for model in ["m\r\nX: y", "m\n", "m\u{0}", "m\u{7f}", "az/..", "az/./x", "../x", ".", "..", "a/./", "m?x=1", "m#f", "a\\b",
                       String(repeating: "x", count: 257)] {
             XCTAssertNotNil(ProxyRequest.modelNameProblem(model), model.debugDescription)
         }

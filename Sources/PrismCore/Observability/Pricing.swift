@@ -1,3 +1,4 @@
+import Synchronization
 import PrismPluginABI
 import PrismWire
 
@@ -79,7 +80,23 @@ public final class PriceTable: Sendable {
         return (PriceTable(models: models, prefixes: prefixes, asOf: asOf), problem)
     }
 
+    /// What `price(for:)` found for names not in the table as they are (a dated answer model, a
+    /// Bedrock spelling): the derivation costs string splitting on every request. Bounded.
+    private let derived = Mutex<[String: ModelPrice?]>([:])
+    private static let maximumDerived = 1024
+
     public func price(for model: String) -> ModelPrice? {
+        if let price = models[model] { return price }
+        if let known = derived.withLock({ $0[model] }) { return known }
+        let price = derive(model)
+        derived.withLock { memo in
+            if memo.count >= Self.maximumDerived { memo.removeAll(keepingCapacity: true) }
+            memo[model] = price
+        }
+        return price
+    }
+
+    private func derive(_ model: String) -> ModelPrice? {
         if let price = lookup(model) { return price }
         // Bedrock (`anthropic.claude-…-v1:0`, `us.anthropic.…`) and Vertex (`…@20240620`) spellings.
         var name = Substring(model)

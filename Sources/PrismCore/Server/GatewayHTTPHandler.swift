@@ -38,7 +38,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
-            context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.headReceived, promise: nil)
+            context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.headReceived, promise: nil)
             head = requestHead
             body = nil
             discarding = false
@@ -178,8 +178,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?, dialect: Bool = false) {
         // The request keeps this generation to its end: the file's, or its key's organization's
         // (a client key from `Authorization: Bearer`, or `x-api-key` as Anthropic's SDK sends it).
-        let token = GatewayHTTPHandler.bearerToken(head) ?? head.headers.first(name: "x-api-key").map { Substring($0) }
-        let gateway = runtime.gateway(bearer: token)
+        // (An autoclosure: the token is only read while organizations exist.)
+        let gateway = runtime.gateway(bearer: GatewayHTTPHandler.bearerToken(head)
+            ?? head.headers.first(name: "x-api-key").map { Substring($0) })
         if gateway.activity.stopping.load(ordering: .relaxed) {
             writeError(status: .serviceUnavailable, type: "service_unavailable", code: "service_unavailable",
                        message: "The gateway is shutting down.", close: true)
@@ -256,11 +257,6 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             active?.abortForShutdown()
             return
         }
-        // Idle connections (no request in progress) are closed after server.idle_timeout.
-        if event is IdleStateHandler.IdleStateEvent, active == nil, head == nil {
-            context.close(promise: nil)
-            return
-        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -284,6 +280,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Adds `connection: close` when this answer ends the connection; true if it does.
     private func framing(_ headers: inout HTTPHeaders, close: Bool) -> Bool {
+        GatewayHTTPHandler.dropInvalidHeaders(&headers)
         let closing = close || !keepAlive
         if closing {
             headers.replaceOrAdd(name: "connection", value: "close")
@@ -291,6 +288,33 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.replaceOrAdd(name: "connection", value: "keep-alive")
         }
         return closing
+    }
+
+    /// NIO's outbound header validation is off (a pipeline stage on every write): here, every
+    /// answer's head loses the headers whose name is not an HTTP token or whose value holds a
+    /// control character (a plugin's or an upstream's), so that none can split the response.
+    static func dropInvalidHeaders(_ headers: inout HTTPHeaders) {
+        func valid(_ name: String, _ value: String) -> Bool {
+            guard !name.isEmpty else { return false }
+            for byte in name.utf8 {
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                     UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    continue
+                case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+                     UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                     UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+                    continue
+                default:
+                    return false
+                }
+            }
+            return value.utf8.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }
+        }
+        guard !headers.allSatisfy({ valid($0.name, $0.value) }) else { return }
+        var kept = HTTPHeaders()
+        for (name, value) in headers where valid(name, value) { kept.add(name: name, value: value) }
+        headers = kept
     }
 
     // MARK: Writing
@@ -311,7 +335,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         // Before .end: ending the answer lets NIO hand over a pipelined next request at once.
-        context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.answered, promise: nil)
+        context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
         let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
         if closing { closeAfter(done, lingering: discarding) }
     }
@@ -351,7 +375,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.answered, promise: nil)
+        context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
         if closing {
             closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil))), lingering: false)
         } else {
@@ -380,7 +404,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func endStream() {
         guard let context else { return }
-        context.triggerUserOutboundEvent(HeaderDeadlineHandler.Event.answered, promise: nil)
+        context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         } else {

@@ -67,14 +67,8 @@ public final class HTTPServer: Sendable {
                 }
                 connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(HeaderDeadlineHandler(timeout: {
-                        .milliseconds(runtime.gateway.configuration.server.headerTimeout.milliseconds)
-                    }))
-                    // Parse errors reach GatewayHTTPHandler.errorCaught (an OpenAI-shaped answer).
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                    try channel.pipeline.syncOperations.addHandler(
-                        IdleStateHandler(allTimeout: .milliseconds(idle.milliseconds)))
-                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(runtime: runtime))
+                    try channel.pipeline.syncOperations.addGatewayHandlers(GatewayHTTPHandler(runtime: runtime), runtime: runtime,
+                                                                          idleTimeout: .milliseconds(idle.milliseconds))
                 }
             }
         let channel = try bootstrap.bind(host: host, port: port).wait()

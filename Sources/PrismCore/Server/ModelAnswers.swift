@@ -14,9 +14,23 @@ extension ProxyRequest {
         if model.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
             return "The model name contains a control character."
         }
-        if model.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "\\") })
-            || model.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." })
-        {
+        // One pass over the bytes (on every request): '?', '#', '\\', or a segment between slashes
+        // that is "." or "..".
+        var segmentDots = 0, segmentLength = 0, refused = false
+        for byte in model.utf8 {
+            switch byte {
+            case UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\\"): refused = true
+            case UInt8(ascii: "/"):
+                if segmentLength > 0 && segmentLength == segmentDots && segmentDots <= 2 { refused = true }
+                segmentDots = 0
+                segmentLength = 0
+            default:
+                segmentLength += 1
+                if byte == UInt8(ascii: ".") { segmentDots += 1 }
+            }
+        }
+        if segmentLength > 0 && segmentLength == segmentDots && segmentDots <= 2 { refused = true }
+        if refused {
             return "The model name contains '?', '#', '\\' or a '.' / '..' path segment, which no model name has."
         }
         return nil

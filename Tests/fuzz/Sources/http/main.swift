@@ -1,6 +1,6 @@
 // libFuzzer target: raw bytes from a client connection, through the server's real channel
-// pipeline on an EmbeddedChannel: HeaderDeadlineHandler, NIO's HTTP/1.1 server codec (llhttp,
-// instrumented too) and pipelining handler, IdleStateHandler and GatewayHTTPHandler, which runs
+// pipeline on an EmbeddedChannel: ConnectionDeadlineHandler, NIO's HTTP/1.1 server codec (llhttp,
+// instrumented too) and pipelining handler and GatewayHTTPHandler, which runs
 // the gateway's own checks on each request (body size and time limits, routes and methods, the
 // operational routes, the JSON body, `model`, x-prism-request-id, x-prism-provider-lock) and
 // proxies what passes through the middleware chain (the auth plugin), the route planner and the
@@ -157,13 +157,8 @@ runFuzzer { bytes in
     let checker = ExchangeChecker()
     do {
         let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(HeaderDeadlineHandler(timeout: {
-            .milliseconds(runtime.gateway.configuration.server.headerTimeout.milliseconds)
-        }))
-        try pipeline.configureHTTPServerPipeline(withErrorHandling: false)
-        try pipeline.addHandler(checker)
-        try pipeline.addHandler(IdleStateHandler(allTimeout: .seconds(60)))
-        try pipeline.addHandler(GatewayHTTPHandler(runtime: runtime))
+        try pipeline.addGatewayHandlers(GatewayHTTPHandler(runtime: runtime), runtime: runtime, idleTimeout: .seconds(60),
+                                        inspector: checker)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
     } catch {
         fatalError("pipeline setup: \(error)")
