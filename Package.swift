@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layout (the request's path): Sources/PrismCore/{Server → Pipeline → Routing → Transport} with
-// Plugins/ (provider adapters, middleware, routers) loaded through the C ABI in PrismPluginABI.
-// Plugins depend only on PluginKit (+ PrismWire and the ABI header), never on PrismCore.
+// Layout (the request's path): Sources/PrismCore/{Server → Pipeline → Routing} → PrismTransport,
+// with Plugins/ (provider adapters, middleware, routers, dialects) loaded through the C ABI in
+// PrismPluginABI. The host's lower layers are modules of their own (PrismSupport ← PrismTransport,
+// PrismSharedState), so the compiler refuses a reach upward. Plugins depend only on PluginKit
+// (+ PrismWire and the ABI header), never on the host.
 
 let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
@@ -80,7 +82,21 @@ let package = Package(
         // AWS request signing (SigV4) and the event-stream framing: Bedrock's alone, so that no
         // other plugin carries them.
         .target(name: "AWSKit", dependencies: ["PluginKit", "PrismWire"], swiftSettings: swiftSettings),
+        // The bottom of the host, each a module so that nothing below can reach up: small shared
+        // utilities (clocks, digests, ASCII, the resume latch), then the outbound engine (libcurl's
+        // multi interface on its thread), which knows nothing of plugins, routing or the server.
+        .target(name: "PrismSupport", dependencies: ["PrismWire", "CCrypto"], swiftSettings: swiftSettings),
+        .target(name: "PrismTransport", dependencies: ["PrismSupport", "CCurl", "CPrismSystem"],
+                swiftSettings: swiftSettings),
+        // Shared state (in memory, or Redis through hiredis on its own thread): counters, sliding
+        // windows and values. Knows nothing of plugins: PrismCore's Plugins/ offers it through the ABI.
+        .target(name: "PrismSharedState", dependencies: [
+            "PrismSupport", "PrismWire", "PrismPluginABI", "CHiredis", "CPrismSystem",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ], swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
+            "PrismSupport", "PrismTransport", "PrismSharedState",
             "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto", "CZlib", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

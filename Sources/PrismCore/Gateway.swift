@@ -298,10 +298,3 @@ extension GatewayConfiguration {
     /// Keep-alive connections libcurl may cache: the providers' `conn_pool_size` summed.
     public var idleConnectionBudget: Int { max(64, providers.reduce(0) { $0 + ($1.connectionPoolSize ?? 32) }) }
 }
-
-extension Duration {
-    var milliseconds: Int64 {
-        let parts = components
-        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -156,11 +156,6 @@ public final class GatewayMetrics: Sendable {
         return counters
     }
 
-    /// Window takes answered locally, and value operations that failed, because Redis was down.
-    func recordSharedStateFallback(_ operation: String) {
-        CoreMetrics.Counter(label: "prism_shared_state_fallbacks_total", dimensions: [("operation", operation)]).increment()
-    }
-
     /// The Prometheus text exposition, after refreshing the gauges read from `gateway`.
     func render(gateway: Gateway) -> [UInt8] {
         for provider in gateway.providers {

@@ -1,5 +1,6 @@
 import CCurl
 import CPrismSystem
+import PrismSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -7,14 +8,14 @@ import Glibc
 #endif
 
 /// Why an upstream transfer ended without an HTTP answer.
-enum TransportFailure: Error, Sendable {
+package enum TransportFailure: Error, Sendable {
     case timeout
     case connection(String)
     case other(String)
     /// A buffered answer past server.max_response_body_size (the transfer was stopped).
     case tooLarge(String)
 
-    var message: String {
+    package var message: String {
         switch self {
         case let .tooLarge(detail): return detail
         case .timeout: return "the upstream did not answer in time"
@@ -26,7 +27,7 @@ enum TransportFailure: Error, Sendable {
 
 /// What the transport reports about one transfer, from its own thread. Implementations hop to
 /// wherever they need to be; they must not block.
-protocol TransferDelegate: AnyObject, Sendable {
+package protocol TransferDelegate: AnyObject, Sendable {
     /// The status line and headers arrived (called before any body bytes).
     func transferReceivedHead(status: Int, headers: [(String, String)])
     /// Body bytes. Return false to pause the transfer until `CurlTransport.resume` (backpressure).
@@ -37,15 +38,15 @@ protocol TransferDelegate: AnyObject, Sendable {
 
 /// Limits how many transfers one provider has in flight (`max_concurrent`); the rest wait in
 /// order. Only touched on the transport thread.
-final class AdmissionGate: @unchecked Sendable {
-    let limit: Int
+package final class AdmissionGate: @unchecked Sendable {
+    package let limit: Int
     var active = 0
     var waiting: [Transfer] = []
-    init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 }
 
 /// One outbound HTTP request and its libcurl state.
-final class Transfer: @unchecked Sendable {
+package final class Transfer: @unchecked Sendable {
     // Immutable request description.
     let method: String
     let url: String
@@ -66,8 +67,8 @@ final class Transfer: @unchecked Sendable {
     fileprivate var finished = false
     fileprivate var queuedAt: UInt64 = 0
 
-    init(method: String, url: String, headers: [(String, String)], body: [UInt8], timeoutMilliseconds: Int,
-         streaming: Bool, gate: AdmissionGate?, delegate: TransferDelegate)
+    package init(method: String, url: String, headers: [(String, String)], body: [UInt8], timeoutMilliseconds: Int,
+                 streaming: Bool, gate: AdmissionGate?, delegate: TransferDelegate)
     {
         self.method = method
         self.url = url
@@ -84,7 +85,7 @@ final class Transfer: @unchecked Sendable {
 /// the network. The thread runs its own epoll loop and tells libcurl exactly which socket is
 /// ready (`curl_multi_socket_action`), so the work per wakeup does not grow with the number of
 /// transfers. Other threads hand it commands through a locked queue plus an eventfd.
-final class CurlTransport: @unchecked Sendable {
+package final class CurlTransport: @unchecked Sendable {
     private enum Command {
         case start(Transfer)
         case cancel(Transfer)
@@ -108,7 +109,7 @@ final class CurlTransport: @unchecked Sendable {
 
     /// `maximumIdleConnections`: keep-alive connections kept open across all providers (the sum
     /// of their `conn_pool_size`).
-    init(maximumIdleConnections: Int) {
+    package init(maximumIdleConnections: Int) {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         multi = curl_multi_init()
         epollDescriptor = prism_epoll_create()
@@ -136,9 +137,9 @@ final class CurlTransport: @unchecked Sendable {
         }, box)
     }
 
-    func start(_ transfer: Transfer) { submit(.start(transfer)) }
-    func cancel(_ transfer: Transfer) { submit(.cancel(transfer)) }
-    func resume(_ transfer: Transfer) { submit(.resume(transfer)) }
+    package func start(_ transfer: Transfer) { submit(.start(transfer)) }
+    package func cancel(_ transfer: Transfer) { submit(.cancel(transfer)) }
+    package func resume(_ transfer: Transfer) { submit(.resume(transfer)) }
 
     private func submit(_ command: Command) {
         commands.withLock { $0.append(command) }

@@ -5,10 +5,11 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import PrismSupport
 #endif
 
 /// A Redis reply, copied out of hiredis's memory.
-enum RedisReply: Sendable {
+package enum RedisReply: Sendable {
     case string([UInt8])
     case integer(Int64)
     case array([RedisReply])
@@ -16,7 +17,7 @@ enum RedisReply: Sendable {
     case status(String)
     case error(String)
 
-    var integer: Int64? {
+    package var integer: Int64? {
         if case let .integer(value) = self { return value }
         return nil
     }
@@ -30,10 +31,10 @@ enum RedisReply: Sendable {
 /// The connection reconnects by itself every second while Redis is unreachable. A command that
 /// cannot be sent (not connected), or whose reply does not come within `commandTimeout`, or whose
 /// connection breaks, completes with nil: the caller falls back.
-final class RedisClient: @unchecked Sendable {
-    typealias Completion = @Sendable (RedisReply?) -> Void
+package final class RedisClient: @unchecked Sendable {
+    package typealias Completion = @Sendable (RedisReply?) -> Void
 
-    let address: String
+    package let address: String
     private let host: String
     private let port: Int32
     private let password: String
@@ -63,7 +64,7 @@ final class RedisClient: @unchecked Sendable {
     private var reconnectAt: UInt64 = 0
     private var outageReported = false
 
-    init(host: String, port: Int32, password: String, database: Int, commandTimeoutMilliseconds: Int, logger: Logger) {
+    package init(host: String, port: Int32, password: String, database: Int, commandTimeoutMilliseconds: Int, logger: Logger) {
         self.host = host
         self.port = port
         self.password = password
@@ -83,16 +84,16 @@ final class RedisClient: @unchecked Sendable {
     }
 
     /// Connected right now (commands sent now will most likely be answered).
-    var isConnected: Bool { connectedFlag.load(ordering: .acquiring) }
+    package var isConnected: Bool { connectedFlag.load(ordering: .acquiring) }
 
     /// Closes the connection and ends the thread after `seconds` (commands then fail at once).
-    func stop(afterSeconds seconds: UInt32) {
+    package func stop(afterSeconds seconds: UInt32) {
         stopAt.store(monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000, ordering: .relaxed)
         prism_eventfd_signal(wakeDescriptor)
     }
 
     /// Sends one command; `done` runs on the client's thread with the reply, or nil on failure.
-    func send(_ arguments: [[UInt8]], _ done: @escaping Completion) {
+    package func send(_ arguments: [[UInt8]], _ done: @escaping Completion) {
         guard isConnected else { return done(nil) }
         let accepted = submissions.withLock { state -> Bool in
             guard !state.stopped else { return false }
@@ -286,9 +287,9 @@ final class RedisClient: @unchecked Sendable {
 }
 
 private final class CommandBox {
-    let client: RedisClient
-    let done: RedisClient.Completion
-    init(client: RedisClient, done: @escaping RedisClient.Completion) {
+    package let client: RedisClient
+    package let done: RedisClient.Completion
+    package init(client: RedisClient, done: @escaping RedisClient.Completion) {
         self.client = client
         self.done = done
     }
@@ -303,7 +304,7 @@ private let commandCallback: @convention(c) (UnsafeMutablePointer<redisAsyncCont
 }
 
 extension RedisReply {
-    init(copying reply: UnsafeMutablePointer<redisReply>) {
+    package init(copying reply: UnsafeMutablePointer<redisReply>) {
         let value = reply.pointee
         switch Int32(value.type) {
         case REDIS_REPLY_STRING:

@@ -1,37 +1,44 @@
 import Synchronization
 
 /// One window claim with its key already namespaced.
-struct WindowRequest: Sendable {
-    var key: String
-    var window: UInt64
-    var limit: Int64
-    var cost: Int64
+package struct WindowRequest: Sendable {
+    package var key: String
+    package var window: UInt64
+    package var limit: Int64
+    package var cost: Int64
+
+    package init(key: String, window: UInt64, limit: Int64, cost: Int64) {
+        self.key = key
+        self.window = window
+        self.limit = limit
+        self.cost = cost
+    }
 }
 
 /// What window_take answers, per claim and overall.
-struct WindowReply: Sendable {
-    var granted: Bool
-    var windows: [WindowCounter.Evaluation]
+package struct WindowReply: Sendable {
+    package var granted: Bool
+    package var windows: [WindowCounter.Evaluation]
 }
 
 /// Shared state in this process: values in one LRU table per plugin namespace, windows in one
 /// table. Every operation is one short critical section (no I/O), so callers answer inline.
-final class MemoryStateBackend: Sendable {
+package final class MemoryStateBackend: Sendable {
     private let values = Mutex<[String: ValueTable]>([:])
     private let windows = Mutex<WindowTable>(WindowTable())
 
     private struct WindowTable {
-        var counters: [String: (window: UInt64, counter: WindowCounter)] = [:]
-        var takesSinceSweep = 0
+        package var counters: [String: (window: UInt64, counter: WindowCounter)] = [:]
+        package var takesSinceSweep = 0
     }
 
     // MARK: Values
 
-    func get(namespace: String, key: String, now: UInt64) -> [UInt8]? {
+    package func get(namespace: String, key: String, now: UInt64) -> [UInt8]? {
         values.withLock { tables in tables[namespace]?.get(key, now: now) }
     }
 
-    func set(namespace: String, key: String, value: [UInt8], ttlMilliseconds: UInt64, now: UInt64) {
+    package func set(namespace: String, key: String, value: [UInt8], ttlMilliseconds: UInt64, now: UInt64) {
         values.withLock { tables in
             tables[namespace, default: ValueTable()].set(
                 key, value, expiresAt: ttlMilliseconds == 0 || ttlMilliseconds > UInt64.max - now ? 0 : now + ttlMilliseconds,
@@ -39,20 +46,20 @@ final class MemoryStateBackend: Sendable {
         }
     }
 
-    func remove(namespace: String, key: String) {
+    package func remove(namespace: String, key: String) {
         values.withLock { tables in tables[namespace]?.remove(key) }
     }
 
-    func setCapacity(namespace: String, _ capacity: Int) {
+    package func setCapacity(namespace: String, _ capacity: Int) {
         values.withLock { tables in tables[namespace, default: ValueTable()].capacity = capacity }
     }
 
-    func valueCount(namespace: String) -> Int { values.withLock { $0[namespace]?.count ?? 0 } }
+    package func valueCount(namespace: String) -> Int { values.withLock { $0[namespace]?.count ?? 0 } }
 
     // MARK: Windows
 
     /// All claims or none; `now` in wall-clock milliseconds.
-    func take(_ claims: [WindowRequest], now: UInt64) -> WindowReply {
+    package func take(_ claims: [WindowRequest], now: UInt64) -> WindowReply {
         windows.withLock { table in
             var evaluations: [WindowCounter.Evaluation] = []
             evaluations.reserveCapacity(claims.count)
@@ -79,23 +86,23 @@ final class MemoryStateBackend: Sendable {
         }
     }
 
-    func adjust(key: String, slot: UInt64, delta: Int64) {
+    package func adjust(key: String, slot: UInt64, delta: Int64) {
         windows.withLock { table in table.counters[key]?.counter.adjust(slot: slot, delta: delta) }
     }
 }
 
 /// Values with expiry and least-recently-used eviction above `capacity` (0 = unbounded): a hash
 /// map into a doubly linked list kept in arrays (no per-entry allocation beyond the value).
-struct ValueTable {
+package struct ValueTable {
     private struct Node {
-        var key: String
-        var value: [UInt8]
-        var expiresAt: UInt64 // wall-clock milliseconds; 0 = never
-        var newer: Int
-        var older: Int
+        package var key: String
+        package var value: [UInt8]
+        package var expiresAt: UInt64 // wall-clock milliseconds; 0 = never
+        package var newer: Int
+        package var older: Int
     }
 
-    var capacity = 0 {
+    package var capacity = 0 {
         didSet { while capacity > 0 && index.count > capacity { evictOldest() } }
     }
     private var index: [String: Int] = [:]
@@ -104,9 +111,9 @@ struct ValueTable {
     private var newest = -1
     private var oldest = -1
 
-    var count: Int { index.count }
+    package var count: Int { index.count }
 
-    mutating func get(_ key: String, now: UInt64) -> [UInt8]? {
+    package mutating func get(_ key: String, now: UInt64) -> [UInt8]? {
         guard let position = index[key] else { return nil }
         if nodes[position].expiresAt != 0 && nodes[position].expiresAt <= now {
             unlink(position)
@@ -116,7 +123,7 @@ struct ValueTable {
         return nodes[position].value
     }
 
-    mutating func set(_ key: String, _ value: [UInt8], expiresAt: UInt64, now: UInt64) {
+    package mutating func set(_ key: String, _ value: [UInt8], expiresAt: UInt64, now: UInt64) {
         if let position = index[key] {
             nodes[position].value = value
             nodes[position].expiresAt = expiresAt
@@ -142,7 +149,7 @@ struct ValueTable {
         }
     }
 
-    mutating func remove(_ key: String) {
+    package mutating func remove(_ key: String) {
         if let position = index[key] { unlink(position) }
     }
 

@@ -1,3 +1,5 @@
+import CoreMetrics
+import PrismSupport
 import Logging
 import PrismWire
 import PrismPluginABI
@@ -10,25 +12,31 @@ import Synchronization
 /// round trip). While Redis is unreachable, windows are counted in memory (the result says
 /// PRISM_STATE_LOCAL_FALLBACK) and value operations answer PRISM_ERROR_UNAVAILABLE; the client
 /// reconnects by itself. Both outcomes are counted for the operator.
-final class SharedStateService: Sendable {
-    let memory = MemoryStateBackend()
+package final class SharedStateService: Sendable {
+    package let memory = MemoryStateBackend()
     /// Counters (budgets) in memory: the backend without Redis, the fallback with it.
-    let counters = MemoryCounters()
-    let redis: RedisClient?
+    package let counters = MemoryCounters()
+    package let redis: RedisClient?
     private let prefix: String
 
     /// Window takes answered from local counters because Redis was unreachable.
-    let localFallbacks = Atomic<Int>(0)
+    package let localFallbacks = Atomic<Int>(0)
     /// Value operations that failed because Redis was unreachable (a cache skip each).
-    let unavailableAnswers = Atomic<Int>(0)
+    package let unavailableAnswers = Atomic<Int>(0)
+
+    /// prism_shared_state_fallbacks_total{operation}: window takes answered locally, and value
+    /// operations that failed, because Redis was down.
+    static func recordFallback(_ operation: String) {
+        Counter(label: "prism_shared_state_fallbacks_total", dimensions: [("operation", operation)]).increment()
+    }
 
     /// Marks a slot counted by the local fallback, so window_adjust corrects the same store.
     private static let localSlotFlag: UInt64 = 1 << 63
 
     /// What this backend was made for (nil: memory).
-    let settings: RedisSettings?
+    package let settings: RedisSettings?
 
-    init(settings: RedisSettings?, logger: Logger) {
+    package init(settings: RedisSettings?, logger: Logger) {
         self.settings = settings
         if let settings, settings.enabled {
             redis = RedisClient(host: settings.host, port: settings.port, password: settings.password,
@@ -41,19 +49,19 @@ final class SharedStateService: Sendable {
         }
     }
 
-    var redisPrefix: String { prefix }
+    package var redisPrefix: String { prefix }
 
-    var backendName: String { redis == nil ? "memory" : "redis" }
+    package var backendName: String { redis == nil ? "memory" : "redis" }
 
     /// After a reload moved the state elsewhere: closes the Redis connection once the requests
     /// that started on this backend have had time to finish.
-    func retire(afterSeconds seconds: UInt32) {
+    package func retire(afterSeconds seconds: UInt32) {
         guard let redis else { return }
         redis.stop(afterSeconds: seconds)
     }
 
     /// `GET /-/health/state`: the backend, whether Redis is reachable, and the fallback counters.
-    func report() -> [UInt8] {
+    package func report() -> [UInt8] {
         var writer = JSONWriter(capacity: 160)
         writer.beginObject()
         writer.string("backend", backendName)
@@ -73,9 +81,9 @@ final class SharedStateService: Sendable {
 
     // MARK: Values
 
-    typealias ValueAnswer = @Sendable (prism_status, [UInt8]?) -> Void
+    package typealias ValueAnswer = @Sendable (prism_status, [UInt8]?) -> Void
 
-    func get(namespace: String, key: String, _ done: @escaping ValueAnswer) {
+    package func get(namespace: String, key: String, _ done: @escaping ValueAnswer) {
         guard let redis else {
             let value = memory.get(namespace: namespace, key: key, now: wallClockMilliseconds())
             return done(value == nil ? PRISM_KEY_NOT_FOUND : PRISM_OK, value)
@@ -89,7 +97,7 @@ final class SharedStateService: Sendable {
         }
     }
 
-    func set(namespace: String, key: String, value: [UInt8], ttlMilliseconds: UInt64, _ done: ValueAnswer?) {
+    package func set(namespace: String, key: String, value: [UInt8], ttlMilliseconds: UInt64, _ done: ValueAnswer?) {
         guard let redis else {
             memory.set(namespace: namespace, key: key, value: value, ttlMilliseconds: ttlMilliseconds,
                        now: wallClockMilliseconds())
@@ -103,7 +111,7 @@ final class SharedStateService: Sendable {
         }
     }
 
-    func remove(namespace: String, key: String, _ done: ValueAnswer?) {
+    package func remove(namespace: String, key: String, _ done: ValueAnswer?) {
         guard let redis else {
             memory.remove(namespace: namespace, key: key)
             done?(PRISM_OK, nil)
@@ -114,7 +122,7 @@ final class SharedStateService: Sendable {
         }
     }
 
-    func setValueCapacity(namespace: String, _ capacity: UInt64) {
+    package func setValueCapacity(namespace: String, _ capacity: UInt64) {
         memory.setCapacity(namespace: namespace, Int(clamping: capacity))
     }
 
@@ -125,15 +133,15 @@ final class SharedStateService: Sendable {
 
     private func countUnavailable() {
         unavailableAnswers.add(1, ordering: .relaxed)
-        GatewayMetrics.shared.recordSharedStateFallback("value")
+        SharedStateService.recordFallback("value")
     }
 
     // MARK: Windows
 
-    typealias WindowAnswer = @Sendable (WindowReply, _ localFallback: Bool) -> Void
+    package typealias WindowAnswer = @Sendable (WindowReply, _ localFallback: Bool) -> Void
 
     /// `claims` carry scoped keys ("<plugin id>:<key>").
-    func takeWindows(_ claims: [WindowRequest], _ done: @escaping WindowAnswer) {
+    package func takeWindows(_ claims: [WindowRequest], _ done: @escaping WindowAnswer) {
         guard let redis, redis.isConnected else { return takeLocally(claims, done) }
         var arguments: [[UInt8]] = [Array(String(claims.count).utf8)]
         for claim in claims { arguments.append(Array((prefix + claim.key).utf8)) }
@@ -161,7 +169,7 @@ final class SharedStateService: Sendable {
         let fallback = redis != nil
         if fallback {
             localFallbacks.add(1, ordering: .relaxed)
-            GatewayMetrics.shared.recordSharedStateFallback("window")
+            SharedStateService.recordFallback("window")
         }
         var reply = memory.take(claims, now: wallClockMilliseconds())
         if fallback {
@@ -171,7 +179,7 @@ final class SharedStateService: Sendable {
     }
 
     /// `key` is scoped ("<plugin id>:<key>").
-    func adjustWindow(key: String, slot: UInt64, delta: Int64) {
+    package func adjustWindow(key: String, slot: UInt64, delta: Int64) {
         guard delta != 0 else { return }
         guard let redis, slot & SharedStateService.localSlotFlag == 0 else {
             return memory.adjust(key: key, slot: slot & ~SharedStateService.localSlotFlag, delta: delta)
@@ -183,7 +191,7 @@ final class SharedStateService: Sendable {
     /// EVALSHA (the script's body is not sent, nor hashed by Redis, each time); when Redis does not
     /// know the script yet (first use, or after a restart) it answers NOSCRIPT and EVAL follows,
     /// which also caches it.
-    func evaluate(_ redis: RedisClient, _ script: String, digest: String, _ arguments: [[UInt8]],
+    package func evaluate(_ redis: RedisClient, _ script: String, digest: String, _ arguments: [[UInt8]],
                           _ done: @escaping RedisClient.Completion)
     {
         redis.send([Array("EVALSHA".utf8), Array(digest.utf8)] + arguments) { reply in

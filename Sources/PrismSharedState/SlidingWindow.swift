@@ -1,28 +1,29 @@
+import PrismSupport
 /// The sliding-window counter behind `prism.shared_state.v1` window_take: a window of W
 /// milliseconds kept as 60 slots of W/60 ms. A take counts every slot that overlaps the last W ms,
 /// the oldest one whole, so a window never admits more than its limit in any interval of length
 /// W (a fixed window lets up to 2x through across an edge). The Redis backend runs the same
 /// arithmetic as a Lua script (`SlidingWindow.takeScript`), so both backends agree.
-struct WindowCounter {
-    static let slotCount: UInt64 = 60
+package struct WindowCounter {
+    package static let slotCount: UInt64 = 60
     /// The largest cost, limit or adjustment accepted: 2^53, exact in Lua's doubles too.
-    static let largestAmount: Int64 = 1 << 53
+    package static let largestAmount: Int64 = 1 << 53
 
     /// Slot index → units counted in it, oldest first.
     private(set) var slots: [(index: UInt64, count: Int64)] = []
 
-    static func slotMilliseconds(_ window: UInt64) -> UInt64 { max(1, window / slotCount) }
+    package static func slotMilliseconds(_ window: UInt64) -> UInt64 { max(1, window / slotCount) }
 
-    struct Evaluation {
-        var fits: Bool
-        var used: Int64
-        var retryAfterMilliseconds: UInt64
-        var resetMilliseconds: UInt64
-        var slot: UInt64
+    package struct Evaluation {
+        package var fits: Bool
+        package var used: Int64
+        package var retryAfterMilliseconds: UInt64
+        package var resetMilliseconds: UInt64
+        package var slot: UInt64
     }
 
     /// Drops slots that left the window and tells whether `cost` fits under `limit` (≤ 0: no limit).
-    mutating func evaluate(now: UInt64, window: UInt64, limit: Int64, cost: Int64) -> Evaluation {
+    package mutating func evaluate(now: UInt64, window: UInt64, limit: Int64, cost: Int64) -> Evaluation {
         let slotLength = WindowCounter.slotMilliseconds(window)
         let current = now / slotLength
         slots.removeAll { $0.index + WindowCounter.slotCount < current }
@@ -47,7 +48,7 @@ struct WindowCounter {
     }
 
     /// Counts `cost` in the current slot (after `evaluate` said it fits).
-    mutating func commit(_ evaluation: inout Evaluation, now: UInt64, window: UInt64, cost: Int64) {
+    package mutating func commit(_ evaluation: inout Evaluation, now: UInt64, window: UInt64, cost: Int64) {
         guard cost > 0 else { return }
         if let last = slots.indices.last, slots[last].index == evaluation.slot {
             slots[last].count = WindowCounter.sum(slots[last].count, cost)
@@ -59,20 +60,20 @@ struct WindowCounter {
     }
 
     /// Corrects the count of `slot` by `delta` if the slot is still held (never below zero).
-    mutating func adjust(slot: UInt64, delta: Int64) {
+    package mutating func adjust(slot: UInt64, delta: Int64) {
         guard let position = slots.firstIndex(where: { $0.index == slot }) else { return }
         slots[position].count = max(0, WindowCounter.sum(slots[position].count, delta))
     }
 
     /// Addition that saturates instead of trapping (counts only grow by bounded amounts, but a
     /// long-lived slot must never bring the process down).
-    static func sum(_ left: Int64, _ right: Int64) -> Int64 {
+    package static func sum(_ left: Int64, _ right: Int64) -> Int64 {
         let (result, overflow) = left.addingReportingOverflow(right)
         return overflow ? (right > 0 ? Int64.max : Int64.min) : result
     }
 
     /// True when nothing counted is left in the window at `now`.
-    func isEmpty(now: UInt64, window: UInt64) -> Bool {
+    package func isEmpty(now: UInt64, window: UInt64) -> Bool {
         let current = now / WindowCounter.slotMilliseconds(window)
         return slots.allSatisfy { $0.index + WindowCounter.slotCount < current || $0.count == 0 }
     }
@@ -83,15 +84,15 @@ struct WindowCounter {
     }
 }
 
-enum SlidingWindow {
-    static let takeScriptDigest = digestHex(takeScript, sha1: true)
-    static let adjustScriptDigest = digestHex(adjustScript, sha1: true)
+package enum SlidingWindow {
+    package static let takeScriptDigest = digestHex(takeScript, sha1: true)
+    package static let adjustScriptDigest = digestHex(adjustScript, sha1: true)
 
     /// window_take on Redis, atomically: KEYS are the windows' hashes (field = slot index, value =
     /// units); ARGV holds window_ms, limit, cost per key. Uses the server's clock, so replicas with
     /// skewed clocks still share one window. Returns {all_granted, then per key: fits, used,
     /// retry_after_ms, reset_ms, slot}.
-    static let takeScript = """
+    package static let takeScript = """
     local time = redis.call('TIME')
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     local all = 1
@@ -163,7 +164,7 @@ enum SlidingWindow {
     """
 
     /// window_adjust on Redis: KEYS[1] the window, ARGV slot and delta; only a slot still held.
-    static let adjustScript = """
+    package static let adjustScript = """
     if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
       local value = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
       if value < 0 then redis.call('HSET', KEYS[1], ARGV[1], 0) end

@@ -3,7 +3,7 @@ import Synchronization
 /// Settles the race between a plugin call that returned "later" (PRISM_PAUSE, PRISM_PENDING) and
 /// the plugin's resume, which may come from any thread, even before that call returned (a service
 /// callback may run inline): whichever comes second continues the request, exactly once.
-final class ResumeLatch: @unchecked Sendable {
+package final class ResumeLatch: @unchecked Sendable {
     private enum Phase {
         case running
         /// The call returned "later"; `continuation` runs when the plugin resumes. `keepAlive`
@@ -18,7 +18,9 @@ final class ResumeLatch: @unchecked Sendable {
 
     /// After the call returned "later". Returns the value at once when the plugin already resumed;
     /// otherwise nil, and `continuation` runs (on the resuming thread) when it does.
-    func paused(keepAlive: AnyObject & Sendable, continuation: @escaping @Sendable (Int32) -> Void) -> Int32? {
+    package init() {}
+
+    package func paused(keepAlive: AnyObject & Sendable, continuation: @escaping @Sendable (Int32) -> Void) -> Int32? {
         phase.withLock { phase -> Int32? in
             if case let .resumedEarly(value) = phase {
                 phase = .finished
@@ -29,7 +31,7 @@ final class ResumeLatch: @unchecked Sendable {
         }
     }
 
-    func resume(_ value: Int32) {
+    package func resume(_ value: Int32) {
         // The kept reference leaves the phase with the continuation and is dropped only after the
         // continuation ran.
         let paused: (continuation: @Sendable (Int32) -> Void, keepAlive: AnyObject & Sendable)? = phase.withLock { phase in

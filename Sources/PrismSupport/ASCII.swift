@@ -1,5 +1,5 @@
 /// ASCII-lowercases header-name bytes into a String (header names are ASCII tokens).
-func asciiLowercased(_ bytes: UnsafeRawBufferPointer) -> String {
+package func asciiLowercased(_ bytes: UnsafeRawBufferPointer) -> String {
     String(unsafeUninitializedCapacity: bytes.count) { buffer in
         for index in 0..<bytes.count {
             let byte = bytes[index]
@@ -11,8 +11,8 @@ func asciiLowercased(_ bytes: UnsafeRawBufferPointer) -> String {
 
 extension String {
     /// Lower-case for ASCII header names without Unicode case mapping.
-    var asciiLowercased: String {
+    package var asciiLowercased: String {
         var copy = self
-        return copy.withUTF8 { PrismCore.asciiLowercased(UnsafeRawBufferPointer($0)) }
+        return copy.withUTF8 { PrismSupport.asciiLowercased(UnsafeRawBufferPointer($0)) }
     }
 }

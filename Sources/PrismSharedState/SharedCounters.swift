@@ -1,3 +1,4 @@
+import PrismSupport
 import Synchronization
 
 /// Integer counters that every replica adds to atomically (budgets' spend, in nano-dollars): in
@@ -7,15 +8,15 @@ import Synchronization
 ///
 /// While Redis is unreachable, counters are kept in memory (each replica its own) and the fallback
 /// is counted, as windows are.
-final class MemoryCounters: Sendable {
+package final class MemoryCounters: Sendable {
     private struct Table {
-        var values: [String: (value: Int64, expiresAt: UInt64)] = [:]
-        var addsSinceSweep = 0
+        package var values: [String: (value: Int64, expiresAt: UInt64)] = [:]
+        package var addsSinceSweep = 0
     }
 
     private let table = Mutex(Table())
 
-    func read(_ keys: [String], now: UInt64) -> [Int64] {
+    package func read(_ keys: [String], now: UInt64) -> [Int64] {
         table.withLock { table in
             keys.map { key in
                 guard let entry = table.values[key], entry.expiresAt == 0 || entry.expiresAt > now else { return 0 }
@@ -25,7 +26,7 @@ final class MemoryCounters: Sendable {
     }
 
     /// Adds `deltas[i]` to `keys[i]` (expiring at `expiresAt[i]`, 0: never); the new values.
-    func add(_ keys: [String], _ deltas: [Int64], expiresAt: [UInt64], now: UInt64) -> [Int64] {
+    package func add(_ keys: [String], _ deltas: [Int64], expiresAt: [UInt64], now: UInt64) -> [Int64] {
         table.withLock { table in
             table.addsSinceSweep += 1
             if table.addsSinceSweep >= 4096 {
@@ -47,10 +48,10 @@ final class MemoryCounters: Sendable {
 }
 
 extension SharedStateService {
-    typealias CounterAnswer = @Sendable (_ values: [Int64], _ localFallback: Bool) -> Void
+    package typealias CounterAnswer = @Sendable (_ values: [Int64], _ localFallback: Bool) -> Void
 
     /// The current values of `keys` (0 for a missing one).
-    func readCounters(_ keys: [String], _ done: @escaping CounterAnswer) {
+    package func readCounters(_ keys: [String], _ done: @escaping CounterAnswer) {
         guard !keys.isEmpty else { return done([], false) }
         guard let redis, redis.isConnected else { return readCountersLocally(keys, done) }
         redis.send([Array("MGET".utf8)] + keys.map { redisCounterKey($0) }) { [self] reply in
@@ -63,7 +64,7 @@ extension SharedStateService {
     }
 
     /// Adds to each counter and answers the new values.
-    func addCounters(_ keys: [String], _ deltas: [Int64], expiresAt: [UInt64], _ done: @escaping CounterAnswer) {
+    package func addCounters(_ keys: [String], _ deltas: [Int64], expiresAt: [UInt64], _ done: @escaping CounterAnswer) {
         guard !keys.isEmpty else { return done([], false) }
         guard let redis, redis.isConnected else { return addCountersLocally(keys, deltas, expiresAt, done) }
         var built: [[UInt8]] = [Array(String(keys.count).utf8)]
@@ -92,13 +93,13 @@ extension SharedStateService {
     private func noteCounterFallback() {
         guard redis != nil else { return }
         localFallbacks.add(1, ordering: .relaxed)
-        GatewayMetrics.shared.recordSharedStateFallback("counter")
+        SharedStateService.recordFallback("counter")
     }
 
     private func redisCounterKey(_ key: String) -> [UInt8] { Array((redisPrefix + "counter:" + key).utf8) }
 
     /// KEYS: the counters; ARGV: (delta, expire-at in ms since the epoch or 0) per key.
-    static let addScript = """
+    package static let addScript = """
         local out = {}
         for i, key in ipairs(KEYS) do
           local value = redis.call('INCRBY', key, ARGV[2 * i - 1])
@@ -108,5 +109,5 @@ extension SharedStateService {
         end
         return out
         """
-    static let addScriptDigest = digestHex(addScript, sha1: true)
+    package static let addScriptDigest = digestHex(addScript, sha1: true)
 }
