@@ -163,3 +163,34 @@ public struct LineSplitter: Sendable {
         pending.removeAll()
     }
 }
+
+/// An upstream stream cut into the events a provider plugin (or a dialect's observer) reads:
+/// Server-Sent Events, or NDJSON lines as events that carry only `data`. One per stream.
+public struct StreamEventFramer: Sendable {
+    public enum Mode: Sendable {
+        case serverSentEvents
+        case lines
+    }
+
+    public let mode: Mode
+    private var events = ServerSentEventParser()
+    private var lines = LineSplitter()
+
+    public init(mode: Mode) { self.mode = mode }
+
+    /// Bytes of an event (or line) not complete yet.
+    public var holdsPartialEvent: Bool { mode == .lines ? lines.hasPartialLine : events.hasPartialEvent }
+
+    /// Feeds `bytes`, or the end of the stream (nil: what is still held is delivered); `onEvent`
+    /// gets every complete event. Throws for an SSE line past its maximum length.
+    public mutating func feed(_ bytes: [UInt8]?, onEvent: (ServerSentEvent) throws -> Void) throws {
+        switch mode {
+        case .lines:
+            guard let bytes else { return try lines.finish { try onEvent(ServerSentEvent(data: $0)) } }
+            try bytes.withUnsafeBytes { raw in try lines.feed(raw) { try onEvent(ServerSentEvent(data: $0)) } }
+        case .serverSentEvents:
+            guard let bytes else { return try events.finish(onEvent: onEvent) }
+            try events.feed(bytes, onEvent: onEvent)
+        }
+    }
+}

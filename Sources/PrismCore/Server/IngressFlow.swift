@@ -20,8 +20,8 @@ final class IngressState {
     var onlyNative: ErrorCapture?
     /// A pass-through answer's usage, as the dialect reads it (observe_native), and its parser.
     var nativeUsage = prism_usage()
-    var nativeParser = ServerSentEventParser()
-    var nativeLines = LineSplitter()
+    /// Cuts a pass-through stream into events for observe_native (made at its first bytes).
+    var nativeFramer: StreamEventFramer?
     /// What the dialect said when it could not encode a stream chunk.
     let encodeError = ErrorCapture()
     /// decode_request returned PRISM_PENDING and has not resumed: nothing else may be called on
@@ -37,17 +37,12 @@ final class IngressState {
     /// A pass-through stream's bytes (nil: its end), event by event (SSE) or line by line
     /// (NDJSON), to the dialect's observe_native.
     func observeNativeStream(_ bytes: [UInt8]?, framing: prism_framing) {
-        let observe = { (event: String, data: [UInt8]) in
-            data.withUnsafeBytes { self.exchange.observeNative(event: event, data: $0, usage: &self.nativeUsage) }
+        var framer = nativeFramer ?? StreamEventFramer(mode: framing == PRISM_FRAMING_NDJSON ? .lines : .serverSentEvents)
+        nativeFramer = nil // one owner of its buffers while it is fed (no copy on write)
+        try? framer.feed(bytes) { event in
+            event.data.withUnsafeBytes { self.exchange.observeNative(event: event.event, data: $0, usage: &self.nativeUsage) }
         }
-        if framing == PRISM_FRAMING_NDJSON {
-            guard let bytes else { return nativeLines.finish { observe("", $0) } }
-            bytes.withUnsafeBytes { raw in nativeLines.feed(raw) { observe("", $0) } }
-        } else if let bytes {
-            try? nativeParser.feed(bytes) { observe($0.event, $0.data) }
-        } else {
-            try? nativeParser.finish { observe($0.event, $0.data) }
-        }
+        nativeFramer = framer
     }
 
     /// The stream's chunks go through the dialect instead of OpenAI's `data:` frames.
@@ -170,7 +165,7 @@ extension ProxyRequest {
             var bytes: [UInt8] = []
             // A pass-through stream relayed in the upstream's chunks may stop inside an event: end
             // it (a client reads a broken event, not one run together with the error).
-            if winner?.isPassThrough == true, ingress.nativeParser.hasPartialEvent || ingress.nativeLines.hasPartialLine {
+            if winner?.isPassThrough == true, ingress.nativeFramer?.holdsPartialEvent == true {
                 bytes.append(contentsOf: [0x0A, 0x0A])
             }
             bytes += ingress.exchange.encodeError(status: status, type: type, code: code, message: message, inStream: true).body

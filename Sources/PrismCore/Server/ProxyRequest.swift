@@ -64,8 +64,8 @@ final class ProxyRequest {
     private var firstChoices = Set<ObjectIdentifier>()
 
     // Streaming state (the winner's).
-    private var sseParser = ServerSentEventParser()
-    private var lineSplitter = LineSplitter()
+    /// Cuts the winner's stream into events for its plugin (not used for raw framing).
+    private var framer = StreamEventFramer(mode: .serverSentEvents)
     let collector = StreamCollector()
     var usage = prism_usage()
     /// USD: usage × the answering model's price (nil: no price, or cost tracking off); 0 for an
@@ -313,6 +313,7 @@ final class ProxyRequest {
     func upstreamHead(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)]) {
         guard !finished, winner == nil, active.contains(where: { $0 === attempt }) else { return }
         choose(attempt)
+        framer = StreamEventFramer(mode: attempt.framing == PRISM_FRAMING_NDJSON ? .lines : .serverSentEvents)
         firstByteAt = monotonicNanoseconds()
         if let price = priceOfAnswer() { collector.pricesUsageChunk = price.pricedUsageChunk }
         var responseHeaders = HTTPHeaders()
@@ -338,19 +339,11 @@ final class ProxyRequest {
         let exchange = attempt.exchange
         let error = ErrorCapture()
         var status = PRISM_OK
-        switch attempt.framing {
-        case PRISM_FRAMING_RAW:
+        if attempt.framing == PRISM_FRAMING_RAW {
             status = bytes.withUnsafeBytes { exchange.translateChunk($0, into: collector, error: error) }
-        case PRISM_FRAMING_NDJSON:
-            bytes.withUnsafeBytes { raw in
-                lineSplitter.feed(raw) { line in
-                    guard status == PRISM_OK else { return }
-                    status = exchange.translateEvent(ServerSentEvent(data: line), into: collector, error: error)
-                }
-            }
-        default:
+        } else {
             do {
-                try sseParser.feed(bytes) { event in
+                try framer.feed(bytes) { event in
                     guard status == PRISM_OK else { return }
                     status = exchange.translateEvent(event, into: collector, error: error)
                 }
@@ -470,14 +463,8 @@ final class ProxyRequest {
         let exchange = attempt.exchange
         let error = ErrorCapture()
         var translateStatus = PRISM_OK
-        if attempt.framing == PRISM_FRAMING_NDJSON {
-            lineSplitter.finish { line in
-                if translateStatus == PRISM_OK {
-                    translateStatus = exchange.translateEvent(ServerSentEvent(data: line), into: collector, error: error)
-                }
-            }
-        } else if attempt.framing != PRISM_FRAMING_RAW {
-            try? sseParser.finish { event in
+        if attempt.framing != PRISM_FRAMING_RAW {
+            try? framer.feed(nil) { event in
                 if translateStatus == PRISM_OK {
                     translateStatus = exchange.translateEvent(event, into: collector, error: error)
                 }
