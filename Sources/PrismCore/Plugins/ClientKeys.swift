@@ -104,14 +104,6 @@ final class ClientKeysIdentity: PluginIdentity, @unchecked Sendable {
 let clientKeysLookupTrampoline: HostFunctionTables.Trampoline = { _, result, arguments, userData in
     let owner = Unmanaged<ClientKeysIdentity>.fromOpaque(userData!).takeUnretainedValue()
     let digest = argument(arguments, 0, prism_bytes.self).hostBuffer
-    guard let sink = argument(arguments, 1, UnsafePointer<prism_bytes_sink>?.self),
-          let record = owner.table.record(digest: digest, organization: owner.organization)
-    else {
-        returnStatus(result, PRISM_KEY_NOT_FOUND)
-        return
-    }
-    record.withUnsafeBufferPointer { buffer in
-        sink.pointee.write?(sink.pointee.context, prism_bytes(data: buffer.baseAddress, length: buffer.count))
-    }
-    returnStatus(result, PRISM_OK)
+    returnFound(owner.table.record(digest: digest, organization: owner.organization),
+                to: argument(arguments, 1, UnsafePointer<prism_bytes_sink>?.self), result)
 }

@@ -275,12 +275,12 @@ private let getServiceTrampoline: HostFunctionTables.Trampoline = { _, result, a
 private let keyGetTrampoline: HostFunctionTables.Trampoline = { _, result, arguments, userData in
     let owner = identity(userData)
     let key = owner.namespaced(argument(arguments, 0, prism_string.self))
-    guard let sink = argument(arguments, 1, UnsafePointer<prism_bytes_sink>?.self),
-          let value = owner.store.get(key)
-    else {
-        returnStatus(result, PRISM_KEY_NOT_FOUND)
-        return
-    }
+    returnFound(owner.store.get(key), to: argument(arguments, 1, UnsafePointer<prism_bytes_sink>?.self), result)
+}
+
+/// A look-up's answer: the value written to the plugin's sink and PRISM_OK, or PRISM_KEY_NOT_FOUND.
+func returnFound(_ value: [UInt8]?, to sink: UnsafePointer<prism_bytes_sink>?, _ result: UnsafeMutableRawPointer?) {
+    guard let sink, let value else { return returnStatus(result, PRISM_KEY_NOT_FOUND) }
     value.withUnsafeBufferPointer { buffer in
         sink.pointee.write?(sink.pointee.context, prism_bytes(data: buffer.baseAddress, length: buffer.count))
     }
