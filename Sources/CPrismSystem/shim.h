@@ -2,10 +2,18 @@
 #define PRISM_CPRISMSYSTEM_SHIM_H
 /* Linux event plumbing for the host's own threads (the libcurl transport, the Redis client):
  * eventfd wake-ups and an epoll loop. */
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <stdint.h>
+
+/* Large buffers (request and answer bodies) from the heap, kept for reuse: glibc would otherwise
+ * mmap and munmap each one above its threshold, paying page faults on every copy. */
+static inline void prism_malloc_keep_large_buffers(void) {
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
+}
 
 static inline int prism_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 static inline void prism_eventfd_signal(int fd) { uint64_t one = 1; ssize_t ignored = write(fd, &one, sizeof one); (void)ignored; }

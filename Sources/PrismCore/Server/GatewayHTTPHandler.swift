@@ -17,9 +17,15 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var discarding = false
     /// server.max_request_body_size of the generation current when this request's head arrived.
     private var bodyLimit = 0
-    private var readDeadline: Scheduled<Void>?
-    private var bodyDeadline: Scheduled<Void>?
+    /// Between a head and its end: server.read_timeout since the last body bytes, and
+    /// server.body_timeout since the head. One timer, armed only when a read ends with the body
+    /// still incomplete (most requests arrive whole in one read and arm nothing).
+    private var bodyPending = false
+    private var bodyStartedAt = NIODeadline.uptimeNanoseconds(0)
+    private var lastBodyReadAt = NIODeadline.uptimeNanoseconds(0)
     private var readTimeout: TimeAmount = .seconds(5)
+    private var bodyTimeout: TimeAmount = .seconds(60)
+    private var bodyTimer: Scheduled<Void>?
     private(set) var context: ChannelHandlerContext?
     /// The request being proxied on this connection, if any.
     private var active: ProxyRequest?
@@ -48,21 +54,23 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let server = gateway.configuration.server
             let limit = server.maxRequestBodySize
             bodyLimit = limit
-            if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+            let declaredLength = requestHead.headers.first(name: "content-length").flatMap(Int.init)
+            if let declaredLength, declaredLength > limit {
                 discarding = true
                 respondTooLarge(context: context, limit: limit)
                 return
             }
             // The body: no pause longer than read_timeout, and all of it within body_timeout.
             readTimeout = .milliseconds(server.readTimeout.milliseconds)
-            armReadDeadline(context: context)
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            bodyDeadline = context.eventLoop.scheduleTask(in: .milliseconds(server.bodyTimeout.milliseconds)) {
-                bound.value.readTimedOut("The request body did not arrive completely within server.body_timeout.")
-            }
+            bodyTimeout = .milliseconds(server.bodyTimeout.milliseconds)
+            bodyPending = true
+            bodyStartedAt = context.eventLoop.now
+            lastBodyReadAt = bodyStartedAt
+            // The whole body is coming: one buffer of its size, not one regrown (and copied) per chunk.
+            if let declaredLength, declaredLength > 0 { body = context.channel.allocator.buffer(capacity: declaredLength) }
         case var .body(chunk):
             guard !discarding else { return }
-            armReadDeadline(context: context)
+            lastBodyReadAt = context.eventLoop.now
             let limit = bodyLimit
             if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 discarding = true
@@ -75,10 +83,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 body!.writeBuffer(&chunk)
             }
         case .end:
-            readDeadline?.cancel()
-            readDeadline = nil
-            bodyDeadline?.cancel()
-            bodyDeadline = nil
+            stopBodyTimer()
             guard !discarding, let requestHead = head else { return }
             head = nil
             dispatch(context: context, head: requestHead, body: body)
@@ -86,18 +91,38 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func armReadDeadline(context: ChannelHandlerContext) {
-        readDeadline?.cancel()
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if bodyPending && bodyTimer == nil && !discarding { armBodyTimer(context) }
+        context.fireChannelReadComplete()
+    }
+
+    private func armBodyTimer(_ context: ChannelHandlerContext) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        readDeadline = context.eventLoop.scheduleTask(in: readTimeout) {
-            bound.value.readTimedOut("No part of the request body arrived for server.read_timeout.")
+        bodyTimer = context.eventLoop.scheduleTask(deadline: min(lastBodyReadAt + readTimeout, bodyStartedAt + bodyTimeout)) {
+            let handler = bound.value
+            handler.bodyTimer = nil
+            guard handler.bodyPending, let context = handler.context else { return }
+            let now = context.eventLoop.now
+            let bodyEnds = handler.bodyStartedAt + handler.bodyTimeout, readEnds = handler.lastBodyReadAt + handler.readTimeout
+            if bodyEnds <= now && bodyEnds <= readEnds {
+                handler.readTimedOut("The request body did not arrive completely within server.body_timeout.")
+            } else if readEnds <= now {
+                handler.readTimedOut("No part of the request body arrived for server.read_timeout.")
+            } else {
+                handler.armBodyTimer(context) // bytes came meanwhile: the deadlines moved
+            }
         }
+    }
+
+    private func stopBodyTimer() {
+        bodyPending = false
+        bodyTimer?.cancel()
+        bodyTimer = nil
     }
 
     private func readTimedOut(_ message: String) {
         guard context != nil, head != nil, !responding else { return }
-        readDeadline?.cancel()
-        bodyDeadline?.cancel()
+        stopBodyTimer()
         head = nil
         discarding = true
         writeError(status: .requestTimeout, type: "invalid_request_error", code: "request_timeout",
@@ -105,8 +130,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respondTooLarge(context: ChannelHandlerContext, limit: Int) {
-        readDeadline?.cancel()
-        bodyDeadline?.cancel()
+        stopBodyTimer()
         writeError(status: .payloadTooLarge, type: "invalid_request_error", code: "request_too_large",
                    message: "The request body is larger than server.max_request_body_size (\(limit) bytes).",
                    close: true)
@@ -225,8 +249,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        readDeadline?.cancel()
-        bodyDeadline?.cancel()
+        stopBodyTimer()
         writeDeadline?.cancel()
         active?.clientDisconnected()
         active = nil
