@@ -9,10 +9,11 @@
 #include <stdint.h>
 
 /* Large buffers (request and answer bodies) from the heap, kept for reuse: glibc would otherwise
- * mmap and munmap each one above its threshold, paying page faults on every copy. */
-static inline void prism_malloc_keep_large_buffers(void) {
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 128 << 20);
+ * mmap and munmap each one above its threshold, paying page faults on every copy. 32 MiB is the
+ * largest threshold glibc accepts on 64-bit (a larger one is refused and, with the trim threshold
+ * set, would freeze the default 128 KiB). Returns 1 when both were taken. */
+static inline int prism_malloc_keep_large_buffers(void) {
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 64 << 20) == 1;
 }
 
 static inline int prism_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }

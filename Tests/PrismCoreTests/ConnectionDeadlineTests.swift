@@ -66,6 +66,19 @@ final class ConnectionDeadlineTests: XCTestCase {
         XCTAssertFalse(channel.isActive)
     }
 
+    func testAnIdleTimeoutShorterThanTheHeaderTimeoutWaitsForTheHead() throws {
+        // A partial head, then silence past idle_timeout: the head's own deadline governs (a timer
+        // re-armed on a deadline already past would spin: advanceTime would never return).
+        let channel = try channel(header: .seconds(10), idle: .seconds(5))
+        try read(channel, "GET /healthz HTTP/1.1\r\nHo")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        XCTAssertTrue(channel.isActive)
+        XCTAssertEqual(try written(channel), "")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        XCTAssertTrue(try written(channel).hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        XCTAssertFalse(channel.isActive)
+    }
+
     func testInvalidResponseHeadersAreDropped() {
         var headers = HTTPHeaders([("content-type", "application/json"), ("x-split", "a\r\nset-cookie: x=1"),
                                    ("bad name", "v"), ("x-nul", "a\u{0}b"), ("x-tab", "a\tb"), ("x-utf8", "café"),

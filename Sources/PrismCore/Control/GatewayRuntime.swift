@@ -211,13 +211,18 @@ public final class GatewayRuntime: Sendable {
                                              services: GatewayServices, logger: Logger) -> [String]
     {
         guard let store else { return [] }
-        let keys = (try? store.keys()) ?? []
-        services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(keys))
+        let stored = try? store.keys()
+        // A store that cannot be read keeps the keys being served (an outage otherwise).
+        if let stored { services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(stored)) }
         let (built, problems) = buildOrganizations(file: generation.file, store: store,
                                                    previous: generation.organizations, scope: scope,
                                                    services: services, logger: logger)
         generation.organizations = built
-        generation.organizationKeys = keyIndex(built, keys: keys)
+        if let stored {
+            generation.organizationKeys = keyIndex(built, keys: stored)
+        } else {
+            generation.organizationKeys = generation.organizationKeys.compactMapValues { built[$0.organization] }
+        }
         return problems
     }
 
@@ -301,7 +306,12 @@ public final class GatewayRuntime: Sendable {
     /// organizations' keys take the store's keys; no generation is rebuilt. On the control queue.
     func clientKeysChanged() {
         guard let adminStore else { return }
-        let keys = (try? adminStore.keys()) ?? []
+        let keys: [AdminStore.StoredKey]
+        do {
+            keys = try adminStore.keys()
+        } catch {
+            return logger.error("admin store: the client keys could not be read, the ones being served stay: \(error)")
+        }
         services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(keys))
         generation.withLock { $0.organizationKeys = GatewayRuntime.keyIndex($0.organizations, keys: keys) }
     }

@@ -96,17 +96,16 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
         guard context.channel.isActive else { return }
         let now = context.eventLoop.now
         if !inRequest, let deadline = headerDeadline {
+            // A head is on its way: its deadline governs (idle does not apply to it). Only a
+            // deadline still ahead is armed, so the timer never spins on one already past.
             if deadline <= now { return answerHeaderTimeout(context) }
-            arm(context, at: deadline)
-        }
-        guard idleTimeout > 0 else { return }
-        let idleAt = lastActivity + .nanoseconds(idleTimeout)
-        if !inRequest && headerDeadline == nil && idleAt <= now {
-            context.close(promise: nil)
-            return
+            return arm(context, at: deadline)
         }
         // In a request, the idle deadline counts again from its answer (`answered`).
-        if !inRequest { arm(context, at: idleAt) }
+        guard idleTimeout > 0, !inRequest else { return }
+        let idleAt = lastActivity + .nanoseconds(idleTimeout)
+        if idleAt <= now { return context.close(promise: nil) }
+        arm(context, at: idleAt)
     }
 
     /// The head never parsed, so no HTTP encoder can frame an answer: a canned 408, written from

@@ -66,8 +66,11 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             bodyPending = true
             bodyStartedAt = context.eventLoop.now
             lastBodyReadAt = bodyStartedAt
-            // The whole body is coming: one buffer of its size, not one regrown (and copied) per chunk.
-            if let declaredLength, declaredLength > 0 { body = context.channel.allocator.buffer(capacity: declaredLength) }
+            // The body is coming: one buffer of its size (up to 1 MiB, so that a head alone cannot
+            // reserve more before any byte arrived), not one regrown and copied per chunk.
+            if let declaredLength, declaredLength > 0 {
+                body = context.channel.allocator.buffer(capacity: min(declaredLength, 1 << 20))
+            }
         case var .body(chunk):
             guard !discarding else { return }
             lastBodyReadAt = context.eventLoop.now

@@ -34,7 +34,9 @@ public final class HTTPServer: Sendable {
         // Bodies up to server.max_request_body_size come from the heap and stay for the next
         // request: mapped and unmapped per request, a 1 MB body paid ~3 ms of page faults for its
         // copies (bench/large_body.py).
-        prism_malloc_keep_large_buffers()
+        if prism_malloc_keep_large_buffers() != 1 {
+            runtime.gateway.logger.warning("mallopt refused the large-buffer thresholds: large bodies are mapped per request")
+        }
         let runtime = self.runtime
         let gateway = runtime.gateway
         let idle = gateway.configuration.server.idleTimeout
