@@ -45,8 +45,7 @@ struct MessagesFastDecode {
         var toolCount = 0
 
         func once(_ slot: inout Range<Int>?, _ reader: inout JSONReader) throws(Fallback) {
-            guard slot == nil else { throw Fallback() }
-            slot = try check { () throws(JSONSyntaxError) in try reader.skipValue() }
+            try claim(&slot, check { () throws(JSONSyntaxError) in try reader.skipValue() })
         }
 
         try check { () throws(JSONSyntaxError) in try reader.enterObject() }
@@ -390,22 +389,18 @@ struct MessagesFastDecode {
             try check { () throws(JSONSyntaxError) in try reader.enterObject() }
             while let key = try check({ () throws(JSONSyntaxError) in try reader.nextKey() }) {
                 let value = try check { () throws(JSONSyntaxError) in try reader.skipValue() }
-                func set(_ slot: inout Range<Int>?) throws(Fallback) {
-                    guard slot == nil else { throw Fallback() }
-                    slot = value
-                }
-                if matches(bytes, key, "type") { try set(&type)
-                } else if matches(bytes, key, "text") { try set(&text)
-                } else if matches(bytes, key, "id") { try set(&id)
-                } else if matches(bytes, key, "name") { try set(&name)
-                } else if matches(bytes, key, "input") { try set(&input)
-                } else if matches(bytes, key, "tool_use_id") { try set(&toolUseID)
-                } else if matches(bytes, key, "is_error") { try set(&isError)
-                } else if matches(bytes, key, "content") { try set(&content)
-                } else if matches(bytes, key, "cache_control") { try set(&cacheControl)
-                } else if matches(bytes, key, "thinking") { try set(&thinking)
-                } else if matches(bytes, key, "signature") { try set(&signature)
-                } else if matches(bytes, key, "data") { try set(&data)
+                if matches(bytes, key, "type") { try claim(&type, value)
+                } else if matches(bytes, key, "text") { try claim(&text, value)
+                } else if matches(bytes, key, "id") { try claim(&id, value)
+                } else if matches(bytes, key, "name") { try claim(&name, value)
+                } else if matches(bytes, key, "input") { try claim(&input, value)
+                } else if matches(bytes, key, "tool_use_id") { try claim(&toolUseID, value)
+                } else if matches(bytes, key, "is_error") { try claim(&isError, value)
+                } else if matches(bytes, key, "content") { try claim(&content, value)
+                } else if matches(bytes, key, "cache_control") { try claim(&cacheControl, value)
+                } else if matches(bytes, key, "thinking") { try claim(&thinking, value)
+                } else if matches(bytes, key, "signature") { try claim(&signature, value)
+                } else if matches(bytes, key, "data") { try claim(&data, value)
                 } else if bytes[key].contains(UInt8(ascii: "\\")) { throw Fallback() }
             }
         }
@@ -484,6 +479,13 @@ struct MessagesFastDecode {
 @inline(__always)
 func check<T>(_ body: () throws(JSONSyntaxError) -> T) throws(MessagesFastDecode.Fallback) -> T {
     do { return try body() } catch { throw MessagesFastDecode.Fallback() }
+}
+
+/// Records a member's value once: a key given twice goes to the tree decoder (which reports it).
+@inline(__always)
+func claim(_ slot: inout Range<Int>?, _ value: Range<Int>) throws(MessagesFastDecode.Fallback) {
+    guard slot == nil else { throw MessagesFastDecode.Fallback() }
+    slot = value
 }
 
 /// Whether the raw key bytes at `range` are `name` (inlined: most keys differ in length).

@@ -60,16 +60,12 @@ extension MessagesFastDecode {
             var control: Range<Int>?
             while let key = try check({ () throws(JSONSyntaxError) in try reader.nextKey() }) {
                 let value = try check { () throws(JSONSyntaxError) in try reader.skipValue() }
-                func set(_ slot: inout Range<Int>?) throws(Fallback) {
-                    guard slot == nil else { throw Fallback() }
-                    slot = value
-                }
-                if matches(bytes, key, "type") { try set(&type)
-                } else if matches(bytes, key, "name") { try set(&name)
-                } else if matches(bytes, key, "description") { try set(&description)
-                } else if matches(bytes, key, "input_schema") { try set(&schema)
-                } else if matches(bytes, key, "strict") { try set(&strict)
-                } else if matches(bytes, key, "cache_control") { try set(&control)
+                if matches(bytes, key, "type") { try claim(&type, value)
+                } else if matches(bytes, key, "name") { try claim(&name, value)
+                } else if matches(bytes, key, "description") { try claim(&description, value)
+                } else if matches(bytes, key, "input_schema") { try claim(&schema, value)
+                } else if matches(bytes, key, "strict") { try claim(&strict, value)
+                } else if matches(bytes, key, "cache_control") { try claim(&control, value)
                 } else if bytes[key].contains(UInt8(ascii: "\\")) { throw Fallback() }
             }
             if let type, !matchesValue(bytes, type, "custom") { throw Fallback() }

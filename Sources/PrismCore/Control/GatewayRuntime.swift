@@ -211,18 +211,12 @@ public final class GatewayRuntime: Sendable {
                                              services: GatewayServices, logger: Logger) -> [String]
     {
         guard let store else { return [] }
-        let stored = try? store.keys()
-        // A store that cannot be read keeps the keys being served (an outage otherwise).
-        if let stored { services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(stored)) }
+        let stored = serveStoredKeys(store, services: services, logger: logger)
         let (built, problems) = buildOrganizations(file: generation.file, store: store,
                                                    previous: generation.organizations, scope: scope,
                                                    services: services, logger: logger)
         generation.organizations = built
-        if let stored {
-            generation.organizationKeys = keyIndex(built, keys: stored)
-        } else {
-            generation.organizationKeys = generation.organizationKeys.compactMapValues { built[$0.organization] }
-        }
+        generation.organizationKeys = keyIndex(built, keys: stored, previous: generation.organizationKeys)
         return problems
     }
 
@@ -269,7 +263,27 @@ public final class GatewayRuntime: Sendable {
         return try Gateway(configuration: configuration, services: services, logger: logger, discover: discover, organization: id)
     }
 
-    static func keyIndex(_ organizations: [String: Gateway], keys: [AdminStore.StoredKey]) -> [String: Gateway] {
+    /// The store's client keys, from now on served by the key table (prism.client_keys.v1); nil
+    /// when the store cannot be read, and the keys being served stay (an outage otherwise).
+    private static func serveStoredKeys(_ store: AdminStore, services: GatewayServices, logger: Logger)
+        -> [AdminStore.StoredKey]?
+    {
+        do {
+            let keys = try store.keys()
+            services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(keys))
+            return keys
+        } catch {
+            logger.error("admin store: the client keys could not be read, the ones being served stay: \(error)")
+            return nil
+        }
+    }
+
+    /// Each organization key's SHA-256 → its organization's generation; without the store's keys
+    /// (nil), the previous index, pointed at `organizations`.
+    static func keyIndex(_ organizations: [String: Gateway], keys: [AdminStore.StoredKey]?,
+                         previous: [String: Gateway]) -> [String: Gateway]
+    {
+        guard let keys else { return previous.compactMapValues { organizations[$0.organization] } }
         var index: [String: Gateway] = [:]
         for key in keys where key.revokedAt == nil {
             if let id = key.extras.organization, let gateway = organizations[id] { index[key.keyHash] = gateway }
@@ -305,15 +319,11 @@ public final class GatewayRuntime: Sendable {
     /// A client key was created or revoked: the key table (prism.client_keys.v1) and the index of
     /// organizations' keys take the store's keys; no generation is rebuilt. On the control queue.
     func clientKeysChanged() {
-        guard let adminStore else { return }
-        let keys: [AdminStore.StoredKey]
-        do {
-            keys = try adminStore.keys()
-        } catch {
-            return logger.error("admin store: the client keys could not be read, the ones being served stay: \(error)")
+        guard let adminStore, let keys = GatewayRuntime.serveStoredKeys(adminStore, services: services, logger: logger)
+        else { return }
+        generation.withLock {
+            $0.organizationKeys = GatewayRuntime.keyIndex($0.organizations, keys: keys, previous: $0.organizationKeys)
         }
-        services.registry.clientKeys?.replace(with: AdminOverlay.clientKeys(keys))
-        generation.withLock { $0.organizationKeys = GatewayRuntime.keyIndex($0.organizations, keys: keys) }
     }
 
     /// Runs `work` on the control queue (admin store access stays off the event loops).

@@ -17,10 +17,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var discarding = false
     /// server.max_request_body_size of the generation current when this request's head arrived.
     private var bodyLimit = 0
-    /// Between a head and its end: server.read_timeout since the last body bytes, and
+    /// While `awaitingBody`: server.read_timeout since the last body bytes, and
     /// server.body_timeout since the head. One timer, armed only when a read ends with the body
     /// still incomplete (most requests arrive whole in one read and arm nothing).
-    private var bodyPending = false
     private var bodyStartedAt = NIODeadline.uptimeNanoseconds(0)
     private var lastBodyReadAt = NIODeadline.uptimeNanoseconds(0)
     private var readTimeout: TimeAmount = .seconds(5)
@@ -63,7 +62,6 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The body: no pause longer than read_timeout, and all of it within body_timeout.
             readTimeout = .milliseconds(server.readTimeout.milliseconds)
             bodyTimeout = .milliseconds(server.bodyTimeout.milliseconds)
-            bodyPending = true
             bodyStartedAt = context.eventLoop.now
             lastBodyReadAt = bodyStartedAt
             // The body is coming: one buffer of its size (up to 1 MiB, so that a head alone cannot
@@ -95,7 +93,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if bodyPending && bodyTimer == nil && !discarding { armBodyTimer(context) }
+        if awaitingBody && bodyTimer == nil { armBodyTimer(context) }
         context.fireChannelReadComplete()
     }
 
@@ -104,7 +102,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         bodyTimer = context.eventLoop.scheduleTask(deadline: min(lastBodyReadAt + readTimeout, bodyStartedAt + bodyTimeout)) {
             let handler = bound.value
             handler.bodyTimer = nil
-            guard handler.bodyPending, let context = handler.context else { return }
+            guard handler.awaitingBody, let context = handler.context else { return }
             let now = context.eventLoop.now
             let bodyEnds = handler.bodyStartedAt + handler.bodyTimeout, readEnds = handler.lastBodyReadAt + handler.readTimeout
             if bodyEnds <= now && bodyEnds <= readEnds {
@@ -117,8 +115,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// A head arrived and its body is still being read (`head` is cleared at its end or timeout).
+    private var awaitingBody: Bool { head != nil && !discarding }
+
     private func stopBodyTimer() {
-        bodyPending = false
         bodyTimer?.cancel()
         bodyTimer = nil
     }

@@ -48,7 +48,6 @@ final class ProxyRequest {
     /// Which candidate next, retries and their delays, the deadline (Routing/AttemptScheduler.swift).
     private var scheduler: AttemptScheduler<RouteCandidate, ObjectIdentifier>
     var attemptCount: Int { scheduler.attemptCount }
-    private var currentModel = ""
     private var pendingRetry: Scheduled<Void>?
     /// Attempts in flight (several while racing).
     var active: [UpstreamAttempt] = []
@@ -181,7 +180,6 @@ final class ProxyRequest {
     private func loadCandidates(for model: String, lock: String?) -> [RouteCandidate] {
         guard let view else { return [] }
         let routeStarted = trace == nil ? 0 : monotonicNanoseconds()
-        currentModel = model
         view.setModel(clientModel)
         let candidates = gateway.planner.candidates(for: model, lockedTo: lock)
         let ranked = gateway.planner.rank(candidates, request: view)
