@@ -1,5 +1,5 @@
 # Prism: `make run` and `make test` work on a fresh Debian 12 machine with the Swift toolchain.
-.PHONY: install build run test unit-test integration-test client-test fuzz-test image-test check-header bench clean
+.PHONY: install build run test unit-test integration-test client-test fuzz-test image-test check-header check-layers bench clean
 
 CONFIG ?= config/prism.yaml
 
@@ -12,9 +12,9 @@ build: install
 run: build
 	./dist/prism-gateway --config $(CONFIG)
 
-# Every test: the ABI header, Swift unit tests, the real binary and plugins over real sockets, then
+# Every test: the ABI header, the folder layering, Swift unit tests, the real binary and plugins over real sockets, then
 # a short run of every libFuzzer target with its committed corpus replayed (Tests/fuzz).
-test: build check-header unit-test integration-test client-test fuzz-test
+test: build check-header check-layers unit-test integration-test client-test fuzz-test
 
 # The real image: the Dockerfile's runtime stage built from dist/ with buildah and run with podman
 # as its own unprivileged USER (no Docker engine needed; root for rootful podman).
@@ -23,6 +23,10 @@ image-test: build
 
 check-header:
 	scripts/check-header.sh
+
+# PrismCore's folders are layers (Storage, Config, ... Server): each uses only those below it.
+check-layers:
+	scripts/check-layers.py
 
 unit-test:
 	swift test --disable-swift-testing

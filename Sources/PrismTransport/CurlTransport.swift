@@ -36,6 +36,17 @@ package protocol TransferDelegate: AnyObject, Sendable {
     func transferCompleted(_ failure: TransportFailure?)
 }
 
+/// What sends a transfer upstream: libcurl in the gateway (`CurlTransport`), a scripted fake in
+/// in-process tests. Called from event loops; the delegate hears back from wherever the transport
+/// runs.
+package protocol UpstreamTransport: AnyObject, Sendable {
+    func start(_ transfer: Transfer)
+    /// Stops a transfer; its delegate hears nothing more.
+    func cancel(_ transfer: Transfer)
+    /// Goes on with a transfer its delegate paused (backpressure).
+    func resume(_ transfer: Transfer)
+}
+
 /// Limits how many transfers one provider has in flight (`max_concurrent`); the rest wait in
 /// order. Only touched on the transport thread.
 package final class AdmissionGate: @unchecked Sendable {
@@ -48,14 +59,14 @@ package final class AdmissionGate: @unchecked Sendable {
 /// One outbound HTTP request and its libcurl state.
 package final class Transfer: @unchecked Sendable {
     // Immutable request description.
-    let method: String
-    let url: String
-    let headers: [(String, String)]
-    let body: [UInt8]
-    let timeoutMilliseconds: Int
-    let streaming: Bool
+    package let method: String
+    package let url: String
+    package let headers: [(String, String)]
+    package let body: [UInt8]
+    package let timeoutMilliseconds: Int
+    package let streaming: Bool
     let gate: AdmissionGate?
-    let delegate: TransferDelegate
+    package let delegate: TransferDelegate
 
     // Transport-thread state.
     fileprivate var easy: UnsafeMutableRawPointer?
@@ -85,7 +96,7 @@ package final class Transfer: @unchecked Sendable {
 /// the network. The thread runs its own epoll loop and tells libcurl exactly which socket is
 /// ready (`curl_multi_socket_action`), so the work per wakeup does not grow with the number of
 /// transfers. Other threads hand it commands through a locked queue plus an eventfd.
-package final class CurlTransport: @unchecked Sendable {
+package final class CurlTransport: UpstreamTransport, @unchecked Sendable {
     private enum Command {
         case start(Transfer)
         case cancel(Transfer)

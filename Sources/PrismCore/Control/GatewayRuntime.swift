@@ -64,8 +64,16 @@ public final class GatewayRuntime: Sendable {
     /// The organizations being served: id → its generation.
     var organizations: [String: Gateway] { generation.withLock { $0.organizations } }
 
-    public init(file: GatewayConfiguration, configPath: String?, pluginsDirectoryOverride: String?,
-                defaultPluginsDirectory: String, logger: Logger) throws
+    public convenience init(file: GatewayConfiguration, configPath: String?, pluginsDirectoryOverride: String?,
+                            defaultPluginsDirectory: String, logger: Logger) throws
+    {
+        try self.init(file: file, configPath: configPath, pluginsDirectoryOverride: pluginsDirectoryOverride,
+                      defaultPluginsDirectory: defaultPluginsDirectory, logger: logger, transport: nil)
+    }
+
+    /// `transport`: libcurl unless given (in-process tests give a scripted one).
+    init(file: GatewayConfiguration, configPath: String?, pluginsDirectoryOverride: String?,
+         defaultPluginsDirectory: String, logger: Logger, transport: (any UpstreamTransport)?) throws
     {
         self.logger = logger
         self.configPath = configPath
@@ -87,7 +95,8 @@ public final class GatewayRuntime: Sendable {
                 logger.warning("\(problem); serving without a spend ledger (configure spend_ledger.path, or spend_ledger.enabled: false)")
             }
         }
-        services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget, ledger: ledger)
+        services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget, ledger: ledger,
+                                   transport: transport)
         LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
         if file.admin.token != nil {
             let masterKey = getenv("PRISM_MASTER_KEY").map { String(cString: $0) }

@@ -4,9 +4,7 @@ import Synchronization
 /// (`x-prism-user-id` or the body's `user`), client key and model, each over a calendar period in
 /// UTC. Pure logic: which budgets a request falls under, which counter each one adds to in the
 /// current period, and whether spend so far refuses the request. Times are passed in.
-public enum BudgetPeriod: String, Sendable, CaseIterable {
-    case daily, weekly, monthly, total
-
+extension BudgetPeriod {
     /// The period containing `milliseconds` (since the epoch, UTC): an identifier for counter keys
     /// and when it ends (0 for `total`, which never does).
     public func window(at milliseconds: UInt64) -> (id: String, endsAt: UInt64) {
@@ -19,15 +17,6 @@ public enum BudgetPeriod: String, Sendable, CaseIterable {
         let window = computeWindow(day: day)
         BudgetPeriod.recent.withLock { $0[slot] = CachedWindow(day: day, id: window.id, endsAt: window.endsAt) }
         return window
-    }
-
-    var ordinal: Int {
-        switch self {
-        case .daily: return 0
-        case .weekly: return 1
-        case .monthly: return 2
-        case .total: return 3
-        }
     }
 
     private struct CachedWindow {
@@ -119,42 +108,6 @@ struct CivilDate: Equatable {
     var text: String {
         func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return "\(year)-\(two(month))-\(two(day))"
-    }
-}
-
-/// One budget: a limit in USD over a period; `hard` refuses requests once it is spent, a soft one
-/// only warns.
-public struct BudgetLimit: Sendable, Equatable {
-    /// Nano-dollars, as the counters count.
-    public var limitNanoUSD: Int64
-    public var period: BudgetPeriod
-    public var hard: Bool
-
-    public init(limitUSD: Double, period: BudgetPeriod, hard: Bool) {
-        limitNanoUSD = Int64((limitUSD * 1_000_000_000).rounded())
-        self.period = period
-        self.hard = hard
-    }
-}
-
-/// `budgets:` in config.yaml. `"*"` in teams, users, keys or per_model gives each one not named
-/// its own budget of that size.
-public struct BudgetSettings: Sendable {
-    /// Budgets apply when some are set; `enabled: false` switches every one off (those of
-    /// admin-created keys too).
-    public var enabled = true
-    public var defaultPeriod = BudgetPeriod.monthly
-    public var warnThreshold = 0.8
-    public var organization: BudgetLimit?
-    public var teams: [String: BudgetLimit] = [:]
-    public var users: [String: BudgetLimit] = [:]
-    public var keys: [String: BudgetLimit] = [:]
-    public var models: [String: BudgetLimit] = [:]
-
-    public init() {}
-
-    public var isEmpty: Bool {
-        organization == nil && teams.isEmpty && users.isEmpty && keys.isEmpty && models.isEmpty
     }
 }
 

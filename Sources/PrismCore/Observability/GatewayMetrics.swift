@@ -156,24 +156,20 @@ public final class GatewayMetrics: Sendable {
         return counters
     }
 
-    /// The Prometheus text exposition, after refreshing the gauges read from `gateway`.
-    func render(gateway: Gateway) -> [UInt8] {
-        for provider in gateway.providers {
-            let name = provider.settings.name
-            guard let health = gateway.health.byProvider[name] else { continue }
+    /// The Prometheus text exposition, after refreshing the gauges whose values are read at
+    /// scrape time: each provider's circuit and the requests in flight.
+    /// `circuits`: each provider's `prism_circuit_breaker_state` (0 closed, 1 open, 2 half open).
+    func render(circuits: [(provider: String, state: Int)], inFlight: Int) -> [UInt8] {
+        for (name, state) in circuits {
             let gauge = circuitGauges.withLock { table in
                 if let found = table[name] { return found }
                 let made = CoreMetrics.Gauge(label: "prism_circuit_breaker_state", dimensions: [("provider", name)])
                 table[name] = made
                 return made
             }
-            switch health.snapshot.circuit {
-            case .closed: gauge.record(0)
-            case .open: gauge.record(1)
-            case .halfOpen: gauge.record(2)
-            }
+            gauge.record(state)
         }
-        inFlightGauge.record(gateway.activity.inFlight.load(ordering: .relaxed))
+        inFlightGauge.record(inFlight)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16_384)
         registry.emit(into: &buffer)

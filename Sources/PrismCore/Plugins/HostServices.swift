@@ -72,7 +72,7 @@ final class HostFunctionTables: @unchecked Sendable {
     let stateTakeInterface: UnsafeMutablePointer<ffi_cif>
     let stateAdjustInterface: UnsafeMutablePointer<ffi_cif>
     let stateCapacityInterface: UnsafeMutablePointer<ffi_cif>
-    // prism.metrics.v1 (Observability/PluginMetricsTables.swift).
+    // prism.metrics.v1 (PluginMetricsTables.swift).
     let metricCountInterface: UnsafeMutablePointer<ffi_cif>
     let metricValueInterface: UnsafeMutablePointer<ffi_cif>
 

@@ -12,7 +12,7 @@ final class HealthChecker: Sendable {
     private let providers: [ProviderInstance]
     private let health: HealthRegistry
     private let settings: HealthCheckSettings
-    private let transport: CurlTransport
+    private let transport: any UpstreamTransport
     private let logger: Logger
     private let timer = BackgroundTimer(label: "prism.health-check")
     private struct State {
@@ -23,7 +23,7 @@ final class HealthChecker: Sendable {
 
     private let state = Mutex(State())
 
-    init(providers: [ProviderInstance], health: HealthRegistry, settings: HealthCheckSettings, transport: CurlTransport,
+    init(providers: [ProviderInstance], health: HealthRegistry, settings: HealthCheckSettings, transport: any UpstreamTransport,
          logger: Logger)
     {
         self.providers = providers

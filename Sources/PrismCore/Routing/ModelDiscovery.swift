@@ -17,7 +17,7 @@ final class ModelDiscovery: Sendable {
 
     private let providers: [ProviderInstance]
     private let catalog: ModelCatalog
-    private let transport: CurlTransport
+    private let transport: any UpstreamTransport
     private let logger: Logger
     private let timer = BackgroundTimer(label: "prism.model-discovery")
     private var queue: DispatchQueue { timer.queue }
@@ -31,7 +31,7 @@ final class ModelDiscovery: Sendable {
 
     private let state = Mutex(State())
 
-    init(providers: [ProviderInstance], catalog: ModelCatalog, transport: CurlTransport, logger: Logger) {
+    init(providers: [ProviderInstance], catalog: ModelCatalog, transport: any UpstreamTransport, logger: Logger) {
         self.providers = providers.filter(\.settings.discoversModels)
         self.catalog = catalog
         self.transport = transport
@@ -140,7 +140,7 @@ enum ModelsListProbe {
         var unsupported = false
     }
 
-    static func run(_ provider: ProviderInstance, transport: CurlTransport, timeoutMilliseconds: Int) -> Result<Answer, Problem> {
+    static func run(_ provider: ProviderInstance, transport: any UpstreamTransport, timeoutMilliseconds: Int) -> Result<Answer, Problem> {
         guard let exchange = provider.newExchange() else { return .failure(Problem(message: "exchange_new failed")) }
         let request = RequestView(api: "models.list", method: "GET", path: "/v1/models", headers: [], body: [],
                                   model: "", requestID: "models-probe")

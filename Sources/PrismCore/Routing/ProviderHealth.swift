@@ -7,6 +7,15 @@ final class ProviderHealth: Sendable {
     enum CircuitState: String, Sendable {
         case closed, open
         case halfOpen = "half_open"
+
+        /// The value of the `prism_circuit_breaker_state` gauge.
+        var gaugeValue: Int {
+            switch self {
+            case .closed: 0
+            case .open: 1
+            case .halfOpen: 2
+            }
+        }
     }
 
     struct State {

@@ -15,7 +15,8 @@ extension GatewayHTTPHandler {
             guard authorizeOperational(head, path) else { return true }
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-            writeResponse(status: .ok, headers: headers, body: GatewayMetrics.shared.render(gateway: gateway))
+            writeResponse(status: .ok, headers: headers, body: GatewayMetrics.shared.render(
+                circuits: gateway.circuitStates, inFlight: gateway.activity.inFlight.load(ordering: .relaxed)))
             return true
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)

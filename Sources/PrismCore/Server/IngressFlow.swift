@@ -158,27 +158,6 @@ extension ProxyRequest {
         handler?.writeResponse(status: HTTPResponseStatus(statusCode: code), headers: headers, body: answer.body)
     }
 
-    /// The bytes that end a started stream with an error: the dialect's, or OpenAI's error event
-    /// and `[DONE]`.
-    func streamErrorBytes(type: String, code: String, message: String, status: Int) -> [UInt8] {
-        if let ingress {
-            var bytes: [UInt8] = []
-            // A pass-through stream relayed in the upstream's chunks may stop inside an event: end
-            // it (a client reads a broken event, not one run together with the error).
-            if winner?.isPassThrough == true, ingress.nativeFramer?.holdsPartialEvent == true {
-                bytes.append(contentsOf: [0x0A, 0x0A])
-            }
-            bytes += ingress.exchange.encodeError(status: status, type: type, code: code, message: message, inStream: true).body
-            return bytes
-        }
-        var frame: [UInt8] = []
-        OpenAIErrorBody.make(message: message, type: type, code: code).withUnsafeBytes {
-            ServerSentEventWriter.frame($0, into: &frame)
-        }
-        frame.append(contentsOf: ServerSentEventWriter.done)
-        return frame
-    }
-
     /// A canonical (OpenAI) answer, turned into the client's dialect; nil after answering with an
     /// error when the dialect could not.
     func dialectAnswer(_ ingress: IngressState, status: Int, headers: [(String, String)], body: [UInt8]) -> MessageBuilder? {
@@ -268,10 +247,7 @@ extension ProxyRequest {
         handler?.writeStreamBytes(bytes)
         // Parsed even without observe_native: where an event ends matters if the stream breaks.
         ingress?.observeNativeStream(bytes, framing: attempt.framing)
-        if let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused, handler?.isWritable ?? false {
-            receiver.markResumed()
-            gateway.transport.resume(transfer)
-        }
+        resumeIfWritable(attempt)
     }
 
     func finishNative(_ attempt: UpstreamAttempt) {

@@ -63,8 +63,8 @@ final class ProxyRequest {
     private var firstChoices = Set<ObjectIdentifier>()
 
     // Streaming state (the winner's).
-    /// Cuts the winner's stream into events for its plugin (not used for raw framing).
-    private var framer = StreamEventFramer(mode: .serverSentEvents)
+    /// Translates the winner's stream (Relay/StreamRelay.swift); nil until a stream starts.
+    private var relay: StreamRelay?
     let collector = StreamCollector()
     var usage = prism_usage()
     /// USD: usage × the answering model's price (nil: no price, or cost tracking off); 0 for an
@@ -311,7 +311,8 @@ final class ProxyRequest {
     func upstreamHead(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)]) {
         guard !finished, winner == nil, active.contains(where: { $0 === attempt }) else { return }
         choose(attempt)
-        framer = StreamEventFramer(mode: attempt.framing == PRISM_FRAMING_NDJSON ? .lines : .serverSentEvents)
+        relay = StreamRelay(exchange: attempt.exchange, framing: attempt.framing, collector: collector,
+                            dialect: ingress.map { ($0.exchange, $0.encodeError) })
         firstByteAt = monotonicNanoseconds()
         if let price = priceOfAnswer() { collector.pricesUsageChunk = price.pricedUsageChunk }
         var responseHeaders = HTTPHeaders()
@@ -334,32 +335,10 @@ final class ProxyRequest {
         guard !finished, streamStarted, attempt === winner else { return }
         lastStreamDataAt = monotonicNanoseconds()
         if attempt.isPassThrough { return relayNative(attempt, bytes) }
-        let exchange = attempt.exchange
-        let error = ErrorCapture()
-        var status = PRISM_OK
-        if attempt.framing == PRISM_FRAMING_RAW {
-            status = bytes.withUnsafeBytes { exchange.translateChunk($0, into: collector, error: error) }
-        } else {
-            do {
-                try framer.feed(bytes) { event in
-                    guard status == PRISM_OK else { return }
-                    status = exchange.translateEvent(event, into: collector, error: error)
-                }
-            } catch {
-                status = PRISM_ERROR_UPSTREAM
-            }
-        }
+        let failure = relay?.feed(bytes)
         flushCollector()
-        if let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused, handler?.isWritable ?? false {
-            receiver.markResumed()
-            gateway.transport.resume(transfer)
-        }
-        if collector.encoderStatus != PRISM_OK, let ingress {
-            return failStream(from: ingress.encodeError, otherwise: "the stream could not be written in the client's dialect")
-        }
-        if status != PRISM_OK {
-            failStream(from: error, otherwise: "the upstream stream could not be translated")
-        }
+        resumeIfWritable(attempt)
+        if let failure { failStream(from: failure.error, otherwise: failure.otherwise) }
     }
 
     func upstreamComplete(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
@@ -458,35 +437,15 @@ final class ProxyRequest {
     private func finishStream(_ attempt: UpstreamAttempt, failure: TransportFailure?) {
         if let failure { return failStream(message: failure.message, type: "provider_error") }
         if attempt.isPassThrough { return finishNative(attempt) }
-        let exchange = attempt.exchange
-        let error = ErrorCapture()
-        var translateStatus = PRISM_OK
-        if attempt.framing != PRISM_FRAMING_RAW {
-            try? framer.feed(nil) { event in
-                if translateStatus == PRISM_OK {
-                    translateStatus = exchange.translateEvent(event, into: collector, error: error)
-                }
-            }
-        }
-        if translateStatus == PRISM_OK { translateStatus = exchange.finishStream(into: collector, error: error) }
+        guard let relay else { return }
+        let failure = relay.finish()
         flushCollector()
-        if translateStatus != PRISM_OK {
-            return failStream(from: error, otherwise: "the upstream stream ended badly")
-        }
-        if collector.encoderStatus != PRISM_OK, let ingress {
-            return failStream(from: ingress.encodeError, otherwise: "the stream could not be written in the client's dialect")
-        }
+        if let failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
         usage = collector.usage
         cost = priceOfAnswer()?.cost(of: usage)
-        if let ingress {
-            var closing: [UInt8] = []
-            guard ingress.exchange.finishStream(usage: usage, into: &closing, error: error) == PRISM_OK else {
-                return failStream(from: error, otherwise: "the client's dialect could not end the stream")
-            }
-            handler?.writeStreamBytes(closing)
-        } else {
-            handler?.writeStreamBytes(ServerSentEventWriter.done)
-        }
+        let closing = relay.closing()
+        if let failure = closing.failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
+        handler?.writeStreamBytes(closing.bytes)
         handler?.endStream()
         complete(status: 200)
     }
@@ -521,10 +480,17 @@ final class ProxyRequest {
     }
 
     func clientWritable() {
-        if let winner, let transfer = winner.transfer, let receiver = winner.receiver, receiver.isPaused {
-            receiver.markResumed()
-            gateway.transport.resume(transfer)
-        }
+        if let winner { resumeIfWritable(winner) }
+    }
+
+    /// Backpressure: a transfer paused because the client read slowly goes on once the client's
+    /// connection takes writes again.
+    func resumeIfWritable(_ attempt: UpstreamAttempt) {
+        guard let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused,
+              handler?.isWritable ?? false
+        else { return }
+        receiver.markResumed()
+        gateway.transport.resume(transfer)
     }
 
     func flushCollector() {

@@ -5,8 +5,8 @@ import PrismPluginABI
 import PrismWire
 import Synchronization
 
-// How a proxied request ends: the client's answer (translated, or an error), the request log
-// line, middleware and router notifications.
+// How a proxied request ends: the client's answer (translated, or an error), what it is
+// recorded as (Observability/RequestLog.swift), middleware and router notifications.
 extension ProxyRequest {
     /// A complete upstream answer (non-streaming, or an error before streaming), translated by the
     /// attempt's plugin.
@@ -172,7 +172,9 @@ extension ProxyRequest {
         cancelAll()
         // A pass-through stream may stop mid-event: only a translated one has whole events pending.
         if winner?.isPassThrough != true { flushCollector() }
-        handler?.writeStreamBytes(streamErrorBytes(type: type, code: code, message: message, status: status))
+        handler?.writeStreamBytes(StreamRelay.errorEnding(
+            dialect: ingress?.exchange, cutEvent: winner?.isPassThrough == true && ingress?.nativeFramer?.holdsPartialEvent == true,
+            type: type, code: code, message: message, status: status))
         handler?.endStream()
         complete(status: status)
     }
@@ -186,41 +188,36 @@ extension ProxyRequest {
         keepAliveTask?.cancel()
         let latency = monotonicNanoseconds() - startedAt
         if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
-        let providerName = self.providerName
         let firstByte = firstByteAt == 0 ? 0 : firstByteAt - startedAt
-        let key = attributes["key.name"] ?? "-", modelLabel = metricModelLabel(status: status)
+        let identity = endUserIdentity
+        let outcome = RequestOutcome(
+            requestID: requestID, key: attributes["key.name"] ?? "-", owner: attributes["key.owner"] ?? "-",
+            user: identity.isEmpty ? "-" : identity, model: clientModel.isEmpty ? "-" : clientModel,
+            provider: providerName, modelUsed: modelUsed, status: status, latencyNanoseconds: latency,
+            firstByteNanoseconds: firstByte, usage: usage, cost: cost,
+            cache: attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-", fallback: fallbackUsed,
+            stream: streaming, errorCode: errorCode)
+        let modelLabel = metricModelLabel(status: status)
         if view != nil {
-            withCompletion(status: status, provider: winner == nil ? nil : providerName,
+            withCompletion(status: status, provider: winner == nil ? nil : outcome.provider,
                            model: winner?.candidate.upstreamModel ?? "", usage: usage, latencyNanoseconds: latency,
                            firstByteNanoseconds: firstByte) { notifyComplete($0) }
         }
-        gateway.services.metrics.recordRequest(model: modelLabel, provider: providerName, status: status,
-                                               durationNanoseconds: latency, firstTokenNanoseconds: firstByte, usage: usage)
-        if let cost { gateway.services.metrics.recordCost(provider: providerName, model: modelLabel, key: key, usd: cost) }
+        let metrics = gateway.services.metrics
+        metrics.recordRequest(model: modelLabel, provider: outcome.provider, status: status, durationNanoseconds: latency,
+                              firstTokenNanoseconds: firstByte, usage: usage)
+        if let cost { metrics.recordCost(provider: outcome.provider, model: modelLabel, key: outcome.key, usd: cost) }
         if let budgets = gateway.budgets, let budgetClaims, let cost { budgets.record(budgetClaims, cost: cost) }
         // The dashboard's statistics and the ledger record the same facts.
         let now = wallClockMilliseconds()
-        let owner = attributes["key.owner"] ?? "-", identity = endUserIdentity
-        let user = identity.isEmpty ? "-" : identity, model = clientModel.isEmpty ? "-" : clientModel
-        if view != nil {
-            gateway.services.stats.record(RequestStats.Record(
-                atMilliseconds: now, requestID: requestID, key: key, owner: owner, user: user, model: model,
-                provider: providerName, modelUsed: modelUsed, status: status, latencyNanoseconds: latency,
-                firstTokenNanoseconds: firstByte,
-                tokensIn: Int64(clamping: usage.input_tokens), tokensOut: Int64(clamping: usage.output_tokens), cost: cost,
-                cache: attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-", stream: streaming,
-                errorCode: status >= 400 ? errorCode : nil))
-        }
+        if view != nil { gateway.services.stats.record(RequestStats.Record(outcome, atMilliseconds: now)) }
         // What reached a provider, or was answered in its place (a cache hit): refusals before
         // that (401, 404, 429) spend nothing and are in the request log and the metrics.
         if let ledger = gateway.services.ledger, winner != nil || cost != nil {
-            ledger.record(SpendLedger.Entry(
-                at: now, requestID: requestID, key: key, owner: owner, user: user, model: model,
-                provider: providerName, tokensIn: usage.input_tokens, tokensOut: usage.output_tokens, cost: cost,
-                status: status, latencyMicroseconds: latency / 1000,
-                org: gateway.organization.isEmpty ? "-" : gateway.organization))
+            ledger.record(SpendLedger.Entry(outcome, at: now, org: gateway.organization.isEmpty ? "-" : gateway.organization))
         }
-        writeRequestLog(status: status, latency: latency)
+        RequestLog.write(outcome, to: gateway.logger, bodies: gateway.configuration.logging.includeBodies
+            ? (body, responseBodyForLog) : nil)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
         cancelAll()
@@ -239,45 +236,6 @@ extension ProxyRequest {
         return "unknown"
     }
 
-    /// The one log line per request: text (`request id=... key=...`) or, with logging.format json,
-    /// one object with the same facts as typed members. At debug level with
-    /// logging.include_bodies, the bodies join it (secrets redacted, each cut at 64 KiB).
-    private func writeRequestLog(status: Int, latency: UInt64) {
-        guard gateway.logger.logLevel <= .info else { return } // nothing is built for a line not written
-        let cache = attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-"
-        let latencyText = formatMilliseconds(Double(latency) / 1_000_000)
-        let model = clientModel.isEmpty ? "-" : clientModel
-        let withBodies = gateway.configuration.logging.includeBodies && gateway.logger.logLevel <= .debug
-        if LineLogHandler.writesJSON {
-            var fields: Logger.Metadata = [
-                "request_id": .string(requestID), "key": .string(attributes["key.name"] ?? "-"),
-                "owner": .string(attributes["key.owner"] ?? "-"), "model": .string(model),
-                "provider": .string(providerName), "model_used": .string(modelUsed),
-                "status": .stringConvertible(status), "latency_ms": .stringConvertible(Double(latencyText) ?? 0),
-                "tokens_in": .stringConvertible(Int(clamping: usage.input_tokens)),
-                "tokens_out": .stringConvertible(Int(clamping: usage.output_tokens)),
-                "cache": .string(cache), "fallback": .stringConvertible(fallbackUsed), "stream": .stringConvertible(streaming),
-            ]
-            if let cost { fields["cost_usd"] = .stringConvertible(Double(PriceTable.format(cost)) ?? 0) }
-            if firstByteAt != 0 {
-                fields["first_byte_ms"] = .stringConvertible(Double(formatMilliseconds(Double(firstByteAt - startedAt) / 1_000_000)) ?? 0)
-            }
-            if withBodies {
-                fields["request_body"] = .string(ProxyRequest.loggable(body))
-                fields["response_body"] = .string(responseBodyForLog.map(ProxyRequest.loggable) ?? (streaming ? "[stream]" : ""))
-                return gateway.logger.debug("request", metadata: fields)
-            }
-            return gateway.logger.info("request", metadata: fields)
-        }
-        var line = "request id=\(requestID) key=\(attributes["key.name"] ?? "-") owner=\(attributes["key.owner"] ?? "-") model=\(model) provider=\(providerName) status=\(status) latency_ms=\(latencyText) tokens_in=\(usage.input_tokens) tokens_out=\(usage.output_tokens) cache=\(cache) fallback=\(fallbackUsed)"
-        if let cost { line += " cost=\(PriceTable.format(cost))" }
-        if withBodies {
-            line += " request_body=\(ProxyRequest.loggable(body)) response_body=\(responseBodyForLog.map(ProxyRequest.loggable) ?? (streaming ? "[stream]" : ""))"
-            return gateway.logger.debug("\(line)")
-        }
-        gateway.logger.info("\(line)")
-    }
-
     /// The price of the model that answers (nil: cost tracking off, or the model has no price).
     func priceOfAnswer() -> ModelPrice? {
         guard let prices = gateway.prices, let winner else { return nil }
@@ -289,12 +247,6 @@ extension ProxyRequest {
     var modelUsed: String {
         if streaming, let reported = collector.responseModel, !reported.isEmpty { return reported }
         return winner?.candidate.upstreamModel ?? "-"
-    }
-
-    static func loggable(_ bytes: [UInt8]) -> String {
-        let limit = 65_536
-        let text = String(decoding: bytes.prefix(limit), as: UTF8.self)
-        return SecretRedactor.shared.redact(bytes.count > limit ? text + "…[cut]" : text)
     }
 
     // MARK: Helpers
@@ -328,10 +280,3 @@ extension ProxyRequest {
         }
     }
 }
-
-func formatMilliseconds(_ value: Double) -> String {
-    let scaled = Int((value * 100).rounded())
-    let fraction = scaled % 100
-    return "\(scaled / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-}
-

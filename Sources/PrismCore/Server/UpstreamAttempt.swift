@@ -4,7 +4,7 @@ import Synchronization
 
 /// One try of one deployment: its provider exchange (translation state) and transfer. A request
 /// may make several (retries, failover, fallback models) and, when racing, run several at once.
-final class UpstreamAttempt {
+final class UpstreamAttempt: TracedAttempt {
     let candidate: RouteCandidate
     let exchange: ProviderExchange
     let number: Int
@@ -30,6 +30,7 @@ final class UpstreamAttempt {
     }
 
     var provider: ProviderInstance { candidate.provider }
+    var upstreamModel: String { candidate.upstreamModel }
 
     func markInFlight() {
         guard !holdsInFlight else { return }

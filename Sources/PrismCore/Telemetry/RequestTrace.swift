@@ -56,6 +56,18 @@ struct CapturedContent: Sendable {
     static let rawLimit = 65_536
 }
 
+/// An upstream attempt as its span sees it (the server's `UpstreamAttempt`).
+protocol TracedAttempt: AnyObject {
+    var provider: ProviderInstance { get }
+    var upstreamModel: String { get }
+    /// 1 for the request's first attempt.
+    var number: Int { get }
+    /// A half-open circuit's probe.
+    var isProbe: Bool { get }
+    /// Its span in the request's trace (-1: not traced).
+    var traceSpan: Int { get set }
+}
+
 /// A finished request's spans (the root first), handed to the exporter.
 struct FinishedTrace: Sendable {
     let traceHigh: UInt64
@@ -181,15 +193,15 @@ final class RequestTrace {
     /// attempt on a deployment (provider and model) already tried; a failover one on another
     /// deployment after a failure (another provider, or a fallback model); a race one started
     /// beside a running attempt.
-    func beginAttempt(_ attempt: UpstreamAttempt, operation: String?, racing: Bool) {
+    func beginAttempt(_ attempt: some TracedAttempt, operation: String?, racing: Bool) {
         let provider = attempt.provider
         let key = ObjectIdentifier(provider)
-        let model = attempt.candidate.upstreamModel
+        let model = attempt.upstreamModel
         let retry = deploymentsTried.contains { $0.0 == key && $0.1 == model }
         let failover = !retry && !racing && attempt.number > 1
         deploymentsTried.append((key, model))
         var attributes = [SpanAttribute("gen_ai.system", .string(Tracer.system(of: provider))),
-                          SpanAttribute("gen_ai.request.model", .string(attempt.candidate.upstreamModel)),
+                          SpanAttribute("gen_ai.request.model", .string(attempt.upstreamModel)),
                           SpanAttribute("prism.provider", .string(provider.settings.name)),
                           SpanAttribute("prism.attempt", .integer(Int64(attempt.number))),
                           SpanAttribute("prism.retry", .bool(retry)),
@@ -197,18 +209,18 @@ final class RequestTrace {
         if let operation { attributes.insert(SpanAttribute("gen_ai.operation.name", .string(operation)), at: 0) }
         if racing { attributes.append(SpanAttribute("prism.race", .bool(true))) }
         if attempt.isProbe { attributes.append(SpanAttribute("prism.circuit_probe", .bool(true))) }
-        let name = operation.map { $0 + " " + attempt.candidate.upstreamModel } ?? attempt.candidate.upstreamModel
+        let name = operation.map { $0 + " " + attempt.upstreamModel } ?? attempt.upstreamModel
         attempt.traceSpan = open(name, .client, attributes)
     }
 
     /// The `traceparent` sent upstream by an attempt: this trace, the attempt's span.
-    func traceparent(for attempt: UpstreamAttempt) -> String? {
+    func traceparent(for attempt: some TracedAttempt) -> String? {
         guard spans.indices.contains(attempt.traceSpan) else { return nil }
         return TraceParent.format(traceHigh: traceHigh, traceLow: traceLow, spanID: spans[attempt.traceSpan].id, sampled: true)
     }
 
     /// The upstream answered (any status) or the transfer failed.
-    func endAttempt(_ attempt: UpstreamAttempt, status: Int, failure: TransportFailure?) {
+    func endAttempt(_ attempt: some TracedAttempt, status: Int, failure: TransportFailure?) {
         let index = attempt.traceSpan
         guard spans.indices.contains(index), spans[index].end == 0 else { return }
         if status > 0 { spans[index].attributes.append(SpanAttribute("http.response.status_code", .integer(Int64(status)))) }
@@ -230,14 +242,14 @@ final class RequestTrace {
     }
 
     /// A 2xx its plugin found to be no answer (an HTML page, an error object).
-    func attemptRejected(_ attempt: UpstreamAttempt, _ message: String) {
+    func attemptRejected(_ attempt: some TracedAttempt, _ message: String) {
         guard spans.indices.contains(attempt.traceSpan) else { return }
         spans[attempt.traceSpan].attributes.append(SpanAttribute("error.type", .string("bad_answer")))
         fail(attempt.traceSpan, message)
     }
 
     /// Cancelled: a race lost, the client gone, or the request ended.
-    func attemptCancelled(_ attempt: UpstreamAttempt) {
+    func attemptCancelled(_ attempt: some TracedAttempt) {
         let index = attempt.traceSpan
         guard spans.indices.contains(index), spans[index].end == 0 else { return }
         spans[index].attributes.append(SpanAttribute("prism.cancelled", .bool(true)))

@@ -10,7 +10,7 @@ import Glibc
 /// and its connection pools, the request counters the server drains with, and the metrics.
 public final class GatewayServices: Sendable {
     public let registry: PluginRegistry
-    let transport: CurlTransport
+    let transport: any UpstreamTransport
     let activity = Activity()
     let metrics = GatewayMetrics.shared
     /// Recent requests and per-minute aggregates for the dashboard.
@@ -26,9 +26,12 @@ public final class GatewayServices: Sendable {
         ledger = nil
     }
 
-    init(registry: PluginRegistry, maximumIdleConnections: Int, ledger: SpendLedger?) {
+    /// `transport`: libcurl unless given (an in-process test's fake).
+    init(registry: PluginRegistry, maximumIdleConnections: Int, ledger: SpendLedger?,
+         transport: (any UpstreamTransport)? = nil)
+    {
         self.registry = registry
-        transport = CurlTransport(maximumIdleConnections: maximumIdleConnections)
+        self.transport = transport ?? CurlTransport(maximumIdleConnections: maximumIdleConnections)
         self.ledger = ledger
     }
 }
@@ -59,7 +62,7 @@ public final class Gateway: Sendable {
     let catalog: ModelCatalog
     let health: HealthRegistry
     let planner: RoutePlanner
-    let transport: CurlTransport
+    let transport: any UpstreamTransport
     let gates: [String: AdmissionGate]
     let logger: Logger
     let discovery: ModelDiscovery
@@ -72,6 +75,13 @@ public final class Gateway: Sendable {
     let organization: String
     /// OpenTelemetry tracing (nil: telemetry is off).
     let tracer: Tracer?
+
+    /// Each provider's circuit as the metrics gauge reads it.
+    var circuitStates: [(provider: String, state: Int)] {
+        providers.compactMap { provider in
+            health.byProvider[provider.settings.name].map { (provider.settings.name, $0.snapshot.circuit.gaugeValue) }
+        }
+    }
 
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String

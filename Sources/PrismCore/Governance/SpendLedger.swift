@@ -186,3 +186,12 @@ final class SpendLedger: Sendable {
         return UInt64(seconds) * 1000
     }
 }
+
+extension SpendLedger.Entry {
+    init(_ outcome: RequestOutcome, at: UInt64, org: String) {
+        self.init(at: at, requestID: outcome.requestID, key: outcome.key, owner: outcome.owner, user: outcome.user,
+                  model: outcome.model, provider: outcome.provider, tokensIn: outcome.usage.input_tokens,
+                  tokensOut: outcome.usage.output_tokens, cost: outcome.cost, status: outcome.status,
+                  latencyMicroseconds: outcome.latencyNanoseconds / 1000, org: org)
+    }
+}
