@@ -1,4 +1,9 @@
-"""Golden tests: every fixture under Tests/golden/<provider>/*.json runs through the real gateway.
+"""Golden tests through the real gateway binary, over sockets, for a few fixtures per provider.
+
+Every fixture under Tests/golden/<provider>/*.json runs in process (the server's pipeline, the
+plugins, a scripted transport) in the Swift test GoldenFixtureTests; here, per provider, its first
+JSON answer, first stream and first error answer run again end to end: the replay upstream on a
+real socket, libcurl, the binary as it ships (`PRISM_GOLDEN_ALL=1` runs every fixture this way).
 
 Per fixture: a replay upstream (replay_upstream.py) plays the provider with the fixture's
 `upstream_response`; the gateway is configured from the fixture's `provider` section with its
@@ -19,6 +24,7 @@ share one id and one created. Expected values may use matchers: {"$contains": "t
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,23 @@ from prism_helpers import SSEStream, make_config, request as http_request
 from replay_upstream import replay_upstream  # noqa: F401 - fixture
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-CASES = sorted(GOLDEN.glob("*/*.json"))
+ALL_CASES = sorted(GOLDEN.glob("*/*.json"))
+
+
+def end_to_end(paths: list[Path]) -> list[Path]:
+    """Per provider: its first stream, first 2xx JSON answer and first error answer."""
+    if os.environ.get("PRISM_GOLDEN_ALL") == "1":
+        return paths
+    chosen: dict[tuple[str, str], Path] = {}
+    for path in paths:
+        case = json.loads(path.read_text())
+        status = (case.get("expected_client") or {}).get("status", 200)
+        kind = "stream" if "expected_chunks" in case else "error" if status >= 400 else "json"
+        chosen.setdefault((path.parent.name, kind), path)
+    return sorted(chosen.values())
+
+
+CASES = end_to_end(ALL_CASES)
 VOLATILE = ("id", "created")
 
 
@@ -198,6 +220,7 @@ def test_golden(path: Path, gateway, replay_upstream):  # noqa: F811 - fixture
 
 def test_fixtures_exist():
     """The harness must have something to run, and every fixture must be loadable."""
-    assert CASES, f"no fixtures under {GOLDEN}"
-    for path in CASES:
+    assert ALL_CASES, f"no fixtures under {GOLDEN}"
+    for path in ALL_CASES:
         load(path)
+    assert len(CASES) >= 3 * len({path.parent.name for path in ALL_CASES}) - 3, "a few per provider end to end"

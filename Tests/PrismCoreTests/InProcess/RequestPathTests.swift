@@ -1,0 +1,123 @@
+import NIOCore
+import PrismWire
+import XCTest
+
+@testable import PrismCore
+
+/// The request's path in process: GatewayHTTPHandler on the server's pipeline, the middleware
+/// chain, routing and the attempt scheduler, the OpenAI provider plugin (dlopen), the stream
+/// relay and the client's dialect, with a scripted transport in libcurl's place.
+final class RequestPathTests: XCTestCase {
+    private func configuration(providers: [String: [String]], extra: String = "") -> String {
+        var text = "providers:\n"
+        for (name, models) in providers.sorted(by: { $0.key < $1.key }) {
+            text += "  \(name): {api_format: openai, api_key: sk-upstream-\(name)-0001, base_url: \"http://\(name).test/v1\", models: [\(models.joined(separator: ", "))]}\n"
+        }
+        return text + "logging: {level: error}\nspend_ledger: {enabled: false}\n" + extra
+    }
+
+    private static let answer = #"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#
+
+    func testABufferedAnswerGoesThroughThePluginBothWays() throws {
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+            .json(200, RequestPathTests.answer)
+        }
+        let response = try gateway.post("/v1/chat/completions", json: #"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#,
+                                        headers: [("x-prism-request-id", "req-in-process-1")])
+        XCTAssertEqual(response.status, 200, response.text)
+        XCTAssertEqual(response.header("x-prism-provider"), "a")
+        XCTAssertEqual(response.header("x-prism-request-id"), "req-in-process-1")
+        let body = try JSONValue.parse(response.text)
+        XCTAssertEqual(body["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue, "Hello")
+        let upstream = try XCTUnwrap(gateway.transport.requests.first)
+        XCTAssertEqual(gateway.transport.requests.count, 1)
+        XCTAssertEqual(upstream.method, "POST")
+        XCTAssertEqual(upstream.url, "http://a.test/v1/chat/completions")
+        XCTAssertEqual(upstream.header("authorization"), "Bearer sk-upstream-a-0001")
+        XCTAssertEqual(try JSONValue.parse(upstream.body)["model"]?.stringValue, "gpt-4o")
+    }
+
+    func testAStreamIsRelayedEventByEventAndEndsWithDone() throws {
+        let events = ["Hel", "lo"].map { text in
+            #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"\#(text)"},"finish_reason":null}]}"#
+        } + ["[DONE]"]
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+            .events(events)
+        }
+        let response = try gateway.post("/v1/chat/completions",
+                                        json: #"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#)
+        XCTAssertEqual(response.status, 200, response.text)
+        XCTAssertEqual(response.header("content-type"), "text/event-stream")
+        XCTAssertTrue(try XCTUnwrap(gateway.transport.requests.first).streaming)
+        let received = response.events
+        XCTAssertEqual(received.last, "[DONE]")
+        XCTAssertEqual(received.filter { $0 == "[DONE]" }.count, 1)
+        let text = try received.dropLast().compactMap { try JSONValue.parse($0)["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue }
+        XCTAssertEqual(text.joined(), "Hello")
+    }
+
+    func testAStreamThatCannotBeTranslatedEndsWithAnErrorEvent() throws {
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+            .events(["{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"}}]}", "{not json"])
+        }
+        let response = try gateway.post("/v1/chat/completions",
+                                        json: #"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#)
+        XCTAssertEqual(response.status, 200)
+        let events = response.events
+        XCTAssertEqual(events.last, "[DONE]", "the error event is followed by [DONE]")
+        let error = try XCTUnwrap(events.dropLast().last.map { try JSONValue.parse($0) })
+        XCTAssertNotNil(error["error"]?["message"]?.stringValue, "an error event, not a silent cut: \(events)")
+    }
+
+    func testAFailedProviderFailsOverToTheNext() throws {
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"], "b": ["gpt-4o"]],
+                                                                        extra: "routing: {strategy: priority, retry: {max_attempts: 1}}\n")) { request in
+            request.url.hasPrefix("http://a.test")
+                ? .json(500, #"{"error":{"message":"upstream broke","type":"server_error"}}"#)
+                : .json(200, RequestPathTests.answer)
+        }
+        let response = try gateway.post("/v1/chat/completions", json: #"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)
+        XCTAssertEqual(response.status, 200, response.text)
+        XCTAssertEqual(gateway.transport.requests.map { $0.url }.sorted(),
+                       ["http://a.test/v1/chat/completions", "http://b.test/v1/chat/completions"])
+        XCTAssertEqual(response.header("x-prism-provider"), "b")
+    }
+
+    func testEveryProviderFailingAnswersTheLastErrorInOpenAIShape() throws {
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+            Reply(status: 0, headers: [], chunks: [], failure: .connection("connection refused"))
+        }
+        let response = try gateway.post("/v1/chat/completions", json: #"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)
+        XCTAssertEqual(response.status, 502, response.text)
+        let body = try JSONValue.parse(response.text)
+        XCTAssertEqual(body["error"]?["type"]?.stringValue, "provider_error")
+        XCTAssertTrue(body["error"]?["message"]?.stringValue?.contains("connection refused") ?? false, response.text)
+    }
+
+    func testBadInputIsRefusedBeforeAnyUpstreamRequest() throws {
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+            .json(200, RequestPathTests.answer)
+        }
+        let broken = try gateway.post("/v1/chat/completions", json: #"{"model":"gpt-4o","messages":["#)
+        XCTAssertEqual(broken.status, 400, broken.text)
+        XCTAssertEqual(try JSONValue.parse(broken.text)["error"]?["type"]?.stringValue, "invalid_request_error")
+        let unknown = try gateway.post("/v1/chat/completions", json: #"{"model":"no-such-model","messages":[]}"#)
+        XCTAssertEqual(unknown.status, 404, unknown.text)
+        XCTAssertEqual(gateway.transport.requests.count, 0)
+    }
+
+    func testAnAnthropicClientGetsItsOwnDialectFromAnOpenAIProvider() throws {
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+            .json(200, RequestPathTests.answer)
+        }
+        let response = try gateway.post("/v1/messages", json: #"{"model":"gpt-4o","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}"#)
+        XCTAssertEqual(response.status, 200, response.text)
+        let body = try JSONValue.parse(response.text)
+        XCTAssertEqual(body["type"]?.stringValue, "message")
+        XCTAssertEqual(body["content"]?.arrayValue?.first?["text"]?.stringValue, "Hello")
+        let upstream = try XCTUnwrap(gateway.transport.requests.first)
+        XCTAssertEqual(upstream.url, "http://a.test/v1/chat/completions", "translated to the provider's format")
+    }
+}
+
+private typealias Reply = ScriptedTransport.Reply
