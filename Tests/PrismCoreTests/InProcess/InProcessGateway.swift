@@ -57,29 +57,55 @@ final class InProcessGateway {
     func send(_ method: String = "POST", _ path: String, headers: [(String, String)] = [], body: [UInt8] = [])
         throws -> ClientResponse
     {
+        let exchange = try open(method, path, headers: headers, body: body)
+        defer { exchange.close() }
+        for _ in 0..<1000 {
+            if let response = try exchange.pump() { return response }
+        }
+        throw InProcessError("no whole answer; received \(exchange.received.count) bytes: "
+            + String(decoding: exchange.received.prefix(600), as: UTF8.self))
+    }
+
+    /// Writes one request on a new connection; the caller runs the loop (and moves its virtual
+    /// clock) with the exchange.
+    func open(_ method: String = "POST", _ path: String, headers: [(String, String)] = [], body: [UInt8] = [])
+        throws -> ClientExchange
+    {
         let channel = try connect()
-        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: prism.test\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         try channel.writeInbound(channel.allocator.buffer(bytes: Array(head.utf8) + body))
-        var received: [UInt8] = []
-        for _ in 0..<1000 {
-            channel.embeddedEventLoop.run()
-            while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
-                received += buffer.readBytes(length: buffer.readableBytes) ?? []
-            }
-            if let response = ClientResponse(parsing: received) { return response }
-        }
-        throw InProcessError("no whole answer; received \(received.count) bytes: "
-            + String(decoding: received.prefix(600), as: UTF8.self))
+        return ClientExchange(channel: channel)
     }
 
     /// A JSON body POSTed with its content type.
     func post(_ path: String, json: String, headers: [(String, String)] = []) throws -> ClientResponse {
         try send("POST", path, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8))
     }
+}
+
+/// One client connection's request in flight.
+final class ClientExchange {
+    let channel: EmbeddedChannel
+    private(set) var received: [UInt8] = []
+
+    init(channel: EmbeddedChannel) { self.channel = channel }
+
+    /// Runs what is due on the event loop; the answer once it is whole.
+    func pump() throws -> ClientResponse? {
+        channel.embeddedEventLoop.run()
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            received += buffer.readBytes(length: buffer.readableBytes) ?? []
+        }
+        return ClientResponse(parsing: received)
+    }
+
+    /// Moves the loop's virtual clock (timers due by then fire).
+    func advance(by amount: TimeAmount) { channel.embeddedEventLoop.advanceTime(by: amount) }
+
+    func close() { _ = try? channel.finish(acceptAlreadyClosed: true) }
 }
 
 struct InProcessError: Error, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import PrismWire
 import XCTest
@@ -70,8 +71,8 @@ final class RequestPathTests: XCTestCase {
     }
 
     func testAFailedProviderFailsOverToTheNext() throws {
-        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"], "b": ["gpt-4o"]],
-                                                                        extra: "routing: {strategy: priority, retry: {max_attempts: 1}}\n")) { request in
+        // Round robin's first request goes to the first provider listed.
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"], "b": ["gpt-4o"]])) { request in
             request.url.hasPrefix("http://a.test")
                 ? .json(500, #"{"error":{"message":"upstream broke","type":"server_error"}}"#)
                 : .json(200, RequestPathTests.answer)
@@ -81,6 +82,44 @@ final class RequestPathTests: XCTestCase {
         XCTAssertEqual(gateway.transport.requests.map { $0.url }.sorted(),
                        ["http://a.test/v1/chat/completions", "http://b.test/v1/chat/completions"])
         XCTAssertEqual(response.header("x-prism-provider"), "b")
+    }
+
+    func testARetryWaitsItsBackoffOnTheLoopsClock() throws {
+        let extra = "routing: {failover: {enabled: false}, retry: {enabled: true, max_retries: 2, initial_delay: 200ms}}\n"
+        let calls = NIOLockedValueBox(0)
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]], extra: extra)) { _ in
+            calls.withLockedValue { $0 += 1; return $0 } == 1
+                ? .json(503, #"{"error":{"message":"overloaded","type":"server_error"}}"#)
+                : .json(200, RequestPathTests.answer)
+        }
+        let exchange = try gateway.open("POST", "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                                        body: Array(#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#.utf8))
+        defer { exchange.close() }
+        XCTAssertNil(try exchange.pump())
+        XCTAssertEqual(gateway.transport.requests.count, 1)
+        // The backoff is 200 ms with jitter (×0.5…1): nothing before 100 ms, the retry by 200 ms.
+        exchange.advance(by: .milliseconds(90))
+        XCTAssertNil(try exchange.pump())
+        XCTAssertEqual(gateway.transport.requests.count, 1, "no retry before the backoff")
+        exchange.advance(by: .milliseconds(110))
+        let response = try XCTUnwrap(try exchange.pump())
+        XCTAssertEqual(response.status, 200, response.text)
+        XCTAssertEqual(gateway.transport.requests.count, 2)
+    }
+
+    func testARaceTakesTheFirstGoodAnswerAndCancelsTheRest() throws {
+        let extra = "routing: {default_strategy: fastest, fastest: {race: 2}}\n"
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"], "b": ["gpt-4o"]], extra: extra)) { request in
+            // Whichever starts first answers first (the scripted transport answers at once).
+            .json(200, RequestPathTests.answer.replacingOccurrences(of: "Hello", with: request.url.hasPrefix("http://a.") ? "from a" : "from b"))
+        }
+        let response = try gateway.post("/v1/chat/completions", json: #"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)
+        XCTAssertEqual(response.status, 200, response.text)
+        XCTAssertEqual(gateway.transport.requests.count, 2, "both raced")
+        let winner = try XCTUnwrap(response.header("x-prism-provider"))
+        XCTAssertEqual(try JSONValue.parse(response.text)["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue,
+                       "from \(winner)")
+        XCTAssertEqual(gateway.transport.cancelled, 1, "the other attempt is cancelled")
     }
 
     func testEveryProviderFailingAnswersTheLastErrorInOpenAIShape() throws {
