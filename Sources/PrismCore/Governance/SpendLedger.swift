@@ -40,6 +40,8 @@ final class SpendLedger: Sendable {
 
     private final class Store: @unchecked Sendable {
         let database: SQLiteDatabase
+        /// The row insert, parsed once (on the queue, at the first flush).
+        var insert: SQLiteDatabase.Statement?
         init(_ database: SQLiteDatabase) { self.database = database }
     }
 
@@ -52,13 +54,12 @@ final class SpendLedger: Sendable {
     private let lastPrune = Atomic<UInt64>(0)
     /// Past this many buffered rows (the disk is stuck), new ones are dropped and counted.
     static let maximumBuffered = 100_000
-    static let rowsPerStatement = 200
     let dropped = Atomic<Int>(0)
 
     init(path: String, retention: Duration, flushInterval: Duration, logger: Logger,
          clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() }) throws
     {
-        let database = try SQLiteDatabase(path: path)
+        let database = try SQLiteDatabase(path: path, serializedByOwner: true) // every call is on `queue`
         try database.execute("""
             PRAGMA journal_mode=WAL;
             CREATE TABLE IF NOT EXISTS spend (
@@ -117,26 +118,23 @@ final class SpendLedger: Sendable {
         do {
             if !rows.isEmpty {
                 try database.execute("BEGIN")
-                // Many rows per statement: preparing one statement per row cost more than the rows.
-                var start = 0
-                while start < rows.count {
-                    let chunk = rows[start..<min(start + Self.rowsPerStatement, rows.count)]
-                    start = chunk.endIndex
-                    var values: [SQLiteDatabase.Value] = []
-                    values.reserveCapacity(chunk.count * 13)
-                    for row in chunk {
-                        values += [.integer(Int64(clamping: row.at)), .text(row.requestID), .text(row.key), .text(row.owner),
-                                   .text(row.user), .text(row.model), .text(row.provider), .integer(Int64(clamping: row.tokensIn)),
-                                   .integer(Int64(clamping: row.tokensOut)),
-                                   row.cost.map { .integer(Int64(($0 * 1_000_000_000).rounded())) } ?? .null,
-                                   .integer(Int64(row.status)), .integer(Int64(clamping: row.latencyMicroseconds)),
-                                   .text(row.org)]
-                    }
-                    let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count)
-                    _ = try database.run("""
-                        INSERT INTO spend (at_ms, request_id, key, owner, user, model, provider, tokens_in, tokens_out,
-                                           cost_nano_usd, status, latency_us, org) VALUES
-                        """ + placeholders.joined(separator: ", "), values)
+                // One statement parsed once, run per row: no SQL is parsed per request.
+                let insert = try store.insert ?? database.prepare("""
+                    INSERT INTO spend (at_ms, request_id, key, owner, user, model, provider, tokens_in, tokens_out,
+                                       cost_nano_usd, status, latency_us, org) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                store.insert = insert
+                var values: [SQLiteDatabase.Value] = []
+                values.reserveCapacity(13)
+                for row in rows {
+                    values.removeAll(keepingCapacity: true)
+                    values += [.integer(Int64(clamping: row.at)), .text(row.requestID), .text(row.key), .text(row.owner),
+                               .text(row.user), .text(row.model), .text(row.provider), .integer(Int64(clamping: row.tokensIn)),
+                               .integer(Int64(clamping: row.tokensOut)),
+                               row.cost.map { .integer(Int64(($0 * 1_000_000_000).rounded())) } ?? .null,
+                               .integer(Int64(row.status)), .integer(Int64(clamping: row.latencyMicroseconds)),
+                               .text(row.org)]
+                    try database.run(insert, values)
                 }
                 try database.execute("COMMIT")
             }

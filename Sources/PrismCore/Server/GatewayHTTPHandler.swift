@@ -321,26 +321,24 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// control character (a plugin's or an upstream's), so that none can split the response.
     static func dropInvalidHeaders(_ headers: inout HTTPHeaders) {
         func valid(_ name: String, _ value: String) -> Bool {
-            guard !name.isEmpty else { return false }
-            for byte in name.utf8 {
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                     UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    continue
-                case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-                     UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                     UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-                    continue
-                default:
-                    return false
-                }
-            }
-            return value.utf8.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }
+            var name = name, value = value // the same storage: withUTF8 reads it in place
+            let nameIsToken = name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy { tokenBytes[Int($0)] } }
+            return nameIsToken && value.withUTF8 { bytes in bytes.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 } }
         }
         guard !headers.allSatisfy({ valid($0.name, $0.value) }) else { return }
         var kept = HTTPHeaders()
         for (name, value) in headers where valid(name, value) { kept.add(name: name, value: value) }
         headers = kept
+    }
+
+    /// The bytes of an HTTP token (RFC 9110 `tchar`): letters, digits and ``!#$%&'*+-.^_`|~``.
+    private static let tokenBytes: [Bool] = (0..<256).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
+        }
     }
 
     // MARK: Writing
