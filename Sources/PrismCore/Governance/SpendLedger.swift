@@ -43,6 +43,8 @@ final class SpendLedger: Sendable {
         /// The row insert, parsed once (on the queue, at the first flush).
         var insert: SQLiteDatabase.Statement?
         init(_ database: SQLiteDatabase) { self.database = database }
+        // The statement is finalized before its connection closes.
+        deinit { insert = nil }
     }
 
     private let store: Store

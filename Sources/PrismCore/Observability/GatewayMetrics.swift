@@ -1,5 +1,4 @@
 import CoreMetrics
-import Metrics
 import Prometheus
 import PrismPluginABI
 import Synchronization

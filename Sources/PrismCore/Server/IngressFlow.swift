@@ -241,25 +241,6 @@ extension ProxyRequest {
         return (status, framing, upstream, error, false)
     }
 
-    /// A pass-through stream's bytes go to the client as they came; the dialect reads their usage.
-    func relayNative(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
-        lastClientWriteAt = monotonicNanoseconds()
-        handler?.writeStreamBytes(bytes)
-        // Parsed even without observe_native: where an event ends matters if the stream breaks.
-        ingress?.observeNativeStream(bytes, framing: attempt.framing)
-        resumeIfWritable(attempt)
-    }
-
-    func finishNative(_ attempt: UpstreamAttempt) {
-        if let ingress {
-            ingress.observeNativeStream(nil, framing: attempt.framing)
-            usage = ingress.nativeUsage
-        }
-        cost = priceOfAnswer()?.cost(of: usage)
-        handler?.endStream()
-        complete(status: 200)
-    }
-
     /// A buffered pass-through answer (success or the upstream's own error, already in the client's
     /// dialect) goes to the client as it came.
     func answerNative(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8]) {
@@ -280,34 +261,5 @@ extension ProxyRequest {
         handler?.writeResponse(status: HTTPResponseStatus(statusCode: status), headers: responseHeaders, body: body)
         if gateway.configuration.logging.includeBodies { responseBodyForLog = body }
         complete(status: status)
-    }
-
-    // MARK: Keep-alive
-
-    /// While a stream is quiet, the client gets the dialect's keep-alive (a ping event or an SSE
-    /// comment) every server.stream_keepalive, so proxies and SDKs do not give up on it.
-    func armKeepAlive() {
-        let interval = gateway.configuration.server.streamKeepAlive.milliseconds
-        guard interval > 0 else { return }
-        if lastClientWriteAt == 0 { lastClientWriteAt = monotonicNanoseconds() }
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        keepAliveTask = eventLoop.scheduleTask(in: .milliseconds(interval)) {
-            let request = bound.value
-            // A pass-through stream is relayed in the upstream's own chunks (an event may be split
-            // between two): nothing may be put between them, and the upstream keeps it alive itself.
-            guard !request.finished, request.streamStarted, request.winner?.isPassThrough != true else { return }
-            let quiet = monotonicNanoseconds() - request.lastClientWriteAt
-            if quiet >= UInt64(interval) * 1_000_000 * 9 / 10 {
-                var bytes: [UInt8] = []
-                if let ingress = request.ingress {
-                    ingress.exchange.keepAlive(into: &bytes)
-                } else {
-                    bytes.append(contentsOf: ": keep-alive\n\n".utf8)
-                }
-                request.handler?.writeStreamBytes(bytes)
-                request.lastClientWriteAt = monotonicNanoseconds()
-            }
-            request.armKeepAlive()
-        }
     }
 }

@@ -6,7 +6,12 @@ import Synchronization
 
 /// One proxied request, from the parsed body to the last byte written, on the connection's event
 /// loop: validate → middleware pipeline → route plan → attempts (retry, failover, fallback models,
-/// races) through provider plugins and the transport → translate back.
+/// races) through provider plugins and the transport → translate back. It coordinates; the
+/// decisions are made elsewhere: which attempt next (Routing/AttemptScheduler.swift), a stream's
+/// translation (Relay/StreamRelay.swift), what is recorded (Observability/RequestLog.swift). Its
+/// glue is in this folder: RequestIntake (the body), RequestPipeline (middleware), StreamedAnswer
+/// (the client's stream), ProxyResponses (buffered answers and the end), IngressFlow (client
+/// dialects), BudgetGate, StreamGuards (stalls, oversize, shutdown), ProxyTracing.
 final class ProxyRequest {
     let gateway: Gateway
     weak var handler: GatewayHTTPHandler?
@@ -64,7 +69,7 @@ final class ProxyRequest {
 
     // Streaming state (the winner's).
     /// Translates the winner's stream (Relay/StreamRelay.swift); nil until a stream starts.
-    private var relay: StreamRelay?
+    var relay: StreamRelay?
     let collector = StreamCollector()
     var usage = prism_usage()
     /// USD: usage × the answering model's price (nil: no price, or cost tracking off); 0 for an
@@ -297,7 +302,7 @@ final class ProxyRequest {
     }
 
     /// The race is decided: every other attempt is cancelled (their upstream connections close).
-    private func choose(_ attempt: UpstreamAttempt) {
+    func choose(_ attempt: UpstreamAttempt) {
         winner = attempt
         for other in active where other !== attempt { cancel(other) }
         pendingRetry?.cancel()
@@ -306,40 +311,6 @@ final class ProxyRequest {
     }
 
     // MARK: Upstream events (on the event loop)
-
-    /// A successful streaming answer's head: the first one wins and starts the client stream.
-    func upstreamHead(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)]) {
-        guard !finished, winner == nil, active.contains(where: { $0 === attempt }) else { return }
-        choose(attempt)
-        relay = StreamRelay(exchange: attempt.exchange, framing: attempt.framing, collector: collector,
-                            dialect: ingress.map { ($0.exchange, $0.encodeError) })
-        firstByteAt = monotonicNanoseconds()
-        if let price = priceOfAnswer() { collector.pricesUsageChunk = price.pricedUsageChunk }
-        var responseHeaders = HTTPHeaders()
-        if attempt.isPassThrough, let type = headers.first(where: { $0.0 == "content-type" })?.1 {
-            responseHeaders.add(name: "content-type", value: type)
-        } else {
-            responseHeaders.add(name: "content-type", value: "text/event-stream")
-        }
-        responseHeaders.add(name: "cache-control", value: "no-cache")
-        responseHeaders.add(name: "x-accel-buffering", value: "no")
-        addCommonHeaders(&responseHeaders)
-        handler?.writeStreamHead(headers: responseHeaders)
-        streamStarted = true
-        lastStreamDataAt = firstByteAt
-        armStreamIdleCheck()
-        armKeepAlive()
-    }
-
-    func upstreamData(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
-        guard !finished, streamStarted, attempt === winner else { return }
-        lastStreamDataAt = monotonicNanoseconds()
-        if attempt.isPassThrough { return relayNative(attempt, bytes) }
-        let failure = relay?.feed(bytes)
-        flushCollector()
-        resumeIfWritable(attempt)
-        if let failure { failStream(from: failure.error, otherwise: failure.otherwise) }
-    }
 
     func upstreamComplete(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
                           failure: TransportFailure?)
@@ -433,23 +404,6 @@ final class ProxyRequest {
         }
     }
 
-    /// The winning stream's upstream ended (or broke): finish the client stream.
-    private func finishStream(_ attempt: UpstreamAttempt, failure: TransportFailure?) {
-        if let failure { return failStream(message: failure.message, type: "provider_error") }
-        if attempt.isPassThrough { return finishNative(attempt) }
-        guard let relay else { return }
-        let failure = relay.finish()
-        flushCollector()
-        if let failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
-        usage = collector.usage
-        cost = priceOfAnswer()?.cost(of: usage)
-        let closing = relay.closing()
-        if let failure = closing.failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
-        handler?.writeStreamBytes(closing.bytes)
-        handler?.endStream()
-        complete(status: 200)
-    }
-
     private func reportFailure(_ answer: FailedAnswer) {
         if let failure = answer.failure {
             let name = answer.attempt.provider.settings.name
@@ -477,29 +431,6 @@ final class ProxyRequest {
         pendingRetry = nil
         for attempt in active { cancel(attempt) }
         complete(status: 499)
-    }
-
-    func clientWritable() {
-        if let winner { resumeIfWritable(winner) }
-    }
-
-    /// Backpressure: a transfer paused because the client read slowly goes on once the client's
-    /// connection takes writes again.
-    func resumeIfWritable(_ attempt: UpstreamAttempt) {
-        guard let receiver = attempt.receiver, let transfer = attempt.transfer, receiver.isPaused,
-              handler?.isWritable ?? false
-        else { return }
-        receiver.markResumed()
-        gateway.transport.resume(transfer)
-    }
-
-    func flushCollector() {
-        guard !collector.pending.isEmpty else { return }
-        lastClientWriteAt = monotonicNanoseconds()
-        trace?.sawAnswer(collector.pending, streamed: true)
-        handler?.writeStreamBytes(collector.pending)
-        collector.pending.removeAll(keepingCapacity: true)
-        notifyRecordedEvents()
     }
 
     /// Ends every attempt still running (a failure ends the request).

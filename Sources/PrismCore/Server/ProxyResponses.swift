@@ -189,6 +189,13 @@ extension ProxyRequest {
         let latency = monotonicNanoseconds() - startedAt
         if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
         let firstByte = firstByteAt == 0 ? 0 : firstByteAt - startedAt
+        let modelLabel = metricModelLabel(status: status)
+        if view != nil {
+            withCompletion(status: status, provider: winner == nil ? nil : providerName,
+                           model: winner?.candidate.upstreamModel ?? "", usage: usage, latencyNanoseconds: latency,
+                           firstByteNanoseconds: firstByte) { notifyComplete($0) }
+        }
+        // Read after on_complete: a middleware may set attributes (key.owner) or headers there.
         let identity = endUserIdentity
         let outcome = RequestOutcome(
             requestID: requestID, key: attributes["key.name"] ?? "-", owner: attributes["key.owner"] ?? "-",
@@ -197,12 +204,6 @@ extension ProxyRequest {
             firstByteNanoseconds: firstByte, usage: usage, cost: cost,
             cache: attributes.responseHeaders.last { $0.0 == "x-prism-cache" }?.1 ?? "-", fallback: fallbackUsed,
             stream: streaming, errorCode: errorCode)
-        let modelLabel = metricModelLabel(status: status)
-        if view != nil {
-            withCompletion(status: status, provider: winner == nil ? nil : outcome.provider,
-                           model: winner?.candidate.upstreamModel ?? "", usage: usage, latencyNanoseconds: latency,
-                           firstByteNanoseconds: firstByte) { notifyComplete($0) }
-        }
         let metrics = gateway.services.metrics
         metrics.recordRequest(model: modelLabel, provider: outcome.provider, status: status, durationNanoseconds: latency,
                               firstTokenNanoseconds: firstByte, usage: usage)

@@ -4,29 +4,6 @@ import PrismWire
 // What ends a request that would otherwise hang or be cut silently: a stream that stalls, a
 // buffered answer too large to hold, and shutdown reaching server.shutdown_timeout.
 extension ProxyRequest {
-    /// Checks for a stalled stream once per server.stream_idle_timeout (not once per chunk): it
-    /// fires at the earliest moment the stream could have been silent that long.
-    func armStreamIdleCheck() {
-        let timeout = UInt64(max(gateway.configuration.server.streamIdleTimeout.milliseconds, 1)) * 1_000_000
-        let due = lastStreamDataAt + timeout
-        let now = monotonicNanoseconds()
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        streamIdleCheck = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
-            let request = bound.value
-            guard !request.finished else { return }
-            // Paused because the client reads slowly (write_timeout governs that): not a stall.
-            if request.winner?.receiver?.isPaused == true || request.handler?.isWritable == false {
-                request.lastStreamDataAt = monotonicNanoseconds()
-            }
-            if monotonicNanoseconds() - request.lastStreamDataAt >= timeout {
-                request.failStream(message: "no data for server.stream_idle_timeout "
-                    + "(\(request.gateway.configuration.server.streamIdleTimeout)): the stream stalled", type: "timeout_error")
-            } else {
-                request.armStreamIdleCheck()
-            }
-        }
-    }
-
     /// A buffered answer grew past server.max_response_body_size: the transfer is stopped and
     /// the attempt fails like a broken transfer (so failover may still answer).
     func upstreamOversized(_ attempt: UpstreamAttempt, limit: Int) {

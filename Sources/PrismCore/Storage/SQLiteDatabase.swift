@@ -54,7 +54,8 @@ final class SQLiteDatabase {
         sqlite3_busy_timeout(handle, 2000)
     }
 
-    deinit { sqlite3_close(handle) }
+    /// close_v2: a statement still alive keeps the connection until it is finalized.
+    deinit { sqlite3_close_v2(handle) }
 
     /// Runs statements without parameters (schema).
     func execute(_ sql: String) throws {
