@@ -81,8 +81,10 @@ struct GoldenCase {
         } ?? false ? "/v1/embeddings" : "/v1/chat/completions"
         let endpoint = fixture["endpoint"]?.stringValue ?? body
         var headers = [("Content-Type", "application/json")]
+        if fixture["expected_chunks"] != nil { headers.append(("Accept", "text/event-stream")) }
         for (header, value) in fixture["request_headers"]?.objectValue ?? [] { headers.append((header, value.stringValue ?? "")) }
-        let response = try gateway.send("POST", endpoint, headers: headers, body: request.jsonBytes)
+        let response = try gateway.send("POST", endpoint, headers: headers,
+                                        body: Array(GoldenCase.pythonJSON(request, compact: false).utf8))
         var problems = checkUpstream(gateway.transport.requests)
         if let chunks = fixture["expected_chunks"] {
             problems += checkStream(response, expected: chunks)
@@ -249,12 +251,12 @@ struct GoldenCase {
             chunks = events.map { Array(sseEvent($0, end: end).utf8) }
             defaultType("text/event-stream")
         } else if let lines = script["ndjson"]?.arrayValue {
-            chunks = lines.map { Array(($0.jsonText + "\n").utf8) }
+            chunks = lines.map { Array((pythonJSON($0, compact: false) + "\n").utf8) }
             defaultType("application/x-ndjson")
         } else if let text = script["body_text"]?.stringValue {
             chunks = [Array(text.utf8)]
         } else {
-            chunks = [(script["body"] ?? .object([])).jsonBytes]
+            chunks = [Array(pythonJSON(script["body"] ?? .object([]), compact: false).utf8)]
             defaultType("application/json")
         }
         let failure: TransportFailure? = script["abort"]?.boolValue == true ? .connection("the upstream closed the connection") : nil
@@ -269,7 +271,7 @@ struct GoldenCase {
         if let event = item["event"], !event.isNull { lines.append("event: \(event.stringValue ?? event.jsonText)") }
         if let id = item["id"], !id.isNull { lines.append("id: \(id.stringValue ?? id.jsonText)") }
         let data = item["data"] ?? .null
-        let text = data.stringValue ?? data.jsonText
+        let text = data.stringValue ?? pythonJSON(data, compact: true)
         lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "data: \($0)" }
         return lines.joined(separator: end) + end + end
     }
@@ -282,10 +284,45 @@ struct GoldenCase {
         for (name, value) in headers {
             headerBytes += [UInt8(name.utf8.count)] + Array(name.utf8) + [7] + bigEndian(UInt16(value.utf8.count)) + Array(value.utf8)
         }
-        let body = payload.stringValue.map { Array($0.utf8) } ?? payload.jsonBytes
+        let body = payload.stringValue.map { Array($0.utf8) } ?? Array(pythonJSON(payload, compact: true).utf8)
         let prelude = bigEndian(UInt32(headerBytes.count + body.count + 16)) + bigEndian(UInt32(headerBytes.count))
         let message = prelude + bigEndian(crc32(prelude)) + headerBytes + body
         return message + bigEndian(crc32(message) ^ (corruptCRC ? 0xFFFF_FFFF : 0))
+    }
+
+    /// JSON as the Python harness's `json.dumps` writes it, so that the plugins read the same bytes:
+    /// every character outside printable ASCII escaped (`\\uXXXX`, surrogate pairs past the BMP),
+    /// and `", "` / `": "` between tokens unless `compact` (`separators=(",", ":")`).
+    static func pythonJSON(_ value: JSONValue, compact: Bool) -> String {
+        let comma = compact ? "," : ", ", colon = compact ? ":" : ": "
+        func quoted(_ text: String) -> String {
+            var out = "\""
+            for unit in text.utf16 {
+                switch unit {
+                case 0x22: out += "\\\""
+                case 0x5C: out += "\\\\"
+                case 0x0A: out += "\\n"
+                case 0x0D: out += "\\r"
+                case 0x09: out += "\\t"
+                case 0x08: out += "\\b"
+                case 0x0C: out += "\\f"
+                case 0x20...0x7E: out.unicodeScalars.append(Unicode.Scalar(UInt8(unit)))
+                default:
+                    let hex = String(unit, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
+            }
+            return out + "\""
+        }
+        switch value {
+        case .null: return "null"
+        case let .bool(flag): return flag ? "true" : "false"
+        case let .number(text): return text
+        case let .string(text): return quoted(text)
+        case let .array(items): return "[" + items.map { pythonJSON($0, compact: compact) }.joined(separator: comma) + "]"
+        case let .object(members):
+            return "{" + members.map { quoted($0.0) + colon + pythonJSON($0.1, compact: compact) }.joined(separator: comma) + "}"
+        }
     }
 
     static func crc32(_ bytes: [UInt8]) -> UInt32 {

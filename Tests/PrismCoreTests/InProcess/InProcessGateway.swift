@@ -60,7 +60,14 @@ final class InProcessGateway {
         let exchange = try open(method, path, headers: headers, body: body)
         defer { exchange.close() }
         for _ in 0..<1000 {
-            if let response = try exchange.pump() { return response }
+            guard let response = try exchange.pump() else { continue }
+            // Nothing may follow the answer (a second ending, bytes after the last chunk).
+            _ = try exchange.pump()
+            guard exchange.received.count == response.length else {
+                throw InProcessError("\(exchange.received.count - response.length) bytes after the answer: "
+                    + String(decoding: exchange.received.suffix(exchange.received.count - response.length).prefix(300), as: UTF8.self))
+            }
+            return response
         }
         throw InProcessError("no whole answer; received \(exchange.received.count) bytes: "
             + String(decoding: exchange.received.prefix(600), as: UTF8.self))
@@ -68,10 +75,11 @@ final class InProcessGateway {
 
     /// Writes one request on a new connection; the caller runs the loop (and moves its virtual
     /// clock) with the exchange.
-    func open(_ method: String = "POST", _ path: String, headers: [(String, String)] = [], body: [UInt8] = [])
-        throws -> ClientExchange
+    func open(_ method: String = "POST", _ path: String, headers: [(String, String)] = [], body: [UInt8] = [],
+              prepare: (EmbeddedChannel) -> Void = { _ in }) throws -> ClientExchange
     {
         let channel = try connect()
+        prepare(channel)
         var head = "\(method) \(path) HTTP/1.1\r\nHost: prism.test\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
@@ -119,6 +127,8 @@ struct ClientResponse {
     /// Lower-case names, in order.
     let headers: [(String, String)]
     let body: [UInt8]
+    /// The response's bytes on the connection (head, framing, body).
+    let length: Int
 
     var text: String { String(decoding: body, as: UTF8.self) }
 
@@ -130,8 +140,9 @@ struct ClientResponse {
         var events: [String] = []
         var data: [String] = []
         var seenField = false
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = line.hasSuffix("\r") ? line.dropLast() : line
+        // Lines end with LF or CRLF (split on bytes: "\r\n" is one Character).
+        for bytes in body.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            let line = Substring(decoding: bytes.last == 0x0D ? bytes.dropLast() : bytes, as: UTF8.self)
             if line.isEmpty {
                 if seenField { events.append(data.joined(separator: "\n")) }
                 data = []
@@ -161,29 +172,33 @@ struct ClientResponse {
             return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
         var rest = Array(bytes[(end + 4)...])
+        let headLength = end + 4
         if headers.contains(where: { $0.0 == "transfer-encoding" && $0.1.lowercased() == "chunked" }) {
             var body: [UInt8] = []
+            var consumed = headLength
             while true {
                 guard let lineEnd = rest.indices.dropLast().first(where: { rest[$0] == 13 && rest[$0 + 1] == 10 }),
                       let size = Int(String(decoding: rest[..<lineEnd], as: UTF8.self), radix: 16)
                 else { return nil }
                 guard rest.count >= lineEnd + 2 + size + 2 else { return nil }
+                consumed += lineEnd + 2 + size + 2
                 if size == 0 { break }
                 body += rest[(lineEnd + 2)..<(lineEnd + 2 + size)]
                 rest = Array(rest[(lineEnd + 2 + size + 2)...])
             }
-            self.init(status: status, headers: headers, body: body)
+            self.init(status: status, headers: headers, body: body, length: consumed)
         } else {
             let length = headers.last { $0.0 == "content-length" }.flatMap { Int($0.1) } ?? 0
             guard rest.count >= length else { return nil }
-            self.init(status: status, headers: headers, body: Array(rest.prefix(length)))
+            self.init(status: status, headers: headers, body: Array(rest.prefix(length)), length: headLength + length)
         }
     }
 
-    init(status: Int, headers: [(String, String)], body: [UInt8]) {
+    init(status: Int, headers: [(String, String)], body: [UInt8], length: Int) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.length = length
     }
 }
 
@@ -233,6 +248,8 @@ final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
     init(reply: @escaping @Sendable (Request) -> Reply) { self.reply = reply }
 
     var requests: [Request] { state.withLockedValue { $0.requests } }
+    /// Transfers their delegate paused (backpressure), waiting for `resume`.
+    var paused: Int { state.withLockedValue { $0.paused.count } }
     var cancelled: Int { state.withLockedValue { $0.cancelled } }
 
     func start(_ transfer: Transfer) {

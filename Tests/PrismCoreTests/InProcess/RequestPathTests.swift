@@ -57,6 +57,33 @@ final class RequestPathTests: XCTestCase {
         XCTAssertEqual(text.joined(), "Hello")
     }
 
+    func testASlowClientHoldsTheTransferBackUntilItDrains() throws {
+        let events = (1...5).map { number in
+            #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"\#(number)"},"finish_reason":null}]}"#
+        } + ["[DONE]"]
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in .events(events) }
+        // The client's socket is full from the start.
+        let exchange = try gateway.open("POST", "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                                        body: Array(#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#.utf8),
+                                        prepare: { $0.isWritable = false })
+        defer { exchange.close() }
+        XCTAssertNil(try exchange.pump(), "the answer cannot be complete while the client reads nothing")
+        XCTAssertEqual(gateway.transport.paused, 1, "the transfer is paused after its first chunk")
+        let sofar = String(decoding: exchange.received, as: UTF8.self)
+        XCTAssertTrue(sofar.contains("\"content\":\"1\""), sofar)
+        XCTAssertFalse(sofar.contains("\"content\":\"2\""), "nothing more is read from the upstream meanwhile")
+        // The client drains: the transfer goes on and the stream ends.
+        exchange.channel.isWritable = true
+        exchange.channel.pipeline.fireChannelWritabilityChanged()
+        let response = try XCTUnwrap(try exchange.pump())
+        XCTAssertEqual(gateway.transport.paused, 0)
+        let text = try response.events.dropLast().compactMap {
+            try JSONValue.parse($0)["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue
+        }
+        XCTAssertEqual(text.joined(), "12345")
+        XCTAssertEqual(response.events.last, "[DONE]")
+    }
+
     func testAStreamThatCannotBeTranslatedEndsWithAnErrorEvent() throws {
         let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
             .events(["{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"}}]}", "{not json"])
