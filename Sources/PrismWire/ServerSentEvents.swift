@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One server-sent event: the fields the WHATWG event-stream format defines.
 public struct ServerSentEvent: Sendable, Equatable {
     public var event: String
@@ -55,9 +61,8 @@ public struct ServerSentEventParser: Sendable {
                 index += 1
                 continue
             }
-            // Copy the run up to the next line break at once.
-            var end = index + 1
-            while end < count, bytes[end] != 0x0A, bytes[end] != 0x0D { end += 1 }
+            // Copy the run up to the next line break at once (found with memchr, not byte by byte).
+            let end = nextLineBreak(bytes, from: index + 1)
             line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
             if line.count > maximumLineLength { throw ParseError.lineTooLong }
             index = end
@@ -105,12 +110,27 @@ public struct ServerSentEventParser: Sendable {
     }
 
     private mutating func dispatch(_ onEvent: (ServerSentEvent) throws -> Void) throws {
-        let completed = ServerSentEvent(event: event, data: data, id: id)
-        data.removeAll(keepingCapacity: true)
-        hasData = false
-        event = ""
-        try onEvent(completed)
+        // The event borrows `data` for the call; cleared after it, the buffer is ours alone again
+        // and is kept (no new buffer per event).
+        defer {
+            data.removeAll(keepingCapacity: true)
+            hasData = false
+            event = ""
+        }
+        try onEvent(ServerSentEvent(event: event, data: data, id: id))
     }
+}
+
+/// The index of the first CR or LF in `bytes` at or after `start` (`bytes.count` when none).
+@inline(__always)
+func nextLineBreak(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+    guard start < bytes.count, let base = bytes.baseAddress else { return bytes.count }
+    let length = bytes.count - start
+    let newline = memchr(base + start, 0x0A, length).map { base.distance(to: UnsafeRawPointer($0)) } ?? bytes.count
+    // A CR is rare (CRLF or CR line endings): looked for only before the LF.
+    guard newline > start else { return newline }
+    let carriageReturn = memchr(base + start, 0x0D, newline - start).map { base.distance(to: UnsafeRawPointer($0)) }
+    return carriageReturn ?? newline
 }
 
 /// Writes SSE frames for the client side.

@@ -53,9 +53,9 @@ final class PricingTests: XCTestCase {
     func testTheUsageChunkGetsItsCost() throws {
         let price = ModelPrice(input: 2, output: 10)
         let chunk = Array(#"{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":200,"total_tokens":1200}}"#.utf8)
-        let priced = try XCTUnwrap(price.pricedUsageChunk(chunk))
+        let priced = try XCTUnwrap(chunk.withUnsafeBytes { price.pricedUsageChunk($0) })
         XCTAssertTrue(String(decoding: priced, as: UTF8.self).hasSuffix(#""total_tokens":1200,"cost":0.004}}"#))
         let delta = Array(#"{"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#.utf8)
-        XCTAssertNil(price.pricedUsageChunk(delta))
+        XCTAssertNil(delta.withUnsafeBytes { price.pricedUsageChunk($0) })
     }
 }

@@ -89,6 +89,18 @@ final class ServerSentEventTests: XCTestCase {
         }
     }
 
+    func testBareCarriageReturnsEndLinesAtAnyChunkBoundary() throws {
+        let text = Array("event: a\rdata: x\rdata: y\r\rdata: z\n\n".utf8)
+        for split in 0...text.count {
+            var parser = ServerSentEventParser()
+            var events: [ServerSentEvent] = []
+            try parser.feed(Array(text[..<split])) { events.append($0) }
+            try parser.feed(Array(text[split...])) { events.append($0) }
+            XCTAssertEqual(events, [ServerSentEvent(event: "a", data: Array("x\ny".utf8)), ServerSentEvent(data: Array("z".utf8))],
+                           "split at \(split)")
+        }
+    }
+
     func testDispatchesAFinalEventWithoutTrailingBlankLine() throws {
         var parser = ServerSentEventParser()
         var events: [ServerSentEvent] = []

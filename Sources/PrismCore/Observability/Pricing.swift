@@ -108,9 +108,23 @@ extension ModelPrice {
     /// A stream's usage chunk (empty `choices` and a `usage` object) with `usage.cost` added (as
     /// OpenRouter reports it): the one place a streaming client learns its cost. Nil for every
     /// other event (checked on the bytes first, so ordinary deltas cost a byte scan).
-    func pricedUsageChunk(_ payload: [UInt8]) -> [UInt8]? {
+    private static let usageMarker = Array(#""prompt_tokens""#.utf8)
+
+    private static func contains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, needle.count <= haystack.count else { return needle.isEmpty }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == first {
+            var matched = 1
+            while matched < needle.count, haystack[start + matched] == needle[matched] { matched += 1 }
+            if matched == needle.count { return true }
+        }
+        return false
+    }
+
+    /// Called for every event of a priced stream: the events without usage are told apart in place,
+    /// with no copy or allocation.
+    func pricedUsageChunk(_ payload: UnsafeRawBufferPointer) -> [UInt8]? {
         // Only a usage object has "prompt_tokens" (every chunk may carry "usage": null).
-        guard payload.containsBytes(#""prompt_tokens""#), case var .object(members)? = try? JSONValue.parse(payload),
+        guard ModelPrice.contains(payload, ModelPrice.usageMarker), case var .object(members)? = try? JSONValue.parse(payload),
               JSONValue.object(members)["choices"]?.arrayValue?.isEmpty == true,
               let index = members.firstIndex(where: { $0.0 == "usage" }), case var .object(usage) = members[index].1,
               !usage.contains(where: { $0.0 == "cost" })
@@ -127,18 +141,5 @@ extension ModelPrice {
         var writer = JSONWriter(capacity: payload.count + 32)
         JSONValue.object(members).write(to: &writer)
         return writer.bytes
-    }
-}
-
-extension Array where Element == UInt8 {
-    func containsBytes(_ text: String) -> Bool {
-        let needle = Array(text.utf8)
-        guard needle.count <= count else { return false }
-        var index = 0
-        while index + needle.count <= count {
-            if self[index] == needle[0] && self[index..<(index + needle.count)].elementsEqual(needle) { return true }
-            index += 1
-        }
-        return false
     }
 }

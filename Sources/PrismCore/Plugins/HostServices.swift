@@ -66,7 +66,7 @@ final class HostFunctionTables: @unchecked Sendable {
     private let keySetInterface: UnsafeMutablePointer<ffi_cif>
     private let keyRemoveInterface: UnsafeMutablePointer<ffi_cif>
     private let keyIncrementInterface: UnsafeMutablePointer<ffi_cif>
-    // prism.shared_state.v1 (SharedState/SharedStateTables.swift).
+    // prism.shared_state.v1 (SharedStateTables.swift).
     let stateLookupInterface: UnsafeMutablePointer<ffi_cif>
     let stateSetInterface: UnsafeMutablePointer<ffi_cif>
     let stateTakeInterface: UnsafeMutablePointer<ffi_cif>

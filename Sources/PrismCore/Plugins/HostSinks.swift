@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import PrismPluginABI
 import PrismWire
 import Synchronization
@@ -146,7 +149,7 @@ final class StreamCollector {
     var recordsEvents = false
     /// Set when the answer has a price: the usage chunk (`"choices":[]` with `usage`) gets its
     /// cost added to `usage` as it passes, since a stream's cost is known only at its end.
-    var pricesUsageChunk: (([UInt8]) -> [UInt8]?)?
+    var pricesUsageChunk: ((UnsafeRawBufferPointer) -> [UInt8]?)?
     var recorded: [[UInt8]] = []
     /// The client's dialect, when an ingress serves the request: it writes each chunk's bytes
     /// (framing included) instead of the OpenAI `data:` frame.
@@ -170,8 +173,12 @@ final class StreamCollector {
                 let collector = Unmanaged<StreamCollector>.fromOpaque(context!).takeUnretainedValue()
                 let payload = data.hostBuffer
                 // A payload with a line break would end the SSE event early: refuse it.
-                if payload.contains(where: { $0 == 0x0A || $0 == 0x0D }) { return PRISM_ERROR_INVALID_REQUEST }
-                if let price = collector.pricesUsageChunk, let priced = price(Array(payload)) {
+                if let base = payload.baseAddress,
+                   memchr(base, 0x0A, payload.count) != nil || memchr(base, 0x0D, payload.count) != nil
+                {
+                    return PRISM_ERROR_INVALID_REQUEST
+                }
+                if let price = collector.pricesUsageChunk, let priced = price(payload) {
                     priced.withUnsafeBytes { collector.write($0) }
                     if collector.recordsEvents { collector.recorded.append(priced) }
                     return PRISM_OK
