@@ -52,3 +52,23 @@ public enum ConstantTime {
         return difference == 0
     }
 }
+
+/// Where `needle` first occurs in `haystack[start..<end]` (`end`: the whole buffer when nil); nil
+/// when it does not. The byte search the model patterns and the priced-usage check share.
+@inlinable
+public func firstOccurrence(of needle: [UInt8], in haystack: UnsafeRawBufferPointer, from start: Int = 0,
+                            before end: Int? = nil) -> Int?
+{
+    let end = min(end ?? haystack.count, haystack.count)
+    guard let first = needle.first else { return start <= end ? start : nil }
+    var index = max(start, 0)
+    while index + needle.count <= end {
+        if haystack[index] == first {
+            var matched = 1
+            while matched < needle.count, haystack[index + matched] == needle[matched] { matched += 1 }
+            if matched == needle.count { return index }
+        }
+        index += 1
+    }
+    return nil
+}

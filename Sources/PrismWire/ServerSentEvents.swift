@@ -122,8 +122,7 @@ public struct ServerSentEventParser: Sendable {
 }
 
 /// The index of the first CR or LF in `bytes` at or after `start` (`bytes.count` when none).
-@inline(__always)
-func nextLineBreak(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+public func nextLineBreak(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
     guard start < bytes.count, let base = bytes.baseAddress else { return bytes.count }
     let length = bytes.count - start
     let newline = memchr(base + start, 0x0A, length).map { base.distance(to: UnsafeRawPointer($0)) } ?? bytes.count

@@ -1,3 +1,5 @@
+import PrismWire
+
 /// A model-name pattern from a provider plugin (ABI 1.4 model_patterns): `*` matches any run of
 /// characters (`claude-*`, `anthropic.*`, `accounts/fireworks/models/*`), everything else itself.
 /// Split once at `*`, so a match is a few byte comparisons (resolution stays within microseconds
@@ -26,7 +28,7 @@ public struct ModelPattern: Sendable, Equatable {
         var position = first.count
         let end = name.count - last.count
         for part in parts[1..<(parts.count - 1)] where !part.isEmpty {
-            guard let found = find(part, in: name, from: position, before: end) else { return false }
+            guard let found = firstOccurrence(of: part, in: name, from: position, before: end) else { return false }
             position = found + part.count
         }
         return true
@@ -36,14 +38,5 @@ public struct ModelPattern: Sendable, Equatable {
         guard at >= 0, at + part.count <= name.count else { return false }
         for index in 0..<part.count where name[at + index] != part[index] { return false }
         return true
-    }
-
-    private func find(_ part: [UInt8], in name: UnsafeRawBufferPointer, from start: Int, before end: Int) -> Int? {
-        var index = start
-        while index + part.count <= end {
-            if equal(name, index, part) { return index }
-            index += 1
-        }
-        return nil
     }
 }

@@ -110,21 +110,11 @@ extension ModelPrice {
     /// other event (checked on the bytes first, so ordinary deltas cost a byte scan).
     private static let usageMarker = Array(#""prompt_tokens""#.utf8)
 
-    private static func contains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, needle.count <= haystack.count else { return needle.isEmpty }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == first {
-            var matched = 1
-            while matched < needle.count, haystack[start + matched] == needle[matched] { matched += 1 }
-            if matched == needle.count { return true }
-        }
-        return false
-    }
-
     /// Called for every event of a priced stream: the events without usage are told apart in place,
     /// with no copy or allocation.
     func pricedUsageChunk(_ payload: UnsafeRawBufferPointer) -> [UInt8]? {
         // Only a usage object has "prompt_tokens" (every chunk may carry "usage": null).
-        guard ModelPrice.contains(payload, ModelPrice.usageMarker), case var .object(members)? = try? JSONValue.parse(payload),
+        guard firstOccurrence(of: ModelPrice.usageMarker, in: payload) != nil, case var .object(members)? = try? JSONValue.parse(payload),
               JSONValue.object(members)["choices"]?.arrayValue?.isEmpty == true,
               let index = members.firstIndex(where: { $0.0 == "usage" }), case var .object(usage) = members[index].1,
               !usage.contains(where: { $0.0 == "cost" })

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PrismPluginABI
 import PrismWire
 import Synchronization
@@ -173,11 +170,7 @@ final class StreamCollector {
                 let collector = Unmanaged<StreamCollector>.fromOpaque(context!).takeUnretainedValue()
                 let payload = data.hostBuffer
                 // A payload with a line break would end the SSE event early: refuse it.
-                if let base = payload.baseAddress,
-                   memchr(base, 0x0A, payload.count) != nil || memchr(base, 0x0D, payload.count) != nil
-                {
-                    return PRISM_ERROR_INVALID_REQUEST
-                }
+                if nextLineBreak(payload, from: 0) < payload.count { return PRISM_ERROR_INVALID_REQUEST }
                 if let price = collector.pricesUsageChunk, let priced = price(payload) {
                     priced.withUnsafeBytes { collector.write($0) }
                     if collector.recordsEvents { collector.recorded.append(priced) }
