@@ -83,10 +83,16 @@ let package = Package(
         // other plugin carries them.
         .target(name: "AWSKit", dependencies: ["PluginKit", "PrismWire"], swiftSettings: swiftSettings),
         // The bottom of the host, each a module so that nothing below can reach up: small shared
-        // utilities (clocks, digests, ASCII, the resume latch), then the outbound engine (libcurl's
-        // multi interface on its thread), which knows nothing of plugins, routing or the server.
+        // utilities (clocks, digests, ASCII, the resume latch), the event loops, then the outbound
+        // engine (libcurl's multi interface, one handle per loop), which knows nothing of plugins,
+        // routing or the server.
         .target(name: "PrismSupport", dependencies: ["PrismWire", "CCrypto"], swiftSettings: swiftSettings),
-        .target(name: "PrismTransport", dependencies: ["PrismSupport", "CCurl", "CPrismSystem"],
+        // The gateway's event loops: one thread per core with its own epoll set, a NIO EventLoop
+        // serving client connections and libcurl's sockets alike (no thread hop per request).
+        .target(name: "PrismLoop", dependencies: [
+            "CPrismSystem", .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "PrismTransport", dependencies: ["PrismSupport", "PrismLoop", "CCurl", "CPrismSystem"],
                 swiftSettings: swiftSettings),
         // Shared state (in memory, or Redis through hiredis on its own thread): counters, sliding
         // windows and values. Knows nothing of plugins: PrismCore's Plugins/ offers it through the ABI.
@@ -96,10 +102,9 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
-            "PrismSupport", "PrismTransport", "PrismSharedState",
+            "PrismSupport", "PrismLoop", "PrismTransport", "PrismSharedState",
             "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto", "CZlib", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -148,6 +153,8 @@ let package = Package(
         // Measures translation cost per provider through the C ABI (release build).
         .executableTarget(name: "prism-translation-bench", dependencies: ["PrismCore", "PrismWire"],
                           path: "bench/translation", exclude: ["README.md"], swiftSettings: swiftSettings),
+        .testTarget(name: "PrismLoopTests", dependencies: ["PrismLoop", .product(name: "NIOCore", package: "swift-nio")],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "PrismWireTests", dependencies: ["PrismWire"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),

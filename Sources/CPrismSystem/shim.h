@@ -1,12 +1,18 @@
 #ifndef PRISM_CPRISMSYSTEM_SHIM_H
 #define PRISM_CPRISMSYSTEM_SHIM_H
-/* Linux event plumbing for the host's own threads (the libcurl transport, the Redis client):
- * eventfd wake-ups and an epoll loop. */
+/* Linux event plumbing for the host's own threads (the event loops, the Redis client): eventfd
+ * wake-ups, epoll, accept. */
 #include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <stdint.h>
+#include <sys/socket.h>
+
+/* accept4 is a GNU extension its header hides without _GNU_SOURCE (glibc has it since 2.10):
+ * a connection's socket non-blocking and close-on-exec in the same call. */
+extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+static inline int prism_accept(int fd) { return accept4(fd, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 /* Large buffers (request and answer bodies) from the heap, kept for reuse: glibc would otherwise
  * mmap and munmap each one above its threshold, paying page faults on every copy. 32 MiB is the
@@ -20,22 +26,25 @@ static inline int prism_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | 
 static inline void prism_eventfd_signal(int fd) { uint64_t one = 1; ssize_t ignored = write(fd, &one, sizeof one); (void)ignored; }
 static inline void prism_eventfd_drain(int fd) { uint64_t value; ssize_t ignored = read(fd, &value, sizeof value); (void)ignored; }
 static inline int prism_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
-/* operation: EPOLL_CTL_ADD / MOD / DEL; `want`: bit 1 readable, bit 2 writable. */
+/* operation: EPOLL_CTL_ADD / MOD / DEL; `want`: bit 1 readable, bit 2 writable, bit 4 the peer
+ * closed its side (EPOLLRDHUP). */
 static inline int prism_epoll_control(int epoll_fd, int operation, int fd, int want) {
     struct epoll_event event;
-    event.events = (want & 1 ? EPOLLIN : 0) | (want & 2 ? EPOLLOUT : 0);
+    event.events = (want & 1 ? EPOLLIN : 0) | (want & 2 ? EPOLLOUT : 0) | (want & 4 ? EPOLLRDHUP : 0);
     event.data.u64 = 0;
     event.data.fd = fd;
     return epoll_ctl(epoll_fd, operation, fd, &event);
 }
-/* Waits; fills fds[i] and flags[i] (1 readable, 2 writable, 4 error or hang-up: the values of libcurl's CURL_CSELECT_IN/OUT/ERR) for up to `capacity` ready descriptors. */
+/* Waits; fills fds[i] and flags[i] (1 readable, 2 writable, 4 error or hang-up: the values of
+ * libcurl's CURL_CSELECT_IN/OUT/ERR; 8 the peer closed its side, only when asked with want 4)
+ * for up to `capacity` ready descriptors. */
 static inline int prism_epoll_wait(int epoll_fd, int *fds, int *flags, int capacity, int timeout_ms) {
     struct epoll_event events[64];
     int count = epoll_wait(epoll_fd, events, capacity < 64 ? capacity : 64, timeout_ms);
     for (int i = 0; i < count; i++) {
         fds[i] = events[i].data.fd;
         flags[i] = (events[i].events & EPOLLIN ? 1 : 0) | (events[i].events & EPOLLOUT ? 2 : 0)
-                 | (events[i].events & (EPOLLERR | EPOLLHUP) ? 4 : 0);
+                 | (events[i].events & (EPOLLERR | EPOLLHUP) ? 4 : 0) | (events[i].events & EPOLLRDHUP ? 8 : 0);
     }
     return count;
 }

@@ -1,4 +1,5 @@
 """Transport behaviour the provider config controls: max_concurrent admission and keep-alive reuse."""
+import os
 import threading
 
 from prism_helpers import chat_body, make_config, openai_provider, post, wait_until
@@ -47,4 +48,8 @@ def test_upstream_connections_are_kept_alive(gateway, mock_upstream):
     for _ in range(5):
         assert post(gw.url("/v1/chat/completions"), chat_body("gpt-4o-mini")).status == 200
     ports = {request.client_port for request in mock_upstream.chat_requests()}
-    assert len(ports) == 1, f"expected one reused upstream connection, saw client ports {ports}"
+    # Each event loop keeps its own connection pool (a request's transfer runs on its client
+    # connection's loop), and client connections are dealt to the loops in turn: at most one
+    # upstream connection per loop, each reused.
+    loops = os.cpu_count() or 1
+    assert len(ports) <= min(loops, 4), f"expected reused upstream connections (one per loop), saw client ports {ports}"

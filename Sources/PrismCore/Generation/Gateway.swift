@@ -1,4 +1,5 @@
 import Logging
+import PrismLoop
 import PrismWire
 import Synchronization
 
@@ -6,10 +7,14 @@ import Synchronization
 import Glibc
 #endif
 
-/// What outlives configuration reloads: the loaded plugins (never unloaded), the transport thread
-/// and its connection pools, the request counters the server drains with, and the metrics.
+/// What outlives configuration reloads: the loaded plugins (never unloaded), the event loops with
+/// their libcurl handles and connection pools, the request counters the server drains with, and
+/// the metrics.
 public final class GatewayServices: Sendable {
     public let registry: PluginRegistry
+    /// The loops that serve connections and run upstream transfers (nil with an injected
+    /// transport: an in-process test drives its own channel).
+    let loops: IOLoopGroup?
     let transport: any UpstreamTransport
     let activity = Activity()
     let metrics = GatewayMetrics.shared
@@ -22,7 +27,9 @@ public final class GatewayServices: Sendable {
 
     public init(registry: PluginRegistry, maximumIdleConnections: Int) {
         self.registry = registry
-        transport = CurlTransport(maximumIdleConnections: maximumIdleConnections)
+        let loops = IOLoopGroup(count: IOLoopGroup.defaultCount())
+        self.loops = loops
+        transport = CurlTransport(group: loops, maximumIdleConnections: maximumIdleConnections)
         ledger = nil
     }
 
@@ -31,7 +38,14 @@ public final class GatewayServices: Sendable {
          transport: (any UpstreamTransport)? = nil)
     {
         self.registry = registry
-        self.transport = transport ?? CurlTransport(maximumIdleConnections: maximumIdleConnections)
+        if let transport {
+            loops = nil
+            self.transport = transport
+        } else {
+            let loops = IOLoopGroup(count: IOLoopGroup.defaultCount())
+            self.loops = loops
+            self.transport = CurlTransport(group: loops, maximumIdleConnections: maximumIdleConnections)
+        }
         self.ledger = ledger
     }
 }

@@ -2,7 +2,7 @@ import CPrismSystem
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
+import PrismLoop
 import Synchronization
 
 #if canImport(Glibc)
@@ -14,20 +14,9 @@ import Glibc
 /// flight finish (up to server.shutdown_timeout), and returns. SIGHUP reloads the configuration.
 public final class HTTPServer: Sendable {
     let runtime: GatewayRuntime
-    let group: MultiThreadedEventLoopGroup
 
     public init(runtime: GatewayRuntime) {
         self.runtime = runtime
-        group = MultiThreadedEventLoopGroup(numberOfThreads: HTTPServer.eventLoopThreads())
-    }
-
-    /// One event loop per core (measured here: on 2 cores, 2 loops beat 1 by ~25% throughput even
-    /// with the transport thread). `PRISM_EVENT_LOOP_THREADS` overrides it.
-    static func eventLoopThreads() -> Int {
-        if let text = getenv("PRISM_EVENT_LOOP_THREADS"), let count = Int(String(cString: text)), count > 0 {
-            return count
-        }
-        return System.coreCount
     }
 
     public func run(host: String, port: Int) throws {
@@ -39,47 +28,41 @@ public final class HTTPServer: Sendable {
         }
         let runtime = self.runtime
         let gateway = runtime.gateway
+        guard let loops = runtime.services.loops else { fatalError("serving needs the gateway's own loops") }
         let idle = gateway.configuration.server.idleTimeout
         let logger = gateway.logger
         let backoffLog = RateLimitedLog()
         let spare = SpareDescriptor()
         let connections = ConnectionRegistry()
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelInitializer { channel in
-                // Out of descriptors (EMFILE/ENFILE) or memory, accept would fail in a busy loop:
-                // wait before accepting again, and say so (at most once a second), as nginx does.
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler { error in
-                        if backoffLog.due() { logger.error("accept failed (\(error)): pausing new connections for 200 ms") }
-                        // Out of descriptors, a waiting connection could never be accepted and the
-                        // listening socket would stay readable (NIO then polls it in a busy loop):
-                        // free the spare so that one accept succeeds and that connection is shed.
-                        if error.errnoCode == EMFILE || error.errnoCode == ENFILE { spare.release() }
-                        return .milliseconds(200)
-                    })
-                }
+        let listener = try Listener(group: loops, host: host, port: port, backlog: 1024, accepted: { loop, descriptor in
+            let channel = LoopSocketChannel(loop: loop, descriptor: descriptor)
+            if spare.isReleased && !spare.reacquire() {
+                // Still out of descriptors: this connection took the spare's slot. Shed it, then
+                // hold the slot again.
+                channel.closeFuture.whenComplete { _ in _ = spare.reacquire() }
+                channel.activate()
+                channel.close(promise: nil)
+                return
             }
-            .serverChannelOption(ChannelOptions.backlog, value: 1024)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            // TCP_NODELAY is a TCP-level option: `socketOption(.tcp_nodelay)` would set SOL_SOCKET
-            // option 1, SO_DEBUG, which needs CAP_NET_ADMIN and made every accept fail unprivileged.
-            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                if spare.isReleased && !spare.reacquire() {
-                    // Still out of descriptors: this connection took the spare's slot. Shed it,
-                    // then hold the slot again.
-                    channel.closeFuture.whenComplete { _ in _ = spare.reacquire() }
-                    return channel.close()
-                }
-                connections.add(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addGatewayHandlers(GatewayHTTPHandler(runtime: runtime), runtime: runtime,
-                                                                          idleTimeout: .milliseconds(idle.milliseconds))
-                }
+            connections.add(channel)
+            do {
+                try channel.pipeline.syncOperations.addGatewayHandlers(GatewayHTTPHandler(runtime: runtime), runtime: runtime,
+                                                                      idleTimeout: .milliseconds(idle.milliseconds))
+            } catch {
+                logger.error("cannot set up a connection: \(error)")
             }
-        let channel = try bootstrap.bind(host: host, port: port).wait()
-        gateway.logger.info("prism gateway listening on \(host):\(channel.localAddress?.port ?? port) with \(gateway.providers.count) provider(s), \(gateway.registry.plugins.count) plugin(s)")
+            channel.activate()
+        }, failed: { code in
+            // Out of descriptors (EMFILE/ENFILE) or memory, accept would fail in a busy loop: wait
+            // before accepting again, and say so (at most once a second), as nginx does.
+            if backoffLog.due() { logger.error("accept failed (\(String(cString: strerror(code)))): pausing new connections for 200 ms") }
+            // Out of descriptors, a waiting connection could never be accepted: free the spare so
+            // that one accept succeeds and that connection is shed.
+            if code == EMFILE || code == ENFILE { spare.release() }
+            return .milliseconds(200)
+        })
+        listener.start()
+        gateway.logger.info("prism gateway listening on \(host):\(listener.port) with \(gateway.providers.count) provider(s), \(gateway.registry.plugins.count) plugin(s)")
 
         let signal = TerminationSignals.wait(onHangup: { runtime.reload(trigger: "SIGHUP") })
         let activity = runtime.services.activity
@@ -97,7 +80,7 @@ public final class HTTPServer: Sendable {
         //    shutdown_timeout (a further signal stops waiting).
         gateway.logger.info("shutting down: no new connections, draining \(activity.inFlight.load(ordering: .relaxed)) request(s)")
         activity.stopping.store(true, ordering: .relaxed)
-        try? channel.close().wait()
+        listener.close()
         let deadline = monotonicNanoseconds() + UInt64(server.shutdownTimeout.milliseconds) * 1_000_000
         while !hurry && activity.inFlight.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline {
             hurry = TerminationSignals.anotherArrives(within: .milliseconds(20))
@@ -171,7 +154,7 @@ final class RateLimitedLog: Sendable {
 
 /// SIGTERM, SIGINT and SIGHUP are blocked in every thread (call `block()` first thing in main,
 /// before any thread starts, so all threads inherit the mask) and taken synchronously with
-/// sigwait. A process-wide handler would race with the event loop and libcurl threads.
+/// sigwait. A process-wide handler would race with the event loops.
 public enum TerminationSignals {
     public static func block() {
         var set = signalSet()

@@ -51,9 +51,9 @@ final class UpstreamAttempt: TracedAttempt {
     var elapsedMilliseconds: Double { Double(monotonicNanoseconds() - startedAt) / 1_000_000 }
 }
 
-/// Receives a transfer's events on the transport thread and hands them to the request's event
-/// loop, tagged with the attempt. A non-streaming answer is collected here and crosses threads
-/// once, when complete.
+/// Receives a transfer's events inside libcurl's callbacks (on the request's own loop) and queues
+/// them on that loop, tagged with the attempt, to run once libcurl has returned. A non-streaming
+/// answer is collected here and queued once, when complete.
 final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     private let request: NIOLoopBound<ProxyRequest>
     private let attempt: NIOLoopBound<UpstreamAttempt>

@@ -6,8 +6,8 @@ import Synchronization
 /// Sends finished traces to the OTLP/HTTP collector, off the request path: a request appends its
 /// spans to a bounded queue under a short lock; a serial queue of its own takes them every second
 /// (or as soon as 512 spans wait), encodes them and POSTs them with a libcurl easy handle of its
-/// own (2 s timeout; the keep-alive connection reused), never touching the transport thread that
-/// carries the upstream requests. A full queue drops the new spans (an atomic add); a failed
+/// own (2 s timeout; the keep-alive connection reused), never touching the event loops that
+/// carry the upstream requests. A full queue drops the new spans (an atomic add); a failed
 /// export drops its batch and the rest of that round, and while the collector keeps failing only
 /// the once-a-second tick tries again, with one batch. Nothing is retried; drops and failures are
 /// counted (`prism_trace_spans_dropped_total{reason}`, `prism_trace_export_failures_total`) and

@@ -203,7 +203,7 @@ struct ClientResponse {
 }
 
 /// Plays the upstream in libcurl's place: each transfer is recorded and answered from a script,
-/// delivered to its delegate as the transport thread would (head, body chunks, end; a delegate
+/// delivered to its delegate as the loop's libcurl handle would (head, body chunks, end; a delegate
 /// that pauses is resumed only by `resume`).
 final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
     /// An upstream request as the provider plugin built it.

@@ -1,0 +1,369 @@
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A client's TCP connection on an `IOLoop`, as a NIO `Channel`: the pipeline (HTTP codec and the
+/// gateway's handlers) is NIO's own; this class only moves bytes between the socket and it.
+/// It keeps NIO's contract where the handlers rely on it: reads only when the pipeline asked
+/// (`read()`, which the HTTP pipelining handler may hold back), write promises completed in
+/// order once the bytes are in the kernel, writability from 64 KiB pending down to 32 KiB,
+/// `close(mode: .output)` as a half close, and an error closes the connection.
+package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandler, @unchecked Sendable {
+    package let loop: IOLoop
+    package let descriptor: Int32
+    package let allocator = ByteBufferAllocator()
+    private var _pipeline: ChannelPipeline!
+    private let closePromise: EventLoopPromise<Void>
+    private let writableFlag = Atomic<Bool>(true)
+    private let activeFlag = Atomic<Bool>(true)
+    // Loop-thread state.
+    private var isOpen = true
+    private var outputClosed = false
+    private var inputClosed = false
+    private var autoRead = true
+    private var allowRemoteHalfClosure = false
+    private var maxMessagesPerRead = 16
+    private var readPending = false
+    private var interest: Int32 = 0
+    private var pending = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>(initialCapacity: 8)
+    private var flushedCount = 0
+    private var pendingBytes = 0
+    private var readSize = 2048
+    private var highWaterMark = 64 * 1024
+    private var lowWaterMark = 32 * 1024
+
+    package init(loop: IOLoop, descriptor: Int32) {
+        self.loop = loop
+        self.descriptor = descriptor
+        closePromise = loop.makePromise()
+        _pipeline = ChannelPipeline(channel: self)
+    }
+
+    /// Registers the socket on its loop and starts the pipeline (after the initializer added the
+    /// handlers): registered, active, then the first read.
+    package func activate() {
+        interest = 4
+        loop.watch(descriptor, want: interest, handler: self)
+        pipeline.syncOperations.fireChannelRegistered()
+        pipeline.syncOperations.fireChannelActive()
+        if isOpen && autoRead { pipeline.syncOperations.read() }
+    }
+
+    // MARK: Channel
+
+    package var eventLoop: EventLoop { loop }
+    package var pipeline: ChannelPipeline { _pipeline }
+    package var closeFuture: EventLoopFuture<Void> { closePromise.futureResult }
+    package var parent: Channel? { nil }
+    package var _channelCore: ChannelCore { self }
+    package var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
+    package var isActive: Bool { activeFlag.load(ordering: .relaxed) }
+    package var localAddress: SocketAddress? { try? localAddress0() }
+    package var remoteAddress: SocketAddress? { try? remoteAddress0() }
+
+    package func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
+        if loop.inEventLoop {
+            return loop.makeCompletedFuture { try setOption0(option, value: value) }
+        }
+        let box = UnsafeTransfer((option, value))
+        return loop.submit { try self.setOption0(box.value.0, value: box.value.1) }
+    }
+
+    package func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
+        if loop.inEventLoop {
+            return loop.makeCompletedFuture { try getOption0(option) }
+        }
+        let box = UnsafeTransfer(option)
+        return loop.submit { UnsafeTransfer(try self.getOption0(box.value)) }.map { $0.value }
+    }
+
+    private func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
+        switch option {
+        case is ChannelOptions.Types.AutoReadOption:
+            let enable = value as! Bool
+            let wasOff = !autoRead
+            autoRead = enable
+            if enable && wasOff && isOpen { pipeline.syncOperations.read() }
+        case is ChannelOptions.Types.AllowRemoteHalfClosureOption:
+            allowRemoteHalfClosure = value as! Bool
+        case is ChannelOptions.Types.MaxMessagesPerReadOption:
+            maxMessagesPerRead = max(Int(value as! UInt), 1)
+        case is ChannelOptions.Types.WriteBufferWaterMarkOption:
+            let marks = value as! ChannelOptions.Types.WriteBufferWaterMark
+            (lowWaterMark, highWaterMark) = (marks.low, marks.high)
+        case is ChannelOptions.Types.SocketOption:
+            break // set once at accept (TCP_NODELAY)
+        default:
+            throw ChannelError.operationUnsupported
+        }
+    }
+
+    private func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+        switch option {
+        case is ChannelOptions.Types.AutoReadOption: return autoRead as! Option.Value
+        case is ChannelOptions.Types.AllowRemoteHalfClosureOption: return allowRemoteHalfClosure as! Option.Value
+        case is ChannelOptions.Types.MaxMessagesPerReadOption: return UInt(maxMessagesPerRead) as! Option.Value
+        case is ChannelOptions.Types.WriteBufferWaterMarkOption:
+            return ChannelOptions.Types.WriteBufferWaterMark(low: lowWaterMark, high: highWaterMark) as! Option.Value
+        default: throw ChannelError.operationUnsupported
+        }
+    }
+
+    // MARK: ChannelCore (loop thread)
+
+    package func localAddress0() throws -> SocketAddress { try address(local: true) }
+    package func remoteAddress0() throws -> SocketAddress { try address(local: false) }
+
+    private func address(local: Bool) throws -> SocketAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                local ? getsockname(descriptor, $0, &length) : getpeername(descriptor, $0, &length)
+            }
+        }
+        guard result == 0 else { throw IOError(errnoCode: errno, reason: local ? "getsockname" : "getpeername") }
+        return try SocketAddress.fromStorage(storage)
+    }
+
+    package func register0(promise: EventLoopPromise<Void>?) { promise?.succeed(()) }
+    package func registerAlreadyConfigured0(promise: EventLoopPromise<Void>?) { promise?.succeed(()) }
+    package func bind0(to: SocketAddress, promise: EventLoopPromise<Void>?) { promise?.fail(ChannelError.operationUnsupported) }
+    package func connect0(to: SocketAddress, promise: EventLoopPromise<Void>?) { promise?.fail(ChannelError.operationUnsupported) }
+    package func triggerUserOutboundEvent0(_ event: Any, promise: EventLoopPromise<Void>?) {
+        promise?.fail(ChannelError.operationUnsupported)
+    }
+    package func channelRead0(_ data: NIOAny) {}
+    package func errorCaught0(error: Error) {}
+
+    package func write0(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard isOpen else { promise?.fail(ChannelError.ioOnClosedChannel); return }
+        guard !outputClosed else { promise?.fail(ChannelError.outputClosed); return }
+        guard case let .byteBuffer(buffer) = unwrapData(data, as: IOData.self) else {
+            promise?.fail(ChannelError.operationUnsupported)
+            return
+        }
+        pending.append((buffer, promise))
+        pendingBytes += buffer.readableBytes
+        if pendingBytes > highWaterMark, writableFlag.load(ordering: .relaxed) {
+            writableFlag.store(false, ordering: .relaxed)
+            pipeline.syncOperations.fireChannelWritabilityChanged()
+        }
+    }
+
+    package func flush0() {
+        guard isOpen else { return }
+        flushedCount = pending.count
+        writeFlushed()
+    }
+
+    package func read0() {
+        guard isOpen, !inputClosed else { return }
+        readPending = true
+        updateInterest()
+    }
+
+    package func close0(error: Error, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard isOpen else { promise?.fail(ChannelError.alreadyClosed); return }
+        switch mode {
+        case .output:
+            guard !outputClosed else { promise?.fail(ChannelError.outputClosed); return }
+            outputClosed = true
+            failPending(ChannelError.outputClosed)
+            shutdown(descriptor, Int32(SHUT_WR))
+            updateInterest()
+            promise?.succeed(())
+            pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.outputClosed)
+        case .input:
+            guard !inputClosed else { promise?.fail(ChannelError.inputClosed); return }
+            inputClosed = true
+            readPending = false
+            shutdown(descriptor, Int32(SHUT_RD))
+            updateInterest()
+            promise?.succeed(())
+            pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        case .all:
+            isOpen = false
+            activeFlag.store(false, ordering: .relaxed)
+            loop.unwatch(descriptor)
+            Glibc.close(descriptor)
+            failPending(error)
+            promise?.succeed(())
+            pipeline.syncOperations.fireChannelInactive()
+            pipeline.syncOperations.fireChannelUnregistered()
+            loop.execute {
+                // Later: a handler may still be walking the pipeline.
+                self.removeHandlers(pipeline: self.pipeline)
+                self.closePromise.succeed(())
+            }
+        }
+    }
+
+    // MARK: Socket events
+
+    package func descriptorReady(_ descriptor: Int32, flags: Int32) {
+        if flags & 2 != 0 { writeFlushed() }
+        guard isOpen else { return }
+        if flags & 1 != 0, readPending {
+            readFromSocket()
+        } else if flags & 8 != 0 {
+            // The client closed its side while no read was asked for (an answer is being written,
+            // a stream is waiting for upstream bytes): it is gone, so the request is cancelled
+            // at once rather than when the next write fails.
+            close0(error: ChannelError.eof, mode: .all, promise: nil)
+        } else if flags & 4 != 0 {
+            // Hung up or failed while not reading: nothing more can be sent either.
+            if readPending { readFromSocket() } else { close0(error: IOError(errnoCode: ECONNRESET, reason: "socket"), mode: .all, promise: nil) }
+        } else if flags & 1 != 0 {
+            updateInterest() // readable, but no read was asked for: stop watching for it
+        }
+    }
+
+    private func readFromSocket() {
+        guard readPending, !inputClosed else {
+            updateInterest()
+            return
+        }
+        readPending = false
+        var delivered = false
+        for _ in 0..<maxMessagesPerRead {
+            var buffer = allocator.buffer(capacity: readSize)
+            let capacity = buffer.writableBytes
+            var failure: Int32 = 0
+            let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { space -> Int in
+                while true {
+                    let result = Glibc.read(descriptor, space.baseAddress, space.count)
+                    if result >= 0 { return result }
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return 0
+                }
+            }
+            if count > 0 {
+                if count == capacity { readSize = min(readSize * 2, 64 * 1024) } else if count < capacity / 4 {
+                    readSize = max(readSize / 2, 2048)
+                }
+                delivered = true
+                pipeline.syncOperations.fireChannelRead(NIOAny(buffer))
+                guard isOpen, !inputClosed else { return }
+                if count < capacity { break } // drained; level-triggered epoll says when more comes
+                continue
+            }
+            if failure == EAGAIN || failure == EWOULDBLOCK { break }
+            if delivered { pipeline.syncOperations.fireChannelReadComplete() }
+            guard isOpen else { return }
+            if failure != 0 {
+                pipeline.syncOperations.fireErrorCaught(IOError(errnoCode: failure, reason: "read"))
+                if isOpen { close0(error: IOError(errnoCode: failure, reason: "read"), mode: .all, promise: nil) }
+            } else if allowRemoteHalfClosure {
+                inputClosed = true
+                updateInterest()
+                pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            } else {
+                close0(error: ChannelError.eof, mode: .all, promise: nil)
+            }
+            return
+        }
+        if delivered { pipeline.syncOperations.fireChannelReadComplete() }
+        guard isOpen else { return }
+        if autoRead { pipeline.syncOperations.read() }
+        updateInterest()
+    }
+
+    /// Writes what was flushed, as far as the socket takes it; the rest waits for writability.
+    private func writeFlushed() {
+        var completed: [EventLoopPromise<Void>] = []
+        while flushedCount > 0 {
+            var vectors: [iovec] = []
+            vectors.reserveCapacity(min(flushedCount, 16))
+            let (written, failure) = gather(0, limit: min(flushedCount, 16), into: &vectors)
+            if written < 0 {
+                if failure == EAGAIN || failure == EWOULDBLOCK { break }
+                if failure == EINTR { continue }
+                let error = IOError(errnoCode: failure, reason: "writev")
+                for promise in completed { promise.succeed(()) }
+                pipeline.syncOperations.fireErrorCaught(error)
+                if isOpen { close0(error: error, mode: .all, promise: nil) }
+                return
+            }
+            var left = written
+            while left > 0 || (flushedCount > 0 && pending.first!.buffer.readableBytes == 0) {
+                let size = pending.first!.buffer.readableBytes
+                if size <= left {
+                    let entry = pending.removeFirst()
+                    flushedCount -= 1
+                    pendingBytes -= size
+                    left -= size
+                    if let promise = entry.promise { completed.append(promise) }
+                } else {
+                    pending[pending.startIndex].buffer.moveReaderIndex(forwardBy: left)
+                    pendingBytes -= left
+                    left = 0
+                    break
+                }
+            }
+            if written == 0 { break }
+        }
+        updateInterest()
+        if pendingBytes < lowWaterMark, !writableFlag.load(ordering: .relaxed) {
+            writableFlag.store(true, ordering: .relaxed)
+            pipeline.syncOperations.fireChannelWritabilityChanged()
+        }
+        for promise in completed { promise.succeed(()) }
+    }
+
+    /// One writev over the first `limit` pending buffers (each borrowed for the call).
+    private func gather(_ position: Int, limit: Int, into vectors: inout [iovec]) -> (Int, Int32) {
+        if position == limit {
+            let result = vectors.withUnsafeBufferPointer { writev(descriptor, $0.baseAddress, Int32($0.count)) }
+            return (result, result < 0 ? errno : 0)
+        }
+        let index = pending.index(pending.startIndex, offsetBy: position)
+        return pending[index].buffer.withUnsafeReadableBytes { bytes in
+            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+            return gather(position + 1, limit: limit, into: &vectors)
+        }
+    }
+
+    private func failPending(_ error: Error) {
+        let failed = pending
+        pending.removeAll()
+        flushedCount = 0
+        pendingBytes = 0
+        for entry in failed { entry.promise?.fail(error) }
+    }
+
+    private func updateInterest() {
+        guard isOpen else { return }
+        let want: Int32 = (readPending && !inputClosed ? 1 : 0) | (flushedCount > 0 && !outputClosed ? 2 : 0)
+            | (inputClosed ? 0 : 4)
+        guard want != interest else { return }
+        interest = want
+        loop.watch(descriptor, want: want, handler: self)
+    }
+}
+
+/// Moves a value the compiler cannot prove Sendable onto the loop (it is used there only).
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+extension SocketAddress {
+    static func fromStorage(_ storage: sockaddr_storage) throws -> SocketAddress {
+        var storage = storage
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            let address = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee } }
+            return SocketAddress(address, host: "")
+        case AF_INET6:
+            let address = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee } }
+            return SocketAddress(address, host: "")
+        default:
+            throw ChannelError.operationUnsupported
+        }
+    }
+}

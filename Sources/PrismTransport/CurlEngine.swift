@@ -1,0 +1,333 @@
+import CCurl
+import PrismLoop
+import PrismSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One loop's libcurl multi handle. libcurl names the sockets to watch (`CURLMOPT_SOCKETFUNCTION`)
+/// and they join the loop's epoll set; its timer is the loop's deadline. Everything here runs on
+/// the loop's thread. Commands that arrive while libcurl is running (from inside one of its
+/// callbacks) wait until it returns: libcurl forbids adding or removing handles there.
+final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Sendable {
+    enum Command {
+        case start(Transfer)
+        case cancel(Transfer)
+        case resume(Transfer)
+    }
+
+    let loop: IOLoop
+    private let multi: UnsafeMutableRawPointer
+    private var running: [ObjectIdentifier: Transfer] = [:]
+    /// Easy handles kept for reuse (creating one per request costs allocations).
+    private var idleHandles: [UnsafeMutableRawPointer] = []
+    private static let maximumIdleHandles = 256
+    /// libcurl's requested timer, as a monotonic deadline in nanoseconds (nil: none).
+    private var timerDeadline: UInt64?
+    /// True while inside libcurl (socket action, timeout).
+    private var driving = false
+    private var deferred: [Command] = []
+    /// The admission gates this loop's transfers went through (for expiring their waiters).
+    private var gates: [ObjectIdentifier: AdmissionGate] = [:]
+    private var nextExpiry: UInt64?
+
+    init(loop: IOLoop, maximumIdleConnections: Int) {
+        self.loop = loop
+        multi = curl_multi_init()
+        _ = prism_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, max(maximumIdleConnections, 8))
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        _ = prism_curl_multi_set_pointer(multi, CURLMOPT_SOCKETDATA, context)
+        _ = prism_curl_multi_set_pointer(multi, CURLMOPT_TIMERDATA, context)
+        _ = prism_curl_multi_set_socket_function(multi) { _, socket, what, context, _ in
+            let engine = Unmanaged<CurlEngine>.fromOpaque(context!).takeUnretainedValue()
+            engine.watch(socket, what: what)
+            return 0
+        }
+        _ = prism_curl_multi_set_timer_function(multi) { _, timeout, context in
+            let engine = Unmanaged<CurlEngine>.fromOpaque(context!).takeUnretainedValue()
+            engine.timerDeadline = timeout < 0 ? nil : monotonicNanoseconds() + UInt64(timeout) * 1_000_000
+            return 0
+        }
+        loop.add(participant: self)
+    }
+
+    func perform(_ command: Command) {
+        guard !driving else {
+            deferred.append(command)
+            return
+        }
+        switch command {
+        case let .start(transfer): admit(transfer)
+        case let .cancel(transfer): abandon(transfer)
+        case let .resume(transfer):
+            if let easy = transfer.easy, !transfer.finished {
+                driving = true
+                curl_easy_pause(easy, CURLPAUSE_CONT)
+                driving = false
+                collectFinished()
+            }
+        }
+    }
+
+    /// libcurl's socket callback: start, change or stop watching one socket.
+    private func watch(_ socket: Int32, what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            loop.unwatch(socket)
+            return
+        }
+        let want = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? 1 : 0) | (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? 2 : 0)
+        loop.watch(socket, want: Int32(want), handler: self)
+    }
+
+    // MARK: On the loop
+
+    func descriptorReady(_ descriptor: Int32, flags: Int32) {
+        var stillRunning: Int32 = 0
+        driving = true
+        curl_multi_socket_action(multi, descriptor, flags, &stillRunning)
+        driving = false
+        collectFinished()
+    }
+
+    var nextDeadline: UInt64? {
+        if !deferred.isEmpty { return 0 }
+        guard let expiry = nextExpiry else { return timerDeadline }
+        return min(timerDeadline ?? expiry, expiry)
+    }
+
+    func run() {
+        if let deadline = timerDeadline, deadline <= monotonicNanoseconds() {
+            timerDeadline = nil
+            var stillRunning: Int32 = 0
+            driving = true
+            curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &stillRunning)
+            driving = false
+            collectFinished()
+        }
+        if let expiry = nextExpiry, expiry <= monotonicNanoseconds() { expireWaiting() }
+    }
+
+    /// Ends the transfers libcurl finished, then runs the commands held back meanwhile.
+    private func collectFinished() {
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(multi, &remaining) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            finish(easy: easy, code: message.pointee.data.result)
+        }
+        while !deferred.isEmpty {
+            let commands = deferred
+            deferred.removeAll()
+            for command in commands { perform(command) }
+        }
+    }
+
+    private func admit(_ transfer: Transfer) {
+        transfer.queuedAt = monotonicNanoseconds()
+        if let gate = transfer.gate {
+            gates[ObjectIdentifier(gate)] = gate
+            guard gate.admitOrQueue(transfer) else {
+                // Waiters are checked every 100 ms for their timeout.
+                if nextExpiry == nil { nextExpiry = transfer.queuedAt + 100_000_000 }
+                return
+            }
+        }
+        begin(transfer)
+    }
+
+    /// Transfers of this loop that waited for admission longer than their timeout fail as timeouts.
+    private func expireWaiting() {
+        let now = monotonicNanoseconds()
+        var waiting = false
+        for gate in gates.values {
+            for transfer in gate.expire(owner: self, now: now) {
+                transfer.finished = true
+                transfer.delegate.transferCompleted(.timeout)
+            }
+            if gate.hasWaiting { waiting = true }
+        }
+        nextExpiry = waiting ? now + 100_000_000 : nil
+    }
+
+    /// A transfer another loop admitted when it freed a slot.
+    private func beginAdmitted(_ transfer: Transfer) {
+        if transfer.finished { release(transfer) } else { begin(transfer) }
+    }
+
+    private func begin(_ transfer: Transfer) {
+        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
+            release(transfer)
+            transfer.delegate.transferCompleted(.other("curl_easy_init failed"))
+            return
+        }
+        transfer.easy = easy
+        _ = prism_curl_set_string(easy, CURLOPT_URL, transfer.url)
+        _ = prism_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = prism_curl_set_long(easy, CURLOPT_TCP_NODELAY, 1)
+        _ = prism_curl_set_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
+        _ = prism_curl_set_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        let timeout = max(transfer.timeoutMilliseconds, 1)
+        _ = prism_curl_set_long(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout)
+        if transfer.streaming {
+            // A stream may run long; it fails when it stalls (under 1 byte/s) for the timeout.
+            _ = prism_curl_set_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
+            _ = prism_curl_set_long(easy, CURLOPT_LOW_SPEED_TIME, max(timeout / 1000, 1))
+        } else {
+            _ = prism_curl_set_long(easy, CURLOPT_TIMEOUT_MS, timeout)
+        }
+        switch transfer.method {
+        case "GET": _ = prism_curl_set_long(easy, CURLOPT_HTTPGET, 1)
+        case "POST":
+            _ = prism_curl_set_long(easy, CURLOPT_POST, 1)
+        default:
+            _ = prism_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, transfer.method)
+        }
+        if transfer.method != "GET" {
+            // libcurl reads the body from this pointer during the transfer: give it a stable copy.
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: max(transfer.body.count, 1), alignment: 1)
+            transfer.body.withUnsafeBytes { if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: $0.count) } }
+            transfer.bodyCopy = copy
+            _ = prism_curl_set_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(transfer.body.count))
+            _ = prism_curl_set_pointer(easy, CURLOPT_POSTFIELDS, copy)
+        }
+        var list: UnsafeMutablePointer<curl_slist>?
+        for (name, value) in transfer.headers { list = curl_slist_append(list, "\(name): \(value)") }
+        list = curl_slist_append(list, "Expect:") // no 100-continue round trip for larger bodies
+        transfer.headerList = list
+        _ = prism_curl_set_slist(easy, CURLOPT_HTTPHEADER, list)
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        _ = prism_curl_set_pointer(easy, CURLOPT_PRIVATE, context)
+        _ = prism_curl_set_pointer(easy, CURLOPT_HEADERDATA, context)
+        _ = prism_curl_set_pointer(easy, CURLOPT_WRITEDATA, context)
+        _ = prism_curl_set_header_function(easy) { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            CurlEngine.parseHeaderLine(transfer, UnsafeRawBufferPointer(start: data, count: length))
+            return length
+        }
+        _ = prism_curl_set_write_function(easy) { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            if transfer.finished { return 0 } // cancelled: abort the transfer
+            CurlEngine.deliverHead(transfer)
+            let keepGoing = transfer.delegate.transferReceived(UnsafeRawBufferPointer(start: data, count: length))
+            return keepGoing ? length : prism_curl_write_pause()
+        }
+        running[ObjectIdentifier(transfer)] = transfer
+        driving = true
+        curl_multi_add_handle(multi, easy)
+        driving = false
+    }
+
+    private static func parseHeaderLine(_ transfer: Transfer, _ line: UnsafeRawBufferPointer) {
+        // Bytes, not Swift String scanning: this runs for every header line of every answer.
+        var end = line.count
+        while end > 0, line[end - 1] == 0x0A || line[end - 1] == 0x0D { end -= 1 }
+        guard end > 0 else { return }
+        if end > 5, line[0] == UInt8(ascii: "H"), line[1] == UInt8(ascii: "T"), line[2] == UInt8(ascii: "T"),
+           line[3] == UInt8(ascii: "P"), line[4] == UInt8(ascii: "/")
+        {
+            // A new status line (after 1xx or a redirect) starts a fresh header set.
+            transfer.responseHeaders.removeAll(keepingCapacity: true)
+            var index = 5
+            while index < end, line[index] != 0x20 { index += 1 }
+            while index < end, line[index] == 0x20 { index += 1 }
+            var status = 0
+            while index < end, line[index] >= 0x30, line[index] <= 0x39 {
+                status = status * 10 + Int(line[index] - 0x30)
+                index += 1
+            }
+            transfer.status = status
+            return
+        }
+        var colon = 0
+        while colon < end, line[colon] != UInt8(ascii: ":") { colon += 1 }
+        guard colon < end else { return }
+        var valueStart = colon + 1
+        while valueStart < end, line[valueStart] == 0x20 || line[valueStart] == 0x09 { valueStart += 1 }
+        var valueEnd = end
+        while valueEnd > valueStart, line[valueEnd - 1] == 0x20 || line[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+        let name = asciiLowercased(UnsafeRawBufferPointer(rebasing: line[0..<colon]))
+        let value = String(decoding: UnsafeRawBufferPointer(rebasing: line[valueStart..<valueEnd]), as: UTF8.self)
+        transfer.responseHeaders.append((name, value))
+    }
+
+    private static func deliverHead(_ transfer: Transfer) {
+        guard !transfer.headDelivered else { return }
+        transfer.headDelivered = true
+        transfer.delegate.transferReceivedHead(status: transfer.status, headers: transfer.responseHeaders)
+    }
+
+    private func finish(easy: UnsafeMutableRawPointer, code: CURLcode) {
+        var context: UnsafeMutableRawPointer?
+        _ = prism_curl_get_pointer(easy, CURLINFO_PRIVATE, &context)
+        guard let context else { return }
+        let key = ObjectIdentifier(Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue())
+        guard let transfer = running.removeValue(forKey: key) else { return }
+        let wasCancelled = transfer.finished
+        transfer.finished = true
+        if !wasCancelled {
+            var failure: TransportFailure?
+            switch code {
+            case CURLE_OK:
+                CurlEngine.deliverHead(transfer)
+            case CURLE_OPERATION_TIMEDOUT:
+                failure = .timeout
+            case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+                failure = .connection(String(cString: curl_easy_strerror(code)))
+            default:
+                failure = .other(String(cString: curl_easy_strerror(code)))
+            }
+            transfer.delegate.transferCompleted(failure)
+        }
+        cleanUp(transfer)
+    }
+
+    /// The client went away: drop the transfer at once, without calling the delegate again.
+    private func abandon(_ transfer: Transfer) {
+        if transfer.finished { return }
+        transfer.finished = true
+        if let gate = transfer.gate, gate.removeWaiting(transfer) { return }
+        if running.removeValue(forKey: ObjectIdentifier(transfer)) != nil { cleanUp(transfer) }
+        // Otherwise another loop has just admitted it: `beginAdmitted` frees its slot.
+    }
+
+    private func cleanUp(_ transfer: Transfer) {
+        if let easy = transfer.easy {
+            driving = true
+            curl_multi_remove_handle(multi, easy)
+            driving = false
+            // Reuse the handle: reset clears its options, not the multi handle's connection cache.
+            if idleHandles.count < CurlEngine.maximumIdleHandles {
+                curl_easy_reset(easy)
+                idleHandles.append(easy)
+            } else {
+                curl_easy_cleanup(easy)
+            }
+            transfer.easy = nil
+        }
+        if let list = transfer.headerList { curl_slist_free_all(list) }
+        transfer.headerList = nil
+        transfer.bodyCopy?.deallocate()
+        transfer.bodyCopy = nil
+        release(transfer)
+    }
+
+    /// Frees the transfer's admission slot; the next waiting transfer starts on its own loop.
+    private func release(_ transfer: Transfer) {
+        guard let gate = transfer.gate, let next = gate.releaseSlot() else { return }
+        guard let engine = next.engine else { return }
+        if engine === self {
+            // Not inside libcurl here: finish and abandon run after it returned.
+            beginAdmitted(next)
+        } else {
+            let box = TransferBox(next)
+            engine.loop.execute { engine.beginAdmitted(box.transfer) }
+        }
+    }
+
+    private final class TransferBox: @unchecked Sendable {
+        let transfer: Transfer
+        init(_ transfer: Transfer) { self.transfer = transfer }
+    }
+}
