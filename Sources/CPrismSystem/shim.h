@@ -27,10 +27,11 @@ static inline void prism_eventfd_signal(int fd) { uint64_t one = 1; ssize_t igno
 static inline void prism_eventfd_drain(int fd) { uint64_t value; ssize_t ignored = read(fd, &value, sizeof value); (void)ignored; }
 static inline int prism_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 /* operation: EPOLL_CTL_ADD / MOD / DEL; `want`: bit 1 readable, bit 2 writable, bit 4 the peer
- * closed its side (EPOLLRDHUP). */
+ * closed its side (EPOLLRDHUP), bit 8 edge-triggered (EPOLLET). */
 static inline int prism_epoll_control(int epoll_fd, int operation, int fd, int want) {
     struct epoll_event event;
-    event.events = (want & 1 ? EPOLLIN : 0) | (want & 2 ? EPOLLOUT : 0) | (want & 4 ? EPOLLRDHUP : 0);
+    event.events = (want & 1 ? EPOLLIN : 0) | (want & 2 ? EPOLLOUT : 0) | (want & 4 ? EPOLLRDHUP : 0)
+                 | (want & 8 ? EPOLLET : 0);
     event.data.u64 = 0;
     event.data.fd = fd;
     return epoll_ctl(epoll_fd, operation, fd, &event);

@@ -27,7 +27,13 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
     private var allowRemoteHalfClosure = false
     private var maxMessagesPerRead = 16
     private var readPending = false
-    private var interest: Int32 = 0
+    /// The socket may hold unread bytes (or an end): set by an edge, cleared once a read found it
+    /// drained. Edge-triggered epoll reports new bytes once, so they are remembered here until
+    /// the pipeline asks for a read.
+    private var socketReadable = false
+    /// The peer closed its side (EPOLLRDHUP): reads go on until they reach the end.
+    private var peerClosed = false
+    private var readScheduled = false
     private var pending = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>(initialCapacity: 8)
     private var flushedCount = 0
     private var pendingBytes = 0
@@ -45,8 +51,9 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
     /// Registers the socket on its loop and starts the pipeline (after the initializer added the
     /// handlers): registered, active, then the first read.
     package func activate() {
-        interest = 4
-        loop.watch(descriptor, want: interest, handler: self)
+        // Registered once, edge-triggered, for everything: no epoll_ctl per request as reads
+        // are asked for and held back.
+        loop.watch(descriptor, want: 1 | 2 | 4 | 8, handler: self)
         pipeline.syncOperations.fireChannelRegistered()
         pipeline.syncOperations.fireChannelActive()
         if isOpen && autoRead { pipeline.syncOperations.read() }
@@ -163,7 +170,14 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
     package func read0() {
         guard isOpen, !inputClosed else { return }
         readPending = true
-        updateInterest()
+        guard socketReadable, !readScheduled else { return }
+        // Bytes arrived while no read was asked for (their edge has passed): read them on the
+        // next turn, outside the pipeline call that asked.
+        readScheduled = true
+        loop.execute {
+            self.readScheduled = false
+            if self.isOpen, self.readPending, self.socketReadable { self.readFromSocket() }
+        }
     }
 
     package func close0(error: Error, mode: CloseMode, promise: EventLoopPromise<Void>?) {
@@ -174,7 +188,6 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
             outputClosed = true
             failPending(ChannelError.outputClosed)
             shutdown(descriptor, Int32(SHUT_WR))
-            updateInterest()
             promise?.succeed(())
             pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.outputClosed)
         case .input:
@@ -182,7 +195,6 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
             inputClosed = true
             readPending = false
             shutdown(descriptor, Int32(SHUT_RD))
-            updateInterest()
             promise?.succeed(())
             pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         case .all:
@@ -205,8 +217,10 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
     // MARK: Socket events
 
     package func descriptorReady(_ descriptor: Int32, flags: Int32) {
-        if flags & 2 != 0 { writeFlushed() }
+        if flags & 2 != 0, flushedCount > 0 { writeFlushed() }
         guard isOpen else { return }
+        if flags & (1 | 4 | 8) != 0 { socketReadable = true }
+        if flags & 8 != 0 { peerClosed = true }
         if flags & 1 != 0, readPending {
             readFromSocket()
         } else if flags & 8 != 0 {
@@ -217,16 +231,11 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
         } else if flags & 4 != 0 {
             // Hung up or failed while not reading: nothing more can be sent either.
             if readPending { readFromSocket() } else { close0(error: IOError(errnoCode: ECONNRESET, reason: "socket"), mode: .all, promise: nil) }
-        } else if flags & 1 != 0 {
-            updateInterest() // readable, but no read was asked for: stop watching for it
         }
     }
 
     private func readFromSocket() {
-        guard readPending, !inputClosed else {
-            updateInterest()
-            return
-        }
+        guard readPending, !inputClosed else { return }
         readPending = false
         var delivered = false
         for _ in 0..<maxMessagesPerRead {
@@ -249,10 +258,16 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
                 delivered = true
                 pipeline.syncOperations.fireChannelRead(NIOAny(buffer))
                 guard isOpen, !inputClosed else { return }
-                if count < capacity { break } // drained; level-triggered epoll says when more comes
+                if count < capacity { // drained: the next bytes bring a new edge (the end has none)
+                    socketReadable = peerClosed
+                    break
+                }
                 continue
             }
-            if failure == EAGAIN || failure == EWOULDBLOCK { break }
+            if failure == EAGAIN || failure == EWOULDBLOCK {
+                socketReadable = false
+                break
+            }
             if delivered { pipeline.syncOperations.fireChannelReadComplete() }
             guard isOpen else { return }
             if failure != 0 {
@@ -260,7 +275,6 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
                 if isOpen { close0(error: IOError(errnoCode: failure, reason: "read"), mode: .all, promise: nil) }
             } else if allowRemoteHalfClosure {
                 inputClosed = true
-                updateInterest()
                 pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             } else {
                 close0(error: ChannelError.eof, mode: .all, promise: nil)
@@ -269,8 +283,8 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
         }
         if delivered { pipeline.syncOperations.fireChannelReadComplete() }
         guard isOpen else { return }
+        // With bytes left (maxMessagesPerRead reached), the read asked for here is scheduled.
         if autoRead { pipeline.syncOperations.read() }
-        updateInterest()
     }
 
     /// Writes what was flushed, as far as the socket takes it; the rest waits for writability.
@@ -307,7 +321,7 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
             }
             if written == 0 { break }
         }
-        updateInterest()
+        // Bytes left: the socket's next writable edge brings `descriptorReady` back here.
         if pendingBytes < lowWaterMark, !writableFlag.load(ordering: .relaxed) {
             writableFlag.store(true, ordering: .relaxed)
             pipeline.syncOperations.fireChannelWritabilityChanged()
@@ -336,14 +350,6 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
         for entry in failed { entry.promise?.fail(error) }
     }
 
-    private func updateInterest() {
-        guard isOpen else { return }
-        let want: Int32 = (readPending && !inputClosed ? 1 : 0) | (flushedCount > 0 && !outputClosed ? 2 : 0)
-            | (inputClosed ? 0 : 4)
-        guard want != interest else { return }
-        interest = want
-        loop.watch(descriptor, want: want, handler: self)
-    }
 }
 
 /// Moves a value the compiler cannot prove Sendable onto the loop (it is used there only).

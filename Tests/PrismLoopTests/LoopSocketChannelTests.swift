@@ -113,6 +113,41 @@ final class LoopSocketChannelTests: XCTestCase {
         try channel.close().wait()
     }
 
+    /// Edge-triggered: bytes that arrive while no read is asked for have had their edge; they must
+    /// still be read once the pipeline asks.
+    func testBytesThatArrivedBeforeAReadWasAskedForAreReadWhenItIs() throws {
+        let recorder = Recorder(echo: false)
+        let (channel, peer) = try makeChannel(recorder, autoRead: false)
+        defer { close(peer) }
+        _ = "early".withCString { write(peer, $0, 5) }
+        usleep(50_000)
+        XCTAssertTrue(recorder.received.withLock { $0.isEmpty })
+        channel.read()
+        XCTAssertTrue(waitFor { recorder.received.withLock { $0 } == Array("early".utf8) })
+        try channel.close().wait()
+    }
+
+    /// More bytes than one turn reads (16 reads a turn): the rest is read on the next turns
+    /// without a new edge.
+    func testALargeBodyIsReadWholeAcrossTurns() throws {
+        let recorder = Recorder(echo: false)
+        let (channel, peer) = try makeChannel(recorder)
+        defer { close(peer) }
+        let body = [UInt8](repeating: 0x62, count: 3 << 20)
+        DispatchQueue.global().async {
+            body.withUnsafeBytes { pointer in
+                var sent = 0
+                while sent < pointer.count {
+                    let result = write(peer, pointer.baseAddress! + sent, pointer.count - sent)
+                    if result <= 0 { break }
+                    sent += result
+                }
+            }
+        }
+        XCTAssertTrue(waitFor { recorder.received.withLock { $0.count } == body.count })
+        try channel.close().wait()
+    }
+
     func testAPeerThatGoesAwayClosesTheChannelEvenWithNoReadAskedFor() throws {
         // An answer being written or a stream waiting on its upstream asks for no read; the
         // client leaving must still end the request at once.
