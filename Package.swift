@@ -12,8 +12,16 @@ let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 /// A first-party plugin: a dynamic library built from Plugins/<folder> on PluginKit.
 func pluginTarget(_ name: String, folder: String, kits: [Target.Dependency] = []) -> Target {
     .target(name: name, dependencies: ["PluginKit", "PrismWire", "PrismPluginABI"] + kits,
-            path: "Plugins/\(folder)", swiftSettings: swiftSettings)
+            path: "Plugins/\(folder)", swiftSettings: swiftSettings, linkerSettings: pluginLinkerSettings)
 }
+
+/// A plugin exports only its entry (Plugins/exports.map) and the linker drops the kits' code it
+/// never reaches: every plugin statically links PluginKit and PrismWire, whose public symbols
+/// would otherwise all be exported and kept.
+let pluginLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map",
+                  "-Xlinker", "--gc-sections"]),
+]
 
 /// A client dialect's translation (an ingress plugin without its entry): Plugins/<folder>/Dialect.
 func dialectTarget(_ name: String, folder: String) -> Target {
