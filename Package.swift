@@ -109,8 +109,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: swiftSettings),
+        // SQLite for the admin store and the spend ledger: one connection, bound values, rows out.
+        .target(name: "PrismStorage", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
-            "PrismSupport", "PrismLoop", "PrismTransport", "PrismSharedState",
+            "PrismSupport", "PrismLoop", "PrismTransport", "PrismSharedState", "PrismStorage",
             "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto", "CZlib", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -16,7 +16,6 @@ from collections import defaultdict
 
 LAYERS = {
     "Sources/PrismCore": [
-        "Storage",        # SQLite, the admin store's and the spend ledger's file
         "Config",         # config.yaml read into settings values
         "Observability",  # logs, metrics, prices, request statistics, secret redaction
         "Governance",     # budgets and spend

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /* accept4 is a GNU extension its header hides without _GNU_SOURCE (glibc has it since 2.10):
  * a connection's socket non-blocking and close-on-exec in the same call. */
@@ -27,26 +28,46 @@ static inline void prism_eventfd_signal(int fd) { uint64_t one = 1; ssize_t igno
 static inline void prism_eventfd_drain(int fd) { uint64_t value; ssize_t ignored = read(fd, &value, sizeof value); (void)ignored; }
 static inline int prism_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 /* operation: EPOLL_CTL_ADD / MOD / DEL; `want`: bit 1 readable, bit 2 writable, bit 4 the peer
- * closed its side (EPOLLRDHUP), bit 8 edge-triggered (EPOLLET). */
-static inline int prism_epoll_control(int epoll_fd, int operation, int fd, int want) {
+ * closed its side (EPOLLRDHUP), bit 8 edge-triggered (EPOLLET). `tag` comes back with the
+ * descriptor's events: the event loops put the descriptor and a generation in it, so that an
+ * event read in one epoll_wait batch for a socket closed earlier in that batch, whose number was
+ * then reused, is recognised as stale. */
+static inline int prism_epoll_control_tagged(int epoll_fd, int operation, int fd, int want, uint64_t tag) {
     struct epoll_event event;
     event.events = (want & 1 ? EPOLLIN : 0) | (want & 2 ? EPOLLOUT : 0) | (want & 4 ? EPOLLRDHUP : 0)
                  | (want & 8 ? EPOLLET : 0);
-    event.data.u64 = 0;
-    event.data.fd = fd;
+    event.data.u64 = tag;
     return epoll_ctl(epoll_fd, operation, fd, &event);
 }
-/* Waits; fills fds[i] and flags[i] (1 readable, 2 writable, 4 error or hang-up: the values of
+/* Waits; fills tags[i] and flags[i] (1 readable, 2 writable, 4 error or hang-up: the values of
  * libcurl's CURL_CSELECT_IN/OUT/ERR; 8 the peer closed its side, only when asked with want 4)
- * for up to `capacity` ready descriptors. */
-static inline int prism_epoll_wait(int epoll_fd, int *fds, int *flags, int capacity, int timeout_ms) {
+ * for up to `capacity` (at most 64) ready descriptors. */
+static inline int prism_epoll_wait_tagged(int epoll_fd, uint64_t *tags, int *flags, int capacity, int timeout_ms) {
     struct epoll_event events[64];
     int count = epoll_wait(epoll_fd, events, capacity < 64 ? capacity : 64, timeout_ms);
     for (int i = 0; i < count; i++) {
-        fds[i] = events[i].data.fd;
+        tags[i] = events[i].data.u64;
         flags[i] = (events[i].events & EPOLLIN ? 1 : 0) | (events[i].events & EPOLLOUT ? 2 : 0)
                  | (events[i].events & (EPOLLERR | EPOLLHUP) ? 4 : 0) | (events[i].events & EPOLLRDHUP ? 8 : 0);
     }
     return count;
+}
+/* The same with the descriptor as its own tag (the Redis client's loop). */
+static inline int prism_epoll_control(int epoll_fd, int operation, int fd, int want) {
+    return prism_epoll_control_tagged(epoll_fd, operation, fd, want, (uint32_t)fd);
+}
+static inline int prism_epoll_wait(int epoll_fd, int *fds, int *flags, int capacity, int timeout_ms) {
+    uint64_t tags[64];
+    int count = prism_epoll_wait_tagged(epoll_fd, tags, flags, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) fds[i] = (int)(uint32_t)tags[i];
+    return count;
+}
+
+/* writev without SIGPIPE: a client that went away must fail the write, not kill the process. */
+static inline ssize_t prism_send_vectors(int fd, const struct iovec *vectors, int count) {
+    struct msghdr message = {0};
+    message.msg_iov = (struct iovec *)vectors;
+    message.msg_iovlen = (size_t)count;
+    return sendmsg(fd, &message, MSG_NOSIGNAL);
 }
 #endif

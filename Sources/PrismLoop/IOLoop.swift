@@ -38,13 +38,15 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
     private var timers = TimerHeap()
     private var timerSequence: UInt64 = 0
     private var handlers: [LoopDescriptorHandler?] = []
+    /// Per descriptor number, counted up at each new registration (see the tagged epoll calls).
+    private var generations: [UInt32] = []
     private var participants: [LoopParticipant] = []
 
     package init(index: Int) {
         self.index = index
         epoll = prism_epoll_create()
         wake = prism_eventfd_create()
-        _ = prism_epoll_control(epoll, EPOLL_CTL_ADD, wake, 1)
+        _ = prism_epoll_control_tagged(epoll, EPOLL_CTL_ADD, wake, 1, IOLoop.wakeTag)
         let started = DispatchSemaphore(value: 0)
         let box = Unmanaged.passRetained(Start(loop: self, started: started)).toOpaque()
         var thread = pthread_t()
@@ -129,12 +131,18 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
     /// errors and hang-ups).
     package func watch(_ descriptor: Int32, want: Int32, handler: LoopDescriptorHandler) {
         let slot = Int(descriptor)
-        if slot >= handlers.count { handlers.append(contentsOf: repeatElement(nil, count: slot + 64 - handlers.count)) }
-        let operation = handlers[slot] == nil ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
+        if slot >= handlers.count {
+            let grow = slot + 64 - handlers.count
+            handlers.append(contentsOf: repeatElement(nil, count: grow))
+            generations.append(contentsOf: repeatElement(0, count: grow))
+        }
+        let adding = handlers[slot] == nil
+        if adding { generations[slot] &+= 1 }
         handlers[slot] = handler
-        if prism_epoll_control(epoll, operation, descriptor, want) != 0, operation == EPOLL_CTL_MOD {
+        let tag = UInt64(generations[slot]) << 32 | UInt64(UInt32(bitPattern: descriptor))
+        if prism_epoll_control_tagged(epoll, adding ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, descriptor, want, tag) != 0, !adding {
             // The descriptor was closed and reused before its owner said so: register it afresh.
-            _ = prism_epoll_control(epoll, EPOLL_CTL_ADD, descriptor, want)
+            _ = prism_epoll_control_tagged(epoll, EPOLL_CTL_ADD, descriptor, want, tag)
         }
     }
 
@@ -160,8 +168,10 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
 
     // MARK: The loop
 
+    private static let wakeTag = UInt64.max
+
     private func run() {
-        var descriptors = [Int32](repeating: 0, count: 64)
+        var tags = [UInt64](repeating: 0, count: 64)
         var flags = [Int32](repeating: 0, count: 64)
         while true {
             runTasks()
@@ -179,10 +189,10 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
                     timeout = next <= now ? 0 : Int32(clamping: (next - now + 999_999) / 1_000_000)
                 }
             }
-            let count = prism_epoll_wait(epoll, &descriptors, &flags, 64, timeout)
+            let count = prism_epoll_wait_tagged(epoll, &tags, &flags, 64, timeout)
             for position in 0..<Int(max(count, 0)) {
-                let descriptor = descriptors[position]
-                if descriptor == wake {
+                let tag = tags[position]
+                if tag == IOLoop.wakeTag {
                     prism_eventfd_drain(wake)
                     wakeSignalled.store(false, ordering: .sequentiallyConsistent)
                     let arrived = inbox.withLock { inbox -> [@Sendable () -> Void] in
@@ -191,7 +201,13 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
                         return taken
                     }
                     tasks.append(contentsOf: arrived)
-                } else if Int(descriptor) < handlers.count, let handler = handlers[Int(descriptor)] {
+                } else {
+                    let descriptor = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
+                    let slot = Int(descriptor)
+                    // A stale event (its socket closed earlier in this batch, the number reused)
+                    // carries an older generation.
+                    guard slot < handlers.count, let handler = handlers[slot],
+                          generations[slot] == UInt32(truncatingIfNeeded: tag >> 32) else { continue }
                     handler.descriptorReady(descriptor, flags: flags[position])
                 }
             }
@@ -223,6 +239,9 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
     package init(count: Int) {
         loops = (0..<max(count, 1)).map { IOLoop(index: $0) }
     }
+
+    /// The process's loops: one group however many gateways a tool or a test builds.
+    package static let shared = IOLoopGroup(count: defaultCount())
 
     /// One loop per core (measured here: on 2 cores, 2 loops beat 1 by ~25% throughput).
     package static func defaultCount() -> Int {

@@ -1,3 +1,4 @@
+import CPrismSystem
 import NIOCore
 import Synchronization
 
@@ -22,6 +23,10 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
     // Loop-thread state.
     private var isOpen = true
     private var outputClosed = false
+    /// `close(mode: .output)` asked while flushed bytes were still unsent: the shutdown waits for
+    /// them (this promise completes then).
+    private var outputClosing = false
+    private var outputClosePromise: EventLoopPromise<Void>?
     private var inputClosed = false
     private var autoRead = true
     private var allowRemoteHalfClosure = false
@@ -45,6 +50,9 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
         self.loop = loop
         self.descriptor = descriptor
         closePromise = loop.makePromise()
+        // Read once, now: after close the number may belong to another socket.
+        localAddress = try? LoopSocketChannel.address(of: descriptor, local: true)
+        remoteAddress = try? LoopSocketChannel.address(of: descriptor, local: false)
         _pipeline = ChannelPipeline(channel: self)
     }
 
@@ -68,8 +76,8 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
     package var _channelCore: ChannelCore { self }
     package var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
     package var isActive: Bool { activeFlag.load(ordering: .relaxed) }
-    package var localAddress: SocketAddress? { try? localAddress0() }
-    package var remoteAddress: SocketAddress? { try? remoteAddress0() }
+    package let localAddress: SocketAddress?
+    package let remoteAddress: SocketAddress?
 
     package func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
         if loop.inEventLoop {
@@ -121,10 +129,17 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
 
     // MARK: ChannelCore (loop thread)
 
-    package func localAddress0() throws -> SocketAddress { try address(local: true) }
-    package func remoteAddress0() throws -> SocketAddress { try address(local: false) }
+    package func localAddress0() throws -> SocketAddress {
+        guard let localAddress else { throw ChannelError.operationUnsupported }
+        return localAddress
+    }
 
-    private func address(local: Bool) throws -> SocketAddress {
+    package func remoteAddress0() throws -> SocketAddress {
+        guard let remoteAddress else { throw ChannelError.operationUnsupported }
+        return remoteAddress
+    }
+
+    private static func address(of descriptor: Int32, local: Bool) throws -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = withUnsafeMutablePointer(to: &storage) { pointer in
@@ -148,7 +163,7 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
 
     package func write0(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard isOpen else { promise?.fail(ChannelError.ioOnClosedChannel); return }
-        guard !outputClosed else { promise?.fail(ChannelError.outputClosed); return }
+        guard !outputClosed, !outputClosing else { promise?.fail(ChannelError.outputClosed); return }
         guard case let .byteBuffer(buffer) = unwrapData(data, as: IOData.self) else {
             promise?.fail(ChannelError.operationUnsupported)
             return
@@ -184,12 +199,19 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
         guard isOpen else { promise?.fail(ChannelError.alreadyClosed); return }
         switch mode {
         case .output:
-            guard !outputClosed else { promise?.fail(ChannelError.outputClosed); return }
-            outputClosed = true
-            failPending(ChannelError.outputClosed)
-            shutdown(descriptor, Int32(SHUT_WR))
-            promise?.succeed(())
-            pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.outputClosed)
+            guard !outputClosed, !outputClosing else { promise?.fail(ChannelError.outputClosed); return }
+            // What was written but not flushed is dropped; what was flushed goes out first.
+            while pending.count > flushedCount {
+                let entry = pending.removeLast()
+                pendingBytes -= entry.buffer.readableBytes
+                entry.promise?.fail(ChannelError.outputClosed)
+            }
+            if flushedCount > 0 {
+                outputClosing = true
+                outputClosePromise = promise
+            } else {
+                shutdownOutput(promise)
+            }
         case .input:
             guard !inputClosed else { promise?.fail(ChannelError.inputClosed); return }
             inputClosed = true
@@ -214,9 +236,20 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
         }
     }
 
+    private func shutdownOutput(_ promise: EventLoopPromise<Void>?) {
+        outputClosing = false
+        outputClosed = true
+        shutdown(descriptor, Int32(SHUT_WR))
+        promise?.succeed(())
+        pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.outputClosed)
+    }
+
     // MARK: Socket events
 
     package func descriptorReady(_ descriptor: Int32, flags: Int32) {
+        // After the input ended (a half close allowed), readiness to read and the peer's close
+        // are old news.
+        let flags = inputClosed ? flags & ~(1 | 8) : flags
         if flags & 2 != 0, flushedCount > 0 { writeFlushed() }
         guard isOpen else { return }
         if flags & (1 | 4 | 8) != 0 { socketReadable = true }
@@ -297,13 +330,14 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
             if written < 0 {
                 if failure == EAGAIN || failure == EWOULDBLOCK { break }
                 if failure == EINTR { continue }
-                let error = IOError(errnoCode: failure, reason: "writev")
+                let error = IOError(errnoCode: failure, reason: "sendmsg")
                 for promise in completed { promise.succeed(()) }
                 pipeline.syncOperations.fireErrorCaught(error)
                 if isOpen { close0(error: error, mode: .all, promise: nil) }
                 return
             }
             var left = written
+            var removed = 0
             while left > 0 || (flushedCount > 0 && pending.first!.buffer.readableBytes == 0) {
                 let size = pending.first!.buffer.readableBytes
                 if size <= left {
@@ -311,6 +345,7 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
                     flushedCount -= 1
                     pendingBytes -= size
                     left -= size
+                    removed += 1
                     if let promise = entry.promise { completed.append(promise) }
                 } else {
                     pending[pending.startIndex].buffer.moveReaderIndex(forwardBy: left)
@@ -319,20 +354,23 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
                     break
                 }
             }
-            if written == 0 { break }
+            if written == 0 && removed == 0 { break }
         }
         // Bytes left: the socket's next writable edge brings `descriptorReady` back here.
+        // The promises first, then writability, as NIO does.
+        for promise in completed { promise.succeed(()) }
+        guard isOpen else { return }
+        if outputClosing, flushedCount == 0 { shutdownOutput(outputClosePromise.take()) }
         if pendingBytes < lowWaterMark, !writableFlag.load(ordering: .relaxed) {
             writableFlag.store(true, ordering: .relaxed)
             pipeline.syncOperations.fireChannelWritabilityChanged()
         }
-        for promise in completed { promise.succeed(()) }
     }
 
     /// One writev over the first `limit` pending buffers (each borrowed for the call).
     private func gather(_ position: Int, limit: Int, into vectors: inout [iovec]) -> (Int, Int32) {
         if position == limit {
-            let result = vectors.withUnsafeBufferPointer { writev(descriptor, $0.baseAddress, Int32($0.count)) }
+            let result = vectors.withUnsafeBufferPointer { prism_send_vectors(descriptor, $0.baseAddress, Int32($0.count)) }
             return (result, result < 0 ? errno : 0)
         }
         let index = pending.index(pending.startIndex, offsetBy: position)
@@ -347,9 +385,10 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
         pending.removeAll()
         flushedCount = 0
         pendingBytes = 0
+        outputClosing = false
         for entry in failed { entry.promise?.fail(error) }
+        outputClosePromise.take()?.fail(error)
     }
-
 }
 
 /// Moves a value the compiler cannot prove Sendable onto the loop (it is used there only).

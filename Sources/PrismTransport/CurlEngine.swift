@@ -123,6 +123,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     }
 
     private func admit(_ transfer: Transfer) {
+        guard !transfer.finished else { return } // cancelled before its start arrived
         transfer.queuedAt = monotonicNanoseconds()
         if let gate = transfer.gate {
             gates[ObjectIdentifier(gate)] = gate
@@ -146,6 +147,8 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             }
             if gate.hasWaiting { waiting = true }
         }
+        // Forget the gates nobody waits at (a reload replaces them with new ones).
+        gates = gates.filter { $0.value.hasWaiting }
         nextExpiry = waiting ? now + 100_000_000 : nil
     }
 
@@ -316,7 +319,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// Frees the transfer's admission slot; the next waiting transfer starts on its own loop.
     private func release(_ transfer: Transfer) {
         guard let gate = transfer.gate, let next = gate.releaseSlot() else { return }
-        guard let engine = next.engine else { return }
+        let engine = next.engine! // set before any transfer is started
         if engine === self {
             // Not inside libcurl here: finish and abandon run after it returned.
             beginAdmitted(next)

@@ -158,6 +158,65 @@ final class LoopSocketChannelTests: XCTestCase {
         try channel.closeFuture.wait()
     }
 
+    /// Flushed bytes still waiting for the socket go out before the output is shut.
+    func testClosingTheOutputWaitsForFlushedBytes() throws {
+        let recorder = Recorder(echo: false)
+        let (channel, peer) = try makeChannel(recorder)
+        defer { close(peer) }
+        let size = 2 << 20
+        let closed = try channel.eventLoop.submit { () -> EventLoopFuture<Void> in
+            channel.writeAndFlush(ByteBuffer(repeating: 0x63, count: size), promise: nil)
+            return channel.close(mode: .output)
+        }.wait()
+        var total = 0
+        while true {
+            let part = readAvailable(peer, upTo: 256 * 1024)
+            if part.isEmpty { break }
+            total += part.count
+        }
+        XCTAssertEqual(total, size)
+        try closed.wait()
+        try channel.close().wait()
+    }
+
+    /// With the peer's half close allowed, the input ends and the output goes on: later
+    /// writability must not be taken for the peer leaving.
+    func testAnAllowedHalfCloseKeepsTheOutput() throws {
+        let recorder = Recorder(echo: false)
+        let (channel, peer) = try makeChannel(recorder)
+        defer { close(peer) }
+        try channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).wait()
+        shutdown(peer, Int32(SHUT_WR))
+        XCTAssertTrue(waitFor { recorder.events.withLock { $0 } == ["inputClosed"] })
+        // More than the socket buffers hold, so writable edges come while the input is closed.
+        let size = 2 << 20
+        let written = channel.writeAndFlush(ByteBuffer(repeating: 0x64, count: size))
+        var total = 0
+        while total < size {
+            let part = readAvailable(peer, upTo: 256 * 1024)
+            if part.isEmpty { break }
+            total += part.count
+        }
+        XCTAssertEqual(total, size)
+        try written.wait()
+        XCTAssertTrue(channel.isActive)
+        try channel.close().wait()
+    }
+
+    /// Writing to a peer that went away fails the write; it must not raise SIGPIPE (this test
+    /// process does not ignore it, as the gateway does).
+    func testWritingToAPeerThatLeftFailsWithoutSIGPIPE() throws {
+        let recorder = Recorder(echo: false)
+        let (channel, peer) = try makeChannel(recorder, autoRead: false)
+        // Closed and written in one turn of the loop, before it can see the peer leave.
+        let written = try channel.eventLoop.submit { () -> EventLoopFuture<Void> in
+            close(peer)
+            return channel.writeAndFlush(ByteBuffer(repeating: 0x65, count: 64 * 1024))
+        }.wait()
+        XCTAssertThrowsError(try written.wait())
+        XCTAssertTrue(waitFor { !channel.isActive })
+    }
+
     func testClosingTheOutputIsAHalfClose() throws {
         let recorder = Recorder(echo: false)
         let (channel, peer) = try makeChannel(recorder)

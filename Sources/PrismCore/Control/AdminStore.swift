@@ -1,5 +1,6 @@
 import CCrypto
 import CSQLite
+import PrismStorage
 import PrismWire
 
 #if canImport(Glibc)

@@ -27,7 +27,7 @@ public final class GatewayServices: Sendable {
 
     public init(registry: PluginRegistry, maximumIdleConnections: Int) {
         self.registry = registry
-        let loops = IOLoopGroup(count: IOLoopGroup.defaultCount())
+        let loops = IOLoopGroup.shared
         self.loops = loops
         transport = CurlTransport(group: loops, maximumIdleConnections: maximumIdleConnections)
         ledger = nil
@@ -42,7 +42,7 @@ public final class GatewayServices: Sendable {
             loops = nil
             self.transport = transport
         } else {
-            let loops = IOLoopGroup(count: IOLoopGroup.defaultCount())
+            let loops = IOLoopGroup.shared
             self.loops = loops
             self.transport = CurlTransport(group: loops, maximumIdleConnections: maximumIdleConnections)
         }

@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import PrismStorage
 import PrismWire
 import Synchronization
 

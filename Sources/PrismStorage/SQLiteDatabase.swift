@@ -2,25 +2,25 @@ import CSQLite
 
 /// The few SQLite calls the admin store needs: one connection, statements with bound values,
 /// rows copied out. Not thread-safe: the store uses it from the control queue only.
-final class SQLiteDatabase {
-    struct Failure: Error, CustomStringConvertible {
-        let code: Int32
-        let message: String
-        var description: String { "SQLite error \(code): \(message)" }
+package final class SQLiteDatabase {
+    package struct Failure: Error, CustomStringConvertible {
+        package let code: Int32
+        package let message: String
+        package var description: String { "SQLite error \(code): \(message)" }
     }
 
-    enum Value {
+    package enum Value {
         case text(String)
         case blob([UInt8])
         case integer(Int64)
         case null
 
-        var text: String {
+        package var text: String {
             if case let .text(value) = self { return value }
             return ""
         }
 
-        var bytes: [UInt8] {
+        package var bytes: [UInt8] {
             switch self {
             case let .blob(value): return value
             case let .text(value): return Array(value.utf8)
@@ -28,12 +28,12 @@ final class SQLiteDatabase {
             }
         }
 
-        var integer: Int64 {
+        package var integer: Int64 {
             if case let .integer(value) = self { return value }
             return 0
         }
 
-        var isNull: Bool {
+        package var isNull: Bool {
             if case .null = self { return true }
             return false
         }
@@ -43,7 +43,7 @@ final class SQLiteDatabase {
 
     /// `serializedByOwner`: every call comes through one queue of the owner's, so SQLite's own
     /// per-call mutex is left out (a fifth of the spend ledger's time went to it).
-    init(path: String, serializedByOwner: Bool = false) throws {
+    package init(path: String, serializedByOwner: Bool = false) throws {
         let threading = serializedByOwner ? SQLITE_OPEN_NOMUTEX : SQLITE_OPEN_FULLMUTEX
         let status = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | threading, nil)
         guard status == SQLITE_OK else {
@@ -58,14 +58,14 @@ final class SQLiteDatabase {
     deinit { sqlite3_close_v2(handle) }
 
     /// Runs statements without parameters (schema).
-    func execute(_ sql: String) throws {
+    package func execute(_ sql: String) throws {
         let status = sqlite3_exec(handle, sql, nil, nil, nil)
         guard status == SQLITE_OK else { throw failure(status) }
     }
 
     /// Runs one statement; returns the number of rows it changed.
     @discardableResult
-    func run(_ sql: String, _ values: [Value] = []) throws -> Int {
+    package func run(_ sql: String, _ values: [Value] = []) throws -> Int {
         _ = try withStatement(sql, values) { statement in
             let status = sqlite3_step(statement)
             guard status == SQLITE_DONE || status == SQLITE_ROW else { throw failure(status) }
@@ -74,7 +74,7 @@ final class SQLiteDatabase {
     }
 
     /// Runs one query; every row's columns, in order.
-    func query(_ sql: String, _ values: [Value] = []) throws -> [[Value]] {
+    package func query(_ sql: String, _ values: [Value] = []) throws -> [[Value]] {
         try withStatement(sql, values) { statement in
             var rows: [[Value]] = []
             while true {
@@ -88,13 +88,13 @@ final class SQLiteDatabase {
     }
 
     /// A statement parsed once and run many times (a row insert in a loop): no SQL parsing per run.
-    final class Statement {
+    package final class Statement {
         fileprivate let pointer: OpaquePointer
         fileprivate init(_ pointer: OpaquePointer) { self.pointer = pointer }
         deinit { sqlite3_finalize(pointer) }
     }
 
-    func prepare(_ sql: String) throws -> Statement {
+    package func prepare(_ sql: String) throws -> Statement {
         var statement: OpaquePointer?
         let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK, let statement else { throw failure(prepared) }
@@ -102,7 +102,7 @@ final class SQLiteDatabase {
     }
 
     /// Runs a prepared statement that returns no rows with `values` bound.
-    func run(_ statement: Statement, _ values: [Value]) throws {
+    package func run(_ statement: Statement, _ values: [Value]) throws {
         defer {
             sqlite3_reset(statement.pointer)
             sqlite3_clear_bindings(statement.pointer)
