@@ -83,7 +83,9 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
         // Fast JSON and SSE, shared by the host and PluginKit. Knows nothing of either.
-        .target(name: "PrismWire", swiftSettings: swiftSettings),
+        .target(name: "PrismWire", dependencies: ["CPrismWireScan"], swiftSettings: swiftSettings),
+        // The JSON string scan's vector loop (SSE2), header-only.
+        .target(name: "CPrismWireScan", path: "Sources/CPrismWireScan"),
         // What Swift plugins share: ABI glue and OpenAI shapes.
         .target(name: "PluginKit", dependencies: ["PrismWire", "PrismPluginABI", "CCrypto"],
                 swiftSettings: swiftSettings),

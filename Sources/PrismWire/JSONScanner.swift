@@ -1,3 +1,4 @@
+import CPrismWireScan
 /// A validating JSON scanner over raw bytes that finds members without building a tree.
 ///
 /// The OpenAI-format path forwards the client's body mostly unchanged, so it only needs to know
@@ -139,11 +140,7 @@ public enum JSONScanner {
         var hasEscape = false
         var scan = range.lowerBound
         if let base = bytes.baseAddress {
-            while scan + 8 <= range.upperBound,
-                  !wordNeedsEscapeCheck((base + scan).loadUnaligned(as: UInt64.self))
-            {
-                scan += 8
-            }
+            scan = skipPlainStringBytes(UnsafeRawPointer(base), from: scan, to: range.upperBound)
         }
         while scan < range.upperBound {
             if bytes[scan] == UInt8(ascii: "\\") {
@@ -235,6 +232,21 @@ public enum JSONScanner {
         }
         return value
     }
+}
+
+/// The first position in `start..<end` at or after which a JSON string scan must look byte by
+/// byte: 16 bytes at a time with SSE2 compares, then 8 at a time, while no byte is a quote, a
+/// backslash or a control byte. Returns a position whose next 8 bytes (or fewer, at the end) hold
+/// such a byte, so callers finish byte by byte. A megabyte of message text is mostly such plain
+/// bytes: the 8-byte loop alone took about 0.6 ms per megabyte, scanned once by the host and once
+/// by the provider plugin.
+@inline(__always)
+func skipPlainStringBytes(_ base: UnsafeRawPointer, from start: Int, to end: Int) -> Int {
+    var position = Int(prism_skip_plain_string_bytes(base.assumingMemoryBound(to: UInt8.self), start, end))
+    while position + 8 <= end, !wordNeedsEscapeCheck((base + position).loadUnaligned(as: UInt64.self)) {
+        position += 8
+    }
+    return position
 }
 
 /// True when any of the 8 bytes of `word` is a quote, a backslash or a control byte (< 0x20): the
@@ -362,13 +374,9 @@ struct Cursor {
         position += 1
         let start = position
         while position < end {
-            // Eight bytes at a time while none of them needs a look (most string bytes don't),
+            // Many bytes at a time while none of them needs a look (most string bytes don't),
             // again after each escape: a string with an early escape is not scanned byte by byte.
-            while position + 8 <= end,
-                  !wordNeedsEscapeCheck(UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-            {
-                position += 8
-            }
+            position = skipPlainStringBytes(UnsafeRawPointer(base), from: position, to: end)
             // Then byte by byte up to the byte the word test stopped at.
             while position < end {
                 let byte = base[position]

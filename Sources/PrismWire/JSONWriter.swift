@@ -273,14 +273,10 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
-            // Fast path: most strings need no escaping; find that out 8 bytes at a time.
+            // Fast path: most strings need no escaping; find that out many bytes at a time.
             var clean = 0
             if let base = utf8.baseAddress {
-                while clean + 8 <= utf8.count,
-                      !wordNeedsEscapeCheck(UnsafeRawPointer(base + clean).loadUnaligned(as: UInt64.self))
-                {
-                    clean += 8
-                }
+                clean = skipPlainStringBytes(UnsafeRawPointer(base), from: 0, to: utf8.count)
             }
             var runStart = 0
             for index in clean..<utf8.count {

@@ -187,7 +187,6 @@ extension ProxyRequest {
         streamIdleCheck?.cancel()
         keepAliveTask?.cancel()
         let latency = monotonicNanoseconds() - startedAt
-        if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
         let firstByte = firstByteAt == 0 ? 0 : firstByteAt - startedAt
         let modelLabel = metricModelLabel(status: status)
         if view != nil {
@@ -225,6 +224,9 @@ extension ProxyRequest {
         finishTrace(status: status)
         winner?.release()
         handler?.requestFinished(self)
+        // Last: shutdown waits for this count, then flushes the traces and the ledger, so the
+        // request's spans and its ledger row must already be queued.
+        if countedInFlight { gateway.activity.inFlight.add(-1, ordering: .relaxed) }
     }
 
     /// The model as a metric label: only names the configuration knows, or that a provider really

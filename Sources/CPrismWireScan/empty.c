@@ -1,0 +1,1 @@
+/* Header-only: see include/prism_wire_scan.h. */
