@@ -89,10 +89,9 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
             let isolated = promise.assumeIsolatedUnsafeUnchecked()
             do { isolated.succeed(try task()) } catch { promise.fail(error) }
         }
-        let box = TimerBox(timer)
-        if inEventLoop { add(timer) } else { execute { self.add(box.timer) } }
+        if inEventLoop { add(timer) } else { execute { self.add(timer) } }
         return Scheduled(promise: promise, cancellationTask: {
-            if self.inEventLoop { self.timers.remove(box.timer) } else { self.execute { self.timers.remove(box.timer) } }
+            if self.inEventLoop { self.timers.remove(timer) } else { self.execute { self.timers.remove(timer) } }
         })
     }
 
@@ -113,11 +112,6 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
         queue.async { callback(nil) }
     }
 
-
-    private final class TimerBox: @unchecked Sendable {
-        let timer: LoopTimer
-        init(_ timer: LoopTimer) { self.timer = timer }
-    }
 
     private func add(_ timer: LoopTimer) {
         timerSequence &+= 1
@@ -156,14 +150,9 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
 
     package func add(participant: LoopParticipant) {
         if inEventLoop { participants.append(participant) } else {
-            let box = ParticipantBox(participant)
-            execute { self.participants.append(box.participant) }
+            let box = UnsafeTransfer(participant)
+            execute { self.participants.append(box.value) }
         }
-    }
-
-    private final class ParticipantBox: @unchecked Sendable {
-        let participant: LoopParticipant
-        init(_ participant: LoopParticipant) { self.participant = participant }
     }
 
     // MARK: The loop

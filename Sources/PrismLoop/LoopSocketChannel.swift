@@ -391,10 +391,10 @@ package final class LoopSocketChannel: Channel, ChannelCore, LoopDescriptorHandl
     }
 }
 
-/// Moves a value the compiler cannot prove Sendable onto the loop (it is used there only).
-struct UnsafeTransfer<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+/// Moves a value the compiler cannot prove Sendable onto a loop (it is used there only).
+package struct UnsafeTransfer<Value>: @unchecked Sendable {
+    package let value: Value
+    package init(_ value: Value) { self.value = value }
 }
 
 extension SocketAddress {

@@ -11,7 +11,7 @@ import Glibc
 /// the loop's thread. Commands that arrive while libcurl is running (from inside one of its
 /// callbacks) wait until it returns: libcurl forbids adding or removing handles there.
 final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Sendable {
-    enum Command {
+    enum Command: Sendable {
         case start(Transfer)
         case cancel(Transfer)
         case resume(Transfer)
@@ -324,13 +324,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             // Not inside libcurl here: finish and abandon run after it returned.
             beginAdmitted(next)
         } else {
-            let box = TransferBox(next)
-            engine.loop.execute { engine.beginAdmitted(box.transfer) }
+            engine.loop.execute { engine.beginAdmitted(next) }
         }
-    }
-
-    private final class TransferBox: @unchecked Sendable {
-        let transfer: Transfer
-        init(_ transfer: Transfer) { self.transfer = transfer }
     }
 }

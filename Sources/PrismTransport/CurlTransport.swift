@@ -178,13 +178,7 @@ package final class CurlTransport: UpstreamTransport, @unchecked Sendable {
         if engine.loop.inEventLoop {
             engine.perform(command)
         } else {
-            let box = CommandBox(command)
-            engine.loop.execute { engine.perform(box.command) }
+            engine.loop.execute { engine.perform(command) }
         }
-    }
-
-    private final class CommandBox: @unchecked Sendable {
-        let command: CurlEngine.Command
-        init(_ command: CurlEngine.Command) { self.command = command }
     }
 }

@@ -25,12 +25,8 @@ public final class GatewayServices: Sendable {
     /// OpenTelemetry spans on their way to the collector (idle until telemetry traces a request).
     let traces = TraceExporter()
 
-    public init(registry: PluginRegistry, maximumIdleConnections: Int) {
-        self.registry = registry
-        let loops = IOLoopGroup.shared
-        self.loops = loops
-        transport = CurlTransport(group: loops, maximumIdleConnections: maximumIdleConnections)
-        ledger = nil
+    public convenience init(registry: PluginRegistry, maximumIdleConnections: Int) {
+        self.init(registry: registry, maximumIdleConnections: maximumIdleConnections, ledger: nil)
     }
 
     /// `transport`: libcurl unless given (an in-process test's fake).
