@@ -127,10 +127,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                   raw, body)
         with replay.lock:
             replay.requests.append(request)
-        try:
-            sent = send_reply(self, replay.reply_for(request))
+        def record(sent: bytes) -> None:
             with replay.lock:
                 replay.sent.append(sent)
+        try:
+            send_reply(self, replay.reply_for(request), record)
         except OSError:
             self.close_connection = True
 
@@ -176,8 +177,12 @@ def _eventstream_chunks(reply: dict) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> bytes:
-    """Sends the scripted answer; returns its body bytes as sent (without chunk framing)."""
+def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict,
+               record: Optional[Callable[[bytes], None]] = None) -> bytes:
+    """Sends the scripted answer; returns its body bytes as sent (without chunk framing).
+
+    ``record`` gets those bytes before the first is written: a test that reads them once its
+    client has the answer must never find them missing (recording after the write raced it)."""
     status = int(reply.get("status", 200))
     headers = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}
     events: Optional[list[bytes]] = None
@@ -202,6 +207,8 @@ def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> byte
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
+        if record is not None:
+            record(data)
         handler.wfile.write(data)
         handler.wfile.flush()
         return data
@@ -209,6 +216,8 @@ def send_reply(handler: http.server.BaseHTTPRequestHandler, reply: dict) -> byte
         handler.send_header(name, value)
     handler.send_header("Transfer-Encoding", "chunked")
     handler.end_headers()
+    if record is not None:
+        record(b"".join(events))
     handler.wfile.flush()
     for event in events:
         handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
