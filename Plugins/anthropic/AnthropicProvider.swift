@@ -59,7 +59,8 @@ final class AnthropicExchange: ProviderExchange {
             // The client speaks Anthropic's own Messages API: its body goes as it is, but for the
             // model (thinking signatures, cache_control and beta fields survive), and the answer
             // goes back to it untouched.
-            body = try OpenAIRequestRewrite(body: request.body, upstreamModel: model, streaming: false).body
+            body = try OpenAIRequestRewrite(body: request.body, upstreamModel: model, streaming: false)
+                .rewritten(request.body)
         } else {
             let chat = try ChatRequest.parse(request.body)
             let translated = try AnthropicRequest(chat, model: model, stream: streaming, sizeHint: request.body.count)

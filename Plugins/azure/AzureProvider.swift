@@ -89,7 +89,7 @@ final class AzureExchange: ProviderExchange {
         upstream.setHeader("content-type", "application/json")
         for (name, value) in provider.extraHeaders { upstream.setHeader(name, value) }
         if streaming { upstream.setHeader("accept", "text/event-stream") }
-        upstream.writeBody(rewrite.body)
+        rewrite.write(request.body, to: upstream)
         return streaming ? .serverSentEvents : .notStreaming
     }
 

@@ -128,7 +128,7 @@ final class OpenAIExchange: ProviderExchange {
             setCommonHeaders(upstream)
             upstream.setHeader("content-type", "application/json")
             if request.isStreaming { upstream.setHeader("accept", "text/event-stream") }
-            upstream.writeBody(rewrite.body)
+            rewrite.write(request.body, to: upstream)
             return request.isStreaming ? .serverSentEvents : .notStreaming
         default: throw PluginError.unsupported("the openai provider does not serve \(request.api)")
         }
@@ -141,7 +141,7 @@ final class OpenAIExchange: ProviderExchange {
         setCommonHeaders(upstream)
         upstream.setHeader("content-type", "application/json")
         if streaming { upstream.setHeader("accept", "text/event-stream") }
-        upstream.writeBody(rewrite.body)
+        rewrite.write(request.body, to: upstream)
         return streaming ? .serverSentEvents : .notStreaming
     }
 

@@ -98,11 +98,13 @@ public struct OpenAIStreamState: Sendable {
 }
 
 /// Rewrites an OpenAI-format request body in place of a full re-encode: replaces `model`, and for
-/// streams makes sure `stream_options.include_usage` is true.
+/// streams makes sure `stream_options.include_usage` is true. It keeps only the edits: the client's
+/// bytes between them go upstream as they are, never copied whole (a body may be megabytes).
 public struct OpenAIRequestRewrite {
     /// Whether the client itself asked for the usage chunk.
     public private(set) var clientWantsUsage = false
-    public private(set) var body: [UInt8] = []
+    /// What replaces each range of the client's body, in order.
+    private var edits: [(Range<Int>, [UInt8])] = []
 
     /// `completionTokens`: `max_tokens` is sent as `max_completion_tokens` (OpenAI's reasoning
     /// models refuse the older name).
@@ -116,7 +118,6 @@ public struct OpenAIRequestRewrite {
             throw PluginError.invalidRequest("request body is not a valid JSON object: \(error.reason)",
                                              code: "invalid_json")
         }
-        var edits: [(Range<Int>, [UInt8])] = []
         if let model = JSONScanner.member(named: "model", in: members, of: body),
            JSONScanner.string(body, in: model.valueRange) != upstreamModel
         {
@@ -158,20 +159,29 @@ public struct OpenAIRequestRewrite {
                 edits.append(((open + 1)..<(open + 1), Array(insertion.utf8)))
             }
         }
-        if edits.isEmpty {
-            self.body = Array(body)
-            return
-        }
         edits.sort { $0.0.lowerBound < $1.0.lowerBound }
+    }
+
+    /// Writes the rewritten body of `source` (the body this rewrite was made from) to `upstream`.
+    public func write(_ source: UnsafeRawBufferPointer, to upstream: HTTPBuilder) {
+        forEachPiece(of: source) { upstream.writeBody($0) }
+    }
+
+    /// The rewritten body of `source` as one array.
+    public func rewritten(_ source: UnsafeRawBufferPointer) -> [UInt8] {
         var output: [UInt8] = []
-        output.reserveCapacity(body.count + 64)
+        output.reserveCapacity(source.count + 64)
+        forEachPiece(of: source) { output.append(contentsOf: $0) }
+        return output
+    }
+
+    private func forEachPiece(of source: UnsafeRawBufferPointer, _ piece: (UnsafeRawBufferPointer) -> Void) {
         var position = 0
         for (range, replacement) in edits {
-            output.append(contentsOf: body[position..<range.lowerBound])
-            output.append(contentsOf: replacement)
+            if range.lowerBound > position { piece(UnsafeRawBufferPointer(rebasing: source[position..<range.lowerBound])) }
+            replacement.withUnsafeBytes { piece($0) }
             position = range.upperBound
         }
-        output.append(contentsOf: body[position..<body.count])
-        self.body = output
+        if source.count > position { piece(UnsafeRawBufferPointer(rebasing: source[position..<source.count])) }
     }
 }

@@ -23,6 +23,8 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// Easy handles kept for reuse (creating one per request costs allocations).
     private var idleHandles: [UnsafeMutableRawPointer] = []
     private static let maximumIdleHandles = 256
+    /// libcurl sends a body up to this size with the request head (its MAX_INITIAL_POST_SIZE).
+    private static let inlineBodyLimit = 64 * 1024
     /// libcurl's requested timer, as a monotonic deadline in nanoseconds (nil: none).
     private var timerDeadline: UInt64?
     /// True while inside libcurl (socket action, timeout).
@@ -186,12 +188,39 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             _ = prism_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, transfer.method)
         }
         if transfer.method != "GET" {
-            // libcurl reads the body from this pointer during the transfer: give it a stable copy.
-            let copy = UnsafeMutableRawPointer.allocate(byteCount: max(transfer.body.count, 1), alignment: 1)
-            transfer.body.withUnsafeBytes { if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: $0.count) } }
-            transfer.bodyCopy = copy
             _ = prism_curl_set_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(transfer.body.count))
-            _ = prism_curl_set_pointer(easy, CURLOPT_POSTFIELDS, copy)
+            if transfer.body.count <= CurlEngine.inlineBodyLimit {
+                // libcurl sends a body this small with the head, from this pointer: a stable copy.
+                let copy = UnsafeMutableRawPointer.allocate(byteCount: max(transfer.body.count, 1), alignment: 1)
+                transfer.body.withUnsafeBytes { if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: $0.count) } }
+                transfer.bodyCopy = copy
+                _ = prism_curl_set_pointer(easy, CURLOPT_POSTFIELDS, copy)
+            } else {
+                // A larger one libcurl copies into its upload buffer a piece at a time anyway: it
+                // reads the pieces from the transfer's own array instead of from a whole copy.
+                transfer.bodyOffset = 0
+                let context = Unmanaged.passUnretained(transfer).toOpaque()
+                _ = prism_curl_set_pointer(easy, CURLOPT_READDATA, context)
+                _ = prism_curl_set_pointer(easy, CURLOPT_SEEKDATA, context)
+                _ = prism_curl_set_read_function(easy) { buffer, size, count, context in
+                    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                    let length = min(size * count, transfer.body.count - transfer.bodyOffset)
+                    guard length > 0, let buffer else { return 0 }
+                    transfer.body.withUnsafeBytes { body in
+                        UnsafeMutableRawPointer(buffer).copyMemory(from: body.baseAddress! + transfer.bodyOffset,
+                                                                   byteCount: length)
+                    }
+                    transfer.bodyOffset += length
+                    return length
+                }
+                // A request resent on a fresh connection (a kept-alive one had closed) starts over.
+                _ = prism_curl_set_seek_function(easy) { context, offset, origin in
+                    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                    guard origin == SEEK_SET, offset >= 0, offset <= transfer.body.count else { return 2 } // CURL_SEEKFUNC_CANTSEEK
+                    transfer.bodyOffset = Int(offset)
+                    return 0 // CURL_SEEKFUNC_OK
+                }
+            }
         }
         var list: UnsafeMutablePointer<curl_slist>?
         for (name, value) in transfer.headers { list = curl_slist_append(list, "\(name): \(value)") }

@@ -122,6 +122,8 @@ package final class Transfer: @unchecked Sendable {
     var easy: UnsafeMutableRawPointer?
     var headerList: UnsafeMutablePointer<curl_slist>?
     var bodyCopy: UnsafeMutableRawPointer?
+    /// How much of a large body libcurl has read (through the read callback).
+    var bodyOffset = 0
     var responseHeaders: [(String, String)] = []
     var status = 0
     var headDelivered = false

@@ -5,10 +5,10 @@ import XCTest
 final class OpenAIRequestRewriteTests: XCTestCase {
     func rewrite(_ body: String, model: String, streaming: Bool) throws -> (String, Bool) {
         let bytes = Array(body.utf8)
-        let result = try bytes.withUnsafeBytes { raw in
-            try OpenAIRequestRewrite(body: raw, upstreamModel: model, streaming: streaming)
+        return try bytes.withUnsafeBytes { raw in
+            let result = try OpenAIRequestRewrite(body: raw, upstreamModel: model, streaming: streaming)
+            return (String(decoding: result.rewritten(raw), as: UTF8.self), result.clientWantsUsage)
         }
-        return (String(decoding: result.body, as: UTF8.self), result.clientWantsUsage)
     }
 
     func testUnchangedBodyIsForwardedByteForByte() throws {

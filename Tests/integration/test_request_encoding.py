@@ -87,7 +87,7 @@ def test_agent_sized_bodies_pass_by_default(gateway, mock_upstream):
     assert 16_000_000 < len(body) < 32_000_000
     resp = post(gw.url("/v1/chat/completions"), body, headers={"content-type": "application/json"}, timeout=60)
     assert resp.status == 200, resp.text[:300]
-    assert len(mock_upstream.last_chat().body_bytes) == len(body)
+    assert mock_upstream.last_chat().body_bytes == body  # every byte, in order
 
 
 def test_quiet_streams_get_keep_alives(gateway, mock_upstream):

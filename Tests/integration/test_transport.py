@@ -53,3 +53,31 @@ def test_upstream_connections_are_kept_alive(gateway, mock_upstream):
     # upstream connection per loop, each reused.
     loops = os.cpu_count() or 1
     assert len(ports) <= min(loops, 4), f"expected reused upstream connections (one per loop), saw client ports {ports}"
+
+
+def test_a_large_body_is_sent_again_whole_when_a_kept_alive_connection_fails(gateway, mock_upstream):
+    """A body past 64 KiB is read by libcurl through a callback, not from a copy. When a kept-alive
+    upstream connection turns out dead after the request went out (the upstream read it and closed
+    without answering), libcurl resends on a fresh connection and must rewind that body; retries
+    are off, so only that rewind can save the request."""
+    import http.client
+    import json
+
+    gw = gateway(make_config({"mockai": openai_provider(mock_upstream.v1_url)}))
+    connection = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=15)  # one client connection: one loop
+
+    def send(body: bytes) -> int:
+        connection.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+
+    assert send(json.dumps(chat_body("gpt-4o-mini")).encode()) == 200  # the upstream connection now pooled
+    large = json.dumps(chat_body("gpt-4o-mini", "0123456789abcdef" * 20_000)).encode()
+    mock_upstream.script = [{"reset": True}]
+    assert send(large) == 200
+    requests = mock_upstream.chat_requests()
+    assert len(requests) == 3, "expected the reset request to be sent again"
+    assert requests[1].body_bytes == large and requests[2].body_bytes == large
+    assert requests[1].client_port != requests[2].client_port  # the second time on a fresh connection
+    assert requests[0].client_port == requests[1].client_port  # the first time on the kept-alive one

@@ -1,4 +1,5 @@
 import PrismPluginABI
+import PrismSupport
 import PrismWire
 import Synchronization
 
@@ -59,6 +60,11 @@ final class MessageBuilder {
     var url = ""
     var headers: [(name: String, value: String)] = []
     var body: [UInt8] = []
+    /// What the first body write reserves: an upstream request's body is about the size of the
+    /// client's, and a plugin writes it in pieces (a megabyte must not be regrown and copied).
+    private var expectedBodySize = 0
+
+    init(expectedBodySize: Int = 0) { self.expectedBodySize = expectedBodySize }
 
     func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
 
@@ -110,7 +116,12 @@ final class MessageBuilder {
                 return PRISM_OK
             },
             write_body: { context, data in
-                MessageBuilder.from(context).body.append(contentsOf: data.hostBuffer)
+                let message = MessageBuilder.from(context)
+                if message.body.isEmpty, message.expectedBodySize > 0 {
+                    message.body.reserveCapacity(max(message.expectedBodySize, data.length))
+                    message.expectedBodySize = 0
+                }
+                message.body.append(contentsOf: data.hostBuffer)
                 return PRISM_OK
             },
             clear_body: { context in
@@ -226,13 +237,23 @@ final class RequestView {
     private let headerArray: UnsafeMutablePointer<prism_header>
     private let headerCount: Int
     private var modelStorage: UnsafeMutableRawPointer?
+    /// The body plugins read: the request's own bytes, not a copy.
+    private let body: PinnedBytes
     let pointer: UnsafeMutablePointer<prism_request>
 
-    init(api: String, method: String, path: String, headers: [(String, String)], body: [UInt8],
+    convenience init(api: String, method: String, path: String, headers: [(String, String)], body: [UInt8],
+                     model: String, requestID: String)
+    {
+        self.init(api: api, method: method, path: path, headers: headers, body: PinnedBytes(body), model: model,
+                  requestID: requestID)
+    }
+
+    init(api: String, method: String, path: String, headers: [(String, String)], body: PinnedBytes,
          model: String, requestID: String)
     {
+        self.body = body
         let strings = [api, method, path, requestID] + headers.flatMap { [$0.0.asciiLowercased, $0.1] }
-        let total = strings.reduce(0) { $0 + $1.utf8.count } + body.count
+        let total = strings.reduce(0) { $0 + $1.utf8.count }
         let arena = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
         self.arena = arena
         var offset = 0
@@ -254,17 +275,14 @@ final class RequestView {
             let value = place(header.1)
             (headerArray + index).initialize(to: prism_header(name: name, value: value))
         }
-        let bodyStart = arena + offset
-        body.withUnsafeBytes { raw in
-            if let base = raw.baseAddress { bodyStart.copyMemory(from: base, byteCount: raw.count) }
-        }
         let pointer = UnsafeMutablePointer<prism_request>.allocate(capacity: 1)
         self.pointer = pointer
         pointer.initialize(to: prism_request(
             struct_size: UInt32(MemoryLayout<prism_request>.size), flags: 0, attempt: 0, reserved: 0,
             api: apiView, method: methodView, path: pathView, headers: UnsafePointer(headerArray),
             header_count: headers.count,
-            body: prism_bytes(data: bodyStart.assumingMemoryBound(to: UInt8.self), length: body.count),
+            body: prism_bytes(data: (body.bytes.baseAddress ?? UnsafeRawPointer(arena)).assumingMemoryBound(to: UInt8.self),
+                              length: body.count),
             model: prism_string(data: nil, length: 0), request_id: idView))
         setModel(model)
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PrismSupport
 import PrismWire
 
 // The operator's routes under /-/: metrics (open, for scrapers), and behind the admin token the
@@ -8,7 +9,7 @@ import PrismWire
 // its answer hops back to this connection's event loop.
 extension GatewayHTTPHandler {
     /// True when the path was an operator route (answered or being answered).
-    func dispatchControl(head: HTTPRequestHead, path: String, body: ByteBuffer?) -> Bool {
+    func dispatchControl(head: HTTPRequestHead, path: String, body: PinnedBytes?) -> Bool {
         guard path.hasPrefix("/-/") else { return false }
         if path == "/-/metrics" {
             guard head.method == .GET else { return methodNotAllowed(head, path) }
@@ -24,7 +25,7 @@ extension GatewayHTTPHandler {
         else { return false }
         guard authorizeAdmin(head) else { return true }
         if dispatchDashboardData(head: head, segments: segments) { return true }
-        let bytes = body.map { Array($0.readableBytesView) } ?? []
+        let bytes = body?.array ?? []
         if segments[1] == "orgs" { return dispatchOrganizations(head: head, segments: segments, body: bytes) || methodNotAllowed(head, path) }
         switch (head.method, segments[1], segments.count) {
         case (.POST, "reload", 2): reloadRoute()

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PrismSupport
 import PrismWire
 
 /// One client connection: reads a request (with size and time limits), routes it, and writes
@@ -12,7 +13,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The current generation; a proxied request keeps the one it started with.
     var gateway: Gateway { runtime.gateway }
     private var head: HTTPRequestHead?
-    private var body: ByteBuffer?
+    private var body: PinnedBytes?
     /// The request was refused while reading (413): swallow the rest of its body.
     private var discarding = false
     /// server.max_request_body_size of the generation current when this request's head arrived.
@@ -67,22 +68,21 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The body is coming: one buffer of its size (up to 1 MiB, so that a head alone cannot
             // reserve more before any byte arrived), not one regrown and copied per chunk.
             if let declaredLength, declaredLength > 0 {
-                body = context.channel.allocator.buffer(capacity: min(declaredLength, 1 << 20))
+                body = PinnedBytes(capacity: min(declaredLength, 1 << 20))
             }
-        case var .body(chunk):
+        case let .body(chunk):
             guard !discarding else { return }
             lastBodyReadAt = context.eventLoop.now
             let limit = bodyLimit
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
+            if (body?.count ?? 0) + chunk.readableBytes > limit {
                 discarding = true
                 respondTooLarge(context: context, limit: limit)
                 return
             }
-            if body == nil {
-                body = chunk
-            } else {
-                body!.writeBuffer(&chunk)
-            }
+            // Copied once, into the bytes the request's plugins will read in place.
+            let bytes = body ?? PinnedBytes(capacity: chunk.readableBytes)
+            chunk.withUnsafeReadableBytes { bytes.append($0) }
+            body = bytes
         case .end:
             stopBodyTimer()
             guard !discarding, let requestHead = head else { return }
@@ -141,7 +141,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Routing
 
-    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer?) {
+    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: PinnedBytes?) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         switch (head.method, path) {
         case (.GET, "/healthz"), (.GET, "/livez"), (.HEAD, "/healthz"):
@@ -202,7 +202,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         return token
     }
 
-    private func proxy(head: HTTPRequestHead, path: String, api: String, body: ByteBuffer?, dialect: Bool = false) {
+    private func proxy(head: HTTPRequestHead, path: String, api: String, body: PinnedBytes?, dialect: Bool = false) {
         // The request keeps this generation to its end: the file's, or its key's organization's
         // (a client key from `Authorization: Bearer`, or `x-api-key` as Anthropic's SDK sends it).
         // (An autoclosure: the token is only read while organizations exist.)
@@ -216,10 +216,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         // A client that asked to switch protocols (a WebSocket) gets its answer and the connection
         // closes: what it sends next would not be HTTP.
         if head.headers.first(name: "upgrade") != nil { keepAlive = false }
-        var bytes = body.map { Array($0.readableBytesView) } ?? []
+        var bytes = body ?? PinnedBytes()
         if let encoding = head.headers.first(name: "content-encoding"), !bytes.isEmpty {
             do {
-                bytes = try BodyDecoding.decode(bytes, contentEncoding: encoding, limit: bodyLimit)
+                bytes = PinnedBytes(try BodyDecoding.decode(bytes.array, contentEncoding: encoding, limit: bodyLimit))
             } catch {
                 switch error {
                 case let .unsupported(coding):

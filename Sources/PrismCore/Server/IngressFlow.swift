@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import PrismPluginABI
+import PrismSupport
 import PrismWire
 
 /// A request on a route an ingress plugin serves (ABI 1.5): its dialect's exchange, and the
@@ -109,7 +110,7 @@ extension ProxyRequest {
             }
             ingress.passesThrough = status == PRISM_OK
             if decision.error.isSet { ingress.onlyNative = decision.error }
-            body = decision.builder.body
+            body = PinnedBytes(decision.builder.body)
             runCanonical()
         case PRISM_ANSWERED_LOCALLY:
             // The middleware still decide (a client key, limits); the answer waits for them.
@@ -226,14 +227,15 @@ extension ProxyRequest {
     func buildUpstreamRequest(_ view: RequestView, for candidate: RouteCandidate, exchange: inout ProviderExchange)
         -> (status: prism_status, framing: prism_framing, upstream: MessageBuilder, error: ErrorCapture, passThrough: Bool)
     {
-        var upstream = MessageBuilder()
+        let expected = body.count + 256
+        var upstream = MessageBuilder(expectedBodySize: expected)
         var error = ErrorCapture()
         if let native = ingress?.nativeView(model: candidate.upstreamModel, streaming: streaming, attempt: attemptCount) {
             let (status, framing) = exchange.buildRequest(native, into: upstream, error: error)
             if status == PRISM_OK || status == PRISM_ANSWERED_LOCALLY { return (status, framing, upstream, error, true) }
             // Only "unsupported" means "not my dialect": any other failure is this attempt's.
             guard status == PRISM_ERROR_UNSUPPORTED else { return (status, framing, upstream, error, false) }
-            if let fresh = candidate.provider.newExchange() { (exchange, upstream, error) = (fresh, MessageBuilder(), ErrorCapture()) }
+            if let fresh = candidate.provider.newExchange() { (exchange, upstream, error) = (fresh, MessageBuilder(expectedBodySize: expected), ErrorCapture()) }
         }
         // What the canonical form cannot carry: the next candidate may speak the dialect.
         if let refusal = ingress?.onlyNative { return (PRISM_ERROR_UNSUPPORTED, PRISM_FRAMING_NONE, upstream, refusal, false) }

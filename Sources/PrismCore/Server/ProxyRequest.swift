@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PrismSupport
 import PrismPluginABI
 import PrismWire
 import Synchronization
@@ -19,7 +20,7 @@ final class ProxyRequest {
     let api: String
     let requestID: String
     /// The canonical request's body (for an ingress dialect: what its decode produced).
-    var body: [UInt8]
+    var body: PinnedBytes
     /// The client's head; an ingress's decode may set headers on it (`authorization` from `x-api-key`).
     var head: HTTPRequestHead
     let path: String
@@ -111,7 +112,7 @@ final class ProxyRequest {
         }
     }
 
-    init(gateway: Gateway, handler: GatewayHTTPHandler, head: HTTPRequestHead, path: String, api: String, body: [UInt8],
+    init(gateway: Gateway, handler: GatewayHTTPHandler, head: HTTPRequestHead, path: String, api: String, body: PinnedBytes,
          ingress: (instance: IngressInstance, route: IngressRoute)? = nil)
     {
         self.gateway = gateway

@@ -217,7 +217,7 @@ extension ProxyRequest {
             ledger.record(SpendLedger.Entry(outcome, at: now, org: gateway.organization.isEmpty ? "-" : gateway.organization))
         }
         RequestLog.write(outcome, to: gateway.logger, bodies: gateway.configuration.logging.includeBodies
-            ? (body, responseBodyForLog) : nil)
+            ? (body.array, responseBodyForLog) : nil)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
         cancelAll()

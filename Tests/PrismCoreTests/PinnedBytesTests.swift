@@ -1,0 +1,41 @@
+@testable import PrismCore
+import PrismSupport
+import XCTest
+
+/// The request body's storage: appended to as it arrives, then read in place by plugins.
+final class PinnedBytesTests: XCTestCase {
+    func testAppendsAcrossGrowthKeepEveryByteInOrder() {
+        let bytes = PinnedBytes(capacity: 3)
+        var expected: [UInt8] = []
+        for round in 0..<200 {
+            let piece = (0..<(round % 17 + 1)).map { UInt8(truncatingIfNeeded: round &* 31 &+ $0) }
+            piece.withUnsafeBytes { bytes.append($0) }
+            expected += piece
+        }
+        XCTAssertEqual(bytes.count, expected.count)
+        XCTAssertEqual(bytes.array, expected)
+        bytes.append(UnsafeRawBufferPointer(start: nil, count: 0)) // nothing to append
+        XCTAssertEqual(bytes.count, expected.count)
+    }
+
+    func testEmptyHasNoBytes() {
+        XCTAssertTrue(PinnedBytes().isEmpty)
+        XCTAssertEqual(PinnedBytes().array, [])
+        XCTAssertEqual(PinnedBytes([1, 2, 3]).array, [1, 2, 3])
+    }
+
+    /// Plugins read the request's own bytes: the view points at them instead of at a copy.
+    func testTheRequestViewPointsAtTheBodyItself() {
+        let body = PinnedBytes(Array(#"{"model":"m","messages":[]}"#.utf8))
+        let view = RequestView(api: "chat.completions", method: "POST", path: "/v1/chat/completions",
+                               headers: [("content-type", "application/json")], body: body, model: "m", requestID: "r")
+        let seen = view.pointer.pointee.body
+        XCTAssertEqual(UnsafeRawPointer(seen.data), body.bytes.baseAddress)
+        XCTAssertEqual(seen.length, body.count)
+        // An empty body still gets a non-NULL pointer (a C plugin may not expect NULL with length 0).
+        let empty = RequestView(api: "models.list", method: "GET", path: "/v1/models", headers: [], body: [],
+                                model: "", requestID: "r")
+        XCTAssertNotNil(empty.pointer.pointee.body.data)
+        XCTAssertEqual(empty.pointer.pointee.body.length, 0)
+    }
+}
