@@ -162,7 +162,9 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     private func begin(_ transfer: Transfer) {
         guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
             release(transfer)
-            transfer.delegate.transferCompleted(.other("curl_easy_init failed"))
+            transfer.finished = true
+            // Not from inside the `start` that got here: the delegate hears it from the loop.
+            loop.execute { transfer.delegate.transferCompleted(.other("curl_easy_init failed")) }
             return
         }
         transfer.easy = easy

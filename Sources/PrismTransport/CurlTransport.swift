@@ -27,8 +27,9 @@ package enum TransportFailure: Error, Sendable {
 }
 
 /// What the transport reports about one transfer, on the loop that runs it (the request's own loop
-/// when it was started there), from inside libcurl's callbacks. Implementations must not block,
-/// and act on the transfer (cancel, resume) only after returning: they queue the work on the loop.
+/// when it was started there), from inside libcurl's callbacks, and never from inside `start`,
+/// `cancel` or `resume`. Implementations must not block. They may start, cancel and resume
+/// transfers from these calls: the engine runs such commands once libcurl has returned.
 package protocol TransferDelegate: AnyObject, Sendable {
     /// The status line and headers arrived (called before any body bytes).
     func transferReceivedHead(status: Int, headers: [(String, String)])
@@ -173,7 +174,12 @@ package final class CurlTransport: UpstreamTransport, @unchecked Sendable {
     }
 
     package func cancel(_ transfer: Transfer) { send(.cancel(transfer), for: transfer) }
-    package func resume(_ transfer: Transfer) { send(.resume(transfer), for: transfer) }
+    /// Always queued on the transfer's loop: libcurl delivers held-back bytes from inside
+    /// `curl_easy_pause`, and the delegate must not hear them inside the caller's own call.
+    package func resume(_ transfer: Transfer) {
+        guard let engine = transfer.engine else { return }
+        engine.loop.execute { engine.perform(.resume(transfer)) }
+    }
 
     private func send(_ command: CurlEngine.Command, for transfer: Transfer) {
         guard let engine = transfer.engine else { return }

@@ -51,9 +51,11 @@ final class UpstreamAttempt: TracedAttempt {
     var elapsedMilliseconds: Double { Double(monotonicNanoseconds() - startedAt) / 1_000_000 }
 }
 
-/// Receives a transfer's events inside libcurl's callbacks (on the request's own loop) and queues
-/// them on that loop, tagged with the attempt, to run once libcurl has returned. A non-streaming
-/// answer is collected here and queued once, when complete.
+/// Receives a transfer's events inside libcurl's callbacks and hands them to the request, tagged
+/// with the attempt. The transfer runs on the request's own loop, so they are handed over at once:
+/// whatever the request then asks of the transport waits until libcurl has returned (CurlEngine
+/// defers it). Only a transfer on another loop (one started off any loop) queues them there. A
+/// non-streaming answer is collected here and handed over once, when complete.
 final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     private let request: NIOLoopBound<ProxyRequest>
     private let attempt: NIOLoopBound<UpstreamAttempt>
@@ -106,6 +108,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
         forwarding = true
         let (request, attempt) = (self.request, self.attempt)
         let sendableHeaders = headers
+        if eventLoop.inEventLoop { return request.value.upstreamHead(attempt.value, status: status, headers: headers) }
         eventLoop.execute { request.value.upstreamHead(attempt.value, status: status, headers: sendableHeaders) }
     }
 
@@ -116,7 +119,11 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
                 oversized = true
                 body = [] // the memory goes back at once
                 let (request, attempt, limit) = (self.request, self.attempt, maximumBufferedBytes)
-                eventLoop.execute { request.value.upstreamOversized(attempt.value, limit: limit) }
+                if eventLoop.inEventLoop {
+                    request.value.upstreamOversized(attempt.value, limit: limit)
+                } else {
+                    eventLoop.execute { request.value.upstreamOversized(attempt.value, limit: limit) }
+                }
                 return false // paused until the request cancels the transfer
             }
             body.append(contentsOf: bytes)
@@ -124,7 +131,11 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
         }
         let chunk = Array(bytes)
         let (request, attempt) = (self.request, self.attempt)
-        eventLoop.execute { request.value.upstreamData(attempt.value, chunk) }
+        if eventLoop.inEventLoop {
+            request.value.upstreamData(attempt.value, chunk)
+        } else {
+            eventLoop.execute { request.value.upstreamData(attempt.value, chunk) }
+        }
         // Backpressure: pause while the client cannot take more; the request resumes the
         // transfer when the channel drains.
         if writable() { return true }
@@ -141,6 +152,9 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
                 + String(decoding: body.prefix(200), as: UTF8.self))
         }
         let (status, headers, body, outcome) = (self.status, self.headers, self.body, failure)
+        if eventLoop.inEventLoop {
+            return request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: outcome)
+        }
         eventLoop.execute {
             request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: outcome)
         }

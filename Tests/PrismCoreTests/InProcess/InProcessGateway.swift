@@ -85,7 +85,7 @@ final class InProcessGateway {
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         try channel.writeInbound(channel.allocator.buffer(bytes: Array(head.utf8) + body))
-        return ClientExchange(channel: channel)
+        return ClientExchange(channel: channel, transport: transport)
     }
 
     /// A JSON body POSTed with its content type.
@@ -97,13 +97,17 @@ final class InProcessGateway {
 /// One client connection's request in flight.
 final class ClientExchange {
     let channel: EmbeddedChannel
+    let transport: ScriptedTransport
     private(set) var received: [UInt8] = []
 
-    init(channel: EmbeddedChannel) { self.channel = channel }
+    init(channel: EmbeddedChannel, transport: ScriptedTransport) {
+        self.channel = channel
+        self.transport = transport
+    }
 
-    /// Runs what is due on the event loop; the answer once it is whole.
+    /// Runs what is due on the event loop and the upstream's deliveries; the answer once it is whole.
     func pump() throws -> ClientResponse? {
-        channel.embeddedEventLoop.run()
+        repeat { channel.embeddedEventLoop.run() } while transport.runDeliveries()
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
             received += buffer.readBytes(length: buffer.readableBytes) ?? []
         }
@@ -204,7 +208,8 @@ struct ClientResponse {
 
 /// Plays the upstream in libcurl's place: each transfer is recorded and answered from a script,
 /// delivered to its delegate as the loop's libcurl handle would (head, body chunks, end; a delegate
-/// that pauses is resumed only by `resume`).
+/// that pauses is resumed only by `resume`), and like it never from inside `start` or `resume`:
+/// deliveries wait for `runDeliveries` (the exchange's `pump`).
 final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
     /// An upstream request as the provider plugin built it.
     struct Request: Sendable {
@@ -258,8 +263,24 @@ final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
                               streaming: transfer.streaming)
         state.withLockedValue { $0.requests.append(request) }
         let answer = reply(request)
-        transfer.delegate.transferReceivedHead(status: answer.status, headers: answer.headers.map { ($0.0.lowercased(), $0.1) })
-        deliver(transfer, answer.chunks[...], answer.failure)
+        later {
+            transfer.delegate.transferReceivedHead(status: answer.status, headers: answer.headers.map { ($0.0.lowercased(), $0.1) })
+            self.deliver(transfer, answer.chunks[...], answer.failure)
+        }
+    }
+
+    private let deliveries = NIOLockedValueBox<[@Sendable () -> Void]>([])
+
+    private func later(_ delivery: @escaping @Sendable () -> Void) { deliveries.withLockedValue { $0.append(delivery) } }
+
+    /// Runs the deliveries waiting; false when there were none.
+    func runDeliveries() -> Bool {
+        let due = deliveries.withLockedValue { waiting in
+            defer { waiting.removeAll() }
+            return waiting
+        }
+        for delivery in due { delivery() }
+        return !due.isEmpty
     }
 
     private func deliver(_ transfer: Transfer, _ chunks: ArraySlice<[UInt8]>, _ failure: TransportFailure?) {
@@ -287,6 +308,6 @@ final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
             let entry = state.paused.remove(at: index)
             return (entry.1, entry.2)
         }
-        if let (chunks, failure) = paused { deliver(transfer, chunks, failure) }
+        if let (chunks, failure) = paused { later { self.deliver(transfer, chunks, failure) } }
     }
 }
