@@ -28,8 +28,17 @@ final class PinnedBytesTests: XCTestCase {
     func testTheRequestViewPointsAtTheBodyItself() {
         let body = PinnedBytes(Array(#"{"model":"m","messages":[]}"#.utf8))
         let view = RequestView(api: "chat.completions", method: "POST", path: "/v1/chat/completions",
-                               headers: [("content-type", "application/json")], body: body, model: "m", requestID: "r")
+                               headers: [("Content-Type", "application/JSON")], body: body, model: "m", requestID: "r")
         let seen = view.pointer.pointee.body
+        // Header names reach plugins lower-cased, values as they came.
+        let header = view.pointer.pointee.headers[0]
+        XCTAssertEqual(String(decoding: UnsafeRawBufferPointer(start: header.name.data, count: header.name.length), as: UTF8.self),
+                       "content-type")
+        XCTAssertEqual(String(decoding: UnsafeRawBufferPointer(start: header.value.data, count: header.value.length), as: UTF8.self),
+                       "application/JSON")
+        XCTAssertEqual(String(decoding: UnsafeRawBufferPointer(start: view.pointer.pointee.path.data,
+                                                               count: view.pointer.pointee.path.length), as: UTF8.self),
+                       "/v1/chat/completions")
         XCTAssertEqual(UnsafeRawPointer(seen.data), body.bytes.baseAddress)
         XCTAssertEqual(seen.length, body.count)
         // An empty body still gets a non-NULL pointer (a C plugin may not expect NULL with length 0).

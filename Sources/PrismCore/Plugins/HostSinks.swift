@@ -252,26 +252,38 @@ final class RequestView {
          model: String, requestID: String)
     {
         self.body = body
-        let strings = [api, method, path, requestID] + headers.flatMap { [$0.0.asciiLowercased, $0.1] }
-        let total = strings.reduce(0) { $0 + $1.utf8.count }
+        // Every string in one arena, header names lower-cased as they are copied (no temporary
+        // strings: this runs for every request).
+        let total = headers.reduce(api.utf8.count + method.utf8.count + path.utf8.count + requestID.utf8.count) {
+            $0 + $1.0.utf8.count + $1.1.utf8.count
+        }
         let arena = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
         self.arena = arena
         var offset = 0
-        func place(_ text: String) -> prism_string {
+        func place(_ text: String, lowercased: Bool = false) -> prism_string {
             let start = arena + offset
             var text = text
-            text.withUTF8 { utf8 in
-                if let base = utf8.baseAddress { start.copyMemory(from: base, byteCount: utf8.count) }
+            let count = text.withUTF8 { utf8 in
+                guard let base = utf8.baseAddress else { return 0 }
+                if lowercased {
+                    for index in 0..<utf8.count {
+                        let byte = base[index]
+                        start.storeBytes(of: byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte, toByteOffset: index, as: UInt8.self)
+                    }
+                } else {
+                    start.copyMemory(from: base, byteCount: utf8.count)
+                }
+                return utf8.count
             }
-            offset += text.utf8.count
-            return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: text.utf8.count)
+            offset += count
+            return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: count)
         }
         let apiView = place(api), methodView = place(method), pathView = place(path), idView = place(requestID)
         headerCount = headers.count
         let headerArray = UnsafeMutablePointer<prism_header>.allocate(capacity: max(headers.count, 1))
         self.headerArray = headerArray
         for (index, header) in headers.enumerated() {
-            let name = place(header.0.asciiLowercased)
+            let name = place(header.0, lowercased: true)
             let value = place(header.1)
             (headerArray + index).initialize(to: prism_header(name: name, value: value))
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import PrismPluginABI
+import PrismSupport
 import Synchronization
 
 /// One try of one deployment: its provider exchange (translation state) and transfer. A request
@@ -98,7 +99,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
         // (the client then gets a JSON error, and failover is still possible).
         guard streaming, (200..<300).contains(status) else { return }
         if framing == PRISM_FRAMING_SSE,
-           let type = headers.first(where: { $0.0 == "content-type" })?.1, !type.lowercased().contains("event-stream")
+           let type = headers.first(where: { $0.0 == "content-type" })?.1, !type.containsASCIICaseInsensitive("event-stream")
         {
             // A stream was asked for and a page came back (a proxy's HTML, a JSON error): not a
             // stream to forward, a failed attempt (failover may still answer).
