@@ -224,9 +224,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
                 }
             }
         }
-        var list: UnsafeMutablePointer<curl_slist>?
-        for (name, value) in transfer.headers { list = curl_slist_append(list, "\(name): \(value)") }
-        list = curl_slist_append(list, "Expect:") // no 100-continue round trip for larger bodies
+        let list = curlHeaderList(transfer.headers)
         transfer.headerList = list
         _ = prism_curl_set_slist(easy, CURLOPT_HTTPHEADER, list)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
@@ -340,7 +338,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             }
             transfer.easy = nil
         }
-        if let list = transfer.headerList { curl_slist_free_all(list) }
+        transfer.headerList.map { UnsafeMutableRawPointer($0).deallocate() }
         transfer.headerList = nil
         transfer.bodyCopy?.deallocate()
         transfer.bodyCopy = nil
@@ -358,4 +356,40 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             engine.loop.execute { engine.beginAdmitted(next) }
         }
     }
+}
+
+/// The request's header lines as a `curl_slist` in one allocation, nodes and text together
+/// (curl_slist_append would make two per header): the application owns CURLOPT_HTTPHEADER's
+/// list, so it is freed with one `deallocate`. It ends with `Expect:`, which turns off libcurl's
+/// 100-continue round trip for larger bodies.
+package func curlHeaderList(_ headers: [(String, String)]) -> UnsafeMutablePointer<curl_slist> {
+    let expect: StaticString = "Expect:", separator: StaticString = ": "
+    let count = headers.count + 1
+    let nodes = MemoryLayout<curl_slist>.stride * count
+    let text = headers.reduce(expect.utf8CodeUnitCount + 1) { $0 + $1.0.utf8.count + 2 + $1.1.utf8.count + 1 }
+    let storage = UnsafeMutableRawPointer.allocate(byteCount: nodes + text, alignment: MemoryLayout<curl_slist>.alignment)
+    let list = storage.bindMemory(to: curl_slist.self, capacity: count)
+    var cursor = storage + nodes
+    func write(_ part: UnsafeRawBufferPointer) {
+        guard let base = part.baseAddress, part.count > 0 else { return }
+        cursor.copyMemory(from: base, byteCount: part.count)
+        cursor += part.count
+    }
+    func endLine(from start: UnsafeMutableRawPointer) -> UnsafeMutablePointer<CChar> {
+        cursor.storeBytes(of: 0, as: UInt8.self)
+        cursor += 1
+        return start.assumingMemoryBound(to: CChar.self)
+    }
+    for (index, header) in headers.enumerated() {
+        var (name, value) = header
+        let start = cursor
+        name.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        write(UnsafeRawBufferPointer(start: separator.utf8Start, count: separator.utf8CodeUnitCount))
+        value.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        (list + index).initialize(to: curl_slist(data: endLine(from: start), next: list + index + 1))
+    }
+    let start = cursor
+    write(UnsafeRawBufferPointer(start: expect.utf8Start, count: expect.utf8CodeUnitCount))
+    (list + count - 1).initialize(to: curl_slist(data: endLine(from: start), next: nil))
+    return list
 }
