@@ -96,7 +96,7 @@ let package = Package(
         // utilities (clocks, digests, ASCII, the resume latch), the event loops, then the outbound
         // engine (libcurl's multi interface, one handle per loop), which knows nothing of plugins,
         // routing or the server.
-        .target(name: "PrismSupport", dependencies: ["PrismWire", "CCrypto", "CPrismSystem"], swiftSettings: swiftSettings),
+        .target(name: "PrismSupport", dependencies: ["PrismWire", "CCrypto"], swiftSettings: swiftSettings),
         // The gateway's event loops: one thread per core with its own epoll set, a NIO EventLoop
         // serving client connections and libcurl's sockets alike (no thread hop per request).
         .target(name: "PrismLoop", dependencies: [

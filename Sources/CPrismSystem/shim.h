@@ -3,9 +3,6 @@
 /* Linux event plumbing for the host's own threads (the event loops, the Redis client): eventfd
  * wake-ups, epoll, accept. */
 #include <malloc.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -25,16 +22,6 @@ static inline int prism_accept(int fd) { return accept4(fd, 0, 0, SOCK_NONBLOCK 
 static inline int prism_malloc_keep_large_buffers(void) {
     return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 64 << 20) == 1;
 }
-
-/* Lowers the calling thread's own scheduling priority to `nice` (Linux: setpriority on a thread
- * id acts on that thread alone). Raising one's own nice value needs no privilege. 0 on success. */
-static inline int prism_thread_lower_priority(int nice) {
-    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
-}
-/* The calling thread's own nice value (tests check the background worker's). */
-static inline int prism_thread_priority(void) { return getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)); }
-/* Names the calling thread (what `top -H` and `perf` show; at most 15 bytes are kept). */
-static inline void prism_thread_set_name(const char *name) { prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 static inline int prism_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 static inline void prism_eventfd_signal(int fd) { uint64_t one = 1; ssize_t ignored = write(fd, &one, sizeof one); (void)ignored; }

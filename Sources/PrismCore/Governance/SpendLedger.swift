@@ -1,13 +1,12 @@
+import Dispatch
 import Logging
 import PrismStorage
-import PrismSupport
 import PrismWire
 import Synchronization
 
 /// Every request's spend, kept across restarts: key, owner, user, model, provider, organization, tokens, cost,
 /// status and latency, written off the hot path (a request appends to a buffer under a short lock;
-/// a thread of its own, at a lower priority than the event loops, writes the buffer to SQLite in
-/// one transaction every `flushInterval`), with the rows
+/// a queue writes the buffer to SQLite in one transaction every `flushInterval`), with the rows
 /// older than `retention` deleted. Each replica keeps its own ledger (its own file on its own
 /// volume); `GET /-/spend` answers for this replica, and a fleet's totals are the sum of its
 /// replicas' answers (README). Costs are stored as integer nano-dollars, so sums are exact.
@@ -42,7 +41,7 @@ final class SpendLedger: Sendable {
 
     private final class Store: @unchecked Sendable {
         let database: SQLiteDatabase
-        /// The row insert, parsed once (at the first flush).
+        /// The row insert, parsed once (on the queue, at the first flush).
         var insert: SQLiteDatabase.Statement?
         init(_ database: SQLiteDatabase) { self.database = database }
         // The statement is finalized before its connection closes.
@@ -50,8 +49,7 @@ final class SpendLedger: Sendable {
     }
 
     private let store: Store
-    /// Every use of the database runs inside its `sync` (flushes on its own thread, queries on theirs).
-    private let worker: BackgroundWorker
+    private let queue: DispatchQueue
     private let buffer = Mutex<[Entry]>([])
     private let retentionMilliseconds: UInt64
     private let logger: Logger
@@ -64,7 +62,7 @@ final class SpendLedger: Sendable {
     init(path: String, retention: Duration, flushInterval: Duration, logger: Logger,
          clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() }) throws
     {
-        let database = try SQLiteDatabase(path: path, serializedByOwner: true) // every call is inside `worker.sync`
+        let database = try SQLiteDatabase(path: path, serializedByOwner: true) // every call is on `queue`
         try database.execute("""
             PRAGMA journal_mode=WAL;
             CREATE TABLE IF NOT EXISTS spend (
@@ -82,15 +80,24 @@ final class SpendLedger: Sendable {
         retentionMilliseconds = UInt64(retention.milliseconds)
         self.logger = logger
         self.clock = clock
-        let interval = Duration.milliseconds(max(10, flushInterval.milliseconds))
-        let ledger = WeakLedger()
-        worker = BackgroundWorker(name: "prism-ledger", interval: interval) { ledger.value?.flushOnWorker() }
-        ledger.value = self
+        let queue = DispatchQueue(label: "prism.spend-ledger")
+        self.queue = queue
+        let interval = max(10, flushInterval.milliseconds)
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        // The ledger lives as long as the process (the runtime holds it): the timer is never cancelled.
+        timerBox = TimerBox(timer)
+        timer.schedule(deadline: .now() + .milliseconds(Int(interval)), repeating: .milliseconds(Int(interval)),
+                       leeway: .milliseconds(50))
+        timer.setEventHandler { [weak self] in self?.flushOnQueue() }
+        timer.resume()
     }
 
-    private final class WeakLedger: @unchecked Sendable {
-        weak var value: SpendLedger?
+    private final class TimerBox: @unchecked Sendable {
+        let timer: DispatchSourceTimer
+        init(_ timer: DispatchSourceTimer) { self.timer = timer }
     }
+
+    private let timerBox: TimerBox
 
     /// The hot path: one append under a short lock.
     func record(_ entry: Entry) {
@@ -103,10 +110,9 @@ final class SpendLedger: Sendable {
     }
 
     /// Writes what is buffered now (a query flushes first, so it sees every finished request).
-    func flush() { worker.sync { flushOnWorker() } }
+    func flush() { queue.sync { flushOnQueue() } }
 
-    /// Inside `worker.sync`.
-    private func flushOnWorker() {
+    private func flushOnQueue() {
         let rows = buffer.withLock { rows -> [Entry] in
             defer { rows.removeAll(keepingCapacity: true) }
             return rows
@@ -154,14 +160,14 @@ final class SpendLedger: Sendable {
     /// Prunes now (for tests with an injected clock).
     func prune() throws {
         lastPrune.store(0, ordering: .relaxed)
-        try worker.sync { try pruneIfDue() }
+        try queue.sync { try pruneIfDue() }
     }
 
     /// Totals per `groupBy` value between `from` and `to` (wall clock ms, inclusive from).
     func totals(groupBy: String, from: UInt64?, to: UInt64?) throws -> [Total] {
         guard let column = Self.groupColumns[groupBy] else { return [] }
         flush()
-        return try worker.sync {
+        return try queue.sync {
             try store.database.query("""
                 SELECT \(column), COUNT(*), SUM(tokens_in), SUM(tokens_out), COALESCE(SUM(cost_nano_usd), 0)
                 FROM spend WHERE at_ms >= ? AND at_ms < ? GROUP BY \(column) ORDER BY 5 DESC, 1
