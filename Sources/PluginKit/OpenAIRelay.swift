@@ -105,12 +105,15 @@ public struct OpenAIRequestRewrite {
     public private(set) var clientWantsUsage = false
     /// What replaces each range of the client's body, in order.
     private var edits: [(Range<Int>, [UInt8])] = []
+    /// The size of the body the edits were made for (a different one would be read out of bounds).
+    private let sourceCount: Int
 
     /// `completionTokens`: `max_tokens` is sent as `max_completion_tokens` (OpenAI's reasoning
     /// models refuse the older name).
     public init(body: UnsafeRawBufferPointer, upstreamModel: String, streaming: Bool,
                 completionTokens: Bool = false) throws(PluginError)
     {
+        sourceCount = body.count
         let members: [JSONMember]
         do {
             members = try JSONScanner.members(body)
@@ -176,6 +179,7 @@ public struct OpenAIRequestRewrite {
     }
 
     private func forEachPiece(of source: UnsafeRawBufferPointer, _ piece: (UnsafeRawBufferPointer) -> Void) {
+        precondition(source.count == sourceCount, "OpenAIRequestRewrite: not the body it was made from")
         var position = 0
         for (range, replacement) in edits {
             if range.lowerBound > position { piece(UnsafeRawBufferPointer(rebasing: source[position..<range.lowerBound])) }

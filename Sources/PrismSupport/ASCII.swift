@@ -21,11 +21,13 @@ extension StringProtocol {
     /// Whether `needle` (lower-case ASCII) occurs in this text, ASCII letters compared without case:
     /// a header value test with no lower-cased copy and no searcher allocated (once per answer).
     package func containsASCIICaseInsensitive(_ needle: StaticString) -> Bool {
-        let pattern = UnsafeRawBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
-        if let found = utf8.withContiguousStorageIfAvailable({ asciiCaseInsensitiveSearch(UnsafeRawBufferPointer($0), pattern) }) {
-            return found
+        needle.withUTF8Buffer { needle in
+            let pattern = UnsafeRawBufferPointer(needle)
+            if let found = utf8.withContiguousStorageIfAvailable({ asciiCaseInsensitiveSearch(UnsafeRawBufferPointer($0), pattern) }) {
+                return found
+            }
+            return Array(utf8).withUnsafeBytes { asciiCaseInsensitiveSearch($0, pattern) }
         }
-        return Array(utf8).withUnsafeBytes { asciiCaseInsensitiveSearch($0, pattern) }
     }
 }
 

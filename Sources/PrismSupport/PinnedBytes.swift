@@ -12,7 +12,9 @@ package final class PinnedBytes {
 
     package init(capacity: Int = 0) {
         self.capacity = max(capacity, 0)
-        base = capacity > 0 ? malloc(capacity) : nil
+        guard capacity > 0 else { return }
+        guard let memory = malloc(capacity) else { fatalError("PinnedBytes: out of memory (\(capacity) bytes)") }
+        base = memory
     }
 
     package convenience init(copying bytes: UnsafeRawBufferPointer) {

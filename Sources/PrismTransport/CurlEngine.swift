@@ -141,17 +141,16 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// Transfers of this loop that waited for admission longer than their timeout fail as timeouts.
     private func expireWaiting() {
         let now = monotonicNanoseconds()
-        var waiting = false
-        for gate in gates.values {
-            for transfer in gate.expire(owner: self, now: now) {
-                transfer.finished = true
-                transfer.delegate.transferCompleted(.timeout)
-            }
-            if gate.hasWaiting { waiting = true }
+        var expired: [Transfer] = []
+        for gate in gates.values { expired += gate.expire(owner: self, now: now) }
+        // Delegates hear of it after the bookkeeping: a request that fails over from here may
+        // queue a new waiter, which must find the expiry timer armed.
+        gates = gates.filter { $0.value.hasWaiting } // a reload replaces gates with new ones
+        nextExpiry = gates.isEmpty ? nil : now + 100_000_000
+        for transfer in expired where !transfer.finished { // one may cancel another meanwhile
+            transfer.finished = true
+            transfer.delegate.transferCompleted(.timeout)
         }
-        // Forget the gates nobody waits at (a reload replaces them with new ones).
-        gates = gates.filter { $0.value.hasWaiting }
-        nextExpiry = waiting ? now + 100_000_000 : nil
     }
 
     /// A transfer another loop admitted when it freed a slot.
@@ -200,6 +199,9 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             } else {
                 // A larger one libcurl copies into its upload buffer a piece at a time anyway: it
                 // reads the pieces from the transfer's own array instead of from a whole copy.
+                // CURLOPT_POST makes libcurl send a body at all (POSTFIELDS implied it); a custom
+                // method set above still names the request.
+                _ = prism_curl_set_long(easy, CURLOPT_POST, 1)
                 transfer.bodyOffset = 0
                 let context = Unmanaged.passUnretained(transfer).toOpaque()
                 _ = prism_curl_set_pointer(easy, CURLOPT_READDATA, context)

@@ -33,7 +33,8 @@ package enum TransportFailure: Error, Sendable {
 package protocol TransferDelegate: AnyObject, Sendable {
     /// The status line and headers arrived (called before any body bytes).
     func transferReceivedHead(status: Int, headers: [(String, String)])
-    /// Body bytes. Return false to pause the transfer until `CurlTransport.resume` (backpressure).
+    /// Body bytes. Return false to pause the transfer until `CurlTransport.resume` (backpressure):
+    /// the bytes are then not taken, and the same bytes come again after the resume.
     func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool
     /// The transfer ended: nil on success (any HTTP status), or why it failed.
     func transferCompleted(_ failure: TransportFailure?)

@@ -48,13 +48,13 @@ public enum JSONScanner {
         let objectStart = cursor.position
         cursor.position += 1
         var result: [JSONMember] = []
-        // One allocation for a typical object (a request, an answer, a stream event), instead of
-        // regrowing at 1, 2, 4 and 8 members.
-        result.reserveCapacity(16)
         cursor.skipWhitespace()
         if cursor.peek() == UInt8(ascii: "}") {
             cursor.position += 1
         } else {
+            // One allocation for a typical object (a request, an answer, a stream event), instead
+            // of regrowing at 1, 2, 4 and 8 members.
+            result.reserveCapacity(16)
             while true {
                 cursor.skipWhitespace()
                 let memberStart = cursor.position

@@ -210,7 +210,7 @@ default:
         runtime.watchConfigFile()
         let server = HTTPServer(runtime: runtime)
         try server.run(host: options.host ?? configuration.server.host, port: options.port ?? configuration.server.port)
-        runtime.flushTelemetry()
+        runtime.flushBeforeExit()
         // Drained: skip exit-time handlers (they add ~1 s and have nothing left to do; logs are
         // written straight to fd 2).
         _exit(0)

@@ -84,3 +84,20 @@ def test_a_configured_ledger_that_cannot_be_opened_stops_startup(gateway, mock_u
     path.write_text(to_yaml(cfg))
     proc = run_prism("--config", str(path), timeout=20)
     assert proc.returncode != 0 and "spend ledger /proc/no-such-dir/spend.sqlite" in proc.stderr, proc.stderr
+
+
+def test_rows_still_buffered_are_written_at_shutdown(gateway, mock_upstream, tmp_path):
+    """A request answered just before SIGTERM is in the ledger after the exit, although its flush
+    was still far off."""
+    import signal
+    import sqlite3
+    os.chmod(tmp_path, 0o777)
+    path = tmp_path / "spend.sqlite"
+    gw = gateway(config(mock_upstream, {"path": str(path), "flush_interval": "1h"}))
+    for _ in range(2):
+        assert ask(gw, "sk-prism-ledger-alice-01").status == 200
+    gw.send_signal(signal.SIGTERM)
+    assert gw.wait_exit(10) == 0
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT key, model FROM spend").fetchall()
+    assert rows == [("alice", "gpt-4o-mini")] * 2

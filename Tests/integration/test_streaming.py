@@ -162,3 +162,46 @@ def test_a_client_that_stops_reading_is_cut_off_after_write_timeout(gateway, moc
         assert time_module.monotonic() - started < 6
     finally:
         client.close()
+
+
+def test_a_slow_reader_gets_every_byte_once(gateway, mock_upstream):
+    """Backpressure pauses the upstream transfer while the client reads slowly; when it goes on,
+    nothing may be lost or sent twice (libcurl delivers the chunk that met the pause again)."""
+    import time as time_module
+    # ~6 MB of numbered pieces: more than the client's and the gateway's socket buffers hold.
+    pieces = [f"<{index:05d}>" + "y" * 2000 for index in range(3000)]
+    mock_upstream.content_pieces = pieces
+    gw = gateway(make_config({"up": openai_provider(mock_upstream.v1_url)}))
+    body = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    client = socket.create_connection(("127.0.0.1", gw.port), timeout=20)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    received = bytearray()
+    try:
+        while True:
+            data = client.recv(16384)
+            if not data:
+                break
+            received += data
+            if received.endswith(b"\r\n0\r\n\r\n"):
+                break
+            time_module.sleep(0.002)  # a slow reader: the gateway's socket fills and the transfer pauses
+    finally:
+        client.close()
+    head, _, payload = bytes(received).partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0]
+    # The answer is chunked: undo the chunk framing, then read the events.
+    events, rest = bytearray(), payload
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        events += rest[:size]
+        rest = rest[size + 2:]
+    datas = [line[6:] for line in bytes(events).decode().split("\n") if line.startswith("data: ")]
+    chunks, done = parse_chunks(datas)
+    assert done
+    text = "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk.get("choices"))
+    assert text == "".join(pieces), f"{len(text)} characters received, {len(''.join(pieces))} sent"

@@ -130,7 +130,12 @@ public final class GatewayRuntime: Sendable {
     }
 
     /// Sends the spans still queued (at shutdown, after the last request; bounded by the export timeout).
-    public func flushTelemetry() { services.traces.flush() }
+    /// After the drain, before the process exits: the traces still queued are sent and the spend
+    /// ledger's buffered rows written (its flush is otherwise up to `flush_interval` away).
+    public func flushBeforeExit() {
+        services.traces.flush()
+        services.ledger?.flush()
+    }
 
     // MARK: Reloading
 

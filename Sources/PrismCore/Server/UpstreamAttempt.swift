@@ -63,7 +63,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     private let eventLoop: EventLoop
     private let streaming: Bool
     private let writable: @Sendable () -> Bool
-    // Transport-thread state.
+    // State inside libcurl's callbacks (on the transfer's loop).
     private var status = 0
     private var headers: [(String, String)] = []
     private var body: [UInt8] = []
@@ -130,6 +130,13 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
             body.append(contentsOf: bytes)
             return true
         }
+        // Backpressure: while the client cannot take more, pause without taking these bytes:
+        // libcurl keeps the chunk a pause refused and delivers it again on resume (taking it as
+        // well sent it twice). The request resumes the transfer when the channel drains.
+        guard writable() else {
+            paused.store(true, ordering: .relaxed)
+            return false
+        }
         let chunk = Array(bytes)
         let (request, attempt) = (self.request, self.attempt)
         if eventLoop.inEventLoop {
@@ -137,11 +144,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
         } else {
             eventLoop.execute { request.value.upstreamData(attempt.value, chunk) }
         }
-        // Backpressure: pause while the client cannot take more; the request resumes the
-        // transfer when the channel drains.
-        if writable() { return true }
-        paused.store(true, ordering: .relaxed)
-        return false
+        return true
     }
 
     func transferCompleted(_ failure: TransportFailure?) {

@@ -208,7 +208,8 @@ struct ClientResponse {
 
 /// Plays the upstream in libcurl's place: each transfer is recorded and answered from a script,
 /// delivered to its delegate as the loop's libcurl handle would (head, body chunks, end; a delegate
-/// that pauses is resumed only by `resume`), and like it never from inside `start` or `resume`:
+/// that pauses is resumed only by `resume`, and gets the chunk it refused again), and like it never
+/// from inside `start` or `resume`:
 /// deliveries wait for `runDeliveries` (the exchange's `pump`).
 final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
     /// An upstream request as the provider plugin built it.
@@ -285,12 +286,14 @@ final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
 
     private func deliver(_ transfer: Transfer, _ chunks: ArraySlice<[UInt8]>, _ failure: TransportFailure?) {
         var rest = chunks
-        while let chunk = rest.popFirst() {
+        while let chunk = rest.first {
             let goOn = chunk.withUnsafeBytes { transfer.delegate.transferReceived($0) }
             if !goOn {
+                // As libcurl does: the chunk the pause refused comes again on resume.
                 state.withLockedValue { $0.paused.append((transfer, rest, failure)) }
                 return
             }
+            rest = rest.dropFirst()
         }
         transfer.delegate.transferCompleted(failure)
     }

@@ -68,10 +68,9 @@ final class RequestPathTests: XCTestCase {
                                         prepare: { $0.isWritable = false })
         defer { exchange.close() }
         XCTAssertNil(try exchange.pump(), "the answer cannot be complete while the client reads nothing")
-        XCTAssertEqual(gateway.transport.paused, 1, "the transfer is paused after its first chunk")
+        XCTAssertEqual(gateway.transport.paused, 1, "the transfer is paused at its first chunk")
         let sofar = String(decoding: exchange.received, as: UTF8.self)
-        XCTAssertTrue(sofar.contains("\"content\":\"1\""), sofar)
-        XCTAssertFalse(sofar.contains("\"content\":\"2\""), "nothing more is read from the upstream meanwhile")
+        XCTAssertFalse(sofar.contains("\"content\""), "no chunk is taken while the client cannot take it")
         // The client drains: the transfer goes on and the stream ends.
         exchange.channel.isWritable = true
         exchange.channel.pipeline.fireChannelWritabilityChanged()
