@@ -51,6 +51,7 @@ bench: build
 	swift build -c release --product prism-metrics-bench && .build/release/prism-metrics-bench
 	bench/middleware.sh
 	bench/dialects.sh
+	python3 bench/per_event.py
 
 clean:
 	rm -rf .build dist
