@@ -16,9 +16,8 @@ static inline CURLcode prism_curl_set_header_function(CURL *h, prism_curl_data_c
 
 /* A large request body is read through a callback (and rewound through one when libcurl resends the
  * request on a fresh connection) instead of being copied whole before the transfer starts. */
-typedef size_t (*prism_curl_read_callback)(char *buffer, size_t size, size_t count, void *context);
 typedef int (*prism_curl_seek_callback)(void *context, curl_off_t offset, int origin);
-static inline CURLcode prism_curl_set_read_function(CURL *h, prism_curl_read_callback f) { return curl_easy_setopt(h, CURLOPT_READFUNCTION, f); }
+static inline CURLcode prism_curl_set_read_function(CURL *h, prism_curl_data_callback f) { return curl_easy_setopt(h, CURLOPT_READFUNCTION, f); }
 static inline CURLcode prism_curl_set_seek_function(CURL *h, prism_curl_seek_callback f) { return curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, f); }
 
 static inline CURLcode prism_curl_get_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }

@@ -1,10 +1,18 @@
-/// ASCII-lowercases header-name bytes into a String (header names are ASCII tokens).
+/// One byte lower-cased if it is an ASCII capital, unchanged otherwise (no Unicode case mapping).
+@inline(__always)
+package func asciiLowercased(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+
+/// Copies `bytes` to `destination` ASCII-lowercased (header names are ASCII tokens).
+package func copyASCIILowercased(_ bytes: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer) {
+    for index in 0..<bytes.count {
+        destination.storeBytes(of: asciiLowercased(bytes[index]), toByteOffset: index, as: UInt8.self)
+    }
+}
+
+/// ASCII-lowercases header-name bytes into a String.
 package func asciiLowercased(_ bytes: UnsafeRawBufferPointer) -> String {
     String(unsafeUninitializedCapacity: bytes.count) { buffer in
-        for index in 0..<bytes.count {
-            let byte = bytes[index]
-            buffer[index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-        }
+        if let base = buffer.baseAddress { copyASCIILowercased(bytes, to: UnsafeMutableRawPointer(base)) }
         return bytes.count
     }
 }
@@ -37,8 +45,7 @@ private func asciiCaseInsensitiveSearch(_ text: UnsafeRawBufferPointer, _ patter
     for start in 0...(text.count - pattern.count) {
         var index = 0
         while index < pattern.count {
-            let byte = text[start + index]
-            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != pattern[index] { break }
+            if asciiLowercased(text[start + index]) != pattern[index] { break }
             index += 1
         }
         if index == pattern.count { return true }

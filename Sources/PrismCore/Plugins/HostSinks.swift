@@ -266,10 +266,7 @@ final class RequestView {
             let count = text.withUTF8 { utf8 in
                 guard let base = utf8.baseAddress else { return 0 }
                 if lowercased {
-                    for index in 0..<utf8.count {
-                        let byte = base[index]
-                        start.storeBytes(of: byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte, toByteOffset: index, as: UInt8.self)
-                    }
+                    copyASCIILowercased(UnsafeRawBufferPointer(utf8), to: start)
                 } else {
                     start.copyMemory(from: base, byteCount: utf8.count)
                 }

@@ -107,10 +107,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
             return
         }
         forwarding = true
-        let (request, attempt) = (self.request, self.attempt)
-        let sendableHeaders = headers
-        if eventLoop.inEventLoop { return request.value.upstreamHead(attempt.value, status: status, headers: headers) }
-        eventLoop.execute { request.value.upstreamHead(attempt.value, status: status, headers: sendableHeaders) }
+        handOver((status, headers)) { $0.upstreamHead($1, status: $2.0, headers: $2.1) }
     }
 
     func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -119,12 +116,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
             guard body.count + bytes.count <= maximumBufferedBytes else {
                 oversized = true
                 body = [] // the memory goes back at once
-                let (request, attempt, limit) = (self.request, self.attempt, maximumBufferedBytes)
-                if eventLoop.inEventLoop {
-                    request.value.upstreamOversized(attempt.value, limit: limit)
-                } else {
-                    eventLoop.execute { request.value.upstreamOversized(attempt.value, limit: limit) }
-                }
+                handOver(maximumBufferedBytes) { $0.upstreamOversized($1, limit: $2) }
                 return false // paused until the request cancels the transfer
             }
             body.append(contentsOf: bytes)
@@ -137,30 +129,30 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
             paused.store(true, ordering: .relaxed)
             return false
         }
-        let chunk = Array(bytes)
-        let (request, attempt) = (self.request, self.attempt)
-        if eventLoop.inEventLoop {
-            request.value.upstreamData(attempt.value, chunk)
-        } else {
-            eventLoop.execute { request.value.upstreamData(attempt.value, chunk) }
-        }
+        handOver(Array(bytes)) { $0.upstreamData($1, $2) }
         return true
     }
 
     func transferCompleted(_ failure: TransportFailure?) {
         if oversized { return } // already reported
-        let (request, attempt) = (self.request, self.attempt)
         var failure = failure
         if failure == nil, let type = notAStream {
             failure = .other("a stream was asked for and the upstream answered HTTP \(status) with \(type): "
                 + String(decoding: body.prefix(200), as: UTF8.self))
         }
-        let (status, headers, body, outcome) = (self.status, self.headers, self.body, failure)
-        if eventLoop.inEventLoop {
-            return request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: outcome)
+        handOver((status, headers, body, failure)) {
+            $0.upstreamComplete($1, status: $2.0, headers: $2.1, body: $2.2, failure: $2.3)
         }
-        eventLoop.execute {
-            request.value.upstreamComplete(attempt.value, status: status, headers: headers, body: body, failure: outcome)
-        }
+    }
+
+    /// Calls the request with `value`: at once on its loop (where every proxied request's transfer
+    /// runs), else queued there. `call` captures nothing, so the direct path allocates no closure.
+    @inline(__always)
+    private func handOver<Value: Sendable>(_ value: Value,
+                                           _ call: @escaping @Sendable (ProxyRequest, UpstreamAttempt, Value) -> Void)
+    {
+        let (request, attempt) = (self.request, self.attempt)
+        if eventLoop.inEventLoop { return call(request.value, attempt.value, value) }
+        eventLoop.execute { call(request.value, attempt.value, value) }
     }
 }
