@@ -167,6 +167,8 @@ let package = Package(
                           path: "bench/translation", exclude: ["README.md"], swiftSettings: swiftSettings),
         .testTarget(name: "PrismLoopTests", dependencies: ["PrismLoop", .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: swiftSettings),
+        .testTarget(name: "PrismTransportTests", dependencies: ["PrismTransport", "PrismLoop"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "PrismWireTests", dependencies: ["PrismWire"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginKitTests", dependencies: ["PluginKit", "PrismWire"],
                     swiftSettings: swiftSettings),
