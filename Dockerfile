@@ -24,7 +24,7 @@ RUN scripts/install.sh --build-only
 COPY . /src
 # (install.sh again is a no-op check.) build.sh leaves dist/prism-gateway, dist/plugins/*.so and
 # dist/lib (the Swift runtime libraries they load), all stripped.
-RUN scripts/install.sh --build-only && scripts/build.sh --bundle-runtime
+RUN scripts/install.sh --build-only && scripts/build.sh --bundle-runtime --no-tests
 
 # The dist/ the runtime stage copies: the build stage above unless DIST names another image.
 FROM ${DIST} AS dist

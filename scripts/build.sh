@@ -11,16 +11,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 configuration=release
+tests=yes
 for argument in "$@"; do
     case $argument in
         --bundle-runtime) ;; # always done; accepted for the Dockerfile's clarity
+        --no-tests) tests=no ;; # the image's build stage: the product alone
         --debug) configuration=debug ;;
-        *) echo "usage: $0 [--bundle-runtime] [--debug]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bundle-runtime] [--debug] [--no-tests]" >&2; exit 2 ;;
     esac
 done
 
-swift build -c "$configuration"
-bin=$(swift build -c "$configuration" --show-bin-path)
+# One build serves everything `make test` runs: the test targets are built beside the product
+# (--build-tests), and `swift test -c release --skip-build` runs the unit tests against these very
+# modules instead of building the package again in debug. The tests reach what they check through
+# `package` declarations, never `@testable import`, so the product is compiled exactly as it ships.
+build_flags=(-c "$configuration")
+[[ $tests == yes ]] && build_flags+=(--build-tests)
+swift build "${build_flags[@]}"
+bin=$(swift build "${build_flags[@]}" --show-bin-path)
 
 rm -rf dist
 mkdir -p dist/plugins

@@ -8,33 +8,40 @@ import Glibc
 #endif
 
 /// One regional Bedrock runtime endpoint.
-struct BedrockEndpoint: Sendable, Equatable {
-    var region: String
+package struct BedrockEndpoint: Sendable, Equatable {
+    package var region: String
     /// scheme://authority[/prefix], no trailing slash.
-    var base: String
+    package var base: String
     /// The `host` header value (and the host the signature covers).
-    var host: String
+    package var host: String
     /// The path before `/model/…` (empty, or `/prefix`).
-    var pathPrefix: String
+    package var pathPrefix: String
+
+    package init(region: String, base: String, host: String, pathPrefix: String) {
+        self.region = region
+        self.base = base
+        self.host = host
+        self.pathPrefix = pathPrefix
+    }
 }
 
 /// Settings of one `providers.<name>` section with `api_format: bedrock`. docs/provider-mapping/bedrock.md
 /// documents each key.
-struct BedrockConfiguration: Sendable {
+package struct BedrockConfiguration: Sendable {
     static let service = "bedrock"
-    static let defaultBaseURL = "https://bedrock-runtime.{region}.amazonaws.com"
+    package static let defaultBaseURL = "https://bedrock-runtime.{region}.amazonaws.com"
 
-    var credentials: AWSCredentials
+    package var credentials: AWSCredentials
     /// One secret per instance: the derived signing keys are kept for the day.
     let signingKeys = AWSSigV4.SigningKeyCache()
     /// Attempt n goes to endpoints[n % count]: the cross-region failover order.
-    var endpoints: [BedrockEndpoint]
+    package var endpoints: [BedrockEndpoint]
     /// `inferenceConfig.maxTokens` when the client sets no limit; nil leaves it to the model.
-    var defaultMaxTokens: Int?
+    package var defaultMaxTokens: Int?
 
     /// `environment` is consulted for keys the section lacks (or leaves empty): AWS_ACCESS_KEY_ID,
     /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION.
-    init(_ configuration: JSONValue, name: String, environment: (String) -> String?) throws(PluginError) {
+    package init(_ configuration: JSONValue, name: String, environment: (String) -> String?) throws(PluginError) {
         func setting(_ key: String) -> String? {
             guard let value = configuration[key]?.stringValue, !value.isEmpty else { return nil }
             return value
@@ -85,7 +92,7 @@ struct BedrockConfiguration: Sendable {
     }
 
     /// The endpoint for `region` from a base URL that may hold a `{region}` placeholder.
-    static func endpoint(_ template: String, region: String, name: String) throws(PluginError) -> BedrockEndpoint {
+    package static func endpoint(_ template: String, region: String, name: String) throws(PluginError) -> BedrockEndpoint {
         var base = template.replacing("{region}", with: region)
         while base.hasSuffix("/") { base.removeLast() }
         let scheme: String
@@ -109,18 +116,18 @@ struct BedrockConfiguration: Sendable {
     }
 }
 
-final class BedrockProvider: ProviderAdapter {
-    static let configurationKeys: [String]? = ["aws_region", "regions", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "default_max_tokens"]
+package final class BedrockProvider: ProviderAdapter {
+    package static let configurationKeys: [String]? = ["aws_region", "regions", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "default_max_tokens"]
     /// Bedrock's model ids (`anthropic.claude-…`, `amazon.nova-…`), cross-region inference
     /// profiles (`us.anthropic.…`) and ARNs (ABI 1.4 model_patterns).
-    let modelPatterns = ["anthropic.*", "amazon.*", "meta.*", "mistral.*", "cohere.*", "ai21.*", "deepseek.*",
+    package let modelPatterns = ["anthropic.*", "amazon.*", "meta.*", "mistral.*", "cohere.*", "ai21.*", "deepseek.*",
                          "writer.*", "qwen.*", "openai.*", "us.*", "eu.*", "apac.*", "us-gov.*", "global.*",
                          "arn:aws:bedrock:*"]
 
     let configuration: BedrockConfiguration
     let host: PluginHost
 
-    init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
+    package init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {
         self.host = host
         self.configuration = try BedrockConfiguration(configuration, name: instanceName) { name in
             getenv(name).map { String(cString: $0) }
@@ -129,7 +136,7 @@ final class BedrockProvider: ProviderAdapter {
         host.log(.info, "provider '\(instanceName)' (bedrock) regions [\(regions)] -> \(self.configuration.endpoints[0].base)")
     }
 
-    func makeExchange() -> any ProviderExchange { BedrockExchange(provider: self) }
+    package func makeExchange() -> any ProviderExchange { BedrockExchange(provider: self) }
 }
 
 final class BedrockExchange: ProviderExchange {
@@ -229,7 +236,7 @@ final class BedrockExchange: ProviderExchange {
 
 /// Writes a SigV4-signed request: signing is the last thing build_request does, over exactly the
 /// method, path, headers and body the host sends.
-enum BedrockSigning {
+package enum BedrockSigning {
     static func write(method: String, url: String, path: String, body: [UInt8], accept: String,
                       endpoint: BedrockEndpoint, credentials: AWSCredentials, keys: AWSSigV4.SigningKeyCache?,
                       amzDate: String, to upstream: HTTPBuilder)
@@ -244,7 +251,7 @@ enum BedrockSigning {
     }
 
     /// The headers that carry and make up the signature, `authorization` last.
-    static func signedHeaders(path: String, body: [UInt8], endpoint: BedrockEndpoint, credentials: AWSCredentials,
+    package static func signedHeaders(path: String, body: [UInt8], endpoint: BedrockEndpoint, credentials: AWSCredentials,
                               amzDate: String, method: String = "POST", keys: AWSSigV4.SigningKeyCache? = nil)
         -> [(String, String)]
     {

@@ -3,14 +3,14 @@ import PrismWire
 
 /// OpenAI chat request → Bedrock Converse / ConverseStream body (the model id travels in the path).
 /// docs/provider-mapping/bedrock.md is the field-by-field table this code implements.
-enum BedrockRequest {
+package enum BedrockRequest {
     /// The tool a `response_format` JSON answer is forced through; its input becomes the content.
     static let answerToolName = "json_response"
 
     /// The Converse body, and whether the answer comes through the answer tool. `model` is the
     /// Bedrock model id (it decides which model-native fields apply), `betas` the client's
     /// `anthropic-beta` header values.
-    static func converse(_ request: ChatRequest, model: String = "", betas: [String] = [],
+    package static func converse(_ request: ChatRequest, model: String = "", betas: [String] = [],
                          defaultMaxTokens: Int?) throws(PluginError) -> (body: [UInt8], answerTool: Bool) {
         if let count = request.candidateCount, count > 1 {
             throw PluginError.invalidRequest("The bedrock provider returns one choice: `n` must be 1.", code: "unsupported_parameter")
@@ -388,5 +388,5 @@ enum BedrockRequest {
     }
 
     /// Bedrock accepts tool use ids of 1–64 characters from [a-zA-Z0-9_-].
-    static func toolUseID(_ id: String) -> String { ToolCall.restrictedID(id, maximumLength: 64) }
+    package static func toolUseID(_ id: String) -> String { ToolCall.restrictedID(id, maximumLength: 64) }
 }

@@ -145,7 +145,7 @@ enum BedrockResponse {
 }
 
 /// Translates one ConverseStream (binary event-stream frames, split anywhere) into OpenAI chunks.
-struct BedrockStream {
+package struct BedrockStream {
     let includeUsage: Bool
     let answerTool: Bool
     /// contentBlockIndex keys of answer-tool blocks, whose input fragments are the content.
@@ -158,13 +158,13 @@ struct BedrockStream {
     private var usageSent = false
     private(set) var stopped = false
 
-    init(id: String, model: String, created: Int64, includeUsage: Bool, answerTool: Bool = false) {
+    package init(id: String, model: String, created: Int64, includeUsage: Bool, answerTool: Bool = false) {
         self.includeUsage = includeUsage
         self.answerTool = answerTool
         writer = ChatStreamWriter(id: id, model: model, created: created)
     }
 
-    mutating func feed(_ chunk: UnsafeRawBufferPointer, client: StreamSink) throws(PluginError) {
+    package mutating func feed(_ chunk: UnsafeRawBufferPointer, client: StreamSink) throws(PluginError) {
         decoder.append(chunk)
         while true {
             let message: AWSEventStream.Message?
@@ -263,7 +263,7 @@ struct BedrockStream {
     }
 
     /// The upstream closed the stream: it must have ended cleanly (messageStop, no partial frame).
-    mutating func finish(client: StreamSink) throws(PluginError) {
+    package mutating func finish(client: StreamSink) throws(PluginError) {
         if decoder.hasPartialFrame {
             throw PluginError.upstream(status: 502, message: "the Bedrock stream ended inside an event-stream frame")
         }

@@ -65,7 +65,7 @@ public enum AWSEventStream {
         return frame
     }
 
-    static func appendBigEndian<Value: FixedWidthInteger>(_ value: Value, to bytes: inout [UInt8]) {
+    package static func appendBigEndian<Value: FixedWidthInteger>(_ value: Value, to bytes: inout [UInt8]) {
         for index in (0..<Value.bitWidth / 8).reversed() {
             bytes.append(UInt8(truncatingIfNeeded: value >> (index * 8)))
         }

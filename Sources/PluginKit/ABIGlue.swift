@@ -134,7 +134,7 @@ public struct PluginHost: @unchecked Sendable {
     // The table lives until the process exits, and its functions are thread-safe.
     let api: UnsafePointer<prism_host_api>
 
-    init(_ api: UnsafePointer<prism_host_api>) { self.api = api }
+    package init(_ api: UnsafePointer<prism_host_api>) { self.api = api }
 
     public enum LogLevel: Int32, Sendable {
         case debug = 0, info = 1, warn = 2, error = 3
@@ -235,7 +235,7 @@ public struct KeyValueStore: @unchecked Sendable {
 public struct PluginRequest {
     let raw: UnsafePointer<prism_request>
 
-    init(_ raw: UnsafePointer<prism_request>) { self.raw = raw }
+    package init(_ raw: UnsafePointer<prism_request>) { self.raw = raw }
 
     public var api: String { raw.pointee.api.swiftString }
     public var model: String { raw.pointee.model.swiftString }
@@ -274,7 +274,7 @@ public struct PluginRequest {
 public struct PluginResponse {
     let raw: UnsafePointer<prism_response>
 
-    init(_ raw: UnsafePointer<prism_response>) { self.raw = raw }
+    package init(_ raw: UnsafePointer<prism_response>) { self.raw = raw }
 
     public var status: UInt32 { raw.pointee.status }
     public var body: UnsafeRawBufferPointer { raw.pointee.body.buffer }
@@ -303,7 +303,7 @@ public struct PluginEvent {
 public struct HTTPBuilder {
     let raw: UnsafePointer<prism_http_builder>
 
-    init(_ raw: UnsafePointer<prism_http_builder>) { self.raw = raw }
+    package init(_ raw: UnsafePointer<prism_http_builder>) { self.raw = raw }
 
     public func setStatus(_ status: UInt32) { _ = raw.pointee.set_status?(raw.pointee.context, status) }
     public func setMethod(_ method: String) {
@@ -335,7 +335,7 @@ public struct HTTPBuilder {
 public struct StreamSink {
     let raw: UnsafePointer<prism_stream_sink>
 
-    init(_ raw: UnsafePointer<prism_stream_sink>) { self.raw = raw }
+    package init(_ raw: UnsafePointer<prism_stream_sink>) { self.raw = raw }
 
     /// Emits one client event: the compact JSON of one chat.completion.chunk.
     public func emit(_ json: UnsafeRawBufferPointer) {

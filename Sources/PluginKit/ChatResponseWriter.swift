@@ -265,7 +265,7 @@ public enum EmbeddingResponse {
         client.writeBody(writer.bytes)
     }
 
-    static func base64Float32(_ vector: [Double]) -> String {
+    package static func base64Float32(_ vector: [Double]) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(vector.count * 4)
         for value in vector {

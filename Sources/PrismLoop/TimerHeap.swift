@@ -1,18 +1,18 @@
 /// One task waiting for its deadline on an `IOLoop`. Its heap position is kept so that a cancelled
 /// timer leaves the heap at once: a connection's idle timer is set and cancelled on every request,
 /// and lazily dropped entries would pile up for the whole idle timeout.
-final class LoopTimer: @unchecked Sendable {
-    let deadline: UInt64
+package final class LoopTimer: @unchecked Sendable {
+    package let deadline: UInt64
     /// Ties between equal deadlines go to the timer set first.
-    var sequence: UInt64 = 0
+    package var sequence: UInt64 = 0
     /// Dropped once the timer ran or was cancelled: the `Scheduled` that can cancel it holds the
     /// timer, and the task usually holds whoever holds that `Scheduled` (a request and its
     /// keep-alive timer), a cycle this cut breaks.
-    var task: (() -> Void)?
+    package var task: (() -> Void)?
     /// Position in the heap; -1 once it ran or was cancelled.
     var index = -1
 
-    init(deadline: UInt64, task: @escaping () -> Void) {
+    package init(deadline: UInt64, task: @escaping () -> Void) {
         self.deadline = deadline
         self.task = task
     }
@@ -23,20 +23,22 @@ final class LoopTimer: @unchecked Sendable {
 }
 
 /// A binary min-heap of timers by deadline, then by the order they were set. Loop-thread only.
-struct TimerHeap {
+package struct TimerHeap {
     private var items: [LoopTimer] = []
 
-    var first: LoopTimer? { items.first }
-    var isEmpty: Bool { items.isEmpty }
+    package init() {}
 
-    mutating func insert(_ timer: LoopTimer) {
+    var first: LoopTimer? { items.first }
+    package var isEmpty: Bool { items.isEmpty }
+
+    package mutating func insert(_ timer: LoopTimer) {
         timer.index = items.count
         items.append(timer)
         siftUp(items.count - 1)
     }
 
     /// Removes a timer still in the heap (a cancelled one); nothing if it already left.
-    mutating func remove(_ timer: LoopTimer) {
+    package mutating func remove(_ timer: LoopTimer) {
         let index = timer.index
         timer.task = nil
         guard index >= 0, index < items.count, items[index] === timer else { return }
@@ -50,7 +52,7 @@ struct TimerHeap {
     }
 
     /// Takes the earliest timer out and hands over its task.
-    mutating func popFirst() -> (() -> Void)? {
+    package mutating func popFirst() -> (() -> Void)? {
         guard let top = items.first else { return nil }
         let task = top.task
         remove(top)

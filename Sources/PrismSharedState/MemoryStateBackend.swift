@@ -27,6 +27,8 @@ package final class MemoryStateBackend: Sendable {
     private let values = Mutex<[String: ValueTable]>([:])
     private let windows = Mutex<WindowTable>(WindowTable())
 
+    package init() {}
+
     private struct WindowTable {
         package var counters: [String: (window: UInt64, counter: WindowCounter)] = [:]
         package var takesSinceSweep = 0
@@ -110,6 +112,8 @@ package struct ValueTable {
     private var freeList: [Int] = []
     private var newest = -1
     private var oldest = -1
+
+    package init() {}
 
     package var count: Int { index.count }
 

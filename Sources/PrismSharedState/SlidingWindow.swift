@@ -12,6 +12,8 @@ package struct WindowCounter {
     /// Slot index → units counted in it, oldest first.
     private(set) var slots: [(index: UInt64, count: Int64)] = []
 
+    package init() {}
+
     package static func slotMilliseconds(_ window: UInt64) -> UInt64 { max(1, window / slotCount) }
 
     package struct Evaluation {

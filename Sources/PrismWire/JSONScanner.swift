@@ -244,7 +244,7 @@ public enum JSONScanner {
 /// bytes: the 8-byte loop alone took about 0.6 ms per megabyte, scanned once by the host and once
 /// by the provider plugin.
 @inline(__always)
-func skipPlainStringBytes(_ base: UnsafeRawPointer, from start: Int, to end: Int) -> Int {
+package func skipPlainStringBytes(_ base: UnsafeRawPointer, from start: Int, to end: Int) -> Int {
     var position = Int(prism_skip_plain_string_bytes(base.assumingMemoryBound(to: UInt8.self), start, end))
     while position + 8 <= end, !wordNeedsEscapeCheck((base + position).loadUnaligned(as: UInt64.self)) {
         position += 8

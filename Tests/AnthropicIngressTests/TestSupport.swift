@@ -1,5 +1,5 @@
-@testable import PluginKit
-@testable import AnthropicDialect
+import PluginKit
+import AnthropicDialect
 import PrismWire
 import XCTest
 

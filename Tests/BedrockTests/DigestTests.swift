@@ -1,7 +1,7 @@
-@testable import AWSKit
+import AWSKit
 import PrismWire
 import XCTest
-@testable import PluginKit
+import PluginKit
 
 /// SHA-256, HMAC-SHA256 and CRC-32 against published vectors.
 final class DigestTests: XCTestCase {

@@ -1,8 +1,8 @@
-@testable import AWSKit
+import AWSKit
 import PrismWire
 import XCTest
-@testable import PluginKit
-@testable import PrismProviderBedrock
+import PluginKit
+import PrismProviderBedrock
 
 /// The event-stream decoder and the ConverseStream translation, on a recorded stream.
 final class EventStreamTests: XCTestCase {

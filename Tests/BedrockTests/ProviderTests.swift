@@ -1,9 +1,9 @@
-@testable import AWSKit
+import AWSKit
 import PrismPluginABI
 import PrismWire
 import XCTest
-@testable import PluginKit
-@testable import PrismProviderBedrock
+import PluginKit
+import PrismProviderBedrock
 
 /// Configuration, the exchange as the host drives it (URLs, regions per attempt, signed headers),
 /// Converse answers, embeddings and error mapping.

@@ -1,8 +1,8 @@
 import PrismPluginABI
 import PrismWire
 import XCTest
-@testable import PluginKit
-@testable import PrismProviderBedrock
+import PluginKit
+import PrismProviderBedrock
 
 /// Converse request bodies (goldens), tool configuration and the checks that answer 400 early.
 final class RequestTests: XCTestCase {

@@ -1,8 +1,8 @@
-@testable import AWSKit
+import AWSKit
 import PrismWire
 import XCTest
-@testable import PluginKit
-@testable import PrismProviderBedrock
+import PluginKit
+import PrismProviderBedrock
 
 /// Signature Version 4 against AWS's published examples and against botocore's signer.
 final class SigV4Tests: XCTestCase {

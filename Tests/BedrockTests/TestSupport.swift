@@ -1,8 +1,8 @@
 import PrismPluginABI
 import PrismWire
 import XCTest
-@testable import PluginKit
-@testable import PrismProviderBedrock
+import PluginKit
+import PrismProviderBedrock
 
 /// Host-side doubles for driving the plugin's Swift API as the host drives it over the ABI.
 enum Host {

@@ -1,7 +1,7 @@
 import PluginKit
 import PrismWire
 import XCTest
-@testable import CompletionsDialect
+import CompletionsDialect
 
 final class CompletionsIngressTests: XCTestCase {
     private func decode(_ exchange: CompletionsExchange, _ body: String) -> DecodeResult? {

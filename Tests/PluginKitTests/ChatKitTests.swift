@@ -1,7 +1,7 @@
 import PrismPluginABI
 import PrismWire
 import XCTest
-@testable import PluginKit
+import PluginKit
 
 final class ChatKitTests: XCTestCase {
     func testParsesMessagesImagesToolsAndParameters() throws {

@@ -1,6 +1,6 @@
 import PrismWire
 import XCTest
-@testable import PluginKit
+import PluginKit
 
 /// A cache stores whole answers: a streamed answer is folded into one, and a stored one is
 /// replayed as a stream. Both directions must keep text, tool calls, finish reason and usage.

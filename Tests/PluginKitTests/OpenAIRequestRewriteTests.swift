@@ -1,6 +1,6 @@
 import PrismWire
 import XCTest
-@testable import PluginKit
+import PluginKit
 
 final class OpenAIRequestRewriteTests: XCTestCase {
     func rewrite(_ body: String, model: String, streaming: Bool) throws -> (String, Bool) {

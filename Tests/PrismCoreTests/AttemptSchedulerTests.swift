@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import PrismCore
+import PrismCore
 
 /// The attempt scheduler in process: failover order, fallbacks, circuit admission, retries and
 /// their delays against an injected clock and jitter.

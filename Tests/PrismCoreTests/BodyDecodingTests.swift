@@ -1,5 +1,5 @@
 import Foundation
-@testable import PrismCore
+import PrismCore
 import XCTest
 
 /// Content-Encoding decoding of request bodies (Server/BodyDecoding.swift), in process: each coding,

@@ -1,7 +1,7 @@
 import Logging
 import Synchronization
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// Budgets' pure logic with made-up times: period boundaries, scopes, the refusal rule, warnings,
 /// and the service over in-memory counters across a period's end.

@@ -2,7 +2,7 @@ import Logging
 import PrismWire
 import XCTest
 
-@testable import PrismCore
+import PrismCore
 
 /// The admin API's client keys as prism.client_keys.v1 serves them, and their budgets.
 final class ClientKeyTableTests: XCTestCase {

@@ -1,5 +1,5 @@
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 final class ConfigLoaderTests: XCTestCase {
     func load(_ text: String, environment: [String: String] = [:]) throws -> (GatewayConfiguration, [ConfigDiagnostic]) {

@@ -3,7 +3,7 @@ import NIOEmbedded
 import NIOHTTP1
 import XCTest
 
-@testable import PrismCore
+import PrismCore
 
 /// The connection's header and idle deadlines on an EmbeddedChannel with virtual time, and the
 /// head sanitising that replaced NIO's outbound header validation.

@@ -1,7 +1,7 @@
 import Logging
 import PrismPluginABI
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// The host function tables are libffi closures: these tests call them exactly as a plugin
 /// would, through the C function pointers, and check that each table acts for its own identity.

@@ -1,6 +1,6 @@
 import PrismWire
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// Pure checks behind the hostile-input rules: what a switch is, what a model name may not hold,
 /// and how the text log keeps one event on one line.

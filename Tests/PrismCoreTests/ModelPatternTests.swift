@@ -1,5 +1,5 @@
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// Model-name patterns (ABI 1.4 model_patterns): `*` matches any run of characters, all else itself.
 final class ModelPatternTests: XCTestCase {

@@ -1,4 +1,4 @@
-@testable import PrismCore
+import PrismCore
 import PrismSupport
 import XCTest
 

@@ -1,6 +1,6 @@
 import Glibc
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// The loader's file checks in process: ELF sections read with pread, the Swift toolchain line,
 /// the provider keys the host reads itself, and the signature that tells a changed file.

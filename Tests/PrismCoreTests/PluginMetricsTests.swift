@@ -1,7 +1,7 @@
 import Logging
 import PrismPluginABI
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// prism.metrics.v1 through the C table a plugin gets: valid calls are recorded and rendered;
 /// calls that would make the Prometheus backend abort (a kind or label set that differs from the

@@ -1,6 +1,6 @@
 import PrismPluginABI
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// Cost = usage × price, with cached input and cache writes priced as the provider prices them.
 final class PricingTests: XCTestCase {

@@ -1,5 +1,5 @@
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 final class ProviderHealthTests: XCTestCase {
     let second: UInt64 = 1_000_000_000

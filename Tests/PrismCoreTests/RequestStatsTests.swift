@@ -1,6 +1,6 @@
 import PrismWire
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// The dashboard's aggregates, with made-up times: minute buckets, percentiles, errors, the rings.
 final class RequestStatsTests: XCTestCase {

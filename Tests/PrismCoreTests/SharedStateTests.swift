@@ -1,8 +1,8 @@
 import Logging
 import PrismPluginABI
 import XCTest
-@testable import PrismCore
-@testable import PrismSharedState
+import PrismCore
+import PrismSharedState
 
 /// The in-memory backend of prism.shared_state.v1: the sliding window's exactness, all-or-none
 /// takes, reconciliation, and the LRU value table. (Redis is exercised by the integration tests

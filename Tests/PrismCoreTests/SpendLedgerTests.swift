@@ -2,7 +2,7 @@ import Glibc
 import Logging
 import Synchronization
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 /// The spend ledger's pure parts, in process: retention with an injected clock, totals, dates.
 final class SpendLedgerTests: XCTestCase {

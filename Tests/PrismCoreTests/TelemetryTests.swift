@@ -1,7 +1,7 @@
 import NIOHTTP1
 import PrismWire
 import XCTest
-@testable import PrismCore
+import PrismCore
 
 final class TelemetryTests: XCTestCase {
     // MARK: traceparent

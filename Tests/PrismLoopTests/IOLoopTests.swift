@@ -1,6 +1,6 @@
 import Dispatch
 import NIOCore
-@testable import PrismLoop
+import PrismLoop
 import Synchronization
 import XCTest
 

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-@testable import PrismLoop
-@testable import PrismTransport
+import PrismLoop
+import PrismTransport
 import Synchronization
 import XCTest
 

@@ -1,5 +1,5 @@
 import XCTest
-@testable import PrismWire
+import PrismWire
 
 final class JSONScannerTests: XCTestCase {
     func members(_ text: String) throws -> (bytes: [UInt8], members: [JSONMember]) {

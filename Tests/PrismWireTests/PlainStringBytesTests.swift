@@ -1,4 +1,4 @@
-@testable import PrismWire
+import PrismWire
 import XCTest
 
 final class PlainStringBytesTests: XCTestCase {

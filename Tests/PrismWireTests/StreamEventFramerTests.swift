@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import PrismWire
+import PrismWire
 
 final class StreamEventFramerTests: XCTestCase {
     private func feed(_ framer: inout StreamEventFramer, _ text: String?) throws -> [ServerSentEvent] {

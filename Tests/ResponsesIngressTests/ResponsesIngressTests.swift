@@ -1,7 +1,7 @@
 import PluginKit
 import PrismWire
 import XCTest
-@testable import ResponsesDialect
+import ResponsesDialect
 
 final class ResponsesIngressTests: XCTestCase {
     func testRoutes() {

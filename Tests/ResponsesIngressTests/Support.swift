@@ -2,7 +2,7 @@ import PluginKit
 import PrismWire
 import Synchronization
 import XCTest
-@testable import ResponsesDialect
+import ResponsesDialect
 
 /// An in-memory store that answers at once (as the host's may, before decode returns).
 final class MemoryStore: ResponseStore {

@@ -11,7 +11,7 @@ import PrismWire
 public final class AnthropicIngress: IngressDialect {
     public static let configurationKeys: [String]? = []
 
-    static let routeTable: [IngressRoute] = [
+    package static let routeTable: [IngressRoute] = [
         IngressRoute(method: "POST", path: "/v1/messages", api: AnthropicIngress.messagesAPI),
         IngressRoute(method: "POST", path: "/v1/messages/count_tokens", api: AnthropicIngress.countTokensAPI),
     ]
@@ -27,11 +27,11 @@ public final class AnthropicIngress: IngressDialect {
 }
 
 /// What the later steps of one exchange need to know about the client's request.
-struct RequestContext: Sendable {
+package struct RequestContext: Sendable {
     /// The model the client asked for (the answer's model when the canonical one names none).
-    var model = ""
+    package var model = ""
     /// The client's `stop_sequences`, to report which one matched.
-    var stopSequences: [String] = []
+    package var stopSequences: [String] = []
     /// The gateway's request id: the message id when the canonical answer carries none.
     var requestID = ""
 
@@ -40,11 +40,13 @@ struct RequestContext: Sendable {
 }
 
 /// The translation of one client request.
-final class AnthropicExchange: IngressExchange {
-    private(set) var context = RequestContext()
+package final class AnthropicExchange: IngressExchange {
+    package private(set) var context = RequestContext()
     private var stream: MessagesStream?
 
-    func decode(_ request: IngressRequest, later: @escaping @Sendable (DecodeResult) -> Void) -> DecodeResult? {
+    package init() {}
+
+    package func decode(_ request: IngressRequest, later: @escaping @Sendable (DecodeResult) -> Void) -> DecodeResult? {
         context.requestID = request.requestID
         if request.api == AnthropicIngress.messagesAPI, let decoded = MessagesFastDecode.decode(request.body) {
             context.model = decoded.model
@@ -91,23 +93,23 @@ final class AnthropicExchange: IngressExchange {
         return [ClientAnswer.Header("authorization", "Bearer \(key)")]
     }
 
-    func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
+    package func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
         .json(200, try MessagesResponse.message(body, context: context))
     }
 
-    func encodeEvent(_ chunk: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
+    package func encodeEvent(_ chunk: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
         if stream == nil { stream = MessagesStream(context: context) }
         // In place: a copy out and back would retain (and copy on write) the stream's state.
         try stream!.translate(chunk, into: &out)
     }
 
-    func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
+    package func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
         var current = stream ?? MessagesStream(context: context)
         current.finish(hostUsage: usage, into: &out)
         stream = current
     }
 
-    func encodeError(_ error: IngressError, inStream: Bool) -> ClientAnswer {
+    package func encodeError(_ error: IngressError, inStream: Bool) -> ClientAnswer {
         let body = MessagesResponse.errorBody(status: error.status, message: error.message)
         guard inStream else { return .json(error.status, body) }
         var out: [UInt8] = []
@@ -115,11 +117,11 @@ final class AnthropicExchange: IngressExchange {
         return ClientAnswer(status: error.status, body: out)
     }
 
-    func keepAlive(into out: inout [UInt8]) {
+    package func keepAlive(into out: inout [UInt8]) {
         ServerSentEventWriter.frame(event: "ping", MessagesStream.pingPayload, into: &out)
     }
 
-    func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
+    package func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
         MessagesResponse.observe(event: event, data: data, usage: &usage)
     }
 }

@@ -10,13 +10,13 @@ import Glibc
 /// ids, input schemas) as they are: no tree, no String per value. Anything else (an image, a
 /// document, an invalid or unusual field) returns nil and goes to `MessagesRequest.decode`, which
 /// writes the same canonical request and every validation message.
-struct MessagesFastDecode {
+package struct MessagesFastDecode {
     /// Gives up: the tree-based decoder handles the request.
     struct Fallback: Error {}
 
     let bytes: UnsafeRawBufferPointer
 
-    static func decode(_ bytes: UnsafeRawBufferPointer) -> MessagesRequest.Decoded? {
+    package static func decode(_ bytes: UnsafeRawBufferPointer) -> MessagesRequest.Decoded? {
         let decoder = MessagesFastDecode(bytes: bytes)
         return try? decoder.run()
     }

@@ -10,12 +10,12 @@ import PrismWire
 ///
 /// Errors name the offending field the way Anthropic's own 400s do (`max_tokens: Field required`,
 /// `messages.1.content.0.source: Field required`).
-enum MessagesRequest {
-    struct Decoded {
+package enum MessagesRequest {
+    package struct Decoded {
         /// The canonical body.
-        var body: [UInt8]
-        var model: String
-        var stopSequences: [String]
+        package var body: [UInt8]
+        package var model: String
+        package var stopSequences: [String]
     }
 
     static func invalid(_ message: String, code: String = "invalid_request") -> PluginError {
@@ -23,7 +23,7 @@ enum MessagesRequest {
     }
 
     /// The client's body as a JSON object.
-    static func parseBody(_ bytes: UnsafeRawBufferPointer) throws(PluginError) -> JSONValue {
+    package static func parseBody(_ bytes: UnsafeRawBufferPointer) throws(PluginError) -> JSONValue {
         let body: JSONValue
         do {
             body = try JSONValue.parse(bytes)
@@ -55,7 +55,7 @@ enum MessagesRequest {
     }
 
     /// A POST /v1/messages body → the canonical body. `sizeHint`: the client body's size.
-    static func decode(_ body: JSONValue, sizeHint: Int) throws(PluginError) -> Decoded {
+    package static func decode(_ body: JSONValue, sizeHint: Int) throws(PluginError) -> Decoded {
         let (model, messages) = try validated(body)
         guard let limit = body["max_tokens"], !limit.isNull else {
             throw invalid("max_tokens: Field required", code: "missing_max_tokens")

@@ -9,7 +9,7 @@ import PrismWire
 /// Refused with a 400: several prompts or token-id prompts (one prompt per request), a
 /// non-empty `suffix`, `logprobs` other than null or 0, `best_of` above 1 (chat models
 /// return neither log probabilities of the legacy kind nor insertions).
-final class CompletionsExchange: IngressExchange {
+package final class CompletionsExchange: IngressExchange {
     private var prompt = ""
     private var echo = false
     private var includeUsage = false
@@ -20,11 +20,11 @@ final class CompletionsExchange: IngressExchange {
     private var streamCreated: Int64 = 0
     private var streamModel = ""
 
-    init() {}
+    package init() {}
 
     // MARK: Decode
 
-    func decode(_ request: IngressRequest, later: @escaping @Sendable (DecodeResult) -> Void) -> DecodeResult? {
+    package func decode(_ request: IngressRequest, later: @escaping @Sendable (DecodeResult) -> Void) -> DecodeResult? {
         do {
             return .forward(CanonicalRequest(body: try translate(request.body)))
         } catch {
@@ -133,7 +133,7 @@ final class CompletionsExchange: IngressExchange {
         writer.endObject()
     }
 
-    func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
+    package func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
         let answer = try CanonicalRequest.parseAnswer(body)
         var writer = JSONWriter(capacity: 512)
         writer.beginObject()
@@ -153,7 +153,7 @@ final class CompletionsExchange: IngressExchange {
         return .json(200, writer.bytes)
     }
 
-    func encodeEvent(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
+    package func encodeEvent(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
         guard let chunk = try? CanonicalChunk(bytes) else { return }
         if streamID.isEmpty, let id = chunk.id { streamID = Self.completionID(id) }
         if streamCreated == 0, let created = chunk.created { streamCreated = created }
@@ -207,12 +207,12 @@ final class CompletionsExchange: IngressExchange {
         writer.bytes.withUnsafeBytes { ServerSentEventWriter.frame($0, into: &out) }
     }
 
-    func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
+    package func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
         if includeUsage && !usageSent { writeUsageChunk(usage, into: &out) }
         out.append(contentsOf: ServerSentEventWriter.done)
     }
 
-    func encodeError(_ error: IngressError, inStream: Bool) -> ClientAnswer {
+    package func encodeError(_ error: IngressError, inStream: Bool) -> ClientAnswer {
         let body = OpenAIErrorBody.make(message: error.message, type: error.type, code: error.code.isEmpty ? nil : error.code)
         guard inStream else { return .json(error.status, body) }
         var out: [UInt8] = []
@@ -221,7 +221,7 @@ final class CompletionsExchange: IngressExchange {
         return ClientAnswer(status: error.status, body: out)
     }
 
-    func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
+    package func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
         guard data.first == UInt8(ascii: "{"), let reported = (try? JSONFields(data))?.value("usage"), !reported.isNull
         else { return }
         usage = Usage(openAI: reported)

@@ -9,7 +9,7 @@ public final class CompletionsIngress: IngressDialect {
 
     public init(host: PluginHost, instanceName: String, configuration: JSONValue) throws(PluginError) {}
 
-    init() {}
+    package init() {}
 
     public var routes: [IngressRoute] {
         [IngressRoute(method: "POST", path: "/v1/completions", api: "openai.completions")]

@@ -3,7 +3,7 @@ import PrismWire
 
 /// Where stored responses live: the host's shared state in production, a dictionary in tests.
 /// Every call answers through its closure exactly once (at once or later, from any thread).
-protocol ResponseStore: Sendable {
+package protocol ResponseStore: Sendable {
     func load(_ key: String, _ done: @escaping @Sendable (SharedState.Lookup) -> Void)
     func save(_ key: String, _ value: [UInt8], ttlSeconds: UInt64)
     func remove(_ key: String)
@@ -22,20 +22,34 @@ struct SharedStateResponseStore: ResponseStore {
     func remove(_ key: String) { state.remove(key) }
 }
 
-struct ResponsesSettings: Sendable {
+package struct ResponsesSettings: Sendable {
     /// The operator's `store` switch: off, nothing is stored and `previous_response_id` is refused.
     var store: Bool
     var ttlSeconds: UInt64
+
+    package init(store: Bool, ttlSeconds: UInt64) {
+        self.store = store
+        self.ttlSeconds = ttlSeconds
+    }
 }
 
 /// What an exchange needs besides the request: the store, the clock and new ids.
-struct ResponsesEnvironment: Sendable {
+package struct ResponsesEnvironment: Sendable {
     var store: (any ResponseStore)?
     var settings: ResponsesSettings
     /// Unix seconds.
     var now: @Sendable () -> Int64
     /// A new id with this prefix ("resp_", "msg_", "fc_", "rs_").
     var newID: @Sendable (String) -> String
+
+    package init(store: (any ResponseStore)?, settings: ResponsesSettings, now: @escaping @Sendable () -> Int64,
+                 newID: @escaping @Sendable (String) -> String)
+    {
+        self.store = store
+        self.settings = settings
+        self.now = now
+        self.newID = newID
+    }
 
     /// `prefix` + 32 random hex digits.
     static let randomID: @Sendable (String) -> String = { prefix in
@@ -55,9 +69,9 @@ struct ResponsesEnvironment: Sendable {
 
 /// A stored response: the object the client saw and the conversation that led to it (canonical
 /// chat messages, the answer last), which a later request continues with `previous_response_id`.
-struct StoredResponse {
-    var response: JSONValue
-    var messages: [JSONValue]
+package struct StoredResponse {
+    package var response: JSONValue
+    package var messages: [JSONValue]
 
     var jsonBytes: [UInt8] {
         var writer = JSONWriter(capacity: 1024)
@@ -75,7 +89,7 @@ struct StoredResponse {
         self.messages = messages
     }
 
-    init?(_ bytes: [UInt8]) {
+    package init?(_ bytes: [UInt8]) {
         guard let value = try? JSONValue.parse(bytes), let response = value["response"],
               let messages = value["messages"]?.arrayValue
         else { return nil }

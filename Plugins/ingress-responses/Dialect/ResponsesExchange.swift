@@ -7,7 +7,7 @@ import PrismWire
 /// `@unchecked Sendable`: a pending decode finishes on a host thread (after the shared-state
 /// lookup), and the host never overlaps calls for one exchange: the resume happens before any
 /// later call, so the state is never touched from two threads at once.
-final class ResponsesExchange: IngressExchange, @unchecked Sendable {
+package final class ResponsesExchange: IngressExchange, @unchecked Sendable {
     let environment: ResponsesEnvironment
 
     private var request: ResponsesRequest?
@@ -35,13 +35,13 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
         case function(Int)
     }
 
-    init(_ environment: ResponsesEnvironment) {
+    package init(_ environment: ResponsesEnvironment) {
         self.environment = environment
     }
 
     // MARK: Decode
 
-    func decode(_ request: IngressRequest, later: @escaping @Sendable (DecodeResult) -> Void) -> DecodeResult? {
+    package func decode(_ request: IngressRequest, later: @escaping @Sendable (DecodeResult) -> Void) -> DecodeResult? {
         switch request.api {
         case ResponsesAPI.create:
             return decodeCreate(request, later: later)
@@ -166,7 +166,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
 
     // MARK: Whole answers
 
-    func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
+    package func encodeResponse(status: UInt32, body: UnsafeRawBufferPointer) throws(PluginError) -> ClientAnswer {
         let answer = try CanonicalRequest.parseAnswer(body)
         guard let choice = answer["choices"]?.arrayValue?.first, let message = choice["message"] else {
             throw PluginError.internalError("The canonical answer has no choices[0].message.")
@@ -218,7 +218,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
 
     // MARK: Streams
 
-    func encodeEvent(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
+    package func encodeEvent(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(PluginError) {
         start(&out)
         guard let chunk = try? CanonicalChunk(bytes) else { return }
         assembler.add(chunk)
@@ -294,7 +294,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
         sequence += 1
     }
 
-    func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
+    package func finishStream(usage: Usage, into out: inout [UInt8]) throws(PluginError) {
         start(&out)
         let outcome = ResponseObject.outcome(finishReason: finishReason)
         close(status: outcome.status == "completed" ? "completed" : "incomplete", into: &out)
@@ -437,7 +437,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
 
     // MARK: Errors and pass-through
 
-    func encodeError(_ error: IngressError, inStream: Bool) -> ClientAnswer {
+    package func encodeError(_ error: IngressError, inStream: Bool) -> ClientAnswer {
         let code = error.code.isEmpty ? error.type : error.code
         guard inStream else {
             return .json(error.status, OpenAIErrorBody.make(message: error.message, type: error.type,
@@ -464,7 +464,7 @@ final class ResponsesExchange: IngressExchange, @unchecked Sendable {
         return ClientAnswer(status: error.status, body: out)
     }
 
-    func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
+    package func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout Usage) {
         // Scanned, not parsed: only the usage object becomes a tree (a response object is large).
         let holder: JSONFields?
         switch event {

@@ -29,7 +29,7 @@ public final class ResponsesIngress: IngressDialect {
     }
 
     /// For tests: a store and clock of their own.
-    init(environment: ResponsesEnvironment) {
+    package init(environment: ResponsesEnvironment) {
         self.environment = environment
     }
 

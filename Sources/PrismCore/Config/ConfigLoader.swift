@@ -31,7 +31,7 @@ public struct ConfigLoader {
     /// The provider keys the gateway itself reads (or, the last four, accepts as the seed documents
     /// them). Every other key belongs to the provider plugin, which declares the ones it reads
     /// (ABI 1.4 `config_keys`); Gateway warns about the rest once the plugins are known.
-    static let providerKeys: Set<String> = [
+    package static let providerKeys: Set<String> = [
         "api_key", "api_format", "base_url", "type", "models", "default_timeout", "max_concurrent",
         "conn_pool_size", "headers", "weight", "priority", "auto_discover", "discovery_interval",
         "credentials_file", "skip_tls", "local",

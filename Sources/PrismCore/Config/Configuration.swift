@@ -153,6 +153,8 @@ public struct FailoverSettings: Sendable {
     public var maxAttempts = 3
     public var onStatusCodes: Set<Int> = [429, 500, 502, 503, 504]
     public var onTimeout = true
+
+    package init() {}
 }
 
 /// `routing.health_check`: active probes of the providers (their models list).
@@ -169,6 +171,8 @@ public struct CircuitBreakerSettings: Sendable {
     public var failureThreshold = 5
     public var successThreshold = 2
     public var cooldown: Duration = .seconds(30)
+
+    package init() {}
 }
 
 public struct RetrySettings: Sendable {
@@ -177,6 +181,8 @@ public struct RetrySettings: Sendable {
     public var initialDelay: Duration = .milliseconds(500)
     public var maxDelay: Duration = .seconds(10)
     public var multiplier = 2.0
+
+    package init() {}
 }
 
 public enum LogLevelSetting: String, Sendable {

@@ -154,14 +154,14 @@ extension ConfigLoader {
 extension TelemetrySettings {
     /// `telemetry.otlp_endpoint` is the collector's address (`http://collector:4318`), to which
     /// `/v1/traces` is added; a URL that already has a path is used as it is.
-    static func tracesURL(_ text: String) -> String {
+    package static func tracesURL(_ text: String) -> String {
         guard let scheme = text.firstRange(of: "://") else { return text }
         let rest = text[scheme.upperBound...]
         guard let slash = rest.firstIndex(of: "/") else { return text + "/v1/traces" }
         return rest[slash...] == "/" ? text + "v1/traces" : text
     }
 
-    static func urlProblem(_ url: String) -> String? {
+    package static func urlProblem(_ url: String) -> String? {
         let lowered = url.lowercased()
         guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") else {
             return "expected an http:// or https:// URL (OTLP over HTTP, e.g. http://collector:4318)"

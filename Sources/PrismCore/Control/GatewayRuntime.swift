@@ -72,7 +72,7 @@ public final class GatewayRuntime: Sendable {
     }
 
     /// `transport`: libcurl unless given (in-process tests give a scripted one).
-    init(file: GatewayConfiguration, configPath: String?, pluginsDirectoryOverride: String?,
+    package init(file: GatewayConfiguration, configPath: String?, pluginsDirectoryOverride: String?,
          defaultPluginsDirectory: String, logger: Logger, transport: (any UpstreamTransport)?) throws
     {
         self.logger = logger

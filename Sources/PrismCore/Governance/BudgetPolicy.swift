@@ -47,16 +47,16 @@ extension BudgetPeriod {
 }
 
 /// A proleptic Gregorian date (days since 1970-01-01 and back), Howard Hinnant's algorithms.
-struct CivilDate: Equatable {
+package struct CivilDate: Equatable {
     let year: Int64, month: Int64, day: Int64
 
-    init(year: Int64, month: Int64, day: Int64) {
+    package init(year: Int64, month: Int64, day: Int64) {
         self.year = year
         self.month = month
         self.day = day
     }
 
-    init(day number: Int64) {
+    package init(day number: Int64) {
         let z = number + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097
@@ -68,7 +68,7 @@ struct CivilDate: Equatable {
         year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
     }
 
-    var dayNumber: Int64 {
+    package var dayNumber: Int64 {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yearOfEra = y - era * 400
@@ -105,7 +105,7 @@ struct CivilDate: Equatable {
         return seconds
     }
 
-    var text: String {
+    package var text: String {
         func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return "\(year)-\(two(month))-\(two(day))"
     }

@@ -3,7 +3,7 @@ import PrismWire
 import Synchronization
 
 /// Budgets that change while the gateway runs (the admin API's keys' own), by key name.
-protocol KeyBudgetSource: Sendable {
+package protocol KeyBudgetSource: Sendable {
     /// Changes whenever the budgets may have.
     var version: UInt64 { get }
     func budgets(of organization: String) -> [String: BudgetLimit]
@@ -14,7 +14,7 @@ protocol KeyBudgetSource: Sendable {
 /// atomic add to each (off the request's path). Spend is counted in nano-dollars in the shared
 /// state, so with Redis every replica holds the same budget exactly.
 
-final class BudgetService: Sendable {
+package final class BudgetService: Sendable {
     /// config.yaml's budgets (or an organization's).
     private let configured: BudgetSettings
     /// The admin API's keys' own budgets, which change without a reload (nil: none).
@@ -28,7 +28,7 @@ final class BudgetService: Sendable {
     /// Before every counter key: an organization's budgets count apart from the file's.
     private let counterPrefix: String
 
-    init(settings: BudgetSettings, state: SharedStateService, logger: Logger, counterPrefix: String = "",
+    package init(settings: BudgetSettings, state: SharedStateService, logger: Logger, counterPrefix: String = "",
          keyBudgets: (any KeyBudgetSource)? = nil, organization: String = "",
          clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() })
     {
@@ -44,7 +44,7 @@ final class BudgetService: Sendable {
 
     /// The budgets in force: the configured ones, and a key's own budget (admin API) winning over
     /// one of the same name in the file. Re-merged only after the key table changed.
-    var settings: BudgetSettings {
+    package var settings: BudgetSettings {
         guard let keyBudgets else { return configured }
         let version = keyBudgets.version
         return merged.withLock { cache in
@@ -58,7 +58,7 @@ final class BudgetService: Sendable {
     }
 
     /// The claims of `subject` now and whether spend so far refuses the request.
-    func check(_ subject: BudgetSubject, _ done: @escaping @Sendable ([BudgetClaim], BudgetDecision) -> Void) {
+    package func check(_ subject: BudgetSubject, _ done: @escaping @Sendable ([BudgetClaim], BudgetDecision) -> Void) {
         let claims = settings.claims(for: subject, now: clock())
         guard !claims.isEmpty else { return done([], .allow) }
         state.readCounters(counterKeys(claims)) { values, _ in
@@ -73,7 +73,7 @@ final class BudgetService: Sendable {
     }
 
     /// Adds a request's cost to its budgets; warns (log and metric) at the threshold and the limit.
-    func record(_ claims: [BudgetClaim], cost: Double) {
+    package func record(_ claims: [BudgetClaim], cost: Double) {
         let nano = Int64((cost * 1_000_000_000).rounded())
         guard nano > 0, !claims.isEmpty else { return }
         // A counter outlives its period by a day, so a late add to it is still counted.

@@ -10,8 +10,8 @@ import Synchronization
 /// older than `retention` deleted. Each replica keeps its own ledger (its own file on its own
 /// volume); `GET /-/spend` answers for this replica, and a fleet's totals are the sum of its
 /// replicas' answers (README). Costs are stored as integer nano-dollars, so sums are exact.
-final class SpendLedger: Sendable {
-    struct Entry: Sendable {
+package final class SpendLedger: Sendable {
+    package struct Entry: Sendable {
         var at: UInt64 // wall clock, ms
         var requestID: String
         var key: String
@@ -26,14 +26,33 @@ final class SpendLedger: Sendable {
         var latencyMicroseconds: UInt64
         /// The organization whose configuration served it ("-": the file's).
         var org: String = "-"
+
+        package init(at: UInt64, requestID: String, key: String, owner: String, user: String, model: String, provider: String,
+                     tokensIn: UInt64, tokensOut: UInt64, cost: Double?, status: Int, latencyMicroseconds: UInt64,
+                     org: String = "-")
+        {
+            self.at = at
+            self.requestID = requestID
+            self.key = key
+            self.owner = owner
+            self.user = user
+            self.model = model
+            self.provider = provider
+            self.tokensIn = tokensIn
+            self.tokensOut = tokensOut
+            self.cost = cost
+            self.status = status
+            self.latencyMicroseconds = latencyMicroseconds
+            self.org = org
+        }
     }
 
-    struct Total: Sendable {
-        let group: String
-        let requests: Int64
-        let tokensIn: Int64
+    package struct Total: Sendable {
+        package let group: String
+        package let requests: Int64
+        package let tokensIn: Int64
         let tokensOut: Int64
-        let costNanoUSD: Int64
+        package let costNanoUSD: Int64
     }
 
     static let groupColumns: [String: String] = ["key": "key", "owner": "owner", "user": "user", "model": "model",
@@ -59,7 +78,7 @@ final class SpendLedger: Sendable {
     static let maximumBuffered = 100_000
     let dropped = Atomic<Int>(0)
 
-    init(path: String, retention: Duration, flushInterval: Duration, logger: Logger,
+    package init(path: String, retention: Duration, flushInterval: Duration, logger: Logger,
          clock: @escaping @Sendable () -> UInt64 = { wallClockMilliseconds() }) throws
     {
         let database = try SQLiteDatabase(path: path, serializedByOwner: true) // every call is on `queue`
@@ -100,7 +119,7 @@ final class SpendLedger: Sendable {
     private let timerBox: TimerBox
 
     /// The hot path: one append under a short lock.
-    func record(_ entry: Entry) {
+    package func record(_ entry: Entry) {
         let accepted = buffer.withLock { rows -> Bool in
             guard rows.count < Self.maximumBuffered else { return false }
             rows.append(entry)
@@ -158,13 +177,13 @@ final class SpendLedger: Sendable {
     }
 
     /// Prunes now (for tests with an injected clock).
-    func prune() throws {
+    package func prune() throws {
         lastPrune.store(0, ordering: .relaxed)
         try queue.sync { try pruneIfDue() }
     }
 
     /// Totals per `groupBy` value between `from` and `to` (wall clock ms, inclusive from).
-    func totals(groupBy: String, from: UInt64?, to: UInt64?) throws -> [Total] {
+    package func totals(groupBy: String, from: UInt64?, to: UInt64?) throws -> [Total] {
         guard let column = Self.groupColumns[groupBy] else { return [] }
         flush()
         return try queue.sync {
@@ -181,7 +200,7 @@ final class SpendLedger: Sendable {
 
     /// A query time: milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight) or
     /// time `YYYY-MM-DDTHH:MM:SSZ`.
-    static func time(_ text: String) -> UInt64? {
+    package static func time(_ text: String) -> UInt64? {
         if let value = UInt64(text) { return value }
         guard let seconds = CivilDate.epochSeconds(iso: text), seconds >= 0 else { return nil }
         return UInt64(seconds) * 1000

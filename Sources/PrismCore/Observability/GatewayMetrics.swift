@@ -12,7 +12,7 @@ import Synchronization
 public final class GatewayMetrics: Sendable {
     public static let shared = GatewayMetrics()
 
-    let registry = PrometheusCollectorRegistry()
+    package let registry = PrometheusCollectorRegistry()
 
     /// The names the host records; plugins may not use them.
     static let hostNames: Set<String> = [

@@ -63,7 +63,7 @@ public struct LineLogHandler: LogHandler {
 
     /// A text line is one line: control characters a client put in (a model named "x\nlevel=…")
     /// are written escaped (`\n`, `\r`, `\t`, `\u{1b}`), so no one can forge a log line.
-    static func escapingControls(_ text: String) -> String {
+    package static func escapingControls(_ text: String) -> String {
         guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return text }
         var escaped = ""
         escaped.reserveCapacity(text.utf8.count + 8)

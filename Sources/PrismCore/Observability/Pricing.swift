@@ -112,7 +112,7 @@ extension ModelPrice {
 
     /// Called for every event of a priced stream: the events without usage are told apart in place,
     /// with no copy or allocation.
-    func pricedUsageChunk(_ payload: UnsafeRawBufferPointer) -> [UInt8]? {
+    package func pricedUsageChunk(_ payload: UnsafeRawBufferPointer) -> [UInt8]? {
         // Only a usage object has "prompt_tokens" (every chunk may carry "usage": null).
         guard firstOccurrence(of: ModelPrice.usageMarker, in: payload) != nil, case var .object(members)? = try? JSONValue.parse(payload),
               JSONValue.object(members)["choices"]?.arrayValue?.isEmpty == true,

@@ -50,7 +50,7 @@ public final class ClientKeyTable: KeyBudgetSource {
     }
 
     /// The record of the live key with this digest, when it belongs to `organization`.
-    func record(digest: UnsafeRawBufferPointer, organization: String) -> [UInt8]? {
+    package func record(digest: UnsafeRawBufferPointer, organization: String) -> [UInt8]? {
         guard digest.count == 32 else { return nil }
         let key = Array(digest)
         return snapshot.withLock { table in

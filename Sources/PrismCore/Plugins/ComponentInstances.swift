@@ -30,7 +30,7 @@ func createInstance(_ instanceNew: prism_instance_new_function?, host: UnsafePoi
 }
 
 extension String {
-    func withPrismString<Result>(_ body: (prism_string) -> Result) -> Result {
+    package func withPrismString<Result>(_ body: (prism_string) -> Result) -> Result {
         var copy = self
         return copy.withUTF8 { utf8 in
             body(prism_string(data: UnsafeRawPointer(utf8.baseAddress)?.assumingMemoryBound(to: CChar.self),

@@ -232,23 +232,23 @@ func validatedHeaderName(_ name: prism_string, value: prism_string) -> String? {
 }
 
 /// A `prism_request` and everything it points at, in memory that stays put while plugins read it.
-final class RequestView {
+package final class RequestView {
     private let arena: UnsafeMutableRawPointer
     private let headerArray: UnsafeMutablePointer<prism_header>
     private let headerCount: Int
     private var modelStorage: UnsafeMutableRawPointer?
     /// The body plugins read: the request's own bytes, not a copy.
     private let body: PinnedBytes
-    let pointer: UnsafeMutablePointer<prism_request>
+    package let pointer: UnsafeMutablePointer<prism_request>
 
-    convenience init(api: String, method: String, path: String, headers: [(String, String)], body: [UInt8],
+    package convenience init(api: String, method: String, path: String, headers: [(String, String)], body: [UInt8],
                      model: String, requestID: String)
     {
         self.init(api: api, method: method, path: path, headers: headers, body: PinnedBytes(body), model: model,
                   requestID: requestID)
     }
 
-    init(api: String, method: String, path: String, headers: [(String, String)], body: PinnedBytes,
+    package init(api: String, method: String, path: String, headers: [(String, String)], body: PinnedBytes,
          model: String, requestID: String)
     {
         self.body = body

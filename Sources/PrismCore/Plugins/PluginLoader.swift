@@ -70,9 +70,9 @@ public final class PluginRegistry: @unchecked Sendable {
     private var loadedFiles: [String: FileSignature] = [:]
 
     /// Enough of a file's `stat` to tell that it was replaced or rewritten in place.
-    struct FileSignature: Equatable {
+    package struct FileSignature: Equatable {
         let device: UInt64, inode: UInt64, size: Int64, modifiedSeconds: Int, modifiedNanoseconds: Int
-        init(_ status: stat) {
+        package init(_ status: stat) {
             device = UInt64(status.st_dev)
             inode = UInt64(status.st_ino)
             size = Int64(status.st_size)
@@ -132,7 +132,7 @@ public final class PluginRegistry: @unchecked Sendable {
     /// The host table for one component instance: its log lines say `plugin-component/instance`,
     /// its key-value keys live in the plugin's namespace. `scope` (an organization) gives the
     /// instance a namespace of its own, so that two organizations' limits and caches never meet.
-    func hostTable(pluginID: String, component: String, instance: String, scope: String = "") -> UnsafePointer<prism_host_api> {
+    package func hostTable(pluginID: String, component: String, instance: String, scope: String = "") -> UnsafePointer<prism_host_api> {
         var label = component == instance ? component : "\(component)/\(instance)"
         if !scope.isEmpty { label += "@" + scope }
         let sharedState = self.sharedState

@@ -8,9 +8,9 @@ import Glibc
 /// its compiler's identity in the ELF `.comment` section (`clang version … (…/llvm-project.git
 /// <commit>)`, which `strip --strip-all` keeps), so the loader compares a plugin that needs
 /// `libswiftCore.so` with the host before mapping it.
-enum SwiftToolchainCheck {
+package enum SwiftToolchainCheck {
     /// The toolchain line of the running host, read once.
-    static let host: String? = {
+    package static let host: String? = {
         let descriptor = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
@@ -18,7 +18,7 @@ enum SwiftToolchainCheck {
     }()
 
     /// Nil when `descriptor` (a plugin file) may be loaded; otherwise why not.
-    static func refusal(forPlugin descriptor: Int32) -> String? {
+    package static func refusal(forPlugin descriptor: Int32) -> String? {
         guard let sections = ELFSections(descriptor: descriptor),
               sections.strings(".dynstr").contains(where: { $0.hasPrefix("libswiftCore.so") }),
               let host
@@ -30,18 +30,18 @@ enum SwiftToolchainCheck {
     }
 
     /// The Swift toolchain's compiler line: the one naming the swiftlang LLVM fork.
-    static func toolchain(in comments: [String]) -> String? {
+    package static func toolchain(in comments: [String]) -> String? {
         comments.first { $0.contains("swiftlang/llvm-project") || $0.contains("apple/llvm-project") }
     }
 }
 
 /// Just enough ELF64 (little-endian) to list a section's NUL-separated strings, read with pread
 /// from a descriptor. Anything malformed reads as "no such section".
-struct ELFSections {
+package struct ELFSections {
     private let descriptor: Int32
     private var sections: [(name: String, offset: Int, size: Int)] = []
 
-    init?(descriptor: Int32) {
+    package init?(descriptor: Int32) {
         self.descriptor = descriptor
         guard let header = ELFSections.read(descriptor, offset: 0, count: 64), header.count == 64,
               header[0] == 0x7F, header[1] == 0x45, header[2] == 0x4C, header[3] == 0x46,
@@ -72,7 +72,7 @@ struct ELFSections {
     }
 
     /// The NUL-separated strings of section `name` (at most 1 MiB of it).
-    func strings(_ name: String) -> [String] {
+    package func strings(_ name: String) -> [String] {
         guard let section = sections.first(where: { $0.name == name }), section.size > 0,
               let bytes = ELFSections.read(descriptor, offset: section.offset, count: min(section.size, 1 << 20))
         else { return [] }

@@ -5,14 +5,19 @@
 /// No I/O, no timers, no clock of its own: the caller (Server/ProxyRequest) passes the time and the
 /// jitter in, starts the attempts, and arms the timers this decides. Unit-tested in process
 /// (Tests/PrismCoreTests/AttemptSchedulerTests.swift).
-struct AttemptScheduler<Candidate, Provider: Hashable> {
-    struct Policy {
+package struct AttemptScheduler<Candidate, Provider: Hashable> {
+    package struct Policy {
         var failover: FailoverSettings
         var retry: RetrySettings
+
+        package init(failover: FailoverSettings, retry: RetrySettings) {
+            self.failover = failover
+            self.retry = retry
+        }
     }
 
     /// Why an attempt failed, as far as the decision needs it.
-    enum Failure: Equatable {
+    package enum Failure: Equatable {
         /// The provider answered this status (a 4xx/5xx, or a 2xx its plugin rejected); with the
         /// upstream's Retry-After, if any.
         case status(Int, retryAfter: String?)
@@ -30,21 +35,21 @@ struct AttemptScheduler<Candidate, Provider: Hashable> {
     private(set) var queue: [Candidate] = []
     /// Models to continue with when the current model's candidates are exhausted.
     private var fallbackModels: [String] = []
-    private(set) var attemptCount = 0
+    package private(set) var attemptCount = 0
     private var attemptsForModel = 0
     private var retriesByProvider: [Provider: Int] = [:]
     /// Every retry and failover share this deadline (the caller's clock, nanoseconds).
-    var deadline: UInt64 = .max
+    package var deadline: UInt64 = .max
     /// A fallback model was switched to.
-    private(set) var usedFallbackModel = false
+    package private(set) var usedFallbackModel = false
 
-    init(policy: Policy, providerOf: @escaping (Candidate) -> Provider) {
+    package init(policy: Policy, providerOf: @escaping (Candidate) -> Provider) {
         self.policy = policy
         self.providerOf = providerOf
     }
 
     /// A model's ranked candidates: tried from now on, in order.
-    mutating func begin(candidates: [Candidate], fallbacks: [String]? = nil) {
+    package mutating func begin(candidates: [Candidate], fallbacks: [String]? = nil) {
         queue = candidates
         attemptsForModel = 0
         if let fallbacks { fallbackModels = fallbacks }
@@ -53,7 +58,7 @@ struct AttemptScheduler<Candidate, Provider: Hashable> {
     /// The next candidate to start, or nil when nothing is left. `admit` is the circuit breaker
     /// (false: skip this candidate); `candidates(model)` ranks a fallback model's candidates (empty:
     /// it has none, and the next fallback is tried). The caller reports a start with `started()`.
-    mutating func next(admit: (Candidate) -> Bool, candidates: (String) -> [Candidate]) -> Candidate? {
+    package mutating func next(admit: (Candidate) -> Bool, candidates: (String) -> [Candidate]) -> Candidate? {
         while true {
             if queue.isEmpty || (attemptsForModel >= policy.failover.maxAttempts && attemptCount > 0) {
                 // This model is exhausted: continue with its fallback models, if failover allows.
@@ -78,13 +83,13 @@ struct AttemptScheduler<Candidate, Provider: Hashable> {
     }
 
     /// An attempt started (counts toward routing.failover.max_attempts of its model).
-    mutating func started() {
+    package mutating func started() {
         attemptCount += 1
         attemptsForModel += 1
     }
 
     /// What follows a failed attempt.
-    enum Decision: Equatable {
+    package enum Decision: Equatable {
         /// Try the same deployment again after this many milliseconds (then `retryNow`).
         case retry(afterMilliseconds: UInt64)
         /// Start the next candidate (`next`), once no other attempt of a race is still running.
@@ -94,7 +99,7 @@ struct AttemptScheduler<Candidate, Provider: Hashable> {
     }
 
     /// Retry, fail over or answer, after `failure` of `candidate`.
-    mutating func decide(after failure: Failure, of candidate: Candidate, now: UInt64, jitter: Double) -> Decision {
+    package mutating func decide(after failure: Failure, of candidate: Candidate, now: UInt64, jitter: Double) -> Decision {
         guard isWorthAnotherTry(failure) else { return .answer }
         if let delay = retryDelay(after: failure, of: candidate, now: now, jitter: jitter) {
             return .retry(afterMilliseconds: delay)
@@ -104,7 +109,7 @@ struct AttemptScheduler<Candidate, Provider: Hashable> {
 
     /// Whether a failure may be retried or failed over: the configured status codes, timeouts
     /// (when `on_timeout`), connection errors and oversized answers.
-    func isWorthAnotherTry(_ failure: Failure) -> Bool {
+    package func isWorthAnotherTry(_ failure: Failure) -> Bool {
         switch failure {
         case .timeout: return policy.failover.onTimeout
         case .connection, .tooLarge: return true
@@ -116,7 +121,7 @@ struct AttemptScheduler<Candidate, Provider: Hashable> {
     /// are off or spent for its provider, the same deployment would only answer too large again, or
     /// the retry could not start before the deadline. `jitter` in 0.5...1.0 spreads retries from
     /// many clients; a Retry-After replaces the backoff (both capped by routing.retry.max_delay).
-    mutating func retryDelay(after failure: Failure, of candidate: Candidate, now: UInt64, jitter: Double) -> UInt64? {
+    package mutating func retryDelay(after failure: Failure, of candidate: Candidate, now: UInt64, jitter: Double) -> UInt64? {
         let settings = policy.retry
         if failure == .tooLarge { return nil }
         let provider = providerOf(candidate)
@@ -136,7 +141,7 @@ struct AttemptScheduler<Candidate, Provider: Hashable> {
     }
 
     /// The retry's delay passed: `candidate` goes first again (a retry is not a failover attempt).
-    mutating func retryNow(_ candidate: Candidate) {
+    package mutating func retryNow(_ candidate: Candidate) {
         queue.insert(candidate, at: 0)
         attemptsForModel -= 1
     }

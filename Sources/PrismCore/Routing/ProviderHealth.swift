@@ -3,8 +3,8 @@ import Synchronization
 
 /// What the host knows about one provider: its circuit breaker, and the recent latency and error
 /// rate routing strategies read. Updated from any event loop; every operation is one short lock.
-final class ProviderHealth: Sendable {
-    enum CircuitState: String, Sendable {
+package final class ProviderHealth: Sendable {
+    package enum CircuitState: String, Sendable {
         case closed, open
         case halfOpen = "half_open"
 
@@ -18,8 +18,8 @@ final class ProviderHealth: Sendable {
         }
     }
 
-    struct State {
-        var circuit = CircuitState.closed
+    package struct State {
+        package var circuit = CircuitState.closed
         var consecutiveFailures = 0
         /// Successes in a row while half open.
         var probeSuccesses = 0
@@ -27,8 +27,8 @@ final class ProviderHealth: Sendable {
         /// A half-open circuit lets one probe through at a time.
         var probeInFlight = false
         /// Exponentially weighted averages (α = 0.2): recent behaviour dominates.
-        var latencyMilliseconds = 0.0
-        var errorRate = 0.0
+        package var latencyMilliseconds = 0.0
+        package var errorRate = 0.0
         var requests: UInt64 = 0
         var failures: UInt64 = 0
         /// The last active health probe: when (wall clock ms), whether it answered (nil: the
@@ -45,14 +45,14 @@ final class ProviderHealth: Sendable {
     private let state = Mutex(State())
     static let smoothing = 0.2
 
-    init(name: String, settings: CircuitBreakerSettings) {
+    package init(name: String, settings: CircuitBreakerSettings) {
         self.name = name
         self.settings = settings
     }
 
     /// Whether an attempt may go to this provider now. An open circuit past its cooldown turns
     /// half open and admits exactly one probe.
-    func admit(now: UInt64 = monotonicNanoseconds()) -> Bool {
+    package func admit(now: UInt64 = monotonicNanoseconds()) -> Bool {
         guard settings.enabled else { return true }
         return state.withLock { state in
             switch state.circuit {
@@ -88,7 +88,7 @@ final class ProviderHealth: Sendable {
 
     /// Records one attempt's outcome. `failed` means the provider misbehaved (5xx, 429, timeout,
     /// connection error), not that the client's request was bad.
-    func record(failed: Bool, latencyMilliseconds: Double, now: UInt64 = monotonicNanoseconds()) {
+    package func record(failed: Bool, latencyMilliseconds: Double, now: UInt64 = monotonicNanoseconds()) {
         state.withLock { state in
             state.requests += 1
             let alpha = ProviderHealth.smoothing
@@ -135,13 +135,13 @@ final class ProviderHealth: Sendable {
     }
 
     /// The attempt was abandoned (client gone, lost a race): frees a half-open probe slot.
-    func releaseProbe() {
+    package func releaseProbe() {
         state.withLock { state in
             if state.circuit == .halfOpen { state.probeInFlight = false }
         }
     }
 
-    var snapshot: State { state.withLock { $0 } }
+    package var snapshot: State { state.withLock { $0 } }
 }
 
 /// The health of every provider, and the `GET /-/health/providers` answer.

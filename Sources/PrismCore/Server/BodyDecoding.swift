@@ -4,8 +4,8 @@ import CZstd
 /// Request bodies a client compressed (`Content-Encoding: gzip`, `deflate`, `zstd`, or a list of
 /// them): decoded before anything reads them, never past `limit` bytes (server.max_request_body_size),
 /// so a small bomb cannot become a large allocation.
-enum BodyDecoding {
-    enum Failure: Error, Equatable {
+package enum BodyDecoding {
+    package enum Failure: Error, Equatable {
         /// An encoding the gateway does not decode (415).
         case unsupported(String)
         /// The decoded body would pass the limit (413).
@@ -15,7 +15,7 @@ enum BodyDecoding {
     }
 
     /// Decodes `body` as `header` says (codings in the order they were applied).
-    static func decode(_ body: [UInt8], contentEncoding header: String, limit: Int) throws(Failure) -> [UInt8] {
+    package static func decode(_ body: [UInt8], contentEncoding header: String, limit: Int) throws(Failure) -> [UInt8] {
         let codings = header.split(separator: ",").map { String($0).trimmingSpaces.lowercased() }.filter { !$0.isEmpty }
         var bytes = body
         for coding in codings.reversed() {

@@ -10,13 +10,13 @@ import NIOCore
 ///   long is closed (a request in progress has the handler's read, body and upstream timeouts).
 /// GatewayHTTPHandler tells it, as outbound user events, when a head arrived and when the answer
 /// ended. Times come from the event loop's clock (virtual on an EmbeddedEventLoop).
-final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = Any
-    typealias OutboundOut = Any
+package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
+    package typealias OutboundIn = Any
+    package typealias OutboundOut = Any
 
-    enum Event: Sendable {
+    package enum Event: Sendable {
         case headReceived
         case answered
     }
@@ -32,17 +32,17 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
     private var timerAt = NIODeadline.distantFuture
 
     /// `idleTimeout` zero or less: connections are never closed for being idle.
-    init(headerTimeout: @escaping @Sendable () -> TimeAmount, idleTimeout: TimeAmount) {
+    package init(headerTimeout: @escaping @Sendable () -> TimeAmount, idleTimeout: TimeAmount) {
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout.nanoseconds
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         lastActivity = context.eventLoop.now
         armIdle(context)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = context.eventLoop.now
         lastActivity = now
         if !inRequest && headerDeadline == nil { headerDeadline = now + headerTimeout() }
@@ -52,7 +52,7 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
         if !inRequest, let deadline = headerDeadline { arm(context, at: deadline) }
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+    package func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard let event = event as? Event else {
             return context.triggerUserOutboundEvent(event, promise: promise)
         }
@@ -68,7 +68,7 @@ final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHan
         promise?.succeed(())
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
         context.fireChannelInactive()
@@ -125,7 +125,7 @@ extension ChannelPipeline.SynchronousOperations {
     /// The gateway's HTTP/1.1 server pipeline, ending with `handler`: deadlines, NIO's codec with
     /// pipelining (its outbound header validation is the handler's own, in GatewayHTTPHandler.framing),
     /// then `inspector` if given (the fuzz target's), then the handler.
-    func addGatewayHandlers(_ handler: GatewayHTTPHandler, runtime: GatewayRuntime, idleTimeout: TimeAmount,
+    package func addGatewayHandlers(_ handler: GatewayHTTPHandler, runtime: GatewayRuntime, idleTimeout: TimeAmount,
                             inspector: (any ChannelHandler)? = nil) throws
     {
         try addHandler(ConnectionDeadlineHandler(headerTimeout: {

@@ -5,9 +5,9 @@ import PrismWire
 
 /// One client connection: reads a request (with size and time limits), routes it, and writes
 /// the answer. All state is confined to the connection's event loop.
-final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     let runtime: GatewayRuntime
     /// The current generation; a proxied request keeps the one it started with.
@@ -36,12 +36,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var version: HTTPVersion = .http1_1
     private var keepAlive = true
 
-    init(runtime: GatewayRuntime) { self.runtime = runtime }
+    package init(runtime: GatewayRuntime) { self.runtime = runtime }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    package func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
             context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.headReceived, promise: nil)
@@ -92,7 +92,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         if awaitingBody && bodyTimer == nil { armBodyTimer(context) }
         context.fireChannelReadComplete()
     }
@@ -251,7 +251,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if active === request { active = nil }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         stopBodyTimer()
         writeDeadline?.cancel()
         active?.clientDisconnected()
@@ -263,7 +263,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// the connection is closed (which also cancels the upstream transfer).
     private var writeDeadline: Scheduled<Void>?
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             writeDeadline?.cancel()
             writeDeadline = nil
@@ -278,7 +278,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ShutdownDeadline {
             active?.abortForShutdown()
             return
@@ -288,7 +288,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A request NIO could not parse: answered in the OpenAI error shape (431 for headers too
     /// large), then closed, since the byte stream cannot be trusted after it.
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: Error) {
         guard let parserError = error as? HTTPParserError, active == nil, !responding else {
             context.close(promise: nil)
             return
@@ -319,7 +319,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// NIO's outbound header validation is off (a pipeline stage on every write): here, every
     /// answer's head loses the headers whose name is not an HTTP token or whose value holds a
     /// control character (a plugin's or an upstream's), so that none can split the response.
-    static func dropInvalidHeaders(_ headers: inout HTTPHeaders) {
+    package static func dropInvalidHeaders(_ headers: inout HTTPHeaders) {
         func valid(_ name: String, _ value: String) -> Bool {
             var name = name, value = value // the same storage: withUTF8 reads it in place
             let nameIsToken = name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy { tokenBytes[Int($0)] } }

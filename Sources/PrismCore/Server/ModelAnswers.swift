@@ -9,7 +9,7 @@ extension ProxyRequest {
     /// Why a model name cannot be used, checked before any middleware or upstream sees it: control
     /// characters (CR, LF, NUL would reach headers, logs and URLs), or a part that changes an
     /// upstream URL's path or query when the provider puts the model there (`..`, `?`, `#`, `\`).
-    static func modelNameProblem(_ model: String) -> String? {
+    package static func modelNameProblem(_ model: String) -> String? {
         if model.utf8.count > 256 { return "The model name is longer than 256 bytes." }
         if model.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
             return "The model name contains a control character."

@@ -13,7 +13,7 @@ import Synchronization
 /// glue is in this folder: RequestIntake (the body), RequestPipeline (middleware), StreamedAnswer
 /// (the client's stream), ProxyResponses (buffered answers and the end), IngressFlow (client
 /// dialects), BudgetGate, StreamGuards (stalls, oversize, shutdown), ProxyTracing.
-final class ProxyRequest {
+package final class ProxyRequest {
     let gateway: Gateway
     weak var handler: GatewayHTTPHandler?
     let eventLoop: EventLoop

@@ -3,11 +3,11 @@ import PrismWire
 /// OTLP/HTTP JSON (`ExportTraceServiceRequest` in the protobuf JSON mapping, with OTLP's own
 /// rules: trace and span ids as hex strings, 64-bit integers and times as decimal strings, enums
 /// as numbers), written with the project's JSONWriter on the exporter's thread.
-enum OTLPEncoding {
+package enum OTLPEncoding {
     /// The most text one captured attribute keeps (`gen_ai.prompt`, `gen_ai.completion`).
-    static let contentLimit = 16_384
+    package static let contentLimit = 16_384
 
-    static func encode(_ traces: ArraySlice<FinishedTrace>, destination: TraceDestination) -> [UInt8] {
+    package static func encode(_ traces: ArraySlice<FinishedTrace>, destination: TraceDestination) -> [UInt8] {
         var writer = JSONWriter(capacity: 1024 * traces.count)
         writer.beginObject()
         writer.key("resourceSpans")
@@ -166,7 +166,7 @@ enum OTLPEncoding {
     /// The answer's text: the choices' message contents, or a stream's content deltas joined;
     /// nil for an answer with no text (embeddings). An answer cut before it could be read (a
     /// very large one) is kept as raw text.
-    static func completionText(_ content: CapturedContent) -> String? {
+    package static func completionText(_ content: CapturedContent) -> String? {
         guard !content.answer.isEmpty else { return nil }
         if content.answerIsStream {
             var text = ""
@@ -190,7 +190,7 @@ enum OTLPEncoding {
     }
 
     /// At most `contentLimit` bytes, on a character boundary, marked when cut.
-    static func cut(_ text: String) -> String {
+    package static func cut(_ text: String) -> String {
         guard text.utf8.count > contentLimit else { return text }
         var end = text.utf8.index(text.utf8.startIndex, offsetBy: contentLimit)
         while end > text.startIndex, end.samePosition(in: text.unicodeScalars) == nil { end = text.utf8.index(before: end) }

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// An attribute value (OTLP's AnyValue, the kinds Prism records).
-enum SpanValue: Sendable {
+package enum SpanValue: Sendable {
     case string(String)
     case integer(Int64)
     case double(Double)
@@ -14,24 +14,24 @@ enum SpanValue: Sendable {
     case strings([String])
 }
 
-struct SpanAttribute: Sendable {
+package struct SpanAttribute: Sendable {
     let key: String
     let value: SpanValue
-    init(_ key: String, _ value: SpanValue) {
+    package init(_ key: String, _ value: SpanValue) {
         self.key = key
         self.value = value
     }
 }
 
 /// OTLP's span kinds (the numbers are the protobuf enum's).
-enum SpanKind: Int, Sendable {
+package enum SpanKind: Int, Sendable {
     case `internal` = 1
     case server = 2
     case client = 3
 }
 
 /// One span, times on the monotonic clock (turned into wall-clock time at export).
-struct SpanRecord: Sendable {
+package struct SpanRecord: Sendable {
     var id: UInt64
     var parent: UInt64
     var name: String
@@ -41,19 +41,33 @@ struct SpanRecord: Sendable {
     var end: UInt64 = 0
     var attributes: [SpanAttribute]
     /// Status ERROR (with `statusMessage`); otherwise UNSET.
-    var failed = false
-    var statusMessage = ""
+    package var failed = false
+    package var statusMessage = ""
+
+    package init(id: UInt64, parent: UInt64, name: String, kind: SpanKind, start: UInt64, end: UInt64 = 0,
+                 attributes: [SpanAttribute])
+    {
+        self.id = id
+        self.parent = parent
+        self.name = name
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.attributes = attributes
+    }
 }
 
 /// The request and answer text of a traced request, when `capture_content` is on: raw bytes cut
 /// on the request path, turned into attributes (and redacted) on the exporter's thread.
-struct CapturedContent: Sendable {
+package struct CapturedContent: Sendable {
     /// The request's `messages` (chat) or `input` (embeddings) as JSON.
     var prompt: [UInt8] = []
     /// The answer body, or a stream's events as the client got them.
-    var answer: [UInt8] = []
-    var answerIsStream = false
+    package var answer: [UInt8] = []
+    package var answerIsStream = false
     static let rawLimit = 65_536
+
+    package init() {}
 }
 
 /// An upstream attempt as its span sees it (the server's `UpstreamAttempt`).
@@ -69,7 +83,7 @@ protocol TracedAttempt: AnyObject {
 }
 
 /// A finished request's spans (the root first), handed to the exporter.
-struct FinishedTrace: Sendable {
+package struct FinishedTrace: Sendable {
     let traceHigh: UInt64
     let traceLow: UInt64
     /// Wall-clock nanoseconds minus monotonic nanoseconds, sampled when the request started.
@@ -77,17 +91,28 @@ struct FinishedTrace: Sendable {
     var spans: [SpanRecord]
     let destination: TraceDestination
     var content: CapturedContent?
+
+    package init(traceHigh: UInt64, traceLow: UInt64, wallOffset: UInt64, spans: [SpanRecord], destination: TraceDestination,
+                 content: CapturedContent?)
+    {
+        self.traceHigh = traceHigh
+        self.traceLow = traceLow
+        self.wallOffset = wallOffset
+        self.spans = spans
+        self.destination = destination
+        self.content = content
+    }
 }
 
 /// The spans of one sampled request while it runs, on the request's event loop. Only a sampled
 /// request has one: with telemetry off, or a request not sampled, nothing here is allocated.
-final class RequestTrace {
+package final class RequestTrace {
     let tracer: Tracer
     let traceHigh: UInt64
-    let traceLow: UInt64
+    package let traceLow: UInt64
     let rootID = TraceIDs.next()
     /// The client's span (its `traceparent`), 0 for a trace that starts here.
-    let remoteParent: UInt64
+    package let remoteParent: UInt64
     let startedAt: UInt64
     private let wallOffset: UInt64
     /// The children: middleware, routing decisions, upstream attempts.
@@ -294,7 +319,7 @@ final class RequestTrace {
     /// spaces), found from the colons (memchr) without parsing the JSON; `null` values are skipped.
     /// A quote inside a string value is escaped, so text that merely mentions a member name never
     /// matches.
-    static func stringValue(after pattern: StaticString, in raw: UnsafeRawBufferPointer, first: Bool = false) -> [String] {
+    package static func stringValue(after pattern: StaticString, in raw: UnsafeRawBufferPointer, first: Bool = false) -> [String] {
         let keyLength = pattern.utf8CodeUnitCount - 1 // `"name"`, without the colon
         guard let base = raw.baseAddress, raw.count > keyLength + 1 else { return [] }
         var found: [String] = []

@@ -3,17 +3,24 @@ import Synchronization
 
 /// A W3C Trace Context `traceparent` (https://www.w3.org/TR/trace-context/#traceparent-header):
 /// `00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>`, lower-case hex only.
-struct TraceParent: Equatable, Sendable {
-    var traceHigh: UInt64
-    var traceLow: UInt64
+package struct TraceParent: Equatable, Sendable {
+    package var traceHigh: UInt64
+    package var traceLow: UInt64
     /// The sender's span (our parent).
-    var spanID: UInt64
-    var sampled: Bool
+    package var spanID: UInt64
+    package var sampled: Bool
+
+    package init(traceHigh: UInt64, traceLow: UInt64, spanID: UInt64, sampled: Bool) {
+        self.traceHigh = traceHigh
+        self.traceLow = traceLow
+        self.spanID = spanID
+        self.sampled = sampled
+    }
 
     /// Parses a header value; nil for anything the specification says to ignore (a bad length or
     /// separator, upper-case or non-hex digits, an all-zero trace or span id, version `ff`).
     /// Versions after 00 are read by their first four fields, as the specification asks.
-    static func parse(_ value: String) -> TraceParent? {
+    package static func parse(_ value: String) -> TraceParent? {
         var value = value
         return value.withUTF8 { raw -> TraceParent? in
             var bytes = raw[...]
@@ -46,7 +53,7 @@ struct TraceParent: Equatable, Sendable {
     }
 
     /// The header value for a span of this trace (version 00).
-    static func format(traceHigh: UInt64, traceLow: UInt64, spanID: UInt64, sampled: Bool) -> String {
+    package static func format(traceHigh: UInt64, traceLow: UInt64, spanID: UInt64, sampled: Bool) -> String {
         String(unsafeUninitializedCapacity: 55) { buffer in
             buffer[0] = UInt8(ascii: "0")
             buffer[1] = UInt8(ascii: "0")
@@ -66,7 +73,7 @@ struct TraceParent: Equatable, Sendable {
 /// Trace and span ids: SplitMix64 over a per-process random seed and an atomic counter. One atomic
 /// add per id (no system call); ids never repeat within a process (the mix is a bijection of the
 /// counter) and differ between processes by the seed. They identify, they do not authenticate.
-enum TraceIDs {
+package enum TraceIDs {
     private static let seed: UInt64 = {
         var generator = SystemRandomNumberGenerator()
         return generator.next()
@@ -75,7 +82,7 @@ enum TraceIDs {
     private static let counter = Atomic<UInt64>(0)
 
     /// A non-zero 64-bit id.
-    static func next() -> UInt64 {
+    package static func next() -> UInt64 {
         var z = seed &+ counter.add(1, ordering: .relaxed).newValue &* 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -95,7 +102,7 @@ enum TraceIDs {
     }
 
     /// `value` as 16 lower-case hex digits (a span id in OTLP JSON).
-    static func hex(_ value: UInt64) -> String {
+    package static func hex(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buffer in
             writeHex(value, into: buffer, at: 0)
             return 16

@@ -16,7 +16,7 @@ import Synchronization
 ///
 /// One per process (in GatewayServices), shared by every configuration generation; nothing runs
 /// until the first traced request.
-final class TraceExporter: Sendable {
+package final class TraceExporter: Sendable {
     static let maximumQueuedSpans = 2048
     static let batchSpans = 512
     static let timeoutMilliseconds = 2000
@@ -46,7 +46,7 @@ final class TraceExporter: Sendable {
         init(_ timer: DispatchSourceTimer) { self.timer = timer }
     }
 
-    init() {}
+    package init() {}
 
     /// The request path: queues a finished request's spans, or drops them when the queue is full.
     func submit(_ trace: FinishedTrace) {

@@ -3,14 +3,14 @@ import NIOHTTP1
 /// Where a generation's spans go: the OTLP/HTTP traces URL, its headers and the resource (the
 /// service) they describe. Spans carry it to the exporter, so a reload that changes it never
 /// sends an older request's spans to the new place or with the new credentials.
-final class TraceDestination: Sendable {
+package final class TraceDestination: Sendable {
     let url: String
     let headers: [(String, String)]
     let resource: [SpanAttribute]
     /// The URL without a user and password, for log lines (headers are never logged).
     let displayURL: String
 
-    init(settings: TelemetrySettings) {
+    package init(settings: TelemetrySettings) {
         url = settings.endpoint
         headers = settings.headers
         var resource = [SpanAttribute("service.name", .string(settings.serviceName)),
@@ -30,7 +30,7 @@ final class TraceDestination: Sendable {
 
 /// One configuration generation's tracing: the sampling decision for each request and the
 /// destination of its spans. nil on the gateway while telemetry is off.
-final class Tracer: Sendable {
+package final class Tracer: Sendable {
     let settings: TelemetrySettings
     let destination: TraceDestination
     let exporter: TraceExporter
@@ -38,7 +38,7 @@ final class Tracer: Sendable {
     /// this (sample_rate × 2^53): all of them at 1, none at 0.
     private let threshold: UInt64
 
-    init(settings: TelemetrySettings, exporter: TraceExporter) {
+    package init(settings: TelemetrySettings, exporter: TraceExporter) {
         self.settings = settings
         self.exporter = exporter
         destination = TraceDestination(settings: settings)
@@ -49,7 +49,7 @@ final class Tracer: Sendable {
     /// The trace of a request that is sampled, else nil. A valid `traceparent` from the client
     /// decides by its sampled flag (the trace and the client's span are kept); otherwise
     /// `sample_rate` does.
-    func begin(headers: HTTPHeaders, startedAt: UInt64) -> RequestTrace? {
+    package func begin(headers: HTTPHeaders, startedAt: UInt64) -> RequestTrace? {
         if let incoming = headers.first(name: "traceparent"), let parent = TraceParent.parse(incoming) {
             guard parent.sampled else { return nil }
             return RequestTrace(tracer: self, traceHigh: parent.traceHigh, traceLow: parent.traceLow,

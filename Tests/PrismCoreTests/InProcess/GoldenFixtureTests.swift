@@ -2,7 +2,7 @@ import Foundation
 import PrismWire
 import XCTest
 
-@testable import PrismCore
+import PrismCore
 
 /// Every golden fixture (Tests/golden/<provider>/*.json, format in Tests/golden/README.md) through
 /// the gateway's request path in process: the fixture's provider configured as config.yaml would,

@@ -6,7 +6,7 @@ import NIOEmbedded
 import NIOHTTP1
 import XCTest
 
-@testable import PrismCore
+import PrismCore
 
 /// The gateway's whole request path in this process: the real configuration loader, plugins
 /// loaded with dlopen (the debug build's `.so` files, beside this test binary), the channel

@@ -3,7 +3,7 @@ import NIOCore
 import PrismWire
 import XCTest
 
-@testable import PrismCore
+import PrismCore
 
 /// The request's path in process: GatewayHTTPHandler on the server's pipeline, the middleware
 /// chain, routing and the attempt scheduler, the OpenAI provider plugin (dlopen), the stream
