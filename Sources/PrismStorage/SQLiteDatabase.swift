@@ -90,8 +90,30 @@ package final class SQLiteDatabase {
     /// A statement parsed once and run many times (a row insert in a loop): no SQL parsing per run.
     package final class Statement {
         fileprivate let pointer: OpaquePointer
+        /// The bound text and blobs of the current run (reused run after run).
+        fileprivate let values = BoundBytes()
         fileprivate init(_ pointer: OpaquePointer) { self.pointer = pointer }
         deinit { sqlite3_finalize(pointer) }
+    }
+
+    /// The bytes of a statement's text and blob parameters, bound without SQLite's copy
+    /// (SQLITE_STATIC): SQLITE_TRANSIENT cost a malloc per value per run, five a spend-ledger row.
+    /// They must stay put until the statement has stepped: one buffer, grown before any is bound.
+    fileprivate final class BoundBytes {
+        private var base = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 1)
+        private var capacity = 256
+
+        /// Room for `count` bytes (its previous contents are not kept).
+        func reserve(_ count: Int) -> UnsafeMutableRawPointer {
+            if count > capacity {
+                base.deallocate()
+                capacity = max(count, capacity * 2)
+                base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 1)
+            }
+            return base
+        }
+
+        deinit { base.deallocate() }
     }
 
     package func prepare(_ sql: String) throws -> Statement {
@@ -107,7 +129,7 @@ package final class SQLiteDatabase {
             sqlite3_reset(statement.pointer)
             sqlite3_clear_bindings(statement.pointer)
         }
-        try bind(values, to: statement.pointer)
+        try bind(values, to: statement.pointer, bytes: statement.values)
         let status = sqlite3_step(statement.pointer)
         guard status == SQLITE_DONE || status == SQLITE_ROW else { throw failure(status) }
     }
@@ -119,20 +141,43 @@ package final class SQLiteDatabase {
         let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK, let statement else { throw failure(prepared) }
         defer { sqlite3_finalize(statement) }
-        try bind(values, to: statement)
-        return try body(statement)
+        let bytes = BoundBytes()
+        return try withExtendedLifetime(bytes) {
+            try bind(values, to: statement, bytes: bytes)
+            return try body(statement)
+        }
     }
 
-    private func bind(_ values: [Value], to statement: OpaquePointer) throws {
+    private func bind(_ values: [Value], to statement: OpaquePointer, bytes: BoundBytes) throws {
+        var total = 0
+        for value in values {
+            switch value {
+            case let .text(text): total += text.utf8.count
+            case let .blob(blob): total += blob.count
+            default: break
+            }
+        }
+        let base = bytes.reserve(total)
+        var used = 0
+        /// Copies one value's bytes into the buffer; where they start (never null: an empty text
+        /// binds as '', not NULL).
+        func place(_ source: UnsafeRawBufferPointer) -> UnsafeMutableRawPointer {
+            let start = base + used
+            if let from = source.baseAddress, source.count > 0 { start.copyMemory(from: from, byteCount: source.count) }
+            used += source.count
+            return start
+        }
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
             let status: Int32
             switch value {
             case var .text(text):
-                status = text.withUTF8 { utf8 in
-                    utf8.withMemoryRebound(to: CChar.self) { prism_sqlite_bind_text(statement, index, $0.baseAddress, Int32($0.count)) }
-                }
-            case let .blob(bytes): status = bytes.withUnsafeBytes { prism_sqlite_bind_blob(statement, index, $0.baseAddress, Int32($0.count)) }
+                let count = text.utf8.count
+                let start = text.withUTF8 { place(UnsafeRawBufferPointer($0)) }
+                status = sqlite3_bind_text(statement, index, start.assumingMemoryBound(to: CChar.self), Int32(count), nil)
+            case let .blob(blob):
+                let start = blob.withUnsafeBytes { place($0) }
+                status = sqlite3_bind_blob(statement, index, start, Int32(blob.count), nil)
             case let .integer(number): status = sqlite3_bind_int64(statement, index, number)
             case .null: status = sqlite3_bind_null(statement, index)
             }
