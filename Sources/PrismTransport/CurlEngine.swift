@@ -159,7 +159,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     }
 
     private func begin(_ transfer: Transfer) {
-        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
+        guard let easy = idleHandles.popLast() ?? CurlEngine.newHandle() else {
             release(transfer)
             transfer.finished = true
             // Not from inside the `start` that got here: the delegate hears it from the loop.
@@ -167,28 +167,33 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             return
         }
         transfer.easy = easy
+        // A kept handle still holds the last transfer's options (curl_easy_reset would cost four
+        // mallocs and a dozen setopt calls a request): every option that varies is set here on
+        // every transfer, including back to its default when this one does not use it.
         _ = prism_curl_set_string(easy, CURLOPT_URL, transfer.url)
-        _ = prism_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)
-        _ = prism_curl_set_long(easy, CURLOPT_TCP_NODELAY, 1)
-        _ = prism_curl_set_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
-        _ = prism_curl_set_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         let timeout = max(transfer.timeoutMilliseconds, 1)
         _ = prism_curl_set_long(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout)
         if transfer.streaming {
             // A stream may run long; it fails when it stalls (under 1 byte/s) for the timeout.
             _ = prism_curl_set_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
             _ = prism_curl_set_long(easy, CURLOPT_LOW_SPEED_TIME, max(timeout / 1000, 1))
+            _ = prism_curl_set_long(easy, CURLOPT_TIMEOUT_MS, 0)
         } else {
             _ = prism_curl_set_long(easy, CURLOPT_TIMEOUT_MS, timeout)
+            _ = prism_curl_set_long(easy, CURLOPT_LOW_SPEED_LIMIT, 0)
+            _ = prism_curl_set_long(easy, CURLOPT_LOW_SPEED_TIME, 0)
         }
-        switch transfer.method {
-        case "GET": _ = prism_curl_set_long(easy, CURLOPT_HTTPGET, 1)
-        case "POST":
-            _ = prism_curl_set_long(easy, CURLOPT_POST, 1)
-        default:
-            _ = prism_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, transfer.method)
-        }
-        if transfer.method != "GET" {
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        _ = prism_curl_set_pointer(easy, CURLOPT_PRIVATE, context)
+        _ = prism_curl_set_pointer(easy, CURLOPT_HEADERDATA, context)
+        _ = prism_curl_set_pointer(easy, CURLOPT_WRITEDATA, context)
+        _ = prism_curl_set_pointer(easy, CURLOPT_READDATA, context)
+        _ = prism_curl_set_pointer(easy, CURLOPT_SEEKDATA, context)
+        // The body first: setting CURLOPT_POSTFIELDS (even to nil) makes the request a POST,
+        // which the method below then names.
+        if transfer.method == "GET" {
+            _ = prism_curl_set_pointer(easy, CURLOPT_POSTFIELDS, nil) // the last body's copy is freed
+        } else {
             _ = prism_curl_set_offset(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(transfer.body.count))
             if transfer.body.count <= CurlEngine.inlineBodyLimit {
                 // libcurl sends a body this small with the head, from this pointer: a stable copy.
@@ -198,41 +203,40 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
                 _ = prism_curl_set_pointer(easy, CURLOPT_POSTFIELDS, copy)
             } else {
                 // A larger one libcurl copies into its upload buffer a piece at a time anyway: it
-                // reads the pieces from the transfer's own array instead of from a whole copy.
-                // CURLOPT_POST makes libcurl send a body at all (POSTFIELDS implied it); a custom
-                // method set above still names the request.
+                // reads the pieces from the transfer's own array (the read callback) instead of
+                // from a whole copy. CURLOPT_POST makes libcurl send a body at all.
+                _ = prism_curl_set_pointer(easy, CURLOPT_POSTFIELDS, nil)
                 _ = prism_curl_set_long(easy, CURLOPT_POST, 1)
                 transfer.bodyOffset = 0
-                let context = Unmanaged.passUnretained(transfer).toOpaque()
-                _ = prism_curl_set_pointer(easy, CURLOPT_READDATA, context)
-                _ = prism_curl_set_pointer(easy, CURLOPT_SEEKDATA, context)
-                _ = prism_curl_set_read_function(easy) { buffer, size, count, context in
-                    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
-                    let length = min(size * count, transfer.body.count - transfer.bodyOffset)
-                    guard length > 0, let buffer else { return 0 }
-                    transfer.body.withUnsafeBytes { body in
-                        UnsafeMutableRawPointer(buffer).copyMemory(from: body.baseAddress! + transfer.bodyOffset,
-                                                                   byteCount: length)
-                    }
-                    transfer.bodyOffset += length
-                    return length
-                }
-                // A request resent on a fresh connection (a kept-alive one had closed) starts over.
-                _ = prism_curl_set_seek_function(easy) { context, offset, origin in
-                    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
-                    guard origin == SEEK_SET, offset >= 0, offset <= transfer.body.count else { return 2 } // CURL_SEEKFUNC_CANTSEEK
-                    transfer.bodyOffset = Int(offset)
-                    return 0 // CURL_SEEKFUNC_OK
-                }
             }
+        }
+        switch transfer.method {
+        case "GET":
+            _ = prism_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, nil)
+            _ = prism_curl_set_long(easy, CURLOPT_HTTPGET, 1)
+        case "POST":
+            _ = prism_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, nil)
+            _ = prism_curl_set_long(easy, CURLOPT_POST, 1)
+        default:
+            _ = prism_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, transfer.method)
         }
         let list = curlHeaderList(transfer.headers)
         transfer.headerList = list
         _ = prism_curl_set_slist(easy, CURLOPT_HTTPHEADER, list)
-        let context = Unmanaged.passUnretained(transfer).toOpaque()
-        _ = prism_curl_set_pointer(easy, CURLOPT_PRIVATE, context)
-        _ = prism_curl_set_pointer(easy, CURLOPT_HEADERDATA, context)
-        _ = prism_curl_set_pointer(easy, CURLOPT_WRITEDATA, context)
+        running[ObjectIdentifier(transfer)] = transfer
+        driving = true
+        curl_multi_add_handle(multi, easy)
+        driving = false
+    }
+
+    /// A new easy handle with the options every transfer shares; the callbacks find their
+    /// transfer through the data pointers `begin` sets.
+    private static func newHandle() -> UnsafeMutableRawPointer? {
+        guard let easy = curl_easy_init() else { return nil }
+        _ = prism_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = prism_curl_set_long(easy, CURLOPT_TCP_NODELAY, 1)
+        _ = prism_curl_set_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
+        _ = prism_curl_set_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         _ = prism_curl_set_header_function(easy) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
@@ -245,12 +249,29 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             if transfer.finished { return 0 } // cancelled: abort the transfer
             CurlEngine.deliverHead(transfer)
             let keepGoing = transfer.delegate.transferReceived(UnsafeRawBufferPointer(start: data, count: length))
-            return keepGoing ? length : prism_curl_write_pause()
+            if keepGoing { return length }
+            transfer.wasPaused = true
+            return prism_curl_write_pause()
         }
-        running[ObjectIdentifier(transfer)] = transfer
-        driving = true
-        curl_multi_add_handle(multi, easy)
-        driving = false
+        // A body past inlineBodyLimit, read from the transfer's array.
+        _ = prism_curl_set_read_function(easy) { buffer, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let length = min(size * count, transfer.body.count - transfer.bodyOffset)
+            guard length > 0, let buffer else { return 0 }
+            transfer.body.withUnsafeBytes { body in
+                UnsafeMutableRawPointer(buffer).copyMemory(from: body.baseAddress! + transfer.bodyOffset, byteCount: length)
+            }
+            transfer.bodyOffset += length
+            return length
+        }
+        // A request resent on a fresh connection (a kept-alive one had closed) starts over.
+        _ = prism_curl_set_seek_function(easy) { context, offset, origin in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            guard origin == SEEK_SET, offset >= 0, offset <= transfer.body.count else { return 2 } // CURL_SEEKFUNC_CANTSEEK
+            transfer.bodyOffset = Int(offset)
+            return 0 // CURL_SEEKFUNC_OK
+        }
+        return easy
     }
 
     private static func parseHeaderLine(_ transfer: Transfer, _ line: UnsafeRawBufferPointer) {
@@ -331,9 +352,8 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
             driving = true
             curl_multi_remove_handle(multi, easy)
             driving = false
-            // Reuse the handle: reset clears its options, not the multi handle's connection cache.
-            if idleHandles.count < CurlEngine.maximumIdleHandles {
-                curl_easy_reset(easy)
+            // Reuse the handle with its options (`begin` sets every one that varies).
+            if idleHandles.count < CurlEngine.maximumIdleHandles && !transfer.wasPaused {
                 idleHandles.append(easy)
             } else {
                 curl_easy_cleanup(easy)

@@ -130,6 +130,8 @@ package final class Transfer: @unchecked Sendable {
     var status = 0
     var headDelivered = false
     var finished = false
+    /// Its delegate paused it at least once (its handle is not reused: libcurl keeps pause state).
+    var wasPaused = false
     var queuedAt: UInt64 = 0
 
     package init(method: String, url: String, headers: [(String, String)], body: [UInt8], timeoutMilliseconds: Int,

@@ -22,17 +22,22 @@ final class CurlTransportTests: XCTestCase {
         let large = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         let small = Array("{\"small\":true}".utf8)
         let cases: [(String, [UInt8])] = [("PUT", large), ("PATCH", large), ("DELETE", large), ("POST", large),
-                                          ("PUT", small), ("PATCH", small), ("POST", small), ("DELETE", [])]
-        for (method, body) in cases {
+                                          ("PUT", small), ("GET", []), ("PATCH", small), ("POST", small), ("DELETE", []),
+                                          ("GET", [])]
+        // Twice over, forwards then backwards: each loop's easy handles are reused with their
+        // options, so every method and body path follows every other on some handle.
+        let sequence = cases + cases.reversed() + cases
+        for (method, body) in sequence {
             let answer = try send(method: method, body: body, to: upstream)
             XCTAssertEqual(answer.status, 200, "\(method) \(body.count) bytes")
             XCTAssertEqual(String(decoding: answer.body, as: UTF8.self), "ok")
             let seen = try XCTUnwrap(upstream.requests.withLock { $0.last })
             XCTAssertEqual(seen.method, method)
+            if method == "GET" { XCTAssertNil(seen.contentLength, "a GET after a body sent one") }
             XCTAssertEqual(seen.body.count, body.count, "\(method): the upstream got a different length")
             XCTAssertTrue(seen.body == body, "\(method) \(body.count) bytes: the upstream got different bytes")
         }
-        XCTAssertEqual(upstream.requests.withLock { $0.count }, cases.count)
+        XCTAssertEqual(upstream.requests.withLock { $0.count }, sequence.count)
     }
 
     func testAGETSendsNoBody() throws {
