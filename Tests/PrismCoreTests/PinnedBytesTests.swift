@@ -1,4 +1,5 @@
 import PrismCore
+import PrismPluginABI
 import PrismSupport
 import XCTest
 
@@ -46,5 +47,26 @@ final class PinnedBytesTests: XCTestCase {
                                 model: "", requestID: "r")
         XCTAssertNotNil(empty.pointer.pointee.body.data)
         XCTAssertEqual(empty.pointer.pointee.body.length, 0)
+    }
+
+    /// The model lives in the view's block while it fits there; a longer one moves out, and every
+    /// change leaves the other fields where they were.
+    func testTheModelCanBeSetAgainLongerOrShorter() {
+        let view = RequestView(api: "chat.completions", method: "POST", path: "/v1/chat/completions",
+                               headers: [("X-A", "1"), ("X-B", "two")], body: [], model: "fast", requestID: "req-1")
+        func text(_ string: prism_string) -> String {
+            String(decoding: UnsafeRawBufferPointer(start: string.data, count: string.length), as: UTF8.self)
+        }
+        let models = ["fast", "gpt-4o-mini-2024-07-18", String(repeating: "m", count: 300), "", "claude-3-5-haiku",
+                      String(repeating: "n", count: 500), "x"]
+        for model in models {
+            view.setModel(model)
+            XCTAssertEqual(text(view.pointer.pointee.model), model)
+            XCTAssertNotNil(view.pointer.pointee.model.data)
+            XCTAssertEqual(text(view.pointer.pointee.request_id), "req-1")
+            XCTAssertEqual(text(view.pointer.pointee.api), "chat.completions")
+            XCTAssertEqual(text(view.pointer.pointee.headers[1].name), "x-b")
+            XCTAssertEqual(text(view.pointer.pointee.headers[1].value), "two")
+        }
     }
 }

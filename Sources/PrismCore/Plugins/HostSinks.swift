@@ -231,15 +231,21 @@ func validatedHeaderName(_ name: prism_string, value: prism_string) -> String? {
     return isValidHeader(lowered, value) ? lowered : nil
 }
 
-/// A `prism_request` and everything it points at, in memory that stays put while plugins read it.
+/// A `prism_request` and everything it points at, in memory that stays put while plugins read it:
+/// one block holds the struct, the header array, every string and room for the model (a request
+/// sets its model up to three times: the client's, then each attempt's upstream model).
 package final class RequestView {
-    private let arena: UnsafeMutableRawPointer
-    private let headerArray: UnsafeMutablePointer<prism_header>
-    private let headerCount: Int
-    private var modelStorage: UnsafeMutableRawPointer?
+    private let block: UnsafeMutableRawPointer
+    /// The model's bytes: the block's slot while it fits there, else a larger allocation.
+    private var modelSlot: UnsafeMutableRawPointer
+    private var modelCapacity: Int
+    private var modelAllocated = false
     /// The body plugins read: the request's own bytes, not a copy.
     private let body: PinnedBytes
     package let pointer: UnsafeMutablePointer<prism_request>
+
+    /// Room past the first model, so that a longer upstream model name usually fits too.
+    private static let modelSlack = 48
 
     package convenience init(api: String, method: String, path: String, headers: [(String, String)], body: [UInt8],
                      model: String, requestID: String)
@@ -252,16 +258,22 @@ package final class RequestView {
          model: String, requestID: String)
     {
         self.body = body
-        // Every string in one arena, header names lower-cased as they are copied (no temporary
-        // strings: this runs for every request).
-        let total = headers.reduce(api.utf8.count + method.utf8.count + path.utf8.count + requestID.utf8.count) {
+        let texts = headers.reduce(api.utf8.count + method.utf8.count + path.utf8.count + requestID.utf8.count) {
             $0 + $1.0.utf8.count + $1.1.utf8.count
         }
-        let arena = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
-        self.arena = arena
-        var offset = 0
+        let headersOffset = MemoryLayout<prism_request>.stride
+        let textOffset = headersOffset + MemoryLayout<prism_header>.stride * headers.count
+        modelCapacity = model.utf8.count + RequestView.modelSlack
+        let block = UnsafeMutableRawPointer.allocate(byteCount: textOffset + texts + modelCapacity,
+                                                     alignment: max(MemoryLayout<prism_request>.alignment,
+                                                                    MemoryLayout<prism_header>.alignment))
+        self.block = block
+        modelSlot = block + textOffset + texts
+        // Every string copied in, header names lower-cased as they are (no temporary strings:
+        // this runs for every request).
+        var cursor = block + textOffset
         func place(_ text: String, lowercased: Bool = false) -> prism_string {
-            let start = arena + offset
+            let start = cursor
             var text = text
             let count = text.withUTF8 { utf8 in
                 guard let base = utf8.baseAddress else { return 0 }
@@ -272,50 +284,48 @@ package final class RequestView {
                 }
                 return utf8.count
             }
-            offset += count
+            cursor += count
             return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: count)
         }
         let apiView = place(api), methodView = place(method), pathView = place(path), idView = place(requestID)
-        headerCount = headers.count
-        let headerArray = UnsafeMutablePointer<prism_header>.allocate(capacity: max(headers.count, 1))
-        self.headerArray = headerArray
+        let headerArray = (block + headersOffset).bindMemory(to: prism_header.self, capacity: headers.count)
         for (index, header) in headers.enumerated() {
             let name = place(header.0, lowercased: true)
             let value = place(header.1)
             (headerArray + index).initialize(to: prism_header(name: name, value: value))
         }
-        let pointer = UnsafeMutablePointer<prism_request>.allocate(capacity: 1)
+        let pointer = block.bindMemory(to: prism_request.self, capacity: 1)
         self.pointer = pointer
         pointer.initialize(to: prism_request(
             struct_size: UInt32(MemoryLayout<prism_request>.size), flags: 0, attempt: 0, reserved: 0,
             api: apiView, method: methodView, path: pathView, headers: UnsafePointer(headerArray),
             header_count: headers.count,
-            body: prism_bytes(data: (body.bytes.baseAddress ?? UnsafeRawPointer(arena)).assumingMemoryBound(to: UInt8.self),
+            body: prism_bytes(data: (body.bytes.baseAddress ?? UnsafeRawPointer(block)).assumingMemoryBound(to: UInt8.self),
                               length: body.count),
             model: prism_string(data: nil, length: 0), request_id: idView))
         setModel(model)
     }
 
     /// The model plugins see: the client's for middleware and routers, the upstream's for providers.
-    func setModel(_ model: String) {
-        modelStorage?.deallocate()
+    package func setModel(_ model: String) {
         let count = model.utf8.count
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 1)
+        if count > modelCapacity {
+            if modelAllocated { modelSlot.deallocate() }
+            modelSlot = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 1)
+            modelCapacity = count
+            modelAllocated = true
+        }
+        let slot = modelSlot
         var model = model
         model.withUTF8 { utf8 in
-            if let base = utf8.baseAddress { storage.copyMemory(from: base, byteCount: count) }
+            if let base = utf8.baseAddress { slot.copyMemory(from: base, byteCount: count) }
         }
-        modelStorage = storage
-        pointer.pointee.model = prism_string(data: storage.assumingMemoryBound(to: CChar.self), length: count)
+        pointer.pointee.model = prism_string(data: slot.assumingMemoryBound(to: CChar.self), length: count)
     }
 
-    deinit {
-        modelStorage?.deallocate()
-        headerArray.deinitialize(count: headerCount)
-        headerArray.deallocate()
-        pointer.deinitialize(count: 1)
-        pointer.deallocate()
-        arena.deallocate()
+    deinit { // prism_request and prism_header are plain C structs: nothing to deinitialize
+        if modelAllocated { modelSlot.deallocate() }
+        block.deallocate()
     }
 }
 
