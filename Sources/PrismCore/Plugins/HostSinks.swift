@@ -68,6 +68,12 @@ final class MessageBuilder {
 
     func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
 
+    /// Room for a request's or an answer's usual headers at the first one, not grown 1, 2, 4, 8.
+    private func append(header name: String, _ value: String) {
+        if headers.capacity == 0 { headers.reserveCapacity(8) }
+        headers.append((name, value))
+    }
+
     /// A builder table that stays valid for this object's lifetime (for a paused middleware).
     private(set) lazy var persistentBuilder: UnsafePointer<prism_http_builder> = {
         let table = UnsafeMutablePointer<prism_http_builder>.allocate(capacity: 1)
@@ -106,13 +112,13 @@ final class MessageBuilder {
                 let lowered = asciiLowercased(name.hostBuffer)
                 guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
                 message.headers.removeAll { $0.name == lowered }
-                message.headers.append((lowered, value.hostString))
+                message.append(header: lowered, value.hostString)
                 return PRISM_OK
             },
             add_header: { context, name, value in
                 let lowered = asciiLowercased(name.hostBuffer)
                 guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
-                MessageBuilder.from(context).headers.append((lowered, value.hostString))
+                MessageBuilder.from(context).append(header: lowered, value.hostString)
                 return PRISM_OK
             },
             write_body: { context, data in

@@ -142,7 +142,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     // MARK: Routing
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: PinnedBytes?) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let path = head.uri.firstIndex(of: "?").map { String(head.uri[..<$0]) } ?? head.uri
         switch (head.method, path) {
         case (.GET, "/healthz"), (.GET, "/livez"), (.HEAD, "/healthz"):
             writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))

@@ -71,7 +71,14 @@ package final class ProxyRequest {
     // Streaming state (the winner's).
     /// Translates the winner's stream (Relay/StreamRelay.swift); nil until a stream starts.
     var relay: StreamRelay?
-    let collector = StreamCollector()
+    /// What a stream's chunks go into; made when first needed (a buffered answer never does).
+    var collector: StreamCollector {
+        if let made = collectorStorage { return made }
+        let made = StreamCollector()
+        collectorStorage = made
+        return made
+    }
+    private(set) var collectorStorage: StreamCollector?
     var usage = prism_usage()
     /// USD: usage × the answering model's price (nil: no price, or cost tracking off); 0 for an
     /// answer a middleware gave (a cache hit).
@@ -87,6 +94,7 @@ package final class ProxyRequest {
     var countedInFlight = false
     /// The budgets this request counts against, once checked (Server/BudgetGate.swift).
     var budgetClaims: [BudgetClaim]?
+    var budgetSpendRecorded = false
     /// The error code the client got (a gateway error, or a stream's final error event).
     var errorCode: String?
     /// The client's dialect when an ingress plugin serves the route (Server/IngressFlow.swift).

@@ -48,6 +48,7 @@ extension ProxyRequest {
         }
         usage = translatedUsage
         cost = priceOfAnswer()?.cost(of: usage)
+        recordBudgetSpend()
         // The client's dialect, when an ingress serves the route (the middleware still see the canonical answer).
         var answer = client
         if let ingress {
@@ -56,7 +57,11 @@ extension ProxyRequest {
             else { return }
             answer = encoded
         }
-        var responseHeaders = HTTPHeaders(answer.headers.map { ($0.name, $0.value) })
+        // Built in place with room for the gateway's own headers (a map, then a copy, then growth
+        // were three mallocs).
+        var responseHeaders = HTTPHeaders()
+        responseHeaders.reserveCapacity(answer.headers.count + 8)
+        for header in answer.headers { responseHeaders.add(name: header.name, value: header.value) }
         if responseHeaders.first(name: "content-type") == nil {
             responseHeaders.add(name: "content-type", value: "application/json")
         }
@@ -87,7 +92,17 @@ extension ProxyRequest {
 
     var providerName: String { winner?.provider.settings.name ?? "-" }
 
+    /// Counts the answer's cost against its budgets, once, before the answer's last bytes leave:
+    /// the client's next request, to this replica or another on the same Redis, must find it
+    /// counted (after the answer, a quick client could outrun it and spend past a hard limit).
+    func recordBudgetSpend() {
+        guard !budgetSpendRecorded else { return }
+        budgetSpendRecorded = true
+        if let budgets = gateway.budgets, let budgetClaims, let cost { budgets.record(budgetClaims, cost: cost) }
+    }
+
     func addCommonHeaders(_ headers: inout HTTPHeaders) {
+        headers.reserveCapacity(headers.count + 7 + attributes.responseHeaders.count)
         headers.add(name: "x-prism-request-id", value: requestID)
         if let winner {
             headers.add(name: "x-prism-provider", value: winner.provider.settings.name)
@@ -207,7 +222,7 @@ extension ProxyRequest {
         metrics.recordRequest(model: modelLabel, provider: outcome.provider, status: status, durationNanoseconds: latency,
                               firstTokenNanoseconds: firstByte, usage: usage)
         if let cost { metrics.recordCost(provider: outcome.provider, model: modelLabel, key: outcome.key, usd: cost) }
-        if let budgets = gateway.budgets, let budgetClaims, let cost { budgets.record(budgetClaims, cost: cost) }
+        recordBudgetSpend()
         // The dashboard's statistics and the ledger record the same facts.
         let now = wallClockMilliseconds()
         if view != nil { gateway.services.stats.record(RequestStats.Record(outcome, atMilliseconds: now)) }
@@ -272,11 +287,11 @@ extension ProxyRequest {
     }()
 
     private static func hex(_ value: UInt64, digits: Int) -> String {
-        let alphabet: [UInt8] = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: digits) { buffer in
+        String(unsafeUninitializedCapacity: digits) { buffer in
             var remaining = value
             for index in stride(from: digits - 1, through: 0, by: -1) {
-                buffer[index] = alphabet[Int(remaining & 0xF)]
+                let digit = UInt8(remaining & 0xF)
+                buffer[index] = digit < 10 ? 0x30 + digit : 0x57 + digit // 0-9, a-f
                 remaining >>= 4
             }
             return digits

@@ -92,15 +92,16 @@ extension ProxyRequest {
 
     // MARK: The answer, shown to watchers
 
-    func notifyResponse(status: Int, headers: [(String, String)], body: [UInt8]) {
+    /// `headers` is only built when a middleware watches answers.
+    func notifyResponse(status: Int, headers: @autoclosure () -> [(String, String)], body: [UInt8]) {
         guard !watchers.isEmpty, let view else { return }
-        withResponse(status: status, headers: headers, body: body) { response in
+        withResponse(status: status, headers: headers(), body: body) { response in
             for step in watchers { step.middleware.onResponse(view, step: step, response: response) }
         }
     }
 
     func notifyRecordedEvents() {
-        guard !collector.recorded.isEmpty else { return }
+        guard let collector = collectorStorage, !collector.recorded.isEmpty else { return }
         defer { collector.recorded.removeAll(keepingCapacity: true) }
         guard let view else { return }
         for event in collector.recorded {

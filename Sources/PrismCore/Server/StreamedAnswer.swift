@@ -52,6 +52,7 @@ extension ProxyRequest {
         if let failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
         usage = collector.usage
         cost = priceOfAnswer()?.cost(of: usage)
+        recordBudgetSpend()
         let closing = relay.closing()
         if let failure = closing.failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
         handler?.writeStreamBytes(closing.bytes)
@@ -97,6 +98,7 @@ extension ProxyRequest {
             usage = ingress.nativeUsage
         }
         cost = priceOfAnswer()?.cost(of: usage)
+        recordBudgetSpend()
         handler?.endStream()
         complete(status: 200)
     }
