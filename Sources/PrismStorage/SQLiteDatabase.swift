@@ -140,12 +140,14 @@ package final class SQLiteDatabase {
         var statement: OpaquePointer?
         let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK, let statement else { throw failure(prepared) }
-        defer { sqlite3_finalize(statement) }
         let bytes = BoundBytes()
-        return try withExtendedLifetime(bytes) {
-            try bind(values, to: statement, bytes: bytes)
-            return try body(statement)
+        // The bound bytes outlive the statement (SQLite may look at them until it is finalized).
+        defer {
+            sqlite3_finalize(statement)
+            withExtendedLifetime(bytes) {}
         }
+        try bind(values, to: statement, bytes: bytes)
+        return try body(statement)
     }
 
     private func bind(_ values: [Value], to statement: OpaquePointer, bytes: BoundBytes) throws {
