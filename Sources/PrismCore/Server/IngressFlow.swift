@@ -249,8 +249,7 @@ extension ProxyRequest {
         if let ingress, (200..<300).contains(status) {
             body.withUnsafeBytes { ingress.exchange.observeNative(event: "", data: $0, usage: &ingress.nativeUsage) }
             usage = ingress.nativeUsage
-            cost = priceOfAnswer()?.cost(of: usage)
-            recordBudgetSpend()
+            chargeAnswer()
         }
         var responseHeaders = HTTPHeaders()
         responseHeaders.add(name: "content-type", value: headers.first { $0.0 == "content-type" }?.1 ?? "application/json")

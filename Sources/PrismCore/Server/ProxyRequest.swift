@@ -94,7 +94,6 @@ package final class ProxyRequest {
     var countedInFlight = false
     /// The budgets this request counts against, once checked (Server/BudgetGate.swift).
     var budgetClaims: [BudgetClaim]?
-    var budgetSpendRecorded = false
     /// The error code the client got (a gateway error, or a stream's final error event).
     var errorCode: String?
     /// The client's dialect when an ingress plugin serves the route (Server/IngressFlow.swift).

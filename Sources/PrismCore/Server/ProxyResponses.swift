@@ -47,8 +47,7 @@ extension ProxyRequest {
             return failFromPlugin(translated, error)
         }
         usage = translatedUsage
-        cost = priceOfAnswer()?.cost(of: usage)
-        recordBudgetSpend()
+        chargeAnswer()
         // The client's dialect, when an ingress serves the route (the middleware still see the canonical answer).
         var answer = client
         if let ingress {
@@ -92,12 +91,12 @@ extension ProxyRequest {
 
     var providerName: String { winner?.provider.settings.name ?? "-" }
 
-    /// Counts the answer's cost against its budgets, once, before the answer's last bytes leave:
-    /// the client's next request, to this replica or another on the same Redis, must find it
-    /// counted (after the answer, a quick client could outrun it and spend past a hard limit).
-    func recordBudgetSpend() {
-        guard !budgetSpendRecorded else { return }
-        budgetSpendRecorded = true
+    /// Prices the answer's `usage` and counts that cost against the request's budgets, once per
+    /// answer and before its last bytes leave: the client's next request, to this replica or
+    /// another on the same Redis, must find it counted (after the answer, a quick client could
+    /// outrun it and spend past a hard limit).
+    func chargeAnswer() {
+        cost = priceOfAnswer()?.cost(of: usage)
         if let budgets = gateway.budgets, let budgetClaims, let cost { budgets.record(budgetClaims, cost: cost) }
     }
 
@@ -222,7 +221,6 @@ extension ProxyRequest {
         metrics.recordRequest(model: modelLabel, provider: outcome.provider, status: status, durationNanoseconds: latency,
                               firstTokenNanoseconds: firstByte, usage: usage)
         if let cost { metrics.recordCost(provider: outcome.provider, model: modelLabel, key: outcome.key, usd: cost) }
-        recordBudgetSpend()
         // The dashboard's statistics and the ledger record the same facts.
         let now = wallClockMilliseconds()
         if view != nil { gateway.services.stats.record(RequestStats.Record(outcome, atMilliseconds: now)) }

@@ -51,8 +51,7 @@ extension ProxyRequest {
         flushCollector()
         if let failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
         usage = collector.usage
-        cost = priceOfAnswer()?.cost(of: usage)
-        recordBudgetSpend()
+        chargeAnswer()
         let closing = relay.closing()
         if let failure = closing.failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
         handler?.writeStreamBytes(closing.bytes)
@@ -97,8 +96,7 @@ extension ProxyRequest {
             ingress.observeNativeStream(nil, framing: attempt.framing)
             usage = ingress.nativeUsage
         }
-        cost = priceOfAnswer()?.cost(of: usage)
-        recordBudgetSpend()
+        chargeAnswer()
         handler?.endStream()
         complete(status: 200)
     }
