@@ -102,6 +102,10 @@ let package = Package(
         .target(name: "PrismLoop", dependencies: [
             "CPrismSystem", .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
+        // The HTTP/1.1 server codec: request parsing, answer framing and pipelining, one stage.
+        .target(name: "PrismHTTP1", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
         .target(name: "PrismTransport", dependencies: ["PrismSupport", "PrismLoop", "CCurl", "CPrismSystem"],
                 swiftSettings: swiftSettings),
         // Shared state (in memory, or Redis through hiredis on its own thread): counters, sliding
@@ -114,7 +118,7 @@ let package = Package(
         // SQLite for the admin store and the spend ledger: one connection, bound values, rows out.
         .target(name: "PrismStorage", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
         .target(name: "PrismCore", dependencies: [
-            "PrismSupport", "PrismLoop", "PrismTransport", "PrismSharedState", "PrismStorage",
+            "PrismSupport", "PrismLoop", "PrismHTTP1", "PrismTransport", "PrismSharedState", "PrismStorage",
             "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto", "CZlib", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -167,6 +171,10 @@ let package = Package(
                           path: "bench/translation", exclude: ["README.md"], swiftSettings: swiftSettings),
         .testTarget(name: "PrismLoopTests", dependencies: ["PrismLoop", .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: swiftSettings),
+        .testTarget(name: "PrismHTTP1Tests", dependencies: [
+            "PrismHTTP1", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "PrismTransportTests", dependencies: ["PrismTransport", "PrismLoop"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PrismWireTests", dependencies: ["PrismWire"], swiftSettings: swiftSettings),
@@ -196,6 +204,9 @@ if Context.environment["PRISM_FUZZ"] == "1" {
         fuzzTarget("http", ["PrismCore", "PrismWire", .product(name: "NIOCore", package: "swift-nio"),
                             .product(name: "NIOEmbedded", package: "swift-nio"),
                             .product(name: "NIOHTTP1", package: "swift-nio")]),
+        fuzzTarget("http1", ["PrismHTTP1", .product(name: "NIOCore", package: "swift-nio"),
+                             .product(name: "NIOEmbedded", package: "swift-nio"),
+                             .product(name: "NIOHTTP1", package: "swift-nio")]),
         fuzzTarget("translate", ["PrismCore", "PrismWire", "PrismPluginABI"]),
         fuzzTarget("sse", ["PrismWire"]),
         fuzzTarget("ingress", ["PrismCore", "PrismWire", "PrismPluginABI"]),

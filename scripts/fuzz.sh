@@ -34,7 +34,7 @@ plugins=$build_path/plugins
 corpus_root=$root/Tests/fuzz/corpus
 providers=(openai azure anthropic gemini vertexai cohere bedrock)
 dialects=(anthropic responses completions)
-all_targets=(config http sse)
+all_targets=(config http http1 sse)
 for provider in "${providers[@]}"; do all_targets+=("translate-$provider"); done
 for dialect in "${dialects[@]}"; do all_targets+=("ingress-$dialect"); done
 
@@ -55,7 +55,7 @@ build() {
                  -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld
                  -Xcc -fsanitize=fuzzer-no-link,address)
     # Providers and what the http target's configuration needs (auth, the default router).
-    local products=(fuzz-config fuzz-http fuzz-sse fuzz-translate fuzz-ingress PrismIngressAnthropic
+    local products=(fuzz-config fuzz-http fuzz-http1 fuzz-sse fuzz-translate fuzz-ingress PrismIngressAnthropic
                     PrismIngressResponses PrismIngressCompletions PrismProviderOpenAI PrismProviderAzure
                     PrismProviderAnthropic PrismProviderGemini PrismProviderCohere PrismProviderBedrock
                     PrismProviderMock PrismMiddlewareAuth PrismRouterRoundRobin)
@@ -92,6 +92,7 @@ target_command() {
     case $target in
         config) command=("$bin/fuzz-config" "${common[@]}" -max_len=16384 -dict=Tests/fuzz/dict/yaml.dict) ;;
         http) command=("$bin/fuzz-http" "${common[@]}" -max_len=8192 -dict=Tests/fuzz/dict/http.dict) ;;
+        http1) command=("$bin/fuzz-http1" "${common[@]}" -max_len=8192 -dict=Tests/fuzz/dict/http.dict) ;;
         sse) command=("$bin/fuzz-sse" "${common[@]}" -max_len=16384 -dict=Tests/fuzz/dict/sse.dict) ;;
         translate-*)
             local provider=${target#translate-}

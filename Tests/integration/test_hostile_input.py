@@ -574,14 +574,18 @@ def test_reloads_do_not_grow_memory(gateway):
         return int(open(f"/proc/{gw.proc.pid}/status").read().split("VmRSS:")[1].split()[0])
     for _ in range(50):  # warm-up: allocator pools, first-use tables
         assert post(gw.url("/-/reload"), headers=admin).status == 200
-    time.sleep(1)
-    before = rss_kib()
-    for _ in range(300):
-        assert post(gw.url("/-/reload"), headers=admin).status == 200
-    time.sleep(2)
-    growth = rss_kib() - before
-    # Each reload used to keep ~5 KiB (fresh libffi host tables per instance): 1.5 MiB here.
-    assert growth < 300, f"RSS grew {growth} KiB over 300 reloads"
+    growths = []
+    for _ in range(2):
+        time.sleep(1)
+        before = rss_kib()
+        for _ in range(300):
+            assert post(gw.url("/-/reload"), headers=admin).status == 200
+        time.sleep(2)
+        growths.append(rss_kib() - before)
+    # Each reload used to keep ~5 KiB (fresh libffi host tables per instance): 1.5 MiB per batch,
+    # in both. The heap also grows now and then by a step of a few hundred KiB that stays (malloc
+    # extending an arena), in one batch or the other: a leak is growth in both.
+    assert min(growths) < 300, f"RSS grew {growths} KiB over two batches of 300 reloads"
 
 
 # ---- review follow-ups ------------------------------------------------------------------------------

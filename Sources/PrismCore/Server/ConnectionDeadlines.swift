@@ -1,4 +1,5 @@
 import NIOCore
+import PrismHTTP1
 
 /// A connection's two deadlines, with one lazily re-armed timer instead of a scheduled task per
 /// request or per write:
@@ -122,8 +123,8 @@ package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableCh
 }
 
 extension ChannelPipeline.SynchronousOperations {
-    /// The gateway's HTTP/1.1 server pipeline, ending with `handler`: deadlines, NIO's codec with
-    /// pipelining (its outbound header validation is the handler's own, in GatewayHTTPHandler.framing),
+    /// The gateway's HTTP/1.1 server pipeline, ending with `handler`: deadlines, the HTTP/1.1 codec
+    /// with pipelining (header validation is the handler's own, in GatewayHTTPHandler.framing),
     /// then `inspector` if given (the fuzz target's), then the handler.
     package func addGatewayHandlers(_ handler: GatewayHTTPHandler, runtime: GatewayRuntime, idleTimeout: TimeAmount,
                             inspector: (any ChannelHandler)? = nil) throws
@@ -132,7 +133,7 @@ extension ChannelPipeline.SynchronousOperations {
             .milliseconds(runtime.gateway.configuration.server.headerTimeout.milliseconds)
         }, idleTimeout: idleTimeout))
         // Parse errors reach GatewayHTTPHandler.errorCaught (an OpenAI-shaped answer).
-        try configureHTTPServerPipeline(withErrorHandling: false, withOutboundHeaderValidation: false)
+        try addHandler(HTTPServerCodec())
         if let inspector { try addHandler(inspector) }
         try addHandler(handler)
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PrismHTTP1
 import PrismSupport
 import PrismWire
 
@@ -286,21 +287,21 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// A request NIO could not parse: answered in the OpenAI error shape (431 for headers too
-    /// large), then closed, since the byte stream cannot be trusted after it.
+    /// A request the codec could not parse: answered in the OpenAI error shape (431 for headers
+    /// too large), then closed, since the byte stream cannot be trusted after it.
     package func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard let parserError = error as? HTTPParserError, active == nil, !responding else {
+        guard let parseError = error as? HTTPRequestError, active == nil, !responding else {
             context.close(promise: nil)
             return
         }
         version = .http1_1
         keepAlive = false
-        if case .headerOverflow = parserError {
+        if parseError.headersTooLarge {
             writeError(status: .requestHeaderFieldsTooLarge, type: "invalid_request_error", code: "headers_too_large",
                        message: "The request's headers are too large.", close: true)
         } else {
             writeError(status: .badRequest, type: "invalid_request_error", code: "malformed_request",
-                       message: "The request is not valid HTTP/1.1 (\(parserError)).", close: true)
+                       message: "The request is not valid HTTP/1.1 (\(parseError.reason)).", close: true)
         }
     }
 
@@ -322,23 +323,13 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     package static func dropInvalidHeaders(_ headers: inout HTTPHeaders) {
         func valid(_ name: String, _ value: String) -> Bool {
             var name = name, value = value // the same storage: withUTF8 reads it in place
-            let nameIsToken = name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy { tokenBytes[Int($0)] } }
+            let nameIsToken = name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy(isHTTPToken) }
             return nameIsToken && value.withUTF8 { bytes in bytes.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 } }
         }
         guard !headers.allSatisfy({ valid($0.name, $0.value) }) else { return }
         var kept = HTTPHeaders()
         for (name, value) in headers where valid(name, value) { kept.add(name: name, value: value) }
         headers = kept
-    }
-
-    /// The bytes of an HTTP token (RFC 9110 `tchar`): letters, digits and ``!#$%&'*+-.^_`|~``.
-    private static let tokenBytes: [Bool] = (0..<256).map { byte in
-        switch UInt8(byte) {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
-        }
     }
 
     // MARK: Writing

@@ -1,6 +1,6 @@
 // libFuzzer target: raw bytes from a client connection, through the server's real channel
-// pipeline on an EmbeddedChannel: ConnectionDeadlineHandler, NIO's HTTP/1.1 server codec (llhttp,
-// instrumented too) and pipelining handler and GatewayHTTPHandler, which runs
+// pipeline on an EmbeddedChannel: ConnectionDeadlineHandler, the HTTP/1.1 server codec
+// (PrismHTTP1: parsing, framing, pipelining) and GatewayHTTPHandler, which runs
 // the gateway's own checks on each request (body size and time limits, routes and methods, the
 // operational routes, the JSON body, `model`, x-prism-request-id, x-prism-provider-lock) and
 // proxies what passes through the middleware chain (the auth plugin), the route planner and the

@@ -1,0 +1,331 @@
+import NIOCore
+import NIOHTTP1
+
+/// Why a client's bytes are not an HTTP/1.1 request. `headersTooLarge` is answered 431, the rest
+/// 400; either way the connection closes, since the byte stream cannot be trusted after it.
+package struct HTTPRequestError: Error, Equatable, CustomStringConvertible {
+    package let reason: String
+    package let headersTooLarge: Bool
+
+    init(_ reason: String, headersTooLarge: Bool = false) {
+        self.reason = reason
+        self.headersTooLarge = headersTooLarge
+    }
+
+    package var description: String { reason }
+}
+
+/// An incremental HTTP/1.1 request parser (RFC 9112), strict where leniency lets two parsers
+/// disagree about where a request ends: CRLF line ends only, no whitespace before a header's
+/// colon, no obs-fold, one Content-Length of digits, Transfer-Encoding only `chunked` and never
+/// with a Content-Length. Empty lines before a request line are skipped (RFC 9112 §2.2).
+///
+/// `next(_:)` takes bytes from the front of the buffer and returns one part at a time (nil: it
+/// needs more bytes). Body parts are slices of the buffer, not copies.
+package struct HTTP1RequestParser {
+    private enum State {
+        case head
+        case body(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers(size: Int)
+        case end
+        case failed
+    }
+
+    private var state = State.head
+    /// How far the pending head has been searched for its end (a head trickled in many reads is
+    /// not searched from its start each time).
+    private var scanned = 0
+    /// The largest head (request line and headers) and trailer section accepted, as llhttp's 80 KiB.
+    package let maximumHeadSize: Int
+
+    package init(maximumHeadSize: Int = 80 * 1024) {
+        self.maximumHeadSize = maximumHeadSize
+    }
+
+    package enum Part {
+        case head(HTTPRequestHead)
+        case body(ByteBuffer)
+        case end
+    }
+
+    package mutating func next(_ buffer: inout ByteBuffer) throws(HTTPRequestError) -> Part? {
+        do {
+            return try step(&buffer)
+        } catch {
+            state = .failed
+            throw error
+        }
+    }
+
+    private mutating func step(_ buffer: inout ByteBuffer) throws(HTTPRequestError) -> Part? {
+        switch state {
+        case .head:
+            return try head(&buffer)
+        case let .body(remaining):
+            return slice(&buffer, remaining, then: .end, else: State.body)
+        case .chunkSize:
+            guard let line = try line(in: buffer, limit: 1024) else { return nil }
+            let size = try chunkSize(buffer, line)
+            buffer.moveReaderIndex(forwardBy: line + 2)
+            state = size == 0 ? .trailers(size: 0) : .chunkData(remaining: size)
+            return try step(&buffer)
+        case let .chunkData(remaining):
+            return slice(&buffer, remaining, then: .chunkDataEnd, else: State.chunkData)
+        case .chunkDataEnd:
+            guard buffer.readableBytes >= 2 else { return nil }
+            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw HTTPRequestError("a chunk does not end with CRLF") }
+            state = .chunkSize
+            return try step(&buffer)
+        case let .trailers(size):
+            // Trailer fields are read and dropped: nothing downstream uses them.
+            guard let line = try line(in: buffer, limit: maximumHeadSize - size) else { return nil }
+            buffer.moveReaderIndex(forwardBy: line + 2)
+            if line == 0 {
+                state = .head
+                return .end
+            }
+            state = .trailers(size: size + line + 2)
+            return try step(&buffer)
+        case .end:
+            state = .head
+            return .end
+        case .failed:
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return nil
+        }
+    }
+
+    /// Up to `remaining` body bytes as a slice; `then` once they are all read, else `partial` of the rest.
+    private mutating func slice(_ buffer: inout ByteBuffer, _ remaining: Int, then: State,
+                                else partial: (_ remaining: Int) -> State) -> Part?
+    {
+        guard buffer.readableBytes > 0 else { return nil }
+        let count = min(remaining, buffer.readableBytes)
+        state = count == remaining ? then : partial(remaining - count)
+        return .body(buffer.readSlice(length: count)!)
+    }
+
+    /// The length of the line at the buffer's front (without its CRLF); nil while incomplete.
+    private func line(in buffer: ByteBuffer, limit: Int) throws(HTTPRequestError) -> Int? {
+        let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
+            var index = 0
+            while index < bytes.count {
+                if bytes[index] == 0x0A { return index }
+                index += 1
+            }
+            return nil
+        }
+        guard let found else {
+            if buffer.readableBytes > limit { throw HTTPRequestError("a chunk line or the trailers are too long", headersTooLarge: true) }
+            return nil
+        }
+        let cr = buffer.getInteger(at: buffer.readerIndex + found - 1, as: UInt8.self)
+        guard found > 0, cr == 0x0D else { throw HTTPRequestError("a line ends without CR") }
+        if found - 1 > limit { throw HTTPRequestError("a chunk line or the trailers are too long", headersTooLarge: true) }
+        return found - 1
+    }
+
+    private func chunkSize(_ buffer: ByteBuffer, _ length: Int) throws(HTTPRequestError) -> Int {
+        let size = buffer.withUnsafeReadableBytes { bytes -> Int? in
+            var size = 0, digits = 0, index = 0
+            while index < length, let digit = Self.hexValue(bytes[index]) {
+                guard digits < 15 else { return nil } // would overflow
+                size = size << 4 | digit
+                digits += 1
+                index += 1
+            }
+            guard digits > 0 else { return nil }
+            // An extension (`;name=value`), possibly after whitespace, is allowed and ignored.
+            while index < length, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
+            guard index == length || bytes[index] == UInt8(ascii: ";") else { return nil }
+            return size
+        }
+        guard let size else { throw HTTPRequestError("invalid chunk size") }
+        return size
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case 0x30...0x39: Int(byte - 0x30)
+        case 0x41...0x46: Int(byte - 0x41 + 10)
+        case 0x61...0x66: Int(byte - 0x61 + 10)
+        default: nil
+        }
+    }
+
+    // MARK: The head
+
+    private mutating func head(_ buffer: inout ByteBuffer) throws(HTTPRequestError) -> Part? {
+        // Empty lines before a request line are skipped (their CR and LF may come in two reads).
+        while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+            buffer.moveReaderIndex(forwardBy: 2)
+            scanned = max(scanned - 2, 0)
+        }
+        let from = max(scanned - 3, 0)
+        let end = buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard bytes.count >= 4 else { return nil }
+            var index = from
+            while index <= bytes.count - 4 {
+                if bytes[index + 3] == 0x0A {
+                    if bytes[index] == 0x0D && bytes[index + 1] == 0x0A && bytes[index + 2] == 0x0D { return index }
+                    index += 1
+                } else {
+                    index += bytes[index + 3] == 0x0D ? 1 : 4 // the terminator cannot start before the next CR
+                }
+            }
+            return nil
+        }
+        guard let end else {
+            scanned = buffer.readableBytes
+            if scanned > maximumHeadSize { throw HTTPRequestError("the request's headers are too large", headersTooLarge: true) }
+            return nil
+        }
+        guard end + 4 <= maximumHeadSize else { throw HTTPRequestError("the request's headers are too large", headersTooLarge: true) }
+        scanned = 0
+        let parsed = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(HTTPRequestError) in try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<(end + 2)])) }
+        }
+        let (head, framing) = try parsed.get()
+        buffer.moveReaderIndex(forwardBy: end + 4)
+        switch framing {
+        case let .length(length): state = length > 0 ? .body(remaining: length) : .end
+        case .chunked: state = .chunkSize
+        }
+        return .head(head)
+    }
+
+    private enum Framing {
+        case length(Int)
+        case chunked
+    }
+
+    /// Parses the request line and header lines, each ending in CRLF (`bytes` ends with one).
+    private static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTPRequestError) -> (HTTPRequestHead, Framing) {
+        var lineStart = 0
+        /// The next line's end (the index of its CR), checking that CR and LF come only as a pair.
+        func nextLine() throws(HTTPRequestError) -> Int {
+            var index = lineStart
+            while true {
+                let byte = bytes[index]
+                if byte == 0x0D {
+                    guard bytes[index + 1] == 0x0A else { throw HTTPRequestError("a CR without LF") }
+                    return index
+                }
+                if byte == 0x0A { throw HTTPRequestError("a line ends without CR") }
+                index += 1
+            }
+        }
+
+        // The request line: method SP request-target SP HTTP-version.
+        let requestLineEnd = try nextLine()
+        var index = 0
+        while index < requestLineEnd, isHTTPToken(bytes[index]) { index += 1 }
+        guard index > 0, index < requestLineEnd, bytes[index] == 0x20 else { throw HTTPRequestError("invalid method") }
+        let method = Self.method(UnsafeRawBufferPointer(rebasing: bytes[0..<index]))
+        let targetStart = index + 1
+        index = targetStart
+        while index < requestLineEnd, bytes[index] > 0x20, bytes[index] != 0x7F { index += 1 }
+        guard index > targetStart, index < requestLineEnd, bytes[index] == 0x20 else { throw HTTPRequestError("invalid request target") }
+        let uri = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<index]), as: UTF8.self)
+        let version: HTTPVersion
+        switch UnsafeRawBufferPointer(rebasing: bytes[(index + 1)..<requestLineEnd]).elementsEqual("HTTP/1.1".utf8) {
+        case true: version = .http1_1
+        case false:
+            guard UnsafeRawBufferPointer(rebasing: bytes[(index + 1)..<requestLineEnd]).elementsEqual("HTTP/1.0".utf8) else {
+                throw HTTPRequestError("unsupported HTTP version")
+            }
+            version = .http1_0
+        }
+        lineStart = requestLineEnd + 2
+
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(16)
+        var contentLength: Int?
+        var chunked = false
+        while lineStart < bytes.count {
+            let lineEnd = try nextLine()
+            guard bytes[lineStart] != 0x20 && bytes[lineStart] != 0x09 else {
+                throw HTTPRequestError("a header line is folded (obs-fold)")
+            }
+            var colon = lineStart
+            while colon < lineEnd, isHTTPToken(bytes[colon]) { colon += 1 }
+            guard colon > lineStart, colon < lineEnd, bytes[colon] == UInt8(ascii: ":") else {
+                throw HTTPRequestError("invalid header line")
+            }
+            var valueStart = colon + 1, valueEnd = lineEnd
+            while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            var scan = valueStart
+            while scan < valueEnd {
+                let byte = bytes[scan]
+                guard byte >= 0x20 ? byte != 0x7F : byte == 0x09 else { throw HTTPRequestError("a control character in a header value") }
+                scan += 1
+            }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
+            if asciiCaseInsensitiveEquals(name, "content-length") {
+                guard contentLength == nil else { throw HTTPRequestError("more than one Content-Length") }
+                guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                    throw HTTPRequestError("invalid Content-Length")
+                }
+                contentLength = value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            } else if asciiCaseInsensitiveEquals(name, "transfer-encoding") {
+                // Only `chunked` is decoded; any other coding would hand the gateway bytes it cannot read.
+                guard !chunked, asciiCaseInsensitiveEquals(value, "chunked") else {
+                    throw HTTPRequestError("unsupported Transfer-Encoding")
+                }
+                chunked = true
+            }
+            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            lineStart = lineEnd + 2
+        }
+        if chunked && contentLength != nil { throw HTTPRequestError("both Content-Length and Transfer-Encoding") }
+        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+        return (head, chunked ? .chunked : .length(contentLength ?? 0))
+    }
+
+    private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
+        switch bytes.count {
+        case 3:
+            if bytes.elementsEqual("GET".utf8) { return .GET }
+            if bytes.elementsEqual("PUT".utf8) { return .PUT }
+        case 4:
+            if bytes.elementsEqual("POST".utf8) { return .POST }
+            if bytes.elementsEqual("HEAD".utf8) { return .HEAD }
+        case 5:
+            if bytes.elementsEqual("PATCH".utf8) { return .PATCH }
+            if bytes.elementsEqual("TRACE".utf8) { return .TRACE }
+        case 6:
+            if bytes.elementsEqual("DELETE".utf8) { return .DELETE }
+        case 7:
+            if bytes.elementsEqual("OPTIONS".utf8) { return .OPTIONS }
+            if bytes.elementsEqual("CONNECT".utf8) { return .CONNECT }
+        default: break
+        }
+        return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+    }
+
+}
+
+/// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~`` (method and header names).
+package func isHTTPToken(_ byte: UInt8) -> Bool {
+    httpTokenBytes[Int(byte)]
+}
+
+private let httpTokenBytes: [Bool] = (0..<256).map { byte in
+    switch UInt8(byte) {
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+    default: "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
+    }
+}
+
+/// `bytes` equals the lowercase ASCII `text`, ignoring the case of `bytes`.
+func asciiCaseInsensitiveEquals(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
+    guard bytes.count == text.utf8CodeUnitCount else { return false }
+    let expected = text.utf8Start
+    for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] { return false }
+    return true
+}

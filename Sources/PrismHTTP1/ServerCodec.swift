@@ -1,0 +1,269 @@
+import NIOCore
+import NIOHTTP1
+
+/// The gateway's HTTP/1.1 server codec, in one pipeline stage: bytes in, `HTTPServerRequestPart`s
+/// out; `HTTPServerResponsePart`s in, bytes out; and pipelining. It replaces NIO's decoder
+/// (llhttp behind a `ByteToMessageDecoder`), response encoder and pipelining handler, three
+/// stages that cost about a tenth of a proxied request's CPU (bench/README.md, stop 29).
+///
+/// - Requests are parsed by `HTTP1RequestParser`; body parts are slices of the bytes read.
+/// - Pipelining: the next request's head is delivered only once the previous answer ended, and
+///   while an answer is pending for a request read whole, reads are held back (NIO's contract).
+///   Bytes already read stay buffered until then.
+/// - A response's head is kept and the body parts written with it are appended to it, so that a
+///   whole answer usually leaves as one buffer; it goes down at the first flush, at the end, or
+///   with the first write that carries a promise.
+/// - Framing as NIO's encoder: a response with a body and no Content-Length is chunked on
+///   HTTP/1.1 (on HTTP/1.0 the connection's close delimits it, which the handler arranges); 1xx,
+///   204 and 304 lose Content-Length and Transfer-Encoding; an answer to HEAD keeps its headers
+///   and loses its body.
+/// - A parse error is fired as `HTTPRequestError` and the rest of the input is ignored; so is
+///   everything after an answer that said `connection: close`.
+package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = HTTPServerRequestPart
+    package typealias OutboundIn = HTTPServerResponsePart
+    package typealias OutboundOut = IOData
+
+    private var decoder: HTTP1RequestParser
+    /// Bytes read and not yet parsed (nil: none).
+    private var unread: ByteBuffer?
+    /// A request's head was delivered and its end not yet.
+    private var requestOpen = false
+    /// A request's head was delivered and its answer has not ended.
+    private var responseOpen = false
+    /// No request is parsed any more (a parse error, or an answer that closes the connection).
+    private var stopped = false
+    private var readHeld = false
+    private var parsing = false
+    // The answer being written.
+    private var answeringHead = false
+    private var chunked = false
+    private var bodyless = false
+    private var closes = false
+    /// The answer's head and the parts appended to it, not yet passed down.
+    private var held: ByteBuffer?
+
+    package init(maximumHeadSize: Int = 80 * 1024) {
+        decoder = HTTP1RequestParser(maximumHeadSize: maximumHeadSize)
+    }
+
+    // MARK: Inbound
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        guard !stopped else { return }
+        if unread == nil {
+            unread = bytes
+        } else {
+            var incoming = bytes
+            unread!.writeBuffer(&incoming)
+        }
+        parse(context)
+    }
+
+    /// Delivers the parts the buffered bytes hold, as far as pipelining allows.
+    private func parse(_ context: ChannelHandlerContext) {
+        guard !parsing else { return } // an answer ended inside a delivery: the loop below goes on
+        parsing = true
+        defer { parsing = false }
+        while !stopped && (requestOpen || !responseOpen) {
+            var bytes = unread ?? HTTPServerCodec.empty
+            unread = nil
+            let part: HTTP1RequestParser.Part?
+            do {
+                part = try decoder.next(&bytes)
+            } catch {
+                stopped = true
+                context.fireErrorCaught(error)
+                return
+            }
+            if bytes.readableBytes > 0 { unread = bytes }
+            guard let part else { break }
+            switch part {
+            case let .head(head):
+                requestOpen = true
+                responseOpen = true
+                answeringHead = head.method == .HEAD
+                context.fireChannelRead(wrapInboundOut(.head(head)))
+            case let .body(body):
+                context.fireChannelRead(wrapInboundOut(.body(body)))
+            case .end:
+                requestOpen = false
+                context.fireChannelRead(wrapInboundOut(.end(nil)))
+            }
+        }
+        if readHeld && mayRead {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private static let empty = ByteBuffer()
+
+    /// A read would not bring a pipelined request before its turn. Once stopped, reads go on and
+    /// their bytes are dropped: the handler's lingering close after a 413 reads the rest of a body.
+    private var mayRead: Bool { stopped || requestOpen || !responseOpen }
+
+    package func read(context: ChannelHandlerContext) {
+        if mayRead {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    // MARK: Outbound
+
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case let .head(head):
+            writeHead(context, head, promise: promise)
+        case let .body(.byteBuffer(body)):
+            writeBody(context, body, promise: promise)
+        case .body(.fileRegion):
+            promise?.fail(ChannelError.operationUnsupported)
+        case .end:
+            if chunked { append(context, HTTPServerCodec.lastChunk) }
+            if let answer = held {
+                held = nil
+                context.write(wrapOutboundOut(.byteBuffer(answer)), promise: promise)
+            } else if let promise {
+                // Completed in order, after what was written before it.
+                context.write(wrapOutboundOut(.byteBuffer(HTTPServerCodec.empty)), promise: promise)
+            }
+            responseOpen = false
+            (chunked, bodyless) = (false, false)
+            if closes { stopped = true }
+            parse(context)
+        }
+    }
+
+    package func flush(context: ChannelHandlerContext) {
+        if let answer = held {
+            held = nil
+            context.write(wrapOutboundOut(.byteBuffer(answer)), promise: nil)
+        }
+        context.flush()
+    }
+
+    private static let lastChunk: ByteBuffer = {
+        var buffer = ByteBuffer()
+        buffer.writeStaticString("0\r\n\r\n")
+        return buffer
+    }()
+
+    private func writeHead(_ context: ChannelHandlerContext, _ head: HTTPResponseHead, promise: EventLoopPromise<Void>?) {
+        let code = head.status.code
+        let informational = code >= 100 && code < 200 && code != 101
+        // What the answer's framing will be, and how much room its head needs.
+        var size = 32 + head.status.reasonPhrase.utf8.count
+        var contentLength: Int?
+        var transferEncoding = false
+        var closing = false
+        for (name, value) in head.headers {
+            size += name.utf8.count + value.utf8.count + 4
+            if HTTPServerCodec.equalsIgnoringCase(name, "content-length") {
+                contentLength = Int(value)
+            } else if HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding") {
+                transferEncoding = true
+            } else if HTTPServerCodec.equalsIgnoringCase(name, "connection") {
+                closing = HTTPServerCodec.equalsIgnoringCase(value, "close")
+            }
+        }
+        let mayHaveBody = head.status.mayHaveResponseBody
+        let addChunked = mayHaveBody && contentLength == nil && !transferEncoding && head.version == .http1_1
+        if !informational {
+            chunked = mayHaveBody && !answeringHead && head.version == .http1_1 && contentLength == nil
+                && (addChunked || transferEncoding)
+            bodyless = !mayHaveBody || answeringHead
+            closes = closing
+        }
+        // A small whole answer joins its head: room for its body too.
+        if let contentLength, contentLength <= 16 * 1024, !bodyless { size += contentLength }
+        var buffer = context.channel.allocator.buffer(capacity: size)
+        buffer.writeStaticString(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code / 100 % 10))
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code / 10 % 10))
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code % 10))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(head.status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in head.headers {
+            let framing = HTTPServerCodec.equalsIgnoringCase(name, "content-length")
+                || HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding")
+            // No body at all (1xx, 204, 304): no framing headers; Content-Length wins over Transfer-Encoding.
+            if framing && (!mayHaveBody || (contentLength != nil && HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding"))) {
+                continue
+            }
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        if addChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
+        buffer.writeStaticString("\r\n")
+        if informational {
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            return
+        }
+        held = buffer
+        if let promise {
+            held = nil
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        }
+    }
+
+    private func writeBody(_ context: ChannelHandlerContext, _ body: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        if bodyless {
+            // A HEAD answer keeps its head's headers but carries no body (RFC 9110 §9.3.2).
+            promise?.succeed(())
+            return
+        }
+        if body.readableBytes == 0 {
+            if let promise { context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise) }
+            return
+        }
+        if chunked {
+            var framed = held ?? context.channel.allocator.buffer(capacity: body.readableBytes + 12)
+            held = nil
+            framed.writeString(String(body.readableBytes, radix: 16))
+            framed.writeStaticString("\r\n")
+            var bytes = body
+            framed.writeBuffer(&bytes)
+            framed.writeStaticString("\r\n")
+            held = framed
+        } else if held != nil && body.readableBytes <= 16 * 1024 {
+            append(context, body)
+        } else {
+            if let answer = held {
+                held = nil
+                context.write(wrapOutboundOut(.byteBuffer(answer)), promise: nil)
+            }
+            context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise)
+            return
+        }
+        if let promise, let answer = held {
+            held = nil
+            context.write(wrapOutboundOut(.byteBuffer(answer)), promise: promise)
+        }
+    }
+
+    /// Appends to the held answer, or holds `bytes` as it.
+    private func append(_ context: ChannelHandlerContext, _ bytes: ByteBuffer) {
+        guard var answer = held else {
+            held = bytes
+            return
+        }
+        held = nil
+        var bytes = bytes
+        answer.writeBuffer(&bytes)
+        held = answer
+    }
+
+    /// `text` equals the lowercase ASCII `lowercase`, ignoring case.
+    private static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in asciiCaseInsensitiveEquals(UnsafeRawBufferPointer(bytes), lowercase) }
+    }
+}

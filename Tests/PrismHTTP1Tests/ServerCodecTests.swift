@@ -1,0 +1,242 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import XCTest
+
+import PrismHTTP1
+
+/// The HTTP/1.1 server codec on an EmbeddedChannel: requests parsed from bytes however they are
+/// cut, pipelining held back until each answer ends, answers framed, bad input refused.
+final class ServerCodecTests: XCTestCase {
+    /// What reached the handler after the codec.
+    private final class Recorder: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        var heads: [HTTPRequestHead] = []
+        var bodies: [String] = []
+        var ends = 0
+        var errors: [HTTPRequestError] = []
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case let .head(head):
+                heads.append(head)
+                bodies.append("")
+            case var .body(bytes):
+                bodies[bodies.count - 1] += bytes.readString(length: bytes.readableBytes)!
+            case .end:
+                ends += 1
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            errors.append(error as! HTTPRequestError)
+        }
+    }
+
+    /// Counts the reads that pass the codec towards the socket.
+    private final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = Any
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+    }
+
+    private var channel = EmbeddedChannel()
+    private var recorder = Recorder()
+    private var counter = ReadCounter()
+
+    override func setUp() {
+        channel = EmbeddedChannel()
+        recorder = Recorder()
+        counter = ReadCounter()
+        XCTAssertNoThrow(try channel.pipeline.syncOperations.addHandlers([counter, HTTPServerCodec(maximumHeadSize: 1024), recorder]))
+    }
+
+    private func send(_ text: String) throws {
+        try channel.writeInbound(channel.allocator.buffer(string: text))
+    }
+
+    private func written() throws -> [String] {
+        var writes: [String] = []
+        while let data = try channel.readOutbound(as: IOData.self) {
+            guard case var .byteBuffer(buffer) = data else { XCTFail("a file region"); continue }
+            writes.append(buffer.readString(length: buffer.readableBytes)!)
+        }
+        return writes
+    }
+
+    private func answer(_ status: HTTPResponseStatus = .ok, headers: [(String, String)] = [], body: [String] = [],
+                        version: HTTPVersion = .http1_1) throws
+    {
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status,
+                                                                   headers: HTTPHeaders(headers))), promise: nil)
+        for part in body {
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: part))), promise: nil)
+        }
+        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+    }
+
+    func testARequestCutAtEveryByteParsesAsOne() throws {
+        let request = "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Type:  application/json \r\n"
+            + "Content-Length: 11\r\nX-Empty:\r\n\r\n{\"a\":\"bcd\"}"
+        for byte in request.utf8 { try send(String(decoding: [byte], as: UTF8.self)) }
+        XCTAssertEqual(recorder.heads.count, 1)
+        let head = try XCTUnwrap(recorder.heads.first)
+        XCTAssertEqual(head.method, .POST)
+        XCTAssertEqual(head.uri, "/v1/chat/completions?x=1")
+        XCTAssertEqual(head.version, .http1_1)
+        XCTAssertEqual(head.headers.first(name: "content-type"), "application/json") // whitespace trimmed
+        XCTAssertEqual(head.headers.first(name: "x-empty"), "")
+        XCTAssertEqual(head.headers.count, 4)
+        XCTAssertEqual(recorder.bodies, [#"{"a":"bcd"}"#])
+        XCTAssertEqual(recorder.ends, 1)
+        XCTAssertEqual(recorder.errors, [])
+    }
+
+    func testAChunkedBodyWithExtensionsAndTrailers() throws {
+        try send("POST /x HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n5;name=value\r\nhello\r\n6\r\n world\r\n")
+        XCTAssertEqual(recorder.bodies, ["hello world"])
+        XCTAssertEqual(recorder.ends, 0)
+        try send("0\r\nX-Trailer: 1\r\n\r\n")
+        XCTAssertEqual(recorder.ends, 1)
+        // The same cut at every byte.
+        try answer(headers: [("content-length", "0")])
+        for byte in "POST /y HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n".utf8 {
+            try send(String(decoding: [byte], as: UTF8.self))
+        }
+        XCTAssertEqual(recorder.bodies, ["hello world", "0123456789"])
+        XCTAssertEqual(recorder.ends, 2)
+        XCTAssertEqual(recorder.errors, [])
+    }
+
+    func testPipelinedRequestsWaitForEachAnswerAndReadsAreHeldMeanwhile() throws {
+        try send("\r\nGET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nPOST /c HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a"])
+        let reads = counter.reads
+        channel.read()
+        XCTAssertEqual(counter.reads, reads, "a read while an answer is pending for a request read whole")
+        try answer(headers: [("content-length", "2")], body: ["hi"])
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
+        XCTAssertEqual(counter.reads, reads, "the held read waits while /b is answered")
+        try answer(headers: [("content-length", "0")])
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b", "/c"])
+        XCTAssertEqual(recorder.bodies, ["", "", "ok"])
+        try answer(headers: [("content-length", "0")])
+        XCTAssertEqual(counter.reads, reads + 1, "the held read goes once every request is answered")
+        channel.read()
+        XCTAssertEqual(counter.reads, reads + 2)
+    }
+
+    func testAnEmptyLineBeforeARequestIsSkippedEvenWhenItsCRAndLFArriveApart() throws {
+        try send("GET /a HTTP/1.1\r\n\r\n")
+        try answer(headers: [("content-length", "0")])
+        try send("\r")
+        try send("\nGET /b HTTP/1.1\r\n\r\n") // found by the http1 fuzz target: this failed as "invalid method"
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
+        XCTAssertEqual(recorder.errors, [])
+    }
+
+    func testAReadPassesWhileTheRequestBodyIsStillArriving() throws {
+        try send("POST /c HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345")
+        let reads = counter.reads
+        channel.read()
+        XCTAssertEqual(counter.reads, reads + 1)
+    }
+
+    func testAWholeAnswerLeavesAsOneBuffer() throws {
+        try send("GET /a HTTP/1.1\r\n\r\n")
+        _ = try written()
+        try answer(.ok, headers: [("content-type", "application/json"), ("content-length", "7")], body: [#"{"a":1}"#])
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}"])
+    }
+
+    func testAStreamIsChunkedOnHTTP11AndCloseDelimitedOnHTTP10() throws {
+        try send("GET /a HTTP/1.1\r\n\r\n")
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                                                   headers: ["content-type": "text/event-stream"])), promise: nil)
+        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: "data: 1\n\n"))), promise: nil)
+        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: String(repeating: "x", count: 300)))), promise: nil)
+        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            + "9\r\ndata: 1\n\n\r\n12c\r\n" + String(repeating: "x", count: 300) + "\r\n0\r\n\r\n")
+        try send("GET /b HTTP/1.0\r\n\r\n")
+        try answer(headers: [("content-type", "text/event-stream"), ("connection", "close")], body: ["data: 1\n\n"], version: .http1_0)
+        XCTAssertEqual(try written().joined(), "HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: 1\n\n")
+    }
+
+    func testHEADKeepsTheHeadersAndDropsTheBodyAnd204LosesItsFraming() throws {
+        try send("HEAD /healthz HTTP/1.1\r\n\r\n")
+        try answer(headers: [("content-length", "15")], body: [#"{"status":"ok"}"#])
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n")
+        try send("GET /a HTTP/1.1\r\n\r\n")
+        try answer(.noContent, headers: [("content-length", "0"), ("x-a", "b")])
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 204 No Content\r\nx-a: b\r\n\r\n")
+        try send("GET /b HTTP/1.1\r\n\r\n")
+        try answer(headers: [("content-length", "2")], body: ["ok"])
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", "the HEAD's suppression ended with it")
+    }
+
+    func testAnAnswerThatClosesEndsParsingButNotReading() throws {
+        try send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        try answer(headers: [("content-length", "0"), ("Connection", "close")])
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a"])
+        let reads = counter.reads
+        channel.read() // a lingering close reads and drops what the client still sends
+        XCTAssertEqual(counter.reads, reads + 1)
+        try send("GET /c HTTP/1.1\r\n\r\n")
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a"])
+    }
+
+    func testBadInputIsAnErrorAndNothingAfterItIsRead() throws {
+        let cases: [(String, String)] = [
+            ("GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "invalid header line"),
+            ("GET / HTTP/1.1\r\nHost : x\r\n\r\n", "invalid header line"),
+            ("GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n", "a header line is folded (obs-fold)"),
+            ("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", "more than one Content-Length"),
+            ("POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\nx", "invalid Content-Length"),
+            ("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length"),
+            ("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "both Content-Length and Transfer-Encoding"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "unsupported Transfer-Encoding"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "unsupported Transfer-Encoding"),
+            ("GET / HTTP/2.0\r\n\r\n", "unsupported HTTP version"),
+            ("GET  / HTTP/1.1\r\n\r\n", "invalid request target"),
+            ("G(T / HTTP/1.1\r\n\r\n", "invalid method"),
+            ("GET /a\u{7F} HTTP/1.1\r\n\r\n", "invalid request target"),
+            ("GET / HTTP/1.1\nHost: x\r\n\r\n", "a line ends without CR"),
+            ("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", "a CR without LF"),
+            ("GET / HTTP/1.1\r\nX: a\u{01}b\r\n\r\n", "a control character in a header value"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", "invalid chunk size"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", "a chunk does not end with CRLF"),
+        ]
+        for (input, reason) in cases {
+            setUp()
+            try send(input)
+            XCTAssertEqual(recorder.errors.map(\.reason), [reason], input)
+            XCTAssertEqual(recorder.errors.first?.headersTooLarge, false)
+            try send("GET /after HTTP/1.1\r\n\r\n")
+            XCTAssertFalse(recorder.heads.contains { $0.uri == "/after" }, input)
+        }
+    }
+
+    func testHeadsPastTheLimitAreTooLargeWhetherWholeOrTrickled() throws {
+        try send("GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 2000) + "\r\n\r\n")
+        XCTAssertEqual(recorder.errors.map(\.headersTooLarge), [true])
+        setUp()
+        for _ in 0..<40 { try send("X-Header: " + String(repeating: "b", count: 20) + "\r\n") }
+        XCTAssertEqual(recorder.errors.map(\.headersTooLarge), [true], "a head that never ends is cut at the limit")
+        XCTAssertEqual(recorder.heads.count, 0)
+    }
+
+    func testMethodsAndVersions() throws {
+        for method in ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT", "PROPFIND"] {
+            try send("\(method) /m HTTP/1.0\r\n\r\n")
+            XCTAssertEqual(recorder.heads.last?.method.rawValue, method)
+            XCTAssertEqual(recorder.heads.last?.version, .http1_0)
+            try answer(headers: [("content-length", "0")], version: .http1_0)
+        }
+        XCTAssertEqual(recorder.heads.last?.method, .RAW(value: "PROPFIND"))
+    }
+}
