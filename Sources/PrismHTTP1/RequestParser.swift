@@ -38,6 +38,9 @@ package struct HTTP1RequestParser {
     /// How far the pending head has been searched for its end (a head trickled in many reads is
     /// not searched from its start each time).
     private var scanned = 0
+    /// The last head asked for `100 Continue` before sending its body (HTTP/1.1, `Expect:
+    /// 100-continue`, a body to come).
+    package private(set) var expectsContinue = false
     /// The largest head (request line and headers) and trailer section accepted, as llhttp's 80 KiB.
     package let maximumHeadSize: Int
 
@@ -188,12 +191,13 @@ package struct HTTP1RequestParser {
         let parsed = buffer.withUnsafeReadableBytes { bytes in
             Result { () throws(HTTPRequestError) in try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<(end + 2)])) }
         }
-        let (head, framing) = try parsed.get()
+        let (head, framing, expect) = try parsed.get()
         buffer.moveReaderIndex(forwardBy: end + 4)
         switch framing {
         case let .length(length): state = length > 0 ? .body(remaining: length) : .end
         case .chunked: state = .chunkSize
         }
+        expectsContinue = expect && head.version == .http1_1 && { if case .end = state { false } else { true } }()
         return .head(head)
     }
 
@@ -203,7 +207,7 @@ package struct HTTP1RequestParser {
     }
 
     /// Parses the request line and header lines, each ending in CRLF (`bytes` ends with one).
-    private static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTPRequestError) -> (HTTPRequestHead, Framing) {
+    private static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTPRequestError) -> (HTTPRequestHead, Framing, Bool) {
         var lineStart = 0
         /// The next line's end (the index of its CR), checking that CR and LF come only as a pair.
         func nextLine() throws(HTTPRequestError) -> Int {
@@ -245,6 +249,7 @@ package struct HTTP1RequestParser {
         headers.reserveCapacity(16)
         var contentLength: Int?
         var chunked = false
+        var expectsContinue = false
         while lineStart < bytes.count {
             let lineEnd = try nextLine()
             guard bytes[lineStart] != 0x20 && bytes[lineStart] != 0x09 else {
@@ -278,13 +283,15 @@ package struct HTTP1RequestParser {
                     throw HTTPRequestError("unsupported Transfer-Encoding")
                 }
                 chunked = true
+            } else if asciiCaseInsensitiveEquals(name, "expect") {
+                expectsContinue = asciiCaseInsensitiveEquals(value, "100-continue")
             }
             headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
             lineStart = lineEnd + 2
         }
         if chunked && contentLength != nil { throw HTTPRequestError("both Content-Length and Transfer-Encoding") }
         let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
-        return (head, chunked ? .chunked : .length(contentLength ?? 0))
+        return (head, chunked ? .chunked : .length(contentLength ?? 0), expectsContinue)
     }
 
     private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {

@@ -41,6 +41,8 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
     private var chunked = false
     private var bodyless = false
     private var closes = false
+    /// A final answer's head was written and its end not yet.
+    private var answering = false
     /// The answer's head and the parts appended to it, not yet passed down.
     private var held: ByteBuffer?
 
@@ -86,6 +88,12 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
                 responseOpen = true
                 answeringHead = head.method == .HEAD
                 context.fireChannelRead(wrapInboundOut(.head(head)))
+                // A client waiting for `100 Continue` before its body (curl past 1 MiB) gets it, as
+                // from nginx, unless the head was already answered (a 413 for its declared
+                // length) or the body is here anyway.
+                if decoder.expectsContinue && responseOpen && !answering && !stopped && unread == nil {
+                    context.writeAndFlush(wrapOutboundOut(.byteBuffer(HTTPServerCodec.continueLine)), promise: nil)
+                }
             case let .body(body):
                 context.fireChannelRead(wrapInboundOut(.body(body)))
             case .end:
@@ -133,7 +141,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
                 context.write(wrapOutboundOut(.byteBuffer(HTTPServerCodec.empty)), promise: promise)
             }
             responseOpen = false
-            (chunked, bodyless) = (false, false)
+            (chunked, bodyless, answering) = (false, false, false)
             if closes { stopped = true }
             parse(context)
         }
@@ -146,6 +154,12 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         }
         context.flush()
     }
+
+    private static let continueLine: ByteBuffer = {
+        var buffer = ByteBuffer()
+        buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+        return buffer
+    }()
 
     private static let lastChunk: ByteBuffer = {
         var buffer = ByteBuffer()
@@ -174,6 +188,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         let mayHaveBody = head.status.mayHaveResponseBody
         let addChunked = mayHaveBody && contentLength == nil && !transferEncoding && head.version == .http1_1
         if !informational {
+            answering = true
             chunked = mayHaveBody && !answeringHead && head.version == .http1_1 && contentLength == nil
                 && (addChunked || transferEncoding)
             bodyless = !mayHaveBody || answeringHead

@@ -15,12 +15,19 @@ final class ServerCodecTests: XCTestCase {
         var bodies: [String] = []
         var ends = 0
         var errors: [HTTPRequestError] = []
+        /// Answers 413 as soon as a head arrives (as the gateway does for a declared length past its limit).
+        var refuseHeads = false
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case let .head(head):
                 heads.append(head)
                 bodies.append("")
+                if refuseHeads {
+                    context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(
+                        version: .http1_1, status: .payloadTooLarge, headers: ["content-length": "0", "connection": "close"]))), promise: nil)
+                    context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+                }
             case var .body(bytes):
                 bodies[bodies.count - 1] += bytes.readString(length: bytes.readableBytes)!
             case .end:
@@ -136,6 +143,29 @@ final class ServerCodecTests: XCTestCase {
         try send("\nGET /b HTTP/1.1\r\n\r\n") // found by the http1 fuzz target: this failed as "invalid method"
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
         XCTAssertEqual(recorder.errors, [])
+    }
+
+    func testA100ContinueGoesToAClientThatWaitsForIt() throws {
+        try send("POST /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        XCTAssertEqual(try written(), ["HTTP/1.1 100 Continue\r\n\r\n"])
+        try send("ok")
+        XCTAssertEqual(recorder.bodies, ["ok"])
+        try answer(headers: [("content-length", "0")])
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"])
+        // Not when the body came with the head, nor without a body, nor on HTTP/1.0.
+        for request in ["POST /b HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\nok",
+                        "GET /c HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+                        "POST /d HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"] {
+            try send(request)
+            if request.contains("/d") { try send("ok") }
+            try answer(headers: [("content-length", "0")], version: request.contains("1.0") ? .http1_0 : .http1_1)
+            XCTAssertFalse(try written().joined().contains("100 Continue"), request)
+        }
+        // Nor when the head is answered at once (a 413 for its declared length).
+        setUp()
+        recorder.refuseHeads = true
+        try send("POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n")
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
     }
 
     func testAReadPassesWhileTheRequestBodyIsStillArriving() throws {

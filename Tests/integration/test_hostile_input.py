@@ -389,6 +389,31 @@ def test_a_413_is_seen_by_a_client_still_sending_its_body(gateway):
     assert b"request_too_large" in reply
 
 
+def test_a_client_waiting_for_100_continue_gets_it_at_once(gateway):
+    # curl sends `Expect: 100-continue` past 1 MiB and waits a second for it before its body.
+    gw = mock_gateway(gateway)
+    body = json.dumps(chat_body("m", "x" * 2000)).encode()
+    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        s.settimeout(0.5)
+        interim = s.recv(4096)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+        s.settimeout(5)
+        s.sendall(body)
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    finally:
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+    assert b"chat.completion" in reply
+
+
 # ---- slow clients and exhausted descriptors -------------------------------------------------------
 
 def test_a_header_block_trickled_byte_by_byte_is_cut_at_header_timeout(gateway):
