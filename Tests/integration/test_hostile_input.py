@@ -389,6 +389,20 @@ def test_a_413_is_seen_by_a_client_still_sending_its_body(gateway):
     assert b"request_too_large" in reply
 
 
+def test_pipelined_requests_are_answered_in_order(gateway):
+    gw = mock_gateway(gateway)
+    body = json.dumps(chat_body("m", "pipelined")).encode()
+    chat = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    # Three requests in one write, the last asking to close: three answers, in order, then the close.
+    reply, closed = raw_exchange(gw.port, chat + b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", read_for=5)
+    assert closed, reply[-300:]
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
+    assert statuses == [b"200", b"404", b"200"], reply[:600]
+    assert reply.index(b"chat.completion") < reply.index(b"not_found") < reply.index(b'{"status":"ok"}')
+
+
 def test_a_client_waiting_for_100_continue_gets_it_at_once(gateway):
     # curl sends `Expect: 100-continue` past 1 MiB and waits a second for it before its body.
     gw = mock_gateway(gateway)
