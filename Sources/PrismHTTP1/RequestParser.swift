@@ -85,11 +85,13 @@ package struct HTTP1RequestParser {
         case let .trailers(size):
             // Trailer fields are read and dropped: nothing downstream uses them.
             guard let line = try line(in: buffer, limit: maximumHeadSize - size) else { return nil }
-            buffer.moveReaderIndex(forwardBy: line + 2)
             if line == 0 {
+                buffer.moveReaderIndex(forwardBy: 2)
                 state = .head
                 return .end
             }
+            try checkTrailer(buffer, line)
+            buffer.moveReaderIndex(forwardBy: line + 2)
             state = .trailers(size: size + line + 2)
             return try step(&buffer)
         case .end:
@@ -112,9 +114,12 @@ package struct HTTP1RequestParser {
     }
 
     /// The length of the line at the buffer's front (without its CRLF); nil while incomplete.
-    private func line(in buffer: ByteBuffer, limit: Int) throws(HTTPRequestError) -> Int? {
+    private mutating func line(in buffer: ByteBuffer, limit: Int) throws(HTTPRequestError) -> Int? {
+        // Searched from where the last search stopped: trailers trickled a byte at a time must not
+        // cost a scan of everything before each byte.
+        let from = scanned
         let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
-            var index = 0
+            var index = from
             while index < bytes.count {
                 if bytes[index] == 0x0A { return index }
                 index += 1
@@ -123,8 +128,10 @@ package struct HTTP1RequestParser {
         }
         guard let found else {
             if buffer.readableBytes > limit { throw HTTPRequestError("a chunk line or the trailers are too long", headersTooLarge: true) }
+            scanned = buffer.readableBytes
             return nil
         }
+        scanned = 0
         let cr = buffer.getInteger(at: buffer.readerIndex + found - 1, as: UInt8.self)
         guard found > 0, cr == 0x0D else { throw HTTPRequestError("a line ends without CR") }
         if found - 1 > limit { throw HTTPRequestError("a chunk line or the trailers are too long", headersTooLarge: true) }
@@ -141,13 +148,31 @@ package struct HTTP1RequestParser {
                 index += 1
             }
             guard digits > 0 else { return nil }
-            // An extension (`;name=value`), possibly after whitespace, is allowed and ignored.
+            guard index < length else { return size }
+            // An extension (`;name=value`, whitespace allowed before the `;`) is ignored, but may
+            // hold no control byte: a bare CR there is where two parsers would part ways.
             while index < length, bytes[index] == 0x20 || bytes[index] == 0x09 { index += 1 }
-            guard index == length || bytes[index] == UInt8(ascii: ";") else { return nil }
+            guard index < length, bytes[index] == UInt8(ascii: ";") else { return nil }
+            while index < length {
+                let byte = bytes[index]
+                guard byte >= 0x20 ? byte != 0x7F : byte == 0x09 else { return nil }
+                index += 1
+            }
             return size
         }
         guard let size else { throw HTTPRequestError("invalid chunk size") }
         return size
+    }
+
+    /// A trailer line is a header line (name `:` value), though its field is dropped.
+    private func checkTrailer(_ buffer: ByteBuffer, _ length: Int) throws(HTTPRequestError) {
+        let valid = buffer.withUnsafeReadableBytes { bytes -> Bool in
+            var index = 0
+            while index < length, isHTTPToken(bytes[index]) { index += 1 }
+            guard index > 0, index < length, bytes[index] == UInt8(ascii: ":") else { return false }
+            return bytes[(index + 1)..<length].allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }
+        }
+        guard valid else { throw HTTPRequestError("invalid trailer line") }
     }
 
     private static func hexValue(_ byte: UInt8) -> Int? {
@@ -290,6 +315,8 @@ package struct HTTP1RequestParser {
             lineStart = lineEnd + 2
         }
         if chunked && contentLength != nil { throw HTTPRequestError("both Content-Length and Transfer-Encoding") }
+        // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+        if chunked && version == .http1_0 { throw HTTPRequestError("Transfer-Encoding in an HTTP/1.0 request") }
         let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
         return (head, chunked ? .chunked : .length(contentLength ?? 0), expectsContinue)
     }

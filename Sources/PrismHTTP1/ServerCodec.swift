@@ -36,6 +36,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
     private var stopped = false
     private var readHeld = false
     private var parsing = false
+    private var removed = false
     // The answer being written.
     private var answeringHead = false
     private var chunked = false
@@ -58,17 +59,23 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         if unread == nil {
             unread = bytes
         } else {
+            // The bytes already parsed go first: a client whose every read ends inside a request
+            // would otherwise grow this buffer by all it ever sent.
+            unread!.discardReadBytes()
             var incoming = bytes
             unread!.writeBuffer(&incoming)
         }
         parse(context)
     }
 
-    /// Delivers the parts the buffered bytes hold, as far as pipelining allows.
-    private func parse(_ context: ChannelHandlerContext) {
-        guard !parsing else { return } // an answer ended inside a delivery: the loop below goes on
+    /// Delivers the parts the buffered bytes hold, as far as pipelining allows; true if it
+    /// delivered any.
+    @discardableResult
+    private func parse(_ context: ChannelHandlerContext) -> Bool {
+        guard !parsing else { return false } // an answer ended inside a delivery: the loop below goes on
         parsing = true
         defer { parsing = false }
+        var delivered = false
         while !stopped && (requestOpen || !responseOpen) {
             var bytes = unread ?? HTTPServerCodec.empty
             unread = nil
@@ -78,8 +85,9 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             } catch {
                 stopped = true
                 context.fireErrorCaught(error)
-                return
+                break
             }
+            delivered = true
             if bytes.readableBytes > 0 { unread = bytes }
             guard let part else { break }
             switch part {
@@ -105,6 +113,32 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             readHeld = false
             context.read()
         }
+        return delivered
+    }
+
+    /// After an answer ended: the next pipelined request, if its bytes are here, on the loop's
+    /// next turn. By then the answer is flushed and its request finished, so that nothing of the
+    /// next one (a parse error closing the connection, say) overtakes it; and the handler sees
+    /// `channelReadComplete` after it, as after a read (its body timer is armed there).
+    private func resume(_ context: ChannelHandlerContext) {
+        guard !parsing else { return } // the delivery loop below is running: it goes on by itself
+        guard unread != nil else {
+            if readHeld && mayRead {
+                readHeld = false
+                context.read()
+            }
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (codec, context) = bound.value
+            guard !codec.removed, codec.parse(context) else { return }
+            context.fireChannelReadComplete()
+        }
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
     }
 
     private static let empty = ByteBuffer()
@@ -141,9 +175,9 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
                 context.write(wrapOutboundOut(.byteBuffer(HTTPServerCodec.empty)), promise: promise)
             }
             responseOpen = false
-            (chunked, bodyless, answering) = (false, false, false)
+            (chunked, bodyless, answering, answeringHead) = (false, false, false, false)
             if closes { stopped = true }
-            parse(context)
+            resume(context)
         }
     }
 
@@ -178,7 +212,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         for (name, value) in head.headers {
             size += name.utf8.count + value.utf8.count + 4
             if HTTPServerCodec.equalsIgnoringCase(name, "content-length") {
-                contentLength = Int(value)
+                contentLength = value.utf8.count <= 18 && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) ? Int(value) : nil
             } else if HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding") {
                 transferEncoding = true
             } else if HTTPServerCodec.equalsIgnoringCase(name, "connection") {
@@ -231,12 +265,13 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
 
     private func writeBody(_ context: ChannelHandlerContext, _ body: ByteBuffer, promise: EventLoopPromise<Void>?) {
         if bodyless {
-            // A HEAD answer keeps its head's headers but carries no body (RFC 9110 §9.3.2).
-            promise?.succeed(())
+            // A HEAD answer keeps its head's headers but carries no body (RFC 9110 §9.3.2). The
+            // promise still completes in order.
+            if let promise { emitHeld(context, promise: promise) }
             return
         }
         if body.readableBytes == 0 {
-            if let promise { context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise) }
+            if let promise { emitHeld(context, promise: promise) }
             return
         }
         if chunked {
@@ -262,6 +297,14 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             held = nil
             context.write(wrapOutboundOut(.byteBuffer(answer)), promise: promise)
         }
+    }
+
+    /// Passes the held answer down with `promise` (an empty write when none is held, so that the
+    /// promise completes after what was written before it).
+    private func emitHeld(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>) {
+        let answer = held ?? HTTPServerCodec.empty
+        held = nil
+        context.write(wrapOutboundOut(.byteBuffer(answer)), promise: promise)
     }
 
     /// Appends to the held answer, or holds `bytes` as it.

@@ -14,6 +14,7 @@ final class ServerCodecTests: XCTestCase {
         var heads: [HTTPRequestHead] = []
         var bodies: [String] = []
         var ends = 0
+        var readCompletes = 0
         var errors: [HTTPRequestError] = []
         /// Answers 413 as soon as a head arrives (as the gateway does for a declared length past its limit).
         var refuseHeads = false
@@ -33,6 +34,10 @@ final class ServerCodecTests: XCTestCase {
             case .end:
                 ends += 1
             }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            readCompletes += 1
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -83,6 +88,7 @@ final class ServerCodecTests: XCTestCase {
             channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: part))), promise: nil)
         }
         try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        channel.embeddedEventLoop.run() // a pipelined request comes on the loop's next turn
     }
 
     func testARequestCutAtEveryByteParsesAsOne() throws {
@@ -110,7 +116,7 @@ final class ServerCodecTests: XCTestCase {
         XCTAssertEqual(recorder.ends, 1)
         // The same cut at every byte.
         try answer(headers: [("content-length", "0")])
-        for byte in "POST /y HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n".utf8 {
+        for byte in "POST /y HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nA;x=y\r\n0123456789\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n".utf8 {
             try send(String(decoding: [byte], as: UTF8.self))
         }
         XCTAssertEqual(recorder.bodies, ["hello world", "0123456789"])
@@ -166,6 +172,42 @@ final class ServerCodecTests: XCTestCase {
         recorder.refuseHeads = true
         try send("POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n")
         XCTAssertEqual(try written().joined(), "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+    }
+
+    func testAPipelinedRequestComesAfterItsPredecessorFinishedAndEndsWithReadComplete() throws {
+        // The second request's body is incomplete: the handler arms its body timer on
+        // channelReadComplete, so it must see one after the parts delivered when /a's answer ended.
+        try send("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        let completes = recorder.readCompletes
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                                                   headers: ["content-length": "0"])), promise: nil)
+        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a"], "nothing of /b inside /a's answer")
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
+        XCTAssertEqual(recorder.bodies, ["", "abc"])
+        XCTAssertEqual(recorder.readCompletes, completes + 1)
+        // A parse error in the next request comes after the answer is out, not inside its write.
+        setUp()
+        try send("GET /a HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost : a\r\n\r\n")
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                                                   headers: ["content-length": "2"])), promise: nil)
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: "ok"))), promise: nil)
+        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        XCTAssertEqual(recorder.errors, [])
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.errors.map(\.reason), ["invalid header line"])
+    }
+
+    func testAnAnswerAfterAHEADAnswerHasItsBody() throws {
+        try send("HEAD /a HTTP/1.1\r\n\r\n")
+        try answer(headers: [("content-length", "2")], body: ["ok"])
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        try send("GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+        XCTAssertEqual(recorder.errors.count, 1)
+        try answer(.badRequest, headers: [("content-length", "2"), ("connection", "close")], body: ["no"])
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno")
     }
 
     func testAReadPassesWhileTheRequestBodyIsStillArriving() throws {
@@ -240,6 +282,10 @@ final class ServerCodecTests: XCTestCase {
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", "invalid chunk size"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", "a chunk does not end with CRLF"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a\rX\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1 \r\nx\r\n0\r\n\r\n", "invalid chunk size"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nGET /x HTTP/1.1\r\n\r\n", "invalid trailer line"),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "Transfer-Encoding in an HTTP/1.0 request"),
         ]
         for (input, reason) in cases {
             setUp()

@@ -349,7 +349,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        // Before .end: ending the answer lets NIO hand over a pipelined next request at once.
+        // Before .end: once the answer ends, the codec may hand over a pipelined next request.
         context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
         let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
         if closing { closeAfter(done, lingering: discarding) }
