@@ -3,13 +3,13 @@ import NIOHTTP1
 
 /// The gateway's HTTP/1.1 server codec, in one pipeline stage: bytes in, `HTTPServerRequestPart`s
 /// out; `HTTPServerResponsePart`s in, bytes out; and pipelining. It replaces NIO's decoder
-/// (llhttp behind a `ByteToMessageDecoder`), response encoder and pipelining handler, three
-/// stages that cost about a tenth of a proxied request's CPU (bench/README.md, stop 29).
+/// (llhttp behind a `ByteToMessageDecoder`), response encoder and pipelining handler
+/// (bench/README.md, "Prism's own HTTP/1.1 codec").
 ///
 /// - Requests are parsed by `HTTP1RequestParser`; body parts are slices of the bytes read.
-/// - Pipelining: the next request's head is delivered only once the previous answer ended, and
-///   while an answer is pending for a request read whole, reads are held back (NIO's contract).
-///   Bytes already read stay buffered until then.
+/// - Pipelining: the next request's head is delivered only once the previous answer ended (on
+///   the loop's next turn when it ended in a write), and while an answer is pending for a request
+///   read whole, reads are held back (NIO's contract). Bytes already read stay buffered until then.
 /// - A response's head is kept and the body parts written with it are appended to it, so that a
 ///   whole answer usually leaves as one buffer; it goes down at the first flush, at the end, or
 ///   with the first write that carries a promise.
@@ -85,11 +85,12 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             } catch {
                 stopped = true
                 context.fireErrorCaught(error)
+                delivered = true
                 break
             }
-            delivered = true
             if bytes.readableBytes > 0 { unread = bytes }
             guard let part else { break }
+            delivered = true
             switch part {
             case let .head(head):
                 requestOpen = true
