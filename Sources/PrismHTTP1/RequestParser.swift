@@ -155,7 +155,7 @@ package struct HTTP1RequestParser {
             guard index < length, bytes[index] == UInt8(ascii: ";") else { return nil }
             while index < length {
                 let byte = bytes[index]
-                guard byte >= 0x20 ? byte != 0x7F : byte == 0x09 else { return nil }
+                guard isHTTPFieldValueByte(byte) else { return nil }
                 index += 1
             }
             return size
@@ -170,7 +170,7 @@ package struct HTTP1RequestParser {
             var index = 0
             while index < length, isHTTPToken(bytes[index]) { index += 1 }
             guard index > 0, index < length, bytes[index] == UInt8(ascii: ":") else { return false }
-            return bytes[(index + 1)..<length].allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 }
+            return bytes[(index + 1)..<length].allSatisfy(isHTTPFieldValueByte)
         }
         guard valid else { throw HTTPRequestError("invalid trailer line") }
     }
@@ -218,11 +218,16 @@ package struct HTTP1RequestParser {
         }
         let (head, framing, expect) = try parsed.get()
         buffer.moveReaderIndex(forwardBy: end + 4)
+        let bodyFollows: Bool
         switch framing {
-        case let .length(length): state = length > 0 ? .body(remaining: length) : .end
-        case .chunked: state = .chunkSize
+        case let .length(length):
+            state = length > 0 ? .body(remaining: length) : .end
+            bodyFollows = length > 0
+        case .chunked:
+            state = .chunkSize
+            bodyFollows = true
         }
-        expectsContinue = expect && head.version == .http1_1 && { if case .end = state { false } else { true } }()
+        expectsContinue = expect && bodyFollows && head.version == .http1_1
         return .head(head)
     }
 
@@ -291,7 +296,7 @@ package struct HTTP1RequestParser {
             var scan = valueStart
             while scan < valueEnd {
                 let byte = bytes[scan]
-                guard byte >= 0x20 ? byte != 0x7F : byte == 0x09 else { throw HTTPRequestError("a control character in a header value") }
+                guard isHTTPFieldValueByte(byte) else { throw HTTPRequestError("a control character in a header value") }
                 scan += 1
             }
             let name = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<colon])
@@ -347,6 +352,12 @@ package struct HTTP1RequestParser {
 /// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~`` (method and header names).
 package func isHTTPToken(_ byte: UInt8) -> Bool {
     httpTokenBytes[Int(byte)]
+}
+
+/// A byte a field value may hold (RFC 9110 §5.5): visible ASCII, space, tab and obs-text; no
+/// other control byte, so that no value can split a head.
+package func isHTTPFieldValueByte(_ byte: UInt8) -> Bool {
+    byte >= 0x20 ? byte != 0x7F : byte == 0x09
 }
 
 private let httpTokenBytes: [Bool] = (0..<256).map { byte in

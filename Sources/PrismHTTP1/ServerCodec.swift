@@ -168,13 +168,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             promise?.fail(ChannelError.operationUnsupported)
         case .end:
             if chunked { append(context, HTTPServerCodec.lastChunk) }
-            if let answer = held {
-                held = nil
-                context.write(wrapOutboundOut(.byteBuffer(answer)), promise: promise)
-            } else if let promise {
-                // Completed in order, after what was written before it.
-                context.write(wrapOutboundOut(.byteBuffer(HTTPServerCodec.empty)), promise: promise)
-            }
+            emitHeld(context, promise: promise)
             responseOpen = false
             (chunked, bodyless, answering, answeringHead) = (false, false, false, false)
             if closes { stopped = true }
@@ -183,10 +177,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     package func flush(context: ChannelHandlerContext) {
-        if let answer = held {
-            held = nil
-            context.write(wrapOutboundOut(.byteBuffer(answer)), promise: nil)
-        }
+        emitHeld(context)
         context.flush()
     }
 
@@ -208,11 +199,12 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         // What the answer's framing will be, and how much room its head needs.
         var size = 32 + head.status.reasonPhrase.utf8.count
         var contentLength: Int?
-        var transferEncoding = false
+        var hasContentLength = false, transferEncoding = false
         var closing = false
         for (name, value) in head.headers {
             size += name.utf8.count + value.utf8.count + 4
             if HTTPServerCodec.equalsIgnoringCase(name, "content-length") {
+                hasContentLength = true
                 contentLength = value.utf8.count <= 18 && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) ? Int(value) : nil
             } else if HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding") {
                 transferEncoding = true
@@ -221,6 +213,8 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             }
         }
         let mayHaveBody = head.status.mayHaveResponseBody
+        // No body at all (1xx, 204, 304): no framing headers; Content-Length wins over Transfer-Encoding.
+        let dropsFraming = mayHaveBody ? contentLength != nil && transferEncoding : hasContentLength || transferEncoding
         let addChunked = mayHaveBody && contentLength == nil && !transferEncoding && head.version == .http1_1
         if !informational {
             answering = true
@@ -240,12 +234,8 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         buffer.writeString(head.status.reasonPhrase)
         buffer.writeStaticString("\r\n")
         for (name, value) in head.headers {
-            let framing = HTTPServerCodec.equalsIgnoringCase(name, "content-length")
-                || HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding")
-            // No body at all (1xx, 204, 304): no framing headers; Content-Length wins over Transfer-Encoding.
-            if framing && (!mayHaveBody || (contentLength != nil && HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding"))) {
-                continue
-            }
+            if dropsFraming && HTTPServerCodec.equalsIgnoringCase(name, "transfer-encoding") { continue }
+            if dropsFraming && !mayHaveBody && HTTPServerCodec.equalsIgnoringCase(name, "content-length") { continue }
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)
@@ -258,20 +248,13 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             return
         }
         held = buffer
-        if let promise {
-            held = nil
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-        }
+        if let promise { emitHeld(context, promise: promise) }
     }
 
     private func writeBody(_ context: ChannelHandlerContext, _ body: ByteBuffer, promise: EventLoopPromise<Void>?) {
-        if bodyless {
+        if bodyless || body.readableBytes == 0 {
             // A HEAD answer keeps its head's headers but carries no body (RFC 9110 §9.3.2). The
             // promise still completes in order.
-            if let promise { emitHeld(context, promise: promise) }
-            return
-        }
-        if body.readableBytes == 0 {
             if let promise { emitHeld(context, promise: promise) }
             return
         }
@@ -287,22 +270,17 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         } else if held != nil && body.readableBytes <= 16 * 1024 {
             append(context, body)
         } else {
-            if let answer = held {
-                held = nil
-                context.write(wrapOutboundOut(.byteBuffer(answer)), promise: nil)
-            }
+            emitHeld(context)
             context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise)
             return
         }
-        if let promise, let answer = held {
-            held = nil
-            context.write(wrapOutboundOut(.byteBuffer(answer)), promise: promise)
-        }
+        if let promise { emitHeld(context, promise: promise) }
     }
 
-    /// Passes the held answer down with `promise` (an empty write when none is held, so that the
-    /// promise completes after what was written before it).
-    private func emitHeld(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>) {
+    /// Passes the held answer down, with `promise` if given (then an empty write when none is
+    /// held, so that the promise completes after what was written before it).
+    private func emitHeld(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        guard held != nil || promise != nil else { return }
         let answer = held ?? HTTPServerCodec.empty
         held = nil
         context.write(wrapOutboundOut(.byteBuffer(answer)), promise: promise)

@@ -324,7 +324,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         func valid(_ name: String, _ value: String) -> Bool {
             var name = name, value = value // the same storage: withUTF8 reads it in place
             let nameIsToken = name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy(isHTTPToken) }
-            return nameIsToken && value.withUTF8 { bytes in bytes.allSatisfy { $0 >= 0x20 ? $0 != 0x7F : $0 == 0x09 } }
+            return nameIsToken && value.withUTF8 { bytes in bytes.allSatisfy(isHTTPFieldValueByte) }
         }
         guard !headers.allSatisfy({ valid($0.name, $0.value) }) else { return }
         var kept = HTTPHeaders()
