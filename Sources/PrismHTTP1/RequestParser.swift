@@ -275,7 +275,8 @@ package struct HTTP1RequestParser {
         }
         lineStart = requestLineEnd + 2
 
-        var headers = HTTPHeaders()
+        // HTTPHeaders is made from the finished array: its `add` checks every name again.
+        var headers: [(String, String)] = []
         headers.reserveCapacity(16)
         var contentLength: Int?
         var chunked = false
@@ -316,13 +317,13 @@ package struct HTTP1RequestParser {
             } else if asciiCaseInsensitiveEquals(name, "expect") {
                 expectsContinue = asciiCaseInsensitiveEquals(value, "100-continue")
             }
-            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
             lineStart = lineEnd + 2
         }
         if chunked && contentLength != nil { throw HTTPRequestError("both Content-Length and Transfer-Encoding") }
         // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
         if chunked && version == .http1_0 { throw HTTPRequestError("Transfer-Encoding in an HTTP/1.0 request") }
-        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
         return (head, chunked ? .chunked : .length(contentLength ?? 0), expectsContinue)
     }
 
@@ -349,22 +350,20 @@ package struct HTTP1RequestParser {
 
 }
 
-/// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~`` (method and header names).
+/// RFC 9110 `tchar`: letters, digits and ``!#$%&'*+-.^_`|~`` (method and header names). A
+/// 128-bit map, inlinable: it runs per byte of every header name, in this module and the gateway's.
+@inlinable
 package func isHTTPToken(_ byte: UInt8) -> Bool {
-    httpTokenBytes[Int(byte)]
+    // Bit b of the pair is set when byte b is a tchar (a unit test checks it against the rule).
+    let low: UInt64 = 0x03FF_6CFA_0000_0000, high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    return byte < 64 ? (low >> UInt64(byte)) & 1 == 1 : byte < 128 && (high >> UInt64(byte &- 64)) & 1 == 1
 }
 
 /// A byte a field value may hold (RFC 9110 §5.5): visible ASCII, space, tab and obs-text; no
 /// other control byte, so that no value can split a head.
+@inlinable
 package func isHTTPFieldValueByte(_ byte: UInt8) -> Bool {
     byte >= 0x20 ? byte != 0x7F : byte == 0x09
-}
-
-private let httpTokenBytes: [Bool] = (0..<256).map { byte in
-    switch UInt8(byte) {
-    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
-    default: "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
-    }
 }
 
 /// `bytes` equals the lowercase ASCII `text`, ignoring the case of `bytes`.
@@ -373,4 +372,14 @@ func asciiCaseInsensitiveEquals(_ bytes: UnsafeRawBufferPointer, _ text: StaticS
     let expected = text.utf8Start
     for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] { return false }
     return true
+}
+
+extension String {
+    /// Equals the lower-case ASCII `lowercase`, ignoring the case of this text (a header name
+    /// test with no lower-cased copy).
+    package func equalsASCIIIgnoringCase(_ lowercase: StaticString) -> Bool {
+        guard utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        var text = self // the same storage: withUTF8 reads it in place
+        return text.withUTF8 { asciiCaseInsensitiveEquals(UnsafeRawBufferPointer($0), lowercase) }
+    }
 }

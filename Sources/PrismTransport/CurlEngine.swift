@@ -229,6 +229,9 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
         driving = false
     }
 
+    private static let environmentNamesAProxy = ["http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY",
+                                                 "HTTPS_PROXY", "ALL_PROXY"].contains { (name: String) in getenv(name) != nil }
+
     /// A new easy handle with the options every transfer shares; the callbacks find their
     /// transfer through the data pointers `begin` sets.
     private static func newHandle() -> UnsafeMutableRawPointer? {
@@ -237,6 +240,13 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
         _ = prism_curl_set_long(easy, CURLOPT_TCP_NODELAY, 1)
         _ = prism_curl_set_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
         _ = prism_curl_set_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        // libcurl looks for a proxy in the environment on every transfer (up to six getenv
+        // scans of it). With none named there, "no proxy" is said once here; with one,
+        // libcurl reads the environment as it always does (http_proxy, https_proxy, no_proxy...).
+        if !CurlEngine.environmentNamesAProxy {
+            _ = prism_curl_set_string(easy, CURLOPT_PROXY, "")
+            _ = prism_curl_set_string(easy, CURLOPT_NOPROXY, "")
+        }
         _ = prism_curl_set_header_function(easy) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count

@@ -91,6 +91,19 @@ final class ServerCodecTests: XCTestCase {
         channel.embeddedEventLoop.run() // a pipelined request comes on the loop's next turn
     }
 
+    /// The token bitmap against RFC 9110's rule, byte by byte.
+    func testTheTokenMapIsTheRule() {
+        let symbols = Set("!#$%&'*+-.^_`|~".utf8)
+        for byte in UInt8.min...UInt8.max {
+            let rule = (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                || symbols.contains(byte)
+            XCTAssertEqual(isHTTPToken(byte), rule, "byte \(byte)")
+        }
+        XCTAssertTrue("Content-LENGTH".equalsASCIIIgnoringCase("content-length"))
+        XCTAssertFalse("content-lengthx".equalsASCIIIgnoringCase("content-length"))
+        XCTAssertFalse("content_length".equalsASCIIIgnoringCase("content-length"))
+    }
+
     func testARequestCutAtEveryByteParsesAsOne() throws {
         let request = "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Type:  application/json \r\n"
             + "Content-Length: 11\r\nX-Empty:\r\n\r\n{\"a\":\"bcd\"}"

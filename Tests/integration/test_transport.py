@@ -81,3 +81,43 @@ def test_a_large_body_is_sent_again_whole_when_a_kept_alive_connection_fails(gat
     assert requests[1].body_bytes == large and requests[2].body_bytes == large
     assert requests[1].client_port != requests[2].client_port  # the second time on a fresh connection
     assert requests[0].client_port == requests[1].client_port  # the first time on the kept-alive one
+
+
+def test_an_outbound_proxy_from_the_environment_is_used(gateway, tmp_path):
+    """http_proxy in the gateway's environment sends upstream requests through that proxy (the
+    transport says "no proxy" to libcurl only when the environment names none)."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            seen.append((self.path, json.loads(body)["model"]))
+            answer = json.dumps({"id": "chatcmpl-proxy", "object": "chat.completion", "created": 1,
+                                 "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "via the proxy"}}],
+                                 "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        # The upstream's name resolves nowhere: only the proxy can answer for it.
+        gw = gateway(make_config({"far": openai_provider("http://upstream.invalid/v1")}),
+                     env={"http_proxy": f"http://127.0.0.1:{proxy.server_address[1]}",
+                          "NO_PROXY": None, "no_proxy": None})
+        resp = post(gw.url("/v1/chat/completions"), chat_body("gpt-4o-mini"), timeout=20)
+        assert resp.status == 200, resp.text
+        assert resp.json()["choices"][0]["message"]["content"] == "via the proxy"
+        assert seen == [("http://upstream.invalid/v1/chat/completions", "gpt-4o-mini")]
+    finally:
+        proxy.shutdown()

@@ -144,7 +144,8 @@ final class MessageBuilder {
 
 /// Header names and values a plugin sets must not smuggle line breaks into the HTTP message.
 private func isValidHeader(_ name: String, _ value: prism_string) -> Bool {
-    guard !name.isEmpty, !name.utf8.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: ":") }) else { return false }
+    var name = name // the same storage: withUTF8 reads it in place
+    guard name.withUTF8({ !$0.isEmpty && !$0.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: ":") }) }) else { return false }
     return !value.hostBuffer.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0 })
 }
 

@@ -91,6 +91,8 @@ package final class ProxyRequest {
     var lastClientWriteAt: UInt64 = 0
     var keepAliveTask: Scheduled<Void>?
     var finished = false
+    /// on_complete has run (`settle`).
+    var settled = false
     var countedInFlight = false
     /// The budgets this request counts against, once checked (Server/BudgetGate.swift).
     var budgetClaims: [BudgetClaim]?

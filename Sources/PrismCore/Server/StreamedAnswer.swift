@@ -16,14 +16,14 @@ extension ProxyRequest {
                             dialect: ingress.map { ($0.exchange, $0.encodeError) })
         firstByteAt = monotonicNanoseconds()
         if let price = priceOfAnswer() { collector.pricesUsageChunk = price.pricedUsageChunk }
-        var responseHeaders = HTTPHeaders()
+        var responseHeaders: [(String, String)] = []
         if attempt.isPassThrough, let type = headers.first(where: { $0.0 == "content-type" })?.1 {
-            responseHeaders.add(name: "content-type", value: type)
+            responseHeaders.append(("content-type", type))
         } else {
-            responseHeaders.add(name: "content-type", value: "text/event-stream")
+            responseHeaders.append(("content-type", "text/event-stream"))
         }
-        responseHeaders.add(name: "cache-control", value: "no-cache")
-        responseHeaders.add(name: "x-accel-buffering", value: "no")
+        responseHeaders.append(("cache-control", "no-cache"))
+        responseHeaders.append(("x-accel-buffering", "no"))
         addCommonHeaders(&responseHeaders)
         handler?.writeStreamHead(headers: responseHeaders)
         streamStarted = true
