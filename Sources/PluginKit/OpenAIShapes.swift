@@ -7,29 +7,53 @@ public enum OpenAIShapes {
     /// `usage` of an OpenAI-format response or chunk object (value range of the top-level object).
     public static func usage(in bytes: UnsafeRawBufferPointer, members: [JSONMember]) -> Usage? {
         guard let member = JSONScanner.member(named: "usage", in: members, of: bytes),
-              bytes[member.valueRange.lowerBound] == UInt8(ascii: "{"),
-              let fields = try? JSONScanner.members(bytes, in: member.valueRange)
+              bytes[member.valueRange.lowerBound] == UInt8(ascii: "{")
         else { return nil }
+        // One pass with the pull reader: no member arrays for usage and its two detail objects.
+        // The first of a repeated key counts, as JSONScanner.member finds it.
+        var reader = JSONReader(bytes, in: member.valueRange)
         var usage = Usage()
-        if let value = JSONScanner.member(named: "prompt_tokens", in: fields, of: bytes) {
-            usage.inputTokens = UInt64(clamping: JSONScanner.integer(bytes, in: value.valueRange) ?? 0)
-        }
-        if let value = JSONScanner.member(named: "completion_tokens", in: fields, of: bytes) {
-            usage.outputTokens = UInt64(clamping: JSONScanner.integer(bytes, in: value.valueRange) ?? 0)
-        }
-        if let details = JSONScanner.member(named: "prompt_tokens_details", in: fields, of: bytes),
-           bytes[details.valueRange.lowerBound] == UInt8(ascii: "{"),
-           let detailFields = try? JSONScanner.members(bytes, in: details.valueRange),
-           let cached = JSONScanner.member(named: "cached_tokens", in: detailFields, of: bytes)
-        {
-            usage.cachedInputTokens = UInt64(clamping: JSONScanner.integer(bytes, in: cached.valueRange) ?? 0)
-        }
-        if let details = JSONScanner.member(named: "completion_tokens_details", in: fields, of: bytes),
-           bytes[details.valueRange.lowerBound] == UInt8(ascii: "{"),
-           let detailFields = try? JSONScanner.members(bytes, in: details.valueRange),
-           let reasoning = JSONScanner.member(named: "reasoning_tokens", in: detailFields, of: bytes)
-        {
-            usage.reasoningTokens = UInt64(clamping: JSONScanner.integer(bytes, in: reasoning.valueRange) ?? 0)
+        var seen: (input: Bool, output: Bool, cached: Bool, reasoning: Bool) = (false, false, false, false)
+        func count(_ range: Range<Int>) -> UInt64 { UInt64(clamping: JSONScanner.integer(bytes, in: range) ?? 0) }
+        do {
+            try reader.enterObject()
+            while let key = try reader.nextKey() {
+                if !seen.input && reader.key(key, is: "prompt_tokens") {
+                    usage.inputTokens = count(try reader.skipValue())
+                    seen.input = true
+                } else if !seen.output && reader.key(key, is: "completion_tokens") {
+                    usage.outputTokens = count(try reader.skipValue())
+                    seen.output = true
+                } else if !seen.cached && reader.key(key, is: "prompt_tokens_details") {
+                    seen.cached = true
+                    guard reader.peek() == UInt8(ascii: "{") else {
+                        _ = try reader.skipValue()
+                        continue
+                    }
+                    try reader.enterObject()
+                    var found = false
+                    while let inner = try reader.nextKey() {
+                        let value = try reader.skipValue()
+                        if !found && reader.key(inner, is: "cached_tokens") { usage.cachedInputTokens = count(value); found = true }
+                    }
+                } else if !seen.reasoning && reader.key(key, is: "completion_tokens_details") {
+                    seen.reasoning = true
+                    guard reader.peek() == UInt8(ascii: "{") else {
+                        _ = try reader.skipValue()
+                        continue
+                    }
+                    try reader.enterObject()
+                    var found = false
+                    while let inner = try reader.nextKey() {
+                        let value = try reader.skipValue()
+                        if !found && reader.key(inner, is: "reasoning_tokens") { usage.reasoningTokens = count(value); found = true }
+                    }
+                } else {
+                    _ = try reader.skipValue()
+                }
+            }
+        } catch {
+            return nil
         }
         return usage
     }

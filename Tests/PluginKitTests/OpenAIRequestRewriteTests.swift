@@ -55,6 +55,23 @@ final class OpenAIShapesTests: XCTestCase {
         XCTAssertEqual(usage, Usage(inputTokens: 10, outputTokens: 5, cachedInputTokens: 4, reasoningTokens: 2))
     }
 
+    /// Other members between the counts, details that are not objects, a repeated key (the first
+    /// counts), a null usage.
+    func testUsageReadsOnlyTheCountsItKnows() throws {
+        func usage(_ json: String) throws -> Usage? {
+            let body = Array(json.utf8)
+            return try body.withUnsafeBytes { raw in OpenAIShapes.usage(in: raw, members: try JSONScanner.members(raw)) }
+        }
+        XCTAssertEqual(try usage(#"{"id":"x","usage":{"total_tokens":9,"prompt_tokens":7,"prompt_tokens_details":null,"# +
+                                 #""completion_tokens_details":{"audio_tokens":1,"reasoning_tokens":3,"reasoning_tokens":8},"# +
+                                 #""completion_tokens":2,"prompt_tokens":99,"extra":[{"a":[1,2]},"s"]}}"#),
+                       Usage(inputTokens: 7, outputTokens: 2, cachedInputTokens: 0, reasoningTokens: 3))
+        XCTAssertEqual(try usage(#"{"usage":{"prompt_tokens_details":[1],"completion_tokens":1.5e3}}"#),
+                       Usage(inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, reasoningTokens: 0))
+        XCTAssertNil(try usage(#"{"usage":null}"#))
+        XCTAssertNil(try usage(#"{"choices":[]}"#))
+    }
+
     func testUpstreamErrorsMapToOpenAITypes() {
         let body = Array(#"{"error":{"message":"slow down","type":"requests"}}"#.utf8)
         let limited = OpenAIShapes.upstreamError(status: 429, body: body)

@@ -111,7 +111,7 @@ final class MessageBuilder {
                 let message = MessageBuilder.from(context)
                 let lowered = asciiLowercased(name.hostBuffer)
                 guard isValidHeader(lowered, value) else { return PRISM_ERROR_INVALID_REQUEST }
-                message.headers.removeAll { $0.name == lowered }
+                if message.headers.contains(where: { $0.name == lowered }) { message.headers.removeAll { $0.name == lowered } }
                 message.append(header: lowered, value.hostString)
                 return PRISM_OK
             },
@@ -349,17 +349,23 @@ final class HeaderArray {
         self.storage = storage
         headers = .allocate(capacity: max(pairs.count, 1))
         var offset = 0
-        func place(_ text: String) -> prism_string {
-            let start = storage + offset
-            var text = text
-            let length = text.utf8.count
-            text.withUTF8 { utf8 in if let base = utf8.baseAddress { start.copyMemory(from: base, byteCount: length) } }
-            offset += length
-            return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: length)
-        }
         for (index, pair) in pairs.enumerated() {
-            (headers + index).initialize(to: prism_header(name: place(pair.0), value: place(pair.1)))
+            let name = HeaderArray.place(pair.0, at: storage + offset)
+            offset += name.length
+            let value = HeaderArray.place(pair.1, at: storage + offset)
+            offset += value.length
+            (headers + index).initialize(to: prism_header(name: name, value: value))
         }
+    }
+
+    /// Not a nested function: one capturing `offset` made every update a dynamic exclusivity check.
+    private static func place(_ text: String, at start: UnsafeMutableRawPointer) -> prism_string {
+        var text = text // the same storage: withUTF8 reads it in place
+        let length = text.withUTF8 { utf8 in
+            if let base = utf8.baseAddress { start.copyMemory(from: base, byteCount: utf8.count) }
+            return utf8.count
+        }
+        return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: length)
     }
 
     deinit {
