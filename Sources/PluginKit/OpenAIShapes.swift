@@ -26,28 +26,10 @@ public enum OpenAIShapes {
                     seen.output = true
                 } else if !seen.cached && reader.key(key, is: "prompt_tokens_details") {
                     seen.cached = true
-                    guard reader.peek() == UInt8(ascii: "{") else {
-                        _ = try reader.skipValue()
-                        continue
-                    }
-                    try reader.enterObject()
-                    var found = false
-                    while let inner = try reader.nextKey() {
-                        let value = try reader.skipValue()
-                        if !found && reader.key(inner, is: "cached_tokens") { usage.cachedInputTokens = count(value); found = true }
-                    }
+                    usage.cachedInputTokens = try detailValue(&reader, "cached_tokens").map(count) ?? 0
                 } else if !seen.reasoning && reader.key(key, is: "completion_tokens_details") {
                     seen.reasoning = true
-                    guard reader.peek() == UInt8(ascii: "{") else {
-                        _ = try reader.skipValue()
-                        continue
-                    }
-                    try reader.enterObject()
-                    var found = false
-                    while let inner = try reader.nextKey() {
-                        let value = try reader.skipValue()
-                        if !found && reader.key(inner, is: "reasoning_tokens") { usage.reasoningTokens = count(value); found = true }
-                    }
+                    usage.reasoningTokens = try detailValue(&reader, "reasoning_tokens").map(count) ?? 0
                 } else {
                     _ = try reader.skipValue()
                 }
@@ -56,6 +38,22 @@ public enum OpenAIShapes {
             return nil
         }
         return usage
+    }
+
+    /// The value of the first `name` in the detail object the reader is at; nil (the value
+    /// skipped) when it is not an object.
+    private static func detailValue(_ reader: inout JSONReader, _ name: StaticString) throws(JSONSyntaxError) -> Range<Int>? {
+        guard reader.peek() == UInt8(ascii: "{") else {
+            _ = try reader.skipValue()
+            return nil
+        }
+        try reader.enterObject()
+        var found: Range<Int>?
+        while let key = try reader.nextKey() {
+            let value = try reader.skipValue()
+            if found == nil && reader.key(key, is: name) { found = value }
+        }
+        return found
     }
 
     /// Maps an upstream HTTP error to the OpenAI error the client gets: the status class decides
