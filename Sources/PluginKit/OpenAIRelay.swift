@@ -10,25 +10,30 @@ public enum OpenAIRelay {
     /// cache would keep.
     public static func relayResponse(_ response: PluginResponse, client: HTTPBuilder) throws(PluginError) -> Usage {
         let body = response.body
-        let members: [JSONMember]
+        // One pass with the pull reader, no member array: the first `error`, `choices`, `data`
+        // and `usage` (as JSONScanner.member finds them), the rest skipped and validated.
+        var failure: Range<Int>?, choices: Range<Int>?, data: Range<Int>?, usage: Range<Int>?
         do {
-            members = try JSONScanner.members(body)
+            var reader = JSONReader(body)
+            try reader.enterObject()
+            while let key = try reader.nextKey() {
+                let value = try reader.skipValue()
+                if failure == nil && reader.key(key, is: "error") { failure = value }
+                if choices == nil && reader.key(key, is: "choices") { choices = value }
+                if data == nil && reader.key(key, is: "data") { data = value }
+                if usage == nil && reader.key(key, is: "usage") { usage = value }
+            }
+            try reader.finish()
         } catch {
             let type = response.header("content-type") ?? "no content-type"
             throw PluginError.upstream(status: 502, message: "upstream answered HTTP \(response.status) with a body "
                 + "that is not a JSON object (\(type), \(body.count) bytes): \(error.reason)")
         }
-        if let failure = JSONScanner.member(named: "error", in: members, of: body),
-           body[failure.valueRange.lowerBound] != UInt8(ascii: "n") // "error": null is no error
-        {
+        if let failure, body[failure.lowerBound] != UInt8(ascii: "n") { // "error": null is no error
             let message = OpenAIErrorBody.message(in: Array(body)) ?? "an error object"
             throw PluginError.upstream(status: 502, message: "upstream answered HTTP \(response.status) with an error: \(message)")
         }
-        let answerMembers: [StaticString] = ["choices", "data"]
-        let answer = answerMembers.contains { name in
-            guard let member = JSONScanner.member(named: name, in: members, of: body) else { return false }
-            return body[member.valueRange.lowerBound] == UInt8(ascii: "[")
-        }
+        let answer = [choices, data].contains { $0.map { body[$0.lowerBound] == UInt8(ascii: "[") } ?? false }
         guard answer else {
             throw PluginError.upstream(status: 502, message: "upstream answered HTTP \(response.status) without "
                 + "`choices` or `data`: not a completion")
@@ -36,7 +41,7 @@ public enum OpenAIRelay {
         client.setStatus(200)
         client.setHeader("content-type", response.header("content-type") ?? "application/json")
         client.writeBody(body)
-        return OpenAIShapes.usage(in: body, members: members) ?? Usage()
+        return usage.flatMap { OpenAIShapes.usage(in: body, object: $0) } ?? Usage()
     }
 
     /// One upstream SSE event. `[DONE]` is dropped (the host writes its own). A usage-only chunk

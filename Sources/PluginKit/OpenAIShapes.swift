@@ -6,12 +6,16 @@ import PrismWire
 public enum OpenAIShapes {
     /// `usage` of an OpenAI-format response or chunk object (value range of the top-level object).
     public static func usage(in bytes: UnsafeRawBufferPointer, members: [JSONMember]) -> Usage? {
-        guard let member = JSONScanner.member(named: "usage", in: members, of: bytes),
-              bytes[member.valueRange.lowerBound] == UInt8(ascii: "{")
-        else { return nil }
+        guard let member = JSONScanner.member(named: "usage", in: members, of: bytes) else { return nil }
+        return usage(in: bytes, object: member.valueRange)
+    }
+
+    /// Usage from the `usage` value at `range`; nil when it is not an object.
+    public static func usage(in bytes: UnsafeRawBufferPointer, object range: Range<Int>) -> Usage? {
+        guard bytes[range.lowerBound] == UInt8(ascii: "{") else { return nil }
         // One pass with the pull reader: no member arrays for usage and its two detail objects.
         // The first of a repeated key counts, as JSONScanner.member finds it.
-        var reader = JSONReader(bytes, in: member.valueRange)
+        var reader = JSONReader(bytes, in: range)
         var usage = Usage()
         var seen: (input: Bool, output: Bool, cached: Bool, reasoning: Bool) = (false, false, false, false)
         func count(_ range: Range<Int>) -> UInt64 { UInt64(clamping: JSONScanner.integer(bytes, in: range) ?? 0) }

@@ -313,11 +313,17 @@ private struct HeadWriter {
     var count = 0
 
     mutating func put(_ text: String) {
-        var text = text // the same storage: withUTF8 reads it in place
         let destination = base + count
-        count += text.withUTF8 { bytes in
+        let copy = { (bytes: UnsafeBufferPointer<UInt8>) -> Int in
             if let start = bytes.baseAddress { destination.copyMemory(from: start, byteCount: bytes.count) }
             return bytes.count
+        }
+        // In place without a copy of the string (a native one always is); withUTF8 otherwise.
+        if let written = text.utf8.withContiguousStorageIfAvailable(copy) {
+            count += written
+        } else {
+            var text = text
+            count += text.withUTF8(copy)
         }
     }
 

@@ -100,6 +100,8 @@ def test_made_up_model_names_do_not_grow_the_metrics(gateway):
     (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
     (b'{"error": {"message": "quota exceeded", "type": "insufficient_quota"}}', "application/json"),
     (b'{"id": "x", "object": "chat.completion"}', "application/json"),
+    (b'{"id": "x", "choices": {"0": {}}}', "application/json"),
+    (b'{"id": "x", "choices": []} trailing', "application/json"),
     (b"", "application/json"),
 ])
 def test_a_200_without_a_completion_is_a_502_and_not_cached(gateway, mock_upstream, raw, content_type):

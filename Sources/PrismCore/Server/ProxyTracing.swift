@@ -17,7 +17,10 @@ extension ProxyRequest {
     /// sampled request's `traceparent` names the attempt's span; an unsampled one passes on the
     /// client's own `traceparent` (and `tracestate`) unchanged. With telemetry off, as the plugin
     /// built them.
-    func upstreamHeaders(_ headers: [(String, String)], for attempt: UpstreamAttempt) -> [(String, String)] {
+    func upstreamHeaders(_ builder: [(name: String, value: String)], for attempt: UpstreamAttempt) -> [(String, String)] {
+        // Mapped, not converted: `[(name:, value:)]` as `[(String, String)]` is a runtime cast
+        // per element.
+        let headers = builder.map { ($0.name, $0.value) }
         guard gateway.tracer != nil else { return headers }
         let parent: String
         let state: String?
