@@ -36,6 +36,8 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     /// same version, and the connection closes after it when the client asked.
     private var version: HTTPVersion = .http1_1
     private var keepAlive = true
+    /// A stream's flush is queued for the end of this loop turn (writeStreamBytes).
+    private var flushQueued = false
 
     package init(runtime: GatewayRuntime) { self.runtime = runtime }
 
@@ -415,11 +417,23 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
                       promise: nil)
     }
 
+    /// Queued, and flushed once this turn of the loop has done its I/O: libcurl delivers an
+    /// upstream read a chunk at a time, and each chunk flushed on its own was a write to the socket
+    /// and a wake-up of the client (three a request for the benchmark's stream, now one). Nothing
+    /// waits past the turn that produced it.
     func writeStreamBytes(_ bytes: [UInt8]) {
         guard let context, !bytes.isEmpty else { return }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        guard !flushQueued else { return }
+        flushQueued = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = bound.value
+            handler.flushQueued = false
+            handler.context?.flush()
+        }
     }
 
     func endStream() {
