@@ -134,9 +134,7 @@ extension ProxyRequest {
         if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
         addCommonHeaders(&headers)
         let status = Int(local.status == 0 ? 200 : local.status)
-        settle(status: status)
-        handler?.writeResponse(status: HTTPResponseStatus(statusCode: status), headers: headers, body: local.body)
-        complete(status: status)
+        finishBuffered(HTTPResponseStatus(statusCode: status), headers: headers, body: local.body, logsBody: false)
     }
 
     // MARK: Answers in the client's dialect
@@ -205,9 +203,7 @@ extension ProxyRequest {
             }
             var replay = headers
             addCommonHeaders(&replay)
-            settle(status: Int(status.code))
-            handler?.writeResponse(status: status, headers: replay, body: bytes)
-            complete(status: Int(status.code))
+            finishBuffered(status, headers: replay, body: bytes, logsBody: false)
             return false
         }
         guard let answer = dialectAnswer(ingress, status: Int(status.code), headers: headers.map { ($0.name, $0.value) },
@@ -216,9 +212,7 @@ extension ProxyRequest {
         for (name, value) in headers where name.hasPrefix("x-") { replay.replaceOrAdd(name: name, value: value) }
         if replay.first(name: "content-type") == nil { replay.add(name: "content-type", value: "application/json") }
         addCommonHeaders(&replay)
-        settle(status: Int(status.code))
-        handler?.writeResponse(status: status, headers: replay, body: answer.body)
-        complete(status: Int(status.code))
+        finishBuffered(status, headers: replay, body: answer.body, logsBody: false)
         return false
     }
 
@@ -263,9 +257,6 @@ extension ProxyRequest {
         }
         addCommonHeaders(&responseHeaders)
         if status >= 400 { errorCode = "provider_error" }
-        settle(status: status)
-        handler?.writeResponse(status: HTTPResponseStatus(statusCode: status), headers: responseHeaders, body: body)
-        if gateway.configuration.logging.includeBodies { responseBodyForLog = body }
-        complete(status: status)
+        finishBuffered(HTTPResponseStatus(statusCode: status), headers: responseHeaders, body: body, logsBody: true)
     }
 }

@@ -73,10 +73,7 @@ extension ProxyRequest {
             trace?.sawAnswer(client.body, streamed: false)
             notifyResponse(status: Int(clientStatus.code), headers: responseHeaders, body: client.body)
         }
-        settle(status: Int(clientStatus.code))
-        handler?.writeResponse(status: clientStatus, headers: responseHeaders, body: answer.body)
-        if gateway.configuration.logging.includeBodies { responseBodyForLog = answer.body }
-        complete(status: Int(clientStatus.code))
+        finishBuffered(clientStatus, headers: responseHeaders, body: answer.body, logsBody: true)
     }
 
     func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
@@ -203,9 +200,22 @@ extension ProxyRequest {
         complete(status: status)
     }
 
-    /// on_complete for the middleware, once. A buffered answer settles before it is written, so
-    /// that what the middleware do there (a rate limit trading its reservation for the real
-    /// usage) is done before the client can ask again, on this connection or another loop's.
+    /// Ends the request with a whole buffered answer. on_complete runs before the write
+    /// (`settle`), so that what the middleware do there (a rate limit trading its reservation for
+    /// the real usage) is done before the client can ask again, on this connection or another
+    /// loop's; the rest of the ending (log, metrics, ledger) follows the write.
+    func finishBuffered(_ status: HTTPResponseStatus, headers: [(String, String)], body: [UInt8], logsBody: Bool) {
+        settle(status: Int(status.code))
+        handler?.writeResponse(status: status, headers: headers, body: body)
+        if logsBody && gateway.configuration.logging.includeBodies { responseBodyForLog = body }
+        complete(status: Int(status.code))
+    }
+
+    func finishBuffered(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8], logsBody: Bool) {
+        finishBuffered(status, headers: headers.map { ($0.name, $0.value) }, body: body, logsBody: logsBody)
+    }
+
+    /// on_complete for the middleware, once (see finishBuffered).
     func settle(status: Int) {
         guard !settled else { return }
         settled = true

@@ -66,10 +66,7 @@ extension ProxyRequest {
             if gateway.prices != nil, (200..<300).contains(Int(status.code)), api != "models.list" { cost = 0 }
             guard answerInDialect(status: status, headers: headers, body: local.body) else { return false }
             addCommonHeaders(&headers)
-            settle(status: Int(status.code))
-            handler?.writeResponse(status: status, headers: headers, body: local.body)
-            if gateway.configuration.logging.includeBodies { responseBodyForLog = local.body }
-            complete(status: Int(status.code))
+            finishBuffered(status, headers: headers, body: local.body, logsBody: true)
             return false
         }
         fail(.internalServerError, "internal_error", "middleware_error",
