@@ -21,4 +21,10 @@ extension Duration {
         let parts = components
         return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
     }
+
+    /// Whole microseconds (`server.busy_poll` is finer than a millisecond).
+    package var microseconds: Int64 {
+        let parts = components
+        return parts.seconds * 1_000_000 + parts.attoseconds / 1_000_000_000_000
+    }
 }

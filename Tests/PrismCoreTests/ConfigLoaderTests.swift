@@ -33,6 +33,19 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(absolute.admin.storePath, "/srv/a.sqlite")
     }
 
+    func testBusyPollIsFinerThanAMillisecondAndBounded() throws {
+        XCTAssertEqual(try load("providers: {}\n").0.server.busyPoll, .microseconds(200))
+        for (text, expected) in [("150us", Duration.microseconds(150)), ("75µs", .microseconds(75)), ("0.5ms", .microseconds(500)),
+                                 ("0", .zero), ("2ms", .milliseconds(2))] {
+            XCTAssertEqual(try load("server: {busy_poll: \"\(text)\"}\nproviders: {}\n").0.server.busyPoll, expected, text)
+        }
+        for text in ["11ms", "1s", "fast", "-5us"] {
+            XCTAssertThrowsError(try load("server: {busy_poll: \"\(text)\"}\nproviders: {}\n"), text) { error in
+                XCTAssertTrue("\(error)".contains("server.busy_poll: expected a duration from 0 to 10ms"), "\(error)")
+            }
+        }
+    }
+
     func testSeedConfigurationLoadsWithEnvironmentExpanded() throws {
         let seed = """
         server:

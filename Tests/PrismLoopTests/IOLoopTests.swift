@@ -110,6 +110,39 @@ final class IOLoopTests: XCTestCase {
         XCTAssertNil(watch.finished)
     }
 
+    /// `server.busy_poll`: a loop polls before it sleeps while its events come within the window,
+    /// sleeps at once when they come further apart, and never polls past a timer's deadline.
+    func testBusyPollingFollowsHowSoonEventsComeAndKeepsTimersOnTime() throws {
+        let loop = Self.group.loops[1]
+        IOLoop.busyPoll.store(20_000_000, ordering: .relaxed) // 20 ms
+        defer { IOLoop.busyPoll.store(0, ordering: .relaxed) }
+        // Events 60 ms apart: one fruitless poll, then sleeping at once.
+        for _ in 0..<3 {
+            usleep(60_000)
+            try loop.submit {}.wait()
+        }
+        usleep(60_000)
+        XCTAssertFalse(try loop.submit { loop.pollBeforeSleeping }.wait())
+        // Events a fraction of the window apart: polling again.
+        for _ in 0..<5 {
+            usleep(500)
+            try loop.submit {}.wait()
+        }
+        XCTAssertTrue(try loop.submit { loop.pollBeforeSleeping }.wait())
+        // A timer due in 2 ms fires then, not at the end of a 20 ms poll.
+        var fastest = Duration.seconds(1)
+        for _ in 0..<5 {
+            let late = try loop.submit { () -> EventLoopFuture<Duration> in
+                let clock = ContinuousClock()
+                let start = clock.now
+                return loop.scheduleTask(in: .milliseconds(2)) { clock.now - start }.futureResult
+            }.wait().wait()
+            fastest = min(fastest, late)
+        }
+        XCTAssertGreaterThanOrEqual(fastest, .milliseconds(2))
+        XCTAssertLessThan(fastest, .milliseconds(15))
+    }
+
     func testCurrentNamesTheLoopOfThisThread() throws {
         XCTAssertNil(Self.group.current)
         for loop in Self.group.loops {

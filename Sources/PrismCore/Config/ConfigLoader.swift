@@ -26,7 +26,8 @@ public struct ConfigLoader {
                                             "cost_tracking", "spend_ledger", "budgets", "telemetry", "ingress"]
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
-                                          "max_response_body_size", "stream_idle_timeout", "stream_keepalive", "max_request_body_size", "default_request_timeout"]
+                                          "max_response_body_size", "stream_idle_timeout", "stream_keepalive", "max_request_body_size", "default_request_timeout",
+                                          "busy_poll"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
     /// The provider keys the gateway itself reads (or, the last four, accepts as the seed documents
     /// them). Every other key belongs to the provider plugin, which declares the ones it reads
@@ -121,6 +122,14 @@ public struct ConfigLoader {
             server.streamIdleTimeout = value
         }
         if let value = duration(node["stream_keepalive"], "server.stream_keepalive") { server.streamKeepAlive = value }
+        if let pollNode = node["busy_poll"], let text = string(pollNode, "server.busy_poll") {
+            if let microseconds = DurationText.microseconds(text), microseconds <= 10_000 {
+                server.busyPoll = .microseconds(microseconds)
+            } else {
+                error(pollNode.location, "server.busy_poll",
+                      "expected a duration from 0 to 10ms (e.g. 200us, 0.5ms, 0 for off), got '\(text)'")
+            }
+        }
     }
 
     /// `ingress: {anthropic: false, responses: {store_ttl_seconds: 600}}`: a dialect's config

@@ -68,6 +68,10 @@ public struct ServerSettings: Sendable {
     /// A quiet stream gets a keep-alive (an SSE comment, or the client dialect's ping) this often; 0: never.
     public var streamKeepAlive: Duration = .seconds(15)
     public var defaultRequestTimeout: Duration = .seconds(60)
+    /// How long an event loop polls for its next event before it sleeps (0: never polls). Takes
+    /// the sleeping thread's wake-up off each hop of a request at low load, for up to this much
+    /// CPU after a burst of events; a loop whose events come further apart stops polling.
+    public var busyPoll: Duration = .microseconds(200)
 }
 
 public enum OperationalRoutes: String, Sendable {

@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import PrismLoop
 import PrismWire
 import Synchronization
 
@@ -97,7 +98,7 @@ public final class GatewayRuntime: Sendable {
         }
         services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget, ledger: ledger,
                                    transport: transport)
-        LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
+        GatewayRuntime.applyProcessSettings(file)
         if file.admin.token != nil {
             let masterKey = getenv("PRISM_MASTER_KEY").map { String(cString: $0) }
             do {
@@ -212,11 +213,18 @@ public final class GatewayRuntime: Sendable {
             state = next
             return state.number
         }
-        LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
+        GatewayRuntime.applyProcessSettings(file)
         GatewayMetrics.shared.recordReload(succeeded: true)
         for note in notes { logger.warning("reload: \(note)") }
         logger.info("configuration reloaded (\(trigger)): generation \(number), \(gateway.providers.count) provider(s), \(gateway.middleware.count) middleware, \(organizations.count) organization(s)")
         return .applied(generation: number, warnings: notes)
+    }
+
+    /// The file's settings that are the process's, not a generation's: taken at start and at
+    /// every reload.
+    private static func applyProcessSettings(_ file: GatewayConfiguration) {
+        LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
+        IOLoop.busyPoll.store(UInt64(max(file.server.busyPoll.microseconds, 0)) * 1000, ordering: .relaxed)
     }
 
     /// Rebuilds `generation`'s organizations as `scope` says (from its file and the store's keys),
