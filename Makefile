@@ -1,5 +1,5 @@
 # Prism: `make run` and `make test` work on a fresh Debian 12 machine with the Swift toolchain.
-.PHONY: install build run test unit-test integration-test client-test fuzz-test image-test check-header check-layers bench clean
+.PHONY: install build run test unit-test integration-test client-test fuzz-test image-test check-header check-layers bench bench-floor clean
 
 CONFIG ?= config/prism.yaml
 
@@ -46,6 +46,10 @@ client-test:
 
 fuzz-test:
 	scripts/fuzz.sh --short
+
+# The upstream half alone (libcurl), beside the nginx proxy and Prism: bench/README.md.
+bench-floor: build
+	bash bench/floor/run.sh
 
 bench: build
 	PRISM_OTEL=1 bench/run.sh
