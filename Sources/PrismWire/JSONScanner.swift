@@ -301,7 +301,8 @@ struct Cursor {
             ?? UnsafePointer(bitPattern: 1)!
     }
 
-    /// Deeper nesting than this is refused: a recursive scanner must not overflow the stack.
+    /// Deeper nesting than this is refused (JSONValue recurses; the C skip keeps it as
+    /// PRISM_JSON_MAXIMUM_DEPTH).
     static let maximumDepth = 512
 
     func error(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: position, reason: reason) }
@@ -314,109 +315,39 @@ struct Cursor {
         while position < end, isWhitespace(base[position]) { position += 1 }
     }
 
-    /// Skips one value and returns its range.
+    /// Skips one value (nested `depth` deep already) and returns its range. The grammar and
+    /// its errors are CPrismWireScan's `prism_json_skip_value`, one loop in C.
     mutating func skipValue(depth: Int) throws(JSONSyntaxError) -> Range<Int> {
-        guard let byte = peek() else { throw error("unexpected end of JSON") }
         let start = position
-        switch byte {
-        case UInt8(ascii: "\""):
-            let inner = try skipString()
-            return (inner.lowerBound - 1)..<(inner.upperBound + 1)
-        case UInt8(ascii: "{"):
-            guard depth < Cursor.maximumDepth else { throw error("JSON nested too deeply") }
-            position += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") {
-                position += 1
-                return start..<position
-            }
-            while true {
-                skipWhitespace()
-                guard peek() == UInt8(ascii: "\"") else { throw error("expected a member name") }
-                _ = try skipString()
-                skipWhitespace()
-                guard peek() == UInt8(ascii: ":") else { throw error("expected ':'") }
-                position += 1
-                skipWhitespace()
-                _ = try skipValue(depth: depth + 1)
-                skipWhitespace()
-                guard let next = peek() else { throw error("unexpected end of JSON") }
-                position += 1
-                if next == UInt8(ascii: "}") { return start..<position }
-                if next != UInt8(ascii: ",") {
-                    position -= 1
-                    throw error("expected ',' or '}'")
-                }
-            }
-        case UInt8(ascii: "["):
-            guard depth < Cursor.maximumDepth else { throw error("JSON nested too deeply") }
-            position += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") {
-                position += 1
-                return start..<position
-            }
-            while true {
-                skipWhitespace()
-                _ = try skipValue(depth: depth + 1)
-                skipWhitespace()
-                guard let next = peek() else { throw error("unexpected end of JSON") }
-                position += 1
-                if next == UInt8(ascii: "]") { return start..<position }
-                if next != UInt8(ascii: ",") {
-                    position -= 1
-                    throw error("expected ',' or ']'")
-                }
-            }
-        case UInt8(ascii: "t"): try skipLiteral("true")
-        case UInt8(ascii: "f"): try skipLiteral("false")
-        case UInt8(ascii: "n"): try skipLiteral("null")
-        case UInt8(ascii: "-"), 0x30...0x39: try skipNumber()
-        default: throw error("unexpected character")
-        }
+        let code = prism_json_skip_value(base, &position, end, Int32(truncatingIfNeeded: depth))
+        guard code == 0 else { throw error(Cursor.reason(code)) }
         return start..<position
     }
 
-    /// Skips a string starting at its opening quote; returns the range between the quotes.
+    /// Skips the string at the opening quote; returns the range between the quotes (still escaped).
     mutating func skipString() throws(JSONSyntaxError) -> Range<Int> {
-        position += 1
-        let start = position
-        while position < end {
-            // Many bytes at a time while none of them needs a look (most string bytes don't),
-            // again after each escape: a string with an early escape is not scanned byte by byte.
-            position = skipPlainStringBytes(UnsafeRawPointer(base), from: position, to: end)
-            // Then byte by byte up to the byte the word test stopped at.
-            while position < end {
-                let byte = base[position]
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-                position += 1
-            }
-            guard position < end else { break }
-            let byte = base[position]
-            if byte == UInt8(ascii: "\"") {
-                let range = start..<position
-                position += 1
-                return range
-            }
-            if byte == UInt8(ascii: "\\") {
-                guard position + 1 < end else { break }
-                let escape = base[position + 1]
-                switch escape {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                    position += 2
-                case UInt8(ascii: "u"):
-                    guard position + 6 <= end, JSONScanner.hexValue(bytes, position + 2) != nil else {
-                        throw error("invalid \\u escape")
-                    }
-                    position += 6
-                default: throw error("invalid escape")
-                }
-                continue
-            }
-            throw error("control character in string")
+        let start = position + 1
+        let code = prism_json_skip_string(base, &position, end)
+        guard code == 0 else { throw error(Cursor.reason(code)) }
+        return start..<(position - 1)
+    }
+
+    static func reason(_ code: Int32) -> String {
+        switch Int(code) {
+        case PRISM_JSON_END: "unexpected end of JSON"
+        case PRISM_JSON_DEPTH: "JSON nested too deeply"
+        case PRISM_JSON_MEMBER_NAME: "expected a member name"
+        case PRISM_JSON_COLON: "expected ':'"
+        case PRISM_JSON_OBJECT_NEXT: "expected ',' or '}'"
+        case PRISM_JSON_ARRAY_NEXT: "expected ',' or ']'"
+        case PRISM_JSON_LITERAL: "invalid literal"
+        case PRISM_JSON_NUMBER: "invalid number"
+        case PRISM_JSON_CHARACTER: "unexpected character"
+        case PRISM_JSON_UNICODE_ESCAPE: "invalid \\u escape"
+        case PRISM_JSON_ESCAPE: "invalid escape"
+        case PRISM_JSON_CONTROL: "control character in string"
+        default: "unterminated string"
         }
-        throw error("unterminated string")
     }
 
     mutating func skipLiteral(_ literal: StaticString) throws(JSONSyntaxError) {
@@ -430,23 +361,7 @@ struct Cursor {
     }
 
     mutating func skipNumber() throws(JSONSyntaxError) {
-        if peek() == UInt8(ascii: "-") { position += 1 }
-        guard let first = peek(), first >= 0x30, first <= 0x39 else { throw error("invalid number") }
-        if first == 0x30 {
-            position += 1
-        } else {
-            while let digit = peek(), digit >= 0x30, digit <= 0x39 { position += 1 }
-        }
-        if peek() == UInt8(ascii: ".") {
-            position += 1
-            guard let digit = peek(), digit >= 0x30, digit <= 0x39 else { throw error("invalid number") }
-            while let digit = peek(), digit >= 0x30, digit <= 0x39 { position += 1 }
-        }
-        if let exponent = peek(), exponent == UInt8(ascii: "e") || exponent == UInt8(ascii: "E") {
-            position += 1
-            if let sign = peek(), sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { position += 1 }
-            guard let digit = peek(), digit >= 0x30, digit <= 0x39 else { throw error("invalid number") }
-            while let digit = peek(), digit >= 0x30, digit <= 0x39 { position += 1 }
-        }
+        let code = prism_json_skip_number(base, &position, end)
+        guard code == 0 else { throw error(Cursor.reason(code)) }
     }
 }
