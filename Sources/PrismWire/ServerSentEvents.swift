@@ -61,10 +61,17 @@ public struct ServerSentEventParser: Sendable {
                 index += 1
                 continue
             }
-            // Copy the run up to the next line break at once (found with memchr, not byte by byte).
+            // The run up to the next line break, found with memchr (not byte by byte).
             let end = nextLineBreak(bytes, from: index + 1)
+            if line.count + (end - index) > maximumLineLength { throw ParseError.lineTooLong }
+            if line.isEmpty && end < count {
+                // The whole line is in this chunk (the usual case): read in place, not copied.
+                try take(UnsafeRawBufferPointer(rebasing: bytes[index..<end]), onEvent)
+                lastWasCarriageReturn = bytes[end] == 0x0D
+                index = end + 1
+                continue
+            }
             line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
-            if line.count > maximumLineLength { throw ParseError.lineTooLong }
             index = end
         }
     }
@@ -80,29 +87,37 @@ public struct ServerSentEventParser: Sendable {
     }
 
     private mutating func endLine(_ onEvent: (ServerSentEvent) throws -> Void) throws {
-        defer { line.removeAll(keepingCapacity: true) }
-        if line.isEmpty {
+        guard !line.isEmpty else { return try take(UnsafeRawBufferPointer(start: nil, count: 0), onEvent) }
+        // Taken out while it is read (take mutates self), then put back emptied, its buffer kept.
+        var held: [UInt8] = []
+        swap(&held, &line)
+        defer {
+            held.removeAll(keepingCapacity: true)
+            swap(&held, &line)
+        }
+        try held.withUnsafeBytes { try take($0, onEvent) }
+    }
+
+    /// One line, without its line break.
+    private mutating func take(_ line: UnsafeRawBufferPointer, _ onEvent: (ServerSentEvent) throws -> Void) throws {
+        guard let base = line.baseAddress, !line.isEmpty else {
             if hasData { try dispatch(onEvent) } else {
                 event = ""
             }
             return
         }
         if line[0] == UInt8(ascii: ":") { return } // comment / keep-alive
-        var colon = line.count
-        for index in 0..<line.count where line[index] == UInt8(ascii: ":") {
-            colon = index
-            break
-        }
+        let colon = memchr(base, Int32(UInt8(ascii: ":")), line.count).map { base.distance(to: UnsafeRawPointer($0)) } ?? line.count
         var valueStart = colon < line.count ? colon + 1 : line.count
         if valueStart < line.count, line[valueStart] == 0x20 { valueStart += 1 }
-        let value = line[valueStart..<line.count]
-        if isField(colon, "data") {
+        let value = UnsafeRawBufferPointer(rebasing: line[valueStart..<line.count])
+        if Self.isField(base, colon, "data") {
             if hasData { data.append(0x0A) }
             data.append(contentsOf: value)
             hasData = true
-        } else if isField(colon, "event") {
+        } else if Self.isField(base, colon, "event") {
             event = String(decoding: value, as: UTF8.self)
-        } else if isField(colon, "id") {
+        } else if Self.isField(base, colon, "id") {
             id = String(decoding: value, as: UTF8.self)
         }
         // "retry" and unknown fields are ignored, as the format requires.
@@ -110,9 +125,8 @@ public struct ServerSentEventParser: Sendable {
 
     /// Whether the line's first `length` bytes are the field name `name`: a direct byte compare
     /// (`elementsEqual` against a String's UTF-8 view took about 280 instructions an event).
-    private func isField(_ length: Int, _ name: StaticString) -> Bool {
-        guard length == name.utf8CodeUnitCount else { return false }
-        return line.withUnsafeBufferPointer { bytes in memcmp(bytes.baseAddress!, name.utf8Start, length) == 0 }
+    private static func isField(_ line: UnsafeRawPointer, _ length: Int, _ name: StaticString) -> Bool {
+        length == name.utf8CodeUnitCount && memcmp(line, name.utf8Start, length) == 0
     }
 
     private mutating func dispatch(_ onEvent: (ServerSentEvent) throws -> Void) throws {
@@ -142,10 +156,13 @@ public func nextLineBreak(_ bytes: UnsafeRawBufferPointer, from start: Int) -> I
 public enum ServerSentEventWriter {
     /// `data: <payload>\n\n`. The payload must not contain line breaks (compact JSON does not).
     public static func frame(_ payload: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-        output.append(contentsOf: "data: ".utf8)
+        output.append(contentsOf: dataField)
         output.append(contentsOf: payload)
-        output.append(contentsOf: [0x0A, 0x0A])
+        output.append(0x0A)
+        output.append(0x0A)
     }
+
+    private static let dataField: [UInt8] = Array("data: ".utf8)
 
     /// `event: <name>\ndata: <payload>\n\n` (the dialects with typed events: Anthropic Messages,
     /// OpenAI Responses). `name` must not contain line breaks.
