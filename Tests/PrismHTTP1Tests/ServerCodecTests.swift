@@ -91,6 +91,22 @@ final class ServerCodecTests: XCTestCase {
         channel.embeddedEventLoop.run() // a pipelined request comes on the loop's next turn
     }
 
+    /// The word-at-a-time field value check against the byte rule: every byte value at every
+    /// position of values 1 to 24 bytes long (a word's worth and the tail).
+    func testTheFieldValueCheckIsTheByteRule() {
+        for length in 1...24 {
+            for position in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    var value = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    value[position] = byte
+                    let rule = byte >= 0x20 ? byte != 0x7F : byte == 0x09
+                    XCTAssertEqual(value.withUnsafeBytes(isHTTPFieldValue), rule, "byte \(byte) at \(position) of \(length)")
+                }
+            }
+        }
+        XCTAssertTrue(Array("text/plain; q=0.5\tobs-text \u{e9}".utf8).withUnsafeBytes(isHTTPFieldValue))
+    }
+
     /// The token bitmap against RFC 9110's rule, byte by byte.
     func testTheTokenMapIsTheRule() {
         let symbols = Set("!#$%&'*+-.^_`|~".utf8)

@@ -338,7 +338,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     private static func isValidAnswerHeader(_ name: String, _ value: String) -> Bool {
         var name = name, value = value // the same storage: withUTF8 reads it in place
         let nameIsToken = name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy(isHTTPToken) }
-        return nameIsToken && value.withUTF8 { bytes in bytes.allSatisfy(isHTTPFieldValueByte) }
+        return nameIsToken && value.withUTF8 { bytes in isHTTPFieldValue(UnsafeRawBufferPointer(bytes)) }
     }
 
     // MARK: Writing
