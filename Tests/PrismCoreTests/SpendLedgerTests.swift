@@ -34,6 +34,32 @@ final class SpendLedgerTests: XCTestCase {
         XCTAssertTrue(try ledger.totals(groupBy: "not-a-column", from: nil, to: nil).isEmpty)
     }
 
+    /// A flush writes 20 rows a statement, then the rest one by one: every row lands once, with
+    /// its own values.
+    func testAFlushOfManyRowsWritesEachRowOnce() throws {
+        let path = "/tmp/prism-ledger-batch-test-\(getpid()).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
+        let ledger = try SpendLedger(path: path, retention: .seconds(86_400), flushInterval: .seconds(3600),
+                                     logger: Logger(label: "test"), clock: { 1_000_000 })
+        let count = 2 * SpendLedger.rowsPerInsert + 7
+        for index in 0..<count {
+            ledger.record(SpendLedger.Entry(at: 1_000_000 - UInt64(index), requestID: "r\(index)", key: "k\(index % 5)", owner: "o",
+                                            user: "-", model: "m", provider: "p", tokensIn: UInt64(index), tokensOut: UInt64(2 * index),
+                                            cost: index % 7 == 0 ? nil : Double(index) / 1000, status: 200,
+                                            latencyMicroseconds: 10))
+        }
+        let totals = try ledger.totals(groupBy: "key", from: nil, to: nil)
+        XCTAssertEqual(totals.map(\.requests).reduce(0, +), Int64(count))
+        for group in 0..<5 {
+            let rows = (0..<count).filter { $0 % 5 == group }
+            let total = try XCTUnwrap(totals.first { $0.group == "k\(group)" })
+            XCTAssertEqual(total.requests, Int64(rows.count))
+            XCTAssertEqual(total.tokensIn, Int64(rows.reduce(0, +)))
+            XCTAssertEqual(total.tokensOut, Int64(rows.reduce(0) { $0 + 2 * $1 }))
+            XCTAssertEqual(total.costNanoUSD, Int64(rows.filter { $0 % 7 != 0 }.reduce(0) { $0 + $1 * 1_000_000 }))
+        }
+    }
+
     func testQueryTimesAreMillisecondsOrUTCDates() {
         XCTAssertEqual(SpendLedger.time("1700000000000"), 1_700_000_000_000)
         XCTAssertEqual(SpendLedger.time("1970-01-01"), 0)
