@@ -66,7 +66,8 @@ package final class ProxyRequest {
     /// A miss has asked the self-hosted servers for their models once already.
     private var askedDiscovery = false
     /// The providers of the first launch (one, or several when racing).
-    private var firstChoices = Set<ObjectIdentifier>()
+    /// The providers of the first launch (a few at most: an array, not a hashed set, per request).
+    private var firstChoices: [ObjectIdentifier] = []
 
     // Streaming state (the winner's).
     /// Translates the winner's stream (Relay/StreamRelay.swift); nil until a stream starts.
@@ -188,7 +189,7 @@ package final class ProxyRequest {
         scheduler.deadline = startedAt + UInt64(overall.milliseconds) * 1_000_000
         launchAttempts(count: max(1, planner.raceWidth))
         // Answers only arrive later, on this event loop: the first launch is known by then.
-        firstChoices = Set(active.map { ObjectIdentifier($0.provider) })
+        firstChoices = active.map { ObjectIdentifier($0.provider) }
     }
 
     /// The ranked candidates of `model` (the router strategy's order).
