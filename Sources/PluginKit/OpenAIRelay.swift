@@ -56,28 +56,41 @@ public enum OpenAIRelay {
             state.sawDone = true
             return
         }
-        let members: [JSONMember]
+        // One pass over the event's members (validating it), keeping the few it looks at; the
+        // first of a repeated key counts, as JSONScanner.member finds it.
+        var failure: JSONMember?, usageMember: JSONMember?, choices: JSONMember?, model: JSONMember?
         do {
-            members = try JSONScanner.members(data)
+            try JSONScanner.forEachMember(data) { member in
+                // By length first: most keys of an event are none of these.
+                switch member.keyRange.count {
+                case 5:
+                    if failure == nil, JSONScanner.key(of: member, in: data, is: "error") {
+                        failure = member
+                    } else if usageMember == nil, JSONScanner.key(of: member, in: data, is: "usage") {
+                        usageMember = member
+                    } else if model == nil, JSONScanner.key(of: member, in: data, is: "model") {
+                        model = member
+                    }
+                case 7:
+                    if choices == nil, JSONScanner.key(of: member, in: data, is: "choices") { choices = member }
+                default: break
+                }
+            }
         } catch {
             throw PluginError.upstream(status: 502, message: "upstream sent an invalid stream event: \(error.reason)")
         }
-        if let failure = JSONScanner.member(named: "error", in: members, of: data) {
+        if let failure {
             let message = OpenAIErrorBody.message(in: Array(data)) ?? String(decoding: data[failure.valueRange], as: UTF8.self)
             throw PluginError.upstream(status: 502, message: "upstream stream failed: \(message)")
         }
         var usageOnly = false
-        if let usage = OpenAIShapes.usage(in: data, members: members) {
+        if let usageMember, let usage = OpenAIShapes.usage(in: data, object: usageMember.valueRange) {
             client.reportUsage(usage)
-            if let choices = JSONScanner.member(named: "choices", in: members, of: data),
-               let elements = try? JSONScanner.elements(data, in: choices.valueRange), elements.isEmpty
-            {
+            if let choices, let elements = try? JSONScanner.elements(data, in: choices.valueRange), elements.isEmpty {
                 usageOnly = true
             }
         }
-        if !state.modelReported, let model = JSONScanner.member(named: "model", in: members, of: data),
-           let name = JSONScanner.string(data, in: model.valueRange)
-        {
+        if !state.modelReported, let model, let name = JSONScanner.string(data, in: model.valueRange) {
             client.setResponseModel(name)
             state.modelReported = true
         }

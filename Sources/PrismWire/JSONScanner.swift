@@ -38,6 +38,20 @@ public enum JSONScanner {
     public static func members(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>? = nil)
         throws(JSONSyntaxError) -> [JSONMember]
     {
+        var result: [JSONMember] = []
+        // One allocation for a typical object (a request, an answer, a stream event), instead
+        // of regrowing at 1, 2, 4 and 8 members.
+        result.reserveCapacity(16)
+        try forEachMember(bytes, in: range) { result.append($0) }
+        return result
+    }
+
+    /// `members` without the array: `body` gets each member in order as it is scanned. The object
+    /// may still turn out invalid after a member (the call then throws), so act on what `body`
+    /// saw only once the call returns.
+    public static func forEachMember(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>? = nil,
+                                     _ body: (JSONMember) -> Void) throws(JSONSyntaxError)
+    {
         var cursor = Cursor(bytes)
         if let range {
             cursor.position = range.lowerBound
@@ -47,14 +61,10 @@ public enum JSONScanner {
         guard cursor.peek() == UInt8(ascii: "{") else { throw cursor.error("expected a JSON object") }
         let objectStart = cursor.position
         cursor.position += 1
-        var result: [JSONMember] = []
         cursor.skipWhitespace()
         if cursor.peek() == UInt8(ascii: "}") {
             cursor.position += 1
         } else {
-            // One allocation for a typical object (a request, an answer, a stream event), instead
-            // of regrowing at 1, 2, 4 and 8 members.
-            result.reserveCapacity(16)
             while true {
                 cursor.skipWhitespace()
                 let memberStart = cursor.position
@@ -72,16 +82,14 @@ public enum JSONScanner {
                     // Removal takes the member and the comma after it.
                     var after = cursor.position
                     while after < cursor.end, isWhitespace(bytes[after]) { after += 1 }
-                    result.append(JSONMember(keyRange: keyRange, valueRange: valueRange,
-                                             removalRange: memberStart..<after))
+                    body(JSONMember(keyRange: keyRange, valueRange: valueRange, removalRange: memberStart..<after))
                 } else if next == UInt8(ascii: "}") {
                     // The last member: removal takes the comma before it, if any.
                     var before = memberStart
                     var probe = memberStart - 1
                     while probe > objectStart, isWhitespace(bytes[probe]) { probe -= 1 }
                     if probe > objectStart, bytes[probe] == UInt8(ascii: ",") { before = probe }
-                    result.append(JSONMember(keyRange: keyRange, valueRange: valueRange,
-                                             removalRange: before..<valueRange.upperBound))
+                    body(JSONMember(keyRange: keyRange, valueRange: valueRange, removalRange: before..<valueRange.upperBound))
                     cursor.position += 1
                     break
                 } else {
@@ -93,7 +101,12 @@ public enum JSONScanner {
             cursor.skipWhitespace()
             if cursor.position != bytes.count { throw cursor.error("unexpected data after the JSON value") }
         }
-        return result
+    }
+
+    /// Whether `member`'s key is `name` (the raw, still-escaped key bytes).
+    public static func key(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is name: StaticString) -> Bool {
+        member.keyRange.count == name.utf8CodeUnitCount
+            && memcmpRange(bytes, member.keyRange, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
     }
 
     /// The first member named `name` (compared against the raw, still-escaped key bytes).
