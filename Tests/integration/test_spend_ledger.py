@@ -4,6 +4,7 @@ status and latency; GET /-/spend totals it by key, owner, user, model or provide
 times; it survives a restart."""
 
 import json
+import re
 import os
 import time
 from pathlib import Path
@@ -101,3 +102,20 @@ def test_rows_still_buffered_are_written_at_shutdown(gateway, mock_upstream, tmp
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT key, model FROM spend").fetchall()
     assert rows == [("alice", "gpt-4o-mini")] * 2
+
+
+def test_an_answer_is_counted_everywhere_before_the_client_has_it(gateway, mock_upstream, tmp_path):
+    """A client that has its answer, buffered or streamed, finds it at once in the metrics and the
+    spend ledger, from a new connection (which may be another event loop's): the request's facts
+    are recorded before its last bytes are written."""
+    os.chmod(tmp_path, 0o777)
+    gw = gateway(config(mock_upstream, {"path": str(tmp_path / "spend.sqlite"), "flush_interval": "1h"}))
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    for count in range(1, 31):
+        body = chat_body("gpt-4o-mini", stream=count % 2 == 0)
+        answer = post(gw.v1 + "/chat/completions", body, headers={"Authorization": "Bearer sk-prism-ledger-alice-01"})
+        assert answer.status == 200
+        metrics = get(gw.url("/-/metrics"), headers=admin).text
+        counted = sum(float(value) for value in re.findall(r'^prism_requests_total\{[^}]*\} (\S+)$', metrics, re.M))
+        assert counted == count, (count, counted)
+        assert spend(gw, group_by="key")["total"]["requests"] == count

@@ -19,7 +19,7 @@ public final class GatewayServices: Sendable {
     let activity = Activity()
     let metrics = GatewayMetrics.shared
     /// Recent requests and per-minute aggregates for the dashboard.
-    let stats = RequestStats()
+    package let stats = RequestStats()
     /// Every request's spend, across reloads and restarts (nil: spend_ledger off, or a tool).
     let ledger: SpendLedger?
     /// OpenTelemetry spans on their way to the collector (idle until telemetry traces a request).

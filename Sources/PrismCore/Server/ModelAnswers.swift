@@ -48,12 +48,10 @@ extension ProxyRequest {
                 return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(clientModel),
                             param: "model")
             }
-            handler?.writeResponse(status: .ok, headers: headers, body: body)
-            return complete(status: 200)
+            return finishBuffered(.ok, headers: headers, body: body, logsBody: false)
         }
         let allowed = attributes["key.models"].map { Set($0.split(separator: "\n").map(String.init)) }
-        handler?.writeResponse(status: .ok, headers: headers, body: gateway.catalog.modelsBody(allowed: allowed))
-        complete(status: 200)
+        finishBuffered(.ok, headers: headers, body: gateway.catalog.modelsBody(allowed: allowed), logsBody: false)
     }
 
     /// What a client is told when nothing serves its model: the ways to configure it.

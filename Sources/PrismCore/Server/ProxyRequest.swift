@@ -94,6 +94,8 @@ package final class ProxyRequest {
     var finished = false
     /// on_complete has run (`settle`).
     var settled = false
+    /// The facts are recorded (recordOutcome): once, before the answer's last bytes.
+    var outcomeRecorded = false
     var countedInFlight = false
     /// The budgets this request counts against, once checked (Server/BudgetGate.swift).
     var budgetClaims: [BudgetClaim]?

@@ -134,6 +134,7 @@ extension ProxyRequest {
         }
         errorCode = code
         trace?.failed(code: code, message: message)
+        recordOutcome(status: Int(status.code))
         if let ingress {
             writeDialectError(ingress, status: status, type: type, code: code, message: SecretRedactor.shared.redact(message),
                               headers: headers)
@@ -196,18 +197,20 @@ extension ProxyRequest {
         handler?.writeStreamBytes(StreamRelay.errorEnding(
             dialect: ingress?.exchange, cutEvent: winner?.isPassThrough == true && ingress?.nativeFramer?.holdsPartialEvent == true,
             type: type, code: code, message: message, status: status))
+        recordOutcome(status: status)
         handler?.endStream()
         complete(status: status)
     }
 
-    /// Ends the request with a whole buffered answer. on_complete runs before the write
-    /// (`settle`), so that what the middleware do there (a rate limit trading its reservation for
-    /// the real usage) is done before the client can ask again, on this connection or another
-    /// loop's; the rest of the ending (log, metrics, ledger) follows the write.
+    /// Ends the request with a whole buffered answer. Its facts are recorded before the write
+    /// (`recordOutcome`: on_complete, then the metrics, statistics, ledger and log), so that what
+    /// the middleware do there (a rate limit trading its reservation for the real usage) is done,
+    /// and the metrics count the request, before the client can ask again, on this connection or
+    /// another loop's; the rest of the ending follows the write.
     func finishBuffered(_ status: HTTPResponseStatus, headers: [(String, String)], body: [UInt8], logsBody: Bool) {
-        settle(status: Int(status.code))
-        handler?.writeResponse(status: status, headers: headers, body: body)
         if logsBody && gateway.configuration.logging.includeBodies { responseBodyForLog = body }
+        recordOutcome(status: Int(status.code))
+        handler?.writeResponse(status: status, headers: headers, body: body)
         complete(status: Int(status.code))
     }
 
@@ -228,13 +231,13 @@ extension ProxyRequest {
         }
     }
 
-    func complete(status: Int) {
-        guard !finished else { return }
-        finished = true
-        completedStatus = status
-        pauseDeadline?.cancel()
-        streamIdleCheck?.cancel()
-        keepAliveTask?.cancel()
+    /// The request's facts, recorded before the answer's last bytes leave, so that a client that
+    /// has the answer finds it everywhere at once: the middleware's on_complete (a cache store, a
+    /// rate limit's settlement), then the metrics, the dashboard's statistics, the spend ledger
+    /// and the request log. Once; `complete` does it if no finishing path did.
+    func recordOutcome(status: Int) {
+        guard !outcomeRecorded else { return }
+        outcomeRecorded = true
         let latency = monotonicNanoseconds() - startedAt
         let firstByte = firstByteAt == 0 ? 0 : firstByteAt - startedAt
         let modelLabel = metricModelLabel(status: status)
@@ -262,6 +265,16 @@ extension ProxyRequest {
         }
         RequestLog.write(outcome, to: gateway.logger, bodies: gateway.configuration.logging.includeBodies
             ? (body.array, responseBodyForLog) : nil)
+    }
+
+    func complete(status: Int) {
+        guard !finished else { return }
+        finished = true
+        completedStatus = status
+        pauseDeadline?.cancel()
+        streamIdleCheck?.cancel()
+        keepAliveTask?.cancel()
+        recordOutcome(status: status)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.
         cancelAll()

@@ -55,6 +55,7 @@ extension ProxyRequest {
         let closing = relay.closing()
         if let failure = closing.failure { return failStream(from: failure.error, otherwise: failure.otherwise) }
         handler?.writeStreamBytes(closing.bytes)
+        recordOutcome(status: 200)
         handler?.endStream()
         complete(status: 200)
     }
@@ -97,6 +98,7 @@ extension ProxyRequest {
             usage = ingress.nativeUsage
         }
         chargeAnswer()
+        recordOutcome(status: 200)
         handler?.endStream()
         complete(status: 200)
     }

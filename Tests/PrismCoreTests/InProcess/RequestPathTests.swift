@@ -57,6 +57,32 @@ final class RequestPathTests: XCTestCase {
         XCTAssertEqual(text.joined(), "Hello")
     }
 
+    /// A client that has its whole answer finds the request counted (statistics, metrics, ledger
+    /// and log are recorded together): the facts are recorded before the answer's last bytes are
+    /// written, not after, where a client quick to ask again raced them.
+    func testTheRequestIsCountedBeforeItsLastBytesAreWritten() throws {
+        let events = [#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+                      "[DONE]"]
+        for streaming in [false, true] {
+            let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+                streaming ? .events(events) : .json(200, RequestPathTests.answer)
+            }
+            let id = "req-counted-\(streaming)"
+            let probe = WriteProbe { gateway.runtime.services.stats.recent(limit: 10).contains { $0.requestID == id } }
+            let body = #"{"model":"gpt-4o","stream":\#(streaming),"messages":[{"role":"user","content":"Hi"}]}"#
+            let exchange = try gateway.open("POST", "/v1/chat/completions",
+                                            headers: [("Content-Type", "application/json"), ("x-prism-request-id", id)],
+                                            body: Array(body.utf8),
+                                            prepare: { try? $0.pipeline.syncOperations.addHandler(probe, position: .first) })
+            defer { exchange.close() }
+            var response: ClientResponse?
+            for _ in 0..<100 where response == nil { response = try exchange.pump() }
+            XCTAssertEqual(response?.status, 200, "streaming: \(streaming)")
+            XCTAssertFalse(probe.countedAtEachWrite.isEmpty)
+            XCTAssertEqual(probe.countedAtEachWrite.last, true, "streaming: \(streaming): counted only after the last write")
+        }
+    }
+
     func testASlowClientHoldsTheTransferBackUntilItDrains() throws {
         let events = (1...5).map { number in
             #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"\#(number)"},"finish_reason":null}]}"#
@@ -186,3 +212,16 @@ final class RequestPathTests: XCTestCase {
 }
 
 private typealias Reply = ScriptedTransport.Reply
+
+/// At the connection's socket end of the pipeline: asks `counted` at every write of bytes.
+private final class WriteProbe: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = ByteBuffer
+    private let counted: () -> Bool
+    private(set) var countedAtEachWrite: [Bool] = []
+    init(_ counted: @escaping () -> Bool) { self.counted = counted }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        countedAtEachWrite.append(counted())
+        context.write(data, promise: promise)
+    }
+}
