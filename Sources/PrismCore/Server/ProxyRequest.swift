@@ -349,16 +349,14 @@ package final class ProxyRequest {
             attempt.release()
             guard winner == nil else { return }
             choose(attempt)
-            var rejected = false
+            // Once the plugin accepts the answer, and before it is written: a client that has
+            // it sees the provider's health (a half-open circuit closed) already updated.
             answerBuffered(attempt, status: status, headers: headers, body: body,
-                           badAnswer: { [unowned self] message in
-                               rejected = true
-                               return failOver(afterBadAnswer: attempt, message)
+                           badAnswer: { [unowned self] message in failOver(afterBadAnswer: attempt, message) },
+                           accepted: { [unowned self] in
+                               health?.record(failed: false, latencyMilliseconds: elapsed)
+                               feedback(attempt, status: status)
                            })
-            if !rejected {
-                health?.record(failed: false, latencyMilliseconds: elapsed)
-                feedback(attempt, status: status)
-            }
             return
         }
         health?.record(failed: providerFault, latencyMilliseconds: attempt.elapsedMilliseconds)

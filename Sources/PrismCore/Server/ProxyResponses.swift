@@ -9,11 +9,15 @@ import Synchronization
 // recorded as (Observability/RequestLog.swift), middleware and router notifications.
 extension ProxyRequest {
     /// A complete upstream answer (non-streaming, or an error before streaming), translated by the
-    /// attempt's plugin.
+    /// attempt's plugin. `badAnswer` hears a 2xx the plugin refuses (true: it failed over);
+    /// `accepted` runs for any other verdict, before anything is written to the client.
     func answerBuffered(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
-                        badAnswer: ((String) -> Bool)? = nil)
+                        badAnswer: ((String) -> Bool)? = nil, accepted: (() -> Void)? = nil)
     {
-        if attempt.isPassThrough { return answerNative(attempt, status: status, headers: headers, body: body) }
+        if attempt.isPassThrough {
+            accepted?()
+            return answerNative(attempt, status: status, headers: headers, body: body)
+        }
         let exchange = attempt.exchange
         let providerName = attempt.provider.settings.name
         let error = ErrorCapture()
@@ -40,12 +44,15 @@ extension ProxyRequest {
             return PRISM_ERROR_UPSTREAM
         }
         guard translated == PRISM_OK else {
-            if (200..<300).contains(status), translated == PRISM_ERROR_UPSTREAM, let badAnswer, badAnswer(error.message) {
-                return
+            if (200..<300).contains(status), translated == PRISM_ERROR_UPSTREAM, let badAnswer {
+                if badAnswer(error.message) { return }
+            } else {
+                accepted?()
             }
             // What the plugin set through its error sink passes through as it was set.
             return failFromPlugin(translated, error)
         }
+        accepted?()
         usage = translatedUsage
         chargeAnswer()
         // The client's dialect, when an ingress serves the route (the middleware still see the canonical answer).
