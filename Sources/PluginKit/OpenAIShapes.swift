@@ -4,13 +4,8 @@ import PrismWire
 /// OpenAI's response shapes, written with the shared JSON writer, and the mappings every adapter
 /// needs (usage, upstream errors).
 public enum OpenAIShapes {
-    /// `usage` of an OpenAI-format response or chunk object (value range of the top-level object).
-    public static func usage(in bytes: UnsafeRawBufferPointer, members: [JSONMember]) -> Usage? {
-        guard let member = JSONScanner.member(named: "usage", in: members, of: bytes) else { return nil }
-        return usage(in: bytes, object: member.valueRange)
-    }
-
-    /// Usage from the `usage` value at `range`; nil when it is not an object.
+    /// Usage from the `usage` value at `range` (of an OpenAI-format response or chunk); nil when it
+    /// is not an object.
     public static func usage(in bytes: UnsafeRawBufferPointer, object range: Range<Int>) -> Usage? {
         guard bytes[range.lowerBound] == UInt8(ascii: "{") else { return nil }
         // One pass with the pull reader: no member arrays for usage and its two detail objects.

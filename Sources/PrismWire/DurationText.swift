@@ -3,37 +3,32 @@
 public enum DurationText {
     /// Milliseconds, or nil when `text` is not a non-negative duration.
     public static func milliseconds(_ text: String) -> Int64? {
-        var trimmed = Substring(text)
-        while let first = trimmed.first, first == " " || first == "\t" { trimmed = trimmed.dropFirst() }
-        while let last = trimmed.last, last == " " || last == "\t" { trimmed = trimmed.dropLast() }
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, seconds) in units where trimmed.hasSuffix(suffix) {
-            guard let value = Double(trimmed.dropLast(suffix.count)) else { return nil }
-            return representable(value * seconds * 1000)
-        }
-        guard let value = Double(trimmed) else { return nil }
-        return representable(value * 1000)
+        seconds(text, finerUnits: false).flatMap { whole($0 * 1000, below: 9e12) }
     }
 
     /// Microseconds, or nil: the units above plus `us` (or `µs`), for settings finer than a
-    /// millisecond (`server.busy_poll`).
+    /// millisecond (`server.busy_poll`; `0.2ms` is 200 µs, not 0 ms).
     public static func microseconds(_ text: String) -> Int64? {
+        seconds(text, finerUnits: true).flatMap { whole($0 * 1_000_000, below: 9e15) }
+    }
+
+    /// The number of seconds `text` writes (any sign), or nil when it is not a number with a unit.
+    private static func seconds(_ text: String, finerUnits: Bool) -> Double? {
         var trimmed = Substring(text)
         while let first = trimmed.first, first == " " || first == "\t" { trimmed = trimmed.dropFirst() }
         while let last = trimmed.last, last == " " || last == "\t" { trimmed = trimmed.dropLast() }
-        for suffix in ["us", "µs"] where trimmed.hasSuffix(suffix) {
-            guard let value = Double(trimmed.dropLast(suffix.count)), value.isFinite, value >= 0, value < 9e15 else { return nil }
-            return Int64(value.rounded())
+        // "us" before "s": the longer suffix first.
+        let units: [(String, Double)] = (finerUnits ? [("us", 1e-6), ("µs", 1e-6)] : [])
+            + [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, seconds) in units where trimmed.hasSuffix(suffix) {
+            return Double(trimmed.dropLast(suffix.count)).map { $0 * seconds }
         }
-        if trimmed.hasSuffix("ms"), let value = Double(trimmed.dropLast(2)), value.isFinite, value >= 0, value < 9e12 {
-            return Int64((value * 1000).rounded()) // 0.2ms is 200 µs, not 0 ms
-        }
-        return milliseconds(text).flatMap { $0 < 9_000_000_000_000 ? $0 * 1000 : nil }
+        return Double(trimmed)
     }
 
     /// Up to about 285 years: anything longer (1e300s, inf, nan) is not a usable duration.
-    private static func representable(_ milliseconds: Double) -> Int64? {
-        guard milliseconds.isFinite, milliseconds >= 0, milliseconds < 9e12 else { return nil }
-        return Int64(milliseconds.rounded())
+    private static func whole(_ value: Double, below limit: Double) -> Int64? {
+        guard value.isFinite, value >= 0, value < limit else { return nil }
+        return Int64(value.rounded())
     }
 }

@@ -108,8 +108,7 @@ public struct JSONReader {
     /// Whether the raw key bytes at `range` are `name`.
     @inline(__always)
     public func key(_ range: Range<Int>, is name: StaticString) -> Bool {
-        guard range.count == name.utf8CodeUnitCount else { return false }
-        return memcmpRange(cursor.bytes, range, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        rawBytes(cursor.bytes, range, are: name)
     }
 
     /// Whether the value at `range` is the JSON string `name` written without escapes.

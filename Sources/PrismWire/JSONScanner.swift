@@ -105,19 +105,14 @@ public enum JSONScanner {
 
     /// Whether `member`'s key is `name` (the raw, still-escaped key bytes).
     public static func key(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is name: StaticString) -> Bool {
-        member.keyRange.count == name.utf8CodeUnitCount
-            && memcmpRange(bytes, member.keyRange, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        rawBytes(bytes, member.keyRange, are: name)
     }
 
     /// The first member named `name` (compared against the raw, still-escaped key bytes).
     public static func member(named name: StaticString, in members: [JSONMember],
                               of bytes: UnsafeRawBufferPointer) -> JSONMember?
     {
-        let nameBytes = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        for member in members where member.keyRange.count == nameBytes.count {
-            if memcmpRange(bytes, member.keyRange, nameBytes) { return member }
-        }
-        return nil
+        members.first { key(of: $0, in: bytes, is: name) }
     }
 
     /// The elements of the array whose value occupies `range`.
@@ -289,7 +284,10 @@ func isWhitespace(_ byte: UInt8) -> Bool {
     byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
 }
 
-func memcmpRange(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ other: UnsafeRawBufferPointer) -> Bool {
+/// Whether the raw bytes at `range` are `name` (a key compared as written, still escaped).
+func rawBytes(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, are name: StaticString) -> Bool {
+    guard range.count == name.utf8CodeUnitCount else { return false }
+    let other = name.utf8Start
     var index = 0
     for position in range {
         if bytes[position] != other[index] { return false }
@@ -314,9 +312,8 @@ struct Cursor {
             ?? UnsafePointer(bitPattern: 1)!
     }
 
-    /// Deeper nesting than this is refused (JSONValue recurses; the C skip keeps it as
-    /// PRISM_JSON_MAXIMUM_DEPTH).
-    static let maximumDepth = 512
+    /// Deeper nesting than this is refused (JSONValue recurses; the C skip tracks its depth).
+    static let maximumDepth = Int(PRISM_JSON_MAXIMUM_DEPTH)
 
     func error(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: position, reason: reason) }
 
@@ -363,14 +360,10 @@ struct Cursor {
         }
     }
 
-    mutating func skipLiteral(_ literal: StaticString) throws(JSONSyntaxError) {
-        let count = literal.utf8CodeUnitCount
-        guard position + count <= end else { throw error("invalid literal") }
-        let pointer = literal.utf8Start
-        for offset in 0..<count where base[position + offset] != pointer[offset] {
-            throw error("invalid literal")
-        }
-        position += count
+    /// Skips the literal the byte at the cursor starts (`true`, `false` or `null`).
+    mutating func skipLiteral() throws(JSONSyntaxError) {
+        let code = prism_json_skip_literal(base, &position, end)
+        guard code == 0 else { throw error(Cursor.reason(code)) }
     }
 
     mutating func skipNumber() throws(JSONSyntaxError) {

@@ -200,13 +200,13 @@ struct TreeParser {
                 if next != UInt8(ascii: ",") { throw cursor.error("expected ',' or ']'") }
             }
         case UInt8(ascii: "t"):
-            try cursor.skipLiteral("true")
+            try cursor.skipLiteral()
             return .bool(true)
         case UInt8(ascii: "f"):
-            try cursor.skipLiteral("false")
+            try cursor.skipLiteral()
             return .bool(false)
         case UInt8(ascii: "n"):
-            try cursor.skipLiteral("null")
+            try cursor.skipLiteral()
             return .null
         default:
             let start = cursor.position

@@ -50,7 +50,8 @@ final class OpenAIShapesTests: XCTestCase {
     func testUsageIncludesCachedAndReasoningTokens() throws {
         let body = Array(#"{"usage":{"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#.utf8)
         let usage = try body.withUnsafeBytes { raw in
-            OpenAIShapes.usage(in: raw, members: try JSONScanner.members(raw))
+            JSONScanner.member(named: "usage", in: try JSONScanner.members(raw), of: raw)
+                .flatMap { OpenAIShapes.usage(in: raw, object: $0.valueRange) }
         }
         XCTAssertEqual(usage, Usage(inputTokens: 10, outputTokens: 5, cachedInputTokens: 4, reasoningTokens: 2))
     }
@@ -60,7 +61,8 @@ final class OpenAIShapesTests: XCTestCase {
     func testUsageReadsOnlyTheCountsItKnows() throws {
         func usage(_ json: String) throws -> Usage? {
             let body = Array(json.utf8)
-            return try body.withUnsafeBytes { raw in OpenAIShapes.usage(in: raw, members: try JSONScanner.members(raw)) }
+            return try body.withUnsafeBytes { raw in JSONScanner.member(named: "usage", in: try JSONScanner.members(raw), of: raw)
+                .flatMap { OpenAIShapes.usage(in: raw, object: $0.valueRange) } }
         }
         XCTAssertEqual(try usage(#"{"id":"x","usage":{"total_tokens":9,"prompt_tokens":7,"prompt_tokens_details":null,"# +
                                  #""completion_tokens_details":{"audio_tokens":1,"reasoning_tokens":3,"reasoning_tokens":8},"# +

@@ -126,6 +126,18 @@ static inline int prism_json_skip_number(const uint8_t *base, size_t *position, 
     return PRISM_JSON_OK;
 }
 
+/* *position is at 't', 'f' or 'n': the literal that letter starts (true, false, null). On failure
+ * *position stays at its first byte. */
+static inline int prism_json_skip_literal(const uint8_t *base, size_t *position, size_t end) {
+    size_t at = *position;
+    const char *literal = base[at] == 't' ? "true" : base[at] == 'f' ? "false" : "null";
+    size_t length = base[at] == 'f' ? 5 : 4;
+    if (at + length > end) return PRISM_JSON_LITERAL;
+    for (size_t i = 0; i < length; i++) if (base[at + i] != (uint8_t)literal[i]) return PRISM_JSON_LITERAL;
+    *position = at + length;
+    return PRISM_JSON_OK;
+}
+
 /* Skips the value at *position (no leading whitespace), nested `depth` deep already. On success
  * *position is just past it; on failure it is where the error is. */
 static inline int prism_json_skip_value(const uint8_t *base, size_t *position, size_t end, int depth) {
@@ -155,14 +167,10 @@ value:
         objects[open / 64] &= ~((uint64_t)1 << (open % 64));
         open++;
         goto value;
-    case 't': case 'f': case 'n': {
-        const char *literal = base[at] == 't' ? "true" : base[at] == 'f' ? "false" : "null";
-        size_t length = base[at] == 'f' ? 5 : 4;
-        if (at + length > end) PRISM_JSON_FAIL(PRISM_JSON_LITERAL);
-        for (size_t i = 0; i < length; i++) if (base[at + i] != (uint8_t)literal[i]) PRISM_JSON_FAIL(PRISM_JSON_LITERAL);
-        at += length;
+    case 't': case 'f': case 'n':
+        code = prism_json_skip_literal(base, &at, end);
+        if (code != PRISM_JSON_OK) PRISM_JSON_FAIL(code);
         break;
-    }
     case '-': case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
         code = prism_json_skip_number(base, &at, end);
         if (code != PRISM_JSON_OK) PRISM_JSON_FAIL(code);
