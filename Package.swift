@@ -201,7 +201,7 @@ if Context.environment["PRISM_FUZZ"] == "1" {
         .target(name: "FuzzSupport", dependencies: ["CFuzzerDriver"], path: "Tests/fuzz/Sources/FuzzSupport",
                 swiftSettings: swiftSettings),
         fuzzTarget("config", ["PrismCore"]),
-        fuzzTarget("http", ["PrismCore", "PrismWire", .product(name: "NIOCore", package: "swift-nio"),
+        fuzzTarget("http", ["PrismCore", "PrismWire", "PrismHTTP1", .product(name: "NIOCore", package: "swift-nio"),
                             .product(name: "NIOEmbedded", package: "swift-nio"),
                             .product(name: "NIOHTTP1", package: "swift-nio")]),
         fuzzTarget("http1", ["PrismHTTP1", .product(name: "NIOCore", package: "swift-nio"),

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// The gateway's HTTP/1.1 server codec, in one pipeline stage: bytes in, `HTTPServerRequestPart`s
-/// out; `HTTPServerResponsePart`s in, bytes out; and pipelining. It replaces NIO's decoder
+/// out; `ServerResponsePart`s in, bytes out; and pipelining. It replaces NIO's decoder
 /// (llhttp behind a `ByteToMessageDecoder`), response encoder and pipelining handler
 /// (bench/README.md, "Prism's own HTTP/1.1 codec").
 ///
@@ -10,9 +10,9 @@ import NIOHTTP1
 /// - Pipelining: the next request's head is delivered only once the previous answer ended (on
 ///   the loop's next turn when it ended in a write), and while an answer is pending for a request
 ///   read whole, reads are held back (NIO's contract). Bytes already read stay buffered until then.
-/// - A response's head is kept and the body parts written with it are appended to it, so that a
-///   whole answer usually leaves as one buffer; it goes down at the first flush, at the end, or
-///   with the first write that carries a promise.
+/// - A whole answer (`.whole`) is written as one buffer, head and body. A streamed answer's head
+///   is kept and the body parts written with it are appended to it; it goes down at the first
+///   flush, at the end, or with the first write that carries a promise.
 /// - Framing as NIO's encoder: a response with a body and no Content-Length is chunked on
 ///   HTTP/1.1 (on HTTP/1.0 the connection's close delimits it, which the handler arranges); 1xx,
 ///   204 and 304 lose Content-Length and Transfer-Encoding; an answer to HEAD keeps its headers
@@ -22,7 +22,7 @@ import NIOHTTP1
 package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = HTTPServerRequestPart
-    package typealias OutboundIn = HTTPServerResponsePart
+    package typealias OutboundIn = ServerResponsePart
     package typealias OutboundOut = IOData
 
     private var decoder: HTTP1RequestParser
@@ -162,18 +162,23 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         switch unwrapOutboundIn(data) {
         case let .head(head):
             writeHead(context, head, promise: promise)
-        case let .body(.byteBuffer(body)):
+        case let .body(body):
             writeBody(context, body, promise: promise)
-        case .body(.fileRegion):
-            promise?.fail(ChannelError.operationUnsupported)
         case .end:
             if chunked { append(context, HTTPServerCodec.lastChunk) }
             emitHeld(context, promise: promise)
-            responseOpen = false
-            (chunked, bodyless, answering, answeringHead) = (false, false, false, false)
-            if closes { stopped = true }
-            resume(context)
+            answerEnded(context)
+        case let .whole(answer):
+            writeWhole(context, answer, promise: promise)
+            answerEnded(context)
         }
+    }
+
+    private func answerEnded(_ context: ChannelHandlerContext) {
+        responseOpen = false
+        (chunked, bodyless, answering, answeringHead) = (false, false, false, false)
+        if closes { stopped = true }
+        resume(context)
     }
 
     package func flush(context: ChannelHandlerContext) {
@@ -231,13 +236,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         // head's cost.
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { free in
             var out = HeadWriter(base: free.baseAddress!)
-            out.put(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-            out.put(digit: code / 100 % 10)
-            out.put(digit: code / 10 % 10)
-            out.put(digit: code % 10)
-            out.put(" ")
-            out.put(head.status.reasonPhrase)
-            out.put("\r\n")
+            out.putStatusLine(head.version, code: code, reason: head.status.reasonPhrase)
             for (name, value) in head.headers {
                 if dropsFraming && name.equalsASCIIIgnoringCase("transfer-encoding") { continue }
                 if dropsFraming && !mayHaveBody && name.equalsASCIIIgnoringCase("content-length") { continue }
@@ -256,6 +255,63 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         }
         held = buffer
         if let promise { emitHeld(context, promise: promise) }
+    }
+
+    /// A whole answer: status line, the caller's headers that may be written, its own framing
+    /// headers and the body, sized and copied in one pass into one buffer.
+    private func writeWhole(_ context: ChannelHandlerContext, _ answer: WholeAnswer, promise: EventLoopPromise<Void>?) {
+        emitHeld(context) // nothing is held between answers; kept in order if something were
+        let code = answer.status.code
+        let mayHaveBody = answer.status.mayHaveResponseBody
+        let sendsBody = mayHaveBody && !answeringHead
+        let reason = answer.status.reasonPhrase
+        let connection = answer.connection
+        // The status line, content-length, connection and the blank line fit in 96 bytes past the
+        // reason phrase; each header needs its name and value, ": " and CRLF.
+        var size = 96 + reason.utf8.count + (connection?.utf8.count ?? 0) + (sendsBody ? answer.body.count : 0)
+        for (name, value) in answer.headers { size += name.utf8.count + value.utf8.count + 4 }
+        var closing = connection?.equalsASCIIIgnoringCase("close") ?? false
+        var buffer = context.channel.allocator.buffer(capacity: size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { free in
+            var out = HeadWriter(base: free.baseAddress!)
+            out.putStatusLine(answer.version, code: code, reason: reason)
+            for (name, value) in answer.headers {
+                // Checked and copied from the strings' own bytes in one visit (a native string's
+                // always are contiguous; anything else takes the String rule and the copy below).
+                let handled = name.utf8.withContiguousStorageIfAvailable { name in
+                    value.utf8.withContiguousStorageIfAvailable { value in
+                        out.putAnswerHeader(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value),
+                                            replacingConnection: connection != nil, closing: &closing)
+                        return true
+                    } ?? false
+                } ?? false
+                if !handled, isWritableAnswerHeader(name, value) {
+                    var name = name, value = value
+                    name.withUTF8 { name in
+                        value.withUTF8 { value in
+                            out.putAnswerHeader(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value),
+                                                replacingConnection: connection != nil, closing: &closing)
+                        }
+                    }
+                }
+            }
+            if mayHaveBody {
+                out.put("content-length: ")
+                out.put(decimal: answer.body.count)
+                out.put("\r\n")
+            }
+            if let connection {
+                out.put("connection: ")
+                out.put(connection)
+                out.put("\r\n")
+            }
+            out.put("\r\n")
+            if sendsBody { out.put(answer.body) }
+            return out.count
+        }
+        answering = true
+        closes = closing
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
 
     private func writeBody(_ context: ChannelHandlerContext, _ body: ByteBuffer, promise: EventLoopPromise<Void>?) {
@@ -332,8 +388,64 @@ private struct HeadWriter {
         count += text.utf8CodeUnitCount
     }
 
+    mutating func putStatusLine(_ version: HTTPVersion, code: UInt, reason: String) {
+        put(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        put(digit: code / 100 % 10)
+        put(digit: code / 10 % 10)
+        put(digit: code % 10)
+        put(" ")
+        put(reason)
+        put("\r\n")
+    }
+
     mutating func put(digit: UInt) {
         base.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 + digit), toByteOffset: count, as: UInt8.self)
         count += 1
+    }
+
+    /// `name: value` and CRLF, when the header may be written (`isWritableAnswerHeader`'s rule)
+    /// and is not framing the codec writes itself (`content-length`, `transfer-encoding`, and
+    /// `connection` when it writes its own). A `connection: close` kept makes `closing` true.
+    mutating func putAnswerHeader(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, replacingConnection: Bool,
+                                  closing: inout Bool)
+    {
+        guard isWritableAnswerHeader(name: name, value: value) else { return }
+        switch name.count {
+        case 14 where asciiCaseInsensitiveEquals(name, "content-length"): return
+        case 17 where asciiCaseInsensitiveEquals(name, "transfer-encoding"): return
+        case 10 where asciiCaseInsensitiveEquals(name, "connection"):
+            if replacingConnection { return }
+            closing = closing || asciiCaseInsensitiveEquals(value, "close")
+        default: break
+        }
+        put(name)
+        put(": ")
+        put(value)
+        put("\r\n")
+    }
+
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        if let start = bytes.baseAddress { (base + count).copyMemory(from: start, byteCount: bytes.count) }
+        count += bytes.count
+    }
+
+    /// A non-negative integer in decimal.
+    mutating func put(decimal value: Int) {
+        var digits = 1, rest = value / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        var remaining = value
+        for offset in stride(from: digits - 1, through: 0, by: -1) {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 + remaining % 10), toByteOffset: count + offset, as: UInt8.self)
+            remaining /= 10
+        }
+        count += digits
+    }
+
+    mutating func put(_ bytes: [UInt8]) {
+        let destination = base + count
+        bytes.withUnsafeBytes { source in
+            if let start = source.baseAddress { destination.copyMemory(from: start, byteCount: source.count) }
+        }
+        count += bytes.count
     }
 }

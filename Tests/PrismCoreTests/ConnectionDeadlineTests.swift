@@ -79,24 +79,17 @@ final class ConnectionDeadlineTests: XCTestCase {
         XCTAssertFalse(channel.isActive)
     }
 
-    func testInvalidResponseHeadersAreDropped() {
-        let headers = GatewayHTTPHandler.answerHeaders(
-            [("content-type", "application/json"), ("x-split", "a\r\nset-cookie: x=1"), ("bad name", "v"),
-             ("x-nul", "a\u{0}b"), ("x-tab", "a\tb"), ("x-utf8", "café"), ("", "empty name"), ("x-del", "a\u{7F}")],
-            contentLength: nil, connection: nil)
-        XCTAssertEqual(headers.map(\.name), ["content-type", "x-tab", "x-utf8"])
-        let clean = GatewayHTTPHandler.answerHeaders([("retry-after", "2")], contentLength: nil, connection: nil)
-        XCTAssertEqual(clean.first(name: "retry-after"), "2")
-    }
-
-    /// The answer's own length and connection replace any a plugin or middleware set, in any case.
-    func testFramingHeadersReplaceTheCallers() {
-        let headers = GatewayHTTPHandler.answerHeaders(
-            [("Content-Length", "99"), ("x-a", "1"), ("CONNECTION", "keep-alive"), ("x-b", "2")],
-            contentLength: 12, connection: "close")
-        XCTAssertEqual(headers.map { "\($0.name)=\($0.value)" }, ["x-a=1", "x-b=2", "content-length=12", "connection=close"])
-        let kept = GatewayHTTPHandler.answerHeaders([("connection", "upgrade"), ("content-length", "5")],
-                                                   contentLength: nil, connection: nil)
-        XCTAssertEqual(kept.map { "\($0.name)=\($0.value)" }, ["connection=upgrade", "content-length=5"])
+    /// A streamed answer's head keeps only the headers that may be written; `connection` replaces
+    /// the caller's. (A whole answer's head is the codec's: ServerCodecTests.)
+    func testAStreamHeadKeepsOnlyWritableHeaders() {
+        let headers = GatewayHTTPHandler.streamHeaders(
+            [("content-type", "text/event-stream"), ("x-split", "a\r\nset-cookie: x=1"), ("bad name", "v"),
+             ("x-nul", "a\u{0}b"), ("x-tab", "a\tb"), ("x-utf8", "café"), ("", "empty name"), ("x-del", "a\u{7F}"),
+             ("CONNECTION", "keep-alive")],
+            connection: "close")
+        XCTAssertEqual(headers.map { "\($0.name)=\($0.value)" },
+                       ["content-type=text/event-stream", "x-tab=a\tb", "x-utf8=café", "connection=close"])
+        let kept = GatewayHTTPHandler.streamHeaders([("connection", "upgrade"), ("retry-after", "2")], connection: nil)
+        XCTAssertEqual(kept.map { "\($0.name)=\($0.value)" }, ["connection=upgrade", "retry-after=2"])
     }
 }

@@ -25,9 +25,9 @@ final class ServerCodecTests: XCTestCase {
                 heads.append(head)
                 bodies.append("")
                 if refuseHeads {
-                    context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(
+                    context.write(NIOAny(ServerResponsePart.head(HTTPResponseHead(
                         version: .http1_1, status: .payloadTooLarge, headers: ["content-length": "0", "connection": "close"]))), promise: nil)
-                    context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+                    context.writeAndFlush(NIOAny(ServerResponsePart.end), promise: nil)
                 }
             case var .body(bytes):
                 bodies[bodies.count - 1] += bytes.readString(length: bytes.readableBytes)!
@@ -82,12 +82,12 @@ final class ServerCodecTests: XCTestCase {
     private func answer(_ status: HTTPResponseStatus = .ok, headers: [(String, String)] = [], body: [String] = [],
                         version: HTTPVersion = .http1_1) throws
     {
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status,
+        channel.write(ServerResponsePart.head(HTTPResponseHead(version: version, status: status,
                                                                    headers: HTTPHeaders(headers))), promise: nil)
         for part in body {
-            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: part))), promise: nil)
+            channel.write(ServerResponsePart.body(channel.allocator.buffer(string: part)), promise: nil)
         }
-        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        try channel.writeAndFlush(ServerResponsePart.end).wait()
         channel.embeddedEventLoop.run() // a pipelined request comes on the loop's next turn
     }
 
@@ -208,9 +208,9 @@ final class ServerCodecTests: XCTestCase {
         // channelReadComplete, so it must see one after the parts delivered when /a's answer ended.
         try send("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
         let completes = recorder.readCompletes
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
+        channel.write(ServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
                                                                    headers: ["content-length": "0"])), promise: nil)
-        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        try channel.writeAndFlush(ServerResponsePart.end).wait()
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a"], "nothing of /b inside /a's answer")
         channel.embeddedEventLoop.run()
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
@@ -219,10 +219,10 @@ final class ServerCodecTests: XCTestCase {
         // A parse error in the next request comes after the answer is out, not inside its write.
         setUp()
         try send("GET /a HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost : a\r\n\r\n")
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
+        channel.write(ServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
                                                                    headers: ["content-length": "2"])), promise: nil)
-        channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: "ok"))), promise: nil)
-        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        channel.write(ServerResponsePart.body(channel.allocator.buffer(string: "ok")), promise: nil)
+        try channel.writeAndFlush(ServerResponsePart.end).wait()
         XCTAssertEqual(recorder.errors, [])
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
         channel.embeddedEventLoop.run()
@@ -253,13 +253,62 @@ final class ServerCodecTests: XCTestCase {
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}"])
     }
 
+    /// `.whole`: the codec writes the head from the header list, drops what may not be written
+    /// (names that are not tokens, values with control bytes) and the caller's framing headers,
+    /// and frames the body itself.
+    func testAWholeAnswerPartIsFramedByTheCodec() throws {
+        try send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        let headers = [("content-type", "application/json"), ("x-split", "a\r\nset-cookie: x=1"), ("bad name", "v"),
+                       ("x-nul", "a\u{0}b"), ("x-tab", "a\tb"), ("x-utf8", "café"), ("", "empty name"), ("x-del", "a\u{7F}"),
+                       ("Content-Length", "99"), ("Transfer-Encoding", "chunked"), ("x-b", "2")]
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(status: .ok, headers: headers,
+                                                                        body: Array(#"{"a":1}"#.utf8)))).wait()
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-tab: a\tb\r\nx-utf8: café\r\n"
+            + "x-b: 2\r\ncontent-length: 7\r\n\r\n{\"a\":1}"])
+        // The answer ended: the pipelined request comes on the loop's next turn.
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a"])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
+        // The codec's `connection` replaces the caller's, and "close" stops parsing.
+        try send("GET /c HTTP/1.1\r\n\r\n")
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(
+            status: .tooManyRequests, headers: [("CONNECTION", "keep-alive"), ("retry-after", "2")], body: [],
+            connection: "close"))).wait()
+        XCTAssertEqual(try written(), ["HTTP/1.1 429 Too Many Requests\r\nretry-after: 2\r\ncontent-length: 0\r\n"
+            + "connection: close\r\n\r\n"])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"], "nothing parsed after an answer that closes")
+    }
+
+    func testAWholeAnswerToHEADHasItsLengthAndNoBodyAnd204HasNeither() throws {
+        try send("HEAD /healthz HTTP/1.0\r\n\r\n")
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(
+            status: .ok, version: .http1_0, headers: [("content-type", "application/json")],
+            body: Array(#"{"status":"ok"}"#.utf8), connection: "keep-alive"))).wait()
+        XCTAssertEqual(try written(), ["HTTP/1.0 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n"
+            + "connection: keep-alive\r\n\r\n"])
+        channel.embeddedEventLoop.run()
+        try send("GET /a HTTP/1.1\r\n\r\n")
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(status: .noContent, headers: [("x-a", "b")],
+                                                                        body: Array("dropped".utf8)))).wait()
+        XCTAssertEqual(try written(), ["HTTP/1.1 204 No Content\r\nx-a: b\r\n\r\n"])
+        channel.embeddedEventLoop.run()
+        // A caller's own `connection: close` still closes when the codec adds none.
+        try send("GET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n")
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(status: .ok, headers: [("Connection", "close")],
+                                                                        body: Array("ok".utf8)))).wait()
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 2\r\n\r\nok"])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/healthz", "/a", "/b"])
+    }
+
     func testAStreamIsChunkedOnHTTP11AndCloseDelimitedOnHTTP10() throws {
         try send("GET /a HTTP/1.1\r\n\r\n")
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
+        channel.write(ServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
                                                                    headers: ["content-type": "text/event-stream"])), promise: nil)
-        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: "data: 1\n\n"))), promise: nil)
-        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(string: String(repeating: "x", count: 300)))), promise: nil)
-        try channel.writeAndFlush(HTTPServerResponsePart.end(nil)).wait()
+        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: "data: 1\n\n")), promise: nil)
+        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: String(repeating: "x", count: 300))), promise: nil)
+        try channel.writeAndFlush(ServerResponsePart.end).wait()
         XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
             + "9\r\ndata: 1\n\n\r\n12c\r\n" + String(repeating: "x", count: 300) + "\r\n0\r\n\r\n")
         try send("GET /b HTTP/1.0\r\n\r\n")

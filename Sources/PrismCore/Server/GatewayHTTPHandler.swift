@@ -8,7 +8,7 @@ import PrismWire
 /// the answer. All state is confined to the connection's event loop.
 package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     package typealias InboundIn = HTTPServerRequestPart
-    package typealias OutboundOut = HTTPServerResponsePart
+    package typealias OutboundOut = ServerResponsePart
 
     let runtime: GatewayRuntime
     /// The current generation; a proxied request keeps the one it started with.
@@ -312,33 +312,23 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     /// The head's headers as they leave, and whether this answer ends the connection. Built in
     /// one pass into one array: invalid headers dropped, `content-length` (when given) and
     /// `connection` (when this answer must say it) replacing any the caller set.
-    private func answerHead(_ headers: [(String, String)], contentLength: Int?, close: Bool) -> (HTTPHeaders, closing: Bool) {
-        let closing = close || !keepAlive
-        let connection: String? = closing ? "close" : version == .http1_0 ? "keep-alive" : nil
-        return (GatewayHTTPHandler.answerHeaders(headers, contentLength: contentLength, connection: connection), closing)
-    }
-
-    /// NIO's outbound header validation is off (a pipeline stage on every write): here, every
-    /// answer's head loses the headers whose name is not an HTTP token or whose value holds a
-    /// control character (a plugin's or an upstream's), so that none can split the response.
-    /// `HTTPHeaders` is made from the finished array: its `add` checks every name again.
-    package static func answerHeaders(_ headers: [(String, String)], contentLength: Int?, connection: String?) -> HTTPHeaders {
+    /// A streamed answer's head: the headers that may be written (`isWritableAnswerHeader`), with
+    /// `connection` replacing any the caller set. (A whole answer's head is the codec's.)
+    package static func streamHeaders(_ headers: [(String, String)], connection: String?) -> HTTPHeaders {
         var kept: [(String, String)] = []
-        kept.reserveCapacity(headers.count + 2)
-        for (name, value) in headers where isValidAnswerHeader(name, value) {
-            if contentLength != nil && name.equalsASCIIIgnoringCase("content-length") { continue }
+        kept.reserveCapacity(headers.count + 1)
+        for (name, value) in headers where isWritableAnswerHeader(name, value) {
             if connection != nil && name.equalsASCIIIgnoringCase("connection") { continue }
             kept.append((name, value))
         }
-        if let contentLength { kept.append(("content-length", String(contentLength))) }
         if let connection { kept.append(("connection", connection)) }
         return HTTPHeaders(kept)
     }
 
-    private static func isValidAnswerHeader(_ name: String, _ value: String) -> Bool {
-        var name = name, value = value // the same storage: withUTF8 reads it in place
-        let nameIsToken = name.withUTF8 { bytes in !bytes.isEmpty && bytes.allSatisfy(isHTTPToken) }
-        return nameIsToken && value.withUTF8 { bytes in isHTTPFieldValue(UnsafeRawBufferPointer(bytes)) }
+    /// The `connection` header an answer needs: "close" when the connection ends after it,
+    /// "keep-alive" for an HTTP/1.0 client that keeps it, none otherwise.
+    private func connectionHeader(closing: Bool) -> String? {
+        closing ? "close" : version == .http1_0 ? "keep-alive" : nil
     }
 
     // MARK: Writing
@@ -346,19 +336,26 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     func writeJSON(status: HTTPResponseStatus, body: [UInt8], headers extra: [(String, String)] = [],
                    close: Bool = false)
     {
-        guard let context else { return }
         var list: [(String, String)] = [("content-type", "application/json")]
         list.append(contentsOf: extra)
-        let (headers, closing) = answerHead(list, contentLength: body.count, close: close)
-        let head = HTTPResponseHead(version: version, status: status, headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: body.count)
-        buffer.writeBytes(body)
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        // Before .end: once the answer ends, the codec may hand over a pipelined next request.
+        writeWhole(status: status, headers: list, body: body, close: close, lingering: discarding)
+    }
+
+    /// One part for the whole answer: the codec writes head and body in one buffer.
+    private func writeWhole(status: HTTPResponseStatus, headers: [(String, String)], body: [UInt8], close: Bool,
+                            lingering: Bool)
+    {
+        guard let context else { return }
+        let closing = close || !keepAlive
+        let answer = WholeAnswer(status: status, version: version, headers: headers, body: body,
+                                 connection: connectionHeader(closing: closing))
+        // Before the answer ends: once it has, the codec may hand over a pipelined next request.
         context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
-        let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
-        if closing { closeAfter(done, lingering: discarding) }
+        if closing {
+            closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.whole(answer))), lingering: lingering)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.whole(answer)), promise: nil)
+        }
     }
 
     /// Closes once `written` is on the wire. With a request body still arriving (a 413), the
@@ -391,19 +388,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     }
 
     func writeResponse(status: HTTPResponseStatus, headers list: [(String, String)], body: [UInt8]) {
-        guard let context else { return }
-        let (headers, closing) = answerHead(list, contentLength: body.count, close: false)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))),
-                      promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: body.count)
-        buffer.writeBytes(body)
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
-        if closing {
-            closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil))), lingering: false)
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
+        writeWhole(status: status, headers: list, body: body, close: false, lingering: false)
     }
 
     /// Queued, not flushed: it leaves with the first event (one write instead of two); every
@@ -412,9 +397,9 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         guard let context else { return }
         // HTTP/1.0 has no chunked encoding: the stream is delimited by closing the connection.
         if version == .http1_0 { keepAlive = false }
-        let (headers, _) = answerHead(headers, contentLength: nil, close: false)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))),
-                      promise: nil)
+        let head = HTTPResponseHead(version: version, status: .ok,
+                                    headers: GatewayHTTPHandler.streamHeaders(headers, connection: connectionHeader(closing: !keepAlive)))
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
     /// Queued, and flushed once this turn of the loop has done its I/O: libcurl delivers an
@@ -425,7 +410,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         guard let context, !bytes.isEmpty else { return }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.write(wrapOutboundOut(.body(buffer)), promise: nil)
         guard !flushQueued else { return }
         flushQueued = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -440,9 +425,9 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         guard let context else { return }
         context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
         if keepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end), promise: nil)
         } else {
-            closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil))), lingering: false)
+            closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.end)), lingering: false)
         }
     }
 

@@ -21,6 +21,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 @testable import PrismCore
+import PrismHTTP1
 import PrismWire
 
 #if canImport(Glibc)
@@ -95,8 +96,8 @@ require(runtime.gateway.providers.count == 2, "the mock provider plugin was not 
 final class ExchangeChecker: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ServerResponsePart
+    typealias OutboundOut = ServerResponsePart
 
     var requests = 0
     var responses = 0
@@ -133,6 +134,11 @@ final class ExchangeChecker: ChannelDuplexHandler {
         case .end:
             require(inResponse, "a response end outside a response")
             inResponse = false
+        case let .whole(answer):
+            require(!inResponse, "a whole answer while the previous response is not finished")
+            require((200...599).contains(answer.status.code), "response status \(answer.status.code)")
+            responses += 1
+            require(responses <= requests + 1, "\(responses) responses to \(requests) requests")
         }
         context.write(data, promise: promise)
     }
@@ -148,8 +154,34 @@ func cuts(_ bytes: UnsafeRawBufferPointer) -> [Int] {
     return points.sorted()
 }
 
+/// Reads what the gateway wrote. A buffer that starts an answer (the codec writes a head and
+/// what it holds of the body as one) must have a head whose every header line is a token, a
+/// colon and a value with no control byte: no input may split an answer.
 func drain(_ channel: EmbeddedChannel) {
-    while (try? channel.readOutbound(as: ByteBuffer.self)) != nil {}
+    while let buffer = try? channel.readOutbound(as: ByteBuffer.self) {
+        let bytes = Array(buffer.readableBytesView)
+        guard bytes.starts(with: Array("HTTP/1.".utf8)) else { continue }
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0, index = 0
+        while index + 1 < bytes.count {
+            if bytes[index] == 0x0D && bytes[index + 1] == 0x0A {
+                if index == start { break } // the blank line ends the head
+                lines.append(bytes[start..<index])
+                index += 2
+                start = index
+            } else {
+                index += 1
+            }
+        }
+        for line in lines.dropFirst() {
+            let text = String(decoding: line, as: UTF8.self)
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
+                fatalError("an answer header line without a name: \(text.debugDescription)")
+            }
+            require(line[line.startIndex..<colon].allSatisfy { $0 > 0x20 && $0 < 0x7F }, "answer header name in \(text.debugDescription)")
+            require(!line[colon...].contains { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }, "answer header value in \(text.debugDescription)")
+        }
+    }
 }
 
 runFuzzer { bytes in

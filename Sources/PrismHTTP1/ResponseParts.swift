@@ -1,0 +1,54 @@
+import NIOCore
+import NIOHTTP1
+
+/// What a handler writes through `HTTPServerCodec`: a streamed answer as head, body parts and end
+/// (NIO's parts, with the body a `ByteBuffer`), or a whole answer in one part.
+package enum ServerResponsePart {
+    case head(HTTPResponseHead)
+    case body(ByteBuffer)
+    case end
+    /// A whole answer whose body is known. The codec writes its head straight from the header
+    /// list, with the body after it, in one buffer and one pass: no `HTTPHeaders`, no head part
+    /// and body part through the pipeline, one copy of the body (bench/README.md, "A whole
+    /// answer in one part").
+    case whole(WholeAnswer)
+}
+
+/// A whole answer, for `ServerResponsePart.whole`. Its framing is the codec's: it writes the
+/// body's `content-length` (none for 1xx, 204 and 304), and `connection` when given; the caller's
+/// own `content-length`, `transfer-encoding` and, when `connection` is given, `connection` are
+/// dropped, and so is every header `isWritableAnswerHeader` refuses.
+package struct WholeAnswer {
+    package var status: HTTPResponseStatus
+    package var version: HTTPVersion
+    package var headers: [(String, String)]
+    package var body: [UInt8]
+    /// "close" ends the connection after the answer; nil writes none (HTTP/1.1 keep-alive).
+    package var connection: String?
+
+    package init(status: HTTPResponseStatus, version: HTTPVersion = .http1_1, headers: [(String, String)],
+                 body: [UInt8], connection: String? = nil)
+    {
+        self.status = status
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.connection = connection
+    }
+}
+
+/// Whether an answer header from a plugin, a middleware or an upstream may be written: its name an
+/// HTTP token and its value free of control characters, so that none can split the response.
+/// NIO's own outbound header validation is not in the pipeline; this is the one rule, for whole
+/// answers here and for streamed heads in the gateway's handler.
+package func isWritableAnswerHeader(_ name: String, _ value: String) -> Bool {
+    var name = name, value = value // the same storage: withUTF8 reads it in place
+    return name.withUTF8 { name in
+        value.withUTF8 { value in isWritableAnswerHeader(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) }
+    }
+}
+
+@inline(__always)
+func isWritableAnswerHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+    !name.isEmpty && name.allSatisfy(isHTTPToken) && isHTTPFieldValue(value)
+}
