@@ -33,6 +33,14 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// The admission gates this loop's transfers went through (for expiring their waiters).
     private var gates: [ObjectIdentifier: AdmissionGate] = [:]
     private var nextExpiry: UInt64?
+    /// Upstream URLs parsed once (a transfer hands libcurl the parsed handle with CURLOPT_CURLU
+    /// beside the same text as CURLOPT_URL). Given the text alone, libcurl parses it and prints
+    /// it back, a character at a time through its printf, on every transfer: about 15k
+    /// instructions a request (bench/README.md). A gateway has a few upstream URLs; past
+    /// `parsedURLLimit` distinct ones, the rest go as text. Kept for the engine's life (libcurl
+    /// copies the handle for each transfer).
+    private var parsedURLs: [String: OpaquePointer] = [:]
+    private static let parsedURLLimit = 256
 
     init(loop: IOLoop, maximumIdleConnections: Int) {
         self.loop = loop
@@ -171,6 +179,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
         // mallocs and a dozen setopt calls a request): every option that varies is set here on
         // every transfer, including back to its default when this one does not use it.
         _ = prism_curl_set_string(easy, CURLOPT_URL, transfer.url)
+        _ = prism_curl_set_pointer(easy, CURLOPT_CURLU, parsedURL(transfer.url).map { UnsafeMutableRawPointer($0) })
         let timeout = max(transfer.timeoutMilliseconds, 1)
         _ = prism_curl_set_long(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout)
         if transfer.streaming {
@@ -227,6 +236,19 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
         driving = true
         curl_multi_add_handle(multi, easy)
         driving = false
+    }
+
+    /// The parsed form of `url`, parsed as libcurl would parse the text; nil when it does not
+    /// parse (libcurl then reports the error from the text) or the cache is full.
+    private func parsedURL(_ url: String) -> OpaquePointer? {
+        if let parsed = parsedURLs[url] { return parsed }
+        guard parsedURLs.count < CurlEngine.parsedURLLimit, let handle = curl_url() else { return nil }
+        guard curl_url_set(handle, CURLUPART_URL, url, UInt32(CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME)) == CURLUE_OK else {
+            curl_url_cleanup(handle)
+            return nil
+        }
+        parsedURLs[url] = handle
+        return handle
     }
 
     private static let environmentNamesAProxy = ["http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY",

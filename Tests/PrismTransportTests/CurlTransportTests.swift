@@ -49,9 +49,45 @@ final class CurlTransportTests: XCTestCase {
         XCTAssertNil(seen.contentLength)
     }
 
+    /// Each transfer reaches its own URL's host and target, whichever handle served the one
+    /// before (a handle keeps the last transfer's parsed URL until the next sets its own), and a
+    /// URL libcurl refuses fails without touching the next.
+    func testEachTransferReachesItsOwnURL() throws {
+        let upstream = try RecordingUpstream(), other = try RecordingUpstream()
+        defer {
+            upstream.stop()
+            other.stop()
+        }
+        let (port, otherPort) = (upstream.port, other.port)
+        let cases: [(url: String, host: String, target: String)] = [
+            ("http://127.0.0.1:\(port)/v1/chat/completions", "127.0.0.1:\(port)", "/v1/chat/completions"),
+            ("http://127.0.0.1:\(port)/v1/models?limit=2&after=a%20b", "127.0.0.1:\(port)", "/v1/models?limit=2&after=a%20b"),
+            ("http://localhost:\(otherPort)/other/path#fragment", "localhost:\(otherPort)", "/other/path"),
+            ("http://127.0.0.1:\(otherPort)", "127.0.0.1:\(otherPort)", "/"),
+            ("http://127.0.0.1:\(port)/v1/embeddings", "127.0.0.1:\(port)", "/v1/embeddings"),
+        ]
+        for round in 0..<3 {
+            for (index, expected) in cases.enumerated() {
+                let answer = try send(method: "POST", body: Array("{}".utf8), url: expected.url)
+                XCTAssertEqual(answer.status, 200, expected.url)
+                let seen = try XCTUnwrap((expected.host.hasSuffix("\(port)") ? upstream : other).requests.withLock { $0.last })
+                XCTAssertEqual(seen.target, expected.target, "round \(round), \(expected.url)")
+                XCTAssertEqual(seen.host, expected.host, "round \(round), \(expected.url)")
+                if index == 2 {
+                    // A URL that does not parse fails as libcurl reports it; the next is unharmed.
+                    XCTAssertThrowsError(try send(method: "POST", body: [], url: "http://127.0.0.1:\(port)/a b\u{1}"))
+                }
+            }
+        }
+    }
+
     private func send(method: String, body: [UInt8], to upstream: RecordingUpstream) throws -> Collector.Answer {
+        try send(method: method, body: body, url: "http://127.0.0.1:\(upstream.port)/v1/thing")
+    }
+
+    private func send(method: String, body: [UInt8], url: String) throws -> Collector.Answer {
         let collector = Collector()
-        let transfer = Transfer(method: method, url: "http://127.0.0.1:\(upstream.port)/v1/thing",
+        let transfer = Transfer(method: method, url: url,
                                 headers: [("Content-Type", "application/octet-stream")], body: body,
                                 timeoutMilliseconds: 5000, streaming: false, gate: nil, delegate: collector)
         Self.transport.start(transfer)
@@ -91,6 +127,8 @@ private final class Collector: TransferDelegate, @unchecked Sendable {
 private final class RecordingUpstream: @unchecked Sendable {
     struct Request {
         let method: String
+        let target: String
+        let host: String?
         let contentLength: Int?
         let body: [UInt8]
     }
@@ -153,13 +191,17 @@ private final class RecordingUpstream: @unchecked Sendable {
             }
             let head = String(decoding: pending[0..<headEnd!], as: UTF8.self).split(separator: "\r\n")
             pending.removeFirst(headEnd! + 4)
-            let method = String(head.first?.split(separator: " ").first ?? "")
+            let requestLine = head.first?.split(separator: " ") ?? []
+            let method = String(requestLine.first ?? "")
+            let target = requestLine.count > 1 ? String(requestLine[1]) : ""
+            var host: String?
             var contentLength: Int?
             var expectsContinue = false
             for line in head.dropFirst() {
                 let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 2 else { continue }
                 if parts[0].lowercased() == "content-length" { contentLength = Int(parts[1]) }
+                if parts[0].lowercased() == "host" { host = parts[1] }
                 if parts[0].lowercased() == "expect" && parts[1].lowercased() == "100-continue" { expectsContinue = true }
             }
             if expectsContinue { writeAll(connection, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }
@@ -167,7 +209,7 @@ private final class RecordingUpstream: @unchecked Sendable {
             while pending.count < want { if !fill() { return } }
             let body = Array(pending[0..<want])
             pending.removeFirst(want)
-            requests.withLock { $0.append(Request(method: method, contentLength: contentLength, body: body)) }
+            requests.withLock { $0.append(Request(method: method, target: target, host: host, contentLength: contentLength, body: body)) }
             writeAll(connection, Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok".utf8))
         }
     }
