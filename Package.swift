@@ -169,7 +169,7 @@ let package = Package(
         // Measures translation cost per provider through the C ABI (release build).
         .executableTarget(name: "prism-translation-bench", dependencies: ["PrismCore", "PrismWire"],
                           path: "bench/translation", exclude: ["README.md"], swiftSettings: swiftSettings),
-        .testTarget(name: "PrismLoopTests", dependencies: ["PrismLoop", .product(name: "NIOCore", package: "swift-nio")],
+        .testTarget(name: "PrismLoopTests", dependencies: ["PrismLoop", "CPrismSystem", .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PrismHTTP1Tests", dependencies: [
             "PrismHTTP1", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),

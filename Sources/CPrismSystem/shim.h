@@ -23,6 +23,39 @@ static inline int prism_malloc_keep_large_buffers(void) {
     return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 64 << 20) == 1;
 }
 
+/* How many times the calling thread was preempted (involuntary context switches, getrusage's
+ * RUSAGE_THREAD, which <sys/resource.h> hides without _GNU_SOURCE); -1 on failure. */
+#include <sys/resource.h>
+static inline long prism_thread_preemptions(void) {
+    struct rusage usage;
+    return getrusage(1 /* RUSAGE_THREAD */, &usage) == 0 ? usage.ru_nivcsw : -1;
+}
+
+/* CPU affinity for the event loops. sched_getaffinity/sched_setaffinity and the CPU_SET macros
+ * are GNU extensions <sched.h> hides without _GNU_SOURCE; the mask here is a plain bit array of
+ * 1024 CPUs (the kernel's cpu_set_t), pid 0 the calling thread. */
+extern int sched_getaffinity(int pid, size_t size, void *mask);
+extern int sched_setaffinity(int pid, size_t size, const void *mask);
+/* The CPUs the calling thread may run on, in `cpus` (up to `capacity`): how many, or -1. */
+static inline int prism_allowed_cpus(int *cpus, int capacity) {
+    unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
+    if (sched_getaffinity(0, sizeof mask, mask) != 0) return -1;
+    int count = 0;
+    for (int cpu = 0; cpu < 1024 && count < capacity; cpu++) {
+        if (mask[cpu / (8 * sizeof(unsigned long))] >> (cpu % (8 * sizeof(unsigned long))) & 1) cpus[count++] = cpu;
+    }
+    return count;
+}
+/* Lets the calling thread run on the `count` CPUs in `cpus`: 0, or -1 (errno says why). */
+static inline int prism_set_thread_cpus(const int *cpus, int count) {
+    unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
+    for (int index = 0; index < count; index++) {
+        int cpu = cpus[index];
+        if (cpu >= 0 && cpu < 1024) mask[cpu / (8 * sizeof(unsigned long))] |= 1UL << (cpu % (8 * sizeof(unsigned long)));
+    }
+    return sched_setaffinity(0, sizeof mask, mask);
+}
+
 static inline int prism_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 static inline void prism_eventfd_signal(int fd) { uint64_t one = 1; ssize_t ignored = write(fd, &one, sizeof one); (void)ignored; }
 static inline void prism_eventfd_drain(int fd) { uint64_t value; ssize_t ignored = read(fd, &value, sizeof value); (void)ignored; }

@@ -214,16 +214,32 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
     /// busy-poll window, so a sparse load (a stream's events tens of ms apart) pays for at most
     /// one fruitless poll before the loop goes back to sleeping at once.
     package private(set) var pollBeforeSleeping = true
+    /// Whether the thread was preempted in the last look (at most one a millisecond): its core is
+    /// wanted by other busy threads, and polling would keep them waiting.
+    package private(set) var contended = false
+    private var contentionCheckedAt: UInt64 = 0
+    private var preemptions = 0
 
     /// Waits for events up to `timeout` ms, first polling for up to `server.busy_poll`. A sleeping
     /// thread's wake-up (an interrupt to an idle core, a VM exit in a guest) costs tens of µs on
     /// every hop of a request at low load, most of the gateway's added latency there; a thread
     /// that polls sees the event as it lands. Seastar's reactor does the same (idle poll time).
+    /// But a polling thread holds its core: where the cores are shared with other busy threads
+    /// (the benchmark's client and upstream; other processes), they waited for it (the benchmark's
+    /// upstream 0.2 ms a wake-up on average, and a fifth of the machine sat idle meanwhile). So a
+    /// loop that was preempted since its last look sleeps instead, until a look finds it was not
+    /// (bench/README.md, "Busy polling, when the cores are shared").
     private func waitForEvents(_ tags: inout [UInt64], _ flags: inout [Int32], timeout: Int32, deadline: UInt64?) -> Int32 {
         let window = IOLoop.busyPoll.load(ordering: .relaxed)
         guard window > 0 else { return prism_epoll_wait_tagged(epoll, &tags, &flags, 64, timeout) }
         let start = NIODeadline.now().uptimeNanoseconds
-        if pollBeforeSleeping {
+        if start &- contentionCheckedAt >= 1_000_000 {
+            let now = prism_thread_preemptions()
+            contended = now != preemptions
+            preemptions = now
+            contentionCheckedAt = start
+        }
+        if pollBeforeSleeping && !contended {
             // Not past the next timer: it runs on time as it would after a sleep.
             let end = min(start &+ window, deadline ?? .max)
             repeat {
@@ -270,6 +286,39 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
             return count
         }
         return System.coreCount
+    }
+
+    /// The CPUs the process may run on, as it started (before any loop was pinned).
+    package static let allowedCPUs = threadCPUs()
+
+    /// The CPUs the calling thread may run on.
+    package static func threadCPUs() -> [Int32] {
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let count = prism_allowed_cpus(&cpus, 1024)
+        return count > 0 ? Array(cpus[0..<Int(count)]) : []
+    }
+
+    /// `pinned`: loop i runs on the i-th CPU the process may use, when there are at least as many
+    /// CPUs as loops; otherwise (or not `pinned`) on any of them, where the kernel puts it. Done
+    /// on each loop's own thread; returns the CPUs chosen (empty: none pinned).
+    ///
+    /// Pinned, the loops cannot end up sharing one core while another sits partly idle. Unpinned,
+    /// the kernel did exactly that on this 2-core machine under the benchmark's load: it counted
+    /// two busy loops on one core against the client and the upstream on the other as balanced,
+    /// and throughput depended on where the threads happened to land (7.2k or 10.3k requests/s;
+    /// bench/README.md, "Where the loops run").
+    @discardableResult
+    package func pinLoops(_ pinned: Bool) -> [Int32] {
+        let allowed = IOLoopGroup.allowedCPUs
+        let chosen = pinned && !allowed.isEmpty && allowed.count >= loops.count ? Array(allowed[0..<loops.count]) : []
+        for (index, loop) in loops.enumerated() {
+            let cpus = chosen.isEmpty ? allowed : [chosen[index]]
+            guard !cpus.isEmpty else { continue }
+            loop.execute {
+                cpus.withUnsafeBufferPointer { _ = prism_set_thread_cpus($0.baseAddress, Int32($0.count)) }
+            }
+        }
+        return chosen
     }
 
     /// The loop this thread runs, if it is one of them.

@@ -46,6 +46,17 @@ final class ConfigLoaderTests: XCTestCase {
         }
     }
 
+    func testCPUAffinityIsAutoOrOff() throws {
+        XCTAssertEqual(try load("providers: {}\n").0.server.cpuAffinity, .auto)
+        XCTAssertEqual(try load("server: {cpu_affinity: \"off\"}\nproviders: {}\n").0.server.cpuAffinity, .off)
+        XCTAssertEqual(try load("server: {cpu_affinity: auto}\nproviders: {}\n").0.server.cpuAffinity, .auto)
+        XCTAssertEqual(try load("server:\n  cpu_affinity: off\nproviders: {}\n").0.server.cpuAffinity, .off)
+        XCTAssertEqual(try load("server:\n  cpu_affinity: false\nproviders: {}\n").0.server.cpuAffinity, .off)
+        XCTAssertThrowsError(try load("server: {cpu_affinity: \"0-3\"}\nproviders: {}\n")) { error in
+            XCTAssertTrue("\(error)".contains("server.cpu_affinity: expected auto or off, got '0-3'"), "\(error)")
+        }
+    }
+
     func testSeedConfigurationLoadsWithEnvironmentExpanded() throws {
         let seed = """
         server:

@@ -1,4 +1,6 @@
+import CPrismSystem
 import Dispatch
+import Foundation
 import NIOCore
 import PrismLoop
 import Synchronization
@@ -141,6 +143,58 @@ final class IOLoopTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(fastest, .milliseconds(2))
         XCTAssertLessThan(fastest, .milliseconds(15))
+    }
+
+    /// `server.cpu_affinity: auto`: each loop on its own CPU when there are CPUs enough; `off`, or
+    /// more loops than CPUs: every loop may run on any of the process's CPUs.
+    func testPinnedLoopsRunEachOnItsOwnCPU() throws {
+        let allowed = IOLoopGroup.allowedCPUs
+        XCTAssertFalse(allowed.isEmpty)
+        let group = IOLoopGroup(count: min(allowed.count, 2))
+        func placement(_ group: IOLoopGroup) throws -> [[Int32]] {
+            try group.loops.map { loop in try loop.submit { IOLoopGroup.threadCPUs() }.wait() }
+        }
+        let chosen = group.pinLoops(true)
+        XCTAssertEqual(chosen, Array(allowed.prefix(group.loops.count)))
+        XCTAssertEqual(try placement(group), chosen.map { [$0] })
+        XCTAssertEqual(group.pinLoops(false), [])
+        XCTAssertEqual(try placement(group), group.loops.map { _ in allowed })
+        let crowded = IOLoopGroup(count: allowed.count + 1)
+        XCTAssertEqual(crowded.pinLoops(true), [], "more loops than CPUs: none pinned")
+        XCTAssertEqual(try placement(crowded), crowded.loops.map { _ in allowed })
+    }
+
+    /// A busy-polling loop whose core another busy thread wants stops polling (it finds itself
+    /// preempted), and polls again once the core is its own.
+    func testBusyPollingYieldsACoreOthersWant() throws {
+        let cpu = try XCTUnwrap(IOLoopGroup.allowedCPUs.first)
+        let group = IOLoopGroup(count: 1)
+        let loop = group.loops[0]
+        try loop.submit { [cpu] in _ = prism_set_thread_cpus([cpu], 1) }.wait()
+        IOLoop.busyPoll.store(20_000_000, ordering: .relaxed) // 20 ms
+        defer { IOLoop.busyPoll.store(0, ordering: .relaxed) }
+        /// Events 0.5 ms apart (the loop keeps polling) until `done` says so or 3 s pass.
+        func drive(until done: () throws -> Bool) throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(3)
+            while ContinuousClock.now < deadline {
+                try loop.submit {}.wait()
+                if try done() { return true }
+                usleep(500)
+            }
+            return false
+        }
+        XCTAssertTrue(try drive { try loop.submit { !loop.contended && loop.pollBeforeSleeping }.wait() })
+        // A thread spinning on the same core.
+        let spinning = Atomic<Bool>(true)
+        let spinner = Thread {
+            _ = prism_set_thread_cpus([cpu], 1)
+            while spinning.load(ordering: .relaxed) {}
+        }
+        spinner.start()
+        XCTAssertTrue(try drive { try loop.submit { loop.contended }.wait() }, "never saw itself preempted")
+        spinning.store(false, ordering: .relaxed)
+        XCTAssertTrue(try drive { try loop.submit { !loop.contended }.wait() }, "still yielding with the core to itself")
+        XCTAssertTrue(try drive { try loop.submit { loop.pollBeforeSleeping && !loop.contended }.wait() })
     }
 
     func testCurrentNamesTheLoopOfThisThread() throws {

@@ -27,7 +27,7 @@ public struct ConfigLoader {
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
                                           "max_response_body_size", "stream_idle_timeout", "stream_keepalive", "max_request_body_size", "default_request_timeout",
-                                          "busy_poll"]
+                                          "busy_poll", "cpu_affinity"]
     /// Keys of any first-party provider; others are passed to the plugin but warned about.
     /// The provider keys the gateway itself reads (or, the last four, accepts as the seed documents
     /// them). Every other key belongs to the provider plugin, which declares the ones it reads
@@ -128,6 +128,14 @@ public struct ConfigLoader {
             } else {
                 error(pollNode.location, "server.busy_poll",
                       "expected a duration from 0 to 10ms (e.g. 200us, 0.5ms, 0 for off), got '\(text)'")
+            }
+        }
+        if let affinityNode = node["cpu_affinity"], let text = string(affinityNode, "server.cpu_affinity") {
+            // YAML 1.1 reads an unquoted `off` as false: both mean off.
+            if let affinity = CPUAffinity(rawValue: text == "false" ? "off" : text) {
+                server.cpuAffinity = affinity
+            } else {
+                error(affinityNode.location, "server.cpu_affinity", "expected auto or off, got '\(text)'")
             }
         }
     }

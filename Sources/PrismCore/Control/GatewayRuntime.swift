@@ -98,7 +98,10 @@ public final class GatewayRuntime: Sendable {
         }
         services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget, ledger: ledger,
                                    transport: transport)
-        GatewayRuntime.applyProcessSettings(file)
+        let pinned = GatewayRuntime.applyProcessSettings(file)
+        let loopCount = IOLoopGroup.shared.loops.count
+        let placement = pinned.isEmpty ? "placed by the kernel" : "each on its own CPU (\(pinned.map(String.init).joined(separator: ", ")))"
+        logger.info("\(loopCount) event loop(s), \(placement)")
         if file.admin.token != nil {
             let masterKey = getenv("PRISM_MASTER_KEY").map { String(cString: $0) }
             do {
@@ -222,9 +225,11 @@ public final class GatewayRuntime: Sendable {
 
     /// The file's settings that are the process's, not a generation's: taken at start and at
     /// every reload.
-    private static func applyProcessSettings(_ file: GatewayConfiguration) {
+    @discardableResult
+    private static func applyProcessSettings(_ file: GatewayConfiguration) -> [Int32] {
         LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
         IOLoop.busyPoll.store(UInt64(max(file.server.busyPoll.microseconds, 0)) * 1000, ordering: .relaxed)
+        return IOLoopGroup.shared.pinLoops(file.server.cpuAffinity == .auto)
     }
 
     /// Rebuilds `generation`'s organizations as `scope` says (from its file and the store's keys),
