@@ -219,6 +219,8 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
     package private(set) var contended = false
     private var contentionCheckedAt: UInt64 = 0
     private var preemptions = 0
+    /// How many times this loop's thread was preempted so far (a test's stand-in replaces it).
+    package var preemptionCount: () -> Int = { prism_thread_preemptions() }
 
     /// Waits for events up to `timeout` ms, first polling for up to `server.busy_poll`. A sleeping
     /// thread's wake-up (an interrupt to an idle core, a VM exit in a guest) costs tens of µs on
@@ -234,7 +236,7 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
         guard window > 0 else { return prism_epoll_wait_tagged(epoll, &tags, &flags, 64, timeout) }
         let start = NIODeadline.now().uptimeNanoseconds
         if start &- contentionCheckedAt >= 1_000_000 {
-            let now = prism_thread_preemptions()
+            let now = preemptionCount()
             contended = now != preemptions
             preemptions = now
             contentionCheckedAt = start

@@ -164,16 +164,17 @@ final class IOLoopTests: XCTestCase {
         XCTAssertEqual(try placement(crowded), crowded.loops.map { _ in allowed })
     }
 
-    /// A busy-polling loop whose core another busy thread wants stops polling (it finds itself
-    /// preempted), and polls again once the core is its own.
+    /// A busy-polling loop that was preempted since its last look (its core wanted by other busy
+    /// threads) sleeps instead of polling, and polls again once a look finds it was not. The
+    /// count of preemptions is a stand-in here; the next test checks the real one.
     func testBusyPollingYieldsACoreOthersWant() throws {
-        let cpu = try XCTUnwrap(IOLoopGroup.allowedCPUs.first)
-        let group = IOLoopGroup(count: 1)
-        let loop = group.loops[0]
-        try loop.submit { [cpu] in _ = prism_set_thread_cpus([cpu], 1) }.wait()
+        let loop = IOLoopGroup(count: 1).loops[0]
+        let preempted = Atomic<Int>(0)
+        try loop.submit { loop.preemptionCount = { preempted.load(ordering: .relaxed) } }.wait()
         IOLoop.busyPoll.store(20_000_000, ordering: .relaxed) // 20 ms
         defer { IOLoop.busyPoll.store(0, ordering: .relaxed) }
-        /// Events 0.5 ms apart (the loop keeps polling) until `done` says so or 3 s pass.
+        /// Events 0.5 ms apart (the loop keeps polling, and looks at its preemptions every
+        /// millisecond) until `done` holds, for at most 3 s.
         func drive(until done: () throws -> Bool) throws -> Bool {
             let deadline = ContinuousClock.now + .seconds(3)
             while ContinuousClock.now < deadline {
@@ -184,17 +185,41 @@ final class IOLoopTests: XCTestCase {
             return false
         }
         XCTAssertTrue(try drive { try loop.submit { !loop.contended && loop.pollBeforeSleeping }.wait() })
-        // A thread spinning on the same core.
+        // Preempted between looks: it stops polling.
+        XCTAssertTrue(try drive {
+            preempted.add(1, ordering: .relaxed)
+            return try loop.submit { loop.contended }.wait()
+        }, "polls on while preempted")
+        // Not preempted since: it polls again.
+        XCTAssertTrue(try drive { try loop.submit { !loop.contended && loop.pollBeforeSleeping }.wait() },
+                      "still yielding with the core to itself")
+    }
+
+    /// The count a loop looks at is the kernel's: a thread that shares its CPU with a spinning
+    /// one is preempted (involuntary context switches, RUSAGE_THREAD).
+    func testAThreadSharingItsCoreWithASpinnerIsPreempted() throws {
+        let cpu = try XCTUnwrap(IOLoopGroup.allowedCPUs.first)
         let spinning = Atomic<Bool>(true)
         let spinner = Thread {
             _ = prism_set_thread_cpus([cpu], 1)
             while spinning.load(ordering: .relaxed) {}
         }
         spinner.start()
-        XCTAssertTrue(try drive { try loop.submit { loop.contended }.wait() }, "never saw itself preempted")
-        spinning.store(false, ordering: .relaxed)
-        XCTAssertTrue(try drive { try loop.submit { !loop.contended }.wait() }, "still yielding with the core to itself")
-        XCTAssertTrue(try drive { try loop.submit { loop.pollBeforeSleeping && !loop.contended }.wait() })
+        defer { spinning.store(false, ordering: .relaxed) }
+        let counted = Atomic<Int>(-1)
+        let done = DispatchSemaphore(value: 0)
+        let worker = Thread {
+            _ = prism_set_thread_cpus([cpu], 1)
+            let before = prism_thread_preemptions()
+            let end = ContinuousClock.now + .milliseconds(300)
+            var spins = 0
+            while ContinuousClock.now < end { spins &+= 1 } // busy beside the spinner
+            counted.store(prism_thread_preemptions() - before, ordering: .relaxed)
+            done.signal()
+        }
+        worker.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        XCTAssertGreaterThan(counted.load(ordering: .relaxed), 0)
     }
 
     func testCurrentNamesTheLoopOfThisThread() throws {
