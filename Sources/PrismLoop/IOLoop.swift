@@ -300,9 +300,12 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
         return count > 0 ? Array(cpus[0..<Int(count)]) : []
     }
 
-    /// `pinned`: loop i runs on the i-th CPU the process may use, when there are at least as many
-    /// CPUs as loops; otherwise (or not `pinned`) on any of them, where the kernel puts it. Done
-    /// on each loop's own thread; returns the CPUs chosen (empty: none pinned).
+    /// `pinned`: loop i runs on the i-th CPU the process may use, when it may use exactly as many
+    /// CPUs as there are loops (the whole machine with a loop per core, or a container given its
+    /// own CPUs); otherwise (or not `pinned`) on any of them, where the kernel puts it. With more
+    /// CPUs than loops the process cannot tell which are its own: replicas sharing a large host
+    /// (a container with a CPU quota sees every CPU) would all pin to the first ones. Done on
+    /// each loop's own thread; returns the CPUs chosen (empty: none pinned).
     ///
     /// Pinned, the loops cannot end up sharing one core while another sits partly idle. Unpinned,
     /// the kernel did exactly that on this 2-core machine under the benchmark's load: it counted
@@ -312,7 +315,7 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
     @discardableResult
     package func pinLoops(_ pinned: Bool) -> [Int32] {
         let allowed = IOLoopGroup.allowedCPUs
-        let chosen = pinned && !allowed.isEmpty && allowed.count >= loops.count ? Array(allowed[0..<loops.count]) : []
+        let chosen = pinned && allowed.count == loops.count ? allowed : []
         for (index, loop) in loops.enumerated() {
             let cpus = chosen.isEmpty ? allowed : [chosen[index]]
             guard !cpus.isEmpty else { continue }

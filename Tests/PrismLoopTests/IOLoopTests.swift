@@ -145,23 +145,29 @@ final class IOLoopTests: XCTestCase {
         XCTAssertLessThan(fastest, .milliseconds(15))
     }
 
-    /// `server.cpu_affinity: auto`: each loop on its own CPU when there are CPUs enough; `off`, or
-    /// more loops than CPUs: every loop may run on any of the process's CPUs.
+    /// `server.cpu_affinity: auto`: each loop on its own CPU when the process may use exactly as
+    /// many CPUs as there are loops; `off`, or more or fewer loops than CPUs: every loop may run on
+    /// any of the process's CPUs.
     func testPinnedLoopsRunEachOnItsOwnCPU() throws {
         let allowed = IOLoopGroup.allowedCPUs
         XCTAssertFalse(allowed.isEmpty)
-        let group = IOLoopGroup(count: min(allowed.count, 2))
+        let group = IOLoopGroup(count: allowed.count)
         func placement(_ group: IOLoopGroup) throws -> [[Int32]] {
             try group.loops.map { loop in try loop.submit { IOLoopGroup.threadCPUs() }.wait() }
         }
         let chosen = group.pinLoops(true)
-        XCTAssertEqual(chosen, Array(allowed.prefix(group.loops.count)))
+        XCTAssertEqual(chosen, allowed)
         XCTAssertEqual(try placement(group), chosen.map { [$0] })
         XCTAssertEqual(group.pinLoops(false), [])
         XCTAssertEqual(try placement(group), group.loops.map { _ in allowed })
         let crowded = IOLoopGroup(count: allowed.count + 1)
         XCTAssertEqual(crowded.pinLoops(true), [], "more loops than CPUs: none pinned")
         XCTAssertEqual(try placement(crowded), crowded.loops.map { _ in allowed })
+        if allowed.count > 1 {
+            let sparse = IOLoopGroup(count: allowed.count - 1)
+            XCTAssertEqual(sparse.pinLoops(true), [], "fewer loops than CPUs: which are this process's is unknown")
+            XCTAssertEqual(try placement(sparse), sparse.loops.map { _ in allowed })
+        }
     }
 
     /// A busy-polling loop that was preempted since its last look (its core wanted by other busy

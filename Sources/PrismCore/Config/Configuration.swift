@@ -72,7 +72,7 @@ public struct ServerSettings: Sendable {
     /// the sleeping thread's wake-up off each hop of a request at low load, for up to this much
     /// CPU after a burst of events; a loop whose events come further apart stops polling.
     public var busyPoll: Duration = .microseconds(200)
-    /// `auto`: each event loop runs on its own CPU (when the process may use at least as many CPUs
+    /// `auto`: each event loop runs on its own CPU (when the process may use exactly as many CPUs
     /// as there are loops); `off`: the kernel places them.
     public var cpuAffinity: CPUAffinity = .auto
 }
