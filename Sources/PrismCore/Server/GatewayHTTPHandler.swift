@@ -309,9 +309,6 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         }
     }
 
-    /// The head's headers as they leave, and whether this answer ends the connection. Built in
-    /// one pass into one array: invalid headers dropped, `content-length` (when given) and
-    /// `connection` (when this answer must say it) replacing any the caller set.
     /// A streamed answer's head: the headers that may be written (`isWritableAnswerHeader`), with
     /// `connection` replacing any the caller set. (A whole answer's head is the codec's.)
     package static func streamHeaders(_ headers: [(String, String)], connection: String?) -> HTTPHeaders {
