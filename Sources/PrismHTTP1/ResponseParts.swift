@@ -23,7 +23,9 @@ package struct WholeAnswer {
     package var version: HTTPVersion
     package var headers: [(String, String)]
     package var body: [UInt8]
-    /// "close" ends the connection after the answer; nil writes none (HTTP/1.1 keep-alive).
+    /// Written as the answer's `connection` header, replacing the caller's ("close" ends the
+    /// connection after the answer). nil: the codec writes none of its own; a caller's
+    /// `connection` header is then kept, and `close` there still ends the connection.
     package var connection: String?
 
     package init(status: HTTPResponseStatus, version: HTTPVersion = .http1_1, headers: [(String, String)],
