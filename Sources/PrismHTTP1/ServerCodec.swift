@@ -276,22 +276,13 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             var out = HeadWriter(base: free.baseAddress!)
             out.putStatusLine(answer.version, code: code, reason: reason)
             for (name, value) in answer.headers {
-                // Checked and copied from the strings' own bytes in one visit (a native string's
-                // always are contiguous; anything else takes the String rule and the copy below).
-                let handled = name.utf8.withContiguousStorageIfAvailable { name in
-                    value.utf8.withContiguousStorageIfAvailable { value in
+                // Checked and copied from the strings' own bytes in one visit (withUTF8 reads a
+                // native string in place).
+                var name = name, value = value
+                name.withUTF8 { name in
+                    value.withUTF8 { value in
                         out.putAnswerHeader(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value),
                                             replacingConnection: connection != nil, closing: &closing)
-                        return true
-                    } ?? false
-                } ?? false
-                if !handled, isWritableAnswerHeader(name, value) {
-                    var name = name, value = value
-                    name.withUTF8 { name in
-                        value.withUTF8 { value in
-                            out.putAnswerHeader(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value),
-                                                replacingConnection: connection != nil, closing: &closing)
-                        }
                     }
                 }
             }
@@ -309,8 +300,7 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
             if sendsBody { out.put(answer.body) }
             return out.count
         }
-        answering = true
-        closes = closing
+        closes = closing // answerEnded, next, stops parsing on it
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
 
@@ -442,10 +432,6 @@ private struct HeadWriter {
     }
 
     mutating func put(_ bytes: [UInt8]) {
-        let destination = base + count
-        bytes.withUnsafeBytes { source in
-            if let start = source.baseAddress { destination.copyMemory(from: start, byteCount: source.count) }
-        }
-        count += bytes.count
+        bytes.withUnsafeBytes { put($0) }
     }
 }
