@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -36,25 +37,30 @@ static inline long prism_thread_preemptions(void) {
  * 1024 CPUs (the kernel's cpu_set_t), pid 0 the calling thread. */
 extern int sched_getaffinity(int pid, size_t size, void *mask);
 extern int sched_setaffinity(int pid, size_t size, const void *mask);
-/* The CPUs the calling thread may run on, in `cpus` (up to `capacity`): how many, or -1. */
-static inline int prism_allowed_cpus(int *cpus, int capacity) {
+/* The CPUs thread `tid` (0: the calling thread) may run on, in `cpus` (up to `capacity`): how
+ * many, or -1. */
+static inline int prism_allowed_cpus(int tid, int *cpus, int capacity) {
     unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
-    if (sched_getaffinity(0, sizeof mask, mask) != 0) return -1;
+    if (sched_getaffinity(tid, sizeof mask, mask) != 0) return -1;
     int count = 0;
     for (int cpu = 0; cpu < 1024 && count < capacity; cpu++) {
         if (mask[cpu / (8 * sizeof(unsigned long))] >> (cpu % (8 * sizeof(unsigned long))) & 1) cpus[count++] = cpu;
     }
     return count;
 }
-/* Lets the calling thread run on the `count` CPUs in `cpus`: 0, or -1 (errno says why). */
-static inline int prism_set_thread_cpus(const int *cpus, int count) {
+/* Lets thread `tid` (0: the calling thread; another of this process's threads needs no
+ * privilege) run on the `count` CPUs in `cpus`: 0, or -1 (errno says why). The kernel may keep
+ * fewer (a cpuset), so a caller that must know reads the mask back. */
+static inline int prism_set_thread_cpus(int tid, const int *cpus, int count) {
     unsigned long mask[1024 / (8 * sizeof(unsigned long))] = {0};
     for (int index = 0; index < count; index++) {
         int cpu = cpus[index];
         if (cpu >= 0 && cpu < 1024) mask[cpu / (8 * sizeof(unsigned long))] |= 1UL << (cpu % (8 * sizeof(unsigned long)));
     }
-    return sched_setaffinity(0, sizeof mask, mask);
+    return sched_setaffinity(tid, sizeof mask, mask);
 }
+/* The calling thread's kernel id (glibc 2.30+ has gettid(), Debian 12's headers hide it). */
+static inline int prism_thread_id(void) { return (int)syscall(SYS_gettid); }
 
 static inline int prism_eventfd_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 static inline void prism_eventfd_signal(int fd) { uint64_t one = 1; ssize_t ignored = write(fd, &one, sizeof one); (void)ignored; }

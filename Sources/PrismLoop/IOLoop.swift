@@ -30,6 +30,8 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
     private let epoll: Int32
     private let wake: Int32
     private var thread = pthread_t()
+    /// The loop thread's kernel id (for its CPU affinity, set from other threads).
+    package private(set) var threadID: Int32 = 0
     private let inbox = Mutex<[@Sendable () -> Void]>([])
     private let wakeSignalled = Atomic<Bool>(false)
     // Loop-thread state.
@@ -53,6 +55,7 @@ package final class IOLoop: EventLoop, @unchecked Sendable {
         pthread_create(&thread, nil, { context in
             let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
             start.loop.thread = pthread_self()
+            start.loop.threadID = prism_thread_id()
             start.started.signal()
             start.loop.run()
             return nil
@@ -293,19 +296,35 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
     /// The CPUs the process may run on, as it started (before any loop was pinned).
     package static let allowedCPUs = threadCPUs()
 
-    /// The CPUs the calling thread may run on.
-    package static func threadCPUs() -> [Int32] {
+    /// The CPUs thread `threadID` (0: the calling thread) may run on.
+    package static func threadCPUs(_ threadID: Int32 = 0) -> [Int32] {
         var cpus = [Int32](repeating: 0, count: 1024)
-        let count = prism_allowed_cpus(&cpus, 1024)
+        let count = prism_allowed_cpus(threadID, &cpus, 1024)
         return count > 0 ? Array(cpus[0..<Int(count)]) : []
+    }
+
+    /// Why the loops could not be placed as asked: the loop, the CPUs asked for, and what the
+    /// kernel said (an error, or the CPUs it kept instead: a cpuset narrower than the mask).
+    package struct PlacementFailure: Error, CustomStringConvertible {
+        package let loop: Int
+        package let asked: [Int32]
+        package let outcome: String
+        package var description: String {
+            "event loop \(loop) could not be placed on CPU(s) \(asked.map(String.init).joined(separator: ", ")): \(outcome)"
+        }
     }
 
     /// `pinned`: loop i runs on the i-th CPU the process may use, when it may use exactly as many
     /// CPUs as there are loops (the whole machine with a loop per core, or a container given its
     /// own CPUs); otherwise (or not `pinned`) on any of them, where the kernel puts it. With more
     /// CPUs than loops the process cannot tell which are its own: replicas sharing a large host
-    /// (a container with a CPU quota sees every CPU) would all pin to the first ones. Done on
-    /// each loop's own thread; returns the CPUs chosen (empty: none pinned).
+    /// (a container with a CPU quota sees every CPU) would all pin to the first ones. Returns the
+    /// CPUs chosen (empty: none pinned).
+    ///
+    /// Each loop's mask is set from the calling thread and read back, so that what is returned
+    /// (and logged) is what the kernel did. If a loop cannot be placed (a seccomp profile refusing
+    /// `sched_setaffinity`, a cpuset that changed since start), every loop goes back to all of
+    /// `allowed` and the failure is thrown.
     ///
     /// Pinned, the loops cannot end up sharing one core while another sits partly idle. Unpinned,
     /// the kernel did exactly that on this 2-core machine under the benchmark's load: it counted
@@ -313,17 +332,25 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
     /// and throughput depended on where the threads happened to land (7.2k or 10.3k requests/s;
     /// bench/README.md, "Where the loops run").
     @discardableResult
-    package func pinLoops(_ pinned: Bool) -> [Int32] {
-        let allowed = IOLoopGroup.allowedCPUs
+    package func pinLoops(_ pinned: Bool, allowed: [Int32] = IOLoopGroup.allowedCPUs) throws(PlacementFailure) -> [Int32] {
         let chosen = pinned && allowed.count == loops.count ? allowed : []
         for (index, loop) in loops.enumerated() {
             let cpus = chosen.isEmpty ? allowed : [chosen[index]]
             guard !cpus.isEmpty else { continue }
-            loop.execute {
-                cpus.withUnsafeBufferPointer { _ = prism_set_thread_cpus($0.baseAddress, Int32($0.count)) }
-            }
+            let outcome = IOLoopGroup.place(loop, on: cpus)
+            guard let outcome else { continue }
+            for loop in loops { _ = IOLoopGroup.place(loop, on: IOLoopGroup.allowedCPUs) } // best effort
+            throw PlacementFailure(loop: index, asked: cpus, outcome: outcome)
         }
         return chosen
+    }
+
+    /// Sets `loop`'s CPUs and reads them back: nil when they are exactly `cpus`, else what went wrong.
+    private static func place(_ loop: IOLoop, on cpus: [Int32]) -> String? {
+        let status = cpus.withUnsafeBufferPointer { prism_set_thread_cpus(loop.threadID, $0.baseAddress, Int32($0.count)) }
+        if status != 0 { return String(cString: strerror(errno)) }
+        let kept = threadCPUs(loop.threadID)
+        return kept == cpus ? nil : "the kernel kept CPU(s) \(kept.map(String.init).joined(separator: ", "))"
     }
 
     /// The loop this thread runs, if it is one of them.

@@ -152,22 +152,43 @@ final class IOLoopTests: XCTestCase {
         let allowed = IOLoopGroup.allowedCPUs
         XCTAssertFalse(allowed.isEmpty)
         let group = IOLoopGroup(count: allowed.count)
+        /// Each loop's CPUs as its own thread sees them.
         func placement(_ group: IOLoopGroup) throws -> [[Int32]] {
             try group.loops.map { loop in try loop.submit { IOLoopGroup.threadCPUs() }.wait() }
         }
-        let chosen = group.pinLoops(true)
+        let chosen = try group.pinLoops(true)
         XCTAssertEqual(chosen, allowed)
         XCTAssertEqual(try placement(group), chosen.map { [$0] })
-        XCTAssertEqual(group.pinLoops(false), [])
+        XCTAssertEqual(try group.pinLoops(false), [])
         XCTAssertEqual(try placement(group), group.loops.map { _ in allowed })
         let crowded = IOLoopGroup(count: allowed.count + 1)
-        XCTAssertEqual(crowded.pinLoops(true), [], "more loops than CPUs: none pinned")
+        XCTAssertEqual(try crowded.pinLoops(true), [], "more loops than CPUs: none pinned")
         XCTAssertEqual(try placement(crowded), crowded.loops.map { _ in allowed })
         if allowed.count > 1 {
             let sparse = IOLoopGroup(count: allowed.count - 1)
-            XCTAssertEqual(sparse.pinLoops(true), [], "fewer loops than CPUs: which are this process's is unknown")
+            XCTAssertEqual(try sparse.pinLoops(true), [], "fewer loops than CPUs: which are this process's is unknown")
             XCTAssertEqual(try placement(sparse), sparse.loops.map { _ in allowed })
         }
+    }
+
+    /// A placement the kernel refuses is reported, not logged as done: asked for CPUs this
+    /// process may not use (here, ones the machine does not have), pinLoops throws, naming the
+    /// loop and the kernel's error, and every loop is back on all of the process's CPUs.
+    func testAPlacementTheKernelRefusesIsReported() throws {
+        let allowed = IOLoopGroup.allowedCPUs
+        let absent = (0..<Int32(1024)).filter { !allowed.contains($0) }.suffix(allowed.count)
+        XCTAssertEqual(absent.count, allowed.count)
+        let group = IOLoopGroup(count: allowed.count)
+        XCTAssertEqual(try group.pinLoops(true), allowed)
+        XCTAssertThrowsError(try group.pinLoops(true, allowed: Array(absent))) { error in
+            let failure = error as? IOLoopGroup.PlacementFailure
+            XCTAssertEqual(failure?.loop, 0)
+            XCTAssertEqual(failure?.asked, [absent.first!])
+            XCTAssertEqual(failure?.outcome, String(cString: strerror(EINVAL)))
+            XCTAssertTrue("\(error)".hasPrefix("event loop 0 could not be placed on CPU(s) \(absent.first!): "), "\(error)")
+        }
+        let placement = try group.loops.map { loop in try loop.submit { IOLoopGroup.threadCPUs() }.wait() }
+        XCTAssertEqual(placement, group.loops.map { _ in allowed })
     }
 
     /// A busy-polling loop that was preempted since its last look (its core wanted by other busy
@@ -207,7 +228,7 @@ final class IOLoopTests: XCTestCase {
         let cpu = try XCTUnwrap(IOLoopGroup.allowedCPUs.first)
         let spinning = Atomic<Bool>(true)
         let spinner = Thread {
-            _ = prism_set_thread_cpus([cpu], 1)
+            _ = prism_set_thread_cpus(0, [cpu], 1)
             while spinning.load(ordering: .relaxed) {}
         }
         spinner.start()
@@ -215,7 +236,7 @@ final class IOLoopTests: XCTestCase {
         let counted = Atomic<Int>(-1)
         let done = DispatchSemaphore(value: 0)
         let worker = Thread {
-            _ = prism_set_thread_cpus([cpu], 1)
+            _ = prism_set_thread_cpus(0, [cpu], 1)
             let before = prism_thread_preemptions()
             let end = ContinuousClock.now + .milliseconds(300)
             var spins = 0

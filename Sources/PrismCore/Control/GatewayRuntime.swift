@@ -98,10 +98,11 @@ public final class GatewayRuntime: Sendable {
         }
         services = GatewayServices(registry: registry, maximumIdleConnections: file.idleConnectionBudget, ledger: ledger,
                                    transport: transport)
-        let pinned = GatewayRuntime.applyProcessSettings(file)
+        let (pinned, placementProblem) = GatewayRuntime.applyProcessSettings(file)
         let loopCount = IOLoopGroup.shared.loops.count
         let placement = pinned.isEmpty ? "placed by the kernel" : "each on its own CPU (\(pinned.map(String.init).joined(separator: ", ")))"
         logger.info("\(loopCount) event loop(s), \(placement)")
+        if let placementProblem { logger.warning("\(placementProblem)") }
         if file.admin.token != nil {
             let masterKey = getenv("PRISM_MASTER_KEY").map { String(cString: $0) }
             do {
@@ -216,7 +217,7 @@ public final class GatewayRuntime: Sendable {
             state = next
             return state.number
         }
-        GatewayRuntime.applyProcessSettings(file)
+        if let placementProblem = GatewayRuntime.applyProcessSettings(file).problem { notes.append(placementProblem) }
         GatewayMetrics.shared.recordReload(succeeded: true)
         for note in notes { logger.warning("reload: \(note)") }
         logger.info("configuration reloaded (\(trigger)): generation \(number), \(gateway.providers.count) provider(s), \(gateway.middleware.count) middleware, \(organizations.count) organization(s)")
@@ -225,11 +226,16 @@ public final class GatewayRuntime: Sendable {
 
     /// The file's settings that are the process's, not a generation's: taken at start and at
     /// every reload.
-    @discardableResult
-    private static func applyProcessSettings(_ file: GatewayConfiguration) -> [Int32] {
+    /// Returns the CPUs the loops were pinned to (none: placed by the kernel), and why they could
+    /// not be placed as configured, if they could not (they then run wherever the kernel puts them).
+    private static func applyProcessSettings(_ file: GatewayConfiguration) -> (pinned: [Int32], problem: String?) {
         LineLogHandler.configure(level: file.logging.level.loggerLevel, json: file.logging.json)
         IOLoop.busyPoll.store(UInt64(max(file.server.busyPoll.microseconds, 0)) * 1000, ordering: .relaxed)
-        return IOLoopGroup.shared.pinLoops(file.server.cpuAffinity == .auto)
+        do {
+            return (try IOLoopGroup.shared.pinLoops(file.server.cpuAffinity == .auto), nil)
+        } catch {
+            return ([], "server.cpu_affinity: \(error); the event loops are placed by the kernel")
+        }
     }
 
     /// Rebuilds `generation`'s organizations as `scope` says (from its file and the store's keys),
