@@ -9,7 +9,7 @@
 ///     }
 ///     try reader.finish()
 public struct JSONReader {
-    var cursor: Cursor
+    @usableFromInline var cursor: Cursor
     /// One bit per open container (innermost = bit 0): whether it already had a member/element.
     private var seenBits: UInt64 = 0
     private var depth = 0
@@ -106,7 +106,7 @@ public struct JSONReader {
     }
 
     /// Whether the raw key bytes at `range` are `name`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func key(_ range: Range<Int>, is name: StaticString) -> Bool {
         rawBytes(cursor.bytes, range, are: name)
     }

@@ -104,6 +104,7 @@ public enum JSONScanner {
     }
 
     /// Whether `member`'s key is `name` (the raw, still-escaped key bytes).
+    @inlinable
     public static func key(of member: JSONMember, in bytes: UnsafeRawBufferPointer, is name: StaticString) -> Bool {
         rawBytes(bytes, member.keyRange, are: name)
     }
@@ -285,20 +286,20 @@ func isWhitespace(_ byte: UInt8) -> Bool {
 }
 
 /// Whether the raw bytes at `range` are `name` (a key compared as written, still escaped).
+/// Inlinable, and one `memcmp`: the plugins ask it several times for every member of every
+/// stream event, and a byte loop with a bounds check per byte, behind a call into this module,
+/// cost about 90 instructions for a five-letter key.
+@inlinable @inline(__always)
 func rawBytes(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, are name: StaticString) -> Bool {
     guard range.count == name.utf8CodeUnitCount else { return false }
-    let other = name.utf8Start
-    var index = 0
-    for position in range {
-        if bytes[position] != other[index] { return false }
-        index += 1
-    }
-    return true
+    guard let base = bytes.baseAddress, range.lowerBound >= 0, range.upperBound <= bytes.count else { return false }
+    return prism_bytes_equal(base + range.lowerBound, name.utf8Start, range.count) != 0
 }
 
 /// The scanning state: a position in a byte buffer.
+@usableFromInline
 struct Cursor {
-    let bytes: UnsafeRawBufferPointer
+    @usableFromInline let bytes: UnsafeRawBufferPointer
     /// The same bytes without bounds checks: every read below is guarded by `position < end`.
     let base: UnsafePointer<UInt8>
     var position = 0

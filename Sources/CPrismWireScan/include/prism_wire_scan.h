@@ -30,6 +30,11 @@ static inline size_t prism_skip_plain_string_bytes(const uint8_t *base, size_t s
     return position;
 }
 
+/* Whether the `count` bytes at `a` and `b` are equal (a key against a name the caller knows). */
+static inline int prism_bytes_equal(const void *a, const void *b, size_t count) {
+    return __builtin_memcmp(a, b, count) == 0;
+}
+
 /* JSONScanner's value skip, validating, in one loop instead of one Swift call per token (about
  * 90 instructions a token there; a stream event has about 45). It mirrors Cursor in
  * JSONScanner.swift rule for rule: the same grammar, the same error at the same offset; the
