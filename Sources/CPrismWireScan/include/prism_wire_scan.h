@@ -11,7 +11,7 @@
 /* The offset of the first quote, backslash or control byte (< 0x20) in base[start..<end], or the
  * offset where fewer than 16 bytes are left (the caller finishes those); `start` on targets
  * without SSE2. */
-static inline size_t prism_skip_plain_string_bytes(const uint8_t *base, size_t start, size_t end) {
+static inline __attribute__((always_inline)) size_t prism_skip_plain_string_bytes(const uint8_t *base, size_t start, size_t end) {
     size_t position = start;
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"');
@@ -58,21 +58,21 @@ enum {
 
 #define PRISM_JSON_MAXIMUM_DEPTH 512
 
-static inline int prism_json_is_space(uint8_t byte) {
+static inline __attribute__((always_inline)) int prism_json_is_space(uint8_t byte) {
     return byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09;
 }
 
-static inline size_t prism_json_skip_space(const uint8_t *base, size_t position, size_t end) {
+static inline __attribute__((always_inline)) size_t prism_json_skip_space(const uint8_t *base, size_t position, size_t end) {
     while (position < end && prism_json_is_space(base[position])) position++;
     return position;
 }
 
-static inline int prism_json_is_hex(uint8_t byte) {
+static inline __attribute__((always_inline)) int prism_json_is_hex(uint8_t byte) {
     return (byte >= '0' && byte <= '9') || (byte >= 'a' && byte <= 'f') || (byte >= 'A' && byte <= 'F');
 }
 
 /* *position is at the opening quote; on success it is past the closing one. */
-static inline int prism_json_skip_string(const uint8_t *base, size_t *position, size_t end) {
+static inline __attribute__((always_inline)) int prism_json_skip_string(const uint8_t *base, size_t *position, size_t end) {
     size_t at = *position + 1;
     while (at < end) {
         at = prism_skip_plain_string_bytes(base, at, end);
@@ -110,7 +110,7 @@ static inline int prism_json_skip_string(const uint8_t *base, size_t *position, 
     return PRISM_JSON_UNTERMINATED;
 }
 
-static inline int prism_json_skip_number(const uint8_t *base, size_t *position, size_t end) {
+static inline __attribute__((always_inline)) int prism_json_skip_number(const uint8_t *base, size_t *position, size_t end) {
     size_t at = *position;
     if (at < end && base[at] == '-') at++;
     if (at >= end || base[at] < '0' || base[at] > '9') { *position = at; return PRISM_JSON_NUMBER; }
@@ -133,7 +133,7 @@ static inline int prism_json_skip_number(const uint8_t *base, size_t *position, 
 
 /* *position is at 't', 'f' or 'n': the literal that letter starts (true, false, null). On failure
  * *position stays at its first byte. */
-static inline int prism_json_skip_literal(const uint8_t *base, size_t *position, size_t end) {
+static inline __attribute__((always_inline)) int prism_json_skip_literal(const uint8_t *base, size_t *position, size_t end) {
     size_t at = *position;
     const char *literal = base[at] == 't' ? "true" : base[at] == 'f' ? "false" : "null";
     size_t length = base[at] == 'f' ? 5 : 4;
