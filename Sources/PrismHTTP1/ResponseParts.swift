@@ -1,10 +1,12 @@
 import NIOCore
 import NIOHTTP1
 
-/// What a handler writes through `HTTPServerCodec`: a streamed answer as head, body parts and end
-/// (NIO's parts, with the body a `ByteBuffer`), or a whole answer in one part.
+/// What a handler writes through `HTTPServerCodec`: a streamed answer as head, body parts and end,
+/// or a whole answer in one part. Both heads are written from a header list, with their framing
+/// the codec's (no `HTTPHeaders`).
 package enum ServerResponsePart {
-    case head(HTTPResponseHead)
+    /// A streamed answer's head; `.body` parts and `.end` follow.
+    case streamHead(StreamHead)
     case body(ByteBuffer)
     case end
     /// A whole answer whose body is known. The codec writes its head straight from the header
@@ -39,17 +41,31 @@ package struct WholeAnswer {
     }
 }
 
-/// Whether an answer header from a plugin, a middleware or an upstream may be written: its name an
-/// HTTP token and its value free of control characters, so that none can split the response.
-/// NIO's own outbound header validation is not in the pipeline; this is the one rule, for whole
-/// answers here and for streamed heads in the gateway's handler.
-package func isWritableAnswerHeader(_ name: String, _ value: String) -> Bool {
-    var name = name, value = value // the same storage: withUTF8 reads it in place
-    return name.withUTF8 { name in
-        value.withUTF8 { value in isWritableAnswerHeader(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) }
+/// A streamed answer's head, for `ServerResponsePart.streamHead`. Its framing is the codec's:
+/// chunked on HTTP/1.1, to the connection's close on HTTP/1.0 (give `connection: "close"`); the
+/// caller's own `content-length`, `transfer-encoding` and, when `connection` is given,
+/// `connection` are dropped, and so is every header `isWritableAnswerHeader` refuses.
+package struct StreamHead {
+    package var status: HTTPResponseStatus
+    package var version: HTTPVersion
+    package var headers: [(String, String)]
+    /// As `WholeAnswer.connection`.
+    package var connection: String?
+
+    package init(status: HTTPResponseStatus, version: HTTPVersion = .http1_1, headers: [(String, String)],
+                 connection: String? = nil)
+    {
+        self.status = status
+        self.version = version
+        self.headers = headers
+        self.connection = connection
     }
 }
 
+/// Whether an answer header from a plugin, a middleware or an upstream may be written: its name an
+/// HTTP token and its value free of control characters, so that none can split the response.
+/// NIO's own outbound header validation is not in the pipeline; this is the one rule, for whole
+/// answers and streamed heads alike.
 @inline(__always)
 func isWritableAnswerHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
     !name.isEmpty && name.allSatisfy(isHTTPToken) && isHTTPFieldValue(value)

@@ -160,8 +160,6 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case let .head(head):
-            writeHead(context, head, promise: promise)
         case let .body(body):
             writeBody(context, body, promise: promise)
         case .end:
@@ -171,6 +169,8 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         case let .whole(answer):
             writeWhole(context, answer, promise: promise)
             answerEnded(context)
+        case let .streamHead(head):
+            writeStreamHead(context, head, promise: promise)
         }
     }
 
@@ -198,65 +198,6 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         return buffer
     }()
 
-    private func writeHead(_ context: ChannelHandlerContext, _ head: HTTPResponseHead, promise: EventLoopPromise<Void>?) {
-        let code = head.status.code
-        let informational = code >= 100 && code < 200 && code != 101
-        // What the answer's framing will be, and how much room its head needs.
-        var size = 32 + head.status.reasonPhrase.utf8.count
-        var contentLength: Int?
-        var hasContentLength = false, transferEncoding = false
-        var closing = false
-        for (name, value) in head.headers {
-            size += name.utf8.count + value.utf8.count + 4
-            if name.equalsASCIIIgnoringCase("content-length") {
-                hasContentLength = true
-                contentLength = value.utf8.count <= 18 && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) ? Int(value) : nil
-            } else if name.equalsASCIIIgnoringCase("transfer-encoding") {
-                transferEncoding = true
-            } else if name.equalsASCIIIgnoringCase("connection") {
-                closing = value.equalsASCIIIgnoringCase("close")
-            }
-        }
-        let mayHaveBody = head.status.mayHaveResponseBody
-        // No body at all (1xx, 204, 304): no framing headers; Content-Length wins over Transfer-Encoding.
-        let dropsFraming = mayHaveBody ? contentLength != nil && transferEncoding : hasContentLength || transferEncoding
-        let addChunked = mayHaveBody && contentLength == nil && !transferEncoding && head.version == .http1_1
-        if !informational {
-            answering = true
-            chunked = mayHaveBody && !answeringHead && head.version == .http1_1 && contentLength == nil
-                && (addChunked || transferEncoding)
-            bodyless = !mayHaveBody || answeringHead
-            closes = closing
-        }
-        // A small whole answer joins its head: room for its body too.
-        if let contentLength, contentLength <= 16 * 1024, !bodyless { size += contentLength }
-        var buffer = context.channel.allocator.buffer(capacity: size)
-        // The head is copied in one pass into the buffer's free bytes: a ByteBuffer write per
-        // piece (four a header) checked uniqueness and capacity each time, a third of the
-        // head's cost.
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { free in
-            var out = HeadWriter(base: free.baseAddress!)
-            out.putStatusLine(head.version, code: code, reason: head.status.reasonPhrase)
-            for (name, value) in head.headers {
-                if dropsFraming && name.equalsASCIIIgnoringCase("transfer-encoding") { continue }
-                if dropsFraming && !mayHaveBody && name.equalsASCIIIgnoringCase("content-length") { continue }
-                out.put(name)
-                out.put(": ")
-                out.put(value)
-                out.put("\r\n")
-            }
-            return out.count
-        }
-        if addChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
-        buffer.writeStaticString("\r\n")
-        if informational {
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-            return
-        }
-        held = buffer
-        if let promise { emitHeld(context, promise: promise) }
-    }
-
     /// A whole answer: status line, the caller's headers that may be written, its own framing
     /// headers and the body, sized and copied in one pass into one buffer.
     private func writeWhole(_ context: ChannelHandlerContext, _ answer: WholeAnswer, promise: EventLoopPromise<Void>?) {
@@ -266,42 +207,54 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         let sendsBody = mayHaveBody && !answeringHead
         let reason = answer.status.reasonPhrase
         let connection = answer.connection
-        // The status line, content-length, connection and the blank line fit in 96 bytes past the
-        // reason phrase; each header needs its name and value, ": " and CRLF.
-        var size = 96 + reason.utf8.count + (connection?.utf8.count ?? 0) + (sendsBody ? answer.body.count : 0)
-        for (name, value) in answer.headers { size += name.utf8.count + value.utf8.count + 4 }
+        let size = HeadWriter.size(reason: reason, headers: answer.headers, connection: connection)
+            + (sendsBody ? answer.body.count : 0)
         var closing = connection?.equalsASCIIIgnoringCase("close") ?? false
         var buffer = context.channel.allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { free in
             var out = HeadWriter(base: free.baseAddress!)
             out.putStatusLine(answer.version, code: code, reason: reason)
-            for (name, value) in answer.headers {
-                // Checked and copied from the strings' own bytes in one visit (withUTF8 reads a
-                // native string in place).
-                var name = name, value = value
-                name.withUTF8 { name in
-                    value.withUTF8 { value in
-                        out.putAnswerHeader(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value),
-                                            replacingConnection: connection != nil, closing: &closing)
-                    }
-                }
-            }
+            out.putAnswerHeaders(answer.headers, replacingConnection: connection != nil, closing: &closing)
             if mayHaveBody {
                 out.put("content-length: ")
                 out.put(decimal: answer.body.count)
                 out.put("\r\n")
             }
-            if let connection {
-                out.put("connection: ")
-                out.put(connection)
-                out.put("\r\n")
-            }
+            out.putConnection(connection)
             out.put("\r\n")
             if sendsBody { out.put(answer.body) }
             return out.count
         }
         closes = closing // answerEnded, next, stops parsing on it
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+    }
+
+    /// A streamed answer's head: written as a whole answer's is, then held until the first body
+    /// part (or `.end`, or a promise) sends it, chunked on HTTP/1.1.
+    private func writeStreamHead(_ context: ChannelHandlerContext, _ head: StreamHead, promise: EventLoopPromise<Void>?) {
+        emitHeld(context)
+        let mayHaveBody = head.status.mayHaveResponseBody
+        let framesChunks = mayHaveBody && head.version == .http1_1 // a HEAD answer names them too
+        let reason = head.status.reasonPhrase
+        let connection = head.connection
+        let size = HeadWriter.size(reason: reason, headers: head.headers, connection: connection)
+        var closing = connection?.equalsASCIIIgnoringCase("close") ?? false
+        var buffer = context.channel.allocator.buffer(capacity: size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { free in
+            var out = HeadWriter(base: free.baseAddress!)
+            out.putStatusLine(head.version, code: head.status.code, reason: reason)
+            out.putAnswerHeaders(head.headers, replacingConnection: connection != nil, closing: &closing)
+            if framesChunks { out.put("transfer-encoding: chunked\r\n") }
+            out.putConnection(connection)
+            out.put("\r\n")
+            return out.count
+        }
+        answering = true
+        chunked = framesChunks && !answeringHead
+        bodyless = !mayHaveBody || answeringHead
+        closes = closing
+        held = buffer
+        if let promise { emitHeld(context, promise: promise) }
     }
 
     private func writeBody(_ context: ChannelHandlerContext, _ body: ByteBuffer, promise: EventLoopPromise<Void>?) {
@@ -391,6 +344,37 @@ private struct HeadWriter {
     mutating func put(digit: UInt) {
         base.storeBytes(of: UInt8(truncatingIfNeeded: 0x30 + digit), toByteOffset: count, as: UInt8.self)
         count += 1
+    }
+
+    /// Room for a head: the status line, the codec's framing and `connection` headers and the
+    /// blank line fit in 96 bytes past the reason phrase; each header needs its name and value,
+    /// ": " and CRLF.
+    static func size(reason: String, headers: [(String, String)], connection: String?) -> Int {
+        var size = 96 + reason.utf8.count + (connection?.utf8.count ?? 0)
+        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
+        return size
+    }
+
+    /// Each header of the list that `putAnswerHeader` keeps, checked and copied from the strings'
+    /// own bytes in one visit (withUTF8 reads a native string in place).
+    mutating func putAnswerHeaders(_ headers: [(String, String)], replacingConnection: Bool, closing: inout Bool) {
+        for (name, value) in headers {
+            var name = name, value = value
+            name.withUTF8 { name in
+                value.withUTF8 { value in
+                    putAnswerHeader(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value),
+                                    replacingConnection: replacingConnection, closing: &closing)
+                }
+            }
+        }
+    }
+
+    /// The codec's own `connection` header, when it writes one.
+    mutating func putConnection(_ connection: String?) {
+        guard let connection else { return }
+        put("connection: ")
+        put(connection)
+        put("\r\n")
     }
 
     /// `name: value` and CRLF, when the header may be written (`isWritableAnswerHeader`'s rule)

@@ -78,18 +78,4 @@ final class ConnectionDeadlineTests: XCTestCase {
         XCTAssertTrue(try written(channel).hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         XCTAssertFalse(channel.isActive)
     }
-
-    /// A streamed answer's head keeps only the headers that may be written; `connection` replaces
-    /// the caller's. (A whole answer's head is the codec's: ServerCodecTests.)
-    func testAStreamHeadKeepsOnlyWritableHeaders() {
-        let headers = GatewayHTTPHandler.streamHeaders(
-            [("content-type", "text/event-stream"), ("x-split", "a\r\nset-cookie: x=1"), ("bad name", "v"),
-             ("x-nul", "a\u{0}b"), ("x-tab", "a\tb"), ("x-utf8", "café"), ("", "empty name"), ("x-del", "a\u{7F}"),
-             ("CONNECTION", "keep-alive")],
-            connection: "close")
-        XCTAssertEqual(headers.map { "\($0.name)=\($0.value)" },
-                       ["content-type=text/event-stream", "x-tab=a\tb", "x-utf8=café", "connection=close"])
-        let kept = GatewayHTTPHandler.streamHeaders([("connection", "upgrade"), ("retry-after", "2")], connection: nil)
-        XCTAssertEqual(kept.map { "\($0.name)=\($0.value)" }, ["connection=upgrade", "retry-after=2"])
-    }
 }

@@ -25,9 +25,8 @@ final class ServerCodecTests: XCTestCase {
                 heads.append(head)
                 bodies.append("")
                 if refuseHeads {
-                    context.write(NIOAny(ServerResponsePart.head(HTTPResponseHead(
-                        version: .http1_1, status: .payloadTooLarge, headers: ["content-length": "0", "connection": "close"]))), promise: nil)
-                    context.writeAndFlush(NIOAny(ServerResponsePart.end), promise: nil)
+                    context.writeAndFlush(NIOAny(ServerResponsePart.whole(WholeAnswer(
+                        status: .payloadTooLarge, headers: [], body: [], connection: "close"))), promise: nil)
                 }
             case var .body(bytes):
                 bodies[bodies.count - 1] += bytes.readString(length: bytes.readableBytes)!
@@ -79,16 +78,14 @@ final class ServerCodecTests: XCTestCase {
         return writes
     }
 
-    private func answer(_ status: HTTPResponseStatus = .ok, headers: [(String, String)] = [], body: [String] = [],
-                        version: HTTPVersion = .http1_1) throws
+    /// A whole answer (the codec frames it), and the loop's next turn, where a pipelined request
+    /// comes.
+    private func answer(_ status: HTTPResponseStatus = .ok, headers: [(String, String)] = [], body: String = "",
+                        version: HTTPVersion = .http1_1, connection: String? = nil) throws
     {
-        channel.write(ServerResponsePart.head(HTTPResponseHead(version: version, status: status,
-                                                                   headers: HTTPHeaders(headers))), promise: nil)
-        for part in body {
-            channel.write(ServerResponsePart.body(channel.allocator.buffer(string: part)), promise: nil)
-        }
-        try channel.writeAndFlush(ServerResponsePart.end).wait()
-        channel.embeddedEventLoop.run() // a pipelined request comes on the loop's next turn
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(status: status, version: version, headers: headers,
+                                                                        body: Array(body.utf8), connection: connection))).wait()
+        channel.embeddedEventLoop.run()
     }
 
     /// The word-at-a-time field value check against the byte rule: every byte value at every
@@ -144,7 +141,7 @@ final class ServerCodecTests: XCTestCase {
         try send("0\r\nX-Trailer: 1\r\n\r\n")
         XCTAssertEqual(recorder.ends, 1)
         // The same cut at every byte.
-        try answer(headers: [("content-length", "0")])
+        try answer()
         for byte in "POST /y HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nA;x=y\r\n0123456789\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n".utf8 {
             try send(String(decoding: [byte], as: UTF8.self))
         }
@@ -159,13 +156,13 @@ final class ServerCodecTests: XCTestCase {
         let reads = counter.reads
         channel.read()
         XCTAssertEqual(counter.reads, reads, "a read while an answer is pending for a request read whole")
-        try answer(headers: [("content-length", "2")], body: ["hi"])
+        try answer(body: "hi")
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
         XCTAssertEqual(counter.reads, reads, "the held read waits while /b is answered")
-        try answer(headers: [("content-length", "0")])
+        try answer()
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b", "/c"])
         XCTAssertEqual(recorder.bodies, ["", "", "ok"])
-        try answer(headers: [("content-length", "0")])
+        try answer()
         XCTAssertEqual(counter.reads, reads + 1, "the held read goes once every request is answered")
         channel.read()
         XCTAssertEqual(counter.reads, reads + 2)
@@ -173,7 +170,7 @@ final class ServerCodecTests: XCTestCase {
 
     func testAnEmptyLineBeforeARequestIsSkippedEvenWhenItsCRAndLFArriveApart() throws {
         try send("GET /a HTTP/1.1\r\n\r\n")
-        try answer(headers: [("content-length", "0")])
+        try answer()
         try send("\r")
         try send("\nGET /b HTTP/1.1\r\n\r\n") // found by the http1 fuzz target: this failed as "invalid method"
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
@@ -185,7 +182,7 @@ final class ServerCodecTests: XCTestCase {
         XCTAssertEqual(try written(), ["HTTP/1.1 100 Continue\r\n\r\n"])
         try send("ok")
         XCTAssertEqual(recorder.bodies, ["ok"])
-        try answer(headers: [("content-length", "0")])
+        try answer()
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"])
         // Not when the body came with the head, nor without a body, nor on HTTP/1.0.
         for request in ["POST /b HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\nok",
@@ -193,7 +190,7 @@ final class ServerCodecTests: XCTestCase {
                         "POST /d HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"] {
             try send(request)
             if request.contains("/d") { try send("ok") }
-            try answer(headers: [("content-length", "0")], version: request.contains("1.0") ? .http1_0 : .http1_1)
+            try answer(version: request.contains("1.0") ? .http1_0 : .http1_1)
             XCTAssertFalse(try written().joined().contains("100 Continue"), request)
         }
         // Nor when the head is answered at once (a 413 for its declared length).
@@ -208,9 +205,7 @@ final class ServerCodecTests: XCTestCase {
         // channelReadComplete, so it must see one after the parts delivered when /a's answer ended.
         try send("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
         let completes = recorder.readCompletes
-        channel.write(ServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
-                                                                   headers: ["content-length": "0"])), promise: nil)
-        try channel.writeAndFlush(ServerResponsePart.end).wait()
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(status: .ok, headers: [], body: []))).wait()
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a"], "nothing of /b inside /a's answer")
         channel.embeddedEventLoop.run()
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
@@ -219,10 +214,7 @@ final class ServerCodecTests: XCTestCase {
         // A parse error in the next request comes after the answer is out, not inside its write.
         setUp()
         try send("GET /a HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost : a\r\n\r\n")
-        channel.write(ServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
-                                                                   headers: ["content-length": "2"])), promise: nil)
-        channel.write(ServerResponsePart.body(channel.allocator.buffer(string: "ok")), promise: nil)
-        try channel.writeAndFlush(ServerResponsePart.end).wait()
+        try channel.writeAndFlush(ServerResponsePart.whole(WholeAnswer(status: .ok, headers: [], body: Array("ok".utf8)))).wait()
         XCTAssertEqual(recorder.errors, [])
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
         channel.embeddedEventLoop.run()
@@ -231,11 +223,11 @@ final class ServerCodecTests: XCTestCase {
 
     func testAnAnswerAfterAHEADAnswerHasItsBody() throws {
         try send("HEAD /a HTTP/1.1\r\n\r\n")
-        try answer(headers: [("content-length", "2")], body: ["ok"])
+        try answer(body: "ok")
         XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
         try send("GET / HTTP/1.1\r\nBad Header\r\n\r\n")
         XCTAssertEqual(recorder.errors.count, 1)
-        try answer(.badRequest, headers: [("content-length", "2"), ("connection", "close")], body: ["no"])
+        try answer(.badRequest, body: "no", connection: "close")
         XCTAssertEqual(try written().joined(), "HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno")
     }
 
@@ -249,7 +241,7 @@ final class ServerCodecTests: XCTestCase {
     func testAWholeAnswerLeavesAsOneBuffer() throws {
         try send("GET /a HTTP/1.1\r\n\r\n")
         _ = try written()
-        try answer(.ok, headers: [("content-type", "application/json"), ("content-length", "7")], body: [#"{"a":1}"#])
+        try answer(.ok, headers: [("content-type", "application/json")], body: #"{"a":1}"#)
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}"])
     }
 
@@ -302,35 +294,60 @@ final class ServerCodecTests: XCTestCase {
         XCTAssertEqual(recorder.heads.map(\.uri), ["/healthz", "/a", "/b"])
     }
 
-    func testAStreamIsChunkedOnHTTP11AndCloseDelimitedOnHTTP10() throws {
-        try send("GET /a HTTP/1.1\r\n\r\n")
-        channel.write(ServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
-                                                                   headers: ["content-type": "text/event-stream"])), promise: nil)
+    /// `.streamHead`: a stream's head is written from the header list as a whole answer's is
+    /// (only the headers that may be written; the caller's framing dropped; the codec's
+    /// `connection` replacing the caller's), held for the first chunk, and the body chunked on
+    /// HTTP/1.1, bare and delimited by the close on HTTP/1.0; a HEAD answer names the chunking
+    /// and sends no body.
+    func testAStreamHeadPartIsFramedByTheCodec() throws {
+        try send("GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\n")
+        let headers = [("content-type", "text/event-stream"), ("x-split", "a\r\nset-cookie: x=1"), ("bad name", "v"),
+                       ("x-nul", "a\u{0}b"), ("x-tab", "a\tb"), ("x-utf8", "café"), ("", "empty name"), ("x-del", "a\u{7F}"),
+                       ("Content-Length", "99"), ("Transfer-Encoding", "identity"), ("Connection", "keep-alive")]
+        channel.write(ServerResponsePart.streamHead(StreamHead(status: .ok, headers: headers)), promise: nil)
         channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: "data: 1\n\n")), promise: nil)
-        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: String(repeating: "x", count: 300))), promise: nil)
+        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: String(repeating: "x", count: 300))),
+                              promise: nil)
         try channel.writeAndFlush(ServerResponsePart.end).wait()
-        XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-            + "9\r\ndata: 1\n\n\r\n12c\r\n" + String(repeating: "x", count: 300) + "\r\n0\r\n\r\n")
-        try send("GET /b HTTP/1.0\r\n\r\n")
-        try answer(headers: [("content-type", "text/event-stream"), ("connection", "close")], body: ["data: 1\n\n"], version: .http1_0)
-        XCTAssertEqual(try written().joined(), "HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: 1\n\n")
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-tab: a\tb\r\n"
+            + "x-utf8: café\r\nConnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n",
+            "12c\r\n" + String(repeating: "x", count: 300) + "\r\n", "0\r\n\r\n"], "the head leaves with the first chunk")
+        channel.embeddedEventLoop.run()
+        channel.write(ServerResponsePart.streamHead(StreamHead(status: .ok, headers: [("content-type", "text/event-stream")])),
+                      promise: nil)
+        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: "data: 1\n\n")), promise: nil)
+        try channel.writeAndFlush(ServerResponsePart.end).wait()
+        XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            + "transfer-encoding: chunked\r\n\r\n")
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b"])
+        try send("GET /c HTTP/1.0\r\n\r\nGET /d HTTP/1.0\r\n\r\n")
+        channel.write(ServerResponsePart.streamHead(StreamHead(
+            status: .ok, version: .http1_0, headers: [("content-type", "text/event-stream"), ("CONNECTION", "keep-alive")],
+            connection: "close")), promise: nil)
+        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: "data: 1\n\n")), promise: nil)
+        try channel.writeAndFlush(ServerResponsePart.end).wait()
+        XCTAssertEqual(try written().joined(), "HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+            + "data: 1\n\n")
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads.map(\.uri), ["/a", "/b", "/c"], "nothing parsed after a stream that closes")
     }
 
     func testHEADKeepsTheHeadersAndDropsTheBodyAnd204LosesItsFraming() throws {
         try send("HEAD /healthz HTTP/1.1\r\n\r\n")
-        try answer(headers: [("content-length", "15")], body: [#"{"status":"ok"}"#])
+        try answer(body: #"{"status":"ok"}"#)
         XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n")
         try send("GET /a HTTP/1.1\r\n\r\n")
-        try answer(.noContent, headers: [("content-length", "0"), ("x-a", "b")])
+        try answer(.noContent, headers: [("x-a", "b")])
         XCTAssertEqual(try written().joined(), "HTTP/1.1 204 No Content\r\nx-a: b\r\n\r\n")
         try send("GET /b HTTP/1.1\r\n\r\n")
-        try answer(headers: [("content-length", "2")], body: ["ok"])
+        try answer(body: "ok")
         XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", "the HEAD's suppression ended with it")
     }
 
     func testAnAnswerThatClosesEndsParsingButNotReading() throws {
         try send("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
-        try answer(headers: [("content-length", "0"), ("Connection", "close")])
+        try answer(headers: [("Connection", "close")])
         XCTAssertEqual(recorder.heads.map(\.uri), ["/a"])
         let reads = counter.reads
         channel.read() // a lingering close reads and drops what the client still sends
@@ -389,7 +406,7 @@ final class ServerCodecTests: XCTestCase {
             try send("\(method) /m HTTP/1.0\r\n\r\n")
             XCTAssertEqual(recorder.heads.last?.method.rawValue, method)
             XCTAssertEqual(recorder.heads.last?.version, .http1_0)
-            try answer(headers: [("content-length", "0")], version: .http1_0)
+            try answer(version: .http1_0)
         }
         XCTAssertEqual(recorder.heads.last?.method, .RAW(value: "PROPFIND"))
     }

@@ -309,19 +309,6 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         }
     }
 
-    /// A streamed answer's head: the headers that may be written (`isWritableAnswerHeader`), with
-    /// `connection` replacing any the caller set. (A whole answer's head is the codec's.)
-    package static func streamHeaders(_ headers: [(String, String)], connection: String?) -> HTTPHeaders {
-        var kept: [(String, String)] = []
-        kept.reserveCapacity(headers.count + 1)
-        for (name, value) in headers where isWritableAnswerHeader(name, value) {
-            if connection != nil && name.equalsASCIIIgnoringCase("connection") { continue }
-            kept.append((name, value))
-        }
-        if let connection { kept.append(("connection", connection)) }
-        return HTTPHeaders(kept)
-    }
-
     /// The `connection` header an answer needs: "close" when the connection ends after it,
     /// "keep-alive" for an HTTP/1.0 client that keeps it, none otherwise.
     private func connectionHeader(closing: Bool) -> String? {
@@ -394,9 +381,10 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         guard let context else { return }
         // HTTP/1.0 has no chunked encoding: the stream is delimited by closing the connection.
         if version == .http1_0 { keepAlive = false }
-        let head = HTTPResponseHead(version: version, status: .ok,
-                                    headers: GatewayHTTPHandler.streamHeaders(headers, connection: connectionHeader(closing: !keepAlive)))
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        // The codec writes the head from the list (only the headers that may be written, and its
+        // own framing and `connection`).
+        let head = StreamHead(status: .ok, version: version, headers: headers, connection: connectionHeader(closing: !keepAlive))
+        context.write(wrapOutboundOut(.streamHead(head)), promise: nil)
     }
 
     /// Queued, and flushed once this turn of the loop has done its I/O: libcurl delivers an
