@@ -13,10 +13,10 @@ import NIOHTTP1
 /// - A whole answer (`.whole`) is written as one buffer, head and body. A streamed answer's head
 ///   is kept and the body parts written with it are appended to it; it goes down at the first
 ///   flush, at the end, or with the first write that carries a promise.
-/// - Framing as NIO's encoder: a response with a body and no Content-Length is chunked on
-///   HTTP/1.1 (on HTTP/1.0 the connection's close delimits it, which the handler arranges); 1xx,
-///   204 and 304 lose Content-Length and Transfer-Encoding; an answer to HEAD keeps its headers
-///   and loses its body.
+/// - The framing is the codec's: a whole answer gets its Content-Length, a stream is chunked on
+///   HTTP/1.1 (on HTTP/1.0 the connection's close delimits it, which the handler arranges); the
+///   caller's own framing headers are dropped; 1xx, 204 and 304 get none; an answer to HEAD keeps
+///   its headers and loses its body.
 /// - A parse error is fired as `HTTPRequestError` and the rest of the input is ignored; so is
 ///   everything after an answer that said `connection: close`.
 package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandler {
