@@ -323,7 +323,8 @@ struct Cursor {
 
     @inline(__always)
     mutating func skipWhitespace() {
-        while position < end, isWhitespace(base[position]) { position += 1 }
+        // Compact JSON has none: one compare ends the common case (every byte above 0x20).
+        while position < end, base[position] <= 0x20, isWhitespace(base[position]) { position += 1 }
     }
 
     /// Skips one value (nested `depth` deep already) and returns its range. The grammar and

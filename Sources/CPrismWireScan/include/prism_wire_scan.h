@@ -63,7 +63,8 @@ static inline __attribute__((always_inline)) int prism_json_is_space(uint8_t byt
 }
 
 static inline __attribute__((always_inline)) size_t prism_json_skip_space(const uint8_t *base, size_t position, size_t end) {
-    while (position < end && prism_json_is_space(base[position])) position++;
+    /* Compact JSON has no whitespace: one compare ends the common case (every byte above 0x20). */
+    while (position < end && base[position] <= 0x20 && prism_json_is_space(base[position])) position++;
     return position;
 }
 
@@ -148,6 +149,7 @@ static inline __attribute__((always_inline)) int prism_json_skip_literal(const u
 static inline int prism_json_skip_value(const uint8_t *base, size_t *position, size_t end, int depth) {
     uint64_t objects[PRISM_JSON_MAXIMUM_DEPTH / 64]; /* bit set: that level is an object (written at each push) */
     int open = 0;
+    int inObject = 0; /* the innermost open container's bit, kept here (read back from `objects` on a pop) */
     size_t at = *position;
     int code;
 #define PRISM_JSON_FAIL(c) do { *position = at; return (c); } while (0)
@@ -164,6 +166,7 @@ value:
         if (at < end && base[at] == '}') { at++; break; }
         objects[open / 64] |= (uint64_t)1 << (open % 64);
         open++;
+        inObject = 1;
         goto member;
     case '[':
         if (depth + open >= PRISM_JSON_MAXIMUM_DEPTH) PRISM_JSON_FAIL(PRISM_JSON_DEPTH);
@@ -171,6 +174,7 @@ value:
         if (at < end && base[at] == ']') { at++; break; }
         objects[open / 64] &= ~((uint64_t)1 << (open % 64));
         open++;
+        inObject = 0;
         goto value;
     case 't': case 'f': case 'n':
         code = prism_json_skip_literal(base, &at, end);
@@ -189,8 +193,12 @@ after:
     if (at >= end) PRISM_JSON_FAIL(PRISM_JSON_END);
     {
         uint8_t next = base[at];
-        int inObject = (objects[(open - 1) / 64] >> ((open - 1) % 64)) & 1;
-        if (next == (inObject ? '}' : ']')) { at++; open--; goto after; }
+        if (next == (inObject ? '}' : ']')) {
+            at++;
+            open--;
+            if (open > 0) inObject = (objects[(open - 1) / 64] >> ((open - 1) % 64)) & 1;
+            goto after;
+        }
         if (next != ',') PRISM_JSON_FAIL(inObject ? PRISM_JSON_OBJECT_NEXT : PRISM_JSON_ARRAY_NEXT);
         at++;
         if (!inObject) { at = prism_json_skip_space(base, at, end); goto value; }
