@@ -323,8 +323,8 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
     ///
     /// Each loop's mask is set from the calling thread and read back, so that what is returned
     /// (and logged) is what the kernel did. If a loop cannot be placed (a seccomp profile refusing
-    /// `sched_setaffinity`, a cpuset that changed since start), every loop goes back to all of
-    /// `allowed` and the failure is thrown.
+    /// `sched_setaffinity`, a cpuset that changed since start), every loop goes back to all the
+    /// CPUs the process started with and the failure is thrown. `allowed` is given by tests only.
     ///
     /// Pinned, the loops cannot end up sharing one core while another sits partly idle. Unpinned,
     /// the kernel did exactly that on this 2-core machine under the benchmark's load: it counted
