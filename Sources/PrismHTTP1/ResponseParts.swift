@@ -41,8 +41,9 @@ package struct WholeAnswer {
     }
 }
 
-/// A streamed answer's head, for `ServerResponsePart.streamHead`. Its framing is the codec's:
-/// chunked on HTTP/1.1, to the connection's close on HTTP/1.0 (give `connection: "close"`); the
+/// A streamed answer's head (a final answer's: status 200 or above), for
+/// `ServerResponsePart.streamHead`. Its framing is the codec's: chunked on HTTP/1.1, to the
+/// connection's close on HTTP/1.0 (the codec writes `connection: close` then); the
 /// caller's own `content-length`, `transfer-encoding` and, when `connection` is given,
 /// `connection` are dropped, and so is every header `isWritableAnswerHeader` refuses.
 package struct StreamHead {

@@ -229,14 +229,17 @@ package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandl
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
 
-    /// A streamed answer's head: written as a whole answer's is, then held until the first body
-    /// part (or `.end`, or a promise) sends it, chunked on HTTP/1.1.
+    /// A streamed answer's head: written as a whole answer's is, then held, with the body parts
+    /// appended to it, until the first flush, `.end` or a write with a promise; chunked on
+    /// HTTP/1.1, and on HTTP/1.0 delimited by the close, which the codec then makes sure of.
     private func writeStreamHead(_ context: ChannelHandlerContext, _ head: StreamHead, promise: EventLoopPromise<Void>?) {
+        assert(head.status.code >= 200, "a stream's head is a final answer's")
         emitHeld(context)
         let mayHaveBody = head.status.mayHaveResponseBody
         let framesChunks = mayHaveBody && head.version == .http1_1 // a HEAD answer names them too
         let reason = head.status.reasonPhrase
-        let connection = head.connection
+        // An HTTP/1.0 body has no framing but the connection's end: it closes, whatever was asked.
+        let connection = mayHaveBody && !answeringHead && head.version == .http1_0 ? "close" : head.connection
         let size = HeadWriter.size(reason: reason, headers: head.headers, connection: connection)
         var closing = connection?.equalsASCIIIgnoringCase("close") ?? false
         var buffer = context.channel.allocator.buffer(capacity: size)

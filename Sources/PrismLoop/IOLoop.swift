@@ -345,8 +345,11 @@ package final class IOLoopGroup: EventLoopGroup, @unchecked Sendable {
         return chosen
     }
 
-    /// Sets `loop`'s CPUs and reads them back: nil when they are exactly `cpus`, else what went wrong.
+    /// Sets `loop`'s CPUs and reads them back: nil when they are exactly `cpus`, else what went
+    /// wrong. A loop already there is left alone (unpinned loops at start: nothing is asked of
+    /// the kernel, so nothing can be refused).
     private static func place(_ loop: IOLoop, on cpus: [Int32]) -> String? {
+        if threadCPUs(loop.threadID) == cpus { return nil }
         let status = cpus.withUnsafeBufferPointer { prism_set_thread_cpus(loop.threadID, $0.baseAddress, Int32($0.count)) }
         if status != 0 { return String(cString: strerror(errno)) }
         let kept = threadCPUs(loop.threadID)

@@ -292,6 +292,7 @@ func isWhitespace(_ byte: UInt8) -> Bool {
 @inlinable @inline(__always)
 func rawBytes(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, are name: StaticString) -> Bool {
     guard range.count == name.utf8CodeUnitCount else { return false }
+    if range.isEmpty { return true }
     guard let base = bytes.baseAddress, range.lowerBound >= 0, range.upperBound <= bytes.count else { return false }
     return prism_bytes_equal(base + range.lowerBound, name.utf8Start, range.count) != 0
 }
