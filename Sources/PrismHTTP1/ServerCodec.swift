@@ -14,9 +14,9 @@ import NIOHTTP1
 ///   is kept and the body parts written with it are appended to it; it goes down at the first
 ///   flush, at the end, or with the first write that carries a promise.
 /// - The framing is the codec's: a whole answer gets its Content-Length, a stream is chunked on
-///   HTTP/1.1 (on HTTP/1.0 the connection's close delimits it, which the handler arranges); the
-///   caller's own framing headers are dropped; 1xx, 204 and 304 get none; an answer to HEAD keeps
-///   its headers and loses its body.
+///   HTTP/1.1 (on HTTP/1.0 the connection's close delimits it: the codec writes `connection:
+///   close` and stops parsing); the caller's own framing headers are dropped; 1xx, 204 and 304
+///   get none; an answer to HEAD keeps its headers and loses its body.
 /// - A parse error is fired as `HTTPRequestError` and the rest of the input is ignored; so is
 ///   everything after an answer that said `connection: close`.
 package final class HTTPServerCodec: ChannelDuplexHandler, RemovableChannelHandler {

@@ -88,6 +88,15 @@ final class ServerCodecTests: XCTestCase {
         channel.embeddedEventLoop.run()
     }
 
+    /// A streamed answer: its head, each chunk flushed, the end.
+    private func stream(_ head: StreamHead, _ chunks: [String]) throws {
+        channel.write(ServerResponsePart.streamHead(head), promise: nil)
+        for chunk in chunks {
+            channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: chunk)), promise: nil)
+        }
+        try channel.writeAndFlush(ServerResponsePart.end).wait()
+    }
+
     /// The word-at-a-time field value check against the byte rule: every byte value at every
     /// position of values 1 to 24 bytes long (a word's worth and the tail).
     func testTheFieldValueCheckIsTheByteRule() {
@@ -304,19 +313,12 @@ final class ServerCodecTests: XCTestCase {
         let headers = [("content-type", "text/event-stream"), ("x-split", "a\r\nset-cookie: x=1"), ("bad name", "v"),
                        ("x-nul", "a\u{0}b"), ("x-tab", "a\tb"), ("x-utf8", "café"), ("", "empty name"), ("x-del", "a\u{7F}"),
                        ("Content-Length", "99"), ("Transfer-Encoding", "identity"), ("Connection", "keep-alive")]
-        channel.write(ServerResponsePart.streamHead(StreamHead(status: .ok, headers: headers)), promise: nil)
-        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: "data: 1\n\n")), promise: nil)
-        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: String(repeating: "x", count: 300))),
-                              promise: nil)
-        try channel.writeAndFlush(ServerResponsePart.end).wait()
+        try stream(StreamHead(status: .ok, headers: headers), ["data: 1\n\n", String(repeating: "x", count: 300)])
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-tab: a\tb\r\n"
             + "x-utf8: café\r\nConnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n",
             "12c\r\n" + String(repeating: "x", count: 300) + "\r\n", "0\r\n\r\n"], "the head leaves with the first chunk")
         channel.embeddedEventLoop.run()
-        channel.write(ServerResponsePart.streamHead(StreamHead(status: .ok, headers: [("content-type", "text/event-stream")])),
-                      promise: nil)
-        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: "data: 1\n\n")), promise: nil)
-        try channel.writeAndFlush(ServerResponsePart.end).wait()
+        try stream(StreamHead(status: .ok, headers: [("content-type", "text/event-stream")]), ["data: 1\n\n"])
         XCTAssertEqual(try written().joined(), "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             + "transfer-encoding: chunked\r\n\r\n")
         channel.embeddedEventLoop.run()
@@ -324,11 +326,8 @@ final class ServerCodecTests: XCTestCase {
         try send("GET /c HTTP/1.0\r\n\r\nGET /d HTTP/1.0\r\n\r\n")
         // On HTTP/1.0 the close delimits the body: the codec says so and ends parsing, even
         // when the caller asked for nothing (or for keep-alive).
-        channel.write(ServerResponsePart.streamHead(StreamHead(
-            status: .ok, version: .http1_0, headers: [("content-type", "text/event-stream"), ("CONNECTION", "keep-alive")])),
-                      promise: nil)
-        channel.writeAndFlush(ServerResponsePart.body(channel.allocator.buffer(string: "data: 1\n\n")), promise: nil)
-        try channel.writeAndFlush(ServerResponsePart.end).wait()
+        try stream(StreamHead(status: .ok, version: .http1_0,
+                              headers: [("content-type", "text/event-stream"), ("CONNECTION", "keep-alive")]), ["data: 1\n\n"])
         XCTAssertEqual(try written().joined(), "HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
             + "data: 1\n\n")
         channel.embeddedEventLoop.run()
