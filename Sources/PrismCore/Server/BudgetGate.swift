@@ -1,12 +1,13 @@
 import NIOCore
 import NIOHTTP1
+import PrismSupport
 
 // Budgets on the request path: checked after the middleware (which name the key and its owner)
 // and before routing; the request's cost is added when it completes (ProxyResponses.complete).
 extension ProxyRequest {
     /// The end user: `x-prism-user-id`, else the body's `user`.
     var endUserIdentity: String {
-        head.headers.first(name: "x-prism-user-id").map { String($0.prefix(256)) } ?? endUser
+        head.headers.first(name: "x-prism-user-id").map { $0.clipped(toCharacters: 256) } ?? endUser
     }
 
     func checkBudgets(_ budgets: BudgetService) {

@@ -1,3 +1,4 @@
+import PrismSupport
 import PrismWire
 
 // What a proxied request tells its trace: the hooks in Server/ and Pipeline/ are one line each;
@@ -60,7 +61,7 @@ extension ProxyRequest {
         if let key = attributes["key.name"] { facts.append(SpanAttribute("prism.key", .string(key))) }
         if let owner = attributes["key.owner"] { facts.append(SpanAttribute("prism.key.owner", .string(owner))) }
         if let userAgent = head.headers.first(name: "user-agent") {
-            facts.append(SpanAttribute("user_agent.original", .string(String(userAgent.prefix(256)))))
+            facts.append(SpanAttribute("user_agent.original", .string(userAgent.clipped(toCharacters: 256))))
         }
         if let winner {
             facts.append(SpanAttribute("gen_ai.system", .string(Tracer.system(of: winner.provider))))

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import PrismPluginABI
+import PrismSupport
 import PrismWire
 
 // The start of a proxied request: the body checked (a JSON object with a model, and messages for
@@ -54,7 +55,7 @@ extension ProxyRequest {
                 hasMessages = raw[member.valueRange.lowerBound] == UInt8(ascii: "[")
             }
             if let member = JSONScanner.member(named: "user", in: members, of: raw) {
-                endUser = String((JSONScanner.string(raw, in: member.valueRange) ?? "").prefix(256))
+                endUser = (JSONScanner.string(raw, in: member.valueRange) ?? "").clipped(toCharacters: 256)
             }
             if let member = JSONScanner.member(named: "stream", in: members, of: raw) {
                 streaming = api == "chat.completions" && JSONScanner.isTrue(raw, in: member.valueRange)
