@@ -81,8 +81,17 @@ final class OpenAIProvider: ProviderAdapter {
     /// OpenAI's reasoning models, which take `max_completion_tokens` and refuse `max_tokens`
     /// (what Anthropic Messages and older OpenAI clients send).
     static func isReasoning(_ model: String) -> Bool {
-        ["o1", "o3", "o4", "gpt-5"].contains { model == $0 || model.hasPrefix($0 + "-") }
+        // Bytes compared in place: an array of families and a `family + "-"` string built per
+        // request cost about 1,500 instructions.
+        var model = model
+        return model.withUTF8 { name in
+            reasoningFamilies.contains { family in
+                name.count >= family.count && name.starts(with: family)
+                    && (name.count == family.count || name[family.count] == UInt8(ascii: "-"))
+            }
+        }
     }
+    private static let reasoningFamilies = ["o1", "o3", "o4", "gpt-5"].map { Array($0.utf8) }
 
     /// `base_url` may be given with or without `/v1`: a URL with no path gets `/v1`.
     static func normalize(_ url: String) -> String {
@@ -132,9 +141,10 @@ final class OpenAIExchange: ProviderExchange {
             return request.isStreaming ? .serverSentEvents : .notStreaming
         default: throw PluginError.unsupported("the openai provider does not serve \(request.api)")
         }
-        let streaming = request.isStreaming && request.api == "chat.completions"
-        let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: request.model, streaming: streaming,
-                                               completionTokens: provider.type == "openai" && OpenAIProvider.isReasoning(request.model))
+        let streaming = request.isStreaming && path == "/chat/completions"
+        let model = request.model
+        let rewrite = try OpenAIRequestRewrite(body: request.body, upstreamModel: model, streaming: streaming,
+                                               completionTokens: provider.type == "openai" && OpenAIProvider.isReasoning(model))
         clientWantsUsage = rewrite.clientWantsUsage
         upstream.setMethod("POST")
         upstream.setURL(provider.baseURL + path)

@@ -197,6 +197,31 @@ final class RequestPathTests: XCTestCase {
         XCTAssertEqual(gateway.transport.requests.count, 0)
     }
 
+    /// OpenAI's reasoning models (o1, o3, o4, gpt-5, and their dated or sized names) refuse
+    /// `max_tokens`: the OpenAI plugin renames it `max_completion_tokens` for them, and only them.
+    func testAReasoningModelGetsMaxCompletionTokens() throws {
+        let reasoning = ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5-mini"]
+        let others = ["gpt-4o", "o30", "gpt-50", "gpt-5o", "my-o3-mini"]
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": reasoning + others])) { _ in
+            .json(200, RequestPathTests.answer)
+        }
+        for model in reasoning + others {
+            let response = try gateway.post("/v1/chat/completions",
+                                            json: #"{"model":"\#(model)","max_tokens":9,"messages":[{"role":"user","content":"Hi"}]}"#)
+            XCTAssertEqual(response.status, 200, response.text)
+            let upstream = try JSONValue.parse(try XCTUnwrap(gateway.transport.requests.last).body)
+            XCTAssertEqual(upstream["model"]?.stringValue, model)
+            let renamed = reasoning.contains(model)
+            XCTAssertEqual(upstream["max_completion_tokens"]?.integerValue, renamed ? 9 : nil, model)
+            XCTAssertEqual(upstream["max_tokens"]?.integerValue, renamed ? nil : 9, model)
+        }
+        // A client that already sends the new name keeps its own.
+        _ = try gateway.post("/v1/chat/completions",
+                             json: #"{"model":"o3-mini","max_tokens":9,"max_completion_tokens":5,"messages":[]}"#)
+        let kept = try JSONValue.parse(try XCTUnwrap(gateway.transport.requests.last).body)
+        XCTAssertEqual(kept["max_completion_tokens"]?.integerValue, 5)
+    }
+
     func testAnAnthropicClientGetsItsOwnDialectFromAnOpenAIProvider() throws {
         let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
             .json(200, RequestPathTests.answer)
