@@ -11,25 +11,29 @@ extension ProxyRequest {
     /// upstream URL's path or query when the provider puts the model there (`..`, `?`, `#`, `\`).
     package static func modelNameProblem(_ model: String) -> String? {
         if model.utf8.count > 256 { return "The model name is longer than 256 bytes." }
-        if model.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
-            return "The model name contains a control character."
-        }
-        // One pass over the bytes (on every request): '?', '#', '\\', or a segment between slashes
-        // that is "." or "..".
-        var segmentDots = 0, segmentLength = 0, refused = false
-        for byte in model.utf8 {
-            switch byte {
-            case UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\\"): refused = true
-            case UInt8(ascii: "/"):
-                if segmentLength > 0 && segmentLength == segmentDots && segmentDots <= 2 { refused = true }
-                segmentDots = 0
-                segmentLength = 0
-            default:
-                segmentLength += 1
-                if byte == UInt8(ascii: ".") { segmentDots += 1 }
+        // One pass over the bytes in place (on every request; iterating the String's UTF-8 view
+        // cost about 85 instructions a byte): a control character; '?', '#', '\\'; or a segment
+        // between slashes that is "." or "..".
+        var name = model
+        let (control, refused) = name.withUTF8 { bytes -> (Bool, Bool) in
+            var segmentDots = 0, segmentLength = 0, refused = false
+            for byte in bytes {
+                switch byte {
+                case 0..<0x20, 0x7F: return (true, false)
+                case UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\\"): refused = true
+                case UInt8(ascii: "/"):
+                    if segmentLength > 0 && segmentLength == segmentDots && segmentDots <= 2 { refused = true }
+                    segmentDots = 0
+                    segmentLength = 0
+                default:
+                    segmentLength += 1
+                    if byte == UInt8(ascii: ".") { segmentDots += 1 }
+                }
             }
+            if segmentLength > 0 && segmentLength == segmentDots && segmentDots <= 2 { refused = true }
+            return (false, refused)
         }
-        if segmentLength > 0 && segmentLength == segmentDots && segmentDots <= 2 { refused = true }
+        if control { return "The model name contains a control character." }
         if refused {
             return "The model name contains '?', '#', '\\' or a '.' / '..' path segment, which no model name has."
         }

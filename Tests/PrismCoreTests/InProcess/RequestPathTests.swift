@@ -197,6 +197,20 @@ final class RequestPathTests: XCTestCase {
         XCTAssertEqual(gateway.transport.requests.count, 0)
     }
 
+    /// A query string is not part of the path the gateway routes on (SDKs add some, probes too).
+    func testAQueryStringDoesNotChangeTheRoute() throws {
+        let gateway = try InProcessGateway(configuration: configuration(providers: ["a": ["gpt-4o"]])) { _ in
+            .json(200, RequestPathTests.answer)
+        }
+        XCTAssertEqual(try gateway.send("GET", "/healthz?probe=kubelet").status, 200)
+        let chat = try gateway.post("/v1/chat/completions?api-version=1&x=%3F",
+                                    json: #"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)
+        XCTAssertEqual(chat.status, 200, chat.text)
+        XCTAssertEqual(gateway.transport.requests.last?.url, "http://a.test/v1/chat/completions")
+        XCTAssertEqual(try gateway.send("GET", "/healthz/?probe").status, 404)
+        XCTAssertEqual(try gateway.send("GET", "/?").status, 404)
+    }
+
     /// OpenAI's reasoning models (o1, o3, o4, gpt-5, and their dated or sized names) refuse
     /// `max_tokens`: the OpenAI plugin renames it `max_completion_tokens` for them, and only them.
     func testAReasoningModelGetsMaxCompletionTokens() throws {
