@@ -108,7 +108,10 @@ final class OpenAIProvider: ProviderAdapter {
 final class OpenAIExchange: ProviderExchange {
     let provider: OpenAIProvider
     var clientWantsUsage = false
-    var relay = OpenAIStreamState()
+    /// Unchecked exclusivity: passed `inout` for each stream event (a runtime access check an
+    /// event otherwise); during that access the plugin only writes to the host's sink, which
+    /// never calls back into this exchange.
+    @exclusivity(unchecked) var relay = OpenAIStreamState()
 
     init(provider: OpenAIProvider) { self.provider = provider }
 

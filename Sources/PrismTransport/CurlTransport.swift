@@ -126,7 +126,9 @@ package final class Transfer: @unchecked Sendable {
     var bodyCopy: UnsafeMutableRawPointer?
     /// How much of a large body libcurl has read (through the read callback).
     var bodyOffset = 0
-    var responseHeaders: [(String, String)] = []
+    /// Unchecked exclusivity (no runtime access tracking, a header line at a time): written only
+    /// by the engine's header callback, read once when the head is delivered, on the loop.
+    @exclusivity(unchecked) var responseHeaders: [(String, String)] = []
     var status = 0
     var headDelivered = false
     var finished = false
