@@ -83,11 +83,16 @@ final class OpenAIProvider: ProviderAdapter {
     static func isReasoning(_ model: String) -> Bool {
         // Bytes compared in place: an array of families and a `family + "-"` string built per
         // request cost about 1,500 instructions.
-        var model = model
-        return model.withUTF8 { name in
+        // A combining mark right after the `-` would make `family-` another character (the
+        // former Character-wise `hasPrefix` said no): such a name is asked the slow way.
+        var text = model
+        return text.withUTF8 { name in
             reasoningFamilies.contains { family in
-                name.count >= family.count && name.starts(with: family)
-                    && (name.count == family.count || name[family.count] == UInt8(ascii: "-"))
+                guard name.count >= family.count, name.starts(with: family) else { return false }
+                if name.count == family.count { return true }
+                guard name[family.count] == UInt8(ascii: "-") else { return false }
+                guard name.count > family.count + 1, name[family.count + 1] >= 0x80 else { return true }
+                return model.hasPrefix(String(decoding: family, as: UTF8.self) + "-")
             }
         }
     }

@@ -1,4 +1,6 @@
+#if canImport(Glibc)
 import Glibc
+#endif
 import PrismPluginABI
 import PrismSupport
 import PrismWire
@@ -60,7 +62,9 @@ package final class MessageBuilder {
     var method = "POST"
     var url = ""
     // Unchecked exclusivity, like StreamCollector's buffer: each access is one short sink call
-    // from the plugin on the request's thread, appending; none spans a call that reaches them.
+    // from the plugin, and no sink call reaches them again. A paused middleware or a pending
+    // decode writes them on its own thread before it resumes; the host reads them only after the
+    // resume has handed control back to the request's loop.
     @exclusivity(unchecked) package var headers: [(name: String, value: String)] = []
     @exclusivity(unchecked) var body: [UInt8] = []
     /// What the first body write reserves: an upstream request's body is about the size of the
@@ -149,7 +153,7 @@ package final class MessageBuilder {
 private func isValidHeader(_ name: prism_string, _ value: prism_string) -> Bool {
     let nameBytes = name.hostBuffer
     guard !nameBytes.isEmpty else { return false }
-    for byte in nameBytes where byte <= 0x20 || byte == UInt8(ascii: ":") { return false }
+    for byte in nameBytes where byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: ":") { return false }
     // memchr, not a byte loop through a closure: three headers an upstream request, about 300
     // instructions each that way.
     let bytes = value.hostBuffer
@@ -165,12 +169,11 @@ extension prism_string {
 /// Receives client events while a provider translates a stream: frames each as SSE into
 /// `pending`, which the caller writes to the client after the plugin call returns.
 final class StreamCollector {
-    // Unchecked exclusivity (no runtime access tracking, about 140 instructions an access, two
-    // an event): both are touched only by this class's own short methods and by the request that
-    // owns it, on its loop's thread, and no access spans a call that could reach them again (the
-    // encoder writes into the `inout` it is given and never sees the collector).
+    // Unchecked exclusivity (no runtime access tracking, about 140 instructions an access, once
+    // an event): touched only by this class's own short methods and by the request that owns it,
+    // on its loop's thread, and no access spans a call that could reach it again (the encoder
+    // writes into the `inout` it is given and never sees the collector).
     @exclusivity(unchecked) var pending: [UInt8] = []
-    @exclusivity(unchecked) var eventCount = 0
     var usage = prism_usage()
     var responseModel: String?
     /// Set when a middleware watches the response: the raw event payloads since the last flush.
@@ -187,7 +190,6 @@ final class StreamCollector {
 
     /// One chunk for the client, in its dialect.
     func write(_ payload: UnsafeRawBufferPointer) {
-        eventCount += 1
         guard let encoder else { return ServerSentEventWriter.frame(payload, into: &pending) }
         let status = encoder(payload, &pending)
         if status != PRISM_OK, encoderStatus == PRISM_OK { encoderStatus = status }

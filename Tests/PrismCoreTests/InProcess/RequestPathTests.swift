@@ -215,7 +215,7 @@ final class RequestPathTests: XCTestCase {
     /// `max_tokens`: the OpenAI plugin renames it `max_completion_tokens` for them, and only them.
     func testAReasoningModelGetsMaxCompletionTokens() throws {
         let reasoning = ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5-mini"]
-        let others = ["gpt-4o", "o30", "gpt-50", "gpt-5o", "my-o3-mini"]
+        let others = ["gpt-4o", "o30", "gpt-50", "gpt-5o", "my-o3-mini", "o3-\u{301}mini"]
         let gateway = try InProcessGateway(configuration: configuration(providers: ["a": reasoning + others])) { _ in
             .json(200, RequestPathTests.answer)
         }
