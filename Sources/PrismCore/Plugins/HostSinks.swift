@@ -115,16 +115,15 @@ package final class MessageBuilder {
                 return PRISM_OK
             },
             set_header: { context, name, value in
+                guard let lowered = validatedHeaderName(name, value: value) else { return PRISM_ERROR_INVALID_REQUEST }
                 let message = MessageBuilder.from(context)
-                guard isValidHeader(name, value) else { return PRISM_ERROR_INVALID_REQUEST }
-                let lowered = asciiLowercased(name.hostBuffer)
                 if message.headers.contains(where: { $0.name == lowered }) { message.headers.removeAll { $0.name == lowered } }
                 message.append(header: lowered, value.hostString)
                 return PRISM_OK
             },
             add_header: { context, name, value in
-                guard isValidHeader(name, value) else { return PRISM_ERROR_INVALID_REQUEST }
-                MessageBuilder.from(context).append(header: asciiLowercased(name.hostBuffer), value.hostString)
+                guard let lowered = validatedHeaderName(name, value: value) else { return PRISM_ERROR_INVALID_REQUEST }
+                MessageBuilder.from(context).append(header: lowered, value.hostString)
                 return PRISM_OK
             },
             write_body: { context, data in

@@ -148,8 +148,9 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         // Searched as bytes in place: a Character search walks grapheme clusters (7,000
         // instructions for a 20-byte path), the UTF-8 view's iterator about 30 a byte.
         var uri = head.uri
-        let questionMark = uri.withUTF8 { bytes in bytes.firstIndex(of: UInt8(ascii: "?")) }
-        let path = questionMark.map { String(decoding: head.uri.utf8.prefix($0), as: UTF8.self) } ?? head.uri
+        let path = uri.withUTF8 { bytes in
+            bytes.firstIndex(of: UInt8(ascii: "?")).map { String(decoding: UnsafeBufferPointer(rebasing: bytes[..<$0]), as: UTF8.self) }
+        } ?? head.uri
         switch (head.method, path) {
         case (.GET, "/healthz"), (.GET, "/livez"), (.HEAD, "/healthz"):
             writeJSON(status: .ok, body: Array(#"{"status":"ok"}"#.utf8))
