@@ -67,6 +67,28 @@ def test_spend_is_totalled_by_every_dimension_and_survives_a_restart(gateway, mo
     assert totals == {"alice": 4, "bob": 1}
 
 
+def test_rows_are_written_in_the_background_at_idle_priority(gateway, mock_upstream, tmp_path):
+    """With `flush_interval: 1h` the timer's catch-up never runs during the test: the rows reach
+    the file through the background writer alone, a thread the unprivileged gateway put at
+    SCHED_IDLE. Read with sqlite3 directly, since `/-/spend` would write them first."""
+    import sqlite3
+    os.chmod(tmp_path, 0o777)
+    path = tmp_path / "spend.sqlite"
+    gw = gateway(config(mock_upstream, {"path": str(path), "flush_interval": "1h"}))
+    tasks = Path(f"/proc/{gw.proc.pid}/task")
+    # /proc/PID/task/TID/stat: field 41 is the policy (5: SCHED_IDLE); fields after the name's ')'.
+    policies = [int((task / "stat").read_text().rsplit(")", 1)[1].split()[38]) for task in tasks.iterdir()]
+    assert policies.count(5) == 1, policies
+
+    for _ in range(5):
+        assert ask(gw, "sk-prism-ledger-alice-01").status == 200
+
+    def written():
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM spend WHERE key = 'alice'").fetchone()[0]
+    assert wait_until(lambda: written() == 5, timeout=5), written()
+
+
 def test_spend_needs_the_admin_token_and_checks_its_query(gateway, mock_upstream, tmp_path):
     os.chmod(tmp_path, 0o777)
     gw = gateway(config(mock_upstream, {"path": str(tmp_path / "s.sqlite")}))

@@ -380,7 +380,7 @@ public final class GatewayRuntime: Sendable {
     /// and rename it are seen too) and reloads when it changed.
     public func watchConfigFile(intervalMilliseconds: UInt32 = 1000) {
         guard let configPath else { return }
-        let thread = WatcherThread { [self] in
+        startDetachedThread { [self] in
             while true {
                 usleep(intervalMilliseconds * 1000)
                 let now = GatewayRuntime.signature(of: configPath)
@@ -392,7 +392,6 @@ public final class GatewayRuntime: Sendable {
                 reload(trigger: "config file changed")
             }
         }
-        thread.start()
     }
 
     static func signature(of path: String?) -> [Int64] {
@@ -401,21 +400,5 @@ public final class GatewayRuntime: Sendable {
         guard stat(path, &status) == 0 else { return [] }
         return [Int64(status.st_dev), Int64(status.st_ino), Int64(status.st_size), Int64(status.st_mtim.tv_sec),
                 Int64(status.st_mtim.tv_nsec)]
-    }
-}
-
-/// A detached thread running one closure (the file watcher).
-private final class WatcherThread: @unchecked Sendable {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-
-    func start() {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<WatcherThread>.fromOpaque(context!).takeRetainedValue().body()
-            return nil
-        }, box)
-        pthread_detach(thread)
     }
 }
