@@ -41,6 +41,15 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// text. Kept for the engine's life (libcurl copies the handle for each transfer).
     private var parsedURLs: [String: OpaquePointer] = [:]
     private static let parsedURLLimit = 256
+    /// Per socket number, how libcurl's socket is in the loop's epoll set: 0 not at all, else the
+    /// `want` bits it is registered with, plus `parkedBit` when libcurl has stopped watching it.
+    /// A connection going back to libcurl's pool is parked, not removed: libcurl removes an
+    /// idle connection's socket after every transfer and adds it back for the next, two
+    /// `epoll_ctl` calls a request. A parked socket stays registered for readability only, and
+    /// goes when it reports (the server closed or wrote: libcurl's check before reuse sees it)
+    /// or when libcurl closes it (`CURLOPT_CLOSESOCKETFUNCTION`).
+    private var socketStates: [UInt8] = []
+    private static let parkedBit: UInt8 = 4
 
     init(loop: IOLoop, maximumIdleConnections: Int) {
         self.loop = loop
@@ -82,17 +91,36 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
 
     /// libcurl's socket callback: start, change or stop watching one socket.
     private func watch(_ socket: Int32, what: Int32) {
+        let slot = Int(socket)
+        if slot >= socketStates.count { socketStates.append(contentsOf: repeatElement(0, count: slot + 64 - socketStates.count)) }
+        let state = socketStates[slot]
         if what == CURL_POLL_REMOVE {
-            loop.unwatch(socket)
+            // Readable-only sockets are parked; one registered for writability would report at once.
+            if state & ~Self.parkedBit == 1 { socketStates[slot] = 1 | Self.parkedBit } else if state != 0 { forget(socket) }
             return
         }
-        let want = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? 1 : 0) | (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? 2 : 0)
-        loop.watch(socket, want: Int32(want), handler: self)
+        let want: UInt8 = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? 1 : 0) | (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? 2 : 0)
+        socketStates[slot] = want
+        if state & ~Self.parkedBit != want { loop.watch(socket, want: Int32(want), handler: self) }
+    }
+
+    /// Takes `socket` out of the epoll set.
+    private func forget(_ socket: Int32) {
+        socketStates[Int(socket)] = 0
+        loop.unwatch(socket)
+    }
+
+    /// libcurl closes a socket (`CURLOPT_CLOSESOCKETFUNCTION`): out of the epoll set first.
+    fileprivate func closeSocket(_ socket: Int32) -> Int32 {
+        if Int(socket) < socketStates.count, socketStates[Int(socket)] != 0 { forget(socket) }
+        return close(socket)
     }
 
     // MARK: On the loop
 
     func descriptorReady(_ descriptor: Int32, flags: Int32) {
+        // A parked socket reporting: libcurl is not watching it; it is no longer watched at all.
+        if socketStates[Int(descriptor)] & Self.parkedBit != 0 { return forget(descriptor) }
         var stillRunning: Int32 = 0
         driving = true
         curl_multi_socket_action(multi, descriptor, flags, &stillRunning)
@@ -167,7 +195,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     }
 
     private func begin(_ transfer: Transfer) {
-        guard let easy = idleHandles.popLast() ?? CurlEngine.newHandle() else {
+        guard let easy = idleHandles.popLast() ?? newHandle() else {
             release(transfer)
             transfer.finished = true
             // Not from inside the `start` that got here: the delegate hears it from the loop.
@@ -256,8 +284,13 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
 
     /// A new easy handle with the options every transfer shares; the callbacks find their
     /// transfer through the data pointers `begin` sets.
-    private static func newHandle() -> UnsafeMutableRawPointer? {
+    private func newHandle() -> UnsafeMutableRawPointer? {
         guard let easy = curl_easy_init() else { return nil }
+        // A connection keeps the callback of the handle that opened it; every handle here is this engine's.
+        _ = prism_curl_set_pointer(easy, CURLOPT_CLOSESOCKETDATA, Unmanaged.passUnretained(self).toOpaque())
+        _ = prism_curl_set_close_socket_function(easy) { context, socket in
+            Unmanaged<CurlEngine>.fromOpaque(context!).takeUnretainedValue().closeSocket(socket)
+        }
         _ = prism_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = prism_curl_set_long(easy, CURLOPT_TCP_NODELAY, 1)
         _ = prism_curl_set_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
