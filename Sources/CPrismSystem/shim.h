@@ -59,18 +59,6 @@ static inline int prism_set_thread_cpus(int tid, const int *cpus, int count) {
     }
     return sched_setaffinity(tid, sizeof mask, mask);
 }
-/* The calling thread to SCHED_IDLE: it then runs only when no thread of normal priority wants
- * that CPU (the spend ledger's background writer). Any thread may take this policy; leaving it
- * needs CAP_SYS_NICE or an RLIMIT_NICE above the default, so a thread that takes it keeps it.
- * 0, or -1 (errno says why). pid 0 is the calling thread; 5 is Linux's SCHED_IDLE, which
- * <sched.h> hides without _GNU_SOURCE. */
-#include <sched.h>
-static inline int prism_thread_set_idle_policy(void) {
-    struct sched_param parameters = {0};
-    return sched_setscheduler(0, 5, &parameters);
-}
-/* Thread `tid`'s scheduling policy (0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE), or -1. */
-static inline int prism_thread_policy(int tid) { return sched_getscheduler(tid); }
 /* The calling thread's kernel id (glibc 2.30+ has gettid(), Debian 12's headers hide it). */
 static inline int prism_thread_id(void) { return (int)syscall(SYS_gettid); }
 
