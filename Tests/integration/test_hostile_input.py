@@ -456,6 +456,41 @@ def test_a_header_block_trickled_byte_by_byte_is_cut_at_header_timeout(gateway):
     assert elapsed < 4, f"cut only after {elapsed:.1f}s"
 
 
+def test_the_idle_deadline_counts_from_each_answer_and_never_during_a_request(gateway, mock_upstream):
+    """The HTTP handler tells the connection's deadlines of each head and answer: a request slower
+    than idle_timeout is answered, a keep-alive connection reused inside idle_timeout stays open,
+    and one left idle past it is closed."""
+    mock_upstream.delay = 1.5  # longer than idle_timeout
+    gw = gateway({"server": {"host": "127.0.0.1", "idle_timeout": "1s"},
+                  "providers": {"up": openai_provider(mock_upstream.v1_url, models=["gpt-4o-mini"])}})
+    body = json.dumps(chat_body("gpt-4o-mini")).encode()
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        def answer() -> bytes:
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                reply += s.recv(65536)
+            head, _, rest = reply.partition(b"\r\n\r\n")
+            length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+            while len(rest) < length:
+                rest += s.recv(65536)
+            return head
+        s.sendall(request)
+        assert answer().startswith(b"HTTP/1.1 200")  # 1.5 s in the upstream: not idle
+        mock_upstream.delay = 0
+        for _ in range(3):
+            time.sleep(0.6)  # idle, but less than idle_timeout since the last answer
+            s.sendall(request)
+            assert answer().startswith(b"HTTP/1.1 200")
+        time.sleep(1.6)
+        s.settimeout(2)
+        assert s.recv(1) == b"", "the connection outlived idle_timeout after its last answer"
+    finally:
+        s.close()
+
+
 def test_read_timeout_is_a_pause_not_a_deadline_for_the_body(gateway):
     gw = mock_gateway(gateway, read_timeout="1s", body_timeout="10s")
     body = json.dumps(chat_body("m", "x" * 4000)).encode()

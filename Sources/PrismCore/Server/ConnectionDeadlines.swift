@@ -9,8 +9,9 @@ import PrismHTTP1
 ///   cut off;
 /// - server.idle_timeout: a connection with no request in progress and nothing read for that
 ///   long is closed (a request in progress has the handler's read, body and upstream timeouts).
-/// GatewayHTTPHandler tells it, as outbound user events, when a head arrived and when the answer
-/// ended. Times come from the event loop's clock (virtual on an EmbeddedEventLoop).
+/// GatewayHTTPHandler tells it when a head arrived and when the answer ended: by direct calls
+/// (`headReceived`, `answered`) when `addGatewayHandlers` paired them, else as outbound user
+/// events. Times come from the event loop's clock (virtual on an EmbeddedEventLoop).
 package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
@@ -31,6 +32,8 @@ package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableCh
     /// The one timer: it fires at `timerAt`, finds which deadline passed, or arms itself again.
     private var timer: Scheduled<Void>?
     private var timerAt = NIODeadline.distantFuture
+    /// This handler's own context, for the direct calls (set while it is in a pipeline).
+    private var context: ChannelHandlerContext?
 
     /// `idleTimeout` zero or less: connections are never closed for being idle.
     package init(headerTimeout: @escaping @Sendable () -> TimeAmount, idleTimeout: TimeAmount) {
@@ -39,6 +42,24 @@ package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableCh
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        lastActivity = context.eventLoop.now
+        armIdle(context)
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// A request's head was parsed (on the channel's loop): its header deadline is met, and the
+    /// connection is not idle until the answer ends.
+    package func headReceived() {
+        inRequest = true
+        headerDeadline = nil
+    }
+
+    /// The answer ended (on the channel's loop): the idle deadline counts from now.
+    package func answered() {
+        guard let context else { return }
+        inRequest = false
         lastActivity = context.eventLoop.now
         armIdle(context)
     }
@@ -58,13 +79,8 @@ package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableCh
             return context.triggerUserOutboundEvent(event, promise: promise)
         }
         switch event {
-        case .headReceived:
-            inRequest = true
-            headerDeadline = nil
-        case .answered:
-            inRequest = false
-            lastActivity = context.eventLoop.now
-            armIdle(context)
+        case .headReceived: headReceived()
+        case .answered: answered()
         }
         promise?.succeed(())
     }
@@ -129,9 +145,13 @@ extension ChannelPipeline.SynchronousOperations {
     package func addGatewayHandlers(_ handler: GatewayHTTPHandler, runtime: GatewayRuntime, idleTimeout: TimeAmount,
                             inspector: (any ChannelHandler)? = nil) throws
     {
-        try addHandler(ConnectionDeadlineHandler(headerTimeout: {
+        let deadlines = ConnectionDeadlineHandler(headerTimeout: {
             .milliseconds(runtime.gateway.configuration.server.headerTimeout.milliseconds)
-        }, idleTimeout: idleTimeout))
+        }, idleTimeout: idleTimeout)
+        try addHandler(deadlines)
+        // Told by direct calls: an outbound user event would be boxed in `Any`, walked down the
+        // pipeline and cast back, twice a request.
+        handler.deadlines = deadlines
         // Parse errors reach GatewayHTTPHandler.errorCaught (an OpenAI-shaped answer).
         try addHandler(HTTPServerCodec())
         if let inspector { try addHandler(inspector) }

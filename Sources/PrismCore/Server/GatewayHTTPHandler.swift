@@ -38,16 +38,21 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
     private var keepAlive = true
     /// A stream's flush is queued for the end of this loop turn (writeStreamBytes).
     private var flushQueued = false
+    /// The connection's deadlines, told of each head and answer (set by `addGatewayHandlers`).
+    var deadlines: ConnectionDeadlineHandler?
 
     package init(runtime: GatewayRuntime) { self.runtime = runtime }
 
     package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    package func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        deadlines = nil
+    }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
-            context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.headReceived, promise: nil)
+            deadlines?.headReceived()
             head = requestHead
             body = nil
             discarding = false
@@ -337,7 +342,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
         let answer = WholeAnswer(status: status, version: version, headers: headers, body: body,
                                  connection: connectionHeader(closing: closing))
         // Before the answer ends: once it has, the codec may hand over a pipelined next request.
-        context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
+        deadlines?.answered()
         if closing {
             closeAfter(context.writeAndFlushWithPromise(wrapOutboundOut(.whole(answer))), lingering: lingering)
         } else {
@@ -411,7 +416,7 @@ package final class GatewayHTTPHandler: ChannelInboundHandler, RemovableChannelH
 
     func endStream() {
         guard let context else { return }
-        context.triggerUserOutboundEvent(ConnectionDeadlineHandler.Event.answered, promise: nil)
+        deadlines?.answered()
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end), promise: nil)
         } else {
