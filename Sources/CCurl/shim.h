@@ -34,7 +34,10 @@ typedef int (*prism_curl_socket_callback)(CURL *easy, curl_socket_t socket, int 
 typedef int (*prism_curl_timer_callback)(CURLM *multi, long timeout_ms, void *context);
 static inline CURLMcode prism_curl_multi_set_socket_function(CURLM *m, prism_curl_socket_callback f) { return curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, f); }
 static inline CURLMcode prism_curl_multi_set_timer_function(CURLM *m, prism_curl_timer_callback f) { return curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, f); }
-/* libcurl closes its sockets through this callback (the engine stops watching one first). */
+/* libcurl tells of each connection socket it opens, and closes them through the second
+ * callback (the engine stops watching one first). */
+typedef int (*prism_curl_socket_option_callback)(void *context, curl_socket_t socket, curlsocktype purpose);
+static inline CURLcode prism_curl_set_socket_option_function(CURL *h, prism_curl_socket_option_callback f) { return curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, f); }
 typedef int (*prism_curl_close_socket_callback)(void *context, curl_socket_t socket);
 static inline CURLcode prism_curl_set_close_socket_function(CURL *h, prism_curl_close_socket_callback f) { return curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, f); }
 static inline CURLMcode prism_curl_multi_set_pointer(CURLM *m, CURLMoption o, void *v) { return curl_multi_setopt(m, o, v); }

@@ -1,7 +1,7 @@
 import Glibc
 
-/// Runs `body` on a new detached thread of its own (not a Dispatch worker: the caller may change
-/// its scheduling policy, or block it for good). The thread ends when `body` returns.
+/// Runs `body` on a new detached thread of its own (not a Dispatch worker: `body` may block for
+/// good, as the config file watcher does). The thread ends when `body` returns.
 package func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
     final class Box: Sendable {
         let body: @Sendable () -> Void

@@ -41,15 +41,20 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// text. Kept for the engine's life (libcurl copies the handle for each transfer).
     private var parsedURLs: [String: OpaquePointer] = [:]
     private static let parsedURLLimit = 256
-    /// Per socket number, how libcurl's socket is in the loop's epoll set: 0 not at all, else the
-    /// `want` bits it is registered with, plus `parkedBit` when libcurl has stopped watching it.
+    /// Per socket number, how libcurl's socket is in the loop's epoll set: the `want` bits it is
+    /// registered with (0: not at all), `parkedBit` when libcurl has stopped watching it, and
+    /// `ownedBit` for a connection's socket, which libcurl opened (`CURLOPT_SOCKOPTFUNCTION`) and
+    /// will close through `CURLOPT_CLOSESOCKETFUNCTION`.
     /// A connection going back to libcurl's pool is parked, not removed: libcurl removes an
     /// idle connection's socket after every transfer and adds it back for the next, two
     /// `epoll_ctl` calls a request. A parked socket stays registered for readability only, and
     /// goes when it reports (the server closed or wrote: libcurl's check before reuse sees it)
-    /// or when libcurl closes it (`CURLOPT_CLOSESOCKETFUNCTION`).
+    /// or when libcurl closes it. Only owned sockets are parked: libcurl closes others itself
+    /// (its resolver's socket pair), and a number left marked as watched after such a close would
+    /// keep the next socket given that number out of the epoll set.
     private var socketStates: [UInt8] = []
     private static let parkedBit: UInt8 = 4
+    private static let ownedBit: UInt8 = 8
 
     init(loop: IOLoop, maximumIdleConnections: Int) {
         self.loop = loop
@@ -92,27 +97,46 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// libcurl's socket callback: start, change or stop watching one socket.
     private func watch(_ socket: Int32, what: Int32) {
         let slot = Int(socket)
-        if slot >= socketStates.count { socketStates.append(contentsOf: repeatElement(0, count: slot + 64 - socketStates.count)) }
+        reserveState(slot)
         let state = socketStates[slot]
         if what == CURL_POLL_REMOVE {
-            // Readable-only sockets are parked; one registered for writability would report at once.
-            if state & ~Self.parkedBit == 1 { socketStates[slot] = 1 | Self.parkedBit } else if state != 0 { forget(socket) }
+            // An owned, readable-only socket is parked; one registered for writability would
+            // report at once.
+            if state & Self.ownedBit != 0, state & 3 == 1 { socketStates[slot] = state | Self.parkedBit } else { unregister(socket) }
             return
         }
         let want: UInt8 = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? 1 : 0) | (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? 2 : 0)
-        socketStates[slot] = want
-        if state & ~Self.parkedBit != want { loop.watch(socket, want: Int32(want), handler: self) }
+        socketStates[slot] = want | (state & Self.ownedBit)
+        if state & 3 != want { loop.watch(socket, want: Int32(want), handler: self) }
     }
 
-    /// Takes `socket` out of the epoll set.
-    private func forget(_ socket: Int32) {
-        socketStates[Int(socket)] = 0
-        loop.unwatch(socket)
+    private func reserveState(_ slot: Int) {
+        if slot >= socketStates.count { socketStates.append(contentsOf: repeatElement(0, count: slot + 64 - socketStates.count)) }
     }
 
-    /// libcurl closes a socket (`CURLOPT_CLOSESOCKETFUNCTION`): out of the epoll set first.
+    /// Takes `socket` out of the epoll set (it stays owned).
+    private func unregister(_ socket: Int32) {
+        let state = socketStates[Int(socket)]
+        socketStates[Int(socket)] = state & Self.ownedBit
+        if state & 3 != 0 { loop.unwatch(socket) }
+    }
+
+    /// libcurl opened a connection's socket (`CURLOPT_SOCKOPTFUNCTION`): it will be closed
+    /// through `closeSocket`. Whatever its number was marked with belonged to a closed socket.
+    fileprivate func socketOpened(_ socket: Int32) {
+        let slot = Int(socket)
+        reserveState(slot)
+        if socketStates[slot] & 3 != 0 { loop.unwatch(socket) }
+        socketStates[slot] = Self.ownedBit
+    }
+
+    /// libcurl closes a connection's socket (`CURLOPT_CLOSESOCKETFUNCTION`): out of the epoll
+    /// set first.
     fileprivate func closeSocket(_ socket: Int32) -> Int32 {
-        if Int(socket) < socketStates.count, socketStates[Int(socket)] != 0 { forget(socket) }
+        if Int(socket) < socketStates.count {
+            unregister(socket)
+            socketStates[Int(socket)] = 0
+        }
         return close(socket)
     }
 
@@ -120,7 +144,7 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
 
     func descriptorReady(_ descriptor: Int32, flags: Int32) {
         // A parked socket reporting: libcurl is not watching it; it is no longer watched at all.
-        if socketStates[Int(descriptor)] & Self.parkedBit != 0 { return forget(descriptor) }
+        if socketStates[Int(descriptor)] & Self.parkedBit != 0 { return unregister(descriptor) }
         var stillRunning: Int32 = 0
         driving = true
         curl_multi_socket_action(multi, descriptor, flags, &stillRunning)
@@ -290,6 +314,11 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
         _ = prism_curl_set_pointer(easy, CURLOPT_CLOSESOCKETDATA, Unmanaged.passUnretained(self).toOpaque())
         _ = prism_curl_set_close_socket_function(easy) { context, socket in
             Unmanaged<CurlEngine>.fromOpaque(context!).takeUnretainedValue().closeSocket(socket)
+        }
+        _ = prism_curl_set_pointer(easy, CURLOPT_SOCKOPTDATA, Unmanaged.passUnretained(self).toOpaque())
+        _ = prism_curl_set_socket_option_function(easy) { context, socket, purpose in
+            if purpose == CURLSOCKTYPE_IPCXN { Unmanaged<CurlEngine>.fromOpaque(context!).takeUnretainedValue().socketOpened(socket) }
+            return Int32(CURL_SOCKOPT_OK)
         }
         _ = prism_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = prism_curl_set_long(easy, CURLOPT_TCP_NODELAY, 1)

@@ -458,34 +458,39 @@ def test_a_header_block_trickled_byte_by_byte_is_cut_at_header_timeout(gateway):
 
 def test_the_idle_deadline_counts_from_each_answer_and_never_during_a_request(gateway, mock_upstream):
     """The HTTP handler tells the connection's deadlines of each head and answer: a request slower
-    than idle_timeout is answered, a keep-alive connection reused inside idle_timeout stays open,
-    and one left idle past it is closed."""
-    mock_upstream.delay = 1.5  # longer than idle_timeout
-    gw = gateway({"server": {"host": "127.0.0.1", "idle_timeout": "1s"},
+    than idle_timeout and header_timeout is answered (its head met the header deadline), a
+    keep-alive connection reused inside idle_timeout stays open, and one left idle past it is
+    closed."""
+    mock_upstream.delay = 3  # longer than idle_timeout and header_timeout
+    gw = gateway({"server": {"host": "127.0.0.1", "idle_timeout": "2s", "header_timeout": "1s"},
                   "providers": {"up": openai_provider(mock_upstream.v1_url, models=["gpt-4o-mini"])}})
     body = json.dumps(chat_body("gpt-4o-mini")).encode()
     request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=5)
+    s = socketlib.create_connection(("127.0.0.1", gw.port), timeout=10)
     try:
         def answer() -> bytes:
             reply = b""
             while b"\r\n\r\n" not in reply:
-                reply += s.recv(65536)
+                chunk = s.recv(65536)
+                assert chunk, f"the connection closed before the answer: {reply!r}"
+                reply += chunk
             head, _, rest = reply.partition(b"\r\n\r\n")
             length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
             while len(rest) < length:
-                rest += s.recv(65536)
+                chunk = s.recv(65536)
+                assert chunk, "the connection closed inside the answer"
+                rest += chunk
             return head
         s.sendall(request)
-        assert answer().startswith(b"HTTP/1.1 200")  # 1.5 s in the upstream: not idle
+        assert answer().startswith(b"HTTP/1.1 200")  # 3 s in the upstream: neither idle nor late
         mock_upstream.delay = 0
         for _ in range(3):
-            time.sleep(0.6)  # idle, but less than idle_timeout since the last answer
+            time.sleep(0.8)  # idle, but well inside idle_timeout since the last answer
             s.sendall(request)
             assert answer().startswith(b"HTTP/1.1 200")
-        time.sleep(1.6)
-        s.settimeout(2)
+        time.sleep(3)
+        s.settimeout(3)
         assert s.recv(1) == b"", "the connection outlived idle_timeout after its last answer"
     finally:
         s.close()

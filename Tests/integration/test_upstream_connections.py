@@ -26,11 +26,11 @@ class IdleClosingUpstream:
     `linger` seconds, ends the connection idle in the gateway's pool: `how` is "close" (FIN) or
     "reset" (RST)."""
 
-    def __init__(self, how: str, linger: float = 0.05) -> None:
+    def __init__(self, how: str, linger: float = 0.05, host: str = "127.0.0.1") -> None:
         self.how, self.linger = how, linger
         self.connections = 0
         self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind((host, 0))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -94,3 +94,29 @@ def test_an_upstream_that_ends_idle_connections_is_reconnected_without_spinning(
             gw.stop()
         finally:
             upstream.stop()
+
+
+def test_an_upstream_named_by_host_name_is_reached_every_time(gateway):
+    """A name goes through libcurl's resolver, whose socket pair is watched and then closed
+    without the close callback; the connection's socket often gets the same number next. A
+    parked resolver socket would leave that number marked as watched, and the connection's
+    socket would never join the epoll set: the request would wait for its timeout."""
+    name = socket.gethostname()
+    try:
+        socket.getaddrinfo(name, 80)
+    except OSError:
+        import pytest
+        pytest.skip(f"this machine's host name {name!r} does not resolve")
+    upstream = IdleClosingUpstream("close", host="0.0.0.0")
+    try:
+        gw = gateway(make_config({"up": openai_provider(f"http://{name}:{upstream.port}/v1",
+                                                        models=["gpt-4o-mini"], default_timeout="5s")}))
+        for _ in range(3):
+            started = time.monotonic()
+            answer = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"))
+            assert answer.status == 200, answer.text
+            assert time.monotonic() - started < 2
+            time.sleep(0.15)  # the upstream ends each connection after its answer
+        gw.stop()
+    finally:
+        upstream.stop()

@@ -9,9 +9,10 @@ import PrismHTTP1
 ///   cut off;
 /// - server.idle_timeout: a connection with no request in progress and nothing read for that
 ///   long is closed (a request in progress has the handler's read, body and upstream timeouts).
-/// GatewayHTTPHandler tells it when a head arrived and when the answer ended: by direct calls
-/// (`headReceived`, `answered`) when `addGatewayHandlers` paired them, else as outbound user
-/// events. Times come from the event loop's clock (virtual on an EmbeddedEventLoop).
+/// GatewayHTTPHandler tells it when a head arrived and when the answer ended, by direct calls
+/// (`headReceived`, `answered`): `addGatewayHandlers` pairs the two, and a pipeline that holds
+/// both must be built by it. Other handlers may send the same news as outbound user events
+/// (`Event`). Times come from the event loop's clock (virtual on an EmbeddedEventLoop).
 package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
@@ -58,7 +59,7 @@ package final class ConnectionDeadlineHandler: ChannelDuplexHandler, RemovableCh
 
     /// The answer ended (on the channel's loop): the idle deadline counts from now.
     package func answered() {
-        guard let context else { return }
+        guard let context, context.channel.isActive else { return } // a closed connection needs no timer
         inRequest = false
         lastActivity = context.eventLoop.now
         armIdle(context)
