@@ -59,6 +59,25 @@ static inline int prism_set_thread_cpus(int tid, const int *cpus, int count) {
     }
     return sched_setaffinity(tid, sizeof mask, mask);
 }
+/* An idle upstream connection that received an answer nobody asked for: "HTTP/" waits unread
+ * (a server's 408 before it closes). libcurl 7.88 checks a pooled connection before reuse by
+ * peeking one byte, finds it alive, and would read those bytes as the next request's answer.
+ * 1 if so, else 0. A TLS connection's bytes never start so (a record starts with 0x14-0x18). */
+#include <string.h>
+static inline int prism_socket_has_unsolicited_http(int fd) {
+    char bytes[5];
+    return recv(fd, bytes, sizeof bytes, MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof bytes
+        && memcmp(bytes, "HTTP/", sizeof bytes) == 0;
+}
+/* Ends the connection at once and drops what it had unread (connect with AF_UNSPEC: a reset is
+ * sent); the descriptor stays open for its owner. libcurl's next send on it fails, and libcurl
+ * retries a request whose reused connection failed that way on a new connection. */
+static inline int prism_socket_disconnect(int fd) {
+    struct sockaddr address;
+    memset(&address, 0, sizeof address);
+    address.sa_family = AF_UNSPEC;
+    return connect(fd, &address, sizeof address);
+}
 /* The calling thread's kernel id (glibc 2.30+ has gettid(), Debian 12's headers hide it). */
 static inline int prism_thread_id(void) { return (int)syscall(SYS_gettid); }
 

@@ -1,4 +1,5 @@
 import CCurl
+import CPrismSystem
 import PrismLoop
 import PrismSupport
 
@@ -144,7 +145,12 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
 
     func descriptorReady(_ descriptor: Int32, flags: Int32) {
         // A parked socket reporting: libcurl is not watching it; it is no longer watched at all.
-        if socketStates[Int(descriptor)] & Self.parkedBit != 0 { return unregister(descriptor) }
+        // The upstream closed it (libcurl's check before reuse sees that), or wrote on it: an
+        // unsolicited answer must not become the next request's, so the connection ends now.
+        if socketStates[Int(descriptor)] & Self.parkedBit != 0 {
+            if prism_socket_has_unsolicited_http(descriptor) == 1 { _ = prism_socket_disconnect(descriptor) }
+            return unregister(descriptor)
+        }
         var stillRunning: Int32 = 0
         driving = true
         curl_multi_socket_action(multi, descriptor, flags, &stillRunning)

@@ -1,12 +1,9 @@
 """Pooled upstream connections. Between requests the gateway leaves an idle upstream socket in its
 event loop's epoll set ("parked"), rather than removing it and adding it back for the next
 request. These tests cover what can happen to a parked socket: the upstream closes it, resets
-it. The gateway must not spin on it, must open a new connection when needed, and every answer
-must still arrive.
-
-(An upstream that writes on an idle connection, such as an unsolicited `408` before closing, is
-not covered: libcurl 7.88's check before reuse peeks one byte, finds the connection alive, and
-reads those bytes as the next answer. That was so before parking as well.)"""
+it, or writes an answer nobody asked for on it (a `408` before closing). The gateway must not
+spin on it, must open a new connection when needed, and every answer must be the one to its own
+request."""
 
 import json
 import socket
@@ -23,8 +20,8 @@ ANSWER = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "created":
 
 class IdleClosingUpstream:
     """A keep-alive HTTP/1.1 upstream that answers one request per connection, then, after
-    `linger` seconds, ends the connection idle in the gateway's pool: `how` is "close" (FIN) or
-    "reset" (RST)."""
+    `linger` seconds, ends the connection idle in the gateway's pool: `how` is "close" (FIN),
+    "reset" (RST) or "408" (an unsolicited `408 Request Timeout`, then FIN)."""
 
     def __init__(self, how: str, linger: float = 0.05, host: str = "127.0.0.1") -> None:
         self.how, self.linger = how, linger
@@ -62,6 +59,8 @@ class IdleClosingUpstream:
             time.sleep(self.linger)
             if self.how == "reset":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            elif self.how == "408":
+                conn.sendall(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
 
     def stop(self) -> None:
         self.listener.close()
@@ -73,7 +72,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_an_upstream_that_ends_idle_connections_is_reconnected_without_spinning(gateway):
-    for how in ("close", "reset"):
+    for how in ("close", "reset", "408"):
         upstream = IdleClosingUpstream(how)
         try:
             gw = gateway(make_config({"up": openai_provider(f"http://127.0.0.1:{upstream.port}/v1",
