@@ -125,10 +125,9 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
     /// libcurl opened a connection's socket (`CURLOPT_SOCKOPTFUNCTION`): it will be closed
     /// through `closeSocket`. Whatever its number was marked with belonged to a closed socket.
     fileprivate func socketOpened(_ socket: Int32) {
-        let slot = Int(socket)
-        reserveState(slot)
-        if socketStates[slot] & 3 != 0 { loop.unwatch(socket) }
-        socketStates[slot] = Self.ownedBit
+        reserveState(Int(socket))
+        unregister(socket)
+        socketStates[Int(socket)] = Self.ownedBit
     }
 
     /// libcurl closes a connection's socket (`CURLOPT_CLOSESOCKETFUNCTION`): out of the epoll

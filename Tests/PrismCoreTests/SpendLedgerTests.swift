@@ -14,12 +14,25 @@ final class SpendLedgerTests: XCTestCase {
                           tokensOut: 5, cost: cost, status: 200, latencyMicroseconds: 1000)
     }
 
+    /// A ledger in its own file under /tmp, deleted (with its WAL) after the test.
+    func makeLedger(_ name: String, flushInterval: Duration = .seconds(3600),
+                clock: @escaping @Sendable () -> UInt64 = { 1_000_000 }) throws -> SpendLedger
+    {
+        let path = "/tmp/prism-ledger-\(name)-test-\(getpid()).sqlite"
+        addTeardownBlock { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
+        return try SpendLedger(path: path, retention: .seconds(86_400), flushInterval: flushInterval,
+                               logger: Logger(label: "test"), clock: clock)
+    }
+
+    /// Waits (up to `seconds`) until the file holds `count` rows.
+    func waitForRows(_ ledger: SpendLedger, _ count: Int, seconds: UInt64) throws {
+        let deadline = monotonicNanoseconds() + seconds * 1_000_000_000
+        while try ledger.writtenRowCount() < count, monotonicNanoseconds() < deadline { usleep(10_000) }
+    }
+
     func testRetentionDeletesOldRowsAndTotalsAreExact() throws {
-        let path = "/tmp/prism-ledger-test-\(getpid()).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
         let now = Mutex<UInt64>(8 * 86_400_000 + 1000) // the first row is a second old
-        let ledger = try SpendLedger(path: path, retention: .seconds(86_400), flushInterval: .seconds(3600),
-                                     logger: Logger(label: "test"), clock: { now.withLock { $0 } })
+        let ledger = try makeLedger("retention", clock: { now.withLock { $0 } })
         ledger.record(entry(at: 8 * 86_400_000, key: "old", cost: 1))          // two days old
         ledger.record(entry(at: 10 * 86_400_000 - 1000, key: "new", cost: 0.1)) // a second old
         ledger.record(entry(at: 10 * 86_400_000 - 500, key: "new", cost: 0.2))
@@ -40,10 +53,7 @@ final class SpendLedgerTests: XCTestCase {
     /// A flush writes 20 rows a statement, then the rest one by one: every row lands once, with
     /// its own values.
     func testAFlushOfManyRowsWritesEachRowOnce() throws {
-        let path = "/tmp/prism-ledger-batch-test-\(getpid()).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
-        let ledger = try SpendLedger(path: path, retention: .seconds(86_400), flushInterval: .seconds(3600),
-                                     logger: Logger(label: "test"), clock: { 1_000_000 })
+        let ledger = try makeLedger("batch")
         let count = 2 * SpendLedger.rowsPerInsert + 7
         for index in 0..<count {
             ledger.record(SpendLedger.Entry(at: 1_000_000 - UInt64(index), requestID: "r\(index)", key: "k\(index % 5)", owner: "o",
@@ -65,14 +75,10 @@ final class SpendLedgerTests: XCTestCase {
 
     /// Rows reach the file every flush interval, without a query (which writes them first).
     func testTheTimerWritesRowsWithoutAQuery() throws {
-        let path = "/tmp/prism-ledger-timer-test-\(getpid()).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
-        let ledger = try SpendLedger(path: path, retention: .seconds(86_400), flushInterval: .milliseconds(50),
-                                     logger: Logger(label: "test"), clock: { 1_000_000 })
+        let ledger = try makeLedger("timer", flushInterval: .milliseconds(50))
         let count = 3 * SpendLedger.rowsPerInsert + 11
         for index in 0..<count { ledger.record(entry(at: 1_000_000 - UInt64(index), key: "k", cost: 0.001)) }
-        let deadline = monotonicNanoseconds() + 10_000_000_000
-        while try ledger.writtenRowCount() < count, monotonicNanoseconds() < deadline { usleep(10_000) }
+        try waitForRows(ledger, count, seconds: 10)
         XCTAssertEqual(try ledger.writtenRowCount(), Int64(count))
         XCTAssertEqual(try ledger.totals(groupBy: "key", from: nil, to: nil).first?.costNanoUSD, Int64(count) * 1_000_000)
     }
@@ -80,10 +86,7 @@ final class SpendLedgerTests: XCTestCase {
     /// With every CPU busy, rows are still written within about a flush interval: nothing waits
     /// in memory until the buffer's cap drops it.
     func testRowsAreWrittenWhenTheCPUsAreSaturated() throws {
-        let path = "/tmp/prism-ledger-saturated-test-\(getpid()).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
-        let ledger = try SpendLedger(path: path, retention: .seconds(86_400), flushInterval: .milliseconds(50),
-                                     logger: Logger(label: "test"), clock: { 1_000_000 })
+        let ledger = try makeLedger("saturated", flushInterval: .milliseconds(50))
         final class Flag: Sendable { let raised = Atomic<Bool>(false) }
         let stop = Flag()
         let spinners = 2 * max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
@@ -105,8 +108,7 @@ final class SpendLedgerTests: XCTestCase {
         let count = 20_000 // about 70 ms of SQLite
         let started = monotonicNanoseconds()
         for index in 0..<count { ledger.record(entry(at: 1_000_000 - UInt64(index % 1000), key: "k", cost: nil)) }
-        let deadline = started + 20_000_000_000
-        while try ledger.writtenRowCount() < count, monotonicNanoseconds() < deadline { usleep(20_000) }
+        try waitForRows(ledger, count, seconds: 20)
         let seconds = Double(monotonicNanoseconds() - started) / 1e9
         XCTAssertEqual(try ledger.writtenRowCount(), Int64(count), "after \(seconds) s")
         XCTAssertLessThan(seconds, 5)
