@@ -85,12 +85,11 @@ package final class ProxyRequest {
     /// answer a middleware gave (a cache hit).
     var cost: Double?
     var streamStarted = false
-    /// When the winning stream last delivered bytes, and the check that finds it stalled.
+    /// When the winning stream last delivered bytes (a stall is measured from it), when the client
+    /// last got stream bytes (a keep-alive is due from it), and the one timer for both.
     var lastStreamDataAt: UInt64 = 0
-    var streamIdleCheck: Scheduled<Void>?
-    /// When the client last got stream bytes, and the timer that keeps a quiet stream alive.
     var lastClientWriteAt: UInt64 = 0
-    var keepAliveTask: Scheduled<Void>?
+    var streamTimer: Scheduled<Void>?
     var finished = false
     /// on_complete has run (`settle`).
     var settled = false

@@ -279,8 +279,7 @@ extension ProxyRequest {
         finished = true
         completedStatus = status
         pauseDeadline?.cancel()
-        streamIdleCheck?.cancel()
-        keepAliveTask?.cancel()
+        streamTimer?.cancel()
         recordOutcome(status: status)
         // Attempts end here: their exchanges are destroyed (exactly once) with the last reference,
         // and their receivers, which point back at this request, are dropped.

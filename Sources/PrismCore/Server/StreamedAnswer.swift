@@ -28,14 +28,16 @@ extension ProxyRequest {
         handler?.writeStreamHead(headers: responseHeaders)
         streamStarted = true
         lastStreamDataAt = firstByteAt
-        armStreamIdleCheck()
-        armKeepAlive()
+        armStreamTimer()
     }
 
     func upstreamData(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
         guard !finished, streamStarted, attempt === winner else { return }
         lastStreamDataAt = monotonicNanoseconds()
         if attempt.isPassThrough { return relayNative(attempt, bytes) }
+        // What the client gets is about what came (each event framed again): room for it at
+        // once, not grown from empty a doubling at a time (nine copies for a 6 KB chunk).
+        collector.pending.reserveCapacity(bytes.count + 256)
         let failure = relay?.feed(bytes)
         flushCollector()
         resumeIfWritable(attempt)
@@ -103,53 +105,48 @@ extension ProxyRequest {
         complete(status: 200)
     }
 
-    /// While a stream is quiet, the client gets the dialect's keep-alive (a ping event or an SSE
-    /// comment) every server.stream_keepalive, so proxies and SDKs do not give up on it.
-    func armKeepAlive() {
-        let interval = gateway.configuration.server.streamKeepAlive.milliseconds
-        guard interval > 0 else { return }
-        if lastClientWriteAt == 0 { lastClientWriteAt = monotonicNanoseconds() }
+    /// One timer per stream for its two clocks (a timer costs about 3.5k instructions to set and
+    /// cancel, a sixtieth of a short stream): while the stream is quiet, the client gets the
+    /// dialect's keep-alive (a ping event or an SSE comment) once server.stream_keepalive has passed
+    /// since its last bytes, so proxies and SDKs do not give up on it; a stream whose upstream sent
+    /// nothing for server.stream_idle_timeout is failed as stalled. It fires at the earlier of the
+    /// two moments, not once per chunk.
+    func armStreamTimer() {
+        let idleTimeout = UInt64(max(gateway.configuration.server.streamIdleTimeout.milliseconds, 1)) * 1_000_000
+        let keepAlive = UInt64(max(gateway.configuration.server.streamKeepAlive.milliseconds, 0)) * 1_000_000
+        let now = monotonicNanoseconds()
+        if lastClientWriteAt == 0 { lastClientWriteAt = now }
+        var due = lastStreamDataAt + idleTimeout
+        // A pass-through stream is relayed in the upstream's own chunks (an event may be split
+        // between two): nothing may be put between them, and the upstream keeps it alive itself.
+        if keepAlive > 0, winner?.isPassThrough != true { due = min(due, lastClientWriteAt + keepAlive) }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        keepAliveTask = eventLoop.scheduleTask(in: .milliseconds(interval)) {
-            let request = bound.value
-            // A pass-through stream is relayed in the upstream's own chunks (an event may be split
-            // between two): nothing may be put between them, and the upstream keeps it alive itself.
-            guard !request.finished, request.streamStarted, request.winner?.isPassThrough != true else { return }
-            let quiet = monotonicNanoseconds() - request.lastClientWriteAt
-            if quiet >= UInt64(interval) * 1_000_000 * 9 / 10 {
-                var bytes: [UInt8] = []
-                if let ingress = request.ingress {
-                    ingress.exchange.keepAlive(into: &bytes)
-                } else {
-                    bytes.append(contentsOf: ": keep-alive\n\n".utf8)
-                }
-                request.handler?.writeStreamBytes(bytes)
-                request.lastClientWriteAt = monotonicNanoseconds()
-            }
-            request.armKeepAlive()
+        streamTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
+            bound.value.streamTimerFired(idleTimeout: idleTimeout, keepAlive: keepAlive)
         }
     }
 
-    /// Checks for a stalled stream once per server.stream_idle_timeout (not once per chunk): it
-    /// fires at the earliest moment the stream could have been silent that long.
-    func armStreamIdleCheck() {
-        let timeout = UInt64(max(gateway.configuration.server.streamIdleTimeout.milliseconds, 1)) * 1_000_000
-        let due = lastStreamDataAt + timeout
-        let now = monotonicNanoseconds()
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        streamIdleCheck = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
-            let request = bound.value
-            guard !request.finished else { return }
-            // Paused because the client reads slowly (write_timeout governs that): not a stall.
-            if request.winner?.receiver?.isPaused == true || request.handler?.isWritable == false {
-                request.lastStreamDataAt = monotonicNanoseconds()
-            }
-            if monotonicNanoseconds() - request.lastStreamDataAt >= timeout {
-                request.failStream(message: "no data for server.stream_idle_timeout "
-                    + "(\(request.gateway.configuration.server.streamIdleTimeout)): the stream stalled", type: "timeout_error")
-            } else {
-                request.armStreamIdleCheck()
-            }
+    private func streamTimerFired(idleTimeout: UInt64, keepAlive: UInt64) {
+        guard !finished else { return }
+        // Paused because the client reads slowly (write_timeout governs that): not a stall.
+        if winner?.receiver?.isPaused == true || handler?.isWritable == false {
+            lastStreamDataAt = monotonicNanoseconds()
         }
+        let now = monotonicNanoseconds()
+        if now - lastStreamDataAt >= idleTimeout {
+            return failStream(message: "no data for server.stream_idle_timeout "
+                + "(\(gateway.configuration.server.streamIdleTimeout)): the stream stalled", type: "timeout_error")
+        }
+        if keepAlive > 0, streamStarted, winner?.isPassThrough != true, now - lastClientWriteAt >= keepAlive * 9 / 10 {
+            var bytes: [UInt8] = []
+            if let ingress {
+                ingress.exchange.keepAlive(into: &bytes)
+            } else {
+                bytes.append(contentsOf: ": keep-alive\n\n".utf8)
+            }
+            handler?.writeStreamBytes(bytes)
+            lastClientWriteAt = monotonicNanoseconds()
+        }
+        armStreamTimer()
     }
 }
