@@ -381,10 +381,8 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
         if end > 5, line[0] == UInt8(ascii: "H"), line[1] == UInt8(ascii: "T"), line[2] == UInt8(ascii: "T"),
            line[3] == UInt8(ascii: "P"), line[4] == UInt8(ascii: "/")
         {
-            // A new status line (after 1xx or a redirect) starts a fresh header set. Room for a
-            // typical answer's headers at once, not grown 1, 2, 4, 8 (a malloc each).
-            transfer.responseHeaders.removeAll(keepingCapacity: true)
-            transfer.responseHeaders.reserveCapacity(16)
+            // A new status line (after 1xx or a redirect) starts a fresh header set.
+            transfer.responseHeaders.removeAll()
             var index = 5
             while index < end, line[index] != 0x20 { index += 1 }
             while index < end, line[index] == 0x20 { index += 1 }
@@ -403,9 +401,8 @@ final class CurlEngine: LoopDescriptorHandler, LoopParticipant, @unchecked Senda
         while valueStart < end, line[valueStart] == 0x20 || line[valueStart] == 0x09 { valueStart += 1 }
         var valueEnd = end
         while valueEnd > valueStart, line[valueEnd - 1] == 0x20 || line[valueEnd - 1] == 0x09 { valueEnd -= 1 }
-        let name = asciiLowercased(UnsafeRawBufferPointer(rebasing: line[0..<colon]))
-        let value = String(decoding: UnsafeRawBufferPointer(rebasing: line[valueStart..<valueEnd]), as: UTF8.self)
-        transfer.responseHeaders.append((name, value))
+        transfer.responseHeaders.append(line: UnsafeRawBufferPointer(rebasing: line[0..<valueEnd]), name: 0..<colon,
+                                        value: valueStart..<valueEnd)
     }
 
     private static func deliverHead(_ transfer: Transfer) {

@@ -32,7 +32,7 @@ package enum TransportFailure: Error, Sendable {
 /// transfers from these calls: the engine runs such commands once libcurl has returned.
 package protocol TransferDelegate: AnyObject, Sendable {
     /// The status line and headers arrived (called before any body bytes).
-    func transferReceivedHead(status: Int, headers: [(String, String)])
+    func transferReceivedHead(status: Int, headers: HeaderBlock)
     /// Body bytes. Return false to pause the transfer until `CurlTransport.resume` (backpressure):
     /// the bytes are then not taken, and the same bytes come again after the resume.
     func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool
@@ -128,7 +128,7 @@ package final class Transfer: @unchecked Sendable {
     var bodyOffset = 0
     /// Unchecked exclusivity (no runtime access tracking, a header line at a time): written only
     /// by the engine's header callback, read once when the head is delivered, on the loop.
-    @exclusivity(unchecked) var responseHeaders: [(String, String)] = []
+    @exclusivity(unchecked) var responseHeaders = HeaderBlock()
     var status = 0
     var headDelivered = false
     var finished = false

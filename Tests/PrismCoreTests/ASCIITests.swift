@@ -35,4 +35,27 @@ final class ASCIITests: XCTestCase {
         XCTAssertEqual("Content-Type_1".asciiLowercased, "content-type_1")
         XCTAssertEqual("ÄB".asciiLowercased, "Äb")
     }
+
+    /// Header fields kept as bytes: names lower-cased as stored, values as given, looked up by
+    /// whole name or prefix, emptied for a new head while keeping the first one's room.
+    func testHeaderBlock() {
+        var block = HeaderBlock([("Content-Type", "Text/Plain"), ("X-RateLimit-Remaining", "7"), ("content-type", "second")])
+        XCTAssertEqual(block.count, 3)
+        XCTAssertEqual(block.value(of: "content-type"), "Text/Plain") // the first of a repeated name
+        XCTAssertNil(block.value(of: "content"))
+        XCTAssertTrue(block.name(at: 1, hasPrefix: "x-ratelimit"))
+        XCTAssertFalse(block.name(at: 0, hasPrefix: "x-ratelimit"))
+        XCTAssertTrue(block.name(at: 1, is: "x-ratelimit-remaining"))
+        XCTAssertFalse(block.name(at: 1, is: "x-ratelimit"))
+        XCTAssertEqual(block.pairs.map { "\($0.0)=\($0.1)" }, ["content-type=Text/Plain", "x-ratelimit-remaining=7", "content-type=second"])
+        block.removeAll()
+        XCTAssertTrue(block.isEmpty)
+        let room = block.bytes.capacity
+        let name = Array("Retry-After".utf8), value = Array("  2 ".utf8)
+        name.withUnsafeBytes { name in value.withUnsafeBytes { block.append(name: name, value: $0) } }
+        XCTAssertEqual(block.name(at: 0), "retry-after")
+        XCTAssertEqual(block.value(at: 0), "  2 ") // values are kept as given (the transport trims them)
+        XCTAssertEqual(block.bytes.capacity, room)
+        XCTAssertTrue(HeaderBlock().pairs.isEmpty)
+    }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import PrismLoop
+import PrismSupport
 import PrismTransport
 import Synchronization
 import XCTest
@@ -31,6 +32,8 @@ final class CurlTransportTests: XCTestCase {
             let answer = try send(method: method, body: body, to: upstream)
             XCTAssertEqual(answer.status, 200, "\(method) \(body.count) bytes")
             XCTAssertEqual(String(decoding: answer.body, as: UTF8.self), "ok")
+            // Only the final answer's fields (after a 100 Continue too), names lower-cased.
+            XCTAssertEqual(answer.headers, ["content-length: 2", "content-type: text/plain"], "\(method) \(body.count) bytes")
             let seen = try XCTUnwrap(upstream.requests.withLock { $0.last })
             XCTAssertEqual(seen.method, method)
             if method == "GET" { XCTAssertNil(seen.contentLength, "a GET after a body sent one") }
@@ -103,6 +106,8 @@ final class CurlTransportTests: XCTestCase {
 private final class Collector: TransferDelegate, @unchecked Sendable {
     struct Answer {
         var status = 0
+        /// "name: value", as the transport reports them (names lower-cased).
+        var headers: [String] = []
         var body: [UInt8] = []
         var failure: TransportFailure?
     }
@@ -110,7 +115,12 @@ private final class Collector: TransferDelegate, @unchecked Sendable {
     let answer = Mutex(Answer())
     let done = DispatchSemaphore(value: 0)
 
-    func transferReceivedHead(status: Int, headers: [(String, String)]) { answer.withLock { $0.status = status } }
+    func transferReceivedHead(status: Int, headers: HeaderBlock) {
+        answer.withLock {
+            $0.status = status
+            $0.headers = headers.pairs.map { "\($0.0): \($0.1)" }
+        }
+    }
     func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool {
         answer.withLock { $0.body += bytes }
         return true

@@ -3,6 +3,7 @@ import Logging
 import PrismPluginABI
 import PrismWire
 import Synchronization
+import PrismSupport
 
 /// Learns the models of self-hosted servers (`type: ollama | vllm | lmstudio | localai | tgi`, or
 /// any provider with `auto_discover: true`) from their `/v1/models`, through the provider plugin
@@ -184,7 +185,7 @@ final class BlockingReceiver: TransferDelegate, @unchecked Sendable {
     var body: [UInt8] = []
     var failure: TransportFailure?
 
-    func transferReceivedHead(status: Int, headers: [(String, String)]) { self.status = status }
+    func transferReceivedHead(status: Int, headers: HeaderBlock) { self.status = status }
     func transferReceived(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if body.count < 16 << 20 { body.append(contentsOf: bytes) }
         return true

@@ -242,18 +242,20 @@ extension ProxyRequest {
 
     /// A buffered pass-through answer (success or the upstream's own error, already in the client's
     /// dialect) goes to the client as it came.
-    func answerNative(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8]) {
+    func answerNative(_ attempt: UpstreamAttempt, status: Int, headers: HeaderBlock, body: [UInt8]) {
         if let ingress, (200..<300).contains(status) {
             body.withUnsafeBytes { ingress.exchange.observeNative(event: "", data: $0, usage: &ingress.nativeUsage) }
             usage = ingress.nativeUsage
             chargeAnswer()
         }
         var responseHeaders = HTTPHeaders()
-        responseHeaders.add(name: "content-type", value: headers.first { $0.0 == "content-type" }?.1 ?? "application/json")
-        for (name, value) in headers where name == "retry-after" || name == "request-id" || name.hasPrefix("anthropic-")
-            || name.hasPrefix("openai-") || name.hasPrefix("x-ratelimit")
+        responseHeaders.add(name: "content-type", value: headers.value(of: "content-type") ?? "application/json")
+        for index in 0..<headers.count
+            where headers.name(at: index, is: "retry-after") || headers.name(at: index, is: "request-id")
+            || headers.name(at: index, hasPrefix: "anthropic-") || headers.name(at: index, hasPrefix: "openai-")
+            || headers.name(at: index, hasPrefix: "x-ratelimit")
         {
-            responseHeaders.add(name: name, value: value)
+            responseHeaders.add(name: headers.name(at: index), value: headers.value(at: index))
         }
         addCommonHeaders(&responseHeaders)
         if status >= 400 { errorCode = "provider_error" }

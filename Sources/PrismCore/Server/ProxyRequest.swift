@@ -108,7 +108,7 @@ package final class ProxyRequest {
     struct FailedAnswer {
         let attempt: UpstreamAttempt
         let status: Int
-        let headers: [(String, String)]
+        let headers: HeaderBlock
         let body: [UInt8]
         let failure: TransportFailure?
 
@@ -118,7 +118,7 @@ package final class ProxyRequest {
             case .timeout?: return .timeout
             case .connection?, .other?: return .connection
             case .tooLarge?: return .tooLarge
-            case nil: return .status(status, retryAfter: headers.first { $0.0 == "retry-after" }?.1)
+            case nil: return .status(status, retryAfter: headers.value(of: "retry-after"))
             }
         }
     }
@@ -255,7 +255,7 @@ package final class ProxyRequest {
             active.append(attempt)
             attempt.markInFlight()
             let answerStatus = Int(upstream.status == 0 ? 200 : upstream.status)
-            let headers = upstream.headers.map { ($0.name, $0.value) }
+            let headers = HeaderBlock(upstream.headers.map { ($0.name, $0.value) })
             let answerBody = upstream.body
             let streamed = streaming && (200..<300).contains(answerStatus)
             let bound = NIOLoopBound((self, attempt), eventLoop: eventLoop)
@@ -324,7 +324,7 @@ package final class ProxyRequest {
 
     // MARK: Upstream events (on the event loop)
 
-    func upstreamComplete(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
+    func upstreamComplete(_ attempt: UpstreamAttempt, status: Int, headers: HeaderBlock, body: [UInt8],
                           failure: TransportFailure?)
     {
         guard !finished, active.contains(where: { $0 === attempt }) else { return }
@@ -385,7 +385,7 @@ package final class ProxyRequest {
         feedback(attempt, status: 502)
         guard scheduler.policy.failover.enabled else { return false }
         winner = nil
-        lastFailure = FailedAnswer(attempt: attempt, status: 502, headers: [], body: [], failure: .other(message))
+        lastFailure = FailedAnswer(attempt: attempt, status: 502, headers: HeaderBlock(), body: [], failure: .other(message))
         launchAttempts(count: 1)
         return true
     }

@@ -4,6 +4,7 @@ import NIOHTTP1
 import PrismPluginABI
 import PrismWire
 import Synchronization
+import PrismSupport
 
 // How a proxied request ends: the client's answer (translated, or an error), what it is
 // recorded as (Observability/RequestLog.swift), middleware and router notifications.
@@ -11,7 +12,7 @@ extension ProxyRequest {
     /// A complete upstream answer (non-streaming, or an error before streaming), translated by the
     /// attempt's plugin. `badAnswer` hears a 2xx the plugin refuses (true: it failed over);
     /// `accepted` runs for any other verdict, before anything is written to the client.
-    func answerBuffered(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)], body: [UInt8],
+    func answerBuffered(_ attempt: UpstreamAttempt, status: Int, headers: HeaderBlock, body: [UInt8],
                         badAnswer: ((String) -> Bool)? = nil, accepted: (() -> Void)? = nil)
     {
         if attempt.isPassThrough {
@@ -24,8 +25,7 @@ extension ProxyRequest {
         let translated: prism_status
         let client = MessageBuilder()
         var translatedUsage = prism_usage()
-        let headerViews = headers
-        translated = withResponse(status: status, headers: headerViews, body: body) { response in
+        translated = withResponse(status: status, headers: headers, body: body) { response in
             if (200..<300).contains(status) {
                 let result = exchange.translateResponse(response, into: client, error: error)
                 translatedUsage = result.usage
@@ -39,7 +39,9 @@ extension ProxyRequest {
                 error.message = "Provider '\(providerName)' returned HTTP \(status): \(message)"
                 error.isSet = true
                 // Without a plugin to say otherwise, the upstream's wait hint still reaches the client.
-                for (name, value) in headers where name.lowercased() == "retry-after" { error.headers.append(("retry-after", value)) }
+                for index in 0..<headers.count where headers.name(at: index, is: "retry-after") {
+                    error.headers.append(("retry-after", headers.value(at: index)))
+                }
             }
             return PRISM_ERROR_UPSTREAM
         }
@@ -83,8 +85,32 @@ extension ProxyRequest {
         finishBuffered(clientStatus, headers: responseHeaders, body: answer.body, logsBody: true)
     }
 
+    /// An upstream answer's headers handed to a plugin in place: each view points into the
+    /// block's bytes (no copy, no `String`), for as long as `work` runs.
+    func withResponse<Result>(status: Int, headers: HeaderBlock, body: [UInt8],
+                              _ work: (UnsafePointer<prism_response>) -> Result) -> Result
+    {
+        headers.bytes.withUnsafeBytes { text in
+            withUnsafeTemporaryAllocation(of: prism_header.self, capacity: max(headers.count, 1)) { views in
+                let base = (text.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+                for (index, field) in headers.fields.enumerated() {
+                    views.initializeElement(at: index, to: prism_header(
+                        name: prism_string(data: base + field.name.lowerBound, length: field.name.count),
+                        value: prism_string(data: base + field.value.lowerBound, length: field.value.count)))
+                }
+                defer { views.baseAddress!.deinitialize(count: headers.count) }
+                return body.withUnsafeBufferPointer { bodyBuffer in
+                    var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                                  headers: views.baseAddress, header_count: headers.count,
+                                                  body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
+                    return work(&response)
+                }
+            }
+        }
+    }
+
     func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
-                                      _ work: (UnsafePointer<prism_response>) -> Result) -> Result
+                              _ work: (UnsafePointer<prism_response>) -> Result) -> Result
     {
         let headerViews = HeaderArray(headers)
         return body.withUnsafeBufferPointer { bodyBuffer in

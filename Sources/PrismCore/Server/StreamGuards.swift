@@ -1,5 +1,6 @@
 import NIOCore
 import PrismWire
+import PrismSupport
 
 // What ends a request that would otherwise hang or be cut silently: a stream that stalls, a
 // buffered answer too large to hold, and shutdown reaching server.shutdown_timeout.
@@ -9,7 +10,7 @@ extension ProxyRequest {
     func upstreamOversized(_ attempt: UpstreamAttempt, limit: Int) {
         guard !finished, active.contains(where: { $0 === attempt }) else { return }
         if let transfer = attempt.transfer { gateway.transport.cancel(transfer) }
-        upstreamComplete(attempt, status: 0, headers: [], body: [],
+        upstreamComplete(attempt, status: 0, headers: HeaderBlock(), body: [],
                          failure: .tooLarge("the answer is larger than server.max_response_body_size (\(limit) bytes)"))
     }
 

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import PrismPluginABI
 import PrismWire
+import PrismSupport
 
 // The client's stream: the winning attempt's head starts it; its bytes go through the relay
 // (Relay/StreamRelay.swift) or, on a pass-through, as they came; the client's pace holds the
@@ -9,7 +10,7 @@ import PrismWire
 // upstream's end closes it.
 extension ProxyRequest {
     /// A successful streaming answer's head: the first one wins and starts the client stream.
-    func upstreamHead(_ attempt: UpstreamAttempt, status: Int, headers: [(String, String)]) {
+    func upstreamHead(_ attempt: UpstreamAttempt, status: Int, headers: HeaderBlock) {
         guard !finished, winner == nil, active.contains(where: { $0 === attempt }) else { return }
         choose(attempt)
         relay = StreamRelay(exchange: attempt.exchange, framing: attempt.framing, collector: collector,
@@ -17,7 +18,8 @@ extension ProxyRequest {
         firstByteAt = monotonicNanoseconds()
         if let price = priceOfAnswer() { collector.pricesUsageChunk = price.pricedUsageChunk }
         var responseHeaders: [(String, String)] = []
-        if attempt.isPassThrough, let type = headers.first(where: { $0.0 == "content-type" })?.1 {
+        responseHeaders.reserveCapacity(12)
+        if attempt.isPassThrough, let type = headers.value(of: "content-type") {
             responseHeaders.append(("content-type", type))
         } else {
             responseHeaders.append(("content-type", "text/event-stream"))

@@ -65,7 +65,7 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     private let writable: @Sendable () -> Bool
     // State inside libcurl's callbacks (on the transfer's loop).
     private var status = 0
-    private var headers: [(String, String)] = []
+    private var headers = HeaderBlock()
     private var body: [UInt8] = []
     private var forwarding = false
     private let paused = Atomic<Bool>(false)
@@ -92,14 +92,14 @@ final class UpstreamReceiver: TransferDelegate, @unchecked Sendable {
     var isPaused: Bool { paused.load(ordering: .relaxed) }
     func markResumed() { paused.store(false, ordering: .relaxed) }
 
-    func transferReceivedHead(status: Int, headers: [(String, String)]) {
+    func transferReceivedHead(status: Int, headers: HeaderBlock) {
         self.status = status
         self.headers = headers
         // Only a successful stream is forwarded as it arrives; an error answer is collected whole
         // (the client then gets a JSON error, and failover is still possible).
         guard streaming, (200..<300).contains(status) else { return }
         if framing == PRISM_FRAMING_SSE,
-           let type = headers.first(where: { $0.0 == "content-type" })?.1, !type.containsASCIICaseInsensitive("event-stream")
+           let type = headers.value(of: "content-type"), !type.containsASCIICaseInsensitive("event-stream")
         {
             // A stream was asked for and a page came back (a proxy's HTML, a JSON error): not a
             // stream to forward, a failed attempt (failover may still answer).

@@ -7,6 +7,7 @@ import NIOHTTP1
 import XCTest
 
 import PrismCore
+import PrismSupport
 
 /// The gateway's whole request path in this process: the real configuration loader, plugins
 /// loaded with dlopen (the debug build's `.so` files, beside this test binary), the channel
@@ -265,7 +266,7 @@ final class ScriptedTransport: UpstreamTransport, @unchecked Sendable {
         state.withLockedValue { $0.requests.append(request) }
         let answer = reply(request)
         later {
-            transfer.delegate.transferReceivedHead(status: answer.status, headers: answer.headers.map { ($0.0.lowercased(), $0.1) })
+            transfer.delegate.transferReceivedHead(status: answer.status, headers: HeaderBlock(answer.headers))
             self.deliver(transfer, answer.chunks[...], answer.failure)
         }
     }
