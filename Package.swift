@@ -7,7 +7,16 @@ import PackageDescription
 // PrismSharedState), so the compiler refuses a reach upward. Plugins depend only on PluginKit
 // (+ PrismWire and the ABI header), never on the host.
 
-let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+/// Every module puts each function in a section of its own and lets the linker drop the public
+/// ones nothing reaches (`-internalize-at-link`: without it, Swift marks every public function as
+/// retained, so `--gc-sections` keeps all of PluginKit and PrismWire in each plugin). A plugin
+/// exports only its entry (below), so its `.so` keeps only the kit code it calls: round-robin's
+/// text went from 431 to 196 KB, the 15 plugins from 7.95 to 4.94 MB, and the idle gateway's RSS
+/// by about 1.7 MiB (plugins are mapped from a private copy, nearly every page resident).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .unsafeFlags(["-Xfrontend", "-function-sections", "-Xfrontend", "-internalize-at-link"]),
+]
 
 /// A first-party plugin: a dynamic library built from Plugins/<folder> on PluginKit.
 func pluginTarget(_ name: String, folder: String, kits: [Target.Dependency] = []) -> Target {
