@@ -49,8 +49,11 @@ COPY --from=dist /src/dist/ui/ /app/ui/
 # A working default (the offline mock provider); mount your own over it.
 COPY config/prism.yaml /app/config.yaml
 # GNUTLS_NO_IMPLICIT_INIT: Debian's libcurl (OpenSSL flavour) also pulls in GnuTLS, through
-# librtmp, for RTMP, which the gateway never speaks; GnuTLS initializes itself as it is loaded
-# unless told not to, about 0.9 MiB of resident memory for nothing (bench/README.md).
+# librtmp and libldap, for rtmp(s) and ldaps URLs, which the gateway never fetches (both call
+# gnutls_global_init themselves when they do). GnuTLS otherwise initializes itself as it is
+# loaded: about 0.9 MiB of resident memory for nothing (bench/README.md, stop 36). The variable
+# reaches whatever else runs in the container too: a GnuTLS program there that relies on the
+# implicit initialization would have to unset it.
 ENV LD_LIBRARY_PATH=/app/lib \
     PRISM_DATA_DIR=/var/lib/prism \
     GNUTLS_NO_IMPLICIT_INIT=1

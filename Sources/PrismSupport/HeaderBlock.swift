@@ -25,12 +25,11 @@ package struct HeaderBlock: Sendable {
 
     /// Empties the block, keeping its room; room for a typical answer's head the first time.
     package mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
         if bytes.capacity == 0 {
             bytes.reserveCapacity(512)
             fields.reserveCapacity(16)
-        } else {
-            bytes.removeAll(keepingCapacity: true)
-            fields.removeAll(keepingCapacity: true)
         }
     }
 
@@ -42,12 +41,32 @@ package struct HeaderBlock: Sendable {
     }
 
     /// One header line as it arrived, with where its name and value are in it: the line is kept
-    /// whole (one copy), the name lower-cased in place.
+    /// whole (one copy), the name lower-cased in place. A line with bytes that are not UTF-8 has
+    /// its name and value stored repaired (U+FFFD), as `String` would: plugins are promised UTF-8.
     package mutating func append(line: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>) {
+        guard isASCII(line) else {
+            return append(name: String(decoding: UnsafeRawBufferPointer(rebasing: line[name]), as: UTF8.self),
+                          value: String(decoding: UnsafeRawBufferPointer(rebasing: line[value]), as: UTF8.self))
+        }
         let start = bytes.count
         bytes.append(contentsOf: line)
         record(name: (start + name.lowerBound)..<(start + name.upperBound),
                value: (start + value.lowerBound)..<(start + value.upperBound))
+    }
+
+    /// No byte at or above 0x80, eight at a time (header lines are nearly always ASCII).
+    private func isASCII(_ line: UnsafeRawBufferPointer) -> Bool {
+        guard let base = line.baseAddress else { return true }
+        var index = 0
+        while index + 8 <= line.count {
+            if base.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            index += 8
+        }
+        while index < line.count {
+            if base.load(fromByteOffset: index, as: UInt8.self) >= 0x80 { return false }
+            index += 1
+        }
+        return true
     }
 
     private mutating func record(name: Range<Int>, value: Range<Int>) {

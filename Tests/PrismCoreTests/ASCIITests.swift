@@ -57,5 +57,21 @@ final class ASCIITests: XCTestCase {
         XCTAssertEqual(block.value(at: 0), "  2 ") // values are kept as given (the transport trims them)
         XCTAssertEqual(block.bytes.capacity, room)
         XCTAssertTrue(HeaderBlock().pairs.isEmpty)
+        // A line as the transport hands it: kept whole, the name lower-cased in place; bytes
+        // that are not UTF-8 are stored repaired, as a String would hold them.
+        var answer = HeaderBlock()
+        answer.removeAll()
+        for line in ["Content-Type: application/json", "X-Name: caf\u{E9}"] {
+            let bytes = Array(line.utf8), colon = bytes.firstIndex(of: UInt8(ascii: ":"))!
+            bytes.withUnsafeBytes { answer.append(line: $0, name: 0..<colon, value: (colon + 2)..<bytes.count) }
+        }
+        let broken: [UInt8] = Array("X-Raw: a".utf8) + [0xFF, 0x62]
+        broken.withUnsafeBytes { answer.append(line: $0, name: 0..<5, value: 7..<broken.count) }
+        XCTAssertEqual(answer.pairs.map { "\($0.0)=\($0.1)" },
+                       ["content-type=application/json", "x-name=caf\u{E9}", "x-raw=a\u{FFFD}b"])
+        XCTAssertEqual(Array(answer.bytes[answer.fields[2].value]), Array("a\u{FFFD}b".utf8))
+        var empty = HeaderBlock([("", "")])
+        empty.removeAll()
+        XCTAssertTrue(empty.isEmpty)
     }
 }

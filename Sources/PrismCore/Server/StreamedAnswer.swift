@@ -149,6 +149,7 @@ extension ProxyRequest {
             handler?.writeStreamBytes(bytes)
             lastClientWriteAt = monotonicNanoseconds()
         }
+        guard !finished else { return }
         armStreamTimer()
     }
 }
