@@ -29,6 +29,21 @@ def test_the_upstreams_retry_after_reaches_the_client(gateway, mock_upstream):
     assert error["message"] == "upstream returned HTTP 429: slow down", error
 
 
+def test_an_upstream_header_that_is_not_utf8_reaches_the_plugin_repaired(gateway, mock_upstream):
+    """The transport keeps header lines as bytes; a line with a byte that is not UTF-8 (here
+    Latin-1 \xe9, as Python's server writes it) takes the repairing path (HeaderBlock's unit test
+    checks the repaired bytes), and the answer around it is read as before: the capitalized
+    Retry-After after it still reaches the client, and the next request is answered."""
+    mock_upstream.script = [{"status": 429, "headers": {"X-RateLimit-Note": "caf\u00e9 hour", "Retry-After": "7"},
+                             "message": "slow down"}, "ok"]
+    gw = gateway(make_config({"a": openai_provider(mock_upstream.v1_url)}))
+    answer = post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini"))
+    assert answer.status == 429, answer.text
+    assert answer.headers.get("retry-after") == "7", answer.headers
+    assert answer.json()["error"]["message"] == "upstream returned HTTP 429: slow down"
+    assert post(gw.v1 + "/chat/completions", chat_body("gpt-4o-mini")).status == 200
+
+
 def test_a_plugins_mid_stream_error_passes_through_as_set(gateway, mock_upstream):
     """The openai plugin reports an upstream error event mid-stream with its own type and code;
     the client's final error event carries them unchanged."""
