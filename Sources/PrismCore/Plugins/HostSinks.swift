@@ -349,41 +349,21 @@ package final class RequestView {
     }
 }
 
-/// Header views for a plugin call, in memory owned by this object (names and values copied).
-final class HeaderArray {
-    private let storage: UnsafeMutableRawPointer
-    let headers: UnsafeMutablePointer<prism_header>
-    let count: Int
-
-    init(_ pairs: [(String, String)]) {
-        count = pairs.count
-        let total = pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count }
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 1)
-        self.storage = storage
-        headers = .allocate(capacity: max(pairs.count, 1))
-        var offset = 0
-        for (index, pair) in pairs.enumerated() {
-            let name = HeaderArray.place(pair.0, at: storage + offset)
-            offset += name.length
-            let value = HeaderArray.place(pair.1, at: storage + offset)
-            offset += value.length
-            (headers + index).initialize(to: prism_header(name: name, value: value))
+extension HeaderBlock {
+    /// The fields as the ABI's header views, pointing into the block's bytes (no copy, no
+    /// `String`), valid while `body` runs: every header a plugin call is given comes this way.
+    func withViews<Result>(_ body: (UnsafePointer<prism_header>, Int) -> Result) -> Result {
+        bytes.withUnsafeBytes { text in
+            // prism_header is a plain C struct: nothing to deinitialize afterwards.
+            withUnsafeTemporaryAllocation(of: prism_header.self, capacity: max(count, 1)) { views in
+                let base = (text.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+                for (index, field) in fields.enumerated() {
+                    views.initializeElement(at: index, to: prism_header(
+                        name: prism_string(data: base + field.name.lowerBound, length: field.name.count),
+                        value: prism_string(data: base + field.value.lowerBound, length: field.value.count)))
+                }
+                return body(UnsafePointer(views.baseAddress!), count)
+            }
         }
-    }
-
-    /// Not a nested function: one capturing `offset` made every update a dynamic exclusivity check.
-    private static func place(_ text: String, at start: UnsafeMutableRawPointer) -> prism_string {
-        var text = text // the same storage: withUTF8 reads it in place
-        let length = text.withUTF8 { utf8 in
-            if let base = utf8.baseAddress { start.copyMemory(from: base, byteCount: utf8.count) }
-            return utf8.count
-        }
-        return prism_string(data: start.assumingMemoryBound(to: CChar.self), length: length)
-    }
-
-    deinit {
-        headers.deinitialize(count: count)
-        headers.deallocate()
-        storage.deallocate()
     }
 }

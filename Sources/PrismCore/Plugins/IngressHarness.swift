@@ -1,4 +1,5 @@
 import PrismPluginABI
+import PrismSupport
 import PrismWire
 
 /// Drives ingress plugins (client dialects) through the C ABI the way the gateway does, without
@@ -48,12 +49,13 @@ public final class HarnessIngressExchange {
     public func encodeResponse(status: Int, body: [UInt8]) -> (status: Int32, answerStatus: UInt32, body: [UInt8]) {
         let client = MessageBuilder()
         let error = ErrorCapture()
-        let headers = HeaderArray([("content-type", "application/json")])
-        let result = body.withUnsafeBufferPointer { buffer in
-            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
-                                          headers: headers.headers, header_count: headers.count,
-                                          body: prism_bytes(data: buffer.baseAddress, length: buffer.count))
-            return withExtendedLifetime(headers) { exchange.encodeResponse(&response, into: client, error: error) }
+        let result = HeaderBlock([("content-type", "application/json")]).withViews { views, count in
+            body.withUnsafeBufferPointer { buffer in
+                var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                              headers: views, header_count: count,
+                                              body: prism_bytes(data: buffer.baseAddress, length: buffer.count))
+                return exchange.encodeResponse(&response, into: client, error: error)
+            }
         }
         return (result, client.status, client.body)
     }

@@ -1,5 +1,6 @@
 import Logging
 import PrismPluginABI
+import PrismSupport
 import PrismWire
 
 /// Drives provider plugins through the C ABI the way the gateway does (the same loader, host
@@ -130,14 +131,13 @@ public final class HarnessExchange {
     {
         let client = MessageBuilder()
         let error = ErrorCapture()
-        let headerViews = HeaderArray(headers)
         var usage = prism_usage()
         var translated = true
-        let result: Int32 = body.withUnsafeBufferPointer { bodyBuffer in
-            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
-                                          headers: headerViews.headers, header_count: headerViews.count,
-                                          body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
-            return withExtendedLifetime(headerViews) {
+        let result: Int32 = HeaderBlock(headers).withViews { views, count in
+            body.withUnsafeBufferPointer { bodyBuffer in
+                var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                              headers: views, header_count: count,
+                                              body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
                 if (200..<300).contains(status) {
                     let outcome = exchange.translateResponse(&response, into: client, error: error)
                     usage = outcome.usage

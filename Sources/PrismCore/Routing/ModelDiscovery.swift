@@ -1,9 +1,9 @@
 import Dispatch
 import Logging
 import PrismPluginABI
+import PrismSupport
 import PrismWire
 import Synchronization
-import PrismSupport
 
 /// Learns the models of self-hosted servers (`type: ollama | vllm | lmstudio | localai | tgi`, or
 /// any provider with `auto_discover: true`) from their `/v1/models`, through the provider plugin

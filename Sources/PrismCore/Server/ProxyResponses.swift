@@ -2,9 +2,9 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PrismPluginABI
+import PrismSupport
 import PrismWire
 import Synchronization
-import PrismSupport
 
 // How a proxied request ends: the client's answer (translated, or an error), what it is
 // recorded as (Observability/RequestLog.swift), middleware and router notifications.
@@ -85,26 +85,16 @@ extension ProxyRequest {
         finishBuffered(clientStatus, headers: responseHeaders, body: answer.body, logsBody: true)
     }
 
-    /// An upstream answer's headers handed to a plugin in place: each view points into the
-    /// block's bytes (no copy, no `String`), for as long as `work` runs.
+    /// An answer as a plugin call takes it; its headers are views into the block's bytes.
     func withResponse<Result>(status: Int, headers: HeaderBlock, body: [UInt8],
                               _ work: (UnsafePointer<prism_response>) -> Result) -> Result
     {
-        headers.bytes.withUnsafeBytes { text in
-            withUnsafeTemporaryAllocation(of: prism_header.self, capacity: max(headers.count, 1)) { views in
-                let base = (text.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-                for (index, field) in headers.fields.enumerated() {
-                    views.initializeElement(at: index, to: prism_header(
-                        name: prism_string(data: base + field.name.lowerBound, length: field.name.count),
-                        value: prism_string(data: base + field.value.lowerBound, length: field.value.count)))
-                }
-                defer { views.baseAddress!.deinitialize(count: headers.count) }
-                return body.withUnsafeBufferPointer { bodyBuffer in
-                    var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
-                                                  headers: views.baseAddress, header_count: headers.count,
-                                                  body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
-                    return work(&response)
-                }
+        headers.withViews { views, count in
+            body.withUnsafeBufferPointer { bodyBuffer in
+                var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                              headers: views, header_count: count,
+                                              body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
+                return work(&response)
             }
         }
     }
@@ -112,13 +102,7 @@ extension ProxyRequest {
     func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
                               _ work: (UnsafePointer<prism_response>) -> Result) -> Result
     {
-        let headerViews = HeaderArray(headers)
-        return body.withUnsafeBufferPointer { bodyBuffer in
-            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
-                                          headers: headerViews.headers, header_count: headerViews.count,
-                                          body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
-            return withExtendedLifetime(headerViews) { work(&response) }
-        }
+        withResponse(status: status, headers: HeaderBlock(headers), body: body, work)
     }
 
     // MARK: Endings

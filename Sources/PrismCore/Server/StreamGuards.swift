@@ -1,6 +1,6 @@
 import NIOCore
-import PrismWire
 import PrismSupport
+import PrismWire
 
 // What ends a request that would otherwise hang or be cut silently: a stream that stalls, a
 // buffered answer too large to hold, and shutdown reaching server.shutdown_timeout.

@@ -1,8 +1,8 @@
 import NIOCore
 import NIOHTTP1
 import PrismPluginABI
-import PrismWire
 import PrismSupport
+import PrismWire
 
 // The client's stream: the winning attempt's head starts it; its bytes go through the relay
 // (Relay/StreamRelay.swift) or, on a pass-through, as they came; the client's pace holds the
