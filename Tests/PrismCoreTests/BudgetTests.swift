@@ -95,7 +95,9 @@ final class BudgetTests: XCTestCase {
     func testTheServiceRefusesUntilThePeriodEnds() {
         var configured = BudgetSettings()
         configured.users = ["*": BudgetLimit(limitUSD: 0.01, period: .daily, hard: true)]
-        let clock = Atomic<UInt64>(at(2026, 12, 6, 23, 58))
+        // The shared state expires counters on the real clock (a day after their period): the
+        // injected days lie ahead of any real date, or the test would expire with its own dates.
+        let clock = Atomic<UInt64>(at(2099, 12, 6, 23, 58))
         let state = SharedStateService(settings: nil, logger: Logger(label: "test"))
         let service = BudgetService(settings: configured, state: state, logger: Logger(label: "test"),
                                     clock: { clock.load(ordering: .relaxed) })
@@ -116,7 +118,7 @@ final class BudgetTests: XCTestCase {
         service.check(BudgetSubject(team: "", user: "u-2", key: "", model: "")) { _, decision in other.withLock { $0 = decision } }
         XCTAssertEqual(other.withLock { $0 }, .allow)
         // Midnight UTC: a new day, a new budget.
-        clock.store(at(2026, 12, 7), ordering: .relaxed)
+        clock.store(at(2099, 12, 7), ordering: .relaxed)
         XCTAssertEqual(decide(), .allow)
     }
 }
