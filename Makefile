@@ -24,7 +24,7 @@ image-test: build
 check-header:
 	scripts/check-header.sh
 
-# PrismCore's folders are layers (Storage, Config, ... Server): each uses only those below it.
+# PrismHost's and PrismCore's folders are layers (Config ... Plugins, Pipeline ... Server): each uses only those below it.
 check-layers:
 	scripts/check-layers.py
 

@@ -4,7 +4,8 @@ import PackageDescription
 // Layout (the request's path): Sources/PrismCore/{Server → Pipeline → Routing} → PrismTransport,
 // with Plugins/ (provider adapters, middleware, routers, dialects) loaded through the C ABI in
 // PrismPluginABI. The host's lower layers are modules of their own (PrismSupport ← PrismTransport,
-// PrismSharedState), so the compiler refuses a reach upward. Plugins depend only on PluginKit
+// PrismSharedState ← PrismHost: configuration, observability, governance, the ABI's host side), so
+// the compiler refuses a reach upward. Plugins depend only on PluginKit
 // (+ PrismWire and the ABI header), never on the host.
 
 /// Every module puts each function in a section of its own and lets the linker drop the public
@@ -118,7 +119,7 @@ let package = Package(
         .target(name: "PrismTransport", dependencies: ["PrismSupport", "PrismLoop", "CCurl", "CPrismSystem"],
                 swiftSettings: swiftSettings),
         // Shared state (in memory, or Redis through hiredis on its own thread): counters, sliding
-        // windows and values. Knows nothing of plugins: PrismCore's Plugins/ offers it through the ABI.
+        // windows and values. Knows nothing of plugins: PrismHost's Plugins/ offers it through the ABI.
         .target(name: "PrismSharedState", dependencies: [
             "PrismSupport", "PrismWire", "PrismPluginABI", "CHiredis", "CPrismSystem",
             .product(name: "Logging", package: "swift-log"),
@@ -126,9 +127,22 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // SQLite for the admin store and the spend ledger: one connection, bound values, rows out.
         .target(name: "PrismStorage", dependencies: ["CSQLite"], swiftSettings: swiftSettings),
+        // The host's base, below the request's path: the configuration, observability (logs,
+        // metrics, prices), governance (budgets, spend) and the C ABI's host side (loading plugins,
+        // host services, provider instances). A module of its own so that none of it can reach up
+        // into routing, the middleware chain or the server (the compiler refuses).
+        .target(name: "PrismHost", dependencies: [
+            "PrismSupport", "PrismTransport", "PrismSharedState", "PrismStorage",
+            "PrismPluginABI", "PrismWire", "CYAML", "CFFI",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], swiftSettings: swiftSettings),
+        // The request's path above it: Pipeline → Routing → Relay, Telemetry, the configuration
+        // generation, the control plane and the HTTP server (folders layered by scripts/check-layers.py).
         .target(name: "PrismCore", dependencies: [
-            "PrismSupport", "PrismLoop", "PrismHTTP1", "PrismTransport", "PrismSharedState", "PrismStorage",
-            "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CYAML", "CFFI", "CHiredis", "CSQLite", "CCrypto", "CZlib", "CZstd",
+            "PrismHost", "PrismSupport", "PrismLoop", "PrismHTTP1", "PrismTransport", "PrismSharedState", "PrismStorage",
+            "PrismPluginABI", "PrismWire", "CPrismSystem", "CCurl", "CHiredis", "CSQLite", "CCrypto", "CZlib", "CZstd",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -15,11 +15,15 @@ import sys
 from collections import defaultdict
 
 LAYERS = {
-    "Sources/PrismCore": [
+    # A module of its own: the compiler keeps it from reaching up into PrismCore.
+    "Sources/PrismHost": [
         "Config",         # config.yaml read into settings values
         "Observability",  # logs, metrics, prices, request statistics, secret redaction
         "Governance",     # budgets and spend
         "Plugins",        # the C ABI's host side: loading, host services, provider instances
+    ],
+    # Above PrismHost (which it imports): the request's path.
+    "Sources/PrismCore": [
         "Pipeline",       # the middleware chain
         "Routing",        # candidates, the strategy plugin, health, the attempt scheduler
         "Relay",          # a stream's translation: upstream bytes to the client's

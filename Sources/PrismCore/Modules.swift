@@ -1,5 +1,3 @@
 // The host's lower modules, visible in every file of PrismCore (and to what imports PrismCore:
 // the benchmarks use monotonicNanoseconds).
-@_exported import PrismSupport
-@_exported import PrismSharedState
-@_exported import PrismTransport
+@_exported import PrismHost

@@ -3,7 +3,7 @@ import PrismPluginABI
 /// The one way the host builds a `prism_completion` (middleware's on_complete, routers'
 /// feedback): its strings and usage are borrowed for the duration of `body`. `provider` nil: no
 /// provider answered (an empty string in the struct).
-func withCompletion<Result>(status: Int, provider: String?, model: String, usage: prism_usage = prism_usage(),
+package func withCompletion<Result>(status: Int, provider: String?, model: String, usage: prism_usage = prism_usage(),
                             latencyNanoseconds: UInt64, firstByteNanoseconds: UInt64 = 0,
                             _ body: (UnsafeMutablePointer<prism_completion>) -> Result) -> Result
 {

@@ -2,13 +2,13 @@ import PrismPluginABI
 import PrismWire
 
 /// One route an ingress instance serves (copied from the plugin's prism_route array).
-struct IngressRoute: Sendable, Equatable {
-    let method: String
-    let path: String
-    let api: String
-    let isPrefix: Bool
+package struct IngressRoute: Sendable, Equatable {
+    package let method: String
+    package let path: String
+    package let api: String
+    package let isPrefix: Bool
 
-    func matches(method: String, path: String) -> Bool {
+    package func matches(method: String, path: String) -> Bool {
         guard method == self.method else { return false }
         return isPrefix ? path.hasPrefix(self.path) && path.count > self.path.count : path == self.path
     }
@@ -20,9 +20,9 @@ public final class IngressInstance: @unchecked Sendable {
     public let name: String
     let table: UnsafePointer<prism_ingress_v1>
     let instance: UnsafeMutableRawPointer
-    let routes: [IngressRoute]
+    package let routes: [IngressRoute]
 
-    init(name: String, component: LoadedComponent<prism_ingress_v1>, registry: PluginRegistry, configuration: JSONValue,
+    package init(name: String, component: LoadedComponent<prism_ingress_v1>, registry: PluginRegistry, configuration: JSONValue,
          scope: String = "") throws(InstanceError)
     {
         self.name = name
@@ -47,7 +47,7 @@ public final class IngressInstance: @unchecked Sendable {
 
     deinit { table.pointee.instance_destroy?(instance) }
 
-    func newExchange() -> IngressExchange? {
+    package func newExchange() -> IngressExchange? {
         var state: UnsafeMutableRawPointer?
         guard table.pointee.exchange_new?(instance, &state) == PRISM_OK, let state else { return nil }
         return IngressExchange(ingress: self, state: state)
@@ -56,8 +56,8 @@ public final class IngressInstance: @unchecked Sendable {
 
 /// One request's translation state in an ingress plugin; `exchange_destroy` runs exactly once,
 /// with the last reference.
-final class IngressExchange: @unchecked Sendable {
-    let ingress: IngressInstance
+package final class IngressExchange: @unchecked Sendable {
+    package let ingress: IngressInstance
     private let state: UnsafeMutableRawPointer
     private var table: prism_ingress_v1 { ingress.table.pointee }
 
@@ -70,10 +70,12 @@ final class IngressExchange: @unchecked Sendable {
 
     /// The decision of decode_request: the canonical request (or the client's answer) is in
     /// `decision.builder`, a failure in `decision.error`.
-    final class Decision: @unchecked Sendable {
-        let builder = MessageBuilder()
-        let error = ErrorCapture()
+    package final class Decision: @unchecked Sendable {
+        package let builder = MessageBuilder()
+        package let error = ErrorCapture()
         let latch = ResumeLatch()
+
+        package init() {}
         private(set) lazy var resumeTable: UnsafePointer<prism_decode_resume> = {
             let table = UnsafeMutablePointer<prism_decode_resume>.allocate(capacity: 1)
             table.initialize(to: prism_decode_resume(
@@ -92,7 +94,7 @@ final class IngressExchange: @unchecked Sendable {
 
     /// Calls decode_request. Returns the status, or nil when the plugin decides later: then
     /// `later` runs once, on the resuming thread.
-    func decode(_ request: RequestView, into decision: Decision,
+    package func decode(_ request: RequestView, into decision: Decision,
                 later: @escaping @Sendable (prism_status) -> Void) -> prism_status?
     {
         let status = table.decode_request?(state, request.pointer, decision.builder.persistentBuilder,
@@ -101,7 +103,7 @@ final class IngressExchange: @unchecked Sendable {
         return decision.latch.paused(keepAlive: decision, continuation: later)
     }
 
-    func encodeResponse(_ response: UnsafePointer<prism_response>, into client: MessageBuilder,
+    package func encodeResponse(_ response: UnsafePointer<prism_response>, into client: MessageBuilder,
                         error: ErrorCapture) -> prism_status
     {
         client.withBuilder { builder in
@@ -109,7 +111,7 @@ final class IngressExchange: @unchecked Sendable {
         }
     }
 
-    func encodeEvent(_ chunk: UnsafeRawBufferPointer, into output: inout [UInt8], error: ErrorCapture) -> prism_status {
+    package func encodeEvent(_ chunk: UnsafeRawBufferPointer, into output: inout [UInt8], error: ErrorCapture) -> prism_status {
         withBytesSink(&output) { sink in
             error.withSink { errorSink in
                 table.encode_event?(state, prism_bytes(data: chunk.baseAddress?.assumingMemoryBound(to: UInt8.self),
@@ -118,7 +120,7 @@ final class IngressExchange: @unchecked Sendable {
         }
     }
 
-    func finishStream(usage: prism_usage, into output: inout [UInt8], error: ErrorCapture) -> prism_status {
+    package func finishStream(usage: prism_usage, into output: inout [UInt8], error: ErrorCapture) -> prism_status {
         var usage = usage
         usage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
         return withBytesSink(&output) { sink in
@@ -127,7 +129,7 @@ final class IngressExchange: @unchecked Sendable {
     }
 
     /// The dialect's error answer (or, `inStream`, the bytes that end a started stream).
-    func encodeError(status: Int, type: String, code: String, message: String, inStream: Bool) -> MessageBuilder {
+    package func encodeError(status: Int, type: String, code: String, message: String, inStream: Bool) -> MessageBuilder {
         let client = MessageBuilder()
         client.withBuilder { builder in
             type.withPrismString { type in
@@ -141,7 +143,7 @@ final class IngressExchange: @unchecked Sendable {
         return client
     }
 
-    func keepAlive(into output: inout [UInt8]) {
+    package func keepAlive(into output: inout [UInt8]) {
         guard let keepAlive = table.keep_alive else {
             output.append(contentsOf: ": keep-alive\n\n".utf8)
             return
@@ -150,7 +152,7 @@ final class IngressExchange: @unchecked Sendable {
     }
 
     /// A pass-through answer's event (or whole body, `event` empty), for the dialect's usage.
-    func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout prism_usage) {
+    package func observeNative(event: String, data: UnsafeRawBufferPointer, usage: inout prism_usage) {
         guard let observe = table.observe_native else { return }
         usage.struct_size = UInt32(MemoryLayout<prism_usage>.size)
         event.withPrismString { name in

@@ -60,7 +60,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// One finished client request.
-    func recordRequest(model: String, provider: String, status: Int, durationNanoseconds: UInt64,
+    package func recordRequest(model: String, provider: String, status: Int, durationNanoseconds: UInt64,
                        firstTokenNanoseconds: UInt64, usage: prism_usage)
     {
         let handles = requestHandles.withLock { table -> RequestHandles in
@@ -91,7 +91,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// A failed upstream attempt (5xx, 429, timeout, connection error).
-    func recordProviderError(provider: String, reason: String) {
+    package func recordProviderError(provider: String, reason: String) {
         let key = provider + "\u{1F}" + reason
         let counter = providerErrors.withLock { table in
             if let found = table[key] { return found }
@@ -105,7 +105,7 @@ public final class GatewayMetrics: Sendable {
 
     /// What a request cost (usage × price), by provider, model (a configured or answered name)
     /// and client key (configured names only).
-    func recordCost(provider: String, model: String, key: String, usd: Double) {
+    package func recordCost(provider: String, model: String, key: String, usd: Double) {
         guard usd > 0 else { return }
         CoreMetrics.FloatingPointCounter(label: "prism_cost_usd_total",
                                          dimensions: [("provider", provider), ("model", model), ("key", key)])
@@ -113,7 +113,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// One active health probe (routing.health_check) and whether the provider answered it.
-    func recordHealthProbe(provider: String, ok: Bool) {
+    package func recordHealthProbe(provider: String, ok: Bool) {
         CoreMetrics.Counter(label: "prism_health_probes_total", dimensions: [("provider", provider), ("result", ok ? "ok" : "failed")])
             .increment()
     }
@@ -128,26 +128,26 @@ public final class GatewayMetrics: Sendable {
         CoreMetrics.Counter(label: "prism_budget_warnings_total", dimensions: [("scope", scope), ("level", level)]).increment()
     }
 
-    func recordReload(succeeded: Bool) {
+    package func recordReload(succeeded: Bool) {
         CoreMetrics.Counter(label: "prism_config_reloads_total", dimensions: [("result", succeeded ? "applied" : "rejected")])
             .increment()
     }
 
     /// The trace exporter's counters (Telemetry/TraceExporter), made once, when telemetry traces
     /// its first request, so that they show 0 from then on.
-    struct TraceCounters: Sendable {
+    package struct TraceCounters: Sendable {
         /// Spans the collector took.
-        let exported = CoreMetrics.Counter(label: "prism_trace_spans_exported_total")
+        package let exported = CoreMetrics.Counter(label: "prism_trace_spans_exported_total")
         /// Spans lost because the export queue was full.
-        let droppedQueueFull = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total", dimensions: [("reason", "queue_full")])
+        package let droppedQueueFull = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total", dimensions: [("reason", "queue_full")])
         /// Spans lost because the collector refused them or could not be reached.
-        let droppedExportFailed = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total",
+        package let droppedExportFailed = CoreMetrics.Counter(label: "prism_trace_spans_dropped_total",
                                                       dimensions: [("reason", "export_failed")])
         /// Exports (batches) that failed.
-        let failures = CoreMetrics.Counter(label: "prism_trace_export_failures_total")
+        package let failures = CoreMetrics.Counter(label: "prism_trace_export_failures_total")
     }
 
-    func makeTraceCounters() -> TraceCounters {
+    package func makeTraceCounters() -> TraceCounters {
         let counters = TraceCounters()
         for counter in [counters.exported, counters.droppedQueueFull, counters.droppedExportFailed, counters.failures] {
             counter.increment(by: 0)
@@ -158,7 +158,7 @@ public final class GatewayMetrics: Sendable {
     /// The Prometheus text exposition, after refreshing the gauges whose values are read at
     /// scrape time: each provider's circuit and the requests in flight.
     /// `circuits`: each provider's `prism_circuit_breaker_state` (0 closed, 1 open, 2 half open).
-    func render(circuits: [(provider: String, state: Int)], inFlight: Int) -> [UInt8] {
+    package func render(circuits: [(provider: String, state: Int)], inFlight: Int) -> [UInt8] {
         for (name, state) in circuits {
             let gauge = circuitGauges.withLock { table in
                 if let found = table[name] { return found }

@@ -18,7 +18,7 @@ public struct ModelPattern: Sendable, Equatable {
         return model.withUTF8 { matches(UnsafeRawBufferPointer($0)) }
     }
 
-    func matches(_ name: UnsafeRawBufferPointer) -> Bool {
+    package func matches(_ name: UnsafeRawBufferPointer) -> Bool {
         guard parts.count > 1 else { return equal(name, 0, parts[0]) && name.count == parts[0].count }
         // The first part is a prefix, the last a suffix, the middle ones appear in order between.
         let first = parts[0], last = parts[parts.count - 1]

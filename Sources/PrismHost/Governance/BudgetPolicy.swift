@@ -78,7 +78,7 @@ package struct CivilDate: Equatable {
     }
 
     /// `2027-01-31` or `2027-01-31T12:00:00Z` as seconds since the epoch (UTC).
-    static func epochSeconds(iso text: String) -> Int64? {
+    package static func epochSeconds(iso text: String) -> Int64? {
         let bytes = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int64? {
             guard range.upperBound <= bytes.count else { return nil }

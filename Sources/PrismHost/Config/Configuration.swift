@@ -124,6 +124,13 @@ public struct IngressSettings: Sendable {
     public var enabled = true
     public var configuration: JSONValue = .object([])
     public var location: SourceLocation?
+
+    public init(name: String, enabled: Bool = true, configuration: JSONValue = .object([]), location: SourceLocation? = nil) {
+        self.name = name
+        self.enabled = enabled
+        self.configuration = configuration
+        self.location = location
+    }
 }
 
 public struct MiddlewareSettings: Sendable {
@@ -234,6 +241,8 @@ public struct ConfigDiagnostic: Sendable, CustomStringConvertible {
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [ConfigDiagnostic]
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+
+    public init(diagnostics: [ConfigDiagnostic]) { self.diagnostics = diagnostics }
 }
 
 /// `cost_tracking`: prices applied to usage (`x-prism-cost`, the request log, the cost metric).

@@ -6,32 +6,32 @@ import PrismWire
 // put in the default middleware order), and an organization's generation switches auth on (its
 // keys reach auth through prism.client_keys.v1, like the admin API's other keys). Everything else
 // in the host knows plugins only through the C ABI.
-enum FirstParty {
+package enum FirstParty {
     /// The `auth:` section of an organization's generation: on, with no keys of the file (the
     /// organization's come from prism.client_keys.v1).
-    static func authSection() -> (String, JSONValue) {
+    package static func authSection() -> (String, JSONValue) {
         ("auth", .object([("enabled", .bool(true))]))
     }
 
     /// The top-level sections that belong to the auth plugin.
-    static let authSections: Set<String> = ["auth"]
+    package static let authSections: Set<String> = ["auth"]
 
     /// Whether the list has the middleware that checks the admin API's client keys.
-    static func checksClientKeys(_ middleware: [MiddlewareSettings]) -> Bool {
+    package static func checksClientKeys(_ middleware: [MiddlewareSettings]) -> Bool {
         middleware.contains { $0.name == "auth" }
     }
 
     /// Whether the list has the auth middleware switched on.
-    static func authenticates(_ middleware: [MiddlewareSettings]) -> Bool {
+    package static func authenticates(_ middleware: [MiddlewareSettings]) -> Bool {
         middleware.contains { $0.name == "auth" && $0.configuration["enabled"]?.switchValue == true }
     }
 
     /// The client keys config.yaml lists (`GET /-/keys` shows their names and previews).
-    static func fileClientKeys(_ document: JSONValue) -> [JSONValue] { document["auth"]?["keys"]?.arrayValue ?? [] }
+    package static func fileClientKeys(_ document: JSONValue) -> [JSONValue] { document["auth"]?["keys"]?.arrayValue ?? [] }
 
     /// A middleware the configuration names that may be left out when no plugin provides it:
     /// auth, alone and plainly off (an unreadable switch is not "off").
-    static func mayBeAbsent(_ settings: MiddlewareSettings, listCount: Int) -> Bool {
+    package static func mayBeAbsent(_ settings: MiddlewareSettings, listCount: Int) -> Bool {
         let enabled = settings.configuration["enabled"]
         let off = enabled == nil || enabled == .null || enabled?.switchValue == false
         return settings.name == "auth" && off && listCount == 1

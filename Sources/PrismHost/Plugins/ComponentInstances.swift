@@ -9,7 +9,7 @@ public struct InstanceError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Calls instance_new with the instance's own host table and its configuration as JSON.
-func createInstance(_ instanceNew: prism_instance_new_function?, host: UnsafePointer<prism_host_api>,
+package func createInstance(_ instanceNew: prism_instance_new_function?, host: UnsafePointer<prism_host_api>,
                             name: String, configuration: JSONValue) throws(InstanceError) -> UnsafeMutableRawPointer
 {
     guard let instanceNew else { throw InstanceError(message: "instance_new is NULL") }
@@ -47,12 +47,12 @@ public final class ProviderInstance: @unchecked Sendable {
     let table: UnsafePointer<prism_provider_v1>
     let instance: UnsafeMutableRawPointer
     /// Requests sent to this provider and not yet answered (routing statistics).
-    let inFlight = Atomic<UInt64>(0)
-    var inFlightCount: UInt64 { inFlight.load(ordering: .relaxed) }
+    package let inFlight = Atomic<UInt64>(0)
+    package var inFlightCount: UInt64 { inFlight.load(ordering: .relaxed) }
     /// The model families the plugin says this instance serves (1.4 model_patterns), copied.
     public let modelPatterns: [ModelPattern]
 
-    init(settings: ProviderSettings, component: LoadedComponent<prism_provider_v1>, registry: PluginRegistry,
+    package init(settings: ProviderSettings, component: LoadedComponent<prism_provider_v1>, registry: PluginRegistry,
          timeoutMilliseconds: Int64, scope: String = "") throws(InstanceError)
     {
         self.settings = settings
@@ -79,7 +79,7 @@ public final class ProviderInstance: @unchecked Sendable {
 
     deinit { table.pointee.instance_destroy?(instance) }
 
-    func newExchange() -> ProviderExchange? {
+    package func newExchange() -> ProviderExchange? {
         var state: UnsafeMutableRawPointer?
         guard table.pointee.exchange_new?(instance, &state) == PRISM_OK, let state else { return nil }
         return ProviderExchange(provider: self, state: state)
@@ -88,7 +88,7 @@ public final class ProviderInstance: @unchecked Sendable {
 
 /// One attempt's translation state in a provider plugin. `exchange_destroy` runs exactly once,
 /// when the last reference goes away (normal end, error, or client disconnect).
-final class ProviderExchange {
+package final class ProviderExchange {
     let provider: ProviderInstance
     private let state: UnsafeMutableRawPointer
     private var table: prism_provider_v1 { provider.table.pointee }
@@ -100,7 +100,7 @@ final class ProviderExchange {
 
     deinit { table.exchange_destroy?(state) }
 
-    func buildRequest(_ request: RequestView, into upstream: MessageBuilder, error: ErrorCapture)
+    package func buildRequest(_ request: RequestView, into upstream: MessageBuilder, error: ErrorCapture)
         -> (status: prism_status, framing: prism_framing)
     {
         var framing: prism_framing = PRISM_FRAMING_NONE
@@ -110,7 +110,7 @@ final class ProviderExchange {
         return (status, framing)
     }
 
-    func translateResponse(_ response: UnsafePointer<prism_response>, into client: MessageBuilder,
+    package func translateResponse(_ response: UnsafePointer<prism_response>, into client: MessageBuilder,
                            error: ErrorCapture) -> (status: prism_status, usage: prism_usage)
     {
         var usage = prism_usage()
@@ -121,7 +121,7 @@ final class ProviderExchange {
         return (status, usage)
     }
 
-    func translateEvent(_ event: ServerSentEvent, into collector: StreamCollector, error: ErrorCapture) -> prism_status {
+    package func translateEvent(_ event: ServerSentEvent, into collector: StreamCollector, error: ErrorCapture) -> prism_status {
         event.event.withPrismString { name in
             event.id.withPrismString { id in
                 event.data.withUnsafeBufferPointer { data in
@@ -137,7 +137,7 @@ final class ProviderExchange {
         }
     }
 
-    func translateChunk(_ chunk: UnsafeRawBufferPointer, into collector: StreamCollector, error: ErrorCapture) -> prism_status {
+    package func translateChunk(_ chunk: UnsafeRawBufferPointer, into collector: StreamCollector, error: ErrorCapture) -> prism_status {
         guard let translate = table.translate_chunk else {
             error.message = "provider '\(provider.settings.name)' declared RAW framing but has no translate_chunk"
             error.isSet = true
@@ -151,14 +151,14 @@ final class ProviderExchange {
         }
     }
 
-    func finishStream(into collector: StreamCollector, error: ErrorCapture) -> prism_status {
+    package func finishStream(into collector: StreamCollector, error: ErrorCapture) -> prism_status {
         collector.withSink { sink in
             error.withSink { errorSink in table.finish_stream?(state, sink, errorSink) ?? PRISM_ERROR_INTERNAL }
         }
     }
 
     /// Describes a non-2xx upstream answer; false when the plugin has no translate_error.
-    func translateError(_ response: UnsafePointer<prism_response>, error: ErrorCapture) -> Bool {
+    package func translateError(_ response: UnsafePointer<prism_response>, error: ErrorCapture) -> Bool {
         guard let translate = table.translate_error else { return false }
         _ = error.withSink { sink in translate(state, response, sink) }
         return error.isSet

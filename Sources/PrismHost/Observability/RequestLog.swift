@@ -4,9 +4,9 @@ import PrismPluginABI
 /// What one finished request was, gathered once when it ends: the request log line, the
 /// dashboard's statistics, the metrics and the spend ledger all record these same facts. Unknown
 /// texts are "-".
-struct RequestOutcome {
+package struct RequestOutcome {
     var requestID: String
-    var key: String
+    package var key: String
     /// The key's owner (its team).
     var owner: String
     /// The end user (`x-prism-user-id`, else the body's `user`).
@@ -14,7 +14,7 @@ struct RequestOutcome {
     /// The model the client asked for.
     var model: String
     /// The provider that answered.
-    var provider: String
+    package var provider: String
     /// The model that answered (a streaming provider's own report, else routing's choice).
     var modelUsed: String
     var status: Int
@@ -31,14 +31,36 @@ struct RequestOutcome {
     var stream: Bool
     /// The error code the client got.
     var errorCode: String?
+
+    package init(requestID: String, key: String, owner: String, user: String, model: String, provider: String,
+                 modelUsed: String, status: Int, latencyNanoseconds: UInt64, firstByteNanoseconds: UInt64,
+                 usage: prism_usage, cost: Double?, cache: String, fallback: Bool, stream: Bool, errorCode: String?)
+    {
+        self.requestID = requestID
+        self.key = key
+        self.owner = owner
+        self.user = user
+        self.model = model
+        self.provider = provider
+        self.modelUsed = modelUsed
+        self.status = status
+        self.latencyNanoseconds = latencyNanoseconds
+        self.firstByteNanoseconds = firstByteNanoseconds
+        self.usage = usage
+        self.cost = cost
+        self.cache = cache
+        self.fallback = fallback
+        self.stream = stream
+        self.errorCode = errorCode
+    }
 }
 
 /// The one log line per request: text (`request id=... key=...`) or, with logging.format json,
 /// one object with the same facts as typed members. At debug level with logging.include_bodies,
 /// the bodies join it (secrets redacted, each cut at 64 KiB).
-enum RequestLog {
+package enum RequestLog {
     /// `bodies`: given only when logging.include_bodies is on; read only when written.
-    static func write(_ outcome: RequestOutcome, to logger: Logger, bodies: (request: [UInt8], response: [UInt8]?)?) {
+    package static func write(_ outcome: RequestOutcome, to logger: Logger, bodies: (request: [UInt8], response: [UInt8]?)?) {
         guard logger.logLevel <= .info else { return } // nothing is built for a line not written
         let latencyText = formatMilliseconds(Double(outcome.latencyNanoseconds) / 1_000_000)
         let bodies = logger.logLevel <= .debug ? bodies : nil
@@ -84,14 +106,14 @@ enum RequestLog {
 }
 
 /// Milliseconds with two decimals ("12.05"), as headers and the log show latencies.
-func formatMilliseconds(_ value: Double) -> String {
+package func formatMilliseconds(_ value: Double) -> String {
     let scaled = Int((value * 100).rounded())
     let fraction = scaled % 100
     return "\(scaled / 100).\(fraction < 10 ? "0" : "")\(fraction)"
 }
 
 extension RequestStats.Record {
-    init(_ outcome: RequestOutcome, atMilliseconds: UInt64) {
+    package init(_ outcome: RequestOutcome, atMilliseconds: UInt64) {
         self.init(atMilliseconds: atMilliseconds, requestID: outcome.requestID, key: outcome.key, owner: outcome.owner,
                   user: outcome.user, model: outcome.model, provider: outcome.provider, modelUsed: outcome.modelUsed,
                   status: outcome.status, latencyNanoseconds: outcome.latencyNanoseconds,

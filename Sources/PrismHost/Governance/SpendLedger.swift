@@ -55,7 +55,7 @@ package final class SpendLedger: Sendable {
         package let costNanoUSD: Int64
     }
 
-    static let groupColumns: [String: String] = ["key": "key", "owner": "owner", "user": "user", "model": "model",
+    package static let groupColumns: [String: String] = ["key": "key", "owner": "owner", "user": "user", "model": "model",
                                                  "provider": "provider", "org": "org"]
 
     private final class Store: @unchecked Sendable {
@@ -138,7 +138,7 @@ package final class SpendLedger: Sendable {
     }
 
     /// Writes what is buffered now (a query flushes first, so it sees every finished request).
-    func flush() { queue.sync { flushOnQueue() } }
+    package func flush() { queue.sync { flushOnQueue() } }
 
     private func flushOnQueue() {
         let rows = buffer.withLock { rows -> [Entry] in
@@ -252,7 +252,7 @@ package final class SpendLedger: Sendable {
 }
 
 extension SpendLedger.Entry {
-    init(_ outcome: RequestOutcome, at: UInt64, org: String) {
+    package init(_ outcome: RequestOutcome, at: UInt64, org: String) {
         self.init(at: at, requestID: outcome.requestID, key: outcome.key, owner: outcome.owner, user: outcome.user,
                   model: outcome.model, provider: outcome.provider, tokensIn: outcome.usage.input_tokens,
                   tokensOut: outcome.usage.output_tokens, cost: outcome.cost, status: outcome.status,

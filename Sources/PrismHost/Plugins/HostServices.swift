@@ -207,7 +207,7 @@ final class ServiceIdentity: PluginIdentity, @unchecked Sendable {
 }
 
 extension prism_string {
-    var hostString: String {
+    package var hostString: String {
         guard let data, length > 0 else { return "" }
         return String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
     }

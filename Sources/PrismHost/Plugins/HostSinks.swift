@@ -10,16 +10,18 @@ import Synchronization
 // `context`; the C functions are non-capturing thunks that copy what they are given.
 
 /// Collects what a plugin reports through prism_error_sink.
-final class ErrorCapture {
-    var httpStatus: UInt32 = 0
-    var type = ""
-    var code = ""
-    var message = ""
-    var isSet = false
+package final class ErrorCapture {
+    package var httpStatus: UInt32 = 0
+    package var type = ""
+    package var code = ""
+    package var message = ""
+    package var isSet = false
     /// Headers for the client's error answer (1.4 `add_header`, e.g. the upstream's Retry-After).
-    var headers: [(String, String)] = []
+    package var headers: [(String, String)] = []
 
-    func withSink<Result>(_ body: (UnsafePointer<prism_error_sink>) -> Result) -> Result {
+    package init() {}
+
+    package func withSink<Result>(_ body: (UnsafePointer<prism_error_sink>) -> Result) -> Result {
         var sink = makeSink()
         return withUnsafePointer(to: &sink) { body($0) }
     }
@@ -58,15 +60,15 @@ final class ErrorCapture {
 
 /// An HTTP message a plugin builds: the upstream request, or a response for the client.
 package final class MessageBuilder {
-    var status: UInt32 = 0
-    var method = "POST"
-    var url = ""
+    package var status: UInt32 = 0
+    package var method = "POST"
+    package var url = ""
     // Unchecked exclusivity, like StreamCollector's buffer: each access is one short sink call
     // from the plugin, and no sink call reaches them again. A paused middleware or a pending
     // decode writes them on its own thread before it resumes; the host reads them only after the
     // resume has handed control back to the request's loop.
     @exclusivity(unchecked) package var headers: [(name: String, value: String)] = []
-    @exclusivity(unchecked) var body: [UInt8] = []
+    @exclusivity(unchecked) package var body: [UInt8] = []
     /// What the first body write reserves: an upstream request's body is about the size of the
     /// client's, and a plugin writes it in pieces (a megabyte must not be regrown and copied).
     private var expectedBodySize = 0
@@ -82,7 +84,7 @@ package final class MessageBuilder {
     }
 
     /// A builder table that stays valid for this object's lifetime (for a paused middleware).
-    private(set) lazy var persistentBuilder: UnsafePointer<prism_http_builder> = {
+    package private(set) lazy var persistentBuilder: UnsafePointer<prism_http_builder> = {
         let table = UnsafeMutablePointer<prism_http_builder>.allocate(capacity: 1)
         table.initialize(to: makeBuilder())
         persistentTable = table
@@ -167,25 +169,27 @@ extension prism_string {
 
 /// Receives client events while a provider translates a stream: frames each as SSE into
 /// `pending`, which the caller writes to the client after the plugin call returns.
-final class StreamCollector {
+package final class StreamCollector {
     // Unchecked exclusivity (no runtime access tracking, about 140 instructions an access, once
     // an event): touched only by this class's own short methods and by the request that owns it,
     // on its loop's thread, and no access spans a call that could reach it again (the encoder
     // writes into the `inout` it is given and never sees the collector).
-    @exclusivity(unchecked) var pending: [UInt8] = []
-    var usage = prism_usage()
-    var responseModel: String?
+    @exclusivity(unchecked) package var pending: [UInt8] = []
+    package var usage = prism_usage()
+    package var responseModel: String?
     /// Set when a middleware watches the response: the raw event payloads since the last flush.
-    var recordsEvents = false
+    package var recordsEvents = false
     /// Set when the answer has a price: the usage chunk (`"choices":[]` with `usage`) gets its
     /// cost added to `usage` as it passes, since a stream's cost is known only at its end.
-    var pricesUsageChunk: ((UnsafeRawBufferPointer) -> [UInt8]?)?
-    var recorded: [[UInt8]] = []
+    package var pricesUsageChunk: ((UnsafeRawBufferPointer) -> [UInt8]?)?
+    package var recorded: [[UInt8]] = []
     /// The client's dialect, when an ingress serves the request: it writes each chunk's bytes
     /// (framing included) instead of the OpenAI `data:` frame.
-    var encoder: ((UnsafeRawBufferPointer, inout [UInt8]) -> prism_status)?
+    package var encoder: ((UnsafeRawBufferPointer, inout [UInt8]) -> prism_status)?
     /// The first failure of `encoder` (the host ends the stream with an error).
-    var encoderStatus = PRISM_OK
+    package var encoderStatus = PRISM_OK
+
+    package init() {}
 
     /// One chunk for the client, in its dialect.
     func write(_ payload: UnsafeRawBufferPointer) {
@@ -226,7 +230,7 @@ final class StreamCollector {
 
 /// Per-request attributes (key name, owner, ...) and headers middleware add to the response.
 /// Locked: a paused middleware may write them from a service callback on another thread.
-final class RequestAttributes: Sendable {
+package final class RequestAttributes: Sendable {
     private struct Storage {
         var values: [String: String] = [:]
         var responseHeaders: [(String, String)] = []
@@ -234,20 +238,22 @@ final class RequestAttributes: Sendable {
 
     private let storage = Mutex(Storage())
 
-    subscript(name: String) -> String? {
+    package init() {}
+
+    package subscript(name: String) -> String? {
         get { storage.withLock { $0.values[name] } }
         set { storage.withLock { $0.values[name] = newValue } }
     }
 
-    var responseHeaders: [(String, String)] { storage.withLock { $0.responseHeaders } }
+    package var responseHeaders: [(String, String)] { storage.withLock { $0.responseHeaders } }
 
-    func addResponseHeader(_ name: String, _ value: String) {
+    package func addResponseHeader(_ name: String, _ value: String) {
         storage.withLock { $0.responseHeaders.append((name, value)) }
     }
 }
 
 /// The checks a header name and value from a plugin must pass (no line breaks smuggled in).
-func validatedHeaderName(_ name: prism_string, value: prism_string) -> String? {
+package func validatedHeaderName(_ name: prism_string, value: prism_string) -> String? {
     isValidHeader(name, value) ? asciiLowercased(name.hostBuffer) : nil
 }
 
@@ -352,7 +358,7 @@ package final class RequestView {
 extension HeaderBlock {
     /// The fields as the ABI's header views, pointing into the block's bytes (no copy, no
     /// `String`), valid while `body` runs: every header a plugin call is given comes this way.
-    func withViews<Result>(_ body: (UnsafePointer<prism_header>, Int) -> Result) -> Result {
+    package func withViews<Result>(_ body: (UnsafePointer<prism_header>, Int) -> Result) -> Result {
         bytes.withUnsafeBytes { text in
             // prism_header is a plain C struct: nothing to deinitialize afterwards.
             withUnsafeTemporaryAllocation(of: prism_header.self, capacity: max(count, 1)) { views in

@@ -14,7 +14,7 @@ public struct LoadedComponent<Table>: @unchecked Sendable {
     public let file: String
     /// The host's zero-padded copy of the plugin's vtable (valid until exit: plugins are never
     /// unloaded), so a field past an older plugin's table reads as NULL.
-    let table: UnsafePointer<Table>
+    package let table: UnsafePointer<Table>
     /// The configuration keys the component declared it reads (1.4 `config_keys`); nil when it
     /// declared none.
     public var configKeys: [String]? = nil
@@ -106,12 +106,12 @@ public final class PluginRegistry: @unchecked Sendable {
         currentSharedState = Mutex(SharedStateService(settings: redis, logger: logger))
     }
 
-    var sharedState: SharedStateService { currentSharedState.withLock { $0 } }
+    package var sharedState: SharedStateService { currentSharedState.withLock { $0 } }
 
     /// Switches to a backend for `settings` when they differ from the current one; returns the
     /// backend it replaced (to retire once the new generation is in place, or to put back).
     @discardableResult
-    func useSharedState(_ settings: RedisSettings?) -> SharedStateService? {
+    package func useSharedState(_ settings: RedisSettings?) -> SharedStateService? {
         currentSharedState.withLock { current in
             guard current.settings != settings else { return nil }
             let old = current
@@ -121,7 +121,7 @@ public final class PluginRegistry: @unchecked Sendable {
     }
 
     /// Undoes `useSharedState` after a generation failed to build; the unused backend closes.
-    func restoreSharedState(_ previous: SharedStateService) {
+    package func restoreSharedState(_ previous: SharedStateService) {
         let unused = currentSharedState.withLock { current in
             defer { current = previous }
             return current

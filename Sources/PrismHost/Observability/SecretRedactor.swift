@@ -49,7 +49,7 @@ public final class SecretRedactor: Sendable {
     }
 
     /// The `user:password` of a URL (`http://user:pass@host/…`), if it has one.
-    static func userinfo(_ text: String) -> Substring? {
+    package static func userinfo(_ text: String) -> Substring? {
         guard let scheme = text.firstRange(of: "://") else { return nil }
         let rest = text[scheme.upperBound...]
         let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }

@@ -90,7 +90,7 @@ package final class BudgetService: Sendable {
     }
 
     /// The spend of one budget in its current period (nil: no such budget).
-    func spend(scope: BudgetScope, name: String, _ done: @escaping @Sendable (BudgetClaim?, Int64) -> Void) {
+    package func spend(scope: BudgetScope, name: String, _ done: @escaping @Sendable (BudgetClaim?, Int64) -> Void) {
         var subject = BudgetSubject(team: "", user: "", key: "", model: "")
         switch scope {
         case .org: break
@@ -106,7 +106,7 @@ package final class BudgetService: Sendable {
     }
 
     /// `GET /-/budgets`: every budget named in the configuration with its spend this period.
-    func report(_ done: @escaping @Sendable ([UInt8]) -> Void) {
+    package func report(_ done: @escaping @Sendable ([UInt8]) -> Void) {
         let now = clock()
         var claims: [BudgetClaim] = []
         if settings.organization != nil {
@@ -141,7 +141,7 @@ package final class BudgetService: Sendable {
     }
 
     /// A budget's members in a JSON object: scope, name, period and its end, limit, spent, remaining.
-    static func describe(_ claim: BudgetClaim, spent: Int64, into writer: inout JSONWriter) {
+    package static func describe(_ claim: BudgetClaim, spent: Int64, into writer: inout JSONWriter) {
         writer.string("scope", claim.scope.rawValue)
         writer.string("name", claim.name)
         writer.string("period", claim.limit.period.rawValue)
@@ -155,7 +155,7 @@ package final class BudgetService: Sendable {
         writer.raw(usd(max(0, claim.limit.limitNanoUSD - spent)))
     }
 
-    static func usd(_ nano: Int64) -> String { PriceTable.format(Double(nano) / 1_000_000_000) }
+    package static func usd(_ nano: Int64) -> String { PriceTable.format(Double(nano) / 1_000_000_000) }
 }
 
 /// For bench/state: one request's budget work as the gateway does it (the check before routing,
