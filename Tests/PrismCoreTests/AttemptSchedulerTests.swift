@@ -14,9 +14,11 @@ final class AttemptSchedulerTests: XCTestCase {
     private typealias Scheduler = AttemptScheduler<Deployment, String>
 
     private func scheduler(failover: (FailoverSettings) -> FailoverSettings = { $0 },
-                           retry: (RetrySettings) -> RetrySettings = { $0 }) -> Scheduler
+                           retry: (RetrySettings) -> RetrySettings = { $0 },
+                           raceWidth: Int = 1, requestTimeoutMilliseconds: UInt64 = 60_000) -> Scheduler
     {
-        Scheduler(policy: .init(failover: failover(FailoverSettings()), retry: retry(RetrySettings())),
+        Scheduler(policy: .init(failover: failover(FailoverSettings()), retry: retry(RetrySettings()),
+                                raceWidth: raceWidth, requestTimeoutMilliseconds: requestTimeoutMilliseconds),
                   providerOf: { $0.provider })
     }
 
@@ -144,5 +146,50 @@ final class AttemptSchedulerTests: XCTestCase {
         // a again (the retry), then b: still two failover attempts for the model.
         XCTAssertEqual(drain(&plan), [d("a"), d("b")])
         XCTAssertEqual(plan.attemptCount, 3)
+    }
+
+    func testOneDeadlineForTheRequestAndEachAttemptWithinIt() {
+        var plan = scheduler(requestTimeoutMilliseconds: 30_000)
+        let start: UInt64 = 7_000_000_000
+        // The server's 30 s, unless the first choice's own timeout is longer.
+        _ = plan.begin(candidates: [d("a"), d("b")], fallbacks: [], startedAt: start, firstChoiceTimeoutMilliseconds: 10_000)
+        XCTAssertEqual(plan.deadline, start + 30_000_000_000)
+        _ = plan.begin(candidates: [d("a")], fallbacks: [], startedAt: start, firstChoiceTimeoutMilliseconds: 90_000)
+        XCTAssertEqual(plan.deadline, start + 90_000_000_000)
+        // An attempt gets its provider's timeout, else the server's, cut to what is left of the deadline.
+        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: 10_000, now: start), 10_000)
+        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: nil, now: start), 30_000)
+        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: 10_000, now: start + 85_000_000_000), 5_000)
+        // Past the deadline: the least a transfer can be given, so it fails at once as a timeout.
+        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: 10_000, now: start + 95_000_000_000), 1)
+    }
+
+    func testARaceStartsItsWidthAndAFailureWaitsForTheOthers() {
+        var plan = scheduler(retry: { var r = $0; r.enabled = true; r.maxRetries = 1; r.initialDelay = .milliseconds(10); return r },
+                             raceWidth: 2)
+        let width = plan.begin(candidates: [d("a"), d("b"), d("c")], fallbacks: [], startedAt: 0,
+                               firstChoiceTimeoutMilliseconds: nil)
+        XCTAssertEqual(width, 2)
+        var none = scheduler(raceWidth: 0)
+        XCTAssertEqual(none.begin(candidates: [d("a")], fallbacks: [], startedAt: 0, firstChoiceTimeoutMilliseconds: nil), 1,
+                       "no race is one attempt, never none")
+        var started: [Deployment] = []
+        for _ in 0..<width {
+            started.append(plan.next(admit: { _ in true }, candidates: { _ in [] })!)
+            plan.started()
+        }
+        XCTAssertEqual(started, [d("a"), d("b")])
+        // a fails while b runs: a retry of a may still start (it is a's own), ...
+        XCTAssertEqual(plan.decide(after: .connection, of: d("a"), now: 0, jitter: 1, othersRunning: true),
+                       .retry(afterMilliseconds: 10))
+        // ... but neither a failover nor the failure as the answer: b's answer decides.
+        XCTAssertEqual(plan.decide(after: .connection, of: d("a"), now: 0, jitter: 1, othersRunning: true), .awaitRace)
+        XCTAssertEqual(plan.decide(after: .status(400, retryAfter: nil), of: d("a"), now: 0, jitter: 1, othersRunning: true),
+                       .awaitRace)
+        // The last of the race failed: fail over to c.
+        XCTAssertEqual(plan.decide(after: .connection, of: d("b"), now: 0, jitter: 1, othersRunning: false),
+                       .retry(afterMilliseconds: 10))
+        XCTAssertEqual(plan.decide(after: .connection, of: d("b"), now: 0, jitter: 1, othersRunning: false), .failOver)
+        XCTAssertEqual(plan.next(admit: { _ in true }, candidates: { _ in [] }), d("c"))
     }
 }

@@ -1,8 +1,9 @@
 import PrismPluginABI
 
 /// Makes the routing decision a request makes, without sending anything: alias resolution,
-/// candidates, the strategy plugin's ranking through the C ABI (with live statistics), circuit
-/// admission, and the outcome reported back (health and router feedback). `prism-routing-bench`
+/// candidates, the strategy plugin's ranking through the C ABI (with live statistics), the attempt
+/// scheduler's first choice (circuit admission, fallback models), and the outcome reported back
+/// (health and router feedback). `prism-routing-bench`
 /// times it; it is also a cheap way to see what a model routes to.
 public struct RoutingProbe {
     let gateway: Gateway
@@ -18,17 +19,26 @@ public struct RoutingProbe {
     @discardableResult
     public func decide() -> String? {
         let planner = gateway.planner
-        let model = planner.resolve(view.pointer.pointee.model.hostString)
-        let ranked = planner.rank(planner.candidates(for: model, lockedTo: nil), request: view)
-        for candidate in ranked {
-            guard let health = gateway.health.byProvider[candidate.provider.settings.name], health.admit() else { continue }
-            health.record(failed: false, latencyMilliseconds: 1)
-            if let router = planner.router {
-                withCompletion(status: 200, provider: candidate.provider.settings.name, model: candidate.upstreamModel,
-                               latencyNanoseconds: 1_000_000) { router.feedback($0) }
-            }
-            return candidate.provider.settings.name
+        let health = gateway.health
+        let view = self.view
+        func ranked(_ model: String) -> [RouteCandidate] {
+            planner.rank(planner.candidates(for: model, lockedTo: nil), request: view)
         }
-        return nil
+        let model = planner.resolve(view.pointer.pointee.model.hostString)
+        var scheduler = RouteScheduler(policy: gateway.attemptPolicy, providerOf: { ObjectIdentifier($0.provider) })
+        _ = scheduler.begin(candidates: ranked(model), fallbacks: planner.fallbacks(for: model),
+                            startedAt: monotonicNanoseconds(), firstChoiceTimeoutMilliseconds: nil)
+        guard let candidate = scheduler.next(admit: { health.byProvider[$0.provider.settings.name]?.admit() ?? false },
+                                             candidates: { ranked(planner.resolve($0)) })
+        else { return nil }
+        scheduler.started()
+        let name = candidate.provider.settings.name
+        health.byProvider[name]?.record(failed: false, latencyMilliseconds: 1)
+        if let router = planner.router {
+            withCompletion(status: 200, provider: name, model: candidate.upstreamModel, latencyNanoseconds: 1_000_000) {
+                router.feedback($0)
+            }
+        }
+        return name
     }
 }

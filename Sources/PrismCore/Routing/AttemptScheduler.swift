@@ -1,7 +1,8 @@
-/// The plan of one request's attempts, as pure logic: which candidate goes next (failover within
-/// a model, then its fallback models; a candidate whose circuit is open is skipped), whether a
-/// failed answer is worth another try, and when a retry of the same deployment may start
-/// (exponential backoff with jitter, or the upstream's Retry-After, within the request's deadline).
+/// The plan of one request's attempts, as pure logic: how many start at once (a race), which
+/// candidate goes next (failover within a model, then its fallback models; a candidate whose
+/// circuit is open is skipped), whether a failed answer is worth another try, when a retry of the
+/// same deployment may start (exponential backoff with jitter, or the upstream's Retry-After),
+/// the request's one deadline and how long each attempt may take within it.
 /// No I/O, no timers, no clock of its own: the caller (Server/ProxyRequest) passes the time and the
 /// jitter in, starts the attempts, and arms the timers this decides. Unit-tested in process
 /// (Tests/PrismCoreTests/AttemptSchedulerTests.swift).
@@ -9,10 +10,18 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
     package struct Policy {
         var failover: FailoverSettings
         var retry: RetrySettings
+        /// How many candidates the first launch starts at once (the strategy's race width; 1: no race).
+        var raceWidth: Int
+        /// server.default_request_timeout, milliseconds.
+        var requestTimeoutMilliseconds: UInt64
 
-        package init(failover: FailoverSettings, retry: RetrySettings) {
+        package init(failover: FailoverSettings, retry: RetrySettings, raceWidth: Int = 1,
+                     requestTimeoutMilliseconds: UInt64 = 600_000)
+        {
             self.failover = failover
             self.retry = retry
+            self.raceWidth = max(1, raceWidth)
+            self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
         }
     }
 
@@ -55,6 +64,28 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
         if let fallbacks { fallbackModels = fallbacks }
     }
 
+    /// The request's routing starts at `startedAt` (the caller's clock, nanoseconds) with its
+    /// ranked candidates; returns how many attempts to launch at once. One deadline bounds every
+    /// retry and failover: the server's request timeout, or a longer timeout of the first choice
+    /// (`firstChoiceTimeoutMilliseconds`, its provider's default_timeout).
+    package mutating func begin(candidates: [Candidate], fallbacks: [String], startedAt: UInt64,
+                                firstChoiceTimeoutMilliseconds: UInt64?) -> Int
+    {
+        begin(candidates: candidates, fallbacks: fallbacks)
+        let overall = max(policy.requestTimeoutMilliseconds, firstChoiceTimeoutMilliseconds ?? 0)
+        deadline = startedAt &+ overall &* 1_000_000
+        return policy.raceWidth
+    }
+
+    /// How long one attempt starting `now` may take (milliseconds, at least 1): its provider's own
+    /// timeout (else the server's), cut to what is left before the deadline, so that a hung
+    /// provider leaves time to fail over.
+    package func attemptTimeout(providerTimeoutMilliseconds: UInt64?, now: UInt64) -> UInt64 {
+        let own = providerTimeoutMilliseconds ?? policy.requestTimeoutMilliseconds
+        let remaining = deadline > now ? (deadline - now) / 1_000_000 : 1
+        return max(1, min(own, remaining))
+    }
+
     /// The next candidate to start, or nil when nothing is left. `admit` is the circuit breaker
     /// (false: skip this candidate); `candidates(model)` ranks a fallback model's candidates (empty:
     /// it has none, and the next fallback is tried). The caller reports a start with `started()`.
@@ -92,18 +123,25 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
     package enum Decision: Equatable {
         /// Try the same deployment again after this many milliseconds (then `retryNow`).
         case retry(afterMilliseconds: UInt64)
-        /// Start the next candidate (`next`), once no other attempt of a race is still running.
+        /// Start the next candidate (`next`).
         case failOver
-        /// Nothing more: the client gets this failure (unless a racing attempt still wins).
+        /// Nothing more: the client gets this failure.
         case answer
+        /// Another attempt of a race is still running: its answer decides (a failover or this
+        /// failure waits for it).
+        case awaitRace
     }
 
-    /// Retry, fail over or answer, after `failure` of `candidate`.
-    package mutating func decide(after failure: Failure, of candidate: Candidate, now: UInt64, jitter: Double) -> Decision {
-        guard isWorthAnotherTry(failure) else { return .answer }
+    /// Retry, fail over or answer, after `failure` of `candidate`; `othersRunning`: attempts of
+    /// a race are still in flight.
+    package mutating func decide(after failure: Failure, of candidate: Candidate, now: UInt64, jitter: Double,
+                                 othersRunning: Bool = false) -> Decision
+    {
+        guard isWorthAnotherTry(failure) else { return othersRunning ? .awaitRace : .answer }
         if let delay = retryDelay(after: failure, of: candidate, now: now, jitter: jitter) {
             return .retry(afterMilliseconds: delay)
         }
+        if othersRunning { return .awaitRace }
         return policy.failover.enabled ? .failOver : .answer
     }
 
@@ -146,3 +184,6 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
         attemptsForModel -= 1
     }
 }
+
+/// A request's scheduler: candidates are route candidates, retries are counted per provider instance.
+typealias RouteScheduler = AttemptScheduler<RouteCandidate, ObjectIdentifier>

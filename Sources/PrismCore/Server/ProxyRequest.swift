@@ -52,7 +52,7 @@ package final class ProxyRequest {
 
     // Routing state.
     /// Which candidate next, retries and their delays, the deadline (Routing/AttemptScheduler.swift).
-    private var scheduler: AttemptScheduler<RouteCandidate, ObjectIdentifier>
+    private var scheduler: RouteScheduler
     var attemptCount: Int { scheduler.attemptCount }
     private var pendingRetry: Scheduled<Void>?
     /// Attempts in flight (several while racing).
@@ -113,7 +113,7 @@ package final class ProxyRequest {
         let failure: TransportFailure?
 
         /// What the scheduler decides on.
-        var schedulerFailure: AttemptScheduler<RouteCandidate, ObjectIdentifier>.Failure {
+        var schedulerFailure: RouteScheduler.Failure {
             switch failure {
             case .timeout?: return .timeout
             case .connection?, .other?: return .connection
@@ -133,9 +133,7 @@ package final class ProxyRequest {
         self.path = path
         self.api = api
         self.body = body
-        let routing = gateway.configuration.routing
-        scheduler = AttemptScheduler(policy: .init(failover: routing.failover, retry: routing.retry),
-                                     providerOf: { ObjectIdentifier($0.provider) })
+        scheduler = AttemptScheduler(policy: gateway.attemptPolicy, providerOf: { ObjectIdentifier($0.provider) })
         let given = head.headers.first(name: "x-prism-request-id") ?? ""
         requestID = ProxyRequest.isUsableRequestID(given) ? given : ProxyRequest.newRequestID()
         trace = gateway.tracer?.begin(headers: head.headers, startedAt: startedAt)
@@ -181,14 +179,9 @@ package final class ProxyRequest {
             }
             return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(model), param: "model")
         }
-        scheduler.begin(candidates: ranked, fallbacks: fallbacks)
-        // One deadline for every retry and failover: server.default_request_timeout, or a longer
-        // timeout of the first-choice provider. Each attempt is also bounded by its own
-        // provider's default_timeout, so a hung provider leaves time to fail over.
-        let serverTimeout = gateway.configuration.server.defaultRequestTimeout
-        let overall = max(serverTimeout, ranked.first?.provider.settings.defaultTimeout ?? serverTimeout)
-        scheduler.deadline = startedAt + UInt64(overall.milliseconds) * 1_000_000
-        launchAttempts(count: max(1, planner.raceWidth))
+        let width = scheduler.begin(candidates: ranked, fallbacks: fallbacks, startedAt: startedAt,
+                                    firstChoiceTimeoutMilliseconds: (ranked.first?.provider.settings.defaultTimeout?.milliseconds).map(UInt64.init))
+        launchAttempts(count: width)
         // Answers only arrive later, on this event loop: the first launch is known by then.
         firstChoices = active.map { ObjectIdentifier($0.provider) }
     }
@@ -286,17 +279,15 @@ package final class ProxyRequest {
 
     private func send(_ upstream: MessageBuilder, attempt: UpstreamAttempt) {
         let provider = attempt.provider
-        let providerTimeout = UInt64((provider.settings.defaultTimeout ?? gateway.configuration.server.defaultRequestTimeout).milliseconds)
-        let now = monotonicNanoseconds()
-        let deadline = scheduler.deadline
-        let remaining = deadline > now ? (deadline - now) / 1_000_000 : 1
+        let timeout = scheduler.attemptTimeout(providerTimeoutMilliseconds: (provider.settings.defaultTimeout?.milliseconds).map(UInt64.init),
+                                               now: monotonicNanoseconds())
         let channel = handler?.context?.channel
         let receiver = UpstreamReceiver(request: self, attempt: attempt, eventLoop: eventLoop, streaming: streaming,
                                         maximumBufferedBytes: gateway.configuration.server.maxResponseBodySize,
                                         writable: { channel?.isWritable ?? true })
         let transfer = Transfer(method: upstream.method, url: upstream.url, headers: upstreamHeaders(upstream.headers, for: attempt),
                                 body: upstream.body,
-                                timeoutMilliseconds: Int(max(1, min(providerTimeout, remaining))), streaming: streaming,
+                                timeoutMilliseconds: Int(timeout), streaming: streaming,
                                 gate: gateway.gates[provider.settings.name], delegate: receiver)
         attempt.transfer = transfer
         attempt.receiver = receiver
@@ -366,13 +357,11 @@ package final class ProxyRequest {
         lastFailure = answer
         guard winner == nil else { return }
         switch scheduler.decide(after: answer.schedulerFailure, of: attempt.candidate, now: monotonicNanoseconds(),
-                                jitter: Double.random(in: 0.5...1.0)) {
-        case let .retry(delay):
-            scheduleRetry(of: attempt.candidate, afterMilliseconds: delay)
-        case .failOver:
-            if active.isEmpty { launchAttempts(count: 1) } // else a racing attempt may still win
-        case .answer:
-            if active.isEmpty { reportFailure(answer) }
+                                jitter: Double.random(in: 0.5...1.0), othersRunning: !active.isEmpty) {
+        case let .retry(delay): scheduleRetry(of: attempt.candidate, afterMilliseconds: delay)
+        case .failOver: launchAttempts(count: 1)
+        case .answer: reportFailure(answer)
+        case .awaitRace: break
         }
     }
 
