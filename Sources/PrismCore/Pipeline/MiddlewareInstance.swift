@@ -18,6 +18,13 @@ public final class MiddlewareInstance: @unchecked Sendable {
                                       configuration: settings.configuration)
     }
 
+    /// An instance the caller made from `table` (the chain's unit tests, with tables of their own).
+    package init(name: String, table: UnsafePointer<prism_middleware_v1>, instance: UnsafeMutableRawPointer) {
+        self.name = name
+        self.table = table
+        self.instance = instance
+    }
+
     deinit { table.pointee.instance_destroy?(instance) }
 
     /// Returns the plugin's action; the step's builder holds the local answer when it is RESPOND.

@@ -8,8 +8,8 @@ import Synchronization
 /// on_request has even returned (a service callback may run inline). The state machine below
 /// settles that race: whichever of "on_request returned PAUSE" and "resume called" comes second
 /// continues the request.
-final class MiddlewareStep: @unchecked Sendable {
-    let middleware: MiddlewareInstance
+package final class MiddlewareStep: @unchecked Sendable {
+    package let middleware: MiddlewareInstance
     let attributes: RequestAttributes
     let localResponse = MessageBuilder()
     /// The table given to the plugin; valid for this object's lifetime.

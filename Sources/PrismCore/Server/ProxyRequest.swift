@@ -32,17 +32,12 @@ package final class ProxyRequest {
     var firstByteAt: UInt64 = 0
 
     var view: RequestView?
-    let attributes = RequestAttributes()
+    let attributes: RequestAttributes
     /// This request's spans (nil: telemetry off, or not sampled).
     var trace: RequestTrace?
 
-    // Middleware state (Pipeline/).
-    /// The steps whose on_request ran, in order.
-    var steps: [MiddlewareStep] = []
-    /// Steps that asked to see the answer (watch_response).
-    var watchers: [MiddlewareStep] = []
-    /// The step waiting for its plugin to resume, if any.
-    var pausedStep: MiddlewareStep?
+    /// The middleware chain and what it decided (Pipeline/MiddlewareChain.swift).
+    let chain: MiddlewareChain
     /// Bounds how long a paused middleware may keep the request waiting.
     var pauseDeadline: Scheduled<Void>?
     /// The status the client got (for late on_complete calls).
@@ -133,6 +128,9 @@ package final class ProxyRequest {
         self.path = path
         self.api = api
         self.body = body
+        let attributes = RequestAttributes()
+        self.attributes = attributes
+        chain = MiddlewareChain(middleware: gateway.middleware, attributes: attributes)
         scheduler = AttemptScheduler(policy: gateway.attemptPolicy, providerOf: { ObjectIdentifier($0.provider) })
         let given = head.headers.first(name: "x-prism-request-id") ?? ""
         requestID = ProxyRequest.isUsableRequestID(given) ? given : ProxyRequest.newRequestID()

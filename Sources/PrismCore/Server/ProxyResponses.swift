@@ -85,26 +85,6 @@ extension ProxyRequest {
         finishBuffered(clientStatus, headers: responseHeaders, body: answer.body, logsBody: true)
     }
 
-    /// An answer as a plugin call takes it; its headers are views into the block's bytes.
-    func withResponse<Result>(status: Int, headers: HeaderBlock, body: [UInt8],
-                              _ work: (UnsafePointer<prism_response>) -> Result) -> Result
-    {
-        headers.withViews { views, count in
-            body.withUnsafeBufferPointer { bodyBuffer in
-                var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
-                                              headers: views, header_count: count,
-                                              body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
-                return work(&response)
-            }
-        }
-    }
-
-    func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
-                              _ work: (UnsafePointer<prism_response>) -> Result) -> Result
-    {
-        withResponse(status: status, headers: HeaderBlock(headers), body: body, work)
-    }
-
     // MARK: Endings
 
     var providerName: String { winner?.provider.settings.name ?? "-" }

@@ -2,76 +2,65 @@ import NIOCore
 import NIOHTTP1
 import PrismPluginABI
 
-// The middleware pipeline of one request: each middleware's on_request in configuration order
-// (any may pause and resume later from another thread), the answer shown to the middleware that
-// watch it, and on_complete for every middleware whose on_request ran.
+// The request's side of its middleware chain (Pipeline/MiddlewareChain.swift decides): a resume
+// brought back to the event loop, a paused middleware's deadline, a middleware's own answer
+// written in the client's dialect, and the answer and completion shown to the middleware.
 extension ProxyRequest {
     /// Runs the middleware from `index` on; routes when all of them continued.
     func runMiddleware(from index: Int) {
         guard let view else { return }
-        var position = index
-        while position < gateway.middleware.count, !finished {
-            let step = MiddlewareStep(middleware: gateway.middleware[position], attributes: attributes)
-            steps.append(step)
-            let span = trace?.beginMiddleware(step.middleware.name) ?? -1
-            var action = step.middleware.onRequest(view, step: step)
-            if action == PRISM_PAUSE {
-                let bound = NIOLoopBound(self, eventLoop: eventLoop)
-                let eventLoop = self.eventLoop
-                let next = position + 1
-                guard let resumed = step.paused(continuation: { action in
-                    eventLoop.execute { bound.value.middlewareResumed(step, action: action, next: next) }
-                }) else {
-                    pausedStep = step
-                    trace?.middlewarePaused(span)
-                    armPauseDeadline(for: step)
-                    return
-                }
-                action = resumed
-            }
-            trace?.endMiddleware(span, action: action)
-            guard decide(step, action: action) else { return }
-            position += 1
+        let decision = chain.run(from: index, view: view, observer: trace, stopped: { self.finished },
+                                 resumer: { step, next in
+                                     let bound = NIOLoopBound(self, eventLoop: self.eventLoop)
+                                     let eventLoop = self.eventLoop
+                                     return { action in
+                                         eventLoop.execute { bound.value.middlewareResumed(step, action: action, next: next) }
+                                     }
+                                 })
+        act(on: decision)
+    }
+
+    private func act(on decision: MiddlewareChain.Decision) {
+        switch decision {
+        case .proceed:
+            if chain.hasWatchers { collector.recordsEvents = true }
+            route()
+        case let .paused(step): armPauseDeadline(for: step)
+        case let .respond(step):
+            if chain.hasWatchers { collector.recordsEvents = true }
+            respondLocally(step)
+        case let .failed(step, action):
+            fail(.internalServerError, "internal_error", "middleware_error",
+                 "Middleware '\(step.middleware.name)' failed (status \(action)).")
+        case .stopped: break
         }
-        if !finished { route() }
     }
 
     /// A paused middleware resumed (on the event loop).
     private func middlewareResumed(_ step: MiddlewareStep, action: prism_action, next: Int) {
         pauseDeadline?.cancel()
         pauseDeadline = nil
-        pausedStep = nil
-        trace?.middlewareResumed(action: action)
         guard !finished else {
-            // The request ended while the middleware was waiting (client gone, deadline): it was
-            // left out of the completion round, so it gets its on_complete now.
-            return notifyLateComplete(step)
+            // The request ended while the middleware was waiting (client gone, deadline).
+            guard let view else { return }
+            return chain.completeLate(step, view: view, status: completedStatus,
+                                      latencyNanoseconds: monotonicNanoseconds() - startedAt)
         }
-        if decide(step, action: action) { runMiddleware(from: next) }
+        if let decision = chain.resumed(step, action: action, observer: trace) { return act(on: decision) }
+        runMiddleware(from: next)
     }
 
-    /// Acts on one middleware's decision; true to go on with the next one.
-    private func decide(_ step: MiddlewareStep, action: prism_action) -> Bool {
-        if step.watchesResponse {
-            watchers.append(step)
-            collector.recordsEvents = true
-        }
-        if action == PRISM_CONTINUE { return true }
-        if action == PRISM_RESPOND {
-            let local = step.localResponse
-            let status = HTTPResponseStatus(statusCode: Int(local.status == 0 ? 200 : local.status))
-            var headers = HTTPHeaders(local.headers.map { ($0.name, $0.value) })
-            if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
-            // No provider was paid for an answer a middleware gave (a cache hit).
-            if gateway.prices != nil, (200..<300).contains(Int(status.code)), api != "models.list" { cost = 0 }
-            guard answerInDialect(status: status, headers: headers, body: local.body) else { return false }
-            addCommonHeaders(&headers)
-            finishBuffered(status, headers: headers, body: local.body, logsBody: true)
-            return false
-        }
-        fail(.internalServerError, "internal_error", "middleware_error",
-             "Middleware '\(step.middleware.name)' failed (status \(action)).")
-        return false
+    /// A middleware answered the request itself (a cache hit, a refusal).
+    private func respondLocally(_ step: MiddlewareStep) {
+        let local = step.localResponse
+        let status = HTTPResponseStatus(statusCode: Int(local.status == 0 ? 200 : local.status))
+        var headers = HTTPHeaders(local.headers.map { ($0.name, $0.value) })
+        if headers.first(name: "content-type") == nil { headers.add(name: "content-type", value: "application/json") }
+        // No provider was paid for an answer a middleware gave (a cache hit).
+        if gateway.prices != nil, (200..<300).contains(Int(status.code)), api != "models.list" { cost = 0 }
+        guard answerInDialect(status: status, headers: headers, body: local.body) else { return }
+        addCommonHeaders(&headers)
+        finishBuffered(status, headers: headers, body: local.body, logsBody: true)
     }
 
     /// A paused middleware gets as long as the server's request timeout, then the client a 504.
@@ -87,40 +76,24 @@ extension ProxyRequest {
         }
     }
 
-
     // MARK: The answer, shown to watchers
 
     /// `headers` is only built when a middleware watches answers.
     func notifyResponse(status: Int, headers: @autoclosure () -> [(String, String)], body: [UInt8]) {
-        guard !watchers.isEmpty, let view else { return }
-        withResponse(status: status, headers: headers(), body: body) { response in
-            for step in watchers { step.middleware.onResponse(view, step: step, response: response) }
-        }
+        guard chain.hasWatchers, let view else { return }
+        withResponse(status: status, headers: headers(), body: body) { chain.showAnswer(view, $0) }
     }
 
     func notifyRecordedEvents() {
         guard let collector = collectorStorage, !collector.recorded.isEmpty else { return }
         defer { collector.recorded.removeAll(keepingCapacity: true) }
         guard let view else { return }
-        for event in collector.recorded {
-            for step in watchers { step.middleware.onStreamEvent(view, step: step, event: event) }
-        }
+        chain.showEvents(view, collector.recorded)
     }
 
     /// on_complete for every settled step, in order.
     func notifyComplete(_ completion: UnsafePointer<prism_completion>) {
         guard let view else { return }
-        // A step still paused gets its on_complete when it resumes (notifyLateComplete).
-        for step in steps where step !== pausedStep {
-            step.middleware.onComplete(view, step: step, completion: completion)
-        }
-    }
-
-    private func notifyLateComplete(_ step: MiddlewareStep) {
-        guard let view else { return }
-        withCompletion(status: completedStatus, provider: nil, model: "",
-                       latencyNanoseconds: monotonicNanoseconds() - startedAt) { completion in
-            step.middleware.onComplete(view, step: step, completion: completion)
-        }
+        chain.complete(view, completion)
     }
 }

@@ -165,12 +165,12 @@ package final class RequestTrace {
     // MARK: Middleware
 
     /// One middleware's on_request begins; its span's index.
-    func beginMiddleware(_ name: String) -> Int {
+    package func beginMiddleware(_ name: String) -> Int {
         open("middleware " + name, .internal, [SpanAttribute("prism.middleware", .string(name))])
     }
 
     /// The middleware decided (after a pause too).
-    func endMiddleware(_ index: Int, action: prism_action) {
+    package func endMiddleware(_ index: Int, action: prism_action) {
         guard spans.indices.contains(index) else { return }
         let decision: String
         switch action {
@@ -185,13 +185,13 @@ package final class RequestTrace {
     }
 
     /// on_request returned PAUSE: the span stays open until the plugin resumes.
-    func middlewarePaused(_ index: Int) {
+    package func middlewarePaused(_ index: Int) {
         guard spans.indices.contains(index) else { return }
         pausedSpan = index
         spans[index].attributes.append(SpanAttribute("prism.middleware.paused", .bool(true)))
     }
 
-    func middlewareResumed(action: prism_action) {
+    package func middlewareResumed(action: prism_action) {
         endMiddleware(pausedSpan, action: action)
         pausedSpan = -1
     }
@@ -367,3 +367,5 @@ func wallClockNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_REALTIME, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
+
+extension RequestTrace: MiddlewareObserver {}

@@ -21,3 +21,24 @@ package func withCompletion<Result>(status: Int, provider: String?, model: Strin
         }
     }
 }
+
+/// An answer as a plugin call takes it (on_response, translate_response, encode_response): its
+/// headers are views into the block's bytes, its body borrowed, for the duration of `work`.
+package func withResponse<Result>(status: Int, headers: HeaderBlock, body: [UInt8],
+                                  _ work: (UnsafePointer<prism_response>) -> Result) -> Result
+{
+    headers.withViews { views, count in
+        body.withUnsafeBufferPointer { bodyBuffer in
+            var response = prism_response(struct_size: UInt32(MemoryLayout<prism_response>.size), status: UInt32(status),
+                                          headers: views, header_count: count,
+                                          body: prism_bytes(data: bodyBuffer.baseAddress, length: bodyBuffer.count))
+            return work(&response)
+        }
+    }
+}
+
+package func withResponse<Result>(status: Int, headers: [(String, String)], body: [UInt8],
+                                  _ work: (UnsafePointer<prism_response>) -> Result) -> Result
+{
+    withResponse(status: status, headers: HeaderBlock(headers), body: body, work)
+}
