@@ -8,7 +8,7 @@ import PrismWire
 /// process. The file's configuration is the default organization.
 enum Organizations {
     /// The sections an organization's config may set; every other section is the gateway's.
-    static let ownedSections = ["providers", "model_map", "routing", "rate_limiting", "cache", "budgets"]
+    static let ownedSections = ["providers", "model_map", "routing"] + FirstParty.organizationSections + ["budgets"]
 
     static func isValidID(_ id: String) -> Bool {
         !id.isEmpty && id.utf8.count <= 64 && id.utf8.allSatisfy { byte in

@@ -148,9 +148,8 @@ extension GatewayHTTPHandler {
         answerLater {
             var items: [JSONValue] = []
             for key in fileKeys {
-                items.append(.object([("name", key["name"] ?? .null), ("source", .string("config")),
-                                      ("preview", .string(SecretRedactor.mask(key["key"]?.stringValue ?? ""))),
-                                      ("owner", key["owner"] ?? .string(""))]))
+                items.append(.object([("name", key.name), ("source", .string("config")),
+                                      ("preview", .string(SecretRedactor.mask(key.key))), ("owner", key.owner)]))
             }
             do {
                 for record in try store.keys() { items.append(.object(GatewayHTTPHandler.describe(record))) }

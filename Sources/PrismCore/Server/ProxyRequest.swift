@@ -80,10 +80,8 @@ package final class ProxyRequest {
     /// answer a middleware gave (a cache hit).
     var cost: Double?
     var streamStarted = false
-    /// When the winning stream last delivered bytes (a stall is measured from it), when the client
-    /// last got stream bytes (a keep-alive is due from it), and the one timer for both.
-    var lastStreamDataAt: UInt64 = 0
-    var lastClientWriteAt: UInt64 = 0
+    /// The client stream's stall and keep-alive clocks (Relay/StreamClock.swift), and their one timer.
+    var streamClock: StreamClock?
     var streamTimer: Scheduled<Void>?
     var finished = false
     /// on_complete has run (`settle`).

@@ -29,13 +29,16 @@ extension ProxyRequest {
         addCommonHeaders(&responseHeaders)
         handler?.writeStreamHead(headers: responseHeaders)
         streamStarted = true
-        lastStreamDataAt = firstByteAt
+        let server = gateway.configuration.server
+        streamClock = StreamClock(idleTimeoutMilliseconds: server.streamIdleTimeout.milliseconds,
+                                  keepAliveMilliseconds: server.streamKeepAlive.milliseconds,
+                                  passThrough: attempt.isPassThrough, now: firstByteAt)
         armStreamTimer()
     }
 
     func upstreamData(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
         guard !finished, streamStarted, attempt === winner else { return }
-        lastStreamDataAt = monotonicNanoseconds()
+        streamClock?.upstreamSent(at: monotonicNanoseconds())
         if attempt.isPassThrough { return relayNative(attempt, bytes) }
         // What the client gets is about what came (each event framed again): room for it at
         // once, not grown from empty a doubling at a time (nine copies for a 6 KB chunk).
@@ -80,7 +83,7 @@ extension ProxyRequest {
 
     func flushCollector() {
         guard !collector.pending.isEmpty else { return }
-        lastClientWriteAt = monotonicNanoseconds()
+        streamClock?.clientWrote(at: monotonicNanoseconds())
         trace?.sawAnswer(collector.pending, streamed: true)
         handler?.writeStreamBytes(collector.pending)
         collector.pending.removeAll(keepingCapacity: true)
@@ -89,7 +92,7 @@ extension ProxyRequest {
 
     /// A pass-through stream's bytes go to the client as they came; the dialect reads their usage.
     func relayNative(_ attempt: UpstreamAttempt, _ bytes: [UInt8]) {
-        lastClientWriteAt = monotonicNanoseconds()
+        streamClock?.clientWrote(at: monotonicNanoseconds())
         handler?.writeStreamBytes(bytes)
         // Parsed even without observe_native: where an event ends matters if the stream breaks.
         ingress?.observeNativeStream(bytes, framing: attempt.framing)
@@ -107,39 +110,26 @@ extension ProxyRequest {
         complete(status: 200)
     }
 
-    /// One timer per stream for its two clocks (a timer costs about 3.5k instructions to set and
-    /// cancel, a sixtieth of a short stream): while the stream is quiet, the client gets the
-    /// dialect's keep-alive (a ping event or an SSE comment) once server.stream_keepalive has passed
-    /// since its last bytes, so proxies and SDKs do not give up on it; a stream whose upstream sent
-    /// nothing for server.stream_idle_timeout is failed as stalled. It fires at the earlier of the
-    /// two moments, not once per chunk.
+    /// The stream's one timer, at the earlier of its two clocks' moments (Relay/StreamClock.swift).
     func armStreamTimer() {
-        let idleTimeout = UInt64(max(gateway.configuration.server.streamIdleTimeout.milliseconds, 1)) * 1_000_000
-        let keepAlive = UInt64(max(gateway.configuration.server.streamKeepAlive.milliseconds, 0)) * 1_000_000
+        guard let due = streamClock?.due else { return }
         let now = monotonicNanoseconds()
-        if lastClientWriteAt == 0 { lastClientWriteAt = now }
-        var due = lastStreamDataAt + idleTimeout
-        // A pass-through stream is relayed in the upstream's own chunks (an event may be split
-        // between two): nothing may be put between them, and the upstream keeps it alive itself.
-        if keepAlive > 0, winner?.isPassThrough != true { due = min(due, lastClientWriteAt + keepAlive) }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         streamTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(due > now ? due - now : 0))) {
-            bound.value.streamTimerFired(idleTimeout: idleTimeout, keepAlive: keepAlive)
+            bound.value.streamTimerFired()
         }
     }
 
-    private func streamTimerFired(idleTimeout: UInt64, keepAlive: UInt64) {
-        guard !finished else { return }
-        // Paused because the client reads slowly (write_timeout governs that): not a stall.
-        if winner?.receiver?.isPaused == true || handler?.isWritable == false {
-            lastStreamDataAt = monotonicNanoseconds()
-        }
-        let now = monotonicNanoseconds()
-        if now - lastStreamDataAt >= idleTimeout {
+    private func streamTimerFired() {
+        guard !finished, var clock = streamClock else { return }
+        let held = winner?.receiver?.isPaused == true || handler?.isWritable == false
+        let tick = clock.fired(at: monotonicNanoseconds(), held: held)
+        streamClock = clock
+        switch tick {
+        case .stalled:
             return failStream(message: "no data for server.stream_idle_timeout "
                 + "(\(gateway.configuration.server.streamIdleTimeout)): the stream stalled", type: "timeout_error")
-        }
-        if keepAlive > 0, streamStarted, winner?.isPassThrough != true, now - lastClientWriteAt >= keepAlive * 9 / 10 {
+        case .keepAlive:
             var bytes: [UInt8] = []
             if let ingress {
                 ingress.exchange.keepAlive(into: &bytes)
@@ -147,7 +137,8 @@ extension ProxyRequest {
                 bytes.append(contentsOf: ": keep-alive\n\n".utf8)
             }
             handler?.writeStreamBytes(bytes)
-            lastClientWriteAt = monotonicNanoseconds()
+            streamClock?.clientWrote(at: monotonicNanoseconds())
+        case .wait: break
         }
         guard !finished else { return }
         armStreamTimer()

@@ -20,10 +20,11 @@ public struct ConfigLoader {
         getenv(name).map { String(cString: $0) }
     }
 
-    /// Sections that parse today but whose behaviour lands with later work.
-    static let topLevelKeys: Set<String> = ["server", "providers", "auth", "logging", "plugins", "middleware",
-                                            "routing", "cache", "rate_limiting", "redis", "model_map", "admin",
-                                            "cost_tracking", "spend_ledger", "budgets", "telemetry", "ingress"]
+    /// config.yaml's top-level sections: the gateway's own, and the first-party shortcuts.
+    static let topLevelKeys: Set<String> = Set(["server", "providers", "logging", "plugins", "middleware",
+                                                "routing", "redis", "model_map", "admin",
+                                                "cost_tracking", "spend_ledger", "budgets", "telemetry", "ingress"])
+        .union(FirstParty.shortcutSections)
     static let serverKeys: Set<String> = ["port", "host", "read_timeout", "write_timeout", "idle_timeout",
                                           "shutdown_timeout", "drain_delay", "operational_routes", "header_timeout", "body_timeout",
                                           "max_response_body_size", "stream_idle_timeout", "stream_keepalive", "max_request_body_size", "default_request_timeout",

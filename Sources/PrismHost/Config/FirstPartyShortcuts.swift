@@ -13,8 +13,14 @@ package enum FirstParty {
         ("auth", .object([("enabled", .bool(true))]))
     }
 
+    /// The top-level shortcut sections (config.yaml).
+    package static let shortcutSections: Set<String> = ["auth", "cache", "rate_limiting"]
+
     /// The top-level sections that belong to the auth plugin.
     package static let authSections: Set<String> = ["auth"]
+
+    /// The shortcut sections an organization's config may set (its own limits and cache).
+    package static let organizationSections = ["rate_limiting", "cache"]
 
     /// Whether the list has the middleware that checks the admin API's client keys.
     package static func checksClientKeys(_ middleware: [MiddlewareSettings]) -> Bool {
@@ -26,8 +32,13 @@ package enum FirstParty {
         middleware.contains { $0.name == "auth" && $0.configuration["enabled"]?.switchValue == true }
     }
 
-    /// The client keys config.yaml lists (`GET /-/keys` shows their names and previews).
-    package static func fileClientKeys(_ document: JSONValue) -> [JSONValue] { document["auth"]?["keys"]?.arrayValue ?? [] }
+    /// The client keys config.yaml lists, as `GET /-/keys` shows them: name, the key itself (to
+    /// be masked), owner.
+    package static func fileClientKeys(_ document: JSONValue) -> [(name: JSONValue, key: String, owner: JSONValue)] {
+        (document["auth"]?["keys"]?.arrayValue ?? []).map { key in
+            (key["name"] ?? .null, key["key"]?.stringValue ?? "", key["owner"] ?? .string(""))
+        }
+    }
 
     /// A middleware the configuration names that may be left out when no plugin provides it:
     /// auth, alone and plainly off (an unreadable switch is not "off").
