@@ -15,10 +15,10 @@ final class AttemptSchedulerTests: XCTestCase {
 
     private func scheduler(failover: (FailoverSettings) -> FailoverSettings = { $0 },
                            retry: (RetrySettings) -> RetrySettings = { $0 },
-                           raceWidth: Int = 1, requestTimeoutMilliseconds: UInt64 = 60_000) -> Scheduler
+                           requestTimeoutMilliseconds: UInt64 = 60_000) -> Scheduler
     {
         Scheduler(policy: .init(failover: failover(FailoverSettings()), retry: retry(RetrySettings()),
-                                raceWidth: raceWidth, requestTimeoutMilliseconds: requestTimeoutMilliseconds),
+                                requestTimeoutMilliseconds: requestTimeoutMilliseconds),
                   providerOf: { $0.provider })
     }
 
@@ -165,14 +165,13 @@ final class AttemptSchedulerTests: XCTestCase {
     }
 
     func testARaceStartsItsWidthAndAFailureWaitsForTheOthers() {
-        var plan = scheduler(retry: { var r = $0; r.enabled = true; r.maxRetries = 1; r.initialDelay = .milliseconds(10); return r },
-                             raceWidth: 2)
+        var plan = scheduler(retry: { var r = $0; r.enabled = true; r.maxRetries = 1; r.initialDelay = .milliseconds(10); return r })
         let width = plan.begin(candidates: [d("a"), d("b"), d("c")], fallbacks: [], startedAt: 0,
-                               firstChoiceTimeoutMilliseconds: nil)
+                               firstChoiceTimeoutMilliseconds: nil, raceWidth: 2)
         XCTAssertEqual(width, 2)
-        var none = scheduler(raceWidth: 0)
-        XCTAssertEqual(none.begin(candidates: [d("a")], fallbacks: [], startedAt: 0, firstChoiceTimeoutMilliseconds: nil), 1,
-                       "no race is one attempt, never none")
+        var none = scheduler()
+        XCTAssertEqual(none.begin(candidates: [d("a")], fallbacks: [], startedAt: 0, firstChoiceTimeoutMilliseconds: nil,
+                                  raceWidth: 0), 1, "no race is one attempt, never none")
         var started: [Deployment] = []
         for _ in 0..<width {
             started.append(plan.next(admit: { _ in true }, candidates: { _ in [] })!)
@@ -185,6 +184,10 @@ final class AttemptSchedulerTests: XCTestCase {
         // ... but neither a failover nor the failure as the answer: b's answer decides.
         XCTAssertEqual(plan.decide(after: .connection, of: d("a"), now: 0, jitter: 1, othersRunning: true), .awaitRace)
         XCTAssertEqual(plan.decide(after: .status(400, retryAfter: nil), of: d("a"), now: 0, jitter: 1, othersRunning: true),
+                       .awaitRace)
+        // b fails too while a's retry waits for its delay: that retry may still win, so b's
+        // failure is not the answer yet (the request counts a waiting retry as running).
+        XCTAssertEqual(plan.decide(after: .status(400, retryAfter: nil), of: d("b"), now: 0, jitter: 1, othersRunning: true),
                        .awaitRace)
         // The last of the race failed: fail over to c.
         XCTAssertEqual(plan.decide(after: .connection, of: d("b"), now: 0, jitter: 1, othersRunning: false),

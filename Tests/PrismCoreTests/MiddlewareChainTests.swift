@@ -73,16 +73,13 @@ final class MiddlewareChainTests: XCTestCase {
     private let view = RequestView(api: "chat.completions", method: "POST", path: "/v1/chat/completions", headers: [],
                                    body: Array(#"{"model":"m","messages":[]}"#.utf8), model: "m", requestID: "r-1")
 
-    override func tearDown() {
-        for script in scripts { Unmanaged.passUnretained(script).release() }
-        scripts = []
-    }
 
     private func chain(_ names: String...) -> MiddlewareChain {
         let instances = names.map { name -> MiddlewareInstance in
             let script = Script(name, journal)
             scripts.append(script)
-            return MiddlewareInstance(name: name, table: Self.table, instance: Unmanaged.passRetained(script).toOpaque())
+            // `scripts` keeps each alive for the test; the table has no instance_destroy.
+            return MiddlewareInstance(name: name, table: Self.table, instance: Unmanaged.passUnretained(script).toOpaque())
         }
         return MiddlewareChain(middleware: instances, attributes: RequestAttributes())
     }
@@ -166,14 +163,50 @@ final class MiddlewareChainTests: XCTestCase {
     }
 
     func testAResumedStepDecidesLikeAnyOther() {
-        let chain = chain("auth", "limit")
+        // A continue after the pause goes on from the next middleware.
+        let going = chain("auth", "limit")
         script("auth").action = PRISM_PAUSE
-        guard case let .paused(step) = start(chain) else { return XCTFail("the chain waits") }
-        // A respond after the pause is the middleware's own answer; a continue goes on from `next`.
-        guard case .respond? = chain.resumed(step, action: PRISM_RESPOND, observer: nil) else { return XCTFail("respond") }
-        XCTAssertNil(chain.resumed(step, action: PRISM_CONTINUE, observer: nil))
-        guard case .proceed = start(chain, from: 1) else { return XCTFail("the rest continues") }
+        guard case let .paused(step) = start(going) else { return XCTFail("the chain waits") }
+        XCTAssertNil(going.resumed(step, action: PRISM_CONTINUE, observer: nil))
+        guard case .proceed = start(going, from: 1) else { return XCTFail("the rest continues") }
         XCTAssertEqual(journal.all, ["request auth", "request limit"])
+        resumeForGood(step)
+        // A respond after the pause is that middleware's own answer.
+        let answering = chain("cache")
+        script("cache").action = PRISM_PAUSE
+        guard case let .paused(paused) = start(answering) else { return XCTFail("the chain waits") }
+        guard case .respond? = answering.resumed(paused, action: PRISM_RESPOND, observer: nil) else { return XCTFail("respond") }
+        resumeForGood(paused)
+    }
+
+    /// The plugin's own resume of a step the test settled by hand: its latch lets go of the step.
+    private func resumeForGood(_ step: MiddlewareStep) {
+        let context = script(step.middleware.name).pausedContext!
+        context.pointee.resume?(context.pointee.context, PRISM_CONTINUE)
+    }
+
+    func testTracingSeesEachMiddlewareAndAPause() {
+        final class Recorder: MiddlewareObserver {
+            var events: [String] = []
+            func beginMiddleware(_ name: String) -> Int { events.append("begin \(name)"); return events.count }
+            func middlewarePaused(_ span: Int) { events.append("paused \(span)") }
+            func endMiddleware(_ span: Int, action: prism_action) { events.append("end \(span) \(action)") }
+            func middlewareResumed(action: prism_action) { events.append("resumed \(action)") }
+        }
+        let chain = chain("auth", "limit")
+        script("limit").action = PRISM_PAUSE
+        let recorder = Recorder()
+        let decision = chain.run(from: 0, view: view, observer: recorder, stopped: { false }, resumer: { _, _ in { _ in } })
+        guard case let .paused(step) = decision else { return XCTFail("limit pauses") }
+        XCTAssertNil(chain.resumed(step, action: PRISM_CONTINUE, observer: recorder))
+        XCTAssertEqual(recorder.events, ["begin auth", "end 1 \(PRISM_CONTINUE)", "begin limit", "paused 3",
+                                         "resumed \(PRISM_CONTINUE)"])
+        resumeForGood(step)
+        // A request that ended meanwhile stops the chain before the next middleware.
+        let stopping = self.chain("cache")
+        guard case .stopped = stopping.run(from: 0, view: view, observer: nil, stopped: { true }, resumer: { _, _ in { _ in } })
+        else { return XCTFail("stopped") }
+        XCTAssertFalse(journal.all.contains("request cache"))
     }
 
     func testOnlyWatchersSeeTheAnswer() {

@@ -72,7 +72,7 @@ public final class Gateway: Sendable {
     let catalog: ModelCatalog
     let health: HealthRegistry
     let planner: RoutePlanner
-    /// What every request's attempt scheduler decides by (failover, retry, race width, timeout).
+    /// What every request's attempt scheduler decides by (failover, retry, the request timeout).
     let attemptPolicy: RouteScheduler.Policy
     let transport: any UpstreamTransport
     let gates: [String: AdmissionGate]
@@ -226,7 +226,6 @@ public final class Gateway: Sendable {
         health = HealthRegistry(providers: providers, settings: configuration.routing.circuitBreaker)
         planner = RoutePlanner(settings: configuration.routing, catalog: catalog, health: health, router: router)
         attemptPolicy = .init(failover: configuration.routing.failover, retry: configuration.routing.retry,
-                              raceWidth: planner.raceWidth,
                               requestTimeoutMilliseconds: UInt64(configuration.server.defaultRequestTimeout.milliseconds))
         healthChecker = HealthChecker(providers: providers, health: health, settings: configuration.routing.healthCheck,
                                       transport: transport, logger: logger)

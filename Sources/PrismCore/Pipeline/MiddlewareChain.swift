@@ -17,7 +17,7 @@ package final class MiddlewareChain {
     package enum Decision {
         /// Every middleware continued: the request goes on to routing.
         case proceed
-        /// A middleware paused and has not resumed yet: `onResume` (given to `run`) will be called.
+        /// A middleware paused and has not resumed yet: what `run`'s `resumer` made will be called.
         case paused(MiddlewareStep)
         /// A middleware answered the request itself (its step's `localResponse`).
         case respond(MiddlewareStep)

@@ -10,17 +10,12 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
     package struct Policy {
         var failover: FailoverSettings
         var retry: RetrySettings
-        /// How many candidates the first launch starts at once (the strategy's race width; 1: no race).
-        var raceWidth: Int
         /// server.default_request_timeout, milliseconds.
         var requestTimeoutMilliseconds: UInt64
 
-        package init(failover: FailoverSettings, retry: RetrySettings, raceWidth: Int = 1,
-                     requestTimeoutMilliseconds: UInt64 = 600_000)
-        {
+        package init(failover: FailoverSettings, retry: RetrySettings, requestTimeoutMilliseconds: UInt64) {
             self.failover = failover
             self.retry = retry
-            self.raceWidth = max(1, raceWidth)
             self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
         }
     }
@@ -65,16 +60,17 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
     }
 
     /// The request's routing starts at `startedAt` (the caller's clock, nanoseconds) with its
-    /// ranked candidates; returns how many attempts to launch at once. One deadline bounds every
-    /// retry and failover: the server's request timeout, or a longer timeout of the first choice
+    /// ranked candidates; returns how many attempts to launch at once (the strategy's race width,
+    /// asked per request; at least one). One deadline bounds every retry and failover: the
+    /// server's request timeout, or a longer timeout of the first choice
     /// (`firstChoiceTimeoutMilliseconds`, its provider's default_timeout).
     package mutating func begin(candidates: [Candidate], fallbacks: [String], startedAt: UInt64,
-                                firstChoiceTimeoutMilliseconds: UInt64?) -> Int
+                                firstChoiceTimeoutMilliseconds: UInt64?, raceWidth: Int = 1) -> Int
     {
         begin(candidates: candidates, fallbacks: fallbacks)
         let overall = max(policy.requestTimeoutMilliseconds, firstChoiceTimeoutMilliseconds ?? 0)
         deadline = startedAt &+ overall &* 1_000_000
-        return policy.raceWidth
+        return max(1, raceWidth)
     }
 
     /// How long one attempt starting `now` may take (milliseconds, at least 1): its provider's own
@@ -133,7 +129,7 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
     }
 
     /// Retry, fail over or answer, after `failure` of `candidate`; `othersRunning`: attempts of
-    /// a race are still in flight.
+    /// a race are still in flight, or a retry of one is waiting to start.
     package mutating func decide(after failure: Failure, of candidate: Candidate, now: UInt64, jitter: Double,
                                  othersRunning: Bool = false) -> Decision
     {

@@ -49,7 +49,9 @@ package final class ProxyRequest {
     /// Which candidate next, retries and their delays, the deadline (Routing/AttemptScheduler.swift).
     private var scheduler: RouteScheduler
     var attemptCount: Int { scheduler.attemptCount }
-    private var pendingRetry: Scheduled<Void>?
+    /// Retries waiting for their delay (several when racing attempts each failed), by number.
+    private var pendingRetries: [(number: Int, task: Scheduled<Void>)] = []
+    private var retriesScheduled = 0
     /// Attempts in flight (several while racing).
     var active: [UpstreamAttempt] = []
     /// The attempt whose answer the client gets.
@@ -176,7 +178,8 @@ package final class ProxyRequest {
             return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(model), param: "model")
         }
         let width = scheduler.begin(candidates: ranked, fallbacks: fallbacks, startedAt: startedAt,
-                                    firstChoiceTimeoutMilliseconds: (ranked.first?.provider.settings.defaultTimeout?.milliseconds).map(UInt64.init))
+                                    firstChoiceTimeoutMilliseconds: (ranked.first?.provider.settings.defaultTimeout?.milliseconds).map(UInt64.init),
+                                    raceWidth: planner.raceWidth)
         launchAttempts(count: width)
         // Answers only arrive later, on this event loop: the first launch is known by then.
         firstChoices = active.map { ObjectIdentifier($0.provider) }
@@ -212,7 +215,7 @@ package final class ProxyRequest {
             let probe = health.byProvider[candidate.provider.settings.name]?.snapshot.circuit != .closed
             if start(candidate, probe: probe) { launched += 1 }
         }
-        guard launched == 0, active.isEmpty, pendingRetry == nil, winner == nil, !finished else { return }
+        guard launched == 0, active.isEmpty, pendingRetries.isEmpty, winner == nil, !finished else { return }
         if let lastFailure {
             return reportFailure(lastFailure)
         }
@@ -304,8 +307,7 @@ package final class ProxyRequest {
     func choose(_ attempt: UpstreamAttempt) {
         winner = attempt
         for other in active where other !== attempt { cancel(other) }
-        pendingRetry?.cancel()
-        pendingRetry = nil
+        cancelPendingRetries()
         if !firstChoices.contains(ObjectIdentifier(attempt.provider)) { fallbackUsed = true }
     }
 
@@ -353,7 +355,8 @@ package final class ProxyRequest {
         lastFailure = answer
         guard winner == nil else { return }
         switch scheduler.decide(after: answer.schedulerFailure, of: attempt.candidate, now: monotonicNanoseconds(),
-                                jitter: Double.random(in: 0.5...1.0), othersRunning: !active.isEmpty) {
+                                jitter: Double.random(in: 0.5...1.0),
+                                othersRunning: !active.isEmpty || !pendingRetries.isEmpty) {
         case let .retry(delay): scheduleRetry(of: attempt.candidate, afterMilliseconds: delay)
         case .failOver: launchAttempts(count: 1)
         case .answer: reportFailure(answer)
@@ -390,13 +393,21 @@ package final class ProxyRequest {
     /// Tries the same deployment again after the scheduler's delay.
     private func scheduleRetry(of candidate: RouteCandidate, afterMilliseconds delay: UInt64) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        pendingRetry = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
+        retriesScheduled += 1
+        let number = retriesScheduled
+        let task = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
             let request = bound.value
-            request.pendingRetry = nil
+            request.pendingRetries.removeAll { $0.number == number }
             guard !request.finished, request.winner == nil else { return }
             request.scheduler.retryNow(candidate)
             request.launchAttempts(count: 1)
         }
+        pendingRetries.append((number, task))
+    }
+
+    private func cancelPendingRetries() {
+        for retry in pendingRetries { retry.task.cancel() }
+        pendingRetries.removeAll()
     }
 
     private func reportFailure(_ answer: FailedAnswer) {
@@ -422,16 +433,14 @@ package final class ProxyRequest {
 
     func clientDisconnected() {
         guard !finished else { return }
-        pendingRetry?.cancel()
-        pendingRetry = nil
+        cancelPendingRetries()
         for attempt in active { cancel(attempt) }
         complete(status: 499)
     }
 
     /// Ends every attempt still running (a failure ends the request).
     func cancelAll() {
-        pendingRetry?.cancel()
-        pendingRetry = nil
+        cancelPendingRetries()
         for attempt in active { cancel(attempt) }
         winner?.release()
     }
