@@ -15,10 +15,10 @@ final class AttemptSchedulerTests: XCTestCase {
 
     private func scheduler(failover: (FailoverSettings) -> FailoverSettings = { $0 },
                            retry: (RetrySettings) -> RetrySettings = { $0 },
-                           requestTimeoutMilliseconds: UInt64 = 60_000) -> Scheduler
+                           requestTimeout: Duration = .seconds(60)) -> Scheduler
     {
         Scheduler(policy: .init(failover: failover(FailoverSettings()), retry: retry(RetrySettings()),
-                                requestTimeoutMilliseconds: requestTimeoutMilliseconds),
+                                requestTimeout: requestTimeout),
                   providerOf: { $0.provider })
     }
 
@@ -149,28 +149,28 @@ final class AttemptSchedulerTests: XCTestCase {
     }
 
     func testOneDeadlineForTheRequestAndEachAttemptWithinIt() {
-        var plan = scheduler(requestTimeoutMilliseconds: 30_000)
+        var plan = scheduler(requestTimeout: .seconds(30))
         let start: UInt64 = 7_000_000_000
         // The server's 30 s, unless the first choice's own timeout is longer.
-        _ = plan.begin(candidates: [d("a"), d("b")], fallbacks: [], startedAt: start, firstChoiceTimeoutMilliseconds: 10_000)
+        _ = plan.begin(candidates: [d("a"), d("b")], fallbacks: [], startedAt: start, firstChoiceTimeout: .seconds(10))
         XCTAssertEqual(plan.deadline, start + 30_000_000_000)
-        _ = plan.begin(candidates: [d("a")], fallbacks: [], startedAt: start, firstChoiceTimeoutMilliseconds: 90_000)
+        _ = plan.begin(candidates: [d("a")], fallbacks: [], startedAt: start, firstChoiceTimeout: .seconds(90))
         XCTAssertEqual(plan.deadline, start + 90_000_000_000)
         // An attempt gets its provider's timeout, else the server's, cut to what is left of the deadline.
-        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: 10_000, now: start), 10_000)
-        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: nil, now: start), 30_000)
-        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: 10_000, now: start + 85_000_000_000), 5_000)
+        XCTAssertEqual(plan.attemptTimeout(providerTimeout: .seconds(10), now: start), 10_000)
+        XCTAssertEqual(plan.attemptTimeout(providerTimeout: nil, now: start), 30_000)
+        XCTAssertEqual(plan.attemptTimeout(providerTimeout: .seconds(10), now: start + 85_000_000_000), 5_000)
         // Past the deadline: the least a transfer can be given, so it fails at once as a timeout.
-        XCTAssertEqual(plan.attemptTimeout(providerTimeoutMilliseconds: 10_000, now: start + 95_000_000_000), 1)
+        XCTAssertEqual(plan.attemptTimeout(providerTimeout: .seconds(10), now: start + 95_000_000_000), 1)
     }
 
     func testARaceStartsItsWidthAndAFailureWaitsForTheOthers() {
         var plan = scheduler(retry: { var r = $0; r.enabled = true; r.maxRetries = 1; r.initialDelay = .milliseconds(10); return r })
         let width = plan.begin(candidates: [d("a"), d("b"), d("c")], fallbacks: [], startedAt: 0,
-                               firstChoiceTimeoutMilliseconds: nil, raceWidth: 2)
+                               firstChoiceTimeout: nil, raceWidth: 2)
         XCTAssertEqual(width, 2)
         var none = scheduler()
-        XCTAssertEqual(none.begin(candidates: [d("a")], fallbacks: [], startedAt: 0, firstChoiceTimeoutMilliseconds: nil,
+        XCTAssertEqual(none.begin(candidates: [d("a")], fallbacks: [], startedAt: 0, firstChoiceTimeout: nil,
                                   raceWidth: 0), 1, "no race is one attempt, never none")
         var started: [Deployment] = []
         for _ in 0..<width {

@@ -226,7 +226,7 @@ public final class Gateway: Sendable {
         health = HealthRegistry(providers: providers, settings: configuration.routing.circuitBreaker)
         planner = RoutePlanner(settings: configuration.routing, catalog: catalog, health: health, router: router)
         attemptPolicy = .init(failover: configuration.routing.failover, retry: configuration.routing.retry,
-                              requestTimeoutMilliseconds: UInt64(configuration.server.defaultRequestTimeout.milliseconds))
+                              requestTimeout: configuration.server.defaultRequestTimeout)
         healthChecker = HealthChecker(providers: providers, health: health, settings: configuration.routing.healthCheck,
                                       transport: transport, logger: logger)
         if discover { healthChecker.start() }

@@ -26,8 +26,7 @@ public struct RoutingProbe {
         }
         let model = planner.resolve(view.pointer.pointee.model.hostString)
         var scheduler = RouteScheduler(policy: gateway.attemptPolicy, providerOf: { ObjectIdentifier($0.provider) })
-        _ = scheduler.begin(candidates: ranked(model), fallbacks: planner.fallbacks(for: model),
-                            startedAt: monotonicNanoseconds(), firstChoiceTimeoutMilliseconds: nil)
+        scheduler.begin(candidates: ranked(model), fallbacks: planner.fallbacks(for: model))
         guard let candidate = scheduler.next(admit: { health.byProvider[$0.provider.settings.name]?.admit() ?? false },
                                              candidates: { ranked(planner.resolve($0)) })
         else { return nil }

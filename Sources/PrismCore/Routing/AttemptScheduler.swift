@@ -13,10 +13,10 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
         /// server.default_request_timeout, milliseconds.
         var requestTimeoutMilliseconds: UInt64
 
-        package init(failover: FailoverSettings, retry: RetrySettings, requestTimeoutMilliseconds: UInt64) {
+        package init(failover: FailoverSettings, retry: RetrySettings, requestTimeout: Duration) {
             self.failover = failover
             self.retry = retry
-            self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+            requestTimeoutMilliseconds = UInt64(max(0, requestTimeout.milliseconds))
         }
     }
 
@@ -63,12 +63,12 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
     /// ranked candidates; returns how many attempts to launch at once (the strategy's race width,
     /// asked per request; at least one). One deadline bounds every retry and failover: the
     /// server's request timeout, or a longer timeout of the first choice
-    /// (`firstChoiceTimeoutMilliseconds`, its provider's default_timeout).
+    /// (`firstChoiceTimeout`, its provider's default_timeout).
     package mutating func begin(candidates: [Candidate], fallbacks: [String], startedAt: UInt64,
-                                firstChoiceTimeoutMilliseconds: UInt64?, raceWidth: Int = 1) -> Int
+                                firstChoiceTimeout: Duration?, raceWidth: Int = 1) -> Int
     {
         begin(candidates: candidates, fallbacks: fallbacks)
-        let overall = max(policy.requestTimeoutMilliseconds, firstChoiceTimeoutMilliseconds ?? 0)
+        let overall = max(policy.requestTimeoutMilliseconds, firstChoiceTimeout.map { UInt64(max(0, $0.milliseconds)) } ?? 0)
         deadline = startedAt &+ overall &* 1_000_000
         return max(1, raceWidth)
     }
@@ -76,8 +76,8 @@ package struct AttemptScheduler<Candidate, Provider: Hashable> {
     /// How long one attempt starting `now` may take (milliseconds, at least 1): its provider's own
     /// timeout (else the server's), cut to what is left before the deadline, so that a hung
     /// provider leaves time to fail over.
-    package func attemptTimeout(providerTimeoutMilliseconds: UInt64?, now: UInt64) -> UInt64 {
-        let own = providerTimeoutMilliseconds ?? policy.requestTimeoutMilliseconds
+    package func attemptTimeout(providerTimeout: Duration?, now: UInt64) -> UInt64 {
+        let own = providerTimeout.map { UInt64(max(0, $0.milliseconds)) } ?? policy.requestTimeoutMilliseconds
         let remaining = deadline > now ? (deadline - now) / 1_000_000 : 1
         return max(1, min(own, remaining))
     }

@@ -178,7 +178,7 @@ package final class ProxyRequest {
             return fail(.notFound, "invalid_request_error", "model_not_found", modelNotFoundMessage(model), param: "model")
         }
         let width = scheduler.begin(candidates: ranked, fallbacks: fallbacks, startedAt: startedAt,
-                                    firstChoiceTimeoutMilliseconds: (ranked.first?.provider.settings.defaultTimeout?.milliseconds).map(UInt64.init),
+                                    firstChoiceTimeout: ranked.first?.provider.settings.defaultTimeout,
                                     raceWidth: planner.raceWidth)
         launchAttempts(count: width)
         // Answers only arrive later, on this event loop: the first launch is known by then.
@@ -278,8 +278,7 @@ package final class ProxyRequest {
 
     private func send(_ upstream: MessageBuilder, attempt: UpstreamAttempt) {
         let provider = attempt.provider
-        let timeout = scheduler.attemptTimeout(providerTimeoutMilliseconds: (provider.settings.defaultTimeout?.milliseconds).map(UInt64.init),
-                                               now: monotonicNanoseconds())
+        let timeout = scheduler.attemptTimeout(providerTimeout: provider.settings.defaultTimeout, now: monotonicNanoseconds())
         let channel = handler?.context?.channel
         let receiver = UpstreamReceiver(request: self, attempt: attempt, eventLoop: eventLoop, streaming: streaming,
                                         maximumBufferedBytes: gateway.configuration.server.maxResponseBodySize,

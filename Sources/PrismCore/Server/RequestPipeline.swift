@@ -26,9 +26,7 @@ extension ProxyRequest {
             if chain.hasWatchers { collector.recordsEvents = true }
             route()
         case let .paused(step): armPauseDeadline(for: step)
-        case let .respond(step):
-            if chain.hasWatchers { collector.recordsEvents = true }
-            respondLocally(step)
+        case let .respond(step): respondLocally(step) // a middleware's answer is shown to no watcher
         case let .failed(step, action):
             fail(.internalServerError, "internal_error", "middleware_error",
                  "Middleware '\(step.middleware.name)' failed (status \(action)).")

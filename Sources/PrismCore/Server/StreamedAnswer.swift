@@ -121,10 +121,8 @@ extension ProxyRequest {
     }
 
     private func streamTimerFired() {
-        guard !finished, var clock = streamClock else { return }
         let held = winner?.receiver?.isPaused == true || handler?.isWritable == false
-        let tick = clock.fired(at: monotonicNanoseconds(), held: held)
-        streamClock = clock
+        guard !finished, let tick = streamClock?.fired(at: monotonicNanoseconds(), held: held) else { return }
         switch tick {
         case .stalled:
             return failStream(message: "no data for server.stream_idle_timeout "
